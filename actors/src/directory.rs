@@ -1,0 +1,9 @@
+//! Well-known registry names of the singleton actors, so any part can reach
+//! the current incarnation of an actor after it was restarted.
+
+/// The HTTP front door.
+pub const FRONT_DOOR: &str = "front-door";
+/// The event bus.
+pub const EVENT_BUS: &str = "event-bus";
+/// The root supervisor.
+pub const ROOT: &str = "root";

@@ -1,0 +1,14 @@
+//! The actor tree of berthd: supervision, events, the read model.
+//!
+//! This crate knows nothing of hyper, netlink or the host: side effects live
+//! behind the traits in [`ports`] and are implemented by the root package.
+
+pub mod directory;
+pub mod events;
+pub mod ports;
+pub mod protocol;
+pub mod supervisor;
+pub mod testing;
+pub mod view;
+
+pub use protocol::error::{ErrorKind, HasKind};

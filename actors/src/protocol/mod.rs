@@ -1,0 +1,3 @@
+//! Types shared between the actors and their callers: error kinds, replies.
+
+pub mod error;
