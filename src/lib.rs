@@ -1,1 +1,3 @@
+//! berthd as a library: configuration, the API front door, host adapters.
 
+pub mod config;

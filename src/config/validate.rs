@@ -1,0 +1,245 @@
+//! Value checks for a merged configuration. Each refusal names the key and
+//! the value; options berth accepts but does not use produce warnings.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::hosts::ListenAddr;
+use super::units::parse_size;
+use super::{ConfigError, DaemonConfig};
+
+fn bad(key: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn cidr(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .map_err(|_| bad(key, s, "not a CIDR address (like 172.17.0.1/16)"))
+}
+
+fn non_negative(key: &str, v: i64) -> Result<(), ConfigError> {
+    if v < 0 {
+        return Err(bad(key, v, "must not be negative"));
+    }
+    Ok(())
+}
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"];
+const ULIMITS: &[&str] = &[
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+];
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag",
+    "mode", "max-buffer-size",
+];
+
+pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+
+    if !LOG_LEVELS.contains(&c.log_level.as_str()) {
+        return Err(bad("log-level", &c.log_level, "must be one of debug, info, warn, error, fatal"));
+    }
+    if !c.bip.is_empty() {
+        let n = cidr("bip", &c.bip)?;
+        if !n.addr().is_ipv4() {
+            return Err(bad("bip", &c.bip, "must be an IPv4 address with prefix"));
+        }
+        if !c.bridge.is_empty() {
+            return Err(bad("bip", &c.bip, "bip and bridge are mutually exclusive"));
+        }
+    }
+    if !c.fixed_cidr.is_empty() && !cidr("fixed-cidr", &c.fixed_cidr)?.addr().is_ipv4() {
+        return Err(bad("fixed-cidr", &c.fixed_cidr, "must be an IPv4 subnet"));
+    }
+    if !c.fixed_cidr_v6.is_empty() && !cidr("fixed-cidr-v6", &c.fixed_cidr_v6)?.addr().is_ipv6() {
+        return Err(bad("fixed-cidr-v6", &c.fixed_cidr_v6, "must be an IPv6 subnet"));
+    }
+    if !c.default_gateway.is_empty() && c.default_gateway.parse::<Ipv4Addr>().is_err() {
+        return Err(bad("default-gateway", &c.default_gateway, "not an IPv4 address"));
+    }
+    if !c.default_gateway_v6.is_empty() && c.default_gateway_v6.parse::<Ipv6Addr>().is_err() {
+        return Err(bad("default-gateway-v6", &c.default_gateway_v6, "not an IPv6 address"));
+    }
+    if c.ip.parse::<IpAddr>().is_err() {
+        return Err(bad("ip", &c.ip, "not an IP address"));
+    }
+    for d in &c.dns {
+        if d.parse::<IpAddr>().is_err() {
+            return Err(bad("dns", d, "not an IP address"));
+        }
+    }
+    for p in &c.default_address_pools {
+        let n = cidr("default-address-pools", &p.base)?;
+        let max = if n.addr().is_ipv4() { 32 } else { 128 };
+        if p.size < i64::from(n.prefix_len()) || p.size > max {
+            return Err(bad(
+                "default-address-pools",
+                format!("base={},size={}", p.base, p.size),
+                format!("size must be between the base's prefix length ({}) and {max}", n.prefix_len()),
+            ));
+        }
+    }
+    match c.default_cgroupns_mode.as_str() {
+        "" | "host" | "private" => {}
+        other => return Err(bad("default-cgroupns-mode", other, "must be \"host\" or \"private\"")),
+    }
+    match parse_size(&c.default_shm_size) {
+        Some(n) if n > 0 => {}
+        _ => return Err(bad("default-shm-size", &c.default_shm_size, "not a size (like 64M)")),
+    }
+    for (name, u) in &c.default_ulimits {
+        if !ULIMITS.contains(&name.as_str()) {
+            return Err(bad("default-ulimits", name, "unknown ulimit name"));
+        }
+        if u.soft < -1 || u.hard < -1 || (u.hard >= 0 && u.soft > u.hard) || (u.hard == -1 && u.soft < -1) {
+            return Err(bad(
+                "default-ulimits",
+                format!("{name}={}:{}", u.soft, u.hard),
+                "soft limit must not exceed the hard limit",
+            ));
+        }
+    }
+    for o in &c.exec_opts {
+        match o.split_once('=') {
+            Some(("native.cgroupdriver", "cgroupfs")) => {}
+            Some(("native.cgroupdriver", v)) => {
+                return Err(bad("exec-opts", o, format!("cgroup driver {v:?} is not supported (berth uses cgroupfs)")))
+            }
+            _ => return Err(bad("exec-opts", o, "unknown exec option")),
+        }
+    }
+    for (key, v) in [
+        ("max-concurrent-downloads", c.max_concurrent_downloads),
+        ("max-concurrent-uploads", c.max_concurrent_uploads),
+        ("mtu", c.mtu),
+        ("shutdown-timeout", c.shutdown_timeout),
+    ] {
+        non_negative(key, v)?;
+    }
+    if c.max_download_attempts <= 0 {
+        return Err(bad("max-download-attempts", c.max_download_attempts, "must be at least 1"));
+    }
+    if c.mtu > 65535 {
+        return Err(bad("mtu", c.mtu, "must be at most 65535"));
+    }
+    if !(-1000..=1000).contains(&c.oom_score_adjust) {
+        return Err(bad("oom-score-adjust", c.oom_score_adjust, "must be between -1000 and 1000"));
+    }
+    for (name, rt) in &c.runtimes {
+        if name == "runc" {
+            return Err(bad("runtimes", name, "runtime name 'runc' is reserved"));
+        }
+        if rt.path.is_empty() {
+            return Err(bad("runtimes", name, "a runtime needs a path"));
+        }
+    }
+    if c.default_runtime != "runc" && !c.runtimes.contains_key(&c.default_runtime) {
+        return Err(bad("default-runtime", &c.default_runtime, "no such runtime in runtimes"));
+    }
+    match c.storage_driver.as_str() {
+        "" | "overlay2" | "overlay" | "vfs" => {}
+        other => return Err(bad("storage-driver", other, "driver not supported (berth offers overlay2 and vfs)")),
+    }
+    match c.log_driver.as_str() {
+        "json-file" | "none" => {}
+        other => return Err(bad("log-driver", other, "log driver not supported (berth offers json-file and none)")),
+    }
+    for (k, v) in &c.log_opts {
+        if c.log_driver == "json-file" && !JSON_FILE_OPTS.contains(&k.as_str()) {
+            return Err(bad("log-opts", format!("{k}={v}"), "unknown log opt for json-file"));
+        }
+        let ok = match k.as_str() {
+            "max-size" => parse_size(v).is_some(),
+            "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
+            "compress" => v.parse::<bool>().is_ok(),
+            _ => true,
+        };
+        if !ok {
+            return Err(bad("log-opts", format!("{k}={v}"), "invalid value"));
+        }
+    }
+    let tls = c.tls_enabled();
+    for h in &c.hosts {
+        ListenAddr::parse(h, tls).map_err(|e| bad("hosts", h, e))?;
+    }
+    for l in &c.labels {
+        if !l.contains('=') {
+            return Err(bad("labels", l, "labels must be key=value"));
+        }
+    }
+    for r in c.insecure_registries.iter().chain(&c.allow_nondistributable_artifacts) {
+        if r.contains("://") || r.is_empty() {
+            return Err(bad("insecure-registries", r, "must be host[:port] or a CIDR, without scheme"));
+        }
+        if r.contains('/') && r.parse::<IpNet>().is_err() {
+            return Err(bad("insecure-registries", r, "not a CIDR"));
+        }
+    }
+    for m in &c.registry_mirrors {
+        if !(m.starts_with("http://") || m.starts_with("https://")) {
+            return Err(bad("registry-mirrors", m, "mirror must start with http:// or https://"));
+        }
+    }
+    for r in &c.node_generic_resources {
+        if !r.contains('=') {
+            return Err(bad("node-generic-resources", r, "must be NAME=VALUE"));
+        }
+    }
+    match c.seccomp_profile.as_str() {
+        "" | "builtin" | "unconfined" => {}
+        path => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad("seccomp-profile", path, format!("cannot read: {e}")))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| bad("seccomp-profile", path, format!("not JSON: {e}")))?;
+        }
+    }
+    if !c.userns_remap.is_empty() {
+        return Err(bad("userns-remap", &c.userns_remap, "user namespace remapping is not supported by berth yet"));
+    }
+    if !c.authorization_plugins.is_empty() {
+        return Err(bad(
+            "authorization-plugins",
+            c.authorization_plugins.join(","),
+            "authorization plugins are not supported by berth",
+        ));
+    }
+    if !c.data_root.starts_with('/') {
+        return Err(bad("data-root", &c.data_root, "must be an absolute path"));
+    }
+    if !c.exec_root.starts_with('/') {
+        return Err(bad("exec-root", &c.exec_root, "must be an absolute path"));
+    }
+
+    for (key, set) in [
+        ("containerd", !c.containerd.is_empty()),
+        ("containerd-namespace", !c.containerd_namespace.is_empty()),
+        ("containerd-plugin-namespace", !c.containerd_plugin_namespace.is_empty()),
+    ] {
+        if set {
+            warnings.push(format!("WARNING: {key} is ignored: berth runs no containerd"));
+        }
+    }
+    for (key, set) in [
+        ("cluster-store", !c.cluster_store.is_empty()),
+        ("cluster-advertise", !c.cluster_advertise.is_empty()),
+        ("cluster-store-opts", !c.cluster_store_opts.is_empty()),
+    ] {
+        if set {
+            warnings.push(format!("WARNING: {key} is ignored: legacy overlay networks were removed from dockerd"));
+        }
+    }
+    if !c.swarm_default_advertise_addr.is_empty() {
+        warnings.push("WARNING: swarm-default-advertise-addr is ignored: berth has no swarm mode".into());
+    }
+    if c.selinux_enabled {
+        warnings.push("WARNING: selinux-enabled is set but berth does not label containers with SELinux".into());
+    }
+    Ok(warnings)
+}
