@@ -1,0 +1,233 @@
+//! The route table (data, not code), dispatch, and the headers every
+//! response carries.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tracing::{debug, error};
+
+use super::body::{self, Body};
+use super::errors::ApiError;
+use super::filters::Query;
+use super::version::{split_prefix, ApiVersion, MAX_API};
+use super::ApiContext;
+use berth_actors::ErrorKind;
+
+/// Bodies of non-streaming endpoints are capped at this many bytes.
+pub const MAX_BODY: usize = 4 << 20;
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError>> + Send>>;
+pub type Handler = fn(Req) -> HandlerFuture;
+
+/// How a route takes its request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMode {
+    /// Read whole, at most [`MAX_BODY`] bytes.
+    Capped,
+    /// Handed to the handler unread (uploads, hijacked streams).
+    Stream,
+}
+
+pub struct Route {
+    pub method: Method,
+    /// Segments; `{name}` captures one segment.
+    pub path: &'static str,
+    pub body: BodyMode,
+    pub handler: Handler,
+}
+
+/// One API request as a handler sees it.
+pub struct Req {
+    pub ctx: Arc<ApiContext>,
+    pub method: Method,
+    pub version: ApiVersion,
+    pub params: Vec<(&'static str, String)>,
+    pub query: Query,
+    pub headers: HeaderMap,
+    /// The whole body for [`BodyMode::Capped`] routes.
+    pub body: Bytes,
+    /// The unread request for [`BodyMode::Stream`] routes.
+    pub incoming: Option<Request<Incoming>>,
+}
+
+impl Req {
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Decode a JSON body; bad JSON is a 400 naming the problem.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.is_empty() {
+            return Err(ApiError::invalid("bad parameter: request body is empty"));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+    }
+}
+
+fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut pat = pattern.trim_matches('/').split('/');
+    let mut segs = path.trim_matches('/').split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(s)) => {
+                if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if s.is_empty() {
+                        return None;
+                    }
+                    let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                    params.push((name, decoded));
+                } else if p != s {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Option<(&'a Route, Vec<(&'static str, String)>)> {
+    routes
+        .iter()
+        .filter(|r| r.method == method)
+        .find_map(|r| match_path(r.path, path).map(|p| (r, p)))
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    body::json(e.status(), &json!({ "message": e.message }))
+}
+
+/// Serve one request: never fails, errors become `{"message": ...}`.
+pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    debug!("Calling {} {}", method, req.uri());
+    let mut resp = match dispatch(ctx.clone(), req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status().is_server_error() {
+                error!(%method, %path, "handler error: {}", e.message);
+            } else {
+                debug!(%method, %path, status = e.status().as_u16(), "{}", e.message);
+            }
+            error_response(&e)
+        }
+    };
+    decorate(&ctx, resp.headers_mut());
+    resp
+}
+
+async fn dispatch(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let cfg = ctx.config();
+    if req.method() == Method::OPTIONS && !cfg.api_cors_header.is_empty() {
+        return Ok(Response::new(body::empty()));
+    }
+    let full_path = req.uri().path().to_string();
+    let (version, path) = split_prefix(&full_path)?;
+    let Some((route, params)) = find(&ctx.routes, req.method(), path) else {
+        return Err(ApiError::not_found("page not found"));
+    };
+    let query = super::filters::Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let (body, incoming) = match route.body {
+        BodyMode::Stream => (Bytes::new(), Some(req)),
+        BodyMode::Capped => (read_capped(req).await?, None),
+    };
+    (route.handler)(Req {
+        ctx,
+        method,
+        version,
+        params,
+        query,
+        headers,
+        body,
+        incoming,
+    })
+    .await
+}
+
+async fn read_capped(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            format!("request body too large: this endpoint accepts at most {MAX_BODY} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > MAX_BODY as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::invalid(format!("reading request body: {e}"))),
+    }
+}
+
+/// Headers on every response, as dockerd sends them.
+pub fn decorate(ctx: &ApiContext, h: &mut HeaderMap) {
+    let cfg = ctx.config();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION_HEADER));
+    h.insert(
+        "Docker-Experimental",
+        HeaderValue::from_static(if cfg.experimental { "true" } else { "false" }),
+    );
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Server", HeaderValue::from_static(SERVER_HEADER));
+    if !cfg.api_cors_header.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&cfg.api_cors_header) {
+            h.insert("Access-Control-Allow-Origin", v);
+        }
+        h.insert(
+            "Access-Control-Allow-Headers",
+            HeaderValue::from_static("Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth"),
+        );
+        h.insert(
+            "Access-Control-Allow-Methods",
+            HeaderValue::from_static("HEAD, GET, POST, DELETE, PUT, OPTIONS"),
+        );
+    }
+}
+
+const API_VERSION_HEADER: &str = "1.53";
+const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
+
+const _: () = assert!(MAX_API.0 == 1 && MAX_API.1 == 53, "keep API_VERSION_HEADER in step with MAX_API");
+
+/// A handler's JSON reply with status 200.
+pub fn ok_json<T: serde::Serialize>(v: &T) -> Result<Response<Body>, ApiError> {
+    Ok(body::json(StatusCode::OK, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_matching() {
+        assert_eq!(match_path("/_ping", "/_ping"), Some(vec![]));
+        assert_eq!(match_path("/containers/{id}/json", "/containers/abc/json"), Some(vec![("id", "abc".to_string())]));
+        assert_eq!(match_path("/containers/{id}/json", "/containers//json"), None);
+        assert_eq!(match_path("/info", "/info/x"), None);
+        assert_eq!(match_path("/info", "/inf"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! Testing-only chaos control (exists only with `--testing-chaos-control`):
+//! `POST /_berth/chaos/kill?actor=NAME` kills a registered actor of the tree
+//! so supervision can be observed from outside.
+
+use std::time::Duration;
+
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR};
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::router::{HandlerFuture, Req};
+
+pub fn kill(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let name = r.query.get("actor").unwrap_or_default().to_string();
+        if ![FRONT_DOOR, EVENT_BUS].contains(&name.as_str()) {
+            return Err(ApiError::not_found(format!("no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS})")));
+        }
+        let cell = ractor::registry::where_is(name.clone())
+            .ok_or_else(|| ApiError::not_found(format!("actor {name} is not running")))?;
+        tracing::warn!(actor = %name, "chaos control: killing actor");
+        // Kill after the reply is on its way: the front door may be the victim.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            cell.kill();
+        });
+        Ok(body::no_content())
+    })
+}

@@ -1,0 +1,257 @@
+//! System endpoints: `/_ping`, `/version`, `/info`, `/system/df`.
+
+use std::sync::atomic::Ordering;
+
+use hyper::header::HeaderValue;
+use hyper::{Method, Response};
+use serde_json::{json, Value};
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::version::{MAX_API, MIN_API};
+use crate::api::ApiContext;
+
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn ping(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let text = if r.method == Method::HEAD { "" } else { "OK" };
+        let mut resp = Response::new(body::full(text));
+        let h = resp.headers_mut();
+        h.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+        h.insert("Pragma", HeaderValue::from_static("no-cache"));
+        h.insert("Swarm", HeaderValue::from_static("inactive"));
+        h.insert("Content-Length", HeaderValue::from(text.len()));
+        Ok(resp)
+    })
+}
+
+/// Go's names for the architecture (`docker version` shows GOARCH).
+fn goarch(machine: &str) -> &str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "i686" | "i386" => "386",
+        "armv7l" => "arm",
+        other => other,
+    }
+}
+
+pub fn version(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let ctx = &r.ctx;
+        let cfg = ctx.config();
+        let arch = goarch(&ctx.host.architecture);
+        let mut components = vec![json!({
+            "Name": "Engine",
+            "Version": ENGINE_VERSION,
+            "Details": {
+                "ApiVersion": MAX_API.to_string(),
+                "Arch": arch,
+                "BuildTime": env!("BERTH_BUILD_TIME"),
+                "Experimental": cfg.experimental.to_string(),
+                "GitCommit": env!("BERTH_GIT_COMMIT"),
+                "GoVersion": env!("BERTH_RUSTC"),
+                "KernelVersion": ctx.host.kernel_version,
+                "MinAPIVersion": MIN_API.to_string(),
+                "Os": "linux",
+            }
+        })];
+        if let Some(v) = &ctx.host.runc {
+            components.push(json!({"Name": "runc", "Version": v.version, "Details": {"GitCommit": v.commit}}));
+        }
+        if let Some(v) = &ctx.host.init {
+            components.push(json!({"Name": "docker-init", "Version": v.version, "Details": {"GitCommit": v.commit}}));
+        }
+        ok_json(&json!({
+            "Platform": {"Name": "Berth"},
+            "Components": components,
+            "Version": ENGINE_VERSION,
+            "ApiVersion": MAX_API.to_string(),
+            "MinAPIVersion": MIN_API.to_string(),
+            "GitCommit": env!("BERTH_GIT_COMMIT"),
+            "GoVersion": env!("BERTH_RUSTC"),
+            "Os": "linux",
+            "Arch": arch,
+            "KernelVersion": ctx.host.kernel_version,
+            "Experimental": cfg.experimental,
+            "BuildTime": env!("BERTH_BUILD_TIME"),
+        }))
+    })
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+fn registry_config(ctx: &ApiContext) -> Value {
+    let cfg = ctx.config();
+    let mut cidrs = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": cfg.registry_mirrors, "Secure": true, "Official": true}),
+    );
+    for r in &cfg.insecure_registries {
+        if r.parse::<ipnet::IpNet>().is_ok() {
+            if !cidrs.contains(r) {
+                cidrs.push(r.clone());
+            }
+        } else {
+            index.insert(r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}));
+        }
+    }
+    let (an_cidrs, an_hosts): (Vec<&String>, Vec<&String>) = cfg
+        .allow_nondistributable_artifacts
+        .iter()
+        .partition(|s| s.parse::<ipnet::IpNet>().is_ok());
+    json!({
+        "AllowNondistributableArtifactsCIDRs": an_cidrs,
+        "AllowNondistributableArtifactsHostnames": an_hosts,
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": cfg.registry_mirrors,
+    })
+}
+
+pub fn info(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let ctx = &r.ctx;
+        let cfg = ctx.config();
+        let snap = ctx.view.borrow().clone();
+        let h = &ctx.host;
+        let runtimes: serde_json::Map<String, Value> = cfg
+            .all_runtimes()
+            .into_iter()
+            .map(|(name, rt)| {
+                let mut v = json!({"path": rt.path});
+                if !rt.runtime_args.is_empty() {
+                    v["runtimeArgs"] = json!(rt.runtime_args);
+                }
+                (name, v)
+            })
+            .collect();
+        let mut security = vec![format!(
+            "name=seccomp,profile={}",
+            match cfg.seccomp_profile.as_str() {
+                "" | "builtin" => "builtin",
+                other => other,
+            }
+        )];
+        if cfg.default_cgroupns_mode == "private" || (cfg.default_cgroupns_mode.is_empty() && h.cgroup_version == "2") {
+            security.push("name=cgroupns".into());
+        }
+        if cfg.no_new_privileges {
+            security.push("name=no-new-privileges".into());
+        }
+        let driver_status: Vec<[String; 2]> = if ctx.storage_driver == "overlay2" {
+            vec![["Backing Filesystem".into(), ctx.backing_fs.clone()]]
+        } else {
+            vec![]
+        };
+        let env = |k: &str| {
+            std::env::var(k)
+                .or_else(|_| std::env::var(k.to_ascii_lowercase()))
+                .unwrap_or_default()
+        };
+        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        ok_json(&json!({
+            "ID": ctx.engine_id,
+            "Containers": snap.containers(),
+            "ContainersRunning": snap.containers_running,
+            "ContainersPaused": snap.containers_paused,
+            "ContainersStopped": snap.containers_stopped,
+            "Images": snap.images,
+            "Driver": ctx.storage_driver,
+            "DriverStatus": driver_status,
+            "DockerRootDir": cfg.data_root,
+            "Plugins": {
+                "Volume": ["local"],
+                "Network": ["bridge", "host", "null"],
+                "Authorization": null,
+                "Log": ["json-file", "none"],
+            },
+            "MemoryLimit": h.memory_limit,
+            "SwapLimit": h.swap_limit,
+            "CpuCfsPeriod": h.cpu_cfs,
+            "CpuCfsQuota": h.cpu_cfs,
+            "CPUShares": h.cpu_shares,
+            "CPUSet": h.cpuset,
+            "PidsLimit": h.pids_limit,
+            "OomKillDisable": h.oom_kill_disable,
+            "IPv4Forwarding": h.ipv4_forwarding,
+            "Debug": cfg.debug,
+            "NFd": open_fds(),
+            "NGoroutines": tasks,
+            "SystemTime": chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "LoggingDriver": cfg.log_driver,
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": h.cgroup_version,
+            "NEventsListener": ctx.event_listeners.load(Ordering::Relaxed),
+            "KernelVersion": h.kernel_version,
+            "OperatingSystem": h.operating_system,
+            "OSVersion": h.os_version,
+            "OSType": "linux",
+            "Architecture": h.architecture,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": registry_config(ctx),
+            "NCPU": h.ncpu,
+            "MemTotal": h.mem_total,
+            "GenericResources": null,
+            "HttpProxy": env("HTTP_PROXY"),
+            "HttpsProxy": env("HTTPS_PROXY"),
+            "NoProxy": env("NO_PROXY"),
+            "Name": h.hostname,
+            "Labels": cfg.labels,
+            "ExperimentalBuild": cfg.experimental,
+            "ServerVersion": ENGINE_VERSION,
+            "Runtimes": runtimes,
+            "DefaultRuntime": cfg.default_runtime,
+            "Swarm": {
+                "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                "ControlAvailable": false, "Error": "", "RemoteManagers": null,
+            },
+            "LiveRestoreEnabled": cfg.live_restore,
+            "Isolation": "",
+            "InitBinary": "docker-init",
+            "ContainerdCommit": {"ID": ""},
+            "RuncCommit": {"ID": h.runc.as_ref().map(|v| v.commit.clone()).unwrap_or_default()},
+            "InitCommit": {"ID": h.init.as_ref().map(|v| v.commit.clone()).unwrap_or_default()},
+            "SecurityOptions": security,
+            "CDISpecDirs": [],
+            "Warnings": ctx.warnings,
+        }))
+    })
+}
+
+const DF_TYPES: &[&str] = &["container", "image", "volume", "build-cache"];
+
+pub fn df(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let types = r.query.all("type");
+        for t in &types {
+            if !DF_TYPES.contains(t) {
+                return Err(ApiError::invalid(format!("invalid type: {t}")));
+            }
+        }
+        let want = |t: &str| types.is_empty() || types.contains(&t);
+        let snap = r.ctx.view.borrow().clone();
+        let mut out = serde_json::Map::new();
+        if want("image") {
+            out.insert("LayersSize".into(), json!(snap.layers_size));
+            out.insert("Images".into(), json!([]));
+        }
+        if want("container") {
+            out.insert("Containers".into(), json!([]));
+        }
+        if want("volume") {
+            out.insert("Volumes".into(), json!([]));
+        }
+        if want("build-cache") {
+            out.insert("BuildCache".into(), json!([]));
+        }
+        ok_json(&out)
+    })
+}

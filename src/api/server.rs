@@ -1,0 +1,167 @@
+//! The FrontDoor actor: serves every bound listener with hyper (HTTP/1.1
+//! with upgrades). Its accept loops belong to its state, so a killed
+//! FrontDoor stops accepting and its restart accepts again on the same
+//! sockets. Connections are tracked outside the actor (in the context) so
+//! shutdown can drain them.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::{router, ApiContext};
+use crate::sys::listeners::{Bound, BoundListener};
+
+/// Aborts its task when dropped (also when the actor is killed).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct FrontDoor;
+
+pub struct FrontDoorArgs {
+    pub ctx: Arc<ApiContext>,
+    pub listeners: Arc<Vec<BoundListener>>,
+}
+
+pub enum FrontDoorMsg {
+    /// Stop accepting new connections (shutdown); answers when done.
+    StopAccepting(RpcReplyPort<()>),
+}
+
+pub struct FrontDoorState {
+    accept_loops: Vec<AbortOnDrop>,
+}
+
+impl Actor for FrontDoor {
+    type Msg = FrontDoorMsg;
+    type State = FrontDoorState;
+    type Arguments = FrontDoorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: FrontDoorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut accept_loops = Vec::new();
+        for l in args.listeners.iter() {
+            let ctx = args.ctx.clone();
+            let handle = match &l.socket {
+                Bound::Unix { listener, .. } => {
+                    let std = listener.try_clone()?;
+                    std.set_nonblocking(true)?;
+                    let tl = tokio::net::UnixListener::from_std(std)?;
+                    tokio::spawn(async move {
+                        loop {
+                            match tl.accept().await {
+                                Ok((s, _)) => spawn_conn(&ctx, s),
+                                Err(e) => accept_error(e).await,
+                            }
+                        }
+                    })
+                }
+                Bound::Tcp { listener, tls } => {
+                    let std = listener.try_clone()?;
+                    std.set_nonblocking(true)?;
+                    let tl = tokio::net::TcpListener::from_std(std)?;
+                    let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
+                    tokio::spawn(async move {
+                        loop {
+                            match tl.accept().await {
+                                Ok((s, peer)) => {
+                                    let _ = s.set_nodelay(true);
+                                    match &acceptor {
+                                        None => spawn_conn(&ctx, s),
+                                        Some(acc) => {
+                                            let acc = acc.clone();
+                                            let ctx2 = ctx.clone();
+                                            ctx.connections.spawn(async move {
+                                                match tokio::time::timeout(Duration::from_secs(10), acc.accept(s)).await {
+                                                    Ok(Ok(tls)) => serve(tls, ctx2).await,
+                                                    Ok(Err(e)) => debug!(%peer, "TLS handshake refused: {e}"),
+                                                    Err(_) => debug!(%peer, "TLS handshake timed out"),
+                                                }
+                                            });
+                                        }
+                                    }
+                                }
+                                Err(e) => accept_error(e).await,
+                            }
+                        }
+                    })
+                }
+            };
+            accept_loops.push(AbortOnDrop(handle));
+        }
+        Ok(FrontDoorState { accept_loops })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FrontDoorMsg::StopAccepting(reply) => {
+                state.accept_loops.clear();
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn accept_error(e: std::io::Error) {
+    // EMFILE and friends: back off instead of spinning.
+    warn!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn spawn_conn<IO>(ctx: &Arc<ApiContext>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx2 = ctx.clone();
+    ctx.connections.spawn(serve(io, ctx2));
+}
+
+/// Serve one connection until it closes or berthd shuts down (then finish
+/// the request in flight and close).
+async fn serve<IO>(io: IO, ctx: Arc<ApiContext>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shutdown = ctx.shutdown.clone();
+    let svc = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(router::handle(ctx, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                debug!("connection ended: {e}");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

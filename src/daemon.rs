@@ -1,0 +1,200 @@
+//! Running berthd: directories, pid file, listeners, the actor tree,
+//! signals (SIGHUP reload, SIGTERM/SIGINT shutdown) and cleanup.
+
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, ROOT};
+use berth_actors::events::{EventBus, Events};
+use berth_actors::ports::SystemClock;
+use berth_actors::supervisor::{ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg};
+use berth_actors::view::ViewPublisher;
+use ractor::Actor;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::api::server::{FrontDoor, FrontDoorArgs};
+use crate::api::{routes, ApiContext};
+use crate::config::{self, reload, DaemonConfig, Flags, Loaded};
+use crate::logging::LogHandle;
+use crate::sys::host::{backing_filesystem, engine_id, HostFacts};
+use crate::sys::pidfile::PidFile;
+use crate::sys::{dirs, listeners, systemd, StartupError};
+
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a start needs that was decided before the runtime existed.
+pub struct Startup {
+    pub flags: Flags,
+    pub loaded: Loaded,
+    pub log: LogHandle,
+    pub activated_fds: Vec<RawFd>,
+}
+
+/// The storage driver berth will use here: configured, else overlay2 when
+/// the kernel has overlayfs, else vfs.
+fn storage_driver(c: &DaemonConfig, host: &HostFacts) -> String {
+    match c.storage_driver.as_str() {
+        "" if host.overlay_supported => "overlay2".into(),
+        "" => "vfs".into(),
+        "overlay" => "overlay2".into(),
+        other => other.into(),
+    }
+}
+
+/// Run until shutdown. Returns the process exit code.
+pub async fn run(s: Startup) -> Result<i32, StartupError> {
+    let cfg = s.loaded.config.clone();
+    dirs::ensure_private_dir(Path::new(&cfg.data_root), 0o710)?;
+    dirs::ensure_private_dir(Path::new(&cfg.exec_root), 0o700)?;
+    let pidfile = PidFile::acquire(Path::new(&cfg.pidfile))?;
+    let engine = engine_id(Path::new(&cfg.data_root))
+        .map_err(|e| StartupError::io("creating engine id in", &cfg.data_root, e))?;
+
+    let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
+    let bound = Arc::new(bound);
+
+    let runtime_path = cfg.all_runtimes().get(&cfg.default_runtime).map(|r| r.path.clone()).unwrap_or_else(|| "runc".into());
+    let init_path = if cfg.init_path.is_empty() { "docker-init".to_string() } else { cfg.init_path.clone() };
+    let host = tokio::task::spawn_blocking(move || HostFacts::probe(&runtime_path, &init_path))
+        .await
+        .unwrap_or_default();
+    let mut warnings = s.loaded.warnings.clone();
+    warnings.extend(listener_warnings);
+    warnings.extend(host.warnings());
+
+    let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
+    let (_view_pub, view) = ViewPublisher::new();
+    let events = Events::new(Arc::new(SystemClock));
+    let shutdown = CancellationToken::new();
+    let ctx = Arc::new(ApiContext {
+        config: config_rx,
+        warnings,
+        storage_driver: storage_driver(&cfg, &host),
+        backing_fs: backing_filesystem(Path::new(&cfg.data_root)),
+        host,
+        engine_id: engine.clone(),
+        view,
+        events: events.clone(),
+        routes: routes::table(s.flags.testing_chaos_control),
+        shutdown: shutdown.clone(),
+        connections: TaskTracker::new(),
+        event_listeners: AtomicUsize::new(0),
+    });
+    if s.flags.testing_chaos_control {
+        warn!("--testing-chaos-control is set: POST /_berth/chaos/kill can kill actors of this daemon");
+    }
+
+    let fd_ctx = ctx.clone();
+    let fd_listeners = bound.clone();
+    let children = vec![
+        ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || (EventBus, ())),
+        ChildSpec::new(FRONT_DOOR, RestartPolicy::infrastructure(), true, move || {
+            (FrontDoor, FrontDoorArgs { ctx: fd_ctx.clone(), listeners: fd_listeners.clone() })
+        }),
+    ];
+    let (root, root_handle) = Actor::spawn(Some(ROOT.to_string()), Supervisor, SupervisorArgs { children })
+        .await
+        .map_err(|e| StartupError::Listener(format!("starting the actor tree: {e}")))?;
+    info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
+    systemd::notify_ready();
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartupError::io("installing signal handler", "SIGHUP", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
+    let mut root_handle = root_handle;
+    let mut code = 0;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload_config(&s, &config_tx, &events, &ctx),
+            _ = term.recv() => { info!("received SIGTERM; shutting down"); break; }
+            _ = int.recv() => { info!("received SIGINT; shutting down"); break; }
+            _ = &mut root_handle => {
+                error!("the root supervisor stopped (a child exceeded its restart limit); exiting");
+                code = 1;
+                break;
+            }
+        }
+    }
+
+    // Shutdown: a third interrupt forces exit without cleanup.
+    systemd::notify_stopping();
+    let forced = tokio::spawn(async move {
+        let mut n = 1;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            n += 1;
+            if n >= 3 {
+                eprintln!("Forcing berthd shutdown without cleanup; 3 interrupts received");
+                std::process::exit(130);
+            }
+        }
+    });
+    if code == 0 {
+        if let Some(fd) = ractor::ActorRef::<crate::api::server::FrontDoorMsg>::where_is(FRONT_DOOR.to_string()) {
+            let _ = ractor::call_t!(fd, crate::api::server::FrontDoorMsg::StopAccepting, 2000);
+        }
+    }
+    events.close_all();
+    shutdown.cancel();
+    ctx.connections.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.wait()).await.is_err() {
+        warn!("in-flight requests did not finish within {:?}; closing them", DRAIN_TIMEOUT);
+    }
+    if code == 0 {
+        let _ = ractor::call_t!(root, SupervisorMsg::Shutdown, 5000);
+    }
+    for l in bound.iter() {
+        l.cleanup();
+    }
+    drop(pidfile);
+    forced.abort();
+    info!("berthd stopped");
+    Ok(code)
+}
+
+/// SIGHUP: re-read the file with the original flags; apply the reloadable
+/// options; a file that fails validation changes nothing.
+fn reload_config(s: &Startup, tx: &watch::Sender<Arc<DaemonConfig>>, events: &Events, ctx: &ApiContext) {
+    let Some(file) = s.loaded.file.clone().or_else(|| s.flags.config_file.clone()).or_else(|| {
+        Path::new(config::DEFAULT_CONFIG_FILE).exists().then(|| config::DEFAULT_CONFIG_FILE.into())
+    }) else {
+        info!("SIGHUP: no configuration file to reload");
+        return;
+    };
+    let result = (|| {
+        let text = std::fs::read_to_string(&file).map_err(|e| config::ConfigError::File {
+            file: file.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let file_map = config::parse_file_text(&file.display().to_string(), &text)?;
+        config::merge_and_validate(&file.display().to_string(), s.flags.to_json()?, file_map)
+    })();
+    match result {
+        Err(e) => error!("error reloading the configuration; nothing changed: {e}"),
+        Ok((new, _)) => {
+            let current = tx.borrow().clone();
+            let (next, ignored) = reload::apply(&current, &new);
+            if !ignored.is_empty() {
+                warn!("reload: these options need a restart to change: {}", ignored.join(", "));
+            }
+            s.log.set(&next);
+            let mut attrs: BTreeMap<String, String> = reload::event_attributes(&next);
+            attrs.insert("name".into(), ctx.host.hostname.clone());
+            tx.send_replace(Arc::new(next));
+            events.publish("daemon", "reload", &ctx.engine_id, attrs);
+            info!(file = %file.display(), "configuration reloaded");
+        }
+    }
+}
