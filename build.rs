@@ -11,11 +11,18 @@ fn out(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = out("git", &["rev-parse", "--short=7", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit =
+        out("git", &["rev-parse", "--short=7", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let time = out("git", &["log", "-1", "--format=%cI"]).unwrap_or_default();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_v = out(&rustc, &["--version"])
-        .and_then(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" ").into())
+        .and_then(|v| {
+            v.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into()
+        })
         .unwrap_or_else(|| "rustc".into());
     println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=BERTH_BUILD_TIME={time}");

@@ -11,7 +11,9 @@ use std::time::Duration;
 use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, ROOT};
 use berth_actors::events::{EventBus, Events};
 use berth_actors::ports::SystemClock;
-use berth_actors::supervisor::{ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg};
+use berth_actors::supervisor::{
+    ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg,
+};
 use berth_actors::view::ViewPublisher;
 use ractor::Actor;
 use tokio::signal::unix::{signal, SignalKind};
@@ -62,8 +64,16 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
     let bound = Arc::new(bound);
 
-    let runtime_path = cfg.all_runtimes().get(&cfg.default_runtime).map(|r| r.path.clone()).unwrap_or_else(|| "runc".into());
-    let init_path = if cfg.init_path.is_empty() { "docker-init".to_string() } else { cfg.init_path.clone() };
+    let runtime_path = cfg
+        .all_runtimes()
+        .get(&cfg.default_runtime)
+        .map(|r| r.path.clone())
+        .unwrap_or_else(|| "runc".into());
+    let init_path = if cfg.init_path.is_empty() {
+        "docker-init".to_string()
+    } else {
+        cfg.init_path.clone()
+    };
     let host = tokio::task::spawn_blocking(move || HostFacts::probe(&runtime_path, &init_path))
         .await
         .unwrap_or_default();
@@ -96,20 +106,40 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let fd_ctx = ctx.clone();
     let fd_listeners = bound.clone();
     let children = vec![
-        ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || (EventBus, ())),
-        ChildSpec::new(FRONT_DOOR, RestartPolicy::infrastructure(), true, move || {
-            (FrontDoor, FrontDoorArgs { ctx: fd_ctx.clone(), listeners: fd_listeners.clone() })
+        ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
+            (EventBus, ())
         }),
+        ChildSpec::new(
+            FRONT_DOOR,
+            RestartPolicy::infrastructure(),
+            true,
+            move || {
+                (
+                    FrontDoor,
+                    FrontDoorArgs {
+                        ctx: fd_ctx.clone(),
+                        listeners: fd_listeners.clone(),
+                    },
+                )
+            },
+        ),
     ];
-    let (root, root_handle) = Actor::spawn(Some(ROOT.to_string()), Supervisor, SupervisorArgs { children })
-        .await
-        .map_err(|e| StartupError::Listener(format!("starting the actor tree: {e}")))?;
+    let (root, root_handle) = Actor::spawn(
+        Some(ROOT.to_string()),
+        Supervisor,
+        SupervisorArgs { children },
+    )
+    .await
+    .map_err(|e| StartupError::Listener(format!("starting the actor tree: {e}")))?;
     info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
     systemd::notify_ready();
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartupError::io("installing signal handler", "SIGHUP", e))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGHUP", e))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
     let mut root_handle = root_handle;
     let mut code = 0;
     loop {
@@ -142,15 +172,22 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         }
     });
     if code == 0 {
-        if let Some(fd) = ractor::ActorRef::<crate::api::server::FrontDoorMsg>::where_is(FRONT_DOOR.to_string()) {
+        if let Some(fd) = ractor::ActorRef::<crate::api::server::FrontDoorMsg>::where_is(FRONT_DOOR)
+        {
             let _ = ractor::call_t!(fd, crate::api::server::FrontDoorMsg::StopAccepting, 2000);
         }
     }
     events.close_all();
     shutdown.cancel();
     ctx.connections.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.wait()).await.is_err() {
-        warn!("in-flight requests did not finish within {:?}; closing them", DRAIN_TIMEOUT);
+    if tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            "in-flight requests did not finish within {:?}; closing them",
+            DRAIN_TIMEOUT
+        );
     }
     if code == 0 {
         let _ = ractor::call_t!(root, SupervisorMsg::Shutdown, 5000);
@@ -166,10 +203,23 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
 
 /// SIGHUP: re-read the file with the original flags; apply the reloadable
 /// options; a file that fails validation changes nothing.
-fn reload_config(s: &Startup, tx: &watch::Sender<Arc<DaemonConfig>>, events: &Events, ctx: &ApiContext) {
-    let Some(file) = s.loaded.file.clone().or_else(|| s.flags.config_file.clone()).or_else(|| {
-        Path::new(config::DEFAULT_CONFIG_FILE).exists().then(|| config::DEFAULT_CONFIG_FILE.into())
-    }) else {
+fn reload_config(
+    s: &Startup,
+    tx: &watch::Sender<Arc<DaemonConfig>>,
+    events: &Events,
+    ctx: &ApiContext,
+) {
+    let Some(file) = s
+        .loaded
+        .file
+        .clone()
+        .or_else(|| s.flags.config_file.clone())
+        .or_else(|| {
+            Path::new(config::DEFAULT_CONFIG_FILE)
+                .exists()
+                .then(|| config::DEFAULT_CONFIG_FILE.into())
+        })
+    else {
         info!("SIGHUP: no configuration file to reload");
         return;
     };
@@ -187,7 +237,10 @@ fn reload_config(s: &Startup, tx: &watch::Sender<Arc<DaemonConfig>>, events: &Ev
             let current = tx.borrow().clone();
             let (next, ignored) = reload::apply(&current, &new);
             if !ignored.is_empty() {
-                warn!("reload: these options need a restart to change: {}", ignored.join(", "));
+                warn!(
+                    "reload: these options need a restart to change: {}",
+                    ignored.join(", ")
+                );
             }
             s.log.set(&next);
             let mut attrs: BTreeMap<String, String> = reload::event_attributes(&next);

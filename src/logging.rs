@@ -26,8 +26,14 @@ pub fn level_for(c: &DaemonConfig) -> LevelFilter {
 pub fn init(c: &DaemonConfig) -> LogHandle {
     let (filter, handle) = reload::Layer::new(level_for(c));
     let ansi = !c.raw_logs && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
-    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false);
-    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init();
     LogHandle(handle)
 }
 

@@ -168,7 +168,7 @@ impl Events {
     }
 
     fn bus() -> Option<ActorRef<EventBusMsg>> {
-        ActorRef::<EventBusMsg>::where_is(EVENT_BUS.to_string())
+        ActorRef::<EventBusMsg>::where_is(EVENT_BUS)
     }
 
     /// Publish an event; never blocks. Lost (with a warning) only while the
@@ -219,8 +219,10 @@ mod tests {
     async fn history_since_and_live_fanout() {
         let clock = FakeClock(AtomicI64::new(1_000_000_000));
         let b = bus().await;
-        b.send_message(EventBusMsg::Publish(ev(&clock, "a"))).unwrap(); // t=1s
-        b.send_message(EventBusMsg::Publish(ev(&clock, "b"))).unwrap(); // t=2s
+        b.send_message(EventBusMsg::Publish(ev(&clock, "a")))
+            .unwrap(); // t=1s
+        b.send_message(EventBusMsg::Publish(ev(&clock, "b")))
+            .unwrap(); // t=2s
         let mut sub = ractor::call!(b, |reply| EventBusMsg::Subscribe {
             since: Some(2_000_000_000),
             reply
@@ -228,9 +230,11 @@ mod tests {
         .unwrap();
         assert_eq!(sub.past.len(), 1);
         assert_eq!(sub.past[0].action, "b");
-        let mut sub2 = ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
+        let mut sub2 =
+            ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
         assert!(sub2.past.is_empty());
-        b.send_message(EventBusMsg::Publish(ev(&clock, "c"))).unwrap();
+        b.send_message(EventBusMsg::Publish(ev(&clock, "c")))
+            .unwrap();
         assert_eq!(sub.live.recv().await.unwrap().action, "c");
         assert_eq!(sub2.live.recv().await.unwrap().action, "c");
         b.stop(None);
@@ -240,8 +244,10 @@ mod tests {
     async fn slow_subscriber_is_dropped_without_blocking_publishers() {
         let clock = FakeClock(AtomicI64::new(0));
         let b = bus().await;
-        let mut slow = ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
-        let mut fast = ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
+        let mut slow =
+            ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
+        let mut fast =
+            ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
         let reader = tokio::spawn(async move {
             let mut n = 0;
             while fast.live.recv().await.is_some() {
@@ -253,7 +259,8 @@ mod tests {
             n
         });
         for i in 0..SUBSCRIBER_QUEUE + 10 {
-            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}")))).unwrap();
+            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}"))))
+                .unwrap();
         }
         assert_eq!(reader.await.unwrap(), SUBSCRIBER_QUEUE + 10);
         // The slow one got exactly what fit, then its stream ended.
@@ -270,9 +277,14 @@ mod tests {
         let clock = FakeClock(AtomicI64::new(0));
         let b = bus().await;
         for i in 0..HISTORY + 5 {
-            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}")))).unwrap();
+            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}"))))
+                .unwrap();
         }
-        let sub = ractor::call!(b, |reply| EventBusMsg::Subscribe { since: Some(0), reply }).unwrap();
+        let sub = ractor::call!(b, |reply| EventBusMsg::Subscribe {
+            since: Some(0),
+            reply
+        })
+        .unwrap();
         assert_eq!(sub.past.len(), HISTORY);
         assert_eq!(sub.past[0].action, "e5");
         b.stop(None);

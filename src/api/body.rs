@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> Body {
@@ -21,7 +23,9 @@ pub fn empty() -> Body {
 /// A body fed by a channel; it ends when the sender is dropped.
 pub fn channel(rx: mpsc::Receiver<Bytes>) -> Body {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
     });
     StreamBody::new(stream.boxed()).boxed_unsync()
 }

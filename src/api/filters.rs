@@ -18,10 +18,17 @@ impl Query {
         Query(out)
     }
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     /// Docker's boolean query values: absent, "", "0", "false" are false.
     pub fn bool(&self, key: &str) -> bool {
@@ -31,7 +38,9 @@ impl Query {
 
 fn decode(s: &str) -> String {
     let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `filters={"key":{"value":true}}` (or the legacy `{"key":["value"]}`).
@@ -59,19 +68,29 @@ impl Filters {
                                 set.insert(val.clone());
                             }
                             serde_json::Value::Bool(false) => {}
-                            _ => return Err(ApiError::invalid(format!("invalid filter: value of {k}.{val} must be a boolean"))),
+                            _ => {
+                                return Err(ApiError::invalid(format!(
+                                    "invalid filter: value of {k}.{val} must be a boolean"
+                                )))
+                            }
                         }
                     }
                 }
                 serde_json::Value::Array(a) => {
                     for val in a {
-                        let s = val
-                            .as_str()
-                            .ok_or_else(|| ApiError::invalid(format!("invalid filter: values of {k} must be strings")))?;
+                        let s = val.as_str().ok_or_else(|| {
+                            ApiError::invalid(format!(
+                                "invalid filter: values of {k} must be strings"
+                            ))
+                        })?;
                         set.insert(s.to_string());
                     }
                 }
-                _ => return Err(ApiError::invalid(format!("invalid filter: {k} must map values to true"))),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "invalid filter: {k} must map values to true"
+                    )))
+                }
             }
             out.insert(k.clone(), set);
         }
@@ -103,7 +122,9 @@ impl Filters {
 
     /// True when `key` is not filtered or `s` equals or starts with a value.
     pub fn fuzzy(&self, key: &str, s: &str) -> bool {
-        self.0.get(key).is_none_or(|set| set.iter().any(|v| s.starts_with(v.as_str())))
+        self.0
+            .get(key)
+            .is_none_or(|set| set.iter().any(|v| s.starts_with(v.as_str())))
     }
 
     /// Labels filter: each `k` or `k=v` must be present in `labels`.
@@ -121,7 +142,9 @@ mod tests {
 
     #[test]
     fn query_decoding() {
-        let q = Query::parse(Some("fromImage=127.0.0.1%3A5000%2Fx&changes=CMD+%5B%22sh%22%5D&a=1&a=2&all=1&no=0"));
+        let q = Query::parse(Some(
+            "fromImage=127.0.0.1%3A5000%2Fx&changes=CMD+%5B%22sh%22%5D&a=1&a=2&all=1&no=0",
+        ));
         assert_eq!(q.get("fromImage"), Some("127.0.0.1:5000/x"));
         assert_eq!(q.get("changes"), Some("CMD [\"sh\"]"));
         assert_eq!(q.all("a"), vec!["1", "2"]);
@@ -139,7 +162,10 @@ mod tests {
         assert!(!a.exact("type", "container"));
         assert!(a.exact("other", "x"));
         assert!(a.validate(&["type", "label"]).is_ok());
-        assert_eq!(a.validate(&["type"]).unwrap_err().message, "invalid filter 'label'");
+        assert_eq!(
+            a.validate(&["type"]).unwrap_err().message,
+            "invalid filter 'label'"
+        );
         let mut l = BTreeMap::new();
         l.insert("a".to_string(), "b".to_string());
         assert!(a.labels("label", &l));

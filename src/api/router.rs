@@ -71,7 +71,8 @@ impl Req {
         if self.body.is_empty() {
             return Err(ApiError::invalid("bad parameter: request body is empty"));
         }
-        serde_json::from_slice(&self.body).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
     }
 }
 
@@ -87,7 +88,9 @@ fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, St
                     if s.is_empty() {
                         return None;
                     }
-                    let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                    let decoded = percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned();
                     params.push((name, decoded));
                 } else if p != s {
                     return None;
@@ -98,7 +101,11 @@ fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, St
     }
 }
 
-fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Option<(&'a Route, Vec<(&'static str, String)>)> {
+fn find<'a>(
+    routes: &'a [Route],
+    method: &Method,
+    path: &str,
+) -> Option<(&'a Route, Vec<(&'static str, String)>)> {
     routes
         .iter()
         .filter(|r| r.method == method)
@@ -129,7 +136,10 @@ pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Bo
     resp
 }
 
-async fn dispatch(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn dispatch(
+    ctx: Arc<ApiContext>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let cfg = ctx.config();
     if req.method() == Method::OPTIONS && !cfg.api_cors_header.is_empty() {
         return Ok(Response::new(body::empty()));
@@ -199,7 +209,9 @@ pub fn decorate(ctx: &ApiContext, h: &mut HeaderMap) {
         }
         h.insert(
             "Access-Control-Allow-Headers",
-            HeaderValue::from_static("Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth"),
+            HeaderValue::from_static(
+                "Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth",
+            ),
         );
         h.insert(
             "Access-Control-Allow-Methods",
@@ -211,7 +223,10 @@ pub fn decorate(ctx: &ApiContext, h: &mut HeaderMap) {
 const API_VERSION_HEADER: &str = "1.53";
 const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
 
-const _: () = assert!(MAX_API.0 == 1 && MAX_API.1 == 53, "keep API_VERSION_HEADER in step with MAX_API");
+const _: () = assert!(
+    MAX_API.0 == 1 && MAX_API.1 == 53,
+    "keep API_VERSION_HEADER in step with MAX_API"
+);
 
 /// A handler's JSON reply with status 200.
 pub fn ok_json<T: serde::Serialize>(v: &T) -> Result<Response<Body>, ApiError> {
@@ -225,8 +240,14 @@ mod tests {
     #[test]
     fn path_matching() {
         assert_eq!(match_path("/_ping", "/_ping"), Some(vec![]));
-        assert_eq!(match_path("/containers/{id}/json", "/containers/abc/json"), Some(vec![("id", "abc".to_string())]));
-        assert_eq!(match_path("/containers/{id}/json", "/containers//json"), None);
+        assert_eq!(
+            match_path("/containers/{id}/json", "/containers/abc/json"),
+            Some(vec![("id", "abc".to_string())])
+        );
+        assert_eq!(
+            match_path("/containers/{id}/json", "/containers//json"),
+            None
+        );
         assert_eq!(match_path("/info", "/info/x"), None);
         assert_eq!(match_path("/info", "/inf"), None);
     }

@@ -87,10 +87,19 @@ impl Actor for FrontDoor {
                                             let acc = acc.clone();
                                             let ctx2 = ctx.clone();
                                             ctx.connections.spawn(async move {
-                                                match tokio::time::timeout(Duration::from_secs(10), acc.accept(s)).await {
+                                                match tokio::time::timeout(
+                                                    Duration::from_secs(10),
+                                                    acc.accept(s),
+                                                )
+                                                .await
+                                                {
                                                     Ok(Ok(tls)) => serve(tls, ctx2).await,
-                                                    Ok(Err(e)) => debug!(%peer, "TLS handshake refused: {e}"),
-                                                    Err(_) => debug!(%peer, "TLS handshake timed out"),
+                                                    Ok(Err(e)) => {
+                                                        debug!(%peer, "TLS handshake refused: {e}")
+                                                    }
+                                                    Err(_) => {
+                                                        debug!(%peer, "TLS handshake timed out")
+                                                    }
                                                 }
                                             });
                                         }

@@ -58,13 +58,22 @@ mod tests {
     #[test]
     fn prefixes() {
         assert_eq!(split_prefix("/_ping").unwrap(), (MAX_API, "/_ping"));
-        assert_eq!(split_prefix("/v1.41/version").unwrap(), (ApiVersion(1, 41), "/version"));
+        assert_eq!(
+            split_prefix("/v1.41/version").unwrap(),
+            (ApiVersion(1, 41), "/version")
+        );
         assert_eq!(split_prefix("/v1.53/info").unwrap(), (MAX_API, "/info"));
-        assert_eq!(split_prefix("/vabc/version").unwrap(), (MAX_API, "/vabc/version"));
+        assert_eq!(
+            split_prefix("/vabc/version").unwrap(),
+            (MAX_API, "/vabc/version")
+        );
         let e = split_prefix("/v1.39/version").unwrap_err();
         assert_eq!(e.message, "client version 1.39 is too old. Minimum supported API version is 1.40, please upgrade your client to a newer version");
         let e = split_prefix("/v1.99/version").unwrap_err();
-        assert_eq!(e.message, "client version 1.99 is too new. Maximum supported API version is 1.53");
+        assert_eq!(
+            e.message,
+            "client version 1.99 is too new. Maximum supported API version is 1.53"
+        );
         assert!(split_prefix("/v1.4.1/version").is_err());
         assert!(ApiVersion(1, 50) > ApiVersion(1, 9));
     }

@@ -253,11 +253,13 @@ fn kv(flag: &str, s: &str) -> Result<(String, String), ConfigError> {
 }
 
 fn int(flag: &str, s: &str) -> Result<i64, ConfigError> {
-    s.trim().parse::<i64>().map_err(|e| ConfigError::InvalidFlag {
-        flag: flag.to_string(),
-        value: s.to_string(),
-        reason: e.to_string(),
-    })
+    s.trim()
+        .parse::<i64>()
+        .map_err(|e| ConfigError::InvalidFlag {
+            flag: flag.to_string(),
+            value: s.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 impl Flags {
@@ -281,7 +283,10 @@ impl Flags {
                 }
             };
         }
-        list!("allow-nondistributable-artifacts", self.allow_nondistributable_artifacts);
+        list!(
+            "allow-nondistributable-artifacts",
+            self.allow_nondistributable_artifacts
+        );
         opt!("api-cors-header", self.api_cors_header);
         list!("authorization-plugins", self.authorization_plugin);
         opt!("bridge", self.bridge);
@@ -291,7 +296,10 @@ impl Flags {
         opt!("cluster-store", self.cluster_store);
         opt!("containerd", self.containerd);
         opt!("containerd-namespace", self.containerd_namespace);
-        opt!("containerd-plugin-namespace", self.containerd_plugins_namespace);
+        opt!(
+            "containerd-plugin-namespace",
+            self.containerd_plugins_namespace
+        );
         opt!("data-root", self.data_root);
         opt!("debug", self.debug);
         opt!("default-cgroupns-mode", self.default_cgroupns_mode);
@@ -338,7 +346,10 @@ impl Flags {
         opt!("shutdown-timeout", self.shutdown_timeout);
         opt!("storage-driver", self.storage_driver);
         list!("storage-opts", self.storage_opt);
-        opt!("swarm-default-advertise-addr", self.swarm_default_advertise_addr);
+        opt!(
+            "swarm-default-advertise-addr",
+            self.swarm_default_advertise_addr
+        );
         opt!("tls", self.tls);
         opt!("tlscacert", self.tlscacert);
         opt!("tlscert", self.tlscert);
@@ -405,7 +416,10 @@ impl Flags {
                         (v, v)
                     }
                 };
-                o.insert(name.clone(), json!({ "Name": name, "Soft": soft, "Hard": hard }));
+                o.insert(
+                    name.clone(),
+                    json!({ "Name": name, "Soft": soft, "Hard": hard }),
+                );
             }
             m.insert("default-ulimits".into(), Value::Object(o));
         }

@@ -11,7 +11,10 @@ pub enum ListenAddr {
     Unix(PathBuf),
     /// `fd://` (every activated socket) or `fd://N`.
     Fd(Option<i32>),
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
 }
 
 impl std::fmt::Display for ListenAddr {
@@ -20,7 +23,9 @@ impl std::fmt::Display for ListenAddr {
             ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
             ListenAddr::Fd(None) => write!(f, "fd://"),
             ListenAddr::Fd(Some(n)) => write!(f, "fd://{n}"),
-            ListenAddr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            ListenAddr::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
             ListenAddr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }
     }
@@ -42,7 +47,9 @@ impl ListenAddr {
                 if rest.is_empty() {
                     Ok(ListenAddr::Unix(DEFAULT_UNIX_SOCKET.into()))
                 } else if !rest.starts_with('/') {
-                    Err(format!("invalid bind address ({s}): unix socket path must be absolute"))
+                    Err(format!(
+                        "invalid bind address ({s}): unix socket path must be absolute"
+                    ))
                 } else {
                     Ok(ListenAddr::Unix(rest.into()))
                 }
@@ -55,13 +62,17 @@ impl ListenAddr {
                         .ok()
                         .filter(|n| *n >= 3)
                         .map(|n| ListenAddr::Fd(Some(n)))
-                        .ok_or_else(|| format!("invalid bind address ({s}): fd must be a number >= 3"))
+                        .ok_or_else(|| {
+                            format!("invalid bind address ({s}): fd must be a number >= 3")
+                        })
                 }
             }
             "tcp" => {
                 let rest = rest.trim_end_matches('/');
                 if rest.contains('/') {
-                    return Err(format!("invalid bind address ({s}): should not contain a path element"));
+                    return Err(format!(
+                        "invalid bind address ({s}): should not contain a path element"
+                    ));
                 }
                 let default_port = if tls { 2376 } else { 2375 };
                 let (host, port) = if let Some(r) = rest.strip_prefix('[') {
@@ -80,7 +91,11 @@ impl ListenAddr {
                         None => (rest.to_string(), String::new()),
                     }
                 };
-                let host = if host.is_empty() { "127.0.0.1".to_string() } else { host };
+                let host = if host.is_empty() {
+                    "127.0.0.1".to_string()
+                } else {
+                    host
+                };
                 let port = if port.is_empty() {
                     default_port
                 } else {
@@ -89,7 +104,9 @@ impl ListenAddr {
                 };
                 Ok(ListenAddr::Tcp { host, port })
             }
-            _ => Err(format!("invalid bind address ({s}): unsupported proto '{proto}'")),
+            _ => Err(format!(
+                "invalid bind address ({s}): unsupported proto '{proto}'"
+            )),
         }
     }
 
@@ -119,21 +136,42 @@ mod tests {
 
     #[test]
     fn parses_dockerd_forms() {
-        assert_eq!(ListenAddr::parse("unix:///tmp/x.sock", false).unwrap(), ListenAddr::Unix("/tmp/x.sock".into()));
-        assert_eq!(ListenAddr::parse("unix://", false).unwrap(), ListenAddr::Unix(DEFAULT_UNIX_SOCKET.into()));
-        assert_eq!(ListenAddr::parse("fd://", false).unwrap(), ListenAddr::Fd(None));
-        assert_eq!(ListenAddr::parse("fd://3", false).unwrap(), ListenAddr::Fd(Some(3)));
+        assert_eq!(
+            ListenAddr::parse("unix:///tmp/x.sock", false).unwrap(),
+            ListenAddr::Unix("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            ListenAddr::parse("unix://", false).unwrap(),
+            ListenAddr::Unix(DEFAULT_UNIX_SOCKET.into())
+        );
+        assert_eq!(
+            ListenAddr::parse("fd://", false).unwrap(),
+            ListenAddr::Fd(None)
+        );
+        assert_eq!(
+            ListenAddr::parse("fd://3", false).unwrap(),
+            ListenAddr::Fd(Some(3))
+        );
         assert_eq!(
             ListenAddr::parse("tcp://0.0.0.0:2375", false).unwrap(),
-            ListenAddr::Tcp { host: "0.0.0.0".into(), port: 2375 }
+            ListenAddr::Tcp {
+                host: "0.0.0.0".into(),
+                port: 2375
+            }
         );
         assert_eq!(
             ListenAddr::parse("tcp://127.0.0.1", true).unwrap(),
-            ListenAddr::Tcp { host: "127.0.0.1".into(), port: 2376 }
+            ListenAddr::Tcp {
+                host: "127.0.0.1".into(),
+                port: 2376
+            }
         );
         assert_eq!(
             ListenAddr::parse("tcp://[::1]:99", false).unwrap(),
-            ListenAddr::Tcp { host: "::1".into(), port: 99 }
+            ListenAddr::Tcp {
+                host: "::1".into(),
+                port: 99
+            }
         );
         assert!(ListenAddr::parse("udp://x", false).is_err());
         assert!(ListenAddr::parse("tcp://h:99999", false).is_err());
@@ -144,8 +182,14 @@ mod tests {
 
     #[test]
     fn loopback() {
-        assert!(ListenAddr::parse("tcp://127.0.0.1:1", false).unwrap().is_loopback());
-        assert!(ListenAddr::parse("tcp://[::1]:1", false).unwrap().is_loopback());
-        assert!(!ListenAddr::parse("tcp://0.0.0.0:1", false).unwrap().is_loopback());
+        assert!(ListenAddr::parse("tcp://127.0.0.1:1", false)
+            .unwrap()
+            .is_loopback());
+        assert!(ListenAddr::parse("tcp://[::1]:1", false)
+            .unwrap()
+            .is_loopback());
+        assert!(!ListenAddr::parse("tcp://0.0.0.0:1", false)
+            .unwrap()
+            .is_loopback());
     }
 }

@@ -26,9 +26,17 @@ pub enum ConfigError {
     #[error("unable to configure the Docker daemon with file {file}: the following directives are specified both as a flag and in the configuration file: {conflicts}")]
     Conflict { file: String, conflicts: String },
     #[error("invalid value for flag --{flag}: {value:?}: {reason}")]
-    InvalidFlag { flag: String, value: String, reason: String },
+    InvalidFlag {
+        flag: String,
+        value: String,
+        reason: String,
+    },
     #[error("invalid value for {key}: {value}: {reason}")]
-    InvalidValue { key: String, value: String, reason: String },
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// A configuration that passed validation, with the warnings it implies.
@@ -57,7 +65,9 @@ pub fn load(flags: &Flags) -> Result<Loaded, ConfigError> {
 }
 
 /// Read the config file: an explicit one must exist, the default may not.
-fn read_file(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Map<String, Value>), ConfigError> {
+fn read_file(
+    explicit: Option<&Path>,
+) -> Result<(Option<PathBuf>, Map<String, Value>), ConfigError> {
     let path = explicit
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
@@ -189,20 +199,78 @@ mod tests {
     fn every_listed_option_is_known() {
         let keys = known_keys();
         for k in [
-            "allow-nondistributable-artifacts", "api-cors-header", "authorization-plugins", "bip",
-            "bridge", "cgroup-parent", "cluster-advertise", "cluster-store", "cluster-store-opts",
-            "containerd", "containerd-namespace", "containerd-plugin-namespace", "data-root", "debug",
-            "default-address-pools", "default-cgroupns-mode", "default-gateway", "default-gateway-v6",
-            "default-runtime", "default-shm-size", "default-ulimits", "dns", "dns-opts", "dns-search",
-            "exec-opts", "exec-root", "experimental", "features", "fixed-cidr", "fixed-cidr-v6",
-            "group", "hosts", "icc", "init", "init-path", "insecure-registries", "ip", "ip-forward",
-            "ip-masq", "iptables", "ip6tables", "ipv6", "labels", "live-restore", "log-driver",
-            "log-level", "log-opts", "max-concurrent-downloads", "max-concurrent-uploads",
-            "max-download-attempts", "mtu", "no-new-privileges", "node-generic-resources",
-            "oom-score-adjust", "pidfile", "raw-logs", "registry-mirrors", "runtimes",
-            "seccomp-profile", "selinux-enabled", "shutdown-timeout", "storage-driver",
-            "storage-opts", "swarm-default-advertise-addr", "tls", "tlscacert", "tlscert", "tlskey",
-            "tlsverify", "userland-proxy", "userland-proxy-path", "userns-remap",
+            "allow-nondistributable-artifacts",
+            "api-cors-header",
+            "authorization-plugins",
+            "bip",
+            "bridge",
+            "cgroup-parent",
+            "cluster-advertise",
+            "cluster-store",
+            "cluster-store-opts",
+            "containerd",
+            "containerd-namespace",
+            "containerd-plugin-namespace",
+            "data-root",
+            "debug",
+            "default-address-pools",
+            "default-cgroupns-mode",
+            "default-gateway",
+            "default-gateway-v6",
+            "default-runtime",
+            "default-shm-size",
+            "default-ulimits",
+            "dns",
+            "dns-opts",
+            "dns-search",
+            "exec-opts",
+            "exec-root",
+            "experimental",
+            "features",
+            "fixed-cidr",
+            "fixed-cidr-v6",
+            "group",
+            "hosts",
+            "icc",
+            "init",
+            "init-path",
+            "insecure-registries",
+            "ip",
+            "ip-forward",
+            "ip-masq",
+            "iptables",
+            "ip6tables",
+            "ipv6",
+            "labels",
+            "live-restore",
+            "log-driver",
+            "log-level",
+            "log-opts",
+            "max-concurrent-downloads",
+            "max-concurrent-uploads",
+            "max-download-attempts",
+            "mtu",
+            "no-new-privileges",
+            "node-generic-resources",
+            "oom-score-adjust",
+            "pidfile",
+            "raw-logs",
+            "registry-mirrors",
+            "runtimes",
+            "seccomp-profile",
+            "selinux-enabled",
+            "shutdown-timeout",
+            "storage-driver",
+            "storage-opts",
+            "swarm-default-advertise-addr",
+            "tls",
+            "tlscacert",
+            "tlscert",
+            "tlskey",
+            "tlsverify",
+            "userland-proxy",
+            "userland-proxy-path",
+            "userns-remap",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing");
         }
@@ -220,7 +288,12 @@ mod tests {
 
     #[test]
     fn flag_and_file_conflict_names_both_values() {
-        let e = merge_and_validate("/f.json", obj(json!({"debug": true})), obj(json!({"debug": false}))).unwrap_err();
+        let e = merge_and_validate(
+            "/f.json",
+            obj(json!({"debug": true})),
+            obj(json!({"debug": false})),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "unable to configure the Docker daemon with file /f.json: the following directives are specified both as a flag and in the configuration file: debug: (from flag: true, from file: false)"
@@ -234,11 +307,17 @@ mod tests {
             (json!({"fixed-cidr": "nope"}), "fixed-cidr"),
             (json!({"default-shm-size": "64Q"}), "default-shm-size"),
             (json!({"log-level": "loud"}), "log-level"),
-            (json!({"max-concurrent-downloads": -1}), "max-concurrent-downloads"),
+            (
+                json!({"max-concurrent-downloads": -1}),
+                "max-concurrent-downloads",
+            ),
             (json!({"max-download-attempts": 0}), "max-download-attempts"),
             (json!({"runtimes": {"mine": {}}}), "runtimes"),
             (json!({"mtu": "big"}), "mtu"),
-            (json!({"default-address-pools": [{"base": "10.0.0.0/8", "size": 4}]}), "default-address-pools"),
+            (
+                json!({"default-address-pools": [{"base": "10.0.0.0/8", "size": 4}]}),
+                "default-address-pools",
+            ),
             (json!({"hosts": ["udp://x"]}), "hosts"),
             (json!({"default-runtime": "nope"}), "default-runtime"),
             (json!({"storage-driver": "zfs"}), "storage-driver"),
@@ -248,9 +327,14 @@ mod tests {
         ];
         for (file, key) in cases {
             let e = check(file.clone()).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("invalid value for {key}: ")), "{file}: {e}");
+            assert!(
+                e.starts_with(&format!("invalid value for {key}: ")),
+                "{file}: {e}"
+            );
         }
-        let e = check(json!({"default-shm-size": "64Q"})).unwrap_err().to_string();
+        let e = check(json!({"default-shm-size": "64Q"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("64Q"), "{e}");
     }
 
@@ -273,7 +357,9 @@ mod tests {
 
     #[test]
     fn unused_options_warn() {
-        let (_, w) = check(json!({"containerd": "/run/containerd.sock", "cluster-store": "consul://x"})).unwrap();
+        let (_, w) =
+            check(json!({"containerd": "/run/containerd.sock", "cluster-store": "consul://x"}))
+                .unwrap();
         assert_eq!(w.len(), 2, "{w:?}");
     }
 
@@ -281,9 +367,23 @@ mod tests {
     fn flags_map_to_file_keys() {
         use clap::Parser;
         let f = Flags::try_parse_from([
-            "berthd", "-D", "--tls=false", "--add-runtime", "crun=/usr/bin/crun", "--log-opt", "max-size=1m",
-            "--default-ulimit", "nofile=10:20", "--default-address-pool", "base=10.0.0.0/8,size=24",
-            "-H", "unix:///tmp/s", "--label", "a=b", "--max-concurrent-downloads", "-1",
+            "berthd",
+            "-D",
+            "--tls=false",
+            "--add-runtime",
+            "crun=/usr/bin/crun",
+            "--log-opt",
+            "max-size=1m",
+            "--default-ulimit",
+            "nofile=10:20",
+            "--default-address-pool",
+            "base=10.0.0.0/8,size=24",
+            "-H",
+            "unix:///tmp/s",
+            "--label",
+            "a=b",
+            "--max-concurrent-downloads",
+            "-1",
         ])
         .unwrap();
         let m = f.to_json().unwrap();
@@ -291,8 +391,14 @@ mod tests {
         assert_eq!(m["tls"], json!(false));
         assert_eq!(m["runtimes"], json!({"crun": {"path": "/usr/bin/crun"}}));
         assert_eq!(m["log-opts"], json!({"max-size": "1m"}));
-        assert_eq!(m["default-ulimits"], json!({"nofile": {"Name": "nofile", "Soft": 10, "Hard": 20}}));
-        assert_eq!(m["default-address-pools"], json!([{"base": "10.0.0.0/8", "size": 24}]));
+        assert_eq!(
+            m["default-ulimits"],
+            json!({"nofile": {"Name": "nofile", "Soft": 10, "Hard": 20}})
+        );
+        assert_eq!(
+            m["default-address-pools"],
+            json!([{"base": "10.0.0.0/8", "size": 24}])
+        );
         assert_eq!(m["hosts"], json!(["unix:///tmp/s"]));
         assert_eq!(m["labels"], json!(["a=b"]));
         assert!(!m.contains_key("iptables"));

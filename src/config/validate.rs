@@ -29,21 +29,49 @@ fn non_negative(key: &str, v: i64) -> Result<(), ConfigError> {
     Ok(())
 }
 
-const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"];
+const LOG_LEVELS: &[&str] = &[
+    "trace", "debug", "info", "warn", "warning", "error", "fatal", "panic",
+];
 const ULIMITS: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
 ];
 const JSON_FILE_OPTS: &[&str] = &[
-    "max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag",
-    "mode", "max-buffer-size",
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+    "mode",
+    "max-buffer-size",
 ];
 
 pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
 
     if !LOG_LEVELS.contains(&c.log_level.as_str()) {
-        return Err(bad("log-level", &c.log_level, "must be one of debug, info, warn, error, fatal"));
+        return Err(bad(
+            "log-level",
+            &c.log_level,
+            "must be one of debug, info, warn, error, fatal",
+        ));
     }
     if !c.bip.is_empty() {
         let n = cidr("bip", &c.bip)?;
@@ -58,13 +86,25 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         return Err(bad("fixed-cidr", &c.fixed_cidr, "must be an IPv4 subnet"));
     }
     if !c.fixed_cidr_v6.is_empty() && !cidr("fixed-cidr-v6", &c.fixed_cidr_v6)?.addr().is_ipv6() {
-        return Err(bad("fixed-cidr-v6", &c.fixed_cidr_v6, "must be an IPv6 subnet"));
+        return Err(bad(
+            "fixed-cidr-v6",
+            &c.fixed_cidr_v6,
+            "must be an IPv6 subnet",
+        ));
     }
     if !c.default_gateway.is_empty() && c.default_gateway.parse::<Ipv4Addr>().is_err() {
-        return Err(bad("default-gateway", &c.default_gateway, "not an IPv4 address"));
+        return Err(bad(
+            "default-gateway",
+            &c.default_gateway,
+            "not an IPv4 address",
+        ));
     }
     if !c.default_gateway_v6.is_empty() && c.default_gateway_v6.parse::<Ipv6Addr>().is_err() {
-        return Err(bad("default-gateway-v6", &c.default_gateway_v6, "not an IPv6 address"));
+        return Err(bad(
+            "default-gateway-v6",
+            &c.default_gateway_v6,
+            "not an IPv6 address",
+        ));
     }
     if c.ip.parse::<IpAddr>().is_err() {
         return Err(bad("ip", &c.ip, "not an IP address"));
@@ -81,23 +121,38 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             return Err(bad(
                 "default-address-pools",
                 format!("base={},size={}", p.base, p.size),
-                format!("size must be between the base's prefix length ({}) and {max}", n.prefix_len()),
+                format!(
+                    "size must be between the base's prefix length ({}) and {max}",
+                    n.prefix_len()
+                ),
             ));
         }
     }
     match c.default_cgroupns_mode.as_str() {
         "" | "host" | "private" => {}
-        other => return Err(bad("default-cgroupns-mode", other, "must be \"host\" or \"private\"")),
+        other => {
+            return Err(bad(
+                "default-cgroupns-mode",
+                other,
+                "must be \"host\" or \"private\"",
+            ))
+        }
     }
     match parse_size(&c.default_shm_size) {
         Some(n) if n > 0 => {}
-        _ => return Err(bad("default-shm-size", &c.default_shm_size, "not a size (like 64M)")),
+        _ => {
+            return Err(bad(
+                "default-shm-size",
+                &c.default_shm_size,
+                "not a size (like 64M)",
+            ))
+        }
     }
     for (name, u) in &c.default_ulimits {
         if !ULIMITS.contains(&name.as_str()) {
             return Err(bad("default-ulimits", name, "unknown ulimit name"));
         }
-        if u.soft < -1 || u.hard < -1 || (u.hard >= 0 && u.soft > u.hard) || (u.hard == -1 && u.soft < -1) {
+        if u.soft < -1 || u.hard < -1 || (u.hard >= 0 && u.soft > u.hard) {
             return Err(bad(
                 "default-ulimits",
                 format!("{name}={}:{}", u.soft, u.hard),
@@ -109,7 +164,11 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         match o.split_once('=') {
             Some(("native.cgroupdriver", "cgroupfs")) => {}
             Some(("native.cgroupdriver", v)) => {
-                return Err(bad("exec-opts", o, format!("cgroup driver {v:?} is not supported (berth uses cgroupfs)")))
+                return Err(bad(
+                    "exec-opts",
+                    o,
+                    format!("cgroup driver {v:?} is not supported (berth uses cgroupfs)"),
+                ))
             }
             _ => return Err(bad("exec-opts", o, "unknown exec option")),
         }
@@ -123,13 +182,21 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         non_negative(key, v)?;
     }
     if c.max_download_attempts <= 0 {
-        return Err(bad("max-download-attempts", c.max_download_attempts, "must be at least 1"));
+        return Err(bad(
+            "max-download-attempts",
+            c.max_download_attempts,
+            "must be at least 1",
+        ));
     }
     if c.mtu > 65535 {
         return Err(bad("mtu", c.mtu, "must be at most 65535"));
     }
     if !(-1000..=1000).contains(&c.oom_score_adjust) {
-        return Err(bad("oom-score-adjust", c.oom_score_adjust, "must be between -1000 and 1000"));
+        return Err(bad(
+            "oom-score-adjust",
+            c.oom_score_adjust,
+            "must be between -1000 and 1000",
+        ));
     }
     for (name, rt) in &c.runtimes {
         if name == "runc" {
@@ -140,19 +207,39 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         }
     }
     if c.default_runtime != "runc" && !c.runtimes.contains_key(&c.default_runtime) {
-        return Err(bad("default-runtime", &c.default_runtime, "no such runtime in runtimes"));
+        return Err(bad(
+            "default-runtime",
+            &c.default_runtime,
+            "no such runtime in runtimes",
+        ));
     }
     match c.storage_driver.as_str() {
         "" | "overlay2" | "overlay" | "vfs" => {}
-        other => return Err(bad("storage-driver", other, "driver not supported (berth offers overlay2 and vfs)")),
+        other => {
+            return Err(bad(
+                "storage-driver",
+                other,
+                "driver not supported (berth offers overlay2 and vfs)",
+            ))
+        }
     }
     match c.log_driver.as_str() {
         "json-file" | "none" => {}
-        other => return Err(bad("log-driver", other, "log driver not supported (berth offers json-file and none)")),
+        other => {
+            return Err(bad(
+                "log-driver",
+                other,
+                "log driver not supported (berth offers json-file and none)",
+            ))
+        }
     }
     for (k, v) in &c.log_opts {
         if c.log_driver == "json-file" && !JSON_FILE_OPTS.contains(&k.as_str()) {
-            return Err(bad("log-opts", format!("{k}={v}"), "unknown log opt for json-file"));
+            return Err(bad(
+                "log-opts",
+                format!("{k}={v}"),
+                "unknown log opt for json-file",
+            ));
         }
         let ok = match k.as_str() {
             "max-size" => parse_size(v).is_some(),
@@ -173,9 +260,17 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             return Err(bad("labels", l, "labels must be key=value"));
         }
     }
-    for r in c.insecure_registries.iter().chain(&c.allow_nondistributable_artifacts) {
+    for r in c
+        .insecure_registries
+        .iter()
+        .chain(&c.allow_nondistributable_artifacts)
+    {
         if r.contains("://") || r.is_empty() {
-            return Err(bad("insecure-registries", r, "must be host[:port] or a CIDR, without scheme"));
+            return Err(bad(
+                "insecure-registries",
+                r,
+                "must be host[:port] or a CIDR, without scheme",
+            ));
         }
         if r.contains('/') && r.parse::<IpNet>().is_err() {
             return Err(bad("insecure-registries", r, "not a CIDR"));
@@ -183,7 +278,11 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
     }
     for m in &c.registry_mirrors {
         if !(m.starts_with("http://") || m.starts_with("https://")) {
-            return Err(bad("registry-mirrors", m, "mirror must start with http:// or https://"));
+            return Err(bad(
+                "registry-mirrors",
+                m,
+                "mirror must start with http:// or https://",
+            ));
         }
     }
     for r in &c.node_generic_resources {
@@ -201,7 +300,11 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         }
     }
     if !c.userns_remap.is_empty() {
-        return Err(bad("userns-remap", &c.userns_remap, "user namespace remapping is not supported by berth yet"));
+        return Err(bad(
+            "userns-remap",
+            &c.userns_remap,
+            "user namespace remapping is not supported by berth yet",
+        ));
     }
     if !c.authorization_plugins.is_empty() {
         return Err(bad(
@@ -220,10 +323,15 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
     for (key, set) in [
         ("containerd", !c.containerd.is_empty()),
         ("containerd-namespace", !c.containerd_namespace.is_empty()),
-        ("containerd-plugin-namespace", !c.containerd_plugin_namespace.is_empty()),
+        (
+            "containerd-plugin-namespace",
+            !c.containerd_plugin_namespace.is_empty(),
+        ),
     ] {
         if set {
-            warnings.push(format!("WARNING: {key} is ignored: berth runs no containerd"));
+            warnings.push(format!(
+                "WARNING: {key} is ignored: berth runs no containerd"
+            ));
         }
     }
     for (key, set) in [
@@ -232,14 +340,21 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         ("cluster-store-opts", !c.cluster_store_opts.is_empty()),
     ] {
         if set {
-            warnings.push(format!("WARNING: {key} is ignored: legacy overlay networks were removed from dockerd"));
+            warnings.push(format!(
+                "WARNING: {key} is ignored: legacy overlay networks were removed from dockerd"
+            ));
         }
     }
     if !c.swarm_default_advertise_addr.is_empty() {
-        warnings.push("WARNING: swarm-default-advertise-addr is ignored: berth has no swarm mode".into());
+        warnings.push(
+            "WARNING: swarm-default-advertise-addr is ignored: berth has no swarm mode".into(),
+        );
     }
     if c.selinux_enabled {
-        warnings.push("WARNING: selinux-enabled is set but berth does not label containers with SELinux".into());
+        warnings.push(
+            "WARNING: selinux-enabled is set but berth does not label containers with SELinux"
+                .into(),
+        );
     }
     Ok(warnings)
 }

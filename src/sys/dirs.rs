@@ -30,12 +30,14 @@ pub fn ensure_private_dir(path: &Path, mode: u32) -> Result<(), StartupError> {
             .map_err(|e| StartupError::io("setting mode of", path, e))?;
     }
     use std::os::unix::fs::MetadataExt;
-    if meta.uid() != 0 || meta.gid() != 0 {
-        if nix::unistd::geteuid().is_root() {
-            warn!(path = %path.display(), "repairing owner to root");
-            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0)))
-                .map_err(|e| StartupError::io("changing owner of", path, e.into()))?;
-        }
+    if (meta.uid() != 0 || meta.gid() != 0) && nix::unistd::geteuid().is_root() {
+        warn!(path = %path.display(), "repairing owner to root");
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(0)),
+            Some(nix::unistd::Gid::from_raw(0)),
+        )
+        .map_err(|e| StartupError::io("changing owner of", path, e.into()))?;
     }
     Ok(())
 }
@@ -49,9 +51,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a/b");
         ensure_private_dir(&p, 0o710).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o710);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o710
+        );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
         ensure_private_dir(&p, 0o710).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o710);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o710
+        );
     }
 }

@@ -123,21 +123,51 @@ impl HostFacts {
                 .unwrap_or_else(|| std::env::consts::ARCH.into()),
             operating_system: os,
             os_version,
-            ncpu: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             mem_total: mem_total(),
             cgroup_version: if v2 { "2".into() } else { "1".into() },
-            memory_limit: if v2 { v2_has("memory") } else { v1("memory", "memory.limit_in_bytes") },
-            swap_limit: if v2 { v2_has("memory") } else { v1("memory", "memory.memsw.limit_in_bytes") },
-            cpu_cfs: if v2 { v2_has("cpu") } else { v1("cpu", "cpu.cfs_quota_us") },
-            cpu_shares: if v2 { v2_has("cpu") } else { v1("cpu", "cpu.shares") },
-            cpuset: if v2 { v2_has("cpuset") } else { v1("cpuset", "cpuset.cpus") },
-            pids_limit: if v2 { v2_has("pids") } else { v1("pids", "pids.max") || Path::new("/sys/fs/cgroup/pids").exists() },
+            memory_limit: if v2 {
+                v2_has("memory")
+            } else {
+                v1("memory", "memory.limit_in_bytes")
+            },
+            swap_limit: if v2 {
+                v2_has("memory")
+            } else {
+                v1("memory", "memory.memsw.limit_in_bytes")
+            },
+            cpu_cfs: if v2 {
+                v2_has("cpu")
+            } else {
+                v1("cpu", "cpu.cfs_quota_us")
+            },
+            cpu_shares: if v2 {
+                v2_has("cpu")
+            } else {
+                v1("cpu", "cpu.shares")
+            },
+            cpuset: if v2 {
+                v2_has("cpuset")
+            } else {
+                v1("cpuset", "cpuset.cpus")
+            },
+            pids_limit: if v2 {
+                v2_has("pids")
+            } else {
+                v1("pids", "pids.max") || Path::new("/sys/fs/cgroup/pids").exists()
+            },
             oom_kill_disable: !v2 && v1("memory", "memory.oom_control"),
             ipv4_forwarding: flag("/proc/sys/net/ipv4/ip_forward").unwrap_or(false),
             bridge_nf_iptables: flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
             bridge_nf_ip6tables: flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
             overlay_supported: fs::read_to_string("/proc/filesystems")
-                .map(|t| t.lines().any(|l| l.trim_end().ends_with("\toverlay") || l.trim() == "nodev\toverlay"))
+                .map(|t| {
+                    t.lines().any(|l| {
+                        l.trim_end().ends_with("\toverlay") || l.trim() == "nodev\toverlay"
+                    })
+                })
                 .unwrap_or(false)
                 || Path::new("/sys/module/overlay").exists(),
             runc: component_version(runtime),
@@ -171,7 +201,7 @@ impl HostFacts {
 pub fn backing_filesystem(path: &Path) -> String {
     match nix::sys::statfs::statfs(path) {
         Ok(s) => {
-            let magic = s.filesystem_type().0 as i64;
+            let magic = s.filesystem_type().0;
             match magic {
                 0xEF53 => "extfs".into(),
                 0x58465342 => "xfs".into(),
@@ -203,7 +233,14 @@ pub fn engine_id(data_root: &Path) -> std::io::Result<String> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let id = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
     super::atomic::write_atomic(&path, id.as_bytes(), 0o600)?;
     Ok(id)
 }

@@ -52,7 +52,10 @@ const ATTACK_SURFACE: &str = "Access to the remote API is equivalent to root acc
 
 /// Bind every configured host; `fds` are the systemd-activated sockets.
 /// Returns the listeners and warnings for `docker info`.
-pub fn bind_all(c: &DaemonConfig, fds: &[RawFd]) -> Result<(Vec<BoundListener>, Vec<String>), StartupError> {
+pub fn bind_all(
+    c: &DaemonConfig,
+    fds: &[RawFd],
+) -> Result<(Vec<BoundListener>, Vec<String>), StartupError> {
     let mut warnings = Vec::new();
     let tls_on = c.tls_enabled();
     let hosts: Vec<String> = if c.hosts.is_empty() {
@@ -71,7 +74,10 @@ pub fn bind_all(c: &DaemonConfig, fds: &[RawFd]) -> Result<(Vec<BoundListener>, 
                 info!(addr = %h, "API listen on {}", path.display());
                 out.push(BoundListener {
                     addr: h.clone(),
-                    socket: Bound::Unix { listener, path: Some(path) },
+                    socket: Bound::Unix {
+                        listener,
+                        path: Some(path),
+                    },
                 });
             }
             ListenAddr::Fd(which) => {
@@ -86,17 +92,24 @@ pub fn bind_all(c: &DaemonConfig, fds: &[RawFd]) -> Result<(Vec<BoundListener>, 
                 for fd in chosen {
                     let socket = adopt_fd(fd, c, &mut warnings)?;
                     info!(addr = %h, fd, "API listen on activated socket");
-                    out.push(BoundListener { addr: format!("fd://{fd}"), socket });
+                    out.push(BoundListener {
+                        addr: format!("fd://{fd}"),
+                        socket,
+                    });
                 }
                 fds_used = true;
             }
             ListenAddr::Tcp { ref host, port } => {
                 let loopback = addr.is_loopback();
                 let tls = tcp_security(c, &addr, loopback, &mut warnings)?;
-                let listener = TcpListener::bind((host.as_str(), port))
-                    .map_err(|e| StartupError::Listener(format!("listen tcp {host}:{port}: {e}")))?;
+                let listener = TcpListener::bind((host.as_str(), port)).map_err(|e| {
+                    StartupError::Listener(format!("listen tcp {host}:{port}: {e}"))
+                })?;
                 info!(addr = %h, tls = tls.is_some(), "API listen on {}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
-                out.push(BoundListener { addr: h.clone(), socket: Bound::Tcp { listener, tls } });
+                out.push(BoundListener {
+                    addr: h.clone(),
+                    socket: Bound::Tcp { listener, tls },
+                });
             }
         }
     }
@@ -107,13 +120,19 @@ pub fn bind_all(c: &DaemonConfig, fds: &[RawFd]) -> Result<(Vec<BoundListener>, 
 }
 
 fn socket_group(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<Gid, StartupError> {
-    let (name, explicit) = if c.group.is_empty() { ("docker", false) } else { (c.group.as_str(), true) };
+    let (name, explicit) = if c.group.is_empty() {
+        ("docker", false)
+    } else {
+        (c.group.as_str(), true)
+    };
     if let Ok(n) = name.parse::<u32>() {
         return Ok(Gid::from_raw(n));
     }
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid),
-        _ if explicit => Err(StartupError::Listener(format!("can't create unix socket: group {name} not found"))),
+        _ if explicit => Err(StartupError::Listener(format!(
+            "can't create unix socket: group {name} not found"
+        ))),
         _ => {
             let w = format!("WARNING: could not change group of the API socket to {name}: group not found; the socket belongs to root");
             warn!("{w}");
@@ -126,7 +145,8 @@ fn socket_group(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<Gid, Sta
 fn bind_unix(path: &std::path::Path, group: Gid) -> Result<UnixListener, StartupError> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            fs::remove_file(path).map_err(|e| StartupError::io("removing stale socket", path, e))?;
+            fs::remove_file(path)
+                .map_err(|e| StartupError::io("removing stale socket", path, e))?;
         }
         Ok(_) => {
             return Err(StartupError::Listener(format!(
@@ -137,9 +157,11 @@ fn bind_unix(path: &std::path::Path, group: Gid) -> Result<UnixListener, Startup
         Err(_) => {}
     }
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| StartupError::io("creating directory", parent, e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| StartupError::io("creating directory", parent, e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| StartupError::io("binding unix socket", path, e))?;
+    let listener =
+        UnixListener::bind(path).map_err(|e| StartupError::io("binding unix socket", path, e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))
         .map_err(|e| StartupError::io("setting mode of", path, e))?;
     nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group))
@@ -147,7 +169,11 @@ fn bind_unix(path: &std::path::Path, group: Gid) -> Result<UnixListener, Startup
     Ok(listener)
 }
 
-fn adopt_fd(fd: RawFd, c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<Bound, StartupError> {
+fn adopt_fd(
+    fd: RawFd,
+    c: &DaemonConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Bound, StartupError> {
     let fam = getsockname::<SockaddrStorage>(fd)
         .map_err(|e| StartupError::Listener(format!("fd {fd} is not a socket: {e}")))?
         .family();
@@ -167,12 +193,19 @@ fn adopt_fd(fd: RawFd, c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<B
         Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
             // SAFETY: the fd is an activated TCP socket we now own; it is wrapped exactly once.
             let listener = unsafe { TcpListener::from_raw_fd(fd) };
-            let local = listener.local_addr().map_err(|e| StartupError::Listener(e.to_string()))?;
-            let addr = ListenAddr::Tcp { host: local.ip().to_string(), port: local.port() };
+            let local = listener
+                .local_addr()
+                .map_err(|e| StartupError::Listener(e.to_string()))?;
+            let addr = ListenAddr::Tcp {
+                host: local.ip().to_string(),
+                port: local.port(),
+            };
             let tls = tcp_security(c, &addr, local.ip().is_loopback(), warnings)?;
             Ok(Bound::Tcp { listener, tls })
         }
-        other => Err(StartupError::Listener(format!("fd {fd}: unsupported socket family {other:?}"))),
+        other => Err(StartupError::Listener(format!(
+            "fd {fd}: unsupported socket family {other:?}"
+        ))),
     }
 }
 
@@ -204,5 +237,8 @@ fn tcp_security(
     }
     tls::server_config(c)
         .map(Some)
-        .map_err(|reason| StartupError::Tls { addr: addr.to_string(), reason })
+        .map_err(|reason| StartupError::Tls {
+            addr: addr.to_string(),
+            reason,
+        })
 }

@@ -13,7 +13,9 @@ pub mod tls;
 pub enum StartupError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error("pid file found, ensure berthd is not running or delete {path}: process {pid} is running")]
+    #[error(
+        "pid file found, ensure berthd is not running or delete {path}: process {pid} is running"
+    )]
     AlreadyRunning { path: String, pid: i32 },
     #[error("{what} {path}: {source}")]
     Io {
@@ -29,7 +31,11 @@ pub enum StartupError {
 }
 
 impl StartupError {
-    pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+    pub fn io(
+        what: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
         StartupError::Io {
             what,
             path: path.as_ref().display().to_string(),

@@ -18,7 +18,9 @@ pub fn process_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // The state follows the parenthesised command name.
-            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some('Z') | Some('X') | None)
         }
         Err(_) => false,
@@ -38,11 +40,14 @@ impl PidFile {
             }
         }
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| StartupError::io("creating directory", parent, e))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| StartupError::io("creating directory", parent, e))?;
         }
         write_atomic(path, format!("{}", std::process::id()).as_bytes(), 0o644)
             .map_err(|e| StartupError::io("writing pid file", path, e))?;
-        Ok(PidFile { path: path.to_path_buf() })
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -66,11 +71,17 @@ mod tests {
         let p = d.path().join("b.pid");
         // PID 1 is always alive.
         fs::write(&p, "1").unwrap();
-        assert!(matches!(PidFile::acquire(&p), Err(StartupError::AlreadyRunning { pid: 1, .. })));
+        assert!(matches!(
+            PidFile::acquire(&p),
+            Err(StartupError::AlreadyRunning { pid: 1, .. })
+        ));
         // A pid that cannot exist is stale.
         fs::write(&p, "999999999").unwrap();
         let held = PidFile::acquire(&p).unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), std::process::id().to_string());
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            std::process::id().to_string()
+        );
         drop(held);
         assert!(!p.exists());
     }

@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
 use tracing::{error, info, warn};
 
 use super::strategy::{Decision, RestartPolicy, RestartTracker};
@@ -41,7 +43,11 @@ impl ChildSpec {
         let reg_name = name.to_string();
         let start: StartFn = Arc::new(move |sup: ActorCell| {
             let make = make.clone();
-            let reg = if register { Some(reg_name.clone()) } else { None };
+            let reg = if register {
+                Some(reg_name.clone())
+            } else {
+                None
+            };
             Box::pin(async move {
                 let (handler, args) = make();
                 let (r, _h) = Actor::spawn_linked(reg, handler, args, sup).await?;

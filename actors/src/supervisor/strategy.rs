@@ -116,14 +116,23 @@ mod tests {
     fn first_restart_is_immediate_then_backs_off() {
         let mut t = RestartTracker::new(policy());
         let now = Instant::now();
-        assert_eq!(t.on_failure(now), Decision::Restart { after: Duration::ZERO });
         assert_eq!(
             t.on_failure(now),
-            Decision::Restart { after: Duration::from_millis(50) }
+            Decision::Restart {
+                after: Duration::ZERO
+            }
         );
         assert_eq!(
             t.on_failure(now),
-            Decision::Restart { after: Duration::from_millis(100) }
+            Decision::Restart {
+                after: Duration::from_millis(50)
+            }
+        );
+        assert_eq!(
+            t.on_failure(now),
+            Decision::Restart {
+                after: Duration::from_millis(100)
+            }
         );
     }
 
@@ -145,7 +154,12 @@ mod tests {
             t.on_failure(start);
         }
         let later = start + Duration::from_secs(11);
-        assert_eq!(t.on_failure(later), Decision::Restart { after: Duration::ZERO });
+        assert_eq!(
+            t.on_failure(later),
+            Decision::Restart {
+                after: Duration::ZERO
+            }
+        );
         assert_eq!(t.recent_failures(), 1);
     }
 

@@ -24,12 +24,21 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", N.fetch_add(1, Ordering::SeqCst))
 }
 
-async fn start(max: u32, ctl: Arc<FlakyControl>) -> (ActorRef<SupervisorMsg>, String, tokio::task::JoinHandle<()>) {
+async fn start(
+    max: u32,
+    ctl: Arc<FlakyControl>,
+) -> (ActorRef<SupervisorMsg>, String, tokio::task::JoinHandle<()>) {
     let name = unique("flaky");
     let spec = ChildSpec::new(&name, policy(max), true, move || (Flaky, ctl.clone()));
-    let (sup, h) = Actor::spawn(None, Supervisor, SupervisorArgs { children: vec![spec] })
-        .await
-        .expect("supervisor starts");
+    let (sup, h) = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorArgs {
+            children: vec![spec],
+        },
+    )
+    .await
+    .expect("supervisor starts");
     (sup, name, h)
 }
 
@@ -111,8 +120,18 @@ async fn error_in_pre_start_at_first_start_fails_the_supervisor() {
     let name = unique("flaky");
     let c = ctl.clone();
     let spec = ChildSpec::new(&name, policy(5), true, move || (Flaky, c.clone()));
-    let res = Actor::spawn(None, Supervisor, SupervisorArgs { children: vec![spec] }).await;
-    assert!(res.is_err(), "a child that cannot start fails the supervisor");
+    let res = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorArgs {
+            children: vec![spec],
+        },
+    )
+    .await;
+    assert!(
+        res.is_err(),
+        "a child that cannot start fails the supervisor"
+    );
 }
 
 #[tokio::test]
@@ -125,11 +144,22 @@ async fn repeated_crashes_escalate_to_the_parent() {
     // gives up quickly: escalation shows as the inner supervisor restarting.
     let inner_name = unique("inner-sup");
     let outer_spec = ChildSpec::new(&inner_name, policy(5), true, move || {
-        (Supervisor, SupervisorArgs { children: vec![inner.clone()] })
+        (
+            Supervisor,
+            SupervisorArgs {
+                children: vec![inner.clone()],
+            },
+        )
     });
-    let (outer, _h) = Actor::spawn(None, Supervisor, SupervisorArgs { children: vec![outer_spec] })
-        .await
-        .unwrap();
+    let (outer, _h) = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorArgs {
+            children: vec![outer_spec],
+        },
+    )
+    .await
+    .unwrap();
     let first_inner = ActorRef::<SupervisorMsg>::where_is(inner_name.clone()).unwrap();
     for expected in 1..=3 {
         ping_until(&name, expected).await;
@@ -171,7 +201,10 @@ async fn shutdown_stops_children_without_restarting() {
     let (sup, name, h) = start(5, ctl.clone()).await;
     ping_until(&name, 1).await;
     ractor::call!(sup, SupervisorMsg::Shutdown).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), h).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ctl.starts.load(Ordering::SeqCst), 1);
     assert!(ActorRef::<FlakyMsg>::where_is(name).is_none());
 }

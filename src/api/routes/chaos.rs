@@ -14,7 +14,9 @@ pub fn kill(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let name = r.query.get("actor").unwrap_or_default().to_string();
         if ![FRONT_DOOR, EVENT_BUS].contains(&name.as_str()) {
-            return Err(ApiError::not_found(format!("no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS})")));
+            return Err(ApiError::not_found(format!(
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS})"
+            )));
         }
         let cell = ractor::registry::where_is(name.clone())
             .ok_or_else(|| ApiError::not_found(format!("actor {name} is not running")))?;

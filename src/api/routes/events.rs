@@ -17,8 +17,20 @@ use crate::api::filters::Filters;
 use crate::api::router::{HandlerFuture, Req};
 
 const EVENT_FILTERS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-    "scope", "secret", "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 /// Parse docker's `seconds[.nanoseconds]` timestamps into nanoseconds.
@@ -28,13 +40,22 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     if frac.len() > 9 || !frac.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let nanos: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+    let nanos: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// moby's event filter semantics: every filtered key must match.
 pub fn matches(f: &Filters, e: &Event) -> bool {
-    let name = e.actor.attributes.get("name").map(String::as_str).unwrap_or("");
+    let name = e
+        .actor
+        .attributes
+        .get("name")
+        .map(String::as_str)
+        .unwrap_or("");
     let by_name = |key: &str| !f.contains(key) || f.fuzzy(key, &e.actor.id) || f.fuzzy(key, name);
     let action = e.action.split(':').next().unwrap_or(&e.action);
     f.exact("event", action)
@@ -43,7 +64,16 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
         && f.labels("label", &e.actor.attributes)
         && (!f.contains("daemon") || (e.kind == "daemon" && by_name("daemon")))
         && by_name("container")
-        && (!f.contains("image") || by_name("image") || f.fuzzy("image", e.actor.attributes.get("image").map(String::as_str).unwrap_or("")))
+        && (!f.contains("image")
+            || by_name("image")
+            || f.fuzzy(
+                "image",
+                e.actor
+                    .attributes
+                    .get("image")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            ))
         && by_name("network")
         && by_name("volume")
         && by_name("plugin")
@@ -66,27 +96,31 @@ pub fn events(r: Req) -> HandlerFuture {
         let ts = |key: &str| -> Result<Option<i64>, ApiError> {
             match r.query.get(key).filter(|v| !v.is_empty()) {
                 None => Ok(None),
-                Some(v) => parse_timestamp(v)
-                    .map(Some)
-                    .ok_or_else(|| ApiError::invalid(format!("invalid {key} value {v:?}: expected seconds[.nanoseconds]"))),
+                Some(v) => parse_timestamp(v).map(Some).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid {key} value {v:?}: expected seconds[.nanoseconds]"
+                    ))
+                }),
             }
         };
         let since = ts("since")?;
         let until = ts("until")?;
         let ctx = r.ctx.clone();
         let now = ctx.events.clock().now_nanos();
-        let mut sub = ctx
-            .events
-            .subscribe(since)
-            .await
-            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "the event bus is restarting; retry"))?;
+        let mut sub = ctx.events.subscribe(since).await.ok_or_else(|| {
+            ApiError::new(ErrorKind::Unavailable, "the event bus is restarting; retry")
+        })?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let shutdown = ctx.shutdown.clone();
         tokio::spawn(async move {
             ctx.event_listeners.fetch_add(1, Ordering::Relaxed);
             let in_range = |e: &Event| until.is_none_or(|u| e.time_nano <= u);
             'stream: {
-                for e in sub.past.iter().filter(|e| in_range(e) && matches(&filters, e)) {
+                for e in sub
+                    .past
+                    .iter()
+                    .filter(|e| in_range(e) && matches(&filters, e))
+                {
                     if tx.send(line(e)).await.is_err() {
                         break 'stream;
                     }
@@ -94,7 +128,8 @@ pub fn events(r: Req) -> HandlerFuture {
                 if until.is_some_and(|u| u <= now) {
                     break 'stream;
                 }
-                let deadline = until.map(|u| tokio::time::Instant::now() + Duration::from_nanos((u - now) as u64));
+                let deadline = until
+                    .map(|u| tokio::time::Instant::now() + Duration::from_nanos((u - now) as u64));
                 loop {
                     let sleep = async {
                         match deadline {
@@ -135,7 +170,10 @@ mod tests {
     fn timestamps() {
         assert_eq!(parse_timestamp("10"), Some(10_000_000_000));
         assert_eq!(parse_timestamp("10.5"), Some(10_500_000_000));
-        assert_eq!(parse_timestamp("1764294000.000000001"), Some(1_764_294_000_000_000_001));
+        assert_eq!(
+            parse_timestamp("1764294000.000000001"),
+            Some(1_764_294_000_000_000_001)
+        );
         assert_eq!(parse_timestamp("x"), None);
         assert_eq!(parse_timestamp("1.1234567890"), None);
     }
@@ -147,7 +185,10 @@ mod tests {
         let e = Event {
             kind: "daemon".into(),
             action: "reload".into(),
-            actor: berth_actors::events::EventActor { id: "abc123".into(), attributes: attrs },
+            actor: berth_actors::events::EventActor {
+                id: "abc123".into(),
+                attributes: attrs,
+            },
             scope: "local".into(),
             time: 1,
             time_nano: 1,

@@ -9,7 +9,12 @@ use hyper::Method;
 use super::router::{BodyMode, Route};
 
 fn r(method: Method, path: &'static str, handler: super::router::Handler) -> Route {
-    Route { method, path, body: BodyMode::Capped, handler }
+    Route {
+        method,
+        path,
+        body: BodyMode::Capped,
+        handler,
+    }
 }
 
 /// Every route berthd serves; `chaos` adds the testing-only chaos control.

@@ -19,8 +19,14 @@ pub fn ping(r: Req) -> HandlerFuture {
         let text = if r.method == Method::HEAD { "" } else { "OK" };
         let mut resp = Response::new(body::full(text));
         let h = resp.headers_mut();
-        h.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
-        h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+        h.insert(
+            "Content-Type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            "Cache-Control",
+            HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+        );
         h.insert("Pragma", HeaderValue::from_static("no-cache"));
         h.insert("Swarm", HeaderValue::from_static("inactive"));
         h.insert("Content-Length", HeaderValue::from(text.len()));
@@ -60,7 +66,9 @@ pub fn version(r: Req) -> HandlerFuture {
             }
         })];
         if let Some(v) = &ctx.host.runc {
-            components.push(json!({"Name": "runc", "Version": v.version, "Details": {"GitCommit": v.commit}}));
+            components.push(
+                json!({"Name": "runc", "Version": v.version, "Details": {"GitCommit": v.commit}}),
+            );
         }
         if let Some(v) = &ctx.host.init {
             components.push(json!({"Name": "docker-init", "Version": v.version, "Details": {"GitCommit": v.commit}}));
@@ -83,7 +91,9 @@ pub fn version(r: Req) -> HandlerFuture {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn registry_config(ctx: &ApiContext) -> Value {
@@ -100,7 +110,10 @@ fn registry_config(ctx: &ApiContext) -> Value {
                 cidrs.push(r.clone());
             }
         } else {
-            index.insert(r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}));
+            index.insert(
+                r.clone(),
+                json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+            );
         }
     }
     let (an_cidrs, an_hosts): (Vec<&String>, Vec<&String>) = cfg
@@ -140,7 +153,9 @@ pub fn info(r: Req) -> HandlerFuture {
                 other => other,
             }
         )];
-        if cfg.default_cgroupns_mode == "private" || (cfg.default_cgroupns_mode.is_empty() && h.cgroup_version == "2") {
+        if cfg.default_cgroupns_mode == "private"
+            || (cfg.default_cgroupns_mode.is_empty() && h.cgroup_version == "2")
+        {
             security.push("name=cgroupns".into());
         }
         if cfg.no_new_privileges {
@@ -156,7 +171,9 @@ pub fn info(r: Req) -> HandlerFuture {
                 .or_else(|_| std::env::var(k.to_ascii_lowercase()))
                 .unwrap_or_default()
         };
-        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
         ok_json(&json!({
             "ID": ctx.engine_id,
             "Containers": snap.containers(),
