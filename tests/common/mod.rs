@@ -1,0 +1,379 @@
+//! Integration-test harness: a berthd on temp data-root, exec-root, pidfile
+//! and socket; a docker CLI runner; a raw HTTP client. Stopping checks that
+//! nothing is left behind; dropping kills the daemon by PID if a test failed.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn berthd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berthd")
+}
+
+/// A running berthd owned by one test.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub pidfile: PathBuf,
+    pub config_file: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    child: Option<Child>,
+}
+
+/// How to start a berthd.
+pub struct Builder {
+    config: serde_json::Value,
+    args: Vec<String>,
+    extra_hosts: Vec<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: serde_json::json!({}),
+            args: Vec::new(),
+            extra_hosts: Vec::new(),
+        }
+    }
+}
+
+impl Builder {
+    pub fn config(mut self, v: serde_json::Value) -> Self {
+        self.config = v;
+        self
+    }
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+    pub fn host(mut self, h: &str) -> Self {
+        self.extra_hosts.push(h.to_string());
+        self
+    }
+    pub fn start(self) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().unwrap();
+        let d = Daemon {
+            sock: dir.path().join("berthd.sock"),
+            pidfile: dir.path().join("berthd.pid"),
+            config_file: dir.path().join("daemon.json"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            dir,
+            child: None,
+        };
+        d.write_config(&self.config);
+        let mut cmd = d.command();
+        cmd.args(&self.args);
+        cmd.arg("-H").arg(format!("unix://{}", d.sock.display()));
+        for h in &self.extra_hosts {
+            cmd.arg("-H").arg(h);
+        }
+        d.spawn(cmd)
+    }
+}
+
+impl Daemon {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub fn start() -> Daemon {
+        Builder::default().start()
+    }
+
+    pub fn write_config(&self, v: &serde_json::Value) {
+        std::fs::write(&self.config_file, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("berthd.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// berthd with this daemon's temp roots and config file (no -H).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(berthd_bin());
+        cmd.arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--pidfile")
+            .arg(&self.pidfile)
+            .arg("--config-file")
+            .arg(&self.config_file)
+            .arg("--raw-logs");
+        cmd
+    }
+
+    /// Spawn `cmd` as this daemon and wait for `/_ping` on its socket.
+    pub fn spawn(mut self, mut cmd: Command) -> Daemon {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn berthd"));
+        self.wait_ready();
+        self
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if !self.alive() {
+                panic!("berthd exited during startup:\n{}", self.log());
+            }
+            if let Ok(r) = try_request(&self.sock, b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not answer /_ping within 20s:\n{}", self.log());
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// Run the real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        docker_cmd(self.dir.path())
+            .env("DOCKER_HOST", self.docker_host())
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    /// Like [`Daemon::docker`] but asserts success and returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}\n{}\nberthd log:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Send raw bytes, read the whole response.
+    pub fn raw(&self, req: &[u8]) -> Response {
+        try_request(&self.sock, req).unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.log()))
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// SIGTERM, wait, and check the socket and pid file are gone.
+    pub fn stop(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("berthd did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "berthd exited with {status}:\n{}", self.log());
+        assert!(!self.sock.exists(), "socket left behind");
+        assert!(!self.pidfile.exists(), "pid file left behind");
+    }
+
+    /// Wait for the process to exit on its own; returns its exit code.
+    pub fn wait_exit(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        let status = child.wait().unwrap();
+        (status.code(), self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A docker CLI command isolated from the host's CLI config.
+pub fn docker_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(DOCKER);
+    c.env("DOCKER_CONFIG", dir.join("cli-config"))
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT");
+    c
+}
+
+/// Run berthd to completion (for configurations that must be refused).
+pub fn run_berthd(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(berthd_bin()).args(args).output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+pub fn try_request(sock: &Path, req: &[u8]) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    // The daemon may answer (413, 431) and close before it read everything
+    // we send: a failed write still leaves its answer to read.
+    let written = s.write_all(req);
+    match read_response(&mut s) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            written?;
+            Err(e)
+        }
+    }
+}
+
+/// Read one response (Content-Length, chunked, or until EOF).
+pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before headers"));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut rest = buf[head_end + 4..].to_vec();
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while rest.len() < len {
+            let n = s.read(&mut tmp)?;
+            if n == 0 {
+                break;
+            }
+            rest.extend_from_slice(&tmp[..n]);
+        }
+        rest.truncate(len);
+        rest
+    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            if find(&rest, b"0\r\n\r\n").is_some() && dechunk(&rest).is_some() {
+                break;
+            }
+            let n = s.read(&mut tmp)?;
+            if n == 0 {
+                break;
+            }
+            rest.extend_from_slice(&tmp[..n]);
+        }
+        dechunk(&rest).unwrap_or(rest)
+    } else {
+        let _ = s.read_to_end(&mut rest);
+        rest
+    };
+    Ok(Response { status, headers, body })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Decode a complete chunked body; None if incomplete.
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let i = find(b, b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..i]).ok()?.trim(), 16).ok()?;
+        b = &b[i + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if b.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
