@@ -65,8 +65,29 @@ pub fn bind_all(
     };
     let group = socket_group(c, &mut warnings)?;
     let mut out = Vec::new();
+    match bind_each(c, fds, &hosts, group, tls_on, &mut out, &mut warnings) {
+        Ok(()) => Ok((out, warnings)),
+        Err(e) => {
+            // Leave nothing half-done: remove the sockets already created.
+            for l in &out {
+                l.cleanup();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn bind_each(
+    c: &DaemonConfig,
+    fds: &[RawFd],
+    hosts: &[String],
+    group: Gid,
+    tls_on: bool,
+    out: &mut Vec<BoundListener>,
+    warnings: &mut Vec<String>,
+) -> Result<(), StartupError> {
     let mut fds_used = false;
-    for h in &hosts {
+    for h in hosts {
         let addr = ListenAddr::parse(h, tls_on).map_err(StartupError::Listener)?;
         match addr {
             ListenAddr::Unix(path) => {
@@ -90,7 +111,7 @@ pub fn bind_all(
                     Some(n) => return Err(StartupError::Listener(format!("too few socket activated files passed in by systemd: fd {n} not among {fds:?}"))),
                 };
                 for fd in chosen {
-                    let socket = adopt_fd(fd, c, &mut warnings)?;
+                    let socket = adopt_fd(fd, c, warnings)?;
                     info!(addr = %h, fd, "API listen on activated socket");
                     out.push(BoundListener {
                         addr: format!("fd://{fd}"),
@@ -101,7 +122,7 @@ pub fn bind_all(
             }
             ListenAddr::Tcp { ref host, port } => {
                 let loopback = addr.is_loopback();
-                let tls = tcp_security(c, &addr, loopback, &mut warnings)?;
+                let tls = tcp_security(c, &addr, loopback, warnings)?;
                 let listener = TcpListener::bind((host.as_str(), port)).map_err(|e| {
                     StartupError::Listener(format!("listen tcp {host}:{port}: {e}"))
                 })?;
@@ -116,7 +137,7 @@ pub fn bind_all(
     if !fds.is_empty() && !fds_used {
         warn!("systemd passed sockets but no fd:// host was configured; ignoring them");
     }
-    Ok((out, warnings))
+    Ok(())
 }
 
 fn socket_group(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<Gid, StartupError> {

@@ -24,6 +24,8 @@ pub struct Daemon {
     pub config_file: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    /// Whether berthd created (and must remove) the socket at `sock`.
+    pub owns_socket: bool,
     child: Option<Child>,
 }
 
@@ -58,16 +60,7 @@ impl Builder {
         self
     }
     pub fn start(self) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().unwrap();
-        let d = Daemon {
-            sock: dir.path().join("berthd.sock"),
-            pidfile: dir.path().join("berthd.pid"),
-            config_file: dir.path().join("daemon.json"),
-            data_root: dir.path().join("data"),
-            exec_root: dir.path().join("exec"),
-            dir,
-            child: None,
-        };
+        let d = Daemon::prepare();
         d.write_config(&self.config);
         let mut cmd = d.command();
         cmd.args(&self.args);
@@ -86,6 +79,23 @@ impl Daemon {
 
     pub fn start() -> Daemon {
         Builder::default().start()
+    }
+
+    /// Temp roots and an empty config file, nothing started yet.
+    pub fn prepare() -> Daemon {
+        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().unwrap();
+        let d = Daemon {
+            sock: dir.path().join("berthd.sock"),
+            pidfile: dir.path().join("berthd.pid"),
+            config_file: dir.path().join("daemon.json"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            owns_socket: true,
+            dir,
+            child: None,
+        };
+        d.write_config(&serde_json::json!({}));
+        d
     }
 
     pub fn write_config(&self, v: &serde_json::Value) {
@@ -204,7 +214,9 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "berthd exited with {status}:\n{}", self.log());
-        assert!(!self.sock.exists(), "socket left behind");
+        if self.owns_socket {
+            assert!(!self.sock.exists(), "socket left behind");
+        }
         assert!(!self.pidfile.exists(), "pid file left behind");
     }
 

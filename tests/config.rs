@@ -1,0 +1,114 @@
+//! Configuration through the real binary: refusals, --validate, SIGHUP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn with_file(json: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("daemon.json");
+    std::fs::write(&f, json).unwrap();
+    let mut args = vec!["--config-file", f.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let dr = dir.path().join("data");
+    let er = dir.path().join("exec");
+    let pf = dir.path().join("pid");
+    let sock = format!("unix://{}", dir.path().join("s.sock").display());
+    let roots = [
+        "--data-root", dr.to_str().unwrap(), "--exec-root", er.to_str().unwrap(),
+        "--pidfile", pf.to_str().unwrap(), "-H", &sock,
+    ];
+    let mut all: Vec<&str> = args.clone();
+    if !extra.contains(&"--validate") {
+        all.extend_from_slice(&roots);
+    }
+    let r = run_berthd(&all);
+    assert!(!dir.path().join("s.sock").exists(), "a refused start must not leave a socket");
+    r
+}
+
+#[test]
+fn bad_configurations_exit_1_naming_key_and_value() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (r#"{"debug": true, "no-such-option": 1}"#, &[], "the following directives don't match any configuration option: no-such-option"),
+        (r#"{"debug": false}"#, &["--debug"], "the following directives are specified both as a flag and in the configuration file: debug: (from flag: true, from file: false)"),
+        (r#"{"bip": "172.17.0.1/40"}"#, &[], "invalid value for bip: 172.17.0.1/40"),
+        (r#"{"fixed-cidr": "10.0.0.0/xx"}"#, &[], "invalid value for fixed-cidr: 10.0.0.0/xx"),
+        (r#"{"default-shm-size": "64Q"}"#, &[], "invalid value for default-shm-size: 64Q"),
+        (r#"{"log-level": "chatty"}"#, &[], "invalid value for log-level: chatty"),
+        (r#"{"max-concurrent-uploads": -2}"#, &[], "invalid value for max-concurrent-uploads: -2"),
+        (r#"{"runtimes": {"kata": {"runtimeArgs": []}}}"#, &[], "invalid value for runtimes: kata"),
+        (r#"{"mtu": "large"}"#, &[], "invalid value for mtu: \"large\""),
+        (r#"{not json"#, &[], "unable to configure the Docker daemon with file"),
+    ];
+    for (json, flags, expect) in cases {
+        for validate in [false, true] {
+            let mut f: Vec<&str> = flags.to_vec();
+            if validate {
+                f.push("--validate");
+            }
+            let (code, out, err) = with_file(json, &f);
+            assert_eq!(code, Some(1), "{json} {f:?}: stdout {out} stderr {err}");
+            assert!(err.contains(expect), "{json} {f:?}: expected {expect:?} in {err:?}");
+            assert!(!out.contains("configuration OK"));
+        }
+    }
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let (code, out, err) = with_file(
+        r#"{"debug": true, "labels": ["a=b"], "default-shm-size": "128m", "containerd": "/run/x.sock"}"#,
+        &["--validate"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "configuration OK");
+}
+
+#[test]
+fn unused_options_start_with_a_warning_shown_in_info() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({"containerd": "/run/containerd/containerd.sock", "cluster-store": "consul://x"}))
+        .start();
+    let info = d.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
+    assert!(info.contains("containerd is ignored"), "{info}");
+    assert!(info.contains("cluster-store is ignored"), "{info}");
+    assert!(d.log().contains("containerd is ignored"));
+    d.stop();
+}
+
+#[test]
+fn sighup_reloads_debug_and_emits_an_event() {
+    let d = Daemon::builder().config(serde_json::json!({"debug": false, "mtu": 1500})).start();
+    let debug = |d: &Daemon| d.docker_ok(&["info", "--format", "{{.Debug}}"]).trim().to_string();
+    assert_eq!(debug(&d), "false");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+
+    // A file that fails validation changes nothing.
+    std::fs::write(&d.config_file, r#"{"debug": true, "bogus": 1}"#).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(5), || d.log().contains("error reloading the configuration")));
+    assert_eq!(debug(&d), "false");
+
+    // A valid one flips debug (mtu is not reloadable and stays).
+    d.write_config(&serde_json::json!({"debug": true, "mtu": 9000}));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(5), || debug(&d) == "true"), "{}", d.log());
+    assert!(d.log().contains("need a restart to change: mtu"), "{}", d.log());
+    // The CLI sends `--until 0s` truncated to whole seconds (as for dockerd):
+    // let the second of the reload pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = d.docker_ok(&[
+        "events", "--since", &since.to_string(), "--until", "0s", "--filter", "type=daemon",
+        "--format", "{{.Type}} {{.Action}} {{index .Actor.Attributes \"debug\"}}",
+    ]);
+    assert!(events.lines().any(|l| l == "daemon reload true"), "{events}");
+    assert!(wait_for(Duration::from_secs(5), || d.log().contains("Calling GET")), "debug logging is on");
+    d.stop();
+}
