@@ -4,5 +4,6 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod fuzzing;
 pub mod logging;
 pub mod sys;

@@ -34,7 +34,10 @@ fn killed_front_door_is_restarted_and_serves_within_a_second() {
         std::thread::spawn(move || {
             let mut last_ok = Instant::now();
             while !stop.load(Ordering::SeqCst) {
-                let r = try_request(&sock, b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let r = try_request(
+                    &sock,
+                    b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                );
                 if matches!(r, Ok(ref r) if r.status == 200) {
                     let gap = last_ok.elapsed();
                     let mut w = worst_gap.lock().unwrap();
@@ -48,12 +51,15 @@ fn killed_front_door_is_restarted_and_serves_within_a_second() {
             }
         })
     };
-    assert!(wait_for(Duration::from_secs(5), || ok.load(Ordering::SeqCst) > 10));
+    assert!(wait_for(Duration::from_secs(5), || ok
+        .load(Ordering::SeqCst)
+        > 10));
     for _ in 0..3 {
         assert_eq!(kill(&d, "front-door"), 204);
         let before = ok.load(Ordering::SeqCst);
         assert!(
-            wait_for(Duration::from_secs(1), || ok.load(Ordering::SeqCst) > before + 5),
+            wait_for(Duration::from_secs(1), || ok.load(Ordering::SeqCst)
+                > before + 5),
             "front door did not serve again within a second:\n{}",
             d.log()
         );
@@ -67,7 +73,10 @@ fn killed_front_door_is_restarted_and_serves_within_a_second() {
     stop.store(true, Ordering::SeqCst);
     poller.join().unwrap();
     let gap = *worst_gap.lock().unwrap();
-    assert!(gap < Duration::from_secs(1), "worst gap between successful pings: {gap:?}");
+    assert!(
+        gap < Duration::from_secs(1),
+        "worst gap between successful pings: {gap:?}"
+    );
     assert!(d.alive(), "berthd exited");
     let log = d.log();
     assert_eq!(log.matches("child restarted").count(), 4, "{log}");

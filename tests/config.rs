@@ -17,15 +17,24 @@ fn with_file(json: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let pf = dir.path().join("pid");
     let sock = format!("unix://{}", dir.path().join("s.sock").display());
     let roots = [
-        "--data-root", dr.to_str().unwrap(), "--exec-root", er.to_str().unwrap(),
-        "--pidfile", pf.to_str().unwrap(), "-H", &sock,
+        "--data-root",
+        dr.to_str().unwrap(),
+        "--exec-root",
+        er.to_str().unwrap(),
+        "--pidfile",
+        pf.to_str().unwrap(),
+        "-H",
+        &sock,
     ];
     let mut all: Vec<&str> = args.clone();
     if !extra.contains(&"--validate") {
         all.extend_from_slice(&roots);
     }
     let r = run_berthd(&all);
-    assert!(!dir.path().join("s.sock").exists(), "a refused start must not leave a socket");
+    assert!(
+        !dir.path().join("s.sock").exists(),
+        "a refused start must not leave a socket"
+    );
     r
 }
 
@@ -51,7 +60,10 @@ fn bad_configurations_exit_1_naming_key_and_value() {
             }
             let (code, out, err) = with_file(json, &f);
             assert_eq!(code, Some(1), "{json} {f:?}: stdout {out} stderr {err}");
-            assert!(err.contains(expect), "{json} {f:?}: expected {expect:?} in {err:?}");
+            assert!(
+                err.contains(expect),
+                "{json} {f:?}: expected {expect:?} in {err:?}"
+            );
             assert!(!out.contains("configuration OK"));
         }
     }
@@ -81,8 +93,14 @@ fn unused_options_start_with_a_warning_shown_in_info() {
 
 #[test]
 fn sighup_reloads_debug_and_emits_an_event() {
-    let d = Daemon::builder().config(serde_json::json!({"debug": false, "mtu": 1500})).start();
-    let debug = |d: &Daemon| d.docker_ok(&["info", "--format", "{{.Debug}}"]).trim().to_string();
+    let d = Daemon::builder()
+        .config(serde_json::json!({"debug": false, "mtu": 1500}))
+        .start();
+    let debug = |d: &Daemon| {
+        d.docker_ok(&["info", "--format", "{{.Debug}}"])
+            .trim()
+            .to_string()
+    };
     assert_eq!(debug(&d), "false");
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -93,22 +111,45 @@ fn sighup_reloads_debug_and_emits_an_event() {
     // A file that fails validation changes nothing.
     std::fs::write(&d.config_file, r#"{"debug": true, "bogus": 1}"#).unwrap();
     d.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(wait_for(Duration::from_secs(5), || d.log().contains("error reloading the configuration")));
+    assert!(wait_for(Duration::from_secs(5), || d
+        .log()
+        .contains("error reloading the configuration")));
     assert_eq!(debug(&d), "false");
 
     // A valid one flips debug (mtu is not reloadable and stays).
     d.write_config(&serde_json::json!({"debug": true, "mtu": 9000}));
     d.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(wait_for(Duration::from_secs(5), || debug(&d) == "true"), "{}", d.log());
-    assert!(d.log().contains("need a restart to change: mtu"), "{}", d.log());
+    assert!(
+        wait_for(Duration::from_secs(5), || debug(&d) == "true"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("need a restart to change: mtu"),
+        "{}",
+        d.log()
+    );
     // The CLI sends `--until 0s` truncated to whole seconds (as for dockerd):
     // let the second of the reload pass.
     std::thread::sleep(Duration::from_millis(1100));
     let events = d.docker_ok(&[
-        "events", "--since", &since.to_string(), "--until", "0s", "--filter", "type=daemon",
-        "--format", "{{.Type}} {{.Action}} {{index .Actor.Attributes \"debug\"}}",
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        "0s",
+        "--filter",
+        "type=daemon",
+        "--format",
+        "{{.Type}} {{.Action}} {{index .Actor.Attributes \"debug\"}}",
     ]);
-    assert!(events.lines().any(|l| l == "daemon reload true"), "{events}");
-    assert!(wait_for(Duration::from_secs(5), || d.log().contains("Calling GET")), "debug logging is on");
+    assert!(
+        events.lines().any(|l| l == "daemon reload true"),
+        "{events}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || d.log().contains("Calling GET")),
+        "debug logging is on"
+    );
     d.stop();
 }

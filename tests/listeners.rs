@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 #[test]
 fn unix_socket_mode_group_and_private_roots() {
@@ -23,10 +26,20 @@ fn unix_socket_mode_group_and_private_roots() {
     let d = d.spawn(cmd);
     let sock = std::fs::metadata(&d.sock).unwrap();
     assert_eq!(sock.mode() & 0o777, 0o660);
-    let daemon_gid = nix::unistd::Group::from_name("daemon").unwrap().unwrap().gid.as_raw();
+    let daemon_gid = nix::unistd::Group::from_name("daemon")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
     assert_eq!(sock.gid(), daemon_gid);
-    assert_eq!(std::fs::metadata(&d.data_root).unwrap().mode() & 0o7777, 0o710);
-    assert_eq!(std::fs::metadata(&d.exec_root).unwrap().mode() & 0o7777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&d.data_root).unwrap().mode() & 0o7777,
+        0o710
+    );
+    assert_eq!(
+        std::fs::metadata(&d.exec_root).unwrap().mode() & 0o7777,
+        0o700
+    );
     d.stop();
 }
 
@@ -55,10 +68,14 @@ fn a_live_pidfile_holder_refuses_a_second_daemon() {
     let second = Daemon::prepare();
     let sock2 = second.dir.path().join("other.sock");
     let o = std::process::Command::new(berthd_bin())
-        .arg("--data-root").arg(&second.data_root)
-        .arg("--exec-root").arg(&second.exec_root)
-        .arg("--config-file").arg(&second.config_file)
-        .arg("--pidfile").arg(&first.pidfile)
+        .arg("--data-root")
+        .arg(&second.data_root)
+        .arg("--exec-root")
+        .arg(&second.exec_root)
+        .arg("--config-file")
+        .arg(&second.config_file)
+        .arg("--pidfile")
+        .arg(&first.pidfile)
         .args(["-H", &format!("unix://{}", sock2.display())])
         .output()
         .unwrap();
@@ -66,7 +83,10 @@ fn a_live_pidfile_holder_refuses_a_second_daemon() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pid file found"), "{err}");
     assert!(!sock2.exists());
-    assert_eq!(std::fs::read_to_string(&first.pidfile).unwrap().trim(), first.pid().to_string());
+    assert_eq!(
+        std::fs::read_to_string(&first.pidfile).unwrap().trim(),
+        first.pid().to_string()
+    );
     first.stop();
 }
 
@@ -116,7 +136,11 @@ fn non_loopback_tcp_without_tlsverify_refuses_to_start() {
     let port = free_port();
     let d = Daemon::prepare();
     let host = format!("tcp://0.0.0.0:{port}");
-    let o = d.command().args(["-H", &d.docker_host(), "-H", &host]).output().unwrap();
+    let o = d
+        .command()
+        .args(["-H", &d.docker_host(), "-H", &host])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("without TLS client verification"), "{err}");
@@ -127,7 +151,13 @@ fn non_loopback_tcp_without_tlsverify_refuses_to_start() {
     let w = d.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
     assert!(w.contains("without encryption"), "{w}");
     let tcp = docker_cmd(d.dir.path())
-        .args(["-H", &format!("tcp://127.0.0.1:{port}"), "version", "--format", "{{.Server.Platform.Name}}"])
+        .args([
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "version",
+            "--format",
+            "{{.Server.Platform.Name}}",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&tcp.stdout).trim(), "Berth");
@@ -143,15 +173,26 @@ fn ca(name: &str) -> Pki {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::CrlSign,
+    ];
     let key = KeyPair::generate().unwrap();
     let cert = p.self_signed(&key).unwrap();
-    Pki { ca_pem: cert.pem(), issuer: Issuer::new(p, key) }
+    Pki {
+        ca_pem: cert.pem(),
+        issuer: Issuer::new(p, key),
+    }
 }
 
 fn leaf(pki: &Pki, sans: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-    let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, sans.first().copied().unwrap_or("client"));
+    let mut p =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(
+        DnType::CommonName,
+        sans.first().copied().unwrap_or("client"),
+    );
     p.extended_key_usages = vec![usage];
     p.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().unwrap();
@@ -170,7 +211,11 @@ fn write_certs(dir: &Path, ca: &str, cert: &str, key: &str) {
 fn tls_verify_admits_only_clients_of_the_ca() {
     let good = ca("berth test CA");
     let other = ca("another CA");
-    let (srv_cert, srv_key) = leaf(&good, &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (srv_cert, srv_key) = leaf(
+        &good,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
     let (cli_cert, cli_key) = leaf(&good, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
     let (bad_cert, bad_key) = leaf(&other, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
 
@@ -186,21 +231,35 @@ fn tls_verify_admits_only_clients_of_the_ca() {
     let mut cmd = d.command();
     let tcp = format!("tcp://127.0.0.1:{port}");
     cmd.args(["-H", &d.docker_host(), "-H", &tcp, "--tlsverify"])
-        .arg("--tlscacert").arg(server_dir.join("ca.pem"))
-        .arg("--tlscert").arg(server_dir.join("cert.pem"))
-        .arg("--tlskey").arg(server_dir.join("key.pem"));
+        .arg("--tlscacert")
+        .arg(server_dir.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(server_dir.join("cert.pem"))
+        .arg("--tlskey")
+        .arg(server_dir.join("key.pem"));
     let d = d.spawn(cmd);
 
     let docker_tls = |cert_dir: &Path| {
         docker_cmd(d.dir.path())
             .env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", cert_dir)
-            .args(["-H", &tcp, "version", "--format", "{{.Server.Platform.Name}}"])
+            .args([
+                "-H",
+                &tcp,
+                "version",
+                "--format",
+                "{{.Server.Platform.Name}}",
+            ])
             .output()
             .unwrap()
     };
     let ok = docker_tls(&good_dir);
-    assert!(ok.status.success(), "{}\n{}", String::from_utf8_lossy(&ok.stderr), d.log());
+    assert!(
+        ok.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&ok.stderr),
+        d.log()
+    );
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Berth");
 
     // A client certificate from another CA.
@@ -208,7 +267,10 @@ fn tls_verify_admits_only_clients_of_the_ca() {
     assert!(!bad.status.success(), "a certificate of another CA got in");
 
     // Plain HTTP to the TLS port.
-    let plain = docker_cmd(d.dir.path()).args(["-H", &tcp, "version"]).output().unwrap();
+    let plain = docker_cmd(d.dir.path())
+        .args(["-H", &tcp, "version"])
+        .output()
+        .unwrap();
     assert!(!plain.status.success());
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("Berth"));
 
@@ -235,10 +297,12 @@ fn tls_without_client_cert(port: u16, ca_pem: &str) -> Result<String, String> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap())
-        .map_err(|e| e.to_string())?;
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap())
+            .map_err(|e| e.to_string())?;
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     tls.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .map_err(|e| e.to_string())?;

@@ -22,14 +22,20 @@ fn malformed_requests_get_the_right_status_and_the_daemon_survives() {
     );
     let r = d.get("/v1.54/version");
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["message"], "client version 1.54 is too new. Maximum supported API version is 1.53");
+    assert_eq!(
+        r.json()["message"],
+        "client version 1.54 is too new. Maximum supported API version is 1.53"
+    );
     assert_eq!(d.get("/vabc/version").status, 404);
     assert_eq!(d.get("/v1.2.3/version").status, 400);
 
     // Bad JSON in a filters parameter; an unknown filter key.
     let r = d.get("/events?filters=%7Bbad&until=1");
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("invalid filter"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid filter"));
     let r = d.get("/events?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D&until=1");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["message"], "invalid filter 'bogus'");
@@ -37,7 +43,12 @@ fn malformed_requests_get_the_right_status_and_the_daemon_survives() {
 
     // A body over the 4 MiB cap: by Content-Length and by chunks.
     let big = 5 << 20;
-    let r = d.raw(format!("GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n").as_bytes());
+    let r = d.raw(
+        format!(
+            "GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
     assert_eq!(r.status, 413);
     let mut chunked = b"GET /_ping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     let chunk = vec![b'a'; 1 << 20];

@@ -9,8 +9,14 @@ fn docker_version_names_berth_and_is_not_downgraded() {
     let d = Daemon::start();
     let out = d.docker_ok(&["version"]);
     assert!(out.contains("Server: Berth"), "{out}");
-    assert!(out.contains("API version:      1.53 (minimum version 1.40)"), "{out}");
-    assert!(out.contains(&format!("Version:          {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(
+        out.contains("API version:      1.53 (minimum version 1.40)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Version:          {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
     assert!(!out.contains("downgraded"), "{out}");
     let client_api = d.docker_ok(&["version", "--format", "{{.Client.APIVersion}}"]);
     assert_eq!(client_api.trim(), "1.50");
@@ -27,7 +33,10 @@ fn docker_info_prints_true_values_without_error() {
     assert!(o.status.success(), "{stderr}");
     assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(&format!("Docker Root Dir: {}", d.data_root.display())), "{out}");
+    assert!(
+        out.contains(&format!("Docker Root Dir: {}", d.data_root.display())),
+        "{out}"
+    );
     assert!(out.contains("Live Restore Enabled: true"), "{out}");
     assert!(out.contains("team=berth"), "{out}");
 
@@ -46,8 +55,14 @@ fn docker_info_prints_true_values_without_error() {
         .parse()
         .unwrap();
     assert_eq!(info["MemTotal"].as_u64(), Some(mem_kb * 1024));
-    let uname = std::process::Command::new("uname").arg("-r").output().unwrap();
-    assert_eq!(info["KernelVersion"].as_str().unwrap(), String::from_utf8_lossy(&uname.stdout).trim());
+    let uname = std::process::Command::new("uname")
+        .arg("-r")
+        .output()
+        .unwrap();
+    assert_eq!(
+        info["KernelVersion"].as_str().unwrap(),
+        String::from_utf8_lossy(&uname.stdout).trim()
+    );
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     assert_eq!(info["Name"].as_str(), Some(host.as_str()));
     assert_eq!(info["Containers"].as_u64(), Some(0));
@@ -55,10 +70,17 @@ fn docker_info_prints_true_values_without_error() {
     assert_eq!(info["LoggingDriver"].as_str(), Some("json-file"));
     assert_eq!(info["DefaultRuntime"].as_str(), Some("runc"));
     assert!(info["Runtimes"]["runc"].is_object());
-    assert_eq!(info["ServerVersion"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        info["ServerVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
     assert!(info["Driver"].as_str() == Some("overlay2") || info["Driver"].as_str() == Some("vfs"));
     let os = std::fs::read_to_string("/etc/os-release").unwrap();
-    let pretty = os.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).unwrap().trim_matches('"');
+    let pretty = os
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap()
+        .trim_matches('"');
     assert_eq!(info["OperatingSystem"].as_str(), Some(pretty));
     assert!(info["RegistryConfig"]["InsecureRegistryCIDRs"]
         .as_array()
@@ -68,7 +90,12 @@ fn docker_info_prints_true_values_without_error() {
 
     // The engine ID is persistent across restarts on the same data-root.
     let id = info["ID"].as_str().unwrap().to_string();
-    assert_eq!(std::fs::read_to_string(d.data_root.join("engine-id")).unwrap().trim(), id);
+    assert_eq!(
+        std::fs::read_to_string(d.data_root.join("engine-id"))
+            .unwrap()
+            .trim(),
+        id
+    );
     d.stop();
 }
 
@@ -98,7 +125,10 @@ fn ping_and_headers_match_dockerd() {
     assert_eq!(r.header("Docker-Experimental"), Some("false"));
     assert_eq!(r.header("Content-Length"), Some("0"));
     assert!(r.header("Server").unwrap().starts_with("Berth/"));
-    assert_eq!(r.header("Cache-Control"), Some("no-cache, no-store, must-revalidate"));
+    assert_eq!(
+        r.header("Cache-Control"),
+        Some("no-cache, no-store, must-revalidate")
+    );
     let g = d.get("/_ping");
     assert_eq!(g.text(), "OK");
     let v = d.get("/v1.40/version").json();
@@ -114,9 +144,15 @@ fn api_cors_header_is_honoured() {
         .config(serde_json::json!({"api-cors-header": "https://example.test"}))
         .start();
     let r = d.get("/version");
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("https://example.test"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://example.test")
+    );
     let pre = d.raw(b"OPTIONS /containers/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(pre.status, 200);
-    assert!(pre.header("Access-Control-Allow-Methods").unwrap().contains("POST"));
+    assert!(pre
+        .header("Access-Control-Allow-Methods")
+        .unwrap()
+        .contains("POST"));
     d.stop();
 }

@@ -83,7 +83,10 @@ impl Daemon {
 
     /// Temp roots and an empty config file, nothing started yet.
     pub fn prepare() -> Daemon {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .unwrap();
         let d = Daemon {
             sock: dir.path().join("berthd.sock"),
             pidfile: dir.path().join("berthd.pid"),
@@ -128,7 +131,9 @@ impl Daemon {
     /// Spawn `cmd` as this daemon and wait for `/_ping` on its socket.
     pub fn spawn(mut self, mut cmd: Command) -> Daemon {
         let log = std::fs::File::create(self.log_path()).unwrap();
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         self.child = Some(cmd.spawn().expect("spawn berthd"));
         self.wait_ready();
         self
@@ -148,7 +153,10 @@ impl Daemon {
             if !self.alive() {
                 panic!("berthd exited during startup:\n{}", self.log());
             }
-            if let Ok(r) = try_request(&self.sock, b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+            if let Ok(r) = try_request(
+                &self.sock,
+                b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ) {
                 if r.status == 200 {
                     return;
                 }
@@ -186,7 +194,8 @@ impl Daemon {
 
     /// Send raw bytes, read the whole response.
     pub fn raw(&self, req: &[u8]) -> Response {
-        try_request(&self.sock, req).unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.log()))
+        try_request(&self.sock, req)
+            .unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.log()))
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -213,7 +222,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert!(status.success(), "berthd exited with {status}:\n{}", self.log());
+        assert!(
+            status.success(),
+            "berthd exited with {status}:\n{}",
+            self.log()
+        );
         if self.owns_socket {
             assert!(!self.sock.exists(), "socket left behind");
         }
@@ -276,7 +289,8 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -305,7 +319,10 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
         }
         let n = s.read(&mut tmp)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before headers"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before headers",
+            ));
         }
         buf.extend_from_slice(&tmp[..n]);
     };
@@ -321,7 +338,12 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let mut rest = buf[head_end + 4..].to_vec();
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
         while rest.len() < len {
             let n = s.read(&mut tmp)?;
@@ -348,7 +370,11 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
         let _ = s.read_to_end(&mut rest);
         rest
     };
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -375,7 +401,11 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Poll `f` until it returns true or `timeout` passes.

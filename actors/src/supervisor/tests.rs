@@ -45,7 +45,7 @@ async fn start(
 /// Ping the registered child until it answers with a start number >= `min`.
 async fn ping_until(name: &str, min: u32) -> u32 {
     for _ in 0..200 {
-        if let Some(r) = ActorRef::<FlakyMsg>::where_is(name.to_string()) {
+        if let Some(r) = ActorRef::<FlakyMsg>::where_is(name) {
             if let Ok(n) = ractor::call_t!(r, FlakyMsg::Ping, 200) {
                 if n >= min {
                     return n;
@@ -58,7 +58,7 @@ async fn ping_until(name: &str, min: u32) -> u32 {
 }
 
 fn child(name: &str) -> ActorRef<FlakyMsg> {
-    ActorRef::<FlakyMsg>::where_is(name.to_string()).expect("child registered")
+    ActorRef::<FlakyMsg>::where_is(name).expect("child registered")
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The route table. One file per API area.
 
 mod chaos;
-mod events;
+pub(crate) mod events;
 mod system;
 
 use hyper::Method;
@@ -32,3 +32,5 @@ pub fn table(chaos: bool) -> Vec<Route> {
     }
     t
 }
+
+pub use events::parse_timestamp;

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Start berthd and Debian's dockerd side by side on temp roots and report
+each figure as a ratio berthd/dockerd from the same run."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+DOCKER = "/usr/local/bin/docker"
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid):
+    kids = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(p))
+        except (OSError, IndexError, ValueError):
+            pass
+    out, todo = [], [pid]
+    while todo:
+        c = todo.pop()
+        for k in kids.get(c, []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def request(sock_path, path, conn=None):
+    """One GET on a keep-alive connection; returns the connection."""
+    if conn is None:
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(sock_path)
+        conn.buf = b""
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    buf = conn.buf
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v.strip())
+    while len(rest) < length:
+        rest += conn.recv(65536)
+    conn.buf = rest[length:]
+    return conn
+
+
+def throughput(sock_path, path, seconds):
+    conn = request(sock_path, path)
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        request(sock_path, path, conn)
+        n += 1
+    conn.close()
+    return n / seconds
+
+
+def cli_mean(sock_path, runs):
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock_path}")
+    env.pop("DOCKER_CONTEXT", None)
+    subprocess.run([DOCKER, "version"], env=env, capture_output=True, check=True)
+    t = time.monotonic()
+    for _ in range(runs):
+        subprocess.run([DOCKER, "version"], env=env, capture_output=True, check=True)
+    return (time.monotonic() - t) / runs
+
+
+def wait_ping(sock_path, proc, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited: {proc.args}")
+        try:
+            request(sock_path, "/_ping").close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"no ping from {sock_path}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--berthd", required=True)
+    ap.add_argument("--dockerd", default=shutil.which("dockerd") or "/usr/sbin/dockerd")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="berth-bench-")
+    procs = {}
+    try:
+        cfg = os.path.join(tmp, "empty.json")
+        with open(cfg, "w") as f:
+            f.write("{}")
+        socks = {n: os.path.join(tmp, f"{n}.sock") for n in ("berthd", "dockerd")}
+        common = lambda n: [
+            "--data-root", os.path.join(tmp, n, "data"),
+            "--exec-root", os.path.join(tmp, n, "exec"),
+            "--pidfile", os.path.join(tmp, n, "pid"),
+            "--config-file", cfg,
+            "-H", f"unix://{socks[n]}",
+        ]
+        for n in socks:
+            os.makedirs(os.path.join(tmp, n), exist_ok=True)
+        log = lambda n: open(os.path.join(tmp, n, "log"), "w")
+        procs["berthd"] = subprocess.Popen([args.berthd] + common("berthd"), stdout=log("berthd"), stderr=subprocess.STDOUT)
+        procs["dockerd"] = subprocess.Popen(
+            [args.dockerd] + common("dockerd") + ["--bridge", "none", "--iptables=false", "--ip6tables=false"],
+            stdout=log("dockerd"), stderr=subprocess.STDOUT)
+        for n, p in procs.items():
+            wait_ping(socks[n], p)
+        time.sleep(3)
+        res = {}
+        for n, p in procs.items():
+            pids = [p.pid] + descendants(p.pid)
+            res[n] = {"rss_kib": sum(rss_kib(x) for x in pids), "processes": len(pids)}
+        for n in procs:
+            res[n]["ping_rps"] = throughput(socks[n], "/_ping", args.seconds)
+            res[n]["version_rps"] = throughput(socks[n], "/version", args.seconds)
+            res[n]["docker_version_s"] = cli_mean(socks[n], args.runs)
+        b, d = res["berthd"], res["dockerd"]
+        rows = [
+            ("idle RSS (KiB)", "rss_kib", "<= 0.15"),
+            ("/_ping req/s (1 keep-alive conn)", "ping_rps", ">= 10"),
+            ("/version req/s (1 keep-alive conn)", "version_rps", ">= 10"),
+            ("docker version mean (s)", "docker_version_s", "lower is better"),
+        ]
+        print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
+        for label, key, goal in rows:
+            ratio = b[key] / d[key] if d[key] else float("nan")
+            print(f"{label:38} {b[key]:12.3f} {d[key]:12.3f} {ratio:8.3f}  {goal}")
+            res.setdefault("ratios", {})[key] = ratio
+        print(f"(dockerd figure counts {d['processes']} processes: dockerd and its containerd)")
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, time.strftime("%Y%m%d-%H%M%S") + ".json"), "w") as f:
+            json.dump(res, f, indent=2)
+    finally:
+        for n, p in procs.items():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    for c in descendants(p.pid):
+                        try:
+                            os.kill(c, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

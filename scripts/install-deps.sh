@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs the system packages berthd and its tests use on a fresh Debian
+# machine. Idempotent: installs only what is missing.
+set -eu
+pkgs="runc tini"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+fi
+# tini is dockerd's docker-init.
+if ! command -v docker-init >/dev/null 2>&1 && command -v tini >/dev/null 2>&1; then
+    ln -sf "$(command -v tini)" /usr/local/bin/docker-init
+fi
+if [ ! -x /usr/local/bin/docker ] && ! command -v docker >/dev/null 2>&1; then
+    echo "the docker CLI (28.x) is required at /usr/local/bin/docker" >&2
+    exit 1
+fi

@@ -1,0 +1,29 @@
+//! Replays every fuzz corpus entry as an ordinary test (stable toolchain),
+//! so CI covers what the fuzzers found without running them.
+
+use std::path::Path;
+
+fn replay(target: &str, f: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            f(&std::fs::read(&path).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "empty corpus {}", dir.display());
+}
+
+#[test]
+fn daemon_json_corpus() {
+    replay("daemon_json", berth::fuzzing::daemon_json);
+}
+
+#[test]
+fn query_filters_corpus() {
+    replay("query_filters", berth::fuzzing::query_filters);
+}
