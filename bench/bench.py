@@ -47,12 +47,28 @@ def descendants(pid):
     return out
 
 
+class Conn:
+    """A keep-alive unix-socket connection with its read buffer."""
+
+    def __init__(self, sock_path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(sock_path)
+        self.buf = b""
+
+    def sendall(self, b):
+        self.sock.sendall(b)
+
+    def recv(self, n):
+        return self.sock.recv(n)
+
+    def close(self):
+        self.sock.close()
+
+
 def request(sock_path, path, conn=None):
     """One GET on a keep-alive connection; returns the connection."""
     if conn is None:
-        conn = socket.socket(socket.AF_UNIX)
-        conn.connect(sock_path)
-        conn.buf = b""
+        conn = Conn(sock_path)
     conn.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
     buf = conn.buf
     while b"\r\n\r\n" not in buf:
@@ -72,14 +88,9 @@ def request(sock_path, path, conn=None):
     return conn
 
 
-def throughput(sock_path, path, seconds):
-    conn = request(sock_path, path)
-    n, end = 0, time.monotonic() + seconds
-    while time.monotonic() < end:
-        request(sock_path, path, conn)
-        n += 1
-    conn.close()
-    return n / seconds
+def throughput(loadgen, sock_path, path, seconds):
+    out = subprocess.run([loadgen, sock_path, path, str(seconds)], capture_output=True, check=True, text=True)
+    return float(out.stdout.strip())
 
 
 def cli_mean(sock_path, runs):
@@ -109,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--berthd", required=True)
     ap.add_argument("--dockerd", default=shutil.which("dockerd") or "/usr/sbin/dockerd")
+    ap.add_argument("--loadgen", required=True)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
@@ -142,8 +154,8 @@ def main():
             pids = [p.pid] + descendants(p.pid)
             res[n] = {"rss_kib": sum(rss_kib(x) for x in pids), "processes": len(pids)}
         for n in procs:
-            res[n]["ping_rps"] = throughput(socks[n], "/_ping", args.seconds)
-            res[n]["version_rps"] = throughput(socks[n], "/version", args.seconds)
+            res[n]["ping_rps"] = throughput(args.loadgen, socks[n], "/_ping", args.seconds)
+            res[n]["version_rps"] = throughput(args.loadgen, socks[n], "/version", args.seconds)
             res[n]["docker_version_s"] = cli_mean(socks[n], args.runs)
         b, d = res["berthd"], res["dockerd"]
         rows = [

@@ -13,4 +13,6 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 ./scripts/install-deps.sh
 cargo build --release --bin berthd
-exec python3 bench/bench.py --berthd target/release/berthd "$@"
+mkdir -p target/bench
+rustc -O --edition 2021 -o target/bench/loadgen bench/loadgen.rs
+exec python3 bench/bench.py --berthd target/release/berthd --loadgen target/bench/loadgen "$@"

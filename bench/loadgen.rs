@@ -1,0 +1,52 @@
+//! Sequential keep-alive GET load on a unix socket; prints requests/second.
+//! Std only, built by bench/run.sh with `rustc -O`, so the client is never
+//! the bottleneck the way a Python loop would be.
+//! Usage: loadgen SOCKET PATH SECONDS
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    if a.len() != 4 {
+        eprintln!("usage: loadgen SOCKET PATH SECONDS");
+        std::process::exit(2);
+    }
+    let secs: f64 = a[3].parse().expect("seconds");
+    let mut s = UnixStream::connect(&a[1]).expect("connect");
+    let req = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", a[2]).into_bytes();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut tmp = vec![0u8; 1 << 16];
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut n: u64 = 0;
+    while Instant::now() < end {
+        s.write_all(&req).expect("write");
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i;
+            }
+            let k = s.read(&mut tmp).expect("read");
+            assert!(k > 0, "closed");
+            buf.extend_from_slice(&tmp[..k]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().expect("length"))
+            .unwrap_or(0);
+        while buf.len() < head_end + 4 + len {
+            let k = s.read(&mut tmp).expect("read");
+            assert!(k > 0, "closed");
+            buf.extend_from_slice(&tmp[..k]);
+        }
+        buf.drain(..head_end + 4 + len);
+        n += 1;
+    }
+    println!("{:.1}", n as f64 / secs);
+}
