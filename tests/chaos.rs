@@ -67,7 +67,9 @@ fn killed_front_door_is_restarted_and_serves_within_a_second() {
     // The event bus too: `docker events` works again after its restart.
     assert_eq!(kill(&d, "event-bus"), 204);
     assert!(
-        wait_for(Duration::from_secs(2), || d.log().contains("child restarted child=event-bus")),
+        wait_for(Duration::from_secs(2), || d
+            .log()
+            .contains("child restarted child=event-bus")),
         "{}",
         d.log()
     );
