@@ -7,3 +7,5 @@ pub const FRONT_DOOR: &str = "front-door";
 pub const EVENT_BUS: &str = "event-bus";
 /// The root supervisor.
 pub const ROOT: &str = "root";
+/// The image store.
+pub const IMAGE_STORE: &str = "image-store";

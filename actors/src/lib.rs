@@ -5,6 +5,7 @@
 
 pub mod directory;
 pub mod events;
+pub mod image;
 pub mod ports;
 pub mod protocol;
 pub mod supervisor;

@@ -21,3 +21,14 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 }
+
+/// Durable records under one root (the image store's directory): every
+/// `put` is atomic (temp, fsync, rename), so a reader after a crash sees the
+/// old record or the new one.
+pub trait RecordStore: Send + Sync + 'static {
+    fn put(&self, key: &str, data: &[u8]) -> std::io::Result<()>;
+    fn get(&self, key: &str) -> std::io::Result<Option<Vec<u8>>>;
+    fn delete(&self, key: &str) -> std::io::Result<()>;
+    /// File names directly under the directory `dir`.
+    fn list(&self, dir: &str) -> std::io::Result<Vec<String>>;
+}

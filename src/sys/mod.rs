@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod dirs;
 pub mod host;
+pub mod layers;
 pub mod listeners;
 pub mod pidfile;
 pub mod systemd;

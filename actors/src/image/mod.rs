@@ -1,0 +1,12 @@
+//! Images: references, records, and the ImageStore actor that owns them.
+
+pub mod model;
+pub mod reference;
+mod store;
+
+pub use model::*;
+pub use reference::{Reference, ReferenceError};
+pub use store::{
+    CommitResult, DeleteItem, ImageError, ImageStore, ImageStoreArgs, ImageStoreMsg, Images,
+    PruneResult, Released,
+};
