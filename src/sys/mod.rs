@@ -1,11 +1,14 @@
 //! Host side effects: files, sockets, TLS, systemd, host facts.
 
 pub mod atomic;
+pub mod blobs;
 pub mod dirs;
 pub mod host;
 pub mod layers;
 pub mod listeners;
 pub mod pidfile;
+pub mod records;
+pub mod storage;
 pub mod systemd;
 pub mod tls;
 

@@ -331,19 +331,12 @@ impl Applier {
 
         let pfd = self.dir(parent, true)?;
         let h = e.header().clone();
-        let mode = Mode::from_bits_truncate(
-            h.mode()
-                .map_err(|err| invalid(format!("{raw_path:?}: bad mode: {err}")))?
-                & 0o7777,
-        );
-        let uid = h
-            .uid()
-            .map_err(|err| invalid(format!("{raw_path:?}: bad uid: {err}")))?
-            as u32;
-        let gid = h
-            .gid()
-            .map_err(|err| invalid(format!("{raw_path:?}: bad gid: {err}")))?
-            as u32;
+        // Blank numeric fields read as 0, as Go's archive/tar reads them.
+        let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0) & 0o7777);
+        let uid = u32::try_from(h.uid().unwrap_or(0))
+            .map_err(|_| invalid(format!("{raw_path:?}: uid out of range")))?;
+        let gid = u32::try_from(h.gid().unwrap_or(0))
+            .map_err(|_| invalid(format!("{raw_path:?}: gid out of range")))?;
         let mtime = h.mtime().unwrap_or(0) as i64;
         let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
         let xattrs = xattrs_of(e)?;

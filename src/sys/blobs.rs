@@ -1,0 +1,123 @@
+//! Content-addressed blobs under `<data-root>/image/blobs/sha256/<hex>`,
+//! written through a temp file that is hashed, fsynced and renamed, so a
+//! blob's name always matches its content.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A blob being written; [`BlobWriter::commit`] names it by its digest.
+pub struct BlobWriter {
+    file: File,
+    path: PathBuf,
+    hasher: Sha256,
+    size: u64,
+    dir: PathBuf,
+    done: bool,
+}
+
+impl BlobStore {
+    pub fn new(image_root: &Path) -> io::Result<BlobStore> {
+        let dir = image_root.join("blobs/sha256");
+        let tmp = image_root.join("tmp");
+        fs::create_dir_all(&dir)?;
+        // Leftovers of writes interrupted by a crash.
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp)?;
+        Ok(BlobStore { dir, tmp })
+    }
+
+    pub fn path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| self.dir.join(hex))
+    }
+
+    pub fn open(&self, digest: &str) -> io::Result<File> {
+        let p = self
+            .path(digest)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad digest"))?;
+        File::open(p)
+    }
+
+    pub fn writer(&self) -> io::Result<BlobWriter> {
+        let path = self.tmp.join(format!("ingest-{}", random_hex(16)));
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        Ok(BlobWriter {
+            file,
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            dir: self.dir.clone(),
+            done: false,
+        })
+    }
+
+    pub fn remove(&self, digest: &str) {
+        if let Some(p) = self.path(digest) {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    /// A scratch directory for one operation (removed by the caller or at next start).
+    pub fn scratch_dir(&self) -> io::Result<PathBuf> {
+        let p = self.tmp.join(format!("work-{}", random_hex(16)));
+        fs::create_dir(&p)?;
+        Ok(p)
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// fsync and rename to its digest; returns (digest, size).
+    pub fn commit(mut self) -> io::Result<(String, u64)> {
+        self.file.sync_all()?;
+        let hex = berth_actors::image::hex(&std::mem::take(&mut self.hasher).finalize());
+        fs::rename(&self.path, self.dir.join(&hex))?;
+        self.done = true;
+        Ok((format!("sha256:{hex}"), self.size))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Random lowercase hex from the kernel's generator.
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    let ok = File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = Sha256::digest(format!("{t}-{}", std::process::id())).to_vec();
+        b.truncate(bytes);
+    }
+    berth_actors::image::hex(&b)
+}

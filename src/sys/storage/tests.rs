@@ -1,0 +1,100 @@
+//! Both drivers run the same suite: a two-layer image whose upper layer
+//! deletes a file and makes a directory opaque shows that in its view.
+
+use std::fs;
+
+use super::*;
+use crate::sys::layers::apply_layer;
+
+fn tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        match data {
+            Some(d) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(d.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, name, *d).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, name, &b""[..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn suite(d: &dyn StorageDriver) {
+    let lower = tar(&[
+        ("etc/", None),
+        ("etc/keep", Some(b"k")),
+        ("etc/gone", Some(b"g")),
+        ("opq/", None),
+        ("opq/old", Some(b"o")),
+    ]);
+    let upper = tar(&[
+        ("etc/.wh.gone", Some(b"")),
+        ("opq/", None),
+        ("opq/.wh..wh..opq", Some(b"")),
+        ("opq/new", Some(b"n")),
+    ]);
+    let p1 = d.create("layer1", None).unwrap();
+    apply_layer(&p1, &lower[..], d.whiteouts()).unwrap();
+    let p2 = d.create("layer2", Some("layer1")).unwrap();
+    apply_layer(&p2, &upper[..], d.whiteouts()).unwrap();
+    assert_eq!(
+        d.list().unwrap(),
+        ["layer1", "layer2"].iter().map(|s| s.to_string()).collect()
+    );
+
+    let view = d.mount("layer2").unwrap();
+    assert_eq!(fs::read_to_string(view.join("etc/keep")).unwrap(), "k");
+    assert!(
+        !view.join("etc/gone").exists(),
+        "deleted file is gone in the merged view"
+    );
+    let opq: Vec<_> = fs::read_dir(view.join("opq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(opq, vec![std::ffi::OsString::from("new")]);
+    let lower_view = d.mount("layer1").unwrap();
+    assert!(
+        lower_view.join("etc/gone").exists(),
+        "the lower layer is unchanged"
+    );
+    d.unmount("layer2").unwrap();
+    d.unmount("layer1").unwrap();
+    d.remove("layer2").unwrap();
+    d.remove("layer1").unwrap();
+    assert!(d.list().unwrap().is_empty());
+    assert!(d.create("../x", None).is_err());
+}
+
+#[test]
+fn vfs_suite() {
+    let t = tempfile::tempdir().unwrap();
+    suite(&Vfs::new(&t.path().join("vfs")).unwrap());
+}
+
+#[test]
+fn overlay2_suite() {
+    let t = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    match Overlay2::new(&t.path().join("overlay2")) {
+        Ok(d) => {
+            suite(&d);
+            assert!(
+                fs::read_dir(t.path().join("overlay2/l"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+                "short links removed"
+            );
+        }
+        Err(e) => panic!("overlay2 must work on this host: {e}"),
+    }
+}
