@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, ROOT};
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, ROOT};
 use berth_actors::events::{EventBus, Events};
+use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
 use berth_actors::ports::SystemClock;
 use berth_actors::supervisor::{
     ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg,
@@ -25,9 +26,13 @@ use tracing::{error, info, warn};
 use crate::api::server::{FrontDoor, FrontDoorArgs};
 use crate::api::{routes, ApiContext};
 use crate::config::{self, reload, DaemonConfig, Flags, Loaded};
+use crate::images::ImageService;
 use crate::logging::LogHandle;
-use crate::sys::host::{backing_filesystem, engine_id, HostFacts};
+use crate::sys::blobs::BlobStore;
+use crate::sys::host::{engine_id, HostFacts};
 use crate::sys::pidfile::PidFile;
+use crate::sys::records::FsRecordStore;
+use crate::sys::storage;
 use crate::sys::{dirs, listeners, systemd, StartupError};
 
 /// How long shutdown waits for in-flight requests.
@@ -41,17 +46,6 @@ pub struct Startup {
     pub activated_fds: Vec<RawFd>,
 }
 
-/// The storage driver berth will use here: configured, else overlay2 when
-/// the kernel has overlayfs, else vfs.
-fn storage_driver(c: &DaemonConfig, host: &HostFacts) -> String {
-    match c.storage_driver.as_str() {
-        "" if host.overlay_supported => "overlay2".into(),
-        "" => "vfs".into(),
-        "overlay" => "overlay2".into(),
-        other => other.into(),
-    }
-}
-
 /// Run until shutdown. Returns the process exit code.
 pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let cfg = s.loaded.config.clone();
@@ -60,6 +54,19 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let pidfile = PidFile::acquire(Path::new(&cfg.pidfile))?;
     let engine = engine_id(Path::new(&cfg.data_root))
         .map_err(|e| StartupError::io("creating engine id in", &cfg.data_root, e))?;
+
+    // Storage before listeners: a daemon that cannot store images does not serve.
+    let data_root = Path::new(&cfg.data_root);
+    let driver = storage::open(&cfg.storage_driver, data_root, &cfg.storage_opts)
+        .map_err(StartupError::Storage)?;
+    let image_root = data_root.join("image").join(driver.name());
+    let records = Arc::new(
+        FsRecordStore::new(&image_root)
+            .map_err(|e| StartupError::io("creating", &image_root, e))?,
+    );
+    let blobs =
+        BlobStore::new(&image_root).map_err(|e| StartupError::io("creating", &image_root, e))?;
+    crate::images::remove_orphan_layers(&*records, &*driver);
 
     let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
     let bound = Arc::new(bound);
@@ -82,14 +89,21 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     warnings.extend(host.warnings());
 
     let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
-    let (_view_pub, view) = ViewPublisher::new();
+    let (view_pub, view) = ViewPublisher::new();
     let events = Events::new(Arc::new(SystemClock));
+    let (index_tx, index_rx) = watch::channel(Arc::new(ImageIndex::default()));
+    let index_tx = Arc::new(index_tx);
+    let image_service = Arc::new(ImageService {
+        images: Images::new(index_rx),
+        driver: driver.clone(),
+        blobs,
+        events: events.clone(),
+    });
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ApiContext {
         config: config_rx,
         warnings,
-        storage_driver: storage_driver(&cfg, &host),
-        backing_fs: backing_filesystem(Path::new(&cfg.data_root)),
+        images: image_service,
         host,
         engine_id: engine.clone(),
         view,
@@ -105,10 +119,30 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
 
     let fd_ctx = ctx.clone();
     let fd_listeners = bound.clone();
+    let (img_records, img_events, img_driver) = (records.clone(), events.clone(), driver.clone());
     let children = vec![
         ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
             (EventBus, ())
         }),
+        // Before the front door: the API serves images from the first request.
+        ChildSpec::new(
+            IMAGE_STORE,
+            RestartPolicy::infrastructure(),
+            true,
+            move || {
+                let d = img_driver.clone();
+                (
+                    ImageStore,
+                    ImageStoreArgs {
+                        records: img_records.clone(),
+                        index: index_tx.clone(),
+                        view: view_pub.clone(),
+                        events: img_events.clone(),
+                        present_layers: Arc::new(move || d.list().unwrap_or_default()),
+                    },
+                )
+            },
+        ),
         ChildSpec::new(
             FRONT_DOOR,
             RestartPolicy::infrastructure(),

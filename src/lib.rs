@@ -5,5 +5,6 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod fuzzing;
+pub mod images;
 pub mod logging;
 pub mod sys;

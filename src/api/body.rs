@@ -30,6 +30,15 @@ pub fn channel(rx: mpsc::Receiver<Bytes>) -> Body {
     StreamBody::new(stream.boxed()).boxed_unsync()
 }
 
+/// A body fed by a channel that may end in an error: the connection is
+/// then cut instead of ending cleanly, so the client sees the failure.
+pub fn channel_result(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> Body {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r.map(Frame::data), rx))
+    });
+    StreamBody::new(stream.boxed()).boxed_unsync()
+}
+
 pub fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(full(bytes));

@@ -30,9 +30,8 @@ pub struct ApiContext {
     pub warnings: Vec<String>,
     pub host: HostFacts,
     pub engine_id: String,
-    /// The storage driver berth uses on this host and its backing filesystem.
-    pub storage_driver: String,
-    pub backing_fs: String,
+    /// Images: the store's snapshot and handle, the storage driver, blobs.
+    pub images: Arc<crate::images::ImageService>,
     pub view: ViewReader,
     pub events: Events,
     pub routes: Vec<router::Route>,

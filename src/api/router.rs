@@ -76,29 +76,64 @@ impl Req {
     }
 }
 
+fn capture(name: &'static str, raw: &str) -> (&'static str, String) {
+    (
+        name,
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// Match `path` against `pattern`: `{name}` captures one segment, `{name*}`
+/// one or more (image names have slashes: `/images/reg:5000/a/b/json`).
 fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let pat: Vec<&'static str> = pattern.trim_matches('/').split('/').collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut params = Vec::new();
-    let mut pat = pattern.trim_matches('/').split('/');
-    let mut segs = path.trim_matches('/').split('/');
-    loop {
-        match (pat.next(), segs.next()) {
-            (None, None) => return Some(params),
-            (Some(p), Some(s)) => {
-                if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                    if s.is_empty() {
-                        return None;
-                    }
-                    let decoded = percent_encoding::percent_decode_str(s)
-                        .decode_utf8_lossy()
-                        .into_owned();
-                    params.push((name, decoded));
-                } else if p != s {
-                    return None;
-                }
+    let star = pat
+        .iter()
+        .position(|p| p.starts_with('{') && p.ends_with("*}"));
+    let (head, tail) = match star {
+        Some(i) => (&pat[..i], &pat[i + 1..]),
+        None => (&pat[..], &pat[..0]),
+    };
+    if star.is_none() && segs.len() != pat.len() {
+        return None;
+    }
+    if star.is_some() && segs.len() < head.len() + 1 + tail.len() {
+        return None;
+    }
+    let seg_match = |p: &'static str, s: &str, params: &mut Vec<(&'static str, String)>| -> bool {
+        if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if s.is_empty() {
+                return false;
             }
-            _ => return None,
+            params.push(capture(name, s));
+            true
+        } else {
+            p == s
+        }
+    };
+    for (p, s) in head.iter().zip(&segs) {
+        if !seg_match(p, s, &mut params) {
+            return None;
         }
     }
+    if let Some(i) = star {
+        let mid = &segs[head.len()..segs.len() - tail.len()];
+        if mid.iter().any(|s| s.is_empty()) {
+            return None;
+        }
+        let name = pat[i].trim_start_matches('{').trim_end_matches("*}");
+        params.push(capture(name, &mid.join("/")));
+        for (p, s) in tail.iter().zip(&segs[segs.len() - tail.len()..]) {
+            if !seg_match(p, s, &mut params) {
+                return None;
+            }
+        }
+    }
+    Some(params)
 }
 
 fn find<'a>(
@@ -250,5 +285,18 @@ mod tests {
         );
         assert_eq!(match_path("/info", "/info/x"), None);
         assert_eq!(match_path("/info", "/inf"), None);
+        assert_eq!(
+            match_path(
+                "/images/{name*}/json",
+                "/images/127.0.0.1:5000/trace/small/json"
+            ),
+            Some(vec![("name", "127.0.0.1:5000/trace/small".to_string())])
+        );
+        assert_eq!(match_path("/images/{name*}/json", "/images/json"), None);
+        assert_eq!(
+            match_path("/images/{name*}", "/images/a/b:1"),
+            Some(vec![("name", "a/b:1".to_string())])
+        );
+        assert_eq!(match_path("/images/{name*}/tag", "/images//tag"), None);
     }
 }

@@ -282,8 +282,21 @@ impl State {
         let chains = chain_ids(&diff_ids);
         let mut released = Released::default();
         for (i, (l, chain)) in layers.into_iter().zip(&chains).enumerate() {
-            if self.idx.layers.contains_key(chain) {
-                released.cache_ids.push(l.cache_id);
+            if let Some(existing) = self.idx.layers.get(chain) {
+                // Built twice (concurrent imports): keep the committed copy.
+                if existing.cache_id != l.cache_id {
+                    released.cache_ids.push(l.cache_id);
+                    if let Some(b) = l.blob {
+                        let used = self
+                            .idx
+                            .layers
+                            .values()
+                            .any(|x| x.blob.as_ref().map(|y| &y.digest) == Some(&b.digest));
+                        if !used {
+                            released.blobs.push(b.digest);
+                        }
+                    }
+                }
                 continue;
             }
             let rec = LayerRecord {

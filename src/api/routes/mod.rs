@@ -2,6 +2,7 @@
 
 mod chaos;
 pub(crate) mod events;
+mod images;
 mod system;
 
 use hyper::Method;
@@ -17,6 +18,16 @@ fn r(method: Method, path: &'static str, handler: super::router::Handler) -> Rou
     }
 }
 
+/// A route whose body is streamed to the handler (uploads).
+fn stream(method: Method, path: &'static str, handler: super::router::Handler) -> Route {
+    Route {
+        method,
+        path,
+        body: BodyMode::Stream,
+        handler,
+    }
+}
+
 /// Every route berthd serves; `chaos` adds the testing-only chaos control.
 pub fn table(chaos: bool) -> Vec<Route> {
     let mut t = vec![
@@ -26,6 +37,16 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::GET, "/info", system::info),
         r(Method::GET, "/system/df", system::df),
         r(Method::GET, "/events", events::events),
+        r(Method::GET, "/images/json", images::list),
+        stream(Method::POST, "/images/create", images::create),
+        stream(Method::POST, "/images/load", images::load),
+        r(Method::POST, "/images/prune", images::prune),
+        r(Method::GET, "/images/get", images::save),
+        r(Method::GET, "/images/{name*}/json", images::inspect),
+        r(Method::GET, "/images/{name*}/history", images::history),
+        r(Method::GET, "/images/{name*}/get", images::save),
+        r(Method::POST, "/images/{name*}/tag", images::tag),
+        r(Method::DELETE, "/images/{name*}", images::delete),
     ];
     if chaos {
         t.push(r(Method::POST, "/_berth/chaos/kill", chaos::kill));

@@ -161,11 +161,7 @@ pub fn info(r: Req) -> HandlerFuture {
         if cfg.no_new_privileges {
             security.push("name=no-new-privileges".into());
         }
-        let driver_status: Vec<[String; 2]> = if ctx.storage_driver == "overlay2" {
-            vec![["Backing Filesystem".into(), ctx.backing_fs.clone()]]
-        } else {
-            vec![]
-        };
+        let driver_status = ctx.images.driver.status();
         let env = |k: &str| {
             std::env::var(k)
                 .or_else(|_| std::env::var(k.to_ascii_lowercase()))
@@ -181,7 +177,7 @@ pub fn info(r: Req) -> HandlerFuture {
             "ContainersPaused": snap.containers_paused,
             "ContainersStopped": snap.containers_stopped,
             "Images": snap.images,
-            "Driver": ctx.storage_driver,
+            "Driver": ctx.images.driver.name(),
             "DriverStatus": driver_status,
             "DockerRootDir": cfg.data_root,
             "Plugins": {

@@ -1,0 +1,525 @@
+//! Image endpoints: list, inspect, history, tag, delete, prune, import,
+//! load, save. Reads use the ImageStore's snapshot; changes go through it.
+
+use std::sync::Arc;
+
+use berth_actors::image::{digest_hex, DeleteItem, ImageInfo, Reference};
+use berth_actors::ErrorKind;
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::filters::Filters;
+use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::version::ApiVersion;
+use crate::images::{
+    apply_changes, load_archive, pump_body, save_archive, ChannelReader, ChannelWriter,
+    ImageOpError,
+};
+
+fn op_err(e: ImageOpError) -> ApiError {
+    ApiError::from_err(&e)
+}
+
+fn tags(info: &ImageInfo) -> Vec<String> {
+    info.refs
+        .iter()
+        .filter(|r| r.tag.is_some())
+        .map(|r| r.familiar())
+        .collect()
+}
+
+fn digests(info: &ImageInfo) -> Vec<String> {
+    info.refs
+        .iter()
+        .filter_map(|r| {
+            r.digest
+                .as_ref()
+                .map(|d| format!("{}@{d}", r.familiar_repo()))
+        })
+        .collect()
+}
+
+/// `*` and `?` glob, as Go's path.Match for reference filters.
+fn glob(pat: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => (0..=s.len())
+                .filter(|i| !s[..*i].contains(&b'/'))
+                .any(|i| go(&p[1..], &s[i..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pat.as_bytes(), s.as_bytes())
+}
+
+fn created_of(ctx: &crate::api::ApiContext, name: &str) -> Result<i64, ApiError> {
+    ctx.images
+        .images
+        .snapshot()
+        .resolve(name)
+        .map(|i| i.config.created_unix())
+        .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))
+}
+
+pub fn list(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["dangling", "label", "reference", "before", "since", "until"])?;
+        let dangling = match f.values("dangling").next().map(String::as_str) {
+            None => None,
+            Some("true") | Some("1") => Some(true),
+            Some("false") | Some("0") => Some(false),
+            Some(v) => return Err(ApiError::invalid(format!("invalid filter 'dangling={v}'"))),
+        };
+        let before = f
+            .values("before")
+            .next()
+            .map(|n| created_of(&r.ctx, n))
+            .transpose()?;
+        let since = f
+            .values("since")
+            .next()
+            .map(|n| created_of(&r.ctx, n))
+            .transpose()?;
+        let until = match f.values("until").next() {
+            Some(u) => Some(
+                crate::api::routes::parse_timestamp(u)
+                    .map(|n| n / 1_000_000_000)
+                    .or_else(|| {
+                        chrono::DateTime::parse_from_rfc3339(u)
+                            .ok()
+                            .map(|t| t.timestamp())
+                    })
+                    .ok_or_else(|| ApiError::invalid(format!("invalid filter 'until={u}'")))?,
+            ),
+            None => None,
+        };
+        let snap = r.ctx.images.images.snapshot();
+        let old_api = r.version < ApiVersion(1, 44);
+        let mut out: Vec<(i64, Value)> = Vec::new();
+        for info in snap.images.values() {
+            let created = info.config.created_unix();
+            let labels = info.config.labels();
+            let t = tags(info);
+            if dangling.is_some_and(|d| d != info.refs.is_empty())
+                || !f.labels("label", &labels)
+                || before.is_some_and(|b| created >= b)
+                || since.is_some_and(|s| created <= s)
+                || until.is_some_and(|u| created > u)
+            {
+                continue;
+            }
+            if f.contains("reference") {
+                let hit = f.values("reference").any(|pat| {
+                    info.refs
+                        .iter()
+                        .any(|rf| glob(pat, &rf.familiar()) || glob(pat, &rf.familiar_repo()))
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            let mut v = json!({
+                "Id": info.record.id,
+                "ParentId": info.config.parent.clone().unwrap_or_default(),
+                "RepoTags": t,
+                "RepoDigests": digests(info),
+                "Created": created,
+                "Size": info.size,
+                "SharedSize": -1,
+                "Labels": if labels.is_empty() { Value::Null } else { json!(labels) },
+                "Containers": -1,
+            });
+            if old_api {
+                v["VirtualSize"] = json!(info.size);
+            }
+            out.push((created, v));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        ok_json(&out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+    })
+}
+
+fn find(r: &Req) -> Result<Arc<ImageInfo>, ApiError> {
+    let name = r.param("name");
+    r.ctx
+        .images
+        .images
+        .snapshot()
+        .resolve(name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))
+}
+
+pub fn inspect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let info = find(&r)?;
+        let c = &info.config;
+        let mut v = json!({
+            "Id": info.record.id,
+            "RepoTags": tags(&info),
+            "RepoDigests": digests(&info),
+            "Parent": c.parent.clone().unwrap_or_default(),
+            "Comment": c.comment.clone().unwrap_or_default(),
+            "Created": c.created.clone().unwrap_or_default(),
+            "DockerVersion": c.docker_version.clone().unwrap_or_default(),
+            "Author": c.author.clone().unwrap_or_default(),
+            "Config": c.config.clone().unwrap_or(Value::Null),
+            "Architecture": c.architecture,
+            "Os": c.os,
+            "Size": info.size,
+            "GraphDriver": {"Name": r.ctx.images.driver.name(), "Data": Value::Null},
+            "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
+            "Metadata": {"LastTagTime": info.record.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())},
+        });
+        if let Some(var) = &c.variant {
+            v["Variant"] = json!(var);
+        }
+        if r.version < ApiVersion(1, 45) {
+            v["Container"] = json!("");
+            v["ContainerConfig"] = c
+                .container_config
+                .clone()
+                .unwrap_or_else(crate::images::changes_empty_config);
+        }
+        if r.version < ApiVersion(1, 44) {
+            v["VirtualSize"] = json!(info.size);
+        }
+        ok_json(&v)
+    })
+}
+
+pub fn history(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let info = find(&r)?;
+        let snap = r.ctx.images.images.snapshot();
+        let sizes: Vec<u64> = info
+            .record
+            .layers
+            .iter()
+            .map(|c| snap.layers.get(c).map(|l| l.size).unwrap_or(0))
+            .collect();
+        let mut rows = Vec::new();
+        let mut layer = 0usize;
+        let hist = if info.config.history.is_empty() {
+            sizes
+                .iter()
+                .map(|_| berth_actors::image::History::default())
+                .collect()
+        } else {
+            info.config.history.clone()
+        };
+        for h in &hist {
+            let size = if h.empty_layer {
+                0
+            } else {
+                let s = sizes.get(layer).copied().unwrap_or(0);
+                layer += 1;
+                s
+            };
+            let created = h
+                .created
+                .as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
+            rows.push(json!({
+                "Id": "<missing>", "Created": created, "CreatedBy": h.created_by.clone().unwrap_or_default(),
+                "Tags": Value::Null, "Size": size, "Comment": h.comment.clone().unwrap_or_default(),
+            }));
+        }
+        rows.reverse();
+        if let Some(top) = rows.first_mut() {
+            top["Id"] = json!(info.record.id);
+            let t = tags(&info);
+            top["Tags"] = if t.is_empty() { Value::Null } else { json!(t) };
+        }
+        ok_json(&rows)
+    })
+}
+
+pub fn tag(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let repo = r.query.get("repo").unwrap_or_default();
+        let mut reference = Reference::parse(repo).map_err(|e| ApiError::from_err(&e))?;
+        if reference.digest.is_some() {
+            return Err(ApiError::invalid(
+                "refusing to create a tag with a digest reference",
+            ));
+        }
+        if let Some(t) = r.query.get("tag").filter(|t| !t.is_empty()) {
+            reference = Reference::parse(&format!("{}:{t}", reference.repo))
+                .map_err(|e| ApiError::from_err(&e))?;
+        }
+        let reference = reference.with_default_tag();
+        r.ctx
+            .images
+            .images
+            .tag(r.param("name").to_string(), reference)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::CREATED;
+        Ok(resp)
+    })
+}
+
+fn items_json(items: &[DeleteItem]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|i| match i {
+            DeleteItem::Untagged(s) => json!({"Untagged": s}),
+            DeleteItem::Deleted(s) => json!({"Deleted": s}),
+        })
+        .collect()
+}
+
+pub fn delete(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let svc = r.ctx.images.clone();
+        let (items, released) = svc
+            .images
+            .delete(r.param("name").to_string(), r.query.bool("force"))
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        tokio::task::spawn_blocking(move || svc.release(&released));
+        ok_json(&items_json(&items))
+    })
+}
+
+pub fn prune(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["dangling", "label", "label!", "until"])?;
+        let dangling_only = !matches!(
+            f.values("dangling").next().map(String::as_str),
+            Some("false") | Some("0")
+        );
+        let until = f
+            .values("until")
+            .next()
+            .and_then(|u| crate::api::routes::parse_timestamp(u).map(|n| n / 1_000_000_000));
+        let snap = r.ctx.images.images.snapshot();
+        let ids: Vec<String> = snap
+            .images
+            .values()
+            .filter(|i| !dangling_only || i.refs.is_empty())
+            .filter(|i| f.labels("label", &i.config.labels()))
+            .filter(|i| !f.contains("label!") || !f.labels("label!", &i.config.labels()))
+            .filter(|i| until.is_none_or(|u| i.config.created_unix() < u))
+            .map(|i| i.record.id.clone())
+            .collect();
+        let svc = r.ctx.images.clone();
+        let res = svc
+            .images
+            .prune(ids)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        let released = res.released.clone();
+        tokio::task::spawn_blocking(move || svc.release(&released));
+        let items = items_json(&res.items);
+        ok_json(&json!({
+            "ImagesDeleted": if items.is_empty() { Value::Null } else { json!(items) },
+            "SpaceReclaimed": res.space_reclaimed,
+        }))
+    })
+}
+
+/// Stream a request body to a blocking reader.
+fn body_reader(r: &mut Req) -> Result<ChannelReader, ApiError> {
+    let incoming = r
+        .incoming
+        .take()
+        .ok_or_else(|| ApiError::system("request body already taken"))?;
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(pump_body(incoming.into_body(), tx));
+    Ok(ChannelReader::new(rx))
+}
+
+fn json_lines(lines: &[Value]) -> Response<Body> {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(&serde_json::to_vec(l).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut resp = Response::new(body::full(out));
+    resp.headers_mut()
+        .insert("Content-Type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+use crate::api::body::Body;
+
+/// `POST /images/create`: `fromSrc=-` imports the body; pulls come later.
+pub fn create(mut r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        if let Some(img) = r.query.get("fromImage").filter(|s| !s.is_empty()) {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!("pulling {img}: registry pulls are not implemented in berth yet"),
+            ));
+        }
+        match r.query.get("fromSrc") {
+            Some("-") => {}
+            Some("") | None => return Err(ApiError::invalid("fromImage or fromSrc is required")),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "importing from a URL is not supported; send the archive in the request body",
+                ))
+            }
+        }
+        let mut refs = Vec::new();
+        if let Some(repo) = r.query.get("repo").filter(|s| !s.is_empty()) {
+            let mut reference = Reference::parse(repo).map_err(|e| ApiError::from_err(&e))?;
+            if let Some(t) = r.query.get("tag").filter(|t| !t.is_empty()) {
+                reference = Reference::parse(&format!("{}:{t}", reference.repo))
+                    .map_err(|e| ApiError::from_err(&e))?;
+            }
+            refs.push(reference.with_default_tag());
+        }
+        let changes: Vec<String> = r
+            .query
+            .all("changes")
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let container_config = apply_changes(&changes).map_err(ApiError::invalid)?;
+        let message = r.query.get("message").unwrap_or_default().to_string();
+        let reader = body_reader(&mut r)?;
+        let svc = r.ctx.images.clone();
+        let svc2 = svc.clone();
+        let layer = tokio::task::spawn_blocking(move || svc2.build_layer(None, reader))
+            .await
+            .map_err(|e| ApiError::system(e.to_string()))?
+            .map_err(op_err)?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let comment = if message.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            message
+        };
+        let arch = match r.ctx.host.architecture.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let config = json!({
+            "architecture": arch,
+            "comment": comment,
+            "config": container_config,
+            "created": now,
+            "history": [{"created": now, "comment": comment}],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        });
+        let raw = serde_json::to_vec(&config).map_err(|e| ApiError::system(e.to_string()))?;
+        let res = match svc
+            .images
+            .commit(raw, vec![layer.clone()], refs.clone())
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => {
+                let l = layer.clone();
+                let s = svc.clone();
+                tokio::task::spawn_blocking(move || s.discard(&[l]));
+                return Err(ApiError::from_err(&e));
+            }
+        };
+        let released = res.released.clone();
+        let s = svc.clone();
+        tokio::task::spawn_blocking(move || s.release(&released));
+        svc.event(
+            "import",
+            &res.id,
+            refs.first()
+                .map(|r| r.familiar())
+                .as_deref()
+                .unwrap_or(&res.id),
+        );
+        Ok(json_lines(&[json!({"status": res.id})]))
+    })
+}
+
+pub fn load(mut r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let reader = body_reader(&mut r)?;
+        let svc = r.ctx.images.clone();
+        let rt = tokio::runtime::Handle::current();
+        let loaded = tokio::task::spawn_blocking(move || load_archive(&svc, reader, &rt))
+            .await
+            .map_err(|e| ApiError::system(e.to_string()))?
+            .map_err(op_err)?;
+        let mut lines = Vec::new();
+        for img in loaded {
+            if img.tags.is_empty() {
+                lines.push(json!({"stream": format!("Loaded image ID: {}\n", img.id)}));
+            }
+            for t in img.tags {
+                lines.push(json!({"stream": format!("Loaded image: {t}\n")}));
+            }
+        }
+        Ok(json_lines(&lines))
+    })
+}
+
+/// `GET /images/{name}/get` and `GET /images/get?names=...`.
+pub fn save(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let names: Vec<String> = if r.param("name").is_empty() {
+            r.query.all("names").into_iter().map(String::from).collect()
+        } else {
+            vec![r.param("name").to_string()]
+        };
+        if names.is_empty() {
+            return Err(ApiError::invalid("no image names given"));
+        }
+        let snap = r.ctx.images.images.snapshot();
+        let mut items: Vec<(Arc<ImageInfo>, Vec<Reference>)> = Vec::new();
+        for n in &names {
+            let info = snap
+                .resolve(n)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(format!("No such image: {n}")))?;
+            let refs: Vec<Reference> = snap.is_reference(n).into_iter().collect();
+            match items
+                .iter_mut()
+                .find(|(i, _)| i.record.id == info.record.id)
+            {
+                Some((_, rs)) => rs.extend(refs),
+                None => items.push((info, refs)),
+            }
+        }
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        let svc = r.ctx.images.clone();
+        let ids: Vec<String> = items.iter().map(|(i, _)| i.record.id.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            let err_tx = tx.clone();
+            match save_archive(&svc, &items, ChannelWriter::new(tx)) {
+                Ok(()) => {
+                    for id in &ids {
+                        svc.event("save", id, digest_hex(id));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("docker save failed: {e}");
+                    let _ = err_tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                }
+            }
+        });
+        let mut resp = Response::new(body::channel_result(rx));
+        resp.headers_mut().insert(
+            "Content-Type",
+            HeaderValue::from_static("application/x-tar"),
+        );
+        Ok(resp)
+    })
+}

@@ -1,0 +1,340 @@
+//! `docker load` and `docker save`: docker-archive (manifest.json,
+//! repositories) written together with an OCI image layout, as docker 25+
+//! writes it; loading reads manifest.json or, without it, the OCI index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_actors::image::{chain_ids, digest_hex, ImageConfig, ImageInfo, NewLayer, Reference};
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ImageOpError, ImageService};
+use crate::sys::layers::{apply_layer, decompress, LayerError, WhiteoutMode};
+
+const MAX_JSON: u64 = 32 << 20;
+
+#[derive(Debug, Deserialize)]
+struct ManifestEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+/// One image a load registered.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub id: String,
+    pub tags: Vec<String>,
+}
+
+fn invalid(m: impl Into<String>) -> ImageOpError {
+    ImageOpError::Invalid(m.into())
+}
+
+/// Open a regular file at `rel` inside `root`: symlinks inside the archive
+/// resolve inside it, never out of it.
+fn open_in_root(root: &OwnedFd, rel: &str) -> Result<File, ImageOpError> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(root.as_fd(), rel, how)
+        .map_err(|e| invalid(format!("invalid archive: {rel}: {e}")))?;
+    let f = File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(invalid(format!("invalid archive: {rel} is not a file")));
+    }
+    Ok(f)
+}
+
+fn read_json(root: &OwnedFd, rel: &str) -> Result<Vec<u8>, ImageOpError> {
+    let mut buf = Vec::new();
+    open_in_root(root, rel)?
+        .take(MAX_JSON + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_JSON {
+        return Err(invalid(format!("invalid archive: {rel} is too large")));
+    }
+    Ok(buf)
+}
+
+/// Turn an OCI layout's index into manifest.json-style entries.
+fn oci_entries(root: &OwnedFd) -> Result<Vec<ManifestEntry>, ImageOpError> {
+    let index: serde_json::Value = serde_json::from_slice(&read_json(root, "index.json")?)
+        .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
+    let blob_path = |d: &str| -> Result<String, ImageOpError> {
+        if !berth_actors::image::reference::valid_digest(d) {
+            return Err(invalid(format!("invalid archive: bad digest {d:?}")));
+        }
+        Ok(format!("blobs/sha256/{}", digest_hex(d)))
+    };
+    let mut out = Vec::new();
+    for m in index["manifests"].as_array().cloned().unwrap_or_default() {
+        let digest = m["digest"].as_str().unwrap_or_default();
+        let raw = read_json(root, &blob_path(digest)?)?;
+        if berth_actors::image::sha256_digest(&raw) != digest {
+            return Err(invalid(format!(
+                "invalid archive: manifest {digest} does not match its digest"
+            )));
+        }
+        let man: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| invalid(format!("invalid archive: manifest: {e}")))?;
+        if man.get("manifests").is_some() {
+            return Err(invalid("invalid archive: nested indexes are not supported"));
+        }
+        let config = blob_path(man["config"]["digest"].as_str().unwrap_or_default())?;
+        let layers = man["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| blob_path(l["digest"].as_str().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tag = m["annotations"]["io.containerd.image.name"]
+            .as_str()
+            .map(|s| vec![s.to_string()]);
+        out.push(ManifestEntry {
+            config,
+            repo_tags: tag,
+            layers,
+        });
+    }
+    Ok(out)
+}
+
+/// Load every image of an archive. Images committed before an error stay;
+/// the failing image leaves nothing behind.
+pub fn load_archive(
+    svc: &ImageService,
+    input: impl Read + Send,
+    rt: &tokio::runtime::Handle,
+) -> Result<Vec<LoadedImage>, ImageOpError> {
+    let scratch = svc.blobs.scratch_dir()?;
+    let result = load_from(svc, input, rt, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn load_from(
+    svc: &ImageService,
+    input: impl Read + Send,
+    rt: &tokio::runtime::Handle,
+    scratch: &Path,
+) -> Result<Vec<LoadedImage>, ImageOpError> {
+    // The outer archive (plain or compressed, as dockerd accepts it) goes
+    // through the same secure apply as a layer.
+    let (_, input) = decompress(input)?;
+    apply_layer(scratch, input, WhiteoutMode::Delete).map_err(|e| match e {
+        LayerError::Invalid(m) => invalid(format!("invalid archive: {m}")),
+        LayerError::Io(e) => ImageOpError::Io(e),
+    })?;
+    let root: OwnedFd = File::open(scratch)?.into();
+    let entries: Vec<ManifestEntry> = match read_json(&root, "manifest.json") {
+        Ok(raw) => serde_json::from_slice(&raw)
+            .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?,
+        Err(_) => oci_entries(&root).map_err(|e| invalid(format!("{e} (and no manifest.json)")))?,
+    };
+    if entries.is_empty() {
+        return Err(invalid("invalid archive: it holds no image"));
+    }
+    let mut loaded = Vec::new();
+    for entry in entries {
+        let config_raw = read_json(&root, &entry.config)?;
+        let cfg = ImageConfig::parse(&config_raw).map_err(ImageOpError::Invalid)?;
+        if cfg.rootfs.diff_ids.len() != entry.layers.len() {
+            return Err(invalid(format!(
+                "invalid archive: {} lists {} layers, its config {}",
+                entry.config,
+                entry.layers.len(),
+                cfg.rootfs.diff_ids.len()
+            )));
+        }
+        let refs = entry
+            .repo_tags
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                Reference::parse(t)
+                    .map(|r| r.with_default_tag())
+                    .map_err(|e| invalid(format!("invalid tag {t:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let chains = chain_ids(&cfg.rootfs.diff_ids);
+        let snap = svc.images.snapshot();
+        let mut parent: Option<String> = None;
+        let mut all = Vec::new();
+        let mut built: Vec<NewLayer> = Vec::new();
+        let step = (|| {
+            for (i, path) in entry.layers.iter().enumerate() {
+                if let Some(rec) = snap.layers.get(&chains[i]) {
+                    parent = Some(rec.cache_id.clone());
+                    all.push(NewLayer {
+                        diff_id: rec.diff_id.clone(),
+                        cache_id: rec.cache_id.clone(),
+                        size: rec.size,
+                        tar_size: rec.tar_size,
+                        blob: rec.blob.clone(),
+                    });
+                    continue;
+                }
+                let f = open_in_root(&root, path)?;
+                let nl = svc.build_layer(parent.as_deref(), f)?;
+                built.push(nl.clone());
+                if nl.diff_id != cfg.rootfs.diff_ids[i] {
+                    return Err(invalid(format!(
+                        "invalid archive: layer {path} has diffID {} but the config expects {}",
+                        nl.diff_id, cfg.rootfs.diff_ids[i]
+                    )));
+                }
+                parent = Some(nl.cache_id.clone());
+                all.push(nl);
+            }
+            Ok(())
+        })();
+        if let Err(e) = step {
+            svc.discard(&built);
+            return Err(e);
+        }
+        let res = match rt.block_on(svc.images.commit(config_raw, all, refs.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                svc.discard(&built);
+                return Err(e.into());
+            }
+        };
+        svc.release(&res.released);
+        let tags: Vec<String> = refs.iter().map(|r| r.familiar()).collect();
+        svc.event(
+            "load",
+            &res.id,
+            tags.first().map(String::as_str).unwrap_or(&res.id),
+        );
+        loaded.push(LoadedImage { id: res.id, tags });
+    }
+    Ok(loaded)
+}
+
+fn header(path: &str, size: u64, dir: bool) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h.set_size(size);
+    h.set_mode(if dir { 0o755 } else { 0o644 });
+    h.set_mtime(0);
+    let _ = h.set_path(path);
+    h.set_cksum();
+    h
+}
+
+fn add_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> std::io::Result<()> {
+    b.append(&header(path, data.len() as u64, false), data)
+}
+
+/// Write `images` (each with the references to record) as one archive.
+pub fn save_archive(
+    svc: &ImageService,
+    images: &[(Arc<ImageInfo>, Vec<Reference>)],
+    out: impl Write,
+) -> Result<(), ImageOpError> {
+    let snap = svc.images.snapshot();
+    let mut b = tar::Builder::new(out);
+    b.append(&header("blobs/", 0, true), std::io::empty())?;
+    b.append(&header("blobs/sha256/", 0, true), std::io::empty())?;
+    let mut written: BTreeSet<String> = BTreeSet::new();
+    let mut manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut index = Vec::new();
+    for (info, refs) in images {
+        let id = &info.record.id;
+        let cfg_path = format!("blobs/sha256/{}", digest_hex(id));
+        if written.insert(cfg_path.clone()) {
+            add_bytes(&mut b, &cfg_path, &info.raw_config)?;
+        }
+        let mut layer_paths = Vec::new();
+        let mut oci_layers = Vec::new();
+        for chain in &info.record.layers {
+            let rec = snap.layers.get(chain).ok_or_else(|| {
+                ImageOpError::Invalid(format!("layer {chain} of {id} is missing"))
+            })?;
+            let path = format!("blobs/sha256/{}", digest_hex(&rec.diff_id));
+            if written.insert(path.clone()) {
+                let blob = rec.blob.as_ref().ok_or_else(|| {
+                    ImageOpError::Invalid(format!("layer {chain} has no stored blob"))
+                })?;
+                let f = svc.blobs.open(&blob.digest)?;
+                let (_, reader) = decompress(std::io::BufReader::new(f))?;
+                let mut counted = reader.take(rec.tar_size);
+                b.append(&header(&path, rec.tar_size, false), &mut counted)?;
+                if counted.limit() != 0 {
+                    return Err(ImageOpError::Invalid(format!(
+                        "layer blob {} is shorter than recorded",
+                        blob.digest
+                    )));
+                }
+            }
+            oci_layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": rec.diff_id, "size": rec.tar_size}));
+            layer_paths.push(path);
+        }
+        let oci_manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": id, "size": info.raw_config.len()},
+            "layers": oci_layers,
+        }))
+        .unwrap_or_default();
+        let man_digest = berth_actors::image::sha256_digest(&oci_manifest);
+        let man_path = format!("blobs/sha256/{}", digest_hex(&man_digest));
+        if written.insert(man_path.clone()) {
+            add_bytes(&mut b, &man_path, &oci_manifest)?;
+        }
+        let tags: Vec<String> = refs
+            .iter()
+            .filter(|r| r.tag.is_some())
+            .map(|r| r.familiar())
+            .collect();
+        for r in refs.iter().filter(|r| r.tag.is_some()) {
+            repositories.entry(r.familiar_repo()).or_default().insert(
+                r.tag.clone().unwrap_or_default(),
+                digest_hex(id).to_string(),
+            );
+        }
+        if refs.is_empty() {
+            index.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": man_digest, "size": oci_manifest.len()}));
+        }
+        for r in refs.iter().filter(|r| r.tag.is_some()) {
+            index.push(json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": man_digest, "size": oci_manifest.len(),
+                "annotations": {"io.containerd.image.name": r.to_string(), "org.opencontainers.image.ref.name": r.tag.clone().unwrap_or_default()}
+            }));
+        }
+        manifest.push(json!({"Config": cfg_path, "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { json!(tags) }, "Layers": layer_paths}));
+    }
+    add_bytes(&mut b, "index.json", &serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index})).unwrap_or_default())?;
+    add_bytes(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap_or_default(),
+    )?;
+    add_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    if !repositories.is_empty() {
+        add_bytes(
+            &mut b,
+            "repositories",
+            &serde_json::to_vec(&repositories).unwrap_or_default(),
+        )?;
+    }
+    b.into_inner()?.flush()?;
+    Ok(())
+}

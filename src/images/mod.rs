@@ -1,0 +1,179 @@
+//! Image operations that move bytes: import, load, save. They run on
+//! blocking threads, apply layers into the storage driver, store blobs, and
+//! then commit through the ImageStore actor (the only writer of records).
+
+mod archive;
+mod changes;
+mod io;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use berth_actors::events::Events;
+use berth_actors::image::{BlobRef, ImageError, Images, NewLayer, Released};
+use berth_actors::{ErrorKind, HasKind};
+
+pub use archive::{load_archive, save_archive, LoadedImage};
+pub use changes::{apply_changes, empty_config as changes_empty_config};
+pub use io::{pump_body, ChannelReader, ChannelWriter};
+
+use crate::sys::blobs::{random_hex, BlobStore};
+use crate::sys::layers::{apply_layer, decompress, Compression, LayerError};
+use crate::sys::storage::StorageDriver;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageOpError {
+    #[error("{0}")]
+    Layer(#[from] LayerError),
+    #[error("{0}")]
+    Image(#[from] ImageError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl HasKind for ImageOpError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ImageOpError::Layer(e) => e.kind(),
+            ImageOpError::Image(e) => e.kind(),
+            ImageOpError::Invalid(_) => ErrorKind::InvalidParameter,
+            ImageOpError::Io(_) => ErrorKind::System,
+        }
+    }
+}
+
+/// Everything image operations need; shared by the API handlers.
+pub struct ImageService {
+    pub images: Images,
+    pub driver: Arc<dyn StorageDriver>,
+    pub blobs: BlobStore,
+    pub events: Events,
+}
+
+/// Copies what it reads into a blob writer.
+struct Tee<'a, R> {
+    inner: R,
+    out: &'a mut crate::sys::blobs::BlobWriter,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        std::io::Write::write_all(self.out, &buf[..n])?;
+        Ok(n)
+    }
+}
+
+pub fn media_type(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+        Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
+impl ImageService {
+    /// Apply one layer blob (compressed or not) above `parent`, keeping the
+    /// blob as received. On failure nothing of it stays on disk.
+    pub fn build_layer(
+        &self,
+        parent: Option<&str>,
+        input: impl Read + Send,
+    ) -> Result<NewLayer, ImageOpError> {
+        let cache_id = random_hex(32);
+        let dir = self.driver.create(&cache_id, parent)?;
+        let result = (|| {
+            let mut blob = self.blobs.writer()?;
+            let stats;
+            let compression;
+            {
+                let mut tee = Tee {
+                    inner: input,
+                    out: &mut blob,
+                };
+                let (c, reader) = decompress(&mut tee)?;
+                compression = c;
+                stats = apply_layer(&dir, reader, self.driver.whiteouts())?;
+                // Keep the rest of the blob (compression trailer, padding).
+                std::io::copy(&mut tee, &mut std::io::sink())?;
+            }
+            let (digest, size) = blob.commit()?;
+            Ok(NewLayer {
+                diff_id: stats.diff_id,
+                cache_id: cache_id.clone(),
+                size: stats.size,
+                tar_size: stats.tar_size,
+                blob: Some(BlobRef {
+                    digest,
+                    media_type: media_type(compression).into(),
+                    size,
+                }),
+            })
+        })();
+        if result.is_err() {
+            let _ = self.driver.remove(&cache_id);
+        }
+        result
+    }
+
+    /// Free what the store no longer references.
+    pub fn release(&self, r: &Released) {
+        for id in &r.cache_ids {
+            if let Err(e) = self.driver.remove(id) {
+                tracing::warn!(%id, "removing layer directory: {e}");
+            }
+        }
+        for b in &r.blobs {
+            self.blobs.remove(b);
+        }
+    }
+
+    /// Drop layers built for an operation that then failed.
+    pub fn discard(&self, layers: &[NewLayer]) {
+        for l in layers {
+            let _ = self.driver.remove(&l.cache_id);
+            if let Some(b) = &l.blob {
+                // Only if no committed layer shares the blob.
+                let snap = self.images.snapshot();
+                if !snap
+                    .layers
+                    .values()
+                    .any(|x| x.blob.as_ref().map(|y| &y.digest) == Some(&b.digest))
+                {
+                    self.blobs.remove(&b.digest);
+                }
+            }
+        }
+    }
+
+    pub fn event(&self, action: &str, id: &str, name: &str) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), name.to_string());
+        self.events.publish("image", action, id, attrs);
+    }
+}
+
+/// At startup, before anything imports: remove storage-driver directories
+/// that no layer record names (left by a crash during an import or load).
+pub fn remove_orphan_layers(
+    records: &dyn berth_actors::ports::RecordStore,
+    driver: &dyn StorageDriver,
+) {
+    let mut used = std::collections::BTreeSet::new();
+    for name in records.list("layers").unwrap_or_default() {
+        if let Ok(Some(b)) = records.get(&format!("layers/{name}")) {
+            if let Ok(l) = serde_json::from_slice::<berth_actors::image::LayerRecord>(&b) {
+                used.insert(l.cache_id);
+            }
+        }
+    }
+    for id in driver.list().unwrap_or_default() {
+        if !used.contains(&id) {
+            tracing::info!(%id, "removing a layer directory no record uses");
+            let _ = driver.remove(&id);
+        }
+    }
+}
