@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     /// Whether berthd created (and must remove) the socket at `sock`.
     pub owns_socket: bool,
+    /// Arguments given after the roots (for restarts).
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -60,14 +64,17 @@ impl Builder {
         self
     }
     pub fn start(self) -> Daemon {
-        let d = Daemon::prepare();
+        let mut d = Daemon::prepare();
         d.write_config(&self.config);
-        let mut cmd = d.command();
-        cmd.args(&self.args);
-        cmd.arg("-H").arg(format!("unix://{}", d.sock.display()));
+        d.extra_args = self.args.clone();
+        d.extra_args.push("-H".into());
+        d.extra_args.push(d.docker_host());
         for h in &self.extra_hosts {
-            cmd.arg("-H").arg(h);
+            d.extra_args.push("-H".into());
+            d.extra_args.push(h.clone());
         }
+        let mut cmd = d.command();
+        cmd.args(&d.extra_args);
         d.spawn(cmd)
     }
 }
@@ -94,6 +101,7 @@ impl Daemon {
             data_root: dir.path().join("data"),
             exec_root: dir.path().join("exec"),
             owns_socket: true,
+            extra_args: Vec::new(),
             dir,
             child: None,
         };
@@ -231,6 +239,21 @@ impl Daemon {
             assert!(!self.sock.exists(), "socket left behind");
         }
         assert!(!self.pidfile.exists(), "pid file left behind");
+    }
+
+    /// Wait for the process to exit (e.g. after SIGKILL), keeping the roots.
+    pub fn wait_exit_keep(&mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        let status = child.wait().unwrap();
+        (status.code(), self.log())
+    }
+
+    /// Start berthd again on the same roots with the same arguments.
+    pub fn restart(self) -> Daemon {
+        assert!(self.child.is_none(), "stop the daemon first");
+        let mut cmd = self.command();
+        cmd.args(&self.extra_args);
+        self.spawn(cmd)
     }
 
     /// Wait for the process to exit on its own; returns its exit code.

@@ -580,7 +580,7 @@ impl Images {
     }
 
     fn store() -> Result<ActorRef<ImageStoreMsg>, ImageError> {
-        ActorRef::<ImageStoreMsg>::where_is(IMAGE_STORE.to_string()).ok_or(ImageError::Unavailable)
+        ActorRef::<ImageStoreMsg>::where_is(IMAGE_STORE).ok_or(ImageError::Unavailable)
     }
 
     pub async fn commit(

@@ -143,7 +143,7 @@ pub fn list(r: Req) -> HandlerFuture {
             }
             out.push((created, v));
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|v| std::cmp::Reverse(v.0));
         ok_json(&out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
     })
 }
