@@ -27,6 +27,8 @@ fn main() {
         println!("configuration OK");
         return;
     }
+    // One TLS provider for every client and server in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Before any thread exists: take the systemd-activated sockets.
     let activated_fds = sys::systemd::listen_fds();
     let log = logging::init(&loaded.config);

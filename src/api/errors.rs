@@ -47,6 +47,7 @@ impl HasKind for ApiError {
 pub fn status_for(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidParameter => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
@@ -65,6 +66,7 @@ mod tests {
     fn every_kind_has_one_status() {
         let all = [
             (ErrorKind::InvalidParameter, 400),
+            (ErrorKind::Unauthorized, 401),
             (ErrorKind::Forbidden, 403),
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),

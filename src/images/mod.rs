@@ -5,6 +5,8 @@
 mod archive;
 mod changes;
 mod io;
+pub mod pull;
+pub mod push;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -111,6 +113,32 @@ impl ImageService {
                     media_type: media_type(compression).into(),
                     size,
                 }),
+            })
+        })();
+        if result.is_err() {
+            let _ = self.driver.remove(&cache_id);
+        }
+        result
+    }
+
+    /// Apply an already stored (and verified) blob as a layer above `parent`.
+    pub fn apply_blob(
+        &self,
+        parent: Option<&str>,
+        blob: &BlobRef,
+    ) -> Result<NewLayer, ImageOpError> {
+        let cache_id = random_hex(32);
+        let dir = self.driver.create(&cache_id, parent)?;
+        let result = (|| {
+            let f = std::io::BufReader::new(self.blobs.open(&blob.digest)?);
+            let (_, reader) = decompress(f)?;
+            let stats = apply_layer(&dir, reader, self.driver.whiteouts())?;
+            Ok(NewLayer {
+                diff_id: stats.diff_id,
+                cache_id: cache_id.clone(),
+                size: stats.size,
+                tar_size: stats.tar_size,
+                blob: Some(blob.clone()),
             })
         })();
         if result.is_err() {

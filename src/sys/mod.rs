@@ -8,6 +8,7 @@ pub mod layers;
 pub mod listeners;
 pub mod pidfile;
 pub mod records;
+pub mod registry;
 pub mod storage;
 pub mod systemd;
 pub mod tls;

@@ -516,12 +516,28 @@ impl Actor for ImageStore {
                     let id = info.record.id.clone();
                     let mut items = Vec::new();
                     if let Some(r) = st.idx.is_reference(&name) {
-                        // By reference: untag; delete only when it was the last one.
-                        if info.refs.len() > 1 {
-                            st.idx.refs.remove(&r);
-                            st.save_refs()?;
-                            items.push(DeleteItem::Untagged(r.familiar()));
-                            st.event("untag", &id, &r.familiar());
+                        // By reference: untag it; when no tag of that
+                        // repository is left, its digest references go too
+                        // (dockerd's rule). Delete only when nothing is left.
+                        st.idx.refs.remove(&r);
+                        items.push(DeleteItem::Untagged(r.familiar()));
+                        st.event("untag", &id, &r.familiar());
+                        let same_repo: Vec<Reference> = st
+                            .idx
+                            .refs
+                            .iter()
+                            .filter(|(x, i)| **i == id && x.repo == r.repo)
+                            .map(|(x, _)| x.clone())
+                            .collect();
+                        if same_repo.iter().all(|x| x.tag.is_none()) {
+                            for x in same_repo {
+                                st.idx.refs.remove(&x);
+                                items.push(DeleteItem::Untagged(x.familiar()));
+                                st.event("untag", &id, &x.familiar());
+                            }
+                        }
+                        st.save_refs()?;
+                        if st.idx.refs.values().any(|i| *i == id) {
                             st.publish();
                             return Ok((items, Released::default()));
                         }

@@ -6,6 +6,8 @@
 pub enum ErrorKind {
     /// The request is malformed or names an invalid value (400).
     InvalidParameter,
+    /// Credentials are missing or wrong (401).
+    Unauthorized,
     /// The caller may not do this (403).
     Forbidden,
     /// The named object does not exist (404).

@@ -16,10 +16,12 @@ use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::version::ApiVersion;
+use crate::images::pull::{Progress, PullError};
 use crate::images::{
     apply_changes, load_archive, pump_body, save_archive, ChannelReader, ChannelWriter,
     ImageOpError,
 };
+use crate::sys::registry::AuthConfig;
 
 fn op_err(e: ImageOpError) -> ApiError {
     ApiError::from_err(&e)
@@ -362,10 +364,7 @@ use crate::api::body::Body;
 pub fn create(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         if let Some(img) = r.query.get("fromImage").filter(|s| !s.is_empty()) {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!("pulling {img}: registry pulls are not implemented in berth yet"),
-            ));
+            return pull(&r, img).await;
         }
         match r.query.get("fromSrc") {
             Some("-") => {}
@@ -446,6 +445,203 @@ pub fn create(mut r: Req) -> HandlerFuture {
                 .unwrap_or(&res.id),
         );
         Ok(json_lines(&[json!({"status": res.id})]))
+    })
+}
+
+fn pull_err(e: PullError) -> ApiError {
+    ApiError::new(e.0, e.1)
+}
+
+fn registry_auth(r: &Req) -> Result<oci_client::secrets::RegistryAuth, ApiError> {
+    let h = r
+        .headers
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok());
+    Ok(AuthConfig::from_header(h)
+        .map_err(ApiError::invalid)?
+        .registry_auth())
+}
+
+/// Stream progress lines from a task; a failure becomes an errorDetail line.
+fn progress_response<F>(work: impl FnOnce(Progress) -> F + Send + 'static) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<(), PullError>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let out = Progress(tx.clone());
+        if let Err(PullError(_, m)) = work(out.clone()).await {
+            let _ = out
+                .send(json!({"errorDetail": {"message": m}, "error": m}))
+                .await;
+        }
+    });
+    let mut resp = Response::new(body::channel(rx));
+    resp.headers_mut()
+        .insert("Content-Type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn pull(r: &Req, from: &str) -> Result<Response<Body>, ApiError> {
+    let mut reference = Reference::parse(from).map_err(|e| ApiError::from_err(&e))?;
+    if let Some(t) = r.query.get("tag").filter(|t| !t.is_empty()) {
+        reference = if t.starts_with("sha256:") {
+            Reference::parse(&format!("{}@{t}", reference.repo))
+        } else {
+            Reference::parse(&format!("{}:{t}", reference.repo))
+        }
+        .map_err(|e| ApiError::from_err(&e))?;
+    }
+    let reference = reference.with_default_tag();
+    let auth = registry_auth(r)?;
+    let cfg = r.ctx.config();
+    let prepared = crate::images::pull::prepare(reference, auth, &cfg)
+        .await
+        .map_err(pull_err)?;
+    let svc = r.ctx.images.clone();
+    Ok(progress_response(move |out| async move {
+        crate::images::pull::run(svc, prepared, out)
+            .await
+            .map(|_| ())
+    }))
+}
+
+/// `POST /images/{name}/push?tag=`: one tag, or every tag of the repository.
+pub fn push(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let repo = Reference::parse(r.param("name")).map_err(|e| ApiError::from_err(&e))?;
+        let snap = r.ctx.images.images.snapshot();
+        let targets: Vec<(Arc<ImageInfo>, Reference)> = match r
+            .query
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .or(repo.tag.as_deref())
+        {
+            Some(t) => {
+                let reference = Reference::parse(&format!("{}:{t}", repo.repo))
+                    .map_err(|e| ApiError::from_err(&e))?;
+                let id = snap.refs.get(&reference).ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "An image does not exist locally with the tag: {}",
+                        reference.familiar()
+                    ))
+                })?;
+                vec![(snap.images[id].clone(), reference)]
+            }
+            None => snap
+                .refs
+                .iter()
+                .filter(|(rf, _)| rf.repo == repo.repo && rf.tag.is_some())
+                .map(|(rf, id)| (snap.images[id].clone(), rf.clone()))
+                .collect(),
+        };
+        if targets.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar_repo()
+            )));
+        }
+        let auth = registry_auth(&r)?;
+        let cfg = r.ctx.config();
+        let svc = r.ctx.images.clone();
+        Ok(progress_response(move |out| async move {
+            for (info, reference) in targets {
+                crate::images::push::run(
+                    svc.clone(),
+                    info,
+                    reference,
+                    auth.clone(),
+                    &cfg,
+                    out.clone(),
+                )
+                .await?;
+            }
+            Ok(())
+        }))
+    })
+}
+
+/// `POST /auth`: check credentials against the registry's `/v2/`.
+pub fn auth(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let a: AuthConfig = r.json()?;
+        let host = crate::sys::registry::registry_host(&a.serveraddress);
+        let cfg = r.ctx.config();
+        let scheme = if crate::sys::registry::is_insecure(&host, &cfg) {
+            "http"
+        } else {
+            "https"
+        };
+        let api_host = if host == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            host.clone()
+        };
+        let url = format!("{scheme}://{api_host}/v2/");
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ApiError::system(e.to_string()))?;
+        let unreachable = |e: reqwest::Error| {
+            ApiError::new(ErrorKind::Unavailable, format!("Get \"{url}\": {e}"))
+        };
+        let resp = client
+            .get(&url)
+            .basic_auth(&a.username, Some(&a.password))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status();
+        if status.is_success() {
+            return ok_json(&json!({"IdentityToken": "", "Status": "Login Succeeded"}));
+        }
+        // Token registries: ask the realm with the credentials.
+        let challenge = resp
+            .headers()
+            .get("WWW-Authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if status == StatusCode::UNAUTHORIZED
+            && challenge.to_ascii_lowercase().starts_with("bearer")
+        {
+            let field = |k: &str| {
+                challenge.split(',').find_map(|p| {
+                    let p = p
+                        .trim()
+                        .trim_start_matches("Bearer ")
+                        .trim_start_matches("bearer ");
+                    p.strip_prefix(&format!("{k}="))
+                        .map(|v| v.trim_matches('"').to_string())
+                })
+            };
+            if let Some(realm) = field("realm") {
+                let mut req = client
+                    .get(&realm)
+                    .basic_auth(&a.username, Some(&a.password));
+                if let Some(svc) = field("service") {
+                    req = req.query(&[("service", svc)]);
+                }
+                let tr = req.send().await.map_err(unreachable)?;
+                if tr.status().is_success() {
+                    let v: Value = tr.json().await.unwrap_or(Value::Null);
+                    let token = v["refresh_token"].as_str().unwrap_or_default();
+                    return ok_json(&json!({"IdentityToken": token, "Status": "Login Succeeded"}));
+                }
+            }
+        }
+        Err(ApiError::new(
+            if status == StatusCode::UNAUTHORIZED {
+                ErrorKind::Unauthorized
+            } else {
+                ErrorKind::System
+            },
+            format!(
+                "login attempt to {url} failed with status: {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+        ))
     })
 }
 

@@ -46,6 +46,8 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::GET, "/images/{name*}/history", images::history),
         r(Method::GET, "/images/{name*}/get", images::save),
         r(Method::POST, "/images/{name*}/tag", images::tag),
+        r(Method::POST, "/images/{name*}/push", images::push),
+        r(Method::POST, "/auth", images::auth),
         r(Method::DELETE, "/images/{name*}", images::delete),
     ];
     if chaos {

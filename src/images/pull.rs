@@ -1,0 +1,514 @@
+//! `docker pull`: resolve the manifest (errors before any output get an
+//! HTTP status), then stream dockerd's progress messages while layers
+//! download concurrently (max-concurrent-downloads, max-download-attempts)
+//! and are verified (digest and size) and extracted in order. Nothing is
+//! committed before everything is verified; a failed or cancelled pull
+//! leaves no layer, blob or record behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_actors::image::{chain_ids, digest_hex, BlobRef, ImageConfig, NewLayer, Reference};
+use berth_actors::ErrorKind;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::secrets::RegistryAuth;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::{ImageOpError, ImageService};
+use crate::config::DaemonConfig;
+use crate::sys::registry;
+
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+];
+const MAX_CONFIG: u64 = 32 << 20;
+
+/// An error with the kind that decides its HTTP status.
+#[derive(Debug)]
+pub struct PullError(pub ErrorKind, pub String);
+
+impl From<ImageOpError> for PullError {
+    fn from(e: ImageOpError) -> Self {
+        use berth_actors::HasKind;
+        PullError(e.kind(), e.to_string())
+    }
+}
+
+fn reg_err(e: oci_client::errors::OciDistributionError) -> PullError {
+    let (k, m) = registry::describe(&e);
+    PullError(k, m)
+}
+
+fn invalid(m: impl Into<String>) -> PullError {
+    PullError(ErrorKind::InvalidParameter, m.into())
+}
+
+#[derive(Debug, Clone)]
+pub struct Desc {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+fn desc(v: &Value) -> Result<Desc, PullError> {
+    let digest = v["digest"].as_str().unwrap_or_default().to_string();
+    if !berth_actors::image::reference::valid_digest(&digest) {
+        return Err(invalid(format!("invalid manifest: bad digest {digest:?}")));
+    }
+    let size = v["size"]
+        .as_u64()
+        .ok_or_else(|| invalid(format!("invalid manifest: {digest} has no size")))?;
+    Ok(Desc {
+        media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
+        digest,
+        size,
+    })
+}
+
+/// A pull whose manifest is resolved and checked.
+pub struct Prepared {
+    client: oci_client::Client,
+    oref: oci_client::Reference,
+    pub reference: Reference,
+    pub manifest_digest: String,
+    config: Desc,
+    layers: Vec<Desc>,
+    attempts: u32,
+    downloads: usize,
+}
+
+/// The host platform as OCI names it.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Parse a manifest; an index picks linux/<host arch>.
+fn parse_manifest(raw: &[u8]) -> Result<Result<(Desc, Vec<Desc>), String>, PullError> {
+    let v: Value =
+        serde_json::from_slice(raw).map_err(|e| invalid(format!("invalid manifest: {e}")))?;
+    let has_manifests = v.get("manifests").is_some();
+    let has_layers = v.get("layers").is_some();
+    if has_manifests && has_layers {
+        return Err(invalid(
+            "invalid manifest: it has both manifests and layers",
+        ));
+    }
+    let mt = v["mediaType"].as_str().unwrap_or_default();
+    if !mt.is_empty() && !MANIFEST_TYPES.contains(&mt) {
+        return Err(invalid(format!("unsupported manifest media type {mt}")));
+    }
+    if has_manifests {
+        let pick = v["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                m["platform"]["os"] == "linux" && m["platform"]["architecture"] == host_arch()
+            })
+            .ok_or_else(|| {
+                PullError(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no matching manifest for linux/{} in the manifest list entries",
+                        host_arch()
+                    ),
+                )
+            })?;
+        return Ok(Err(desc(pick)?.digest));
+    }
+    if v["schemaVersion"].as_i64() != Some(2) {
+        return Err(invalid(
+            "unsupported manifest: only schema version 2 is supported",
+        ));
+    }
+    let config = desc(&v["config"])?;
+    let layers = v["layers"]
+        .as_array()
+        .ok_or_else(|| invalid("invalid manifest: no layers"))?
+        .iter()
+        .map(desc)
+        .collect::<Result<Vec<_>, _>>()?;
+    for l in &layers {
+        if !LAYER_TYPES.contains(&l.media_type.as_str()) {
+            return Err(invalid(format!(
+                "unsupported layer media type {:?}",
+                l.media_type
+            )));
+        }
+    }
+    Ok(Ok((config, layers)))
+}
+
+pub async fn prepare(
+    reference: Reference,
+    auth: RegistryAuth,
+    cfg: &DaemonConfig,
+) -> Result<Prepared, PullError> {
+    let host = reference.domain().to_string();
+    let client = registry::client(&host, cfg);
+    let oref: oci_client::Reference = reference
+        .to_string()
+        .parse()
+        .map_err(|e| invalid(format!("invalid reference: {e}")))?;
+    let (raw, mut digest) = client.pull_manifest_raw(&oref, &auth, MANIFEST_TYPES).await.map_err(|e| {
+        let PullError(k, m) = reg_err(e);
+        match k {
+            ErrorKind::NotFound => PullError(k, format!("manifest for {} not found: {m}", reference.familiar())),
+            // dockerd answers 500 here (a 401 would make the CLI prompt for a login).
+            ErrorKind::Unauthorized if matches!(auth, RegistryAuth::Anonymous) => {
+                let scheme = if registry::is_insecure(&host, cfg) { "http" } else { "https" };
+                let path = reference.repo.split_once('/').map(|(_, p)| p).unwrap_or(&reference.repo);
+                let what = reference.tag.clone().or(reference.digest.clone()).unwrap_or_default();
+                PullError(ErrorKind::System, format!("Head \"{scheme}://{host}/v2/{path}/manifests/{what}\": no basic auth credentials"))
+            }
+            ErrorKind::Unauthorized => PullError(ErrorKind::System, m),
+            _ => PullError(k, m),
+        }
+    })?;
+    let mut parsed = parse_manifest(&raw)?;
+    if let Err(platform_digest) = parsed {
+        let by_digest: oci_client::Reference = format!("{}@{platform_digest}", reference.repo)
+            .parse()
+            .map_err(|e| invalid(format!("invalid reference: {e}")))?;
+        let (raw2, d2) = client
+            .pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES)
+            .await
+            .map_err(reg_err)?;
+        if berth_actors::image::sha256_digest(&raw2) != platform_digest {
+            return Err(invalid(format!(
+                "manifest {platform_digest} does not match its digest"
+            )));
+        }
+        parsed = parse_manifest(&raw2)?;
+        digest = d2;
+        if parsed.is_err() {
+            return Err(invalid("invalid manifest: an index inside an index"));
+        }
+    }
+    if berth_actors::image::sha256_digest(&raw) != digest && reference.digest.is_some() {
+        return Err(invalid("manifest does not match its digest"));
+    }
+    let Ok((config, layers)) = parsed else {
+        unreachable!("handled above")
+    };
+    Ok(Prepared {
+        client,
+        oref,
+        reference,
+        manifest_digest: digest,
+        config,
+        layers,
+        attempts: cfg.max_download_attempts.max(1) as u32,
+        downloads: cfg.max_concurrent_downloads.max(1) as usize,
+    })
+}
+
+/// Progress lines to the client; an error means the client went away.
+#[derive(Clone)]
+pub struct Progress(pub mpsc::Sender<Bytes>);
+
+impl Progress {
+    pub async fn send(&self, v: Value) -> Result<(), PullError> {
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.extend_from_slice(b"\r\n");
+        self.0
+            .send(Bytes::from(b))
+            .await
+            .map_err(|_| PullError(ErrorKind::Unavailable, "client went away".into()))
+    }
+    /// For frequent updates: drop rather than wait when the client is slow.
+    pub fn try_send(&self, v: Value) {
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.extend_from_slice(b"\r\n");
+        let _ = self.0.try_send(Bytes::from(b));
+    }
+}
+
+pub fn short(d: &str) -> String {
+    digest_hex(d).chars().take(12).collect()
+}
+
+/// dockerd's text progress bar: `[=====>     ] 1.2MB/3.4MB`.
+pub fn bar(current: u64, total: u64) -> String {
+    const WIDTH: usize = 50;
+    let human = |n: u64| match n {
+        n if n >= 1_000_000 => format!("{:.2}MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.2}kB", n as f64 / 1e3),
+        n => format!("{n}B"),
+    };
+    let filled = ((current.min(total) * WIDTH as u64)
+        .checked_div(total)
+        .unwrap_or(0) as usize)
+        .min(WIDTH);
+    let head = match filled {
+        0 => String::new(),
+        WIDTH => "=".repeat(WIDTH),
+        n => format!("{}>", "=".repeat(n - 1)),
+    };
+    format!(
+        "[{head}{}] {}/{}",
+        " ".repeat(WIDTH - filled),
+        human(current),
+        human(total)
+    )
+}
+
+/// Download one blob into the blob store, verifying size and digest.
+async fn download(
+    p: &Prepared,
+    svc: &ImageService,
+    d: &Desc,
+    out: &Progress,
+    show: bool,
+) -> Result<BlobRef, PullError> {
+    let mut last_err = None;
+    for attempt in 0..p.attempts {
+        if attempt > 0 {
+            let wait = Duration::from_millis(500 * (1 << attempt.min(5)));
+            if show {
+                out.try_send(json!({"status": format!("Retrying in {} seconds", wait.as_secs().max(1)), "progressDetail": {}, "id": short(&d.digest)}));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        match download_once(p, svc, d, out, show).await {
+            Ok(b) => return Ok(b),
+            Err(e) if e.0 == ErrorKind::Unavailable => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| PullError(ErrorKind::System, "download failed".into())))
+}
+
+async fn download_once(
+    p: &Prepared,
+    svc: &ImageService,
+    d: &Desc,
+    out: &Progress,
+    show: bool,
+) -> Result<BlobRef, PullError> {
+    let mut stream = p
+        .client
+        .pull_blob_stream(&p.oref, d.digest.as_str())
+        .await
+        .map_err(reg_err)?;
+    let mut w = svc
+        .blobs
+        .writer()
+        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+    let mut got: u64 = 0;
+    let mut last_report = 0u64;
+    while let Some(chunk) = stream.stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if e.to_string().contains("digest") {
+                invalid(format!("blob {}: {e}", d.digest))
+            } else {
+                PullError(
+                    ErrorKind::Unavailable,
+                    format!("downloading {}: {e}", d.digest),
+                )
+            }
+        })?;
+        got += chunk.len() as u64;
+        // A blob never reads past its descriptor's size.
+        if got > d.size {
+            return Err(invalid(format!(
+                "blob {} is larger than its descriptor size {}",
+                d.digest, d.size
+            )));
+        }
+        std::io::Write::write_all(&mut w, &chunk)
+            .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+        if show && (got - last_report >= 512 * 1024 || got == d.size) {
+            last_report = got;
+            out.try_send(json!({"status": "Downloading", "progressDetail": {"current": got, "total": d.size}, "progress": bar(got, d.size), "id": short(&d.digest)}));
+        }
+    }
+    if got != d.size {
+        return Err(invalid(format!(
+            "blob {} has {got} bytes, its descriptor says {}",
+            d.digest, d.size
+        )));
+    }
+    if show {
+        out.try_send(
+            json!({"status": "Verifying Checksum", "progressDetail": {}, "id": short(&d.digest)}),
+        );
+    }
+    let (digest, size) = w
+        .commit()
+        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+    if digest != d.digest {
+        svc.blobs.remove(&digest);
+        return Err(invalid(format!(
+            "blob digest mismatch: expected {}, got {digest}",
+            d.digest
+        )));
+    }
+    Ok(BlobRef {
+        digest,
+        media_type: d.media_type.clone(),
+        size,
+    })
+}
+
+/// Run a prepared pull, writing progress; returns the image ID.
+pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<String, PullError> {
+    let tag_or_digest = p
+        .reference
+        .tag
+        .clone()
+        .or(p.reference.digest.clone())
+        .unwrap_or_default();
+    out.send(json!({"status": format!("Pulling from {}", p.reference.familiar_repo()), "id": tag_or_digest})).await?;
+    // The config, verified before anything else is trusted.
+    if p.config.size > MAX_CONFIG {
+        return Err(invalid("image config is too large"));
+    }
+    let cfg_blob = download(&p, &svc, &p.config, &out, false).await?;
+    let raw = std::fs::read(svc.blobs.path(&cfg_blob.digest).unwrap_or_default())
+        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+    svc.blobs.remove(&cfg_blob.digest); // the store keeps configs as its own records
+    let cfg = ImageConfig::parse(&raw).map_err(invalid)?;
+    if cfg.rootfs.diff_ids.len() != p.layers.len() {
+        return Err(invalid(format!(
+            "image config has {} layers, the manifest {}",
+            cfg.rootfs.diff_ids.len(),
+            p.layers.len()
+        )));
+    }
+    let id = cfg_blob.digest.clone();
+    let chains = chain_ids(&cfg.rootfs.diff_ids);
+    let snap = svc.images.snapshot();
+    let up_to_date = snap.images.contains_key(&id);
+    for (i, l) in p.layers.iter().enumerate() {
+        let status = if snap.layers.contains_key(&chains[i]) {
+            "Already exists"
+        } else {
+            "Pulling fs layer"
+        };
+        out.send(json!({"status": status, "progressDetail": {}, "id": short(&l.digest)}))
+            .await?;
+    }
+
+    // Downloads run concurrently; extraction follows in layer order.
+    let sem = Arc::new(Semaphore::new(p.downloads));
+    let p = Arc::new(p);
+    let mut pending = Vec::new();
+    for (i, l) in p.layers.iter().enumerate() {
+        if snap.layers.contains_key(&chains[i]) {
+            pending.push(None);
+            continue;
+        }
+        let (p2, svc2, out2, sem2, l2) =
+            (p.clone(), svc.clone(), out.clone(), sem.clone(), l.clone());
+        pending.push(Some(tokio::spawn(async move {
+            let _permit = sem2.acquire_owned().await;
+            let r = download(&p2, &svc2, &l2, &out2, true).await;
+            if r.is_ok() {
+                out2.try_send(json!({"status": "Download complete", "progressDetail": {}, "id": short(&l2.digest)}));
+            }
+            r
+        })));
+    }
+    let mut built: Vec<NewLayer> = Vec::new();
+    let mut blobs: Vec<String> = Vec::new();
+    let mut all = Vec::new();
+    let mut parent: Option<String> = None;
+    let result: Result<(), PullError> = async {
+        for (i, task) in pending.iter_mut().enumerate() {
+            let Some(task) = task.take() else {
+                let rec = snap.layers.get(&chains[i]).ok_or_else(|| PullError(ErrorKind::System, "layer vanished".into()))?;
+                parent = Some(rec.cache_id.clone());
+                all.push(NewLayer { diff_id: rec.diff_id.clone(), cache_id: rec.cache_id.clone(), size: rec.size, tar_size: rec.tar_size, blob: rec.blob.clone() });
+                continue;
+            };
+            let blob = task.await.map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
+            blobs.push(blob.digest.clone());
+            let d = &p.layers[i];
+            out.send(json!({"status": "Extracting", "progressDetail": {"current": d.size, "total": d.size}, "progress": bar(d.size, d.size), "id": short(&d.digest)})).await?;
+            let (svc2, parent2, blob2) = (svc.clone(), parent.clone(), blob.clone());
+            let nl = tokio::task::spawn_blocking(move || svc2.apply_blob(parent2.as_deref(), &blob2))
+                .await
+                .map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
+            built.push(nl.clone());
+            if nl.diff_id != cfg.rootfs.diff_ids[i] {
+                return Err(invalid(format!("layer {} has diffID {}, the config expects {}", d.digest, nl.diff_id, cfg.rootfs.diff_ids[i])));
+            }
+            parent = Some(nl.cache_id.clone());
+            all.push(nl);
+            out.send(json!({"status": "Pull complete", "progressDetail": {}, "id": short(&d.digest)})).await?;
+        }
+        Ok(())
+    }
+    .await;
+    let cleanup = |svc: &ImageService, built: &[NewLayer], blobs: &[String]| {
+        svc.discard(built);
+        let snap = svc.images.snapshot();
+        for b in blobs {
+            if !snap
+                .layers
+                .values()
+                .any(|l| l.blob.as_ref().map(|x| &x.digest) == Some(b))
+            {
+                svc.blobs.remove(b);
+            }
+        }
+    };
+    if let Err(e) = result {
+        for t in pending.into_iter().flatten() {
+            t.abort();
+        }
+        let (s, b, bl) = (svc.clone(), built.clone(), blobs.clone());
+        let _ = tokio::task::spawn_blocking(move || cleanup(&s, &b, &bl)).await;
+        return Err(e);
+    }
+    let mut refs = vec![Reference {
+        repo: p.reference.repo.clone(),
+        tag: None,
+        digest: Some(p.manifest_digest.clone()),
+    }];
+    if p.reference.tag.is_some() {
+        refs.push(Reference {
+            digest: None,
+            ..p.reference.clone()
+        });
+    }
+    let res = match svc.images.commit(raw, all, refs).await {
+        Ok(r) => r,
+        Err(e) => {
+            let (s, b, bl) = (svc.clone(), built.clone(), blobs.clone());
+            let _ = tokio::task::spawn_blocking(move || cleanup(&s, &b, &bl)).await;
+            return Err(ImageOpError::from(e).into());
+        }
+    };
+    let released = res.released.clone();
+    let s = svc.clone();
+    let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;
+    svc.event("pull", &res.id, &p.reference.familiar());
+    out.send(json!({"status": format!("Digest: {}", p.manifest_digest)}))
+        .await?;
+    let status = if up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    out.send(json!({"status": format!("Status: {status} {}", p.reference.familiar())}))
+        .await?;
+    Ok(res.id)
+}

@@ -1,0 +1,146 @@
+//! `docker push`: every layer blob (as stored) and the config go up unless
+//! the registry has them (or can mount them from another repository), then
+//! a schema2 manifest; progress in dockerd's words.
+
+use std::sync::Arc;
+
+use berth_actors::image::{ImageInfo, Reference};
+use berth_actors::ErrorKind;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hyper::header::HeaderValue;
+use oci_client::secrets::RegistryAuth;
+use serde_json::json;
+
+use super::pull::{bar, short, Progress, PullError};
+use super::ImageService;
+use crate::config::DaemonConfig;
+use crate::sys::registry;
+
+fn reg_err(e: oci_client::errors::OciDistributionError) -> PullError {
+    let (k, m) = registry::describe(&e);
+    PullError(k, m)
+}
+
+/// Push `info` as `reference` (which carries the tag); returns the manifest digest.
+pub async fn run(
+    svc: Arc<ImageService>,
+    info: Arc<ImageInfo>,
+    reference: Reference,
+    auth: RegistryAuth,
+    cfg: &DaemonConfig,
+    out: Progress,
+) -> Result<String, PullError> {
+    let host = reference.domain().to_string();
+    let client = registry::client(&host, cfg);
+    let oref: oci_client::Reference = reference.to_string().parse().map_err(|e| {
+        PullError(
+            ErrorKind::InvalidParameter,
+            format!("invalid reference: {e}"),
+        )
+    })?;
+    out.send(
+        json!({"status": format!("The push refers to repository [{}]", reference.familiar_repo())}),
+    )
+    .await?;
+    client
+        .auth(&oref, &auth, oci_client::RegistryOperation::Push)
+        .await
+        .map_err(reg_err)?;
+    let snap = svc.images.snapshot();
+    let mut layers = Vec::new();
+    for chain in &info.record.layers {
+        let rec = snap
+            .layers
+            .get(chain)
+            .ok_or_else(|| PullError(ErrorKind::System, format!("layer {chain} is missing")))?;
+        let blob = rec.blob.clone().ok_or_else(|| {
+            PullError(
+                ErrorKind::System,
+                format!("layer {chain} has no stored blob"),
+            )
+        })?;
+        layers.push(blob);
+    }
+    for b in layers.iter().rev() {
+        out.send(json!({"status": "Preparing", "progressDetail": {}, "id": short(&b.digest)}))
+            .await?;
+    }
+    for b in layers.iter().rev() {
+        let id = short(&b.digest);
+        if client
+            .blob_exists(&oref, &b.digest)
+            .await
+            .map_err(reg_err)?
+        {
+            out.send(json!({"status": "Layer already exists", "progressDetail": {}, "id": id}))
+                .await?;
+            continue;
+        }
+        let path = svc
+            .blobs
+            .path(&b.digest)
+            .ok_or_else(|| PullError(ErrorKind::System, "bad digest".into()))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+        let (total, out2, id2) = (b.size, out.clone(), id.clone());
+        let mut sent = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |r| {
+            if let Ok(chunk) = &r {
+                sent += chunk.len() as u64;
+                out2.try_send(json!({"status": "Pushing", "progressDetail": {"current": sent, "total": total}, "progress": bar(sent, total), "id": id2}));
+            }
+            r.map_err(oci_client::errors::OciDistributionError::IoError)
+        });
+        client
+            .push_blob_stream(&oref, stream, &b.digest, Some(b.size))
+            .await
+            .map_err(reg_err)?;
+        out.send(json!({"status": "Pushed", "progressDetail": {}, "id": id}))
+            .await?;
+    }
+    let config_digest = info.record.id.clone();
+    if !client
+        .blob_exists(&oref, &config_digest)
+        .await
+        .map_err(reg_err)?
+    {
+        client
+            .push_blob(
+                &oref,
+                Bytes::from((*info.raw_config).clone()),
+                &config_digest,
+            )
+            .await
+            .map_err(reg_err)?;
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": info.raw_config.len(), "digest": config_digest},
+        "layers": layers.iter().map(|b| json!({"mediaType": b.media_type, "size": b.size, "digest": b.digest})).collect::<Vec<_>>(),
+    }))
+    .unwrap_or_default();
+    let digest = berth_actors::image::sha256_digest(&manifest);
+    client
+        .push_manifest_raw(
+            &oref,
+            manifest.clone(),
+            HeaderValue::from_static("application/vnd.docker.distribution.manifest.v2+json"),
+        )
+        .await
+        .map_err(reg_err)?;
+    let tag = reference.tag.clone().unwrap_or_default();
+    out.send(json!({"status": format!("{tag}: digest: {digest} size: {}", manifest.len())}))
+        .await?;
+    out.send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": manifest.len()}})).await?;
+    let digest_ref = Reference {
+        repo: reference.repo.clone(),
+        tag: None,
+        digest: Some(digest.clone()),
+    };
+    let _ = svc.images.tag(info.record.id.clone(), digest_ref).await;
+    svc.event("push", &info.record.id, &reference.familiar());
+    Ok(digest)
+}

@@ -1,0 +1,338 @@
+//! Pull, push and login against a real registry (Debian's docker-registry
+//! on loopback), and pulls of crafted content from a fake registry.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::images::*;
+use common::registry::*;
+use common::*;
+
+fn id_of(d: &Daemon, name: &str) -> String {
+    d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+fn layer_dirs(d: &Daemon) -> usize {
+    std::fs::read_dir(d.data_root.join("overlay2"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("diff").is_dir())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn push_rmi_pull_gives_the_same_image() {
+    let reg = Registry::start(None);
+    let d = Daemon::start();
+    // Two layers, the upper gzip-compressed, with whiteouts.
+    let lower = busybox_rootfs();
+    let upper = tar_of(&[
+        Entry::File("etc/.wh.group", b""),
+        Entry::File("etc/motd", b"hello from berth\n"),
+    ]);
+    // The upper layer travels gzip-compressed (docker load accepts that),
+    // so push and pull carry a compressed blob.
+    let diff_ids = vec![sha256(&lower), sha256(&upper)];
+    let (archive, id) = docker_archive(&[lower, gzip(&upper)], &["multi:1"], Some(diff_ids));
+    let p = d.dir.path().join("multi.tar");
+    std::fs::write(&p, archive).unwrap();
+    d.docker_ok(&["load", "-i", p.to_str().unwrap()]);
+    let name = format!("{}/x/busybox:1", reg.addr);
+    d.docker_ok(&["tag", "multi:1", &name]);
+    let out = d.docker_ok(&["push", &name]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/x/busybox]",
+            reg.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Pushed"), "{out}");
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    // Pushing again: the registry has every layer.
+    let again = d.docker_ok(&["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+
+    d.docker_ok(&["rmi", "multi:1", &name]);
+    assert_eq!(d.docker_ok(&["images", "-aq"]).trim(), "");
+    assert_eq!(layer_dirs(&d), 0);
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(
+        out.contains("1: Pulling from x/busybox")
+            || out.contains(&format!("1: Pulling from {}/x/busybox", reg.addr)),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Pull complete").count(),
+        2,
+        "per-layer progress: {out}"
+    );
+    assert!(out.contains("Download complete"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert_eq!(id_of(&d, &name), id);
+    let digests = d.docker_ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(
+        digests.contains(&format!("{}/x/busybox@sha256:", reg.addr)),
+        "{digests}"
+    );
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    // Unknown tag: dockerd's message.
+    let o = d.docker(&["pull", &format!("{}/x/busybox:nope", reg.addr)]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not found: manifest unknown"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.stop();
+}
+
+#[test]
+fn login_push_and_pull_with_an_htpasswd_registry() {
+    let reg = Registry::start(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let o = d.docker(&["login", &reg.addr, "-u", "alice", "-p", "wrong"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!(
+        "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+        reg.addr
+    )));
+    let name = format!("{}/team/busybox:1", reg.addr);
+    let o = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["pull", &name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no basic auth credentials"), "{err}");
+
+    let out = d.docker_ok(&["login", &reg.addr, "-u", "alice", "-p", "s3cret"]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let p = d.dir.path().join("rootfs.tar");
+    std::fs::write(&p, busybox_rootfs()).unwrap();
+    d.docker_ok(&["import", p.to_str().unwrap(), &name]);
+    let id = id_of(&d, &name);
+    d.docker_ok(&["push", &name]);
+    d.docker_ok(&["rmi", &name]);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(id_of(&d, &name), id);
+    d.stop();
+}
+
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// Serve an image with one layer blob (as given) from the fake registry.
+fn serve_image(
+    f: &FakeRegistry,
+    tag: &str,
+    layer_blob: &[u8],
+    diff_id: &str,
+    layer_size: Option<u64>,
+    layer_type: &str,
+) {
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+    }))
+    .unwrap();
+    let cd = sha256(&config);
+    let ld = sha256(layer_blob);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MANIFEST_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": cd},
+        "layers": [{"mediaType": layer_type, "size": layer_size.unwrap_or(layer_blob.len() as u64), "digest": ld}],
+    }))
+    .unwrap();
+    f.put(&format!("/v2/x/bad/manifests/{tag}"), MANIFEST_V2, manifest);
+    f.put(
+        &format!("/v2/x/bad/blobs/{cd}"),
+        "application/octet-stream",
+        config,
+    );
+    f.put(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        "application/octet-stream",
+        layer_blob.to_vec(),
+    );
+}
+
+#[test]
+fn crafted_registry_content_is_refused_without_leftovers() {
+    let f = FakeRegistry::start();
+    let d = Daemon::start();
+    let gzip_type = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    // Each case its own layer content, so their blobs do not collide.
+    let layer = |tag: &str| {
+        let t = tar_of(&[Entry::File("a", tag.as_bytes())]);
+        let g = gzip(&t);
+        (t, g)
+    };
+
+    // Tampered: the registry serves other bytes under the layer's digest.
+    let (t, g) = layer("tampered");
+    serve_image(&f, "tampered", &g, &sha256(&t), None, gzip_type);
+    f.put(
+        &format!("/v2/x/bad/blobs/{}", sha256(&g)),
+        "application/octet-stream",
+        gzip(b"other bytes entirely"),
+    );
+    // Wrong size in the descriptor.
+    let (t, g) = layer("size");
+    serve_image(
+        &f,
+        "size",
+        &g,
+        &sha256(&t),
+        Some(g.len() as u64 - 5),
+        gzip_type,
+    );
+    // Truncated gzip (digest and size of the truncated bytes are right).
+    let (t, g) = layer("truncated");
+    serve_image(
+        &f,
+        "truncated",
+        &g[..g.len() / 2],
+        &sha256(&t),
+        None,
+        gzip_type,
+    );
+    // Unknown layer media type.
+    let (t, g) = layer("mediatype");
+    serve_image(
+        &f,
+        "mediatype",
+        &g,
+        &sha256(&t),
+        None,
+        "application/x-unknown",
+    );
+    // A manifest with both manifests and layers.
+    f.put("/v2/x/bad/manifests/both", MANIFEST_V2, br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","manifests":[],"layers":[]}"#.to_vec());
+    // 1 GiB of zeros in a small gzip blob: 1024 members of 1 MiB.
+    let mut m = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    m.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = m.finish().unwrap();
+    let bomb: Vec<u8> = member
+        .iter()
+        .copied()
+        .cycle()
+        .take(member.len() * 1024)
+        .collect();
+    serve_image(&f, "bomb", &bomb, &sha256(b"unknowable"), None, gzip_type);
+    // A wrong diffID in the config.
+    let (_, g) = layer("diffid");
+    serve_image(&f, "diffid", &g, &sha256(b"not the layer"), None, gzip_type);
+
+    for (tag, expect) in [
+        ("tampered", "digest"),
+        ("size", "size"),
+        ("truncated", ""),
+        ("mediatype", "unsupported layer media type"),
+        ("both", "both manifests and layers"),
+        ("bomb", "after the end of the tar archive"),
+        ("diffid", "diffID"),
+    ] {
+        let started = std::time::Instant::now();
+        let o = d.docker(&["pull", &format!("{}/x/bad:{tag}", f.addr)]);
+        let err =
+            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success(), "{tag} was accepted: {err}");
+        assert!(err.contains(expect), "{tag}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{tag} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            d.docker_ok(&["images", "-aq"]).trim(),
+            "",
+            "{tag} left an image"
+        );
+        assert_eq!(layer_dirs(&d), 0, "{tag} left a layer");
+        let blobs = std::fs::read_dir(d.data_root.join("image/overlay2/blobs/sha256"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "{tag} left a blob");
+    }
+    assert_eq!(d.get("/_ping").status, 200);
+    d.stop();
+}
+
+#[test]
+fn sigkill_in_the_middle_of_a_pull_leaves_a_consistent_store() {
+    let f = FakeRegistry::start();
+    let mut d = Daemon::start();
+    let big = tar_of(&[Entry::File("big", &vec![3u8; 8 << 20])]);
+    let blob = gzip(&big);
+    serve_image(
+        &f,
+        "slow",
+        &blob,
+        &sha256(&big),
+        None,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    );
+    let ld = sha256(&blob);
+    f.put_canned(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        Canned {
+            content_type: "application/octet-stream".into(),
+            body: blob.clone(),
+            headers: vec![],
+            stall_after: Some(blob.len() / 2),
+        },
+    );
+    let host = d.docker_host();
+    let dir = d.dir.path().to_path_buf();
+    let addr = f.addr.clone();
+    let puller = std::thread::spawn(move || {
+        docker_cmd(&dir)
+            .env("DOCKER_HOST", host)
+            .args(["pull", &format!("{addr}/x/bad:slow")])
+            .output()
+            .unwrap()
+    });
+    // Wait until the download is under way (a blob being written).
+    let tmp = d.data_root.join("image/overlay2/tmp");
+    assert!(wait_for(Duration::from_secs(10), || std::fs::read_dir(
+        &tmp
+    )
+    .map(|r| r.count() > 0)
+    .unwrap_or(false)));
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = d.wait_exit_keep();
+    let o = puller.join().unwrap();
+    assert!(!o.status.success());
+    let d = d.restart();
+    assert_eq!(d.docker_ok(&["images", "-aq"]).trim(), "");
+    assert_eq!(layer_dirs(&d), 0);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "partial downloads removed at start"
+    );
+    // The same pull can be repeated once the registry serves the blob.
+    f.put(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        "application/octet-stream",
+        blob,
+    );
+    d.docker_ok(&["pull", &format!("{}/x/bad:slow", f.addr)]);
+    d.stop();
+}
