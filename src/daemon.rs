@@ -98,6 +98,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         driver: driver.clone(),
         blobs,
         events: events.clone(),
+        downloads: Default::default(),
     });
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ApiContext {

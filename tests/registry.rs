@@ -35,7 +35,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 #[test]
 fn push_rmi_pull_gives_the_same_image() {
     let reg = Registry::start(None);
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     // Two layers, the upper gzip-compressed, with whiteouts.
     let lower = busybox_rootfs();
     let upper = tar_of(&[
@@ -92,6 +92,22 @@ fn push_rmi_pull_gives_the_same_image() {
     );
     let out = d.docker_ok(&["pull", &name]);
     assert!(out.contains("Image is up to date"), "{out}");
+    // The registry's view, as `docker buildx imagetools`/SDKs ask for it.
+    let dist = d.get(&format!("/v1.50/distribution/{name}/json")).json();
+    assert_eq!(
+        dist["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(dist["Platforms"][0]["os"], "linux");
+    assert!(
+        digests.contains(dist["Descriptor"]["digest"].as_str().unwrap()),
+        "{digests} {dist}"
+    );
+    // Everything survives a restart (the store is consistent on disk).
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = d.wait_exit_keep();
+    let d = d.restart();
+    assert_eq!(id_of(&d, &name), id);
     // Unknown tag: dockerd's message.
     let o = d.docker(&["pull", &format!("{}/x/busybox:nope", reg.addr)]);
     assert!(
@@ -334,5 +350,37 @@ fn sigkill_in_the_middle_of_a_pull_leaves_a_consistent_store() {
         blob,
     );
     d.docker_ok(&["pull", &format!("{}/x/bad:slow", f.addr)]);
+    d.stop();
+}
+
+#[test]
+fn concurrent_pulls_of_the_same_image_both_succeed() {
+    let reg = Registry::start(None);
+    let d = Daemon::start();
+    let p = d.dir.path().join("rootfs.tar");
+    std::fs::write(&p, busybox_rootfs()).unwrap();
+    let name = format!("{}/x/busybox:c", reg.addr);
+    d.docker_ok(&["import", p.to_str().unwrap(), &name]);
+    let id = id_of(&d, &name);
+    d.docker_ok(&["push", &name]);
+    d.docker_ok(&["rmi", &name]);
+    let pulls: Vec<_> = (0..3)
+        .map(|_| {
+            let (host, dir, name) = (d.docker_host(), d.dir.path().to_path_buf(), name.clone());
+            std::thread::spawn(move || {
+                docker_cmd(&dir)
+                    .env("DOCKER_HOST", host)
+                    .args(["pull", &name])
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in pulls {
+        let o = t.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(id_of(&d, &name), id);
+    assert_eq!(layer_dirs(&d), 1, "one layer directory for the one layer");
     d.stop();
 }

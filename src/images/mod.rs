@@ -53,6 +53,9 @@ pub struct ImageService {
     pub driver: Arc<dyn StorageDriver>,
     pub blobs: BlobStore,
     pub events: Events,
+    /// One lock per blob digest being downloaded: concurrent pulls of the
+    /// same layer download it once, the others find it in the blob store.
+    pub downloads: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Copies what it reads into a blob writer.
@@ -175,6 +178,13 @@ impl ImageService {
                 }
             }
         }
+    }
+
+    /// The download lock of `digest` (see [`ImageService::downloads`]).
+    pub fn download_lock(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, l| Arc::strong_count(l) > 1);
+        m.entry(digest.to_string()).or_default().clone()
     }
 
     pub fn event(&self, action: &str, id: &str, name: &str) {

@@ -269,6 +269,36 @@ pub fn bar(current: u64, total: u64) -> String {
     )
 }
 
+/// The config blob, into memory (it is small; the store keeps it as a
+/// record), verified by size and digest.
+async fn download_config(p: &Prepared) -> Result<Vec<u8>, PullError> {
+    let mut stream = p
+        .client
+        .pull_blob_stream(&p.oref, p.config.digest.as_str())
+        .await
+        .map_err(reg_err)?;
+    let mut raw = Vec::with_capacity(p.config.size as usize);
+    while let Some(chunk) = stream.stream.next().await {
+        let chunk = chunk.map_err(|e| invalid(format!("image config {}: {e}", p.config.digest)))?;
+        if (raw.len() + chunk.len()) as u64 > p.config.size {
+            return Err(invalid(format!(
+                "image config {} is larger than its descriptor size",
+                p.config.digest
+            )));
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    if raw.len() as u64 != p.config.size
+        || berth_actors::image::sha256_digest(&raw) != p.config.digest
+    {
+        return Err(invalid(format!(
+            "image config {} does not match its digest or size",
+            p.config.digest
+        )));
+    }
+    Ok(raw)
+}
+
 /// Download one blob into the blob store, verifying size and digest.
 async fn download(
     p: &Prepared,
@@ -380,10 +410,7 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
     if p.config.size > MAX_CONFIG {
         return Err(invalid("image config is too large"));
     }
-    let cfg_blob = download(&p, &svc, &p.config, &out, false).await?;
-    let raw = std::fs::read(svc.blobs.path(&cfg_blob.digest).unwrap_or_default())
-        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
-    svc.blobs.remove(&cfg_blob.digest); // the store keeps configs as its own records
+    let raw = download_config(&p).await?;
     let cfg = ImageConfig::parse(&raw).map_err(invalid)?;
     if cfg.rootfs.diff_ids.len() != p.layers.len() {
         return Err(invalid(format!(
@@ -392,7 +419,7 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
             p.layers.len()
         )));
     }
-    let id = cfg_blob.digest.clone();
+    let id = p.config.digest.clone();
     let chains = chain_ids(&cfg.rootfs.diff_ids);
     let snap = svc.images.snapshot();
     let up_to_date = snap.images.contains_key(&id);
@@ -511,4 +538,52 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
     out.send(json!({"status": format!("Status: {status} {}", p.reference.familiar())}))
         .await?;
     Ok(res.id)
+}
+
+/// `GET /distribution/{name}/json`: the manifest descriptor and platforms.
+pub async fn distribution(
+    reference: Reference,
+    auth: RegistryAuth,
+    cfg: &DaemonConfig,
+) -> Result<Value, PullError> {
+    let host = reference.domain().to_string();
+    let client = registry::client(&host, cfg);
+    let oref: oci_client::Reference = reference
+        .to_string()
+        .parse()
+        .map_err(|e| invalid(format!("invalid reference: {e}")))?;
+    let (raw, digest) = client
+        .pull_manifest_raw(&oref, &auth, MANIFEST_TYPES)
+        .await
+        .map_err(reg_err)?;
+    let v: Value =
+        serde_json::from_slice(&raw).map_err(|e| invalid(format!("invalid manifest: {e}")))?;
+    let media_type = v["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    let platforms: Vec<Value> = if let Some(list) = v["manifests"].as_array() {
+        list.iter()
+            .map(|m| m["platform"].clone())
+            .filter(|p| p.is_object())
+            .collect()
+    } else {
+        let config = desc(&v["config"])?;
+        let p = Prepared {
+            client,
+            oref,
+            reference,
+            manifest_digest: digest.clone(),
+            config,
+            layers: vec![],
+            attempts: 1,
+            downloads: 1,
+        };
+        let c: Value = serde_json::from_slice(&download_config(&p).await?).unwrap_or(Value::Null);
+        vec![json!({"architecture": c["architecture"], "os": c["os"]})]
+    };
+    Ok(json!({
+        "Descriptor": {"mediaType": media_type, "digest": digest, "size": raw.len()},
+        "Platforms": platforms,
+    }))
 }

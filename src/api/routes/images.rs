@@ -506,6 +506,21 @@ async fn pull(r: &Req, from: &str) -> Result<Response<Body>, ApiError> {
     }))
 }
 
+/// `GET /distribution/{name}/json`: what the registry has for a reference.
+pub fn distribution(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let reference = Reference::parse(r.param("name"))
+            .map_err(|e| ApiError::from_err(&e))?
+            .with_default_tag();
+        let auth = registry_auth(&r)?;
+        let cfg = r.ctx.config();
+        let v = crate::images::pull::distribution(reference, auth, &cfg)
+            .await
+            .map_err(pull_err)?;
+        ok_json(&v)
+    })
+}
+
 /// `POST /images/{name}/push?tag=`: one tag, or every tag of the repository.
 pub fn push(r: Req) -> HandlerFuture {
     Box::pin(async move {

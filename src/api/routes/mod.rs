@@ -48,6 +48,11 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::POST, "/images/{name*}/tag", images::tag),
         r(Method::POST, "/images/{name*}/push", images::push),
         r(Method::POST, "/auth", images::auth),
+        r(
+            Method::GET,
+            "/distribution/{name*}/json",
+            images::distribution,
+        ),
         r(Method::DELETE, "/images/{name*}", images::delete),
     ];
     if chaos {
