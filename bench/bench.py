@@ -103,6 +103,81 @@ def cli_mean(sock_path, runs):
     return (time.monotonic() - t) / runs
 
 
+def make_archive(path, layers, layer_mb):
+    """A docker-archive of `layers` layers of incompressible data."""
+    import hashlib, io, tarfile
+    diff_ids, names = [], []
+    with tarfile.open(path, "w") as out:
+        for i in range(layers):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as lt:
+                data = os.urandom(layer_mb << 20)
+                ti = tarfile.TarInfo(f"layer{i}.bin")
+                ti.size = len(data)
+                lt.addfile(ti, io.BytesIO(data))
+            blob = buf.getvalue()
+            diff_ids.append("sha256:" + hashlib.sha256(blob).hexdigest())
+            name = f"l{i}/layer.tar"
+            ti = tarfile.TarInfo(name)
+            ti.size = len(blob)
+            out.addfile(ti, io.BytesIO(blob))
+            names.append(name)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                             "config": {"Cmd": ["/bin/sh"]}}).encode()
+        cid = hashlib.sha256(config).hexdigest()
+        for n, data in ((f"{cid}.json", config),
+                        ("manifest.json", json.dumps([{"Config": f"{cid}.json", "RepoTags": ["bench/big:1"], "Layers": names}]).encode())):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(data)
+            out.addfile(ti, io.BytesIO(data))
+
+
+def docker(sock_path, *args, check=True):
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock_path}")
+    env.pop("DOCKER_CONTEXT", None)
+    return subprocess.run([DOCKER, *args], env=env, capture_output=True, check=check, text=True)
+
+
+def timed(fn):
+    t = time.monotonic()
+    fn()
+    return time.monotonic() - t
+
+
+def peak_rss_during(pid, fn):
+    """Run fn while sampling the RSS of pid (and children); return (seconds, peak KiB)."""
+    import threading
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(rss_kib(x) for x in [pid] + descendants(pid)))
+            time.sleep(0.02)
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        secs = timed(fn)
+    finally:
+        done.set()
+        th.join()
+    return secs, peak[0]
+
+
+def image_figures(name, sock, pid, archive, size_mb, registry, tiny_dir):
+    r = {}
+    r["load_mbps"] = size_mb / timed(lambda: docker(sock, "load", "-i", archive))
+    tag = f"{registry}/bench/{name}:1"
+    docker(sock, "tag", "bench/big:1", tag)
+    r["push_mbps"] = size_mb / timed(lambda: docker(sock, "push", tag))
+    docker(sock, "rmi", "bench/big:1", tag)
+    docker(sock, "image", "prune", "-a", "-f")
+    r["pull_s"], r["pull_peak_rss_kib"] = peak_rss_during(pid, lambda: docker(sock, "pull", tag))
+    for i in range(200):
+        docker(sock, "import", os.path.join(tiny_dir, f"t{i}.tar"), f"bench/tiny:{i}")
+    return r
+
+
 def wait_ping(sock_path, proc, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -123,6 +198,7 @@ def main():
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--layer-mb", type=int, default=50)
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
@@ -157,12 +233,45 @@ def main():
             res[n]["ping_rps"] = throughput(args.loadgen, socks[n], "/_ping", args.seconds)
             res[n]["version_rps"] = throughput(args.loadgen, socks[n], "/version", args.seconds)
             res[n]["docker_version_s"] = cli_mean(socks[n], args.runs)
+        # Images: load, push, pull (with peak RSS), then /images/json with 200 images.
+        archive = os.path.join(tmp, "big.tar")
+        layers, layer_mb = 4, args.layer_mb
+        make_archive(archive, layers, layer_mb)
+        size_mb = layers * layer_mb * 1.048576
+        tiny_dir = os.path.join(tmp, "tiny")
+        os.makedirs(tiny_dir)
+        import io, tarfile
+        for i in range(200):
+            with tarfile.open(os.path.join(tiny_dir, f"t{i}.tar"), "w") as t:
+                data = f"tiny {i}\n".encode()
+                ti = tarfile.TarInfo("f")
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+        reg_dir = os.path.join(tmp, "registry")
+        os.makedirs(reg_dir)
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        reg_addr = "127.0.0.1:%d" % port.getsockname()[1]
+        port.close()
+        with open(os.path.join(reg_dir, "config.yml"), "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {reg_dir}/data\nhttp:\n  addr: {reg_addr}\n")
+        procs["registry"] = subprocess.Popen(["docker-registry", "serve", os.path.join(reg_dir, "config.yml")],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        for n in ("berthd", "dockerd"):
+            res[n].update(image_figures(n, socks[n], procs[n].pid, archive, size_mb, reg_addr, tiny_dir))
+            res[n]["images_json_rps"] = throughput(args.loadgen, socks[n], "/images/json", args.seconds)
         b, d = res["berthd"], res["dockerd"]
         rows = [
             ("idle RSS (KiB)", "rss_kib", "<= 0.15"),
             ("/_ping req/s (1 keep-alive conn)", "ping_rps", ">= 10"),
             ("/version req/s (1 keep-alive conn)", "version_rps", ">= 10"),
             ("docker version mean (s)", "docker_version_s", "lower is better"),
+            ("docker load MB/s", "load_mbps", ">= 1.5"),
+            ("docker push MB/s", "push_mbps", ">= 1.5"),
+            ("docker pull wall time (s)", "pull_s", "<= 0.65"),
+            ("peak RSS during pull (KiB)", "pull_peak_rss_kib", "berthd < 64 MiB"),
+            ("/images/json req/s, 200 images", "images_json_rps", ">= 5"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:
@@ -175,7 +284,7 @@ def main():
         with open(os.path.join(out, time.strftime("%Y%m%d-%H%M%S") + ".json"), "w") as f:
             json.dump(res, f, indent=2)
     finally:
-        for n, p in procs.items():
+        for n, p in reversed(list(procs.items())):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
