@@ -317,6 +317,12 @@ fn bad_and_malicious_archives_are_refused_cleanly() {
             "{what} left an image"
         );
         assert_eq!(layer_dirs(&d), 0, "{what} left a layer directory");
+        let blobs = d.data_root.join("image/overlay2/blobs/sha256");
+        assert_eq!(
+            std::fs::read_dir(&blobs).map(|r| r.count()).unwrap_or(0),
+            0,
+            "{what} left a blob"
+        );
         assert_eq!(
             std::fs::read_to_string(sentinel.join("secret")).unwrap(),
             "untouched",

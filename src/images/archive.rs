@@ -1,21 +1,22 @@
 //! `docker load` and `docker save`: docker-archive (manifest.json,
 //! repositories) written together with an OCI image layout, as docker 25+
 //! writes it; loading reads manifest.json or, without it, the OCI index.
+//! A load streams the archive once: every file goes into the blob store as
+//! it passes (names are map keys, never paths), then layers are applied
+//! from their blobs and verified against the config's diffIDs.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 use std::sync::Arc;
 
-use berth_actors::image::{chain_ids, digest_hex, ImageConfig, ImageInfo, NewLayer, Reference};
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use berth_actors::image::{
+    chain_ids, digest_hex, BlobRef, ImageConfig, ImageInfo, NewLayer, Reference,
+};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ImageOpError, ImageService};
-use crate::sys::layers::{apply_layer, decompress, LayerError, WhiteoutMode};
+use super::{media_type, ImageOpError, ImageService};
+use crate::sys::layers::{decompress, Compression};
 
 const MAX_JSON: u64 = 32 << 20;
 
@@ -40,35 +41,116 @@ fn invalid(m: impl Into<String>) -> ImageOpError {
     ImageOpError::Invalid(m.into())
 }
 
-/// Open a regular file at `rel` inside `root`: symlinks inside the archive
-/// resolve inside it, never out of it.
-fn open_in_root(root: &OwnedFd, rel: &str) -> Result<File, ImageOpError> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(root.as_fd(), rel, how)
-        .map_err(|e| invalid(format!("invalid archive: {rel}: {e}")))?;
-    let f = File::from(fd);
-    if !f.metadata()?.is_file() {
-        return Err(invalid(format!("invalid archive: {rel} is not a file")));
-    }
-    Ok(f)
+/// The files of an archive, stored as blobs as they stream by: names are
+/// only keys (never paths on disk), symlinks resolve among the names.
+struct Entries {
+    files: HashMap<String, (String, u64)>,
+    links: HashMap<String, String>,
 }
 
-fn read_json(root: &OwnedFd, rel: &str) -> Result<Vec<u8>, ImageOpError> {
-    let mut buf = Vec::new();
-    open_in_root(root, rel)?
-        .take(MAX_JSON + 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_JSON {
-        return Err(invalid(format!("invalid archive: {rel} is too large")));
+/// Lexically normalise an archive name (`./a/../b` → `b`); None if it climbs out.
+fn norm(name: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c),
+        }
     }
-    Ok(buf)
+    Some(out.join("/"))
+}
+
+impl Entries {
+    fn resolve(&self, name: &str) -> Result<(String, u64), ImageOpError> {
+        let mut n = norm(name).ok_or_else(|| {
+            invalid(format!(
+                "invalid archive: {name:?} climbs out of the archive"
+            ))
+        })?;
+        for _ in 0..16 {
+            if let Some(f) = self.files.get(&n) {
+                return Ok(f.clone());
+            }
+            match self.links.get(&n) {
+                Some(t) => n = t.clone(),
+                None => return Err(invalid(format!("invalid archive: {name} is missing"))),
+            }
+        }
+        Err(invalid(format!(
+            "invalid archive: {name}: too many levels of symbolic links"
+        )))
+    }
+
+    fn read_json(&self, svc: &ImageService, name: &str) -> Result<Vec<u8>, ImageOpError> {
+        let (digest, size) = self.resolve(name)?;
+        if size > MAX_JSON {
+            return Err(invalid(format!("invalid archive: {name} is too large")));
+        }
+        let mut buf = Vec::new();
+        svc.blobs.open(&digest)?.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+fn read_entries(svc: &ImageService, input: impl Read) -> Result<Entries, ImageOpError> {
+    let mut e = Entries {
+        files: HashMap::new(),
+        links: HashMap::new(),
+    };
+    let mut ar = tar::Archive::new(input);
+    for entry in ar
+        .entries()
+        .map_err(|err| invalid(format!("invalid archive: {err}")))?
+    {
+        let mut entry = entry.map_err(|err| invalid(format!("invalid archive: {err}")))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = norm(&raw).ok_or_else(|| {
+            invalid(format!(
+                "invalid archive: {raw:?} climbs out of the archive"
+            ))
+        })?;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut w = svc.blobs.writer()?;
+                std::io::copy(&mut entry, &mut w)
+                    .map_err(|err| invalid(format!("invalid archive: {raw}: {err}")))?;
+                let (digest, size) = w.commit()?;
+                e.files.insert(name, (digest, size));
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let joined = if entry.header().entry_type() == tar::EntryType::Symlink
+                    && !target.starts_with('/')
+                {
+                    match name.rsplit_once('/') {
+                        Some((dir, _)) => format!("{dir}/{target}"),
+                        None => target,
+                    }
+                } else {
+                    target
+                };
+                let t = norm(&joined).ok_or_else(|| {
+                    invalid(format!(
+                        "invalid archive: link {raw:?} climbs out of the archive"
+                    ))
+                })?;
+                e.links.insert(name, t);
+            }
+            _ => {}
+        }
+    }
+    Ok(e)
 }
 
 /// Turn an OCI layout's index into manifest.json-style entries.
-fn oci_entries(root: &OwnedFd) -> Result<Vec<ManifestEntry>, ImageOpError> {
-    let index: serde_json::Value = serde_json::from_slice(&read_json(root, "index.json")?)
+fn oci_entries(svc: &ImageService, files: &Entries) -> Result<Vec<ManifestEntry>, ImageOpError> {
+    let index: serde_json::Value = serde_json::from_slice(&files.read_json(svc, "index.json")?)
         .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
     let blob_path = |d: &str| -> Result<String, ImageOpError> {
         if !berth_actors::image::reference::valid_digest(d) {
@@ -79,7 +161,7 @@ fn oci_entries(root: &OwnedFd) -> Result<Vec<ManifestEntry>, ImageOpError> {
     let mut out = Vec::new();
     for m in index["manifests"].as_array().cloned().unwrap_or_default() {
         let digest = m["digest"].as_str().unwrap_or_default();
-        let raw = read_json(root, &blob_path(digest)?)?;
+        let raw = files.read_json(svc, &blob_path(digest)?)?;
         if berth_actors::image::sha256_digest(&raw) != digest {
             return Err(invalid(format!(
                 "invalid archive: manifest {digest} does not match its digest"
@@ -111,43 +193,59 @@ fn oci_entries(root: &OwnedFd) -> Result<Vec<ManifestEntry>, ImageOpError> {
 }
 
 /// Load every image of an archive. Images committed before an error stay;
-/// the failing image leaves nothing behind.
+/// the failing image leaves nothing behind, and no blob of the archive that
+/// no layer keeps stays in the store.
 pub fn load_archive(
     svc: &ImageService,
     input: impl Read + Send,
     rt: &tokio::runtime::Handle,
 ) -> Result<Vec<LoadedImage>, ImageOpError> {
-    let scratch = svc.blobs.scratch_dir()?;
-    let result = load_from(svc, input, rt, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    // Plain or compressed, as dockerd accepts it.
+    let (_, input) = decompress(input)?;
+    let files = read_entries(svc, input);
+    let result = files
+        .as_ref()
+        .map_err(|e| invalid(e.to_string()))
+        .and_then(|f| load_from(svc, rt, f));
+    // Drop the archive's blobs that did not become layers.
+    if let Ok(files) = &files {
+        let snap = svc.images.snapshot();
+        let kept: HashSet<&String> = snap
+            .layers
+            .values()
+            .filter_map(|l| l.blob.as_ref().map(|b| &b.digest))
+            .collect();
+        for (digest, _) in files.files.values() {
+            if !kept.contains(digest) {
+                svc.blobs.remove(digest);
+            }
+        }
+    }
+    match (result, files) {
+        (Ok(l), _) => Ok(l),
+        (Err(_), Err(e)) => Err(e),
+        (Err(e), Ok(_)) => Err(e),
+    }
 }
 
 fn load_from(
     svc: &ImageService,
-    input: impl Read + Send,
     rt: &tokio::runtime::Handle,
-    scratch: &Path,
+    files: &Entries,
 ) -> Result<Vec<LoadedImage>, ImageOpError> {
-    // The outer archive (plain or compressed, as dockerd accepts it) goes
-    // through the same secure apply as a layer.
-    let (_, input) = decompress(input)?;
-    apply_layer(scratch, input, WhiteoutMode::Delete).map_err(|e| match e {
-        LayerError::Invalid(m) => invalid(format!("invalid archive: {m}")),
-        LayerError::Io(e) => ImageOpError::Io(e),
-    })?;
-    let root: OwnedFd = File::open(scratch)?.into();
-    let entries: Vec<ManifestEntry> = match read_json(&root, "manifest.json") {
+    let entries: Vec<ManifestEntry> = match files.read_json(svc, "manifest.json") {
         Ok(raw) => serde_json::from_slice(&raw)
             .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?,
-        Err(_) => oci_entries(&root).map_err(|e| invalid(format!("{e} (and no manifest.json)")))?,
+        Err(_) => {
+            oci_entries(svc, files).map_err(|e| invalid(format!("{e} (and no manifest.json)")))?
+        }
     };
     if entries.is_empty() {
         return Err(invalid("invalid archive: it holds no image"));
     }
     let mut loaded = Vec::new();
     for entry in entries {
-        let config_raw = read_json(&root, &entry.config)?;
+        let config_raw = files.read_json(svc, &entry.config)?;
         let cfg = ImageConfig::parse(&config_raw).map_err(ImageOpError::Invalid)?;
         if cfg.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(invalid(format!(
@@ -186,8 +284,15 @@ fn load_from(
                     });
                     continue;
                 }
-                let f = open_in_root(&root, path)?;
-                let nl = svc.build_layer(parent.as_deref(), f)?;
+                let (digest, size) = files.resolve(path)?;
+                let mut head = [0u8; 8];
+                let n = svc.blobs.open(&digest)?.read(&mut head)?;
+                let blob = BlobRef {
+                    digest,
+                    media_type: media_type(Compression::detect(&head[..n])).into(),
+                    size,
+                };
+                let nl = svc.apply_blob(parent.as_deref(), &blob)?;
                 built.push(nl.clone());
                 if nl.diff_id != cfg.rootfs.diff_ids[i] {
                     return Err(invalid(format!(

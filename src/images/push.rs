@@ -66,39 +66,51 @@ pub async fn run(
         out.send(json!({"status": "Preparing", "progressDetail": {}, "id": short(&b.digest)}))
             .await?;
     }
-    for b in layers.iter().rev() {
-        let id = short(&b.digest);
-        if client
-            .blob_exists(&oref, &b.digest)
-            .await
-            .map_err(reg_err)?
-        {
-            out.send(json!({"status": "Layer already exists", "progressDetail": {}, "id": id}))
-                .await?;
-            continue;
-        }
-        let path = svc
-            .blobs
-            .path(&b.digest)
-            .ok_or_else(|| PullError(ErrorKind::System, "bad digest".into()))?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
-        let (total, out2, id2) = (b.size, out.clone(), id.clone());
-        let mut sent = 0u64;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |r| {
-            if let Ok(chunk) = &r {
-                sent += chunk.len() as u64;
-                out2.try_send(json!({"status": "Pushing", "progressDetail": {"current": sent, "total": total}, "progress": bar(sent, total), "id": id2}));
+    // Layers go up concurrently (max-concurrent-uploads), each skipped
+    // when the registry already has it.
+    let sem = Arc::new(tokio::sync::Semaphore::new(
+        cfg.max_concurrent_uploads.max(1) as usize,
+    ));
+    let mut tasks = Vec::new();
+    for b in layers.iter().rev().cloned() {
+        let (client, oref, out, svc, sem) = (
+            client.clone(),
+            oref.clone(),
+            out.clone(),
+            svc.clone(),
+            sem.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let id = short(&b.digest);
+            if client.blob_exists(&oref, &b.digest).await.map_err(reg_err)? {
+                return out.send(json!({"status": "Layer already exists", "progressDetail": {}, "id": id})).await;
             }
-            r.map_err(oci_client::errors::OciDistributionError::IoError)
-        });
-        client
-            .push_blob_stream(&oref, stream, &b.digest, Some(b.size))
-            .await
-            .map_err(reg_err)?;
-        out.send(json!({"status": "Pushed", "progressDetail": {}, "id": id}))
-            .await?;
+            let path = svc.blobs.path(&b.digest).ok_or_else(|| PullError(ErrorKind::System, "bad digest".into()))?;
+            let file = tokio::fs::File::open(&path).await.map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+            let (total, out2, id2) = (b.size, out.clone(), id.clone());
+            let mut sent = 0u64;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |r| {
+                if let Ok(chunk) = &r {
+                    sent += chunk.len() as u64;
+                    out2.try_send(json!({"status": "Pushing", "progressDetail": {"current": sent, "total": total}, "progress": bar(sent, total), "id": id2}));
+                }
+                r.map_err(oci_client::errors::OciDistributionError::IoError)
+            });
+            client.push_blob_stream(&oref, stream, &b.digest, Some(b.size)).await.map_err(reg_err)?;
+            out.send(json!({"status": "Pushed", "progressDetail": {}, "id": id})).await
+        }));
+    }
+    let mut first_err = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => first_err = first_err.or(Some(e)),
+            Err(e) => first_err = first_err.or(Some(PullError(ErrorKind::System, e.to_string()))),
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
     }
     let config_digest = info.record.id.clone();
     if !client

@@ -3,7 +3,7 @@
 //!
 //! Records (keys of the [`RecordStore`]):
 //! - `layers/<chain hex>.json`, `images/<id hex>.json`, `repositories.json`
-//! - `blobs/sha256/<hex>`: config blobs (layer blobs are written by the caller)
+//! - `configs/sha256/<hex>`: image configs (layer blobs are the caller's, in `blobs/`)
 //!
 //! Commit order is layers, config, image, references, so a crash leaves at
 //! worst unreferenced records that the next start drops: never an image
@@ -140,8 +140,10 @@ fn layer_key(chain: &str) -> String {
 fn image_key(id: &str) -> String {
     format!("images/{}.json", digest_hex(id))
 }
-fn blob_key(d: &str) -> String {
-    format!("blobs/sha256/{}", digest_hex(d))
+/// Image configs are records of their own, apart from the blob store's
+/// directory, so freeing a blob can never remove an image's config.
+fn config_key(d: &str) -> String {
+    format!("configs/sha256/{}", digest_hex(d))
 }
 const REPOS: &str = "repositories.json";
 
@@ -253,7 +255,7 @@ impl State {
         self.event("delete", id, id);
         let mut rel = self.release_unused_layers(items)?;
         // The config blob is the image itself.
-        self.records.delete(&blob_key(id)).map_err(io)?;
+        self.records.delete(&config_key(id)).map_err(io)?;
         let used_blobs: BTreeSet<&String> = self
             .idx
             .layers
@@ -316,7 +318,7 @@ impl State {
             self.records.put(&layer_key(chain), &bytes).map_err(io)?;
             self.idx.layers.insert(chain.clone(), rec);
         }
-        self.records.put(&blob_key(&id), &config).map_err(io)?;
+        self.records.put(&config_key(&id), &config).map_err(io)?;
         let tag_time = (!refs.is_empty()).then(now_rfc3339);
         let record = match self.idx.images.get(&id) {
             Some(existing) => {
@@ -388,7 +390,7 @@ impl State {
                 continue;
             };
             let complete = rec.layers.iter().all(|c| self.idx.layers.contains_key(c));
-            let config = self.records.get(&blob_key(&rec.id)).map_err(io)?;
+            let config = self.records.get(&config_key(&rec.id)).map_err(io)?;
             match (complete, config) {
                 (true, Some(raw)) if sha256_digest(&raw) == rec.id => {
                     match ImageConfig::parse(&raw) {
