@@ -384,3 +384,77 @@ fn concurrent_pulls_of_the_same_image_both_succeed() {
     assert_eq!(layer_dirs(&d), 1, "one layer directory for the one layer");
     d.stop();
 }
+
+#[test]
+fn docker_hub_names_pull_through_a_registry_mirror() {
+    let reg = Registry::start(None);
+    let seed = Daemon::start();
+    let p = seed.dir.path().join("rootfs.tar");
+    std::fs::write(&p, busybox_rootfs()).unwrap();
+    let mirrored = format!("{}/library/busybox:latest", reg.addr);
+    seed.docker_ok(&["import", p.to_str().unwrap(), &mirrored]);
+    let id = id_of(&seed, &mirrored);
+    seed.docker_ok(&["push", &mirrored]);
+    seed.stop();
+
+    let d = Daemon::builder()
+        .config(serde_json::json!({"registry-mirrors": [format!("http://{}", reg.addr)]}))
+        .start();
+    let out = d.docker_ok(&["pull", "busybox"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    assert_eq!(id_of(&d, "busybox"), id);
+    assert!(d
+        .docker_ok(&["images", "busybox", "--format", "{{.Repository}}:{{.Tag}}"])
+        .contains("busybox:latest"));
+    d.stop();
+}
+
+#[test]
+fn manifest_lists_select_the_host_platform() {
+    let f = FakeRegistry::start();
+    let d = Daemon::start();
+    let layer = tar_of(&[Entry::File("platform", b"amd64")]);
+    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]}})).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MANIFEST_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": sha256(&config)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "size": layer.len(), "digest": sha256(&layer)}],
+    }))
+    .unwrap();
+    let md = sha256(&manifest);
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            {"mediaType": MANIFEST_V2, "size": 10, "digest": sha256(b"arm"), "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": MANIFEST_V2, "size": manifest.len(), "digest": md, "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    }))
+    .unwrap();
+    f.put(
+        "/v2/x/multi/manifests/1",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        list,
+    );
+    f.put(
+        &format!("/v2/x/multi/manifests/{md}"),
+        MANIFEST_V2,
+        manifest,
+    );
+    f.put(
+        &format!("/v2/x/multi/blobs/{}", sha256(&config)),
+        "application/octet-stream",
+        config.clone(),
+    );
+    f.put(
+        &format!("/v2/x/multi/blobs/{}", sha256(&layer)),
+        "application/octet-stream",
+        layer,
+    );
+    let name = format!("{}/x/multi:1", f.addr);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(id_of(&d, &name), sha256(&config));
+    d.stop();
+}

@@ -155,24 +155,71 @@ fn parse_manifest(raw: &[u8]) -> Result<Result<(Desc, Vec<Desc>), String>, PullE
     Ok(Ok((config, layers)))
 }
 
+/// Resolve a pull: Docker Hub references try each `registry-mirrors`
+/// entry first (anonymously, as dockerd), then the registry itself.
 pub async fn prepare(
     reference: Reference,
     auth: RegistryAuth,
     cfg: &DaemonConfig,
 ) -> Result<Prepared, PullError> {
+    if reference.domain() == berth_actors::image::reference::DEFAULT_DOMAIN {
+        for m in &cfg.registry_mirrors {
+            let mhost = registry::registry_host(m);
+            let path = reference
+                .repo
+                .split_once('/')
+                .map(|(_, p)| p)
+                .unwrap_or(&reference.repo);
+            let mut source = format!("{mhost}/{path}");
+            if let Some(t) = &reference.tag {
+                source.push_str(&format!(":{t}"));
+            }
+            if let Some(d) = &reference.digest {
+                source.push_str(&format!("@{d}"));
+            }
+            let http = m.starts_with("http://") || registry::is_insecure(&mhost, cfg);
+            let client = registry::client_with(&mhost, http, cfg);
+            match prepare_at(
+                reference.clone(),
+                client,
+                &mhost,
+                &source,
+                RegistryAuth::Anonymous,
+                cfg,
+            )
+            .await
+            {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    tracing::warn!(mirror = %m, "pull from mirror failed, trying the next source: {}", e.1)
+                }
+            }
+        }
+    }
     let host = reference.domain().to_string();
     let client = registry::client(&host, cfg);
-    let oref: oci_client::Reference = reference
-        .to_string()
+    let source = reference.to_string();
+    prepare_at(reference, client, &host, &source, auth, cfg).await
+}
+
+async fn prepare_at(
+    reference: Reference,
+    client: oci_client::Client,
+    host: &str,
+    source: &str,
+    auth: RegistryAuth,
+    cfg: &DaemonConfig,
+) -> Result<Prepared, PullError> {
+    let oref: oci_client::Reference = source
         .parse()
         .map_err(|e| invalid(format!("invalid reference: {e}")))?;
-    let (raw, mut digest) = client.pull_manifest_raw(&oref, &auth, MANIFEST_TYPES).await.map_err(|e| {
+    let (raw, digest) = client.pull_manifest_raw(&oref, &auth, MANIFEST_TYPES).await.map_err(|e| {
         let PullError(k, m) = reg_err(e);
         match k {
             ErrorKind::NotFound => PullError(k, format!("manifest for {} not found: {m}", reference.familiar())),
             // dockerd answers 500 here (a 401 would make the CLI prompt for a login).
             ErrorKind::Unauthorized if matches!(auth, RegistryAuth::Anonymous) => {
-                let scheme = if registry::is_insecure(&host, cfg) { "http" } else { "https" };
+                let scheme = if registry::is_insecure(host, cfg) { "http" } else { "https" };
                 let path = reference.repo.split_once('/').map(|(_, p)| p).unwrap_or(&reference.repo);
                 let what = reference.tag.clone().or(reference.digest.clone()).unwrap_or_default();
                 PullError(ErrorKind::System, format!("Head \"{scheme}://{host}/v2/{path}/manifests/{what}\": no basic auth credentials"))
@@ -183,9 +230,16 @@ pub async fn prepare(
     })?;
     let mut parsed = parse_manifest(&raw)?;
     if let Err(platform_digest) = parsed {
-        let by_digest: oci_client::Reference = format!("{}@{platform_digest}", reference.repo)
-            .parse()
-            .map_err(|e| invalid(format!("invalid reference: {e}")))?;
+        // The platform's manifest, from the same source (mirror or registry).
+        let source_repo = source.split('@').next().unwrap_or(source);
+        let source_repo = match source_repo.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => r,
+            _ => source_repo,
+        };
+        let by_digest: oci_client::Reference =
+            format!("{source_repo}@{platform_digest}")
+                .parse()
+                .map_err(|e| invalid(format!("invalid reference: {e}")))?;
         let (raw2, d2) = client
             .pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES)
             .await
@@ -196,7 +250,8 @@ pub async fn prepare(
             )));
         }
         parsed = parse_manifest(&raw2)?;
-        digest = d2;
+        // The reference keeps the list's digest (RepoDigests, "Digest:"), as dockerd.
+        let _ = d2;
         if parsed.is_err() {
             return Err(invalid("invalid manifest: an index inside an index"));
         }

@@ -102,7 +102,12 @@ pub fn is_insecure(host: &str, cfg: &DaemonConfig) -> bool {
 }
 
 pub fn client(host: &str, cfg: &DaemonConfig) -> oci_client::Client {
-    let protocol = if is_insecure(host, cfg) {
+    client_with(host, is_insecure(host, cfg), cfg)
+}
+
+/// A client for `host`, over plain HTTP when `http`.
+pub fn client_with(host: &str, http: bool, cfg: &DaemonConfig) -> oci_client::Client {
+    let protocol = if http {
         ClientProtocol::HttpsExcept(vec![host.to_string()])
     } else {
         ClientProtocol::Https
