@@ -8,12 +8,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, ROOT};
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS, ROOT};
 use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
 use berth_actors::ports::SystemClock;
 use berth_actors::supervisor::{
-    ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg,
+    ChildSpec, RestartPolicy, SessionSupervisor, Supervisor, SupervisorArgs, SupervisorMsg,
 };
 use berth_actors::view::ViewPublisher;
 use ractor::Actor;
@@ -67,6 +67,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let blobs =
         BlobStore::new(&image_root).map_err(|e| StartupError::io("creating", &image_root, e))?;
     crate::images::remove_orphan_layers(&*records, &*driver);
+    crate::images::remove_orphan_blobs(&*records, &blobs);
 
     let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
     let bound = Arc::new(bound);
@@ -125,6 +126,12 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
             (EventBus, ())
         }),
+        ChildSpec::new(
+            REGISTRY_SESSIONS,
+            RestartPolicy::infrastructure(),
+            true,
+            || (SessionSupervisor, ()),
+        ),
         // Before the front door: the API serves images from the first request.
         ChildSpec::new(
             IMAGE_STORE,

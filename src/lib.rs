@@ -8,3 +8,4 @@ pub mod fuzzing;
 pub mod images;
 pub mod logging;
 pub mod sys;
+pub mod task;

@@ -458,3 +458,68 @@ fn manifest_lists_select_the_host_platform() {
     assert_eq!(id_of(&d, &name), sha256(&config));
     d.stop();
 }
+
+#[test]
+fn a_killed_registry_session_fails_its_pull_and_leaves_nothing() {
+    let f = FakeRegistry::start();
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    let big = tar_of(&[Entry::File("big", &vec![5u8; 8 << 20])]);
+    let blob = gzip(&big);
+    serve_image(
+        &f,
+        "slow",
+        &blob,
+        &sha256(&big),
+        None,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    );
+    let ld = sha256(&blob);
+    f.put_canned(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        Canned {
+            content_type: "application/octet-stream".into(),
+            body: blob.clone(),
+            headers: vec![],
+            stall_after: Some(blob.len() / 2),
+        },
+    );
+    let (host, dir, addr) = (d.docker_host(), d.dir.path().to_path_buf(), f.addr.clone());
+    let puller = std::thread::spawn(move || {
+        docker_cmd(&dir)
+            .env("DOCKER_HOST", host)
+            .args(["pull", &format!("{addr}/x/bad:slow")])
+            .output()
+            .unwrap()
+    });
+    let tmp = d.data_root.join("image/overlay2/tmp");
+    assert!(wait_for(Duration::from_secs(10), || std::fs::read_dir(
+        &tmp
+    )
+    .map(|r| r.count() > 0)
+    .unwrap_or(false)));
+    let kill = d.raw(b"POST /_berth/chaos/kill?actor=registry-session HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(kill.status, 204);
+    let o = puller.join().unwrap();
+    assert!(
+        !o.status.success(),
+        "a killed pull must not look like a success"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(err.contains("registry session stopped"), "{err}");
+    assert!(
+        wait_for(Duration::from_secs(5), || std::fs::read_dir(&tmp)
+            .map(|r| r.count() == 0)
+            .unwrap_or(true)),
+        "partial download removed"
+    );
+    assert_eq!(layer_dirs(&d), 0);
+    assert_eq!(d.docker_ok(&["images", "-aq"]).trim(), "");
+    // The daemon is fine and the pull can be repeated.
+    f.put(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        "application/octet-stream",
+        blob,
+    );
+    d.docker_ok(&["pull", &format!("{}/x/bad:slow", f.addr)]);
+    d.stop();
+}

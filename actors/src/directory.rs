@@ -9,3 +9,5 @@ pub const EVENT_BUS: &str = "event-bus";
 pub const ROOT: &str = "root";
 /// The image store.
 pub const IMAGE_STORE: &str = "image-store";
+/// The supervisor of registry sessions (pulls and pushes).
+pub const REGISTRY_SESSIONS: &str = "registry-sessions";

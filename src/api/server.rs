@@ -13,20 +13,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::{router, ApiContext};
 use crate::sys::listeners::{Bound, BoundListener};
-
-/// Aborts its task when dropped (also when the actor is killed).
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::task::AbortOnDrop;
 
 pub struct FrontDoor;
 

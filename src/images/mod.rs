@@ -7,6 +7,7 @@ mod changes;
 mod io;
 pub mod pull;
 pub mod push;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -212,6 +213,27 @@ pub fn remove_orphan_layers(
         if !used.contains(&id) {
             tracing::info!(%id, "removing a layer directory no record uses");
             let _ = driver.remove(&id);
+        }
+    }
+}
+
+/// At startup: remove layer blobs no layer record names (a pull or load
+/// cut short). Image configs live apart (`configs/`), so they are safe.
+pub fn remove_orphan_blobs(records: &dyn berth_actors::ports::RecordStore, blobs: &BlobStore) {
+    let mut used = std::collections::BTreeSet::new();
+    for name in records.list("layers").unwrap_or_default() {
+        if let Ok(Some(b)) = records.get(&format!("layers/{name}")) {
+            if let Ok(l) = serde_json::from_slice::<berth_actors::image::LayerRecord>(&b) {
+                if let Some(blob) = l.blob {
+                    used.insert(berth_actors::image::digest_hex(&blob.digest).to_string());
+                }
+            }
+        }
+    }
+    for hex in records.list("blobs/sha256").unwrap_or_default() {
+        if !used.contains(&hex) {
+            tracing::info!(blob = %hex, "removing a blob no layer uses");
+            blobs.remove(&format!("sha256:{hex}"));
         }
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::{ImageOpError, ImageService};
 use crate::config::DaemonConfig;
 use crate::sys::registry;
+use crate::task::AbortOnDrop;
 
 const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -452,6 +453,46 @@ async fn download_once(
     })
 }
 
+/// Layers and blobs a pull made that are not committed yet.
+struct Leftovers {
+    svc: Arc<ImageService>,
+    built: Vec<NewLayer>,
+    blobs: Vec<String>,
+    armed: bool,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (svc, built, blobs) = (
+            self.svc.clone(),
+            std::mem::take(&mut self.built),
+            std::mem::take(&mut self.blobs),
+        );
+        let work = move || {
+            svc.discard(&built);
+            let snap = svc.images.snapshot();
+            for b in blobs {
+                if !snap
+                    .layers
+                    .values()
+                    .any(|l| l.blob.as_ref().map(|x| &x.digest) == Some(&b))
+                {
+                    svc.blobs.remove(&b);
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
+    }
+}
+
 /// Run a prepared pull, writing progress; returns the image ID.
 pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<String, PullError> {
     let tag_or_digest = p
@@ -499,36 +540,42 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
         }
         let (p2, svc2, out2, sem2, l2) =
             (p.clone(), svc.clone(), out.clone(), sem.clone(), l.clone());
-        pending.push(Some(tokio::spawn(async move {
+        pending.push(Some(AbortOnDrop(tokio::spawn(async move {
             let _permit = sem2.acquire_owned().await;
             let r = download(&p2, &svc2, &l2, &out2, true).await;
             if r.is_ok() {
                 out2.try_send(json!({"status": "Download complete", "progressDetail": {}, "id": short(&l2.digest)}));
             }
             r
-        })));
+        }))));
     }
-    let mut built: Vec<NewLayer> = Vec::new();
-    let mut blobs: Vec<String> = Vec::new();
+    // Removes what this pull built unless it is committed: on errors, on a
+    // client going away and when the session is killed (the future is dropped).
+    let mut left = Leftovers {
+        svc: svc.clone(),
+        built: Vec::new(),
+        blobs: Vec::new(),
+        armed: true,
+    };
     let mut all = Vec::new();
     let mut parent: Option<String> = None;
     let result: Result<(), PullError> = async {
         for (i, task) in pending.iter_mut().enumerate() {
-            let Some(task) = task.take() else {
+            let Some(mut task) = task.take() else {
                 let rec = snap.layers.get(&chains[i]).ok_or_else(|| PullError(ErrorKind::System, "layer vanished".into()))?;
                 parent = Some(rec.cache_id.clone());
                 all.push(NewLayer { diff_id: rec.diff_id.clone(), cache_id: rec.cache_id.clone(), size: rec.size, tar_size: rec.tar_size, blob: rec.blob.clone() });
                 continue;
             };
-            let blob = task.await.map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
-            blobs.push(blob.digest.clone());
+            let blob = (&mut task.0).await.map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
+            left.blobs.push(blob.digest.clone());
             let d = &p.layers[i];
             out.send(json!({"status": "Extracting", "progressDetail": {"current": d.size, "total": d.size}, "progress": bar(d.size, d.size), "id": short(&d.digest)})).await?;
             let (svc2, parent2, blob2) = (svc.clone(), parent.clone(), blob.clone());
             let nl = tokio::task::spawn_blocking(move || svc2.apply_blob(parent2.as_deref(), &blob2))
                 .await
                 .map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
-            built.push(nl.clone());
+            left.built.push(nl.clone());
             if nl.diff_id != cfg.rootfs.diff_ids[i] {
                 return Err(invalid(format!("layer {} has diffID {}, the config expects {}", d.digest, nl.diff_id, cfg.rootfs.diff_ids[i])));
             }
@@ -539,27 +586,7 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
         Ok(())
     }
     .await;
-    let cleanup = |svc: &ImageService, built: &[NewLayer], blobs: &[String]| {
-        svc.discard(built);
-        let snap = svc.images.snapshot();
-        for b in blobs {
-            if !snap
-                .layers
-                .values()
-                .any(|l| l.blob.as_ref().map(|x| &x.digest) == Some(b))
-            {
-                svc.blobs.remove(b);
-            }
-        }
-    };
-    if let Err(e) = result {
-        for t in pending.into_iter().flatten() {
-            t.abort();
-        }
-        let (s, b, bl) = (svc.clone(), built.clone(), blobs.clone());
-        let _ = tokio::task::spawn_blocking(move || cleanup(&s, &b, &bl)).await;
-        return Err(e);
-    }
+    result?;
     let mut refs = vec![Reference {
         repo: p.reference.repo.clone(),
         tag: None,
@@ -571,14 +598,12 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
             ..p.reference.clone()
         });
     }
-    let res = match svc.images.commit(raw, all, refs).await {
-        Ok(r) => r,
-        Err(e) => {
-            let (s, b, bl) = (svc.clone(), built.clone(), blobs.clone());
-            let _ = tokio::task::spawn_blocking(move || cleanup(&s, &b, &bl)).await;
-            return Err(ImageOpError::from(e).into());
-        }
-    };
+    let res = svc
+        .images
+        .commit(raw, all, refs)
+        .await
+        .map_err(|e| PullError::from(ImageOpError::from(e)))?;
+    left.armed = false;
     let released = res.released.clone();
     let s = svc.clone();
     let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;

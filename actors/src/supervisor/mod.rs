@@ -2,10 +2,12 @@
 //! used for the root of the tree (and later for the per-area supervisors).
 
 mod one_for_one;
+pub mod sessions;
 pub mod strategy;
 
 #[cfg(test)]
 mod tests;
 
 pub use one_for_one::{ChildSpec, ChildStatus, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use sessions::{SessionStart, SessionSupervisor, SessionsMsg};
 pub use strategy::{Decision, RestartPolicy, RestartTracker};

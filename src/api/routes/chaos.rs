@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR};
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS};
 
 use crate::api::body;
 use crate::api::errors::ApiError;
@@ -13,9 +13,23 @@ use crate::api::router::{HandlerFuture, Req};
 pub fn kill(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let name = r.query.get("actor").unwrap_or_default().to_string();
-        if ![FRONT_DOOR, EVENT_BUS].contains(&name.as_str()) {
+        // `registry-session` kills every running pull/push session.
+        if name == "registry-session" {
+            let sup = ractor::registry::where_is(REGISTRY_SESSIONS)
+                .ok_or_else(|| ApiError::not_found("the session supervisor is not running"))?;
+            let sessions = sup.get_children();
+            if sessions.is_empty() {
+                return Err(ApiError::not_found("no registry session is running"));
+            }
+            for s in sessions {
+                tracing::warn!(actor = ?s.get_id(), "chaos control: killing a registry session");
+                s.kill();
+            }
+            return Ok(body::no_content());
+        }
+        if ![FRONT_DOOR, EVENT_BUS, IMAGE_STORE, REGISTRY_SESSIONS].contains(&name.as_str()) {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS})"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, registry-session)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

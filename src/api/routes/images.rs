@@ -462,24 +462,44 @@ fn registry_auth(r: &Req) -> Result<oci_client::secrets::RegistryAuth, ApiError>
         .registry_auth())
 }
 
-/// Stream progress lines from a task; a failure becomes an errorDetail line.
-fn progress_response<F>(work: impl FnOnce(Progress) -> F + Send + 'static) -> Response<Body>
+/// Run `work` as a supervised RegistrySession, streaming its progress
+/// lines; a failure becomes an errorDetail line.
+async fn progress_session<F>(
+    name: String,
+    work: impl FnOnce(Progress) -> F + Send + 'static,
+) -> Result<Response<Body>, ApiError>
 where
     F: std::future::Future<Output = Result<(), PullError>> + Send + 'static,
 {
+    /// Ends the stream with an error when the session dies before its work
+    /// finished (killed), so the client never mistakes it for success.
+    struct Unfinished(Option<Progress>);
+    impl Drop for Unfinished {
+        fn drop(&mut self) {
+            if let Some(out) = self.0.take() {
+                let m = "the registry session stopped before the operation finished";
+                out.try_send(json!({"errorDetail": {"message": m}, "error": m}));
+            }
+        }
+    }
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
-        let out = Progress(tx.clone());
+    let out = Progress(tx);
+    let job: crate::images::session::Work = Box::pin(async move {
+        let mut guard = Unfinished(Some(out.clone()));
         if let Err(PullError(_, m)) = work(out.clone()).await {
             let _ = out
                 .send(json!({"errorDetail": {"message": m}, "error": m}))
                 .await;
         }
+        guard.0 = None;
     });
+    crate::images::session::start(name, job)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, e))?;
     let mut resp = Response::new(body::channel(rx));
     resp.headers_mut()
         .insert("Content-Type", HeaderValue::from_static("application/json"));
-    resp
+    Ok(resp)
 }
 
 async fn pull(r: &Req, from: &str) -> Result<Response<Body>, ApiError> {
@@ -499,11 +519,13 @@ async fn pull(r: &Req, from: &str) -> Result<Response<Body>, ApiError> {
         .await
         .map_err(pull_err)?;
     let svc = r.ctx.images.clone();
-    Ok(progress_response(move |out| async move {
+    let name = format!("pull {}", prepared.reference.familiar());
+    progress_session(name, move |out| async move {
         crate::images::pull::run(svc, prepared, out)
             .await
             .map(|_| ())
-    }))
+    })
+    .await
 }
 
 /// `GET /distribution/{name}/json`: what the registry has for a reference.
@@ -559,7 +581,8 @@ pub fn push(r: Req) -> HandlerFuture {
         let auth = registry_auth(&r)?;
         let cfg = r.ctx.config();
         let svc = r.ctx.images.clone();
-        Ok(progress_response(move |out| async move {
+        let name = format!("push {}", repo.familiar_repo());
+        progress_session(name, move |out| async move {
             for (info, reference) in targets {
                 crate::images::push::run(
                     svc.clone(),
@@ -572,7 +595,8 @@ pub fn push(r: Req) -> HandlerFuture {
                 .await?;
             }
             Ok(())
-        }))
+        })
+        .await
     })
 }
 
