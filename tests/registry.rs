@@ -92,6 +92,11 @@ fn push_rmi_pull_gives_the_same_image() {
     );
     let out = d.docker_ok(&["pull", &name]);
     assert!(out.contains("Image is up to date"), "{out}");
+    // Pushing to another repository of the same registry mounts the blobs.
+    let other = format!("{}/y/copy:1", reg.addr);
+    d.docker_ok(&["tag", &name, &other]);
+    let out = d.docker_ok(&["push", &other]);
+    assert_eq!(out.matches("Mounted from x/busybox").count(), 2, "{out}");
     // The registry's view, as `docker buildx imagetools`/SDKs ask for it.
     let dist = d.get(&format!("/v1.50/distribution/{name}/json")).json();
     assert_eq!(

@@ -66,25 +66,59 @@ pub async fn run(
         out.send(json!({"status": "Preparing", "progressDetail": {}, "id": short(&b.digest)}))
             .await?;
     }
+    // Repositories of this registry known to hold each blob: those of
+    // images with a digest reference there (pulled from or pushed to it).
+    let mut sources: std::collections::HashMap<String, Vec<oci_client::Reference>> =
+        Default::default();
+    for (r, id) in &snap.refs {
+        if r.digest.is_none() || r.domain() != host || r.repo == reference.repo {
+            continue;
+        }
+        let Some(img) = snap.images.get(id) else {
+            continue;
+        };
+        let Ok(src) = format!("{}@{}", r.repo, r.digest.clone().unwrap_or_default())
+            .parse::<oci_client::Reference>()
+        else {
+            continue;
+        };
+        for chain in &img.record.layers {
+            if let Some(b) = snap.layers.get(chain).and_then(|l| l.blob.as_ref()) {
+                sources
+                    .entry(b.digest.clone())
+                    .or_default()
+                    .push(src.clone());
+            }
+        }
+    }
+    let sources = Arc::new(sources);
     // Layers go up concurrently (max-concurrent-uploads), each skipped
-    // when the registry already has it.
+    // when the registry already has it, or mounted from another
+    // repository of the registry that has it.
     let sem = Arc::new(tokio::sync::Semaphore::new(
         cfg.max_concurrent_uploads.max(1) as usize,
     ));
     let mut tasks = Vec::new();
     for b in layers.iter().rev().cloned() {
-        let (client, oref, out, svc, sem) = (
+        let (client, oref, out, svc, sem, sources) = (
             client.clone(),
             oref.clone(),
             out.clone(),
             svc.clone(),
             sem.clone(),
+            sources.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let id = short(&b.digest);
             if client.blob_exists(&oref, &b.digest).await.map_err(reg_err)? {
                 return out.send(json!({"status": "Layer already exists", "progressDetail": {}, "id": id})).await;
+            }
+            for src in sources.get(&b.digest).into_iter().flatten() {
+                if client.mount_blob(&oref, src, &b.digest).await.is_ok() {
+                    let from = src.repository().to_string();
+                    return out.send(json!({"status": format!("Mounted from {from}"), "progressDetail": {}, "id": id})).await;
+                }
             }
             let path = svc.blobs.path(&b.digest).ok_or_else(|| PullError(ErrorKind::System, "bad digest".into()))?;
             let file = tokio::fs::File::open(&path).await.map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
