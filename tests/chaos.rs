@@ -90,3 +90,28 @@ fn killed_front_door_is_restarted_and_serves_within_a_second() {
     d.docker_ok(&["version"]);
     d.stop();
 }
+
+#[test]
+fn killed_image_store_rebuilds_from_its_records() {
+    use common::images::*;
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    let p = d.dir.path().join("l.tar");
+    std::fs::write(&p, tar_of(&[Entry::File("f", b"x")])).unwrap();
+    let id = d
+        .docker_ok(&["import", p.to_str().unwrap(), "kept:1"])
+        .trim()
+        .to_string();
+    assert_eq!(kill(&d, "image-store"), 204);
+    assert!(
+        wait_for(Duration::from_secs(2), || d
+            .log()
+            .contains("child restarted child=image-store")),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.docker_ok(&["images", "-q", "--no-trunc"]).trim(), id);
+    std::fs::write(&p, tar_of(&[Entry::File("g", b"y")])).unwrap();
+    d.docker_ok(&["import", p.to_str().unwrap(), "after:1"]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 2);
+    d.stop();
+}
