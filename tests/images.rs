@@ -397,3 +397,35 @@ fn sigkill_during_an_import_leaves_a_consistent_store() {
     assert!(d.docker(&["image", "inspect", "half:1"]).status.code() != Some(0));
     d.stop();
 }
+
+#[test]
+fn an_oci_layout_without_manifest_json_loads() {
+    let d = Daemon::start();
+    let id = import_busybox(&d);
+    let o = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["save", "busybox"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    // Rewrite the archive without manifest.json and repositories: a pure OCI layout.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        if path == "manifest.json" || path == "repositories" {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        b.append_data(&mut h, &path, &data[..]).unwrap();
+    }
+    let oci = b.into_inner().unwrap();
+    d.docker_ok(&["rmi", "busybox"]);
+    let out = d.docker_ok(&["load", "-i", write(&d, "oci.tar", &oci).to_str().unwrap()]);
+    assert_eq!(out.trim(), "Loaded image: busybox:latest");
+    assert_eq!(image_id(&d, "busybox"), id);
+    d.stop();
+}
