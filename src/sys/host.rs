@@ -32,7 +32,6 @@ pub struct HostFacts {
     pub ipv4_forwarding: bool,
     pub bridge_nf_iptables: Option<bool>,
     pub bridge_nf_ip6tables: Option<bool>,
-    pub overlay_supported: bool,
     pub runc: Option<ComponentVersion>,
     pub init: Option<ComponentVersion>,
 }
@@ -162,14 +161,6 @@ impl HostFacts {
             ipv4_forwarding: flag("/proc/sys/net/ipv4/ip_forward").unwrap_or(false),
             bridge_nf_iptables: flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
             bridge_nf_ip6tables: flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
-            overlay_supported: fs::read_to_string("/proc/filesystems")
-                .map(|t| {
-                    t.lines().any(|l| {
-                        l.trim_end().ends_with("\toverlay") || l.trim() == "nodev\toverlay"
-                    })
-                })
-                .unwrap_or(false)
-                || Path::new("/sys/module/overlay").exists(),
             runc: component_version(runtime),
             init: component_version(init),
         }
