@@ -157,6 +157,55 @@ fn login_push_and_pull_with_an_htpasswd_registry() {
     d.stop();
 }
 
+/// Serve `x/bad:slow` whose only layer blob stalls halfway, start a
+/// `docker pull` of it, and wait until the download is under way. Returns
+/// the pull's thread, the blob and its digest.
+fn start_stalled_pull(
+    f: &FakeRegistry,
+    d: &Daemon,
+    fill: u8,
+) -> (
+    std::thread::JoinHandle<std::process::Output>,
+    Vec<u8>,
+    String,
+) {
+    let big = tar_of(&[Entry::File("big", &vec![fill; 8 << 20])]);
+    let blob = gzip(&big);
+    serve_image(
+        f,
+        "slow",
+        &blob,
+        &sha256(&big),
+        None,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    );
+    let ld = sha256(&blob);
+    f.put_canned(
+        &format!("/v2/x/bad/blobs/{ld}"),
+        Canned {
+            content_type: "application/octet-stream".into(),
+            body: blob.clone(),
+            headers: vec![],
+            stall_after: Some(blob.len() / 2),
+        },
+    );
+    let (host, dir, addr) = (d.docker_host(), d.dir.path().to_path_buf(), f.addr.clone());
+    let puller = std::thread::spawn(move || {
+        docker_cmd(&dir)
+            .env("DOCKER_HOST", host)
+            .args(["pull", &format!("{addr}/x/bad:slow")])
+            .output()
+            .unwrap()
+    });
+    let tmp = d.data_root.join("image/overlay2/tmp");
+    assert!(wait_for(Duration::from_secs(10), || std::fs::read_dir(
+        &tmp
+    )
+    .map(|r| r.count() > 0)
+    .unwrap_or(false)));
+    (puller, blob, ld)
+}
+
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Serve an image with one layer blob (as given) from the fake registry.
@@ -299,43 +348,8 @@ fn crafted_registry_content_is_refused_without_leftovers() {
 fn sigkill_in_the_middle_of_a_pull_leaves_a_consistent_store() {
     let f = FakeRegistry::start();
     let mut d = Daemon::start();
-    let big = tar_of(&[Entry::File("big", &vec![3u8; 8 << 20])]);
-    let blob = gzip(&big);
-    serve_image(
-        &f,
-        "slow",
-        &blob,
-        &sha256(&big),
-        None,
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    );
-    let ld = sha256(&blob);
-    f.put_canned(
-        &format!("/v2/x/bad/blobs/{ld}"),
-        Canned {
-            content_type: "application/octet-stream".into(),
-            body: blob.clone(),
-            headers: vec![],
-            stall_after: Some(blob.len() / 2),
-        },
-    );
-    let host = d.docker_host();
-    let dir = d.dir.path().to_path_buf();
-    let addr = f.addr.clone();
-    let puller = std::thread::spawn(move || {
-        docker_cmd(&dir)
-            .env("DOCKER_HOST", host)
-            .args(["pull", &format!("{addr}/x/bad:slow")])
-            .output()
-            .unwrap()
-    });
-    // Wait until the download is under way (a blob being written).
+    let (puller, blob, ld) = start_stalled_pull(&f, &d, 3);
     let tmp = d.data_root.join("image/overlay2/tmp");
-    assert!(wait_for(Duration::from_secs(10), || std::fs::read_dir(
-        &tmp
-    )
-    .map(|r| r.count() > 0)
-    .unwrap_or(false)));
     d.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = d.wait_exit_keep();
     let o = puller.join().unwrap();
@@ -468,40 +482,8 @@ fn manifest_lists_select_the_host_platform() {
 fn a_killed_registry_session_fails_its_pull_and_leaves_nothing() {
     let f = FakeRegistry::start();
     let d = Daemon::builder().arg("--testing-chaos-control").start();
-    let big = tar_of(&[Entry::File("big", &vec![5u8; 8 << 20])]);
-    let blob = gzip(&big);
-    serve_image(
-        &f,
-        "slow",
-        &blob,
-        &sha256(&big),
-        None,
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    );
-    let ld = sha256(&blob);
-    f.put_canned(
-        &format!("/v2/x/bad/blobs/{ld}"),
-        Canned {
-            content_type: "application/octet-stream".into(),
-            body: blob.clone(),
-            headers: vec![],
-            stall_after: Some(blob.len() / 2),
-        },
-    );
-    let (host, dir, addr) = (d.docker_host(), d.dir.path().to_path_buf(), f.addr.clone());
-    let puller = std::thread::spawn(move || {
-        docker_cmd(&dir)
-            .env("DOCKER_HOST", host)
-            .args(["pull", &format!("{addr}/x/bad:slow")])
-            .output()
-            .unwrap()
-    });
+    let (puller, blob, ld) = start_stalled_pull(&f, &d, 5);
     let tmp = d.data_root.join("image/overlay2/tmp");
-    assert!(wait_for(Duration::from_secs(10), || std::fs::read_dir(
-        &tmp
-    )
-    .map(|r| r.count() > 0)
-    .unwrap_or(false)));
     let kill = d.raw(b"POST /_berth/chaos/kill?actor=registry-session HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(kill.status, 204);
     let o = puller.join().unwrap();

@@ -351,21 +351,7 @@ impl Applier {
                     )
                     .map_err(sys)?;
                 }
-                fchownat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    uid,
-                    gid,
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(sys)?;
-                fchmodat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    mode,
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(sys)?;
+                own_and_mode(&pfd, &name, uid, gid, mode)?;
                 if !xattrs.is_empty() {
                     let d = openat(
                         pfd.as_fd(),
@@ -487,21 +473,7 @@ impl Applier {
                     nix::sys::stat::makedev(major.into(), minor.into()),
                 )
                 .map_err(sys)?;
-                fchownat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    uid,
-                    gid,
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(sys)?;
-                fchmodat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    mode,
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(sys)?;
+                own_and_mode(&pfd, &name, uid, gid, mode)?;
                 let t = TimeSpec::new(mtime, 0);
                 utimensat(
                     pfd.as_fd(),
@@ -547,6 +519,19 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// chown then chmod (so set-id bits survive) an entry just created under
+/// `pfd`; it is not a symlink, we made it.
+fn own_and_mode(
+    pfd: &OwnedFd,
+    name: &OsStr,
+    uid: Option<Uid>,
+    gid: Option<Gid>,
+    mode: Mode,
+) -> Result<(), LayerError> {
+    fchownat(pfd.as_fd(), name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys)?;
+    fchmodat(pfd.as_fd(), name, mode, FchmodatFlags::FollowSymlink).map_err(sys)
 }
 
 fn xattrs_of<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
