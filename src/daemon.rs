@@ -48,6 +48,14 @@ pub struct Startup {
 
 /// Run until shutdown. Returns the process exit code.
 pub async fn run(s: Startup) -> Result<i32, StartupError> {
+    // First of all: a SIGTERM that arrives while berthd starts must be
+    // handled (clean shutdown), not kill the process by default action.
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGHUP", e))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
     let cfg = s.loaded.config.clone();
     dirs::ensure_private_dir(Path::new(&cfg.data_root), 0o710)?;
     dirs::ensure_private_dir(Path::new(&cfg.exec_root), 0o700)?;
@@ -176,12 +184,6 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
     systemd::notify_ready();
 
-    let mut hup = signal(SignalKind::hangup())
-        .map_err(|e| StartupError::io("installing signal handler", "SIGHUP", e))?;
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
     let mut root_handle = root_handle;
     let mut code = 0;
     loop {
