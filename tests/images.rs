@@ -83,6 +83,13 @@ fn import_list_tag_inspect_history_rmi_prune() {
         .trim(),
         "linux/amd64 1"
     );
+    let df = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Size}}",
+    ]);
+    assert!(df.lines().any(|l| l.starts_with("Images 1 1.98")), "{df}");
     let hist = d.docker_ok(&["history", "busybox"]);
     assert!(hist.contains("Imported from -"), "{hist}");
     assert!(
@@ -214,6 +221,26 @@ fn multi_layer_image_with_whiteouts_loads_on_both_drivers() {
         let p = write(&d, "multi.tar", &archive);
         d.docker_ok(&["load", "-i", p.to_str().unwrap()]);
         assert_eq!(image_id(&d, "multi:layer"), id);
+        let gd = d.docker_ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .GraphDriver}}",
+            "multi:layer",
+        ]);
+        if driver == "overlay2" {
+            let v: serde_json::Value = serde_json::from_str(&gd).unwrap();
+            let upper = v["Data"]["UpperDir"].as_str().unwrap();
+            assert!(Path::new(upper).join("opq/new").exists(), "{gd}");
+            assert!(
+                Path::new(v["Data"]["LowerDir"].as_str().unwrap())
+                    .join("etc/gone")
+                    .exists(),
+                "{gd}"
+            );
+        } else {
+            assert_eq!(gd.trim(), r#"{"Data":null,"Name":"vfs"}"#);
+        }
         let hist = d.docker_ok(&["history", "--format", "{{.CreatedBy}}", "multi:layer"]);
         assert_eq!(hist.trim(), "layer 1\nlayer 0");
         assert_eq!(layer_dirs(&d), 2);

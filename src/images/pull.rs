@@ -528,6 +528,16 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
         out.send(json!({"status": status, "progressDetail": {}, "id": short(&l.digest)}))
             .await?;
     }
+    // Layers beyond the concurrent-download limit wait for a slot.
+    let missing = p
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !snap.layers.contains_key(&chains[*i]));
+    for (_, l) in missing.skip(p.downloads) {
+        out.send(json!({"status": "Waiting", "progressDetail": {}, "id": short(&l.digest)}))
+            .await?;
+    }
 
     // Downloads run concurrently; extraction follows in layer order.
     let sem = Arc::new(Semaphore::new(p.downloads));

@@ -110,7 +110,6 @@ pub fn list(r: Req) -> HandlerFuture {
         for info in snap.images.values() {
             let created = info.config.created_unix();
             let labels = info.config.labels();
-            let t = tags(info);
             if dangling.is_some_and(|d| d != info.refs.is_empty())
                 || !f.labels("label", &labels)
                 || before.is_some_and(|b| created >= b)
@@ -129,25 +128,36 @@ pub fn list(r: Req) -> HandlerFuture {
                     continue;
                 }
             }
-            let mut v = json!({
-                "Id": info.record.id,
-                "ParentId": info.config.parent.clone().unwrap_or_default(),
-                "RepoTags": t,
-                "RepoDigests": digests(info),
-                "Created": created,
-                "Size": info.size,
-                "SharedSize": -1,
-                "Labels": if labels.is_empty() { Value::Null } else { json!(labels) },
-                "Containers": -1,
-            });
-            if old_api {
-                v["VirtualSize"] = json!(info.size);
-            }
-            out.push((created, v));
+            out.push((created, summary(info, old_api, None)));
         }
         out.sort_by_key(|v| std::cmp::Reverse(v.0));
         ok_json(&out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
     })
+}
+
+/// One `ImageSummary`. `shared` (for `/system/df`) gives SharedSize and
+/// Containers; the list endpoint reports -1 for both, as dockerd does.
+pub fn summary(info: &ImageInfo, old_api: bool, shared: Option<(u64, u64)>) -> Value {
+    let labels = info.config.labels();
+    let (shared_size, containers) = match shared {
+        Some((s, c)) => (json!(s), json!(c)),
+        None => (json!(-1), json!(-1)),
+    };
+    let mut v = json!({
+        "Id": info.record.id,
+        "ParentId": info.config.parent.clone().unwrap_or_default(),
+        "RepoTags": tags(info),
+        "RepoDigests": digests(info),
+        "Created": info.config.created_unix(),
+        "Size": info.size,
+        "SharedSize": shared_size,
+        "Labels": if labels.is_empty() { Value::Null } else { json!(labels) },
+        "Containers": containers,
+    });
+    if old_api {
+        v["VirtualSize"] = json!(info.size);
+    }
+    v
 }
 
 fn find(r: &Req) -> Result<Arc<ImageInfo>, ApiError> {
@@ -178,7 +188,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
             "Architecture": c.architecture,
             "Os": c.os,
             "Size": info.size,
-            "GraphDriver": {"Name": r.ctx.images.driver.name(), "Data": Value::Null},
+            "GraphDriver": {"Name": r.ctx.images.driver.name(), "Data": graph_data(&r, &info)},
             "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
             "Metadata": {"LastTagTime": info.record.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())},
         });
@@ -197,6 +207,18 @@ pub fn inspect(r: Req) -> HandlerFuture {
         }
         ok_json(&v)
     })
+}
+
+/// The driver's view of the image's top layer (overlay2: its directories).
+fn graph_data(r: &Req, info: &ImageInfo) -> Value {
+    let snap = r.ctx.images.images.snapshot();
+    info.record
+        .layers
+        .last()
+        .and_then(|c| snap.layers.get(c))
+        .and_then(|l| r.ctx.images.driver.describe(&l.cache_id))
+        .map(|m| json!(m))
+        .unwrap_or(Value::Null)
 }
 
 pub fn history(r: Req) -> HandlerFuture {

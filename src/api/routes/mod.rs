@@ -2,7 +2,7 @@
 
 mod chaos;
 pub(crate) mod events;
-mod images;
+pub(crate) mod images;
 mod system;
 
 use hyper::Method;

@@ -253,8 +253,31 @@ pub fn df(r: Req) -> HandlerFuture {
         let snap = r.ctx.view.borrow().clone();
         let mut out = serde_json::Map::new();
         if want("image") {
+            let index = r.ctx.images.images.snapshot();
+            // A layer used by more than one image is shared.
+            let mut users: std::collections::HashMap<&String, u32> = Default::default();
+            for i in index.images.values() {
+                for c in &i.record.layers {
+                    *users.entry(c).or_default() += 1;
+                }
+            }
+            let images: Vec<_> = index
+                .images
+                .values()
+                .map(|i| {
+                    let shared: u64 = i
+                        .record
+                        .layers
+                        .iter()
+                        .filter(|c| users.get(c).copied().unwrap_or(0) > 1)
+                        .filter_map(|c| index.layers.get(c))
+                        .map(|l| l.size)
+                        .sum();
+                    super::images::summary(i, false, Some((shared, 0)))
+                })
+                .collect();
             out.insert("LayersSize".into(), json!(snap.layers_size));
-            out.insert("Images".into(), json!([]));
+            out.insert("Images".into(), json!(images));
         }
         if want("container") {
             out.insert("Containers".into(), json!([]));

@@ -33,6 +33,10 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// A read-only view of layer `id` with everything below it.
     fn mount(&self, id: &str) -> io::Result<PathBuf>;
     fn unmount(&self, id: &str) -> io::Result<()>;
+    /// `GraphDriver.Data` of `docker inspect` for layer `id` (None: null).
+    fn describe(&self, _id: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        None
+    }
 }
 
 fn valid_id(id: &str) -> io::Result<()> {

@@ -208,6 +208,26 @@ impl StorageDriver for Overlay2 {
         .map_err(|e| io::Error::other(format!("mounting overlay for {id}: {e}")))?;
         Ok(merged)
     }
+    fn describe(&self, id: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        valid_id(id).ok()?;
+        let dir = self.layer(id);
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("UpperDir".into(), dir.join("diff").display().to_string());
+        m.insert("WorkDir".into(), dir.join("work").display().to_string());
+        m.insert("MergedDir".into(), dir.join("merged").display().to_string());
+        let lowers: Vec<String> = self
+            .lowers(id)
+            .ok()?
+            .iter()
+            .skip(1)
+            .filter_map(|l| fs::canonicalize(l).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !lowers.is_empty() {
+            m.insert("LowerDir".into(), lowers.join(":"));
+        }
+        Some(m)
+    }
     fn unmount(&self, id: &str) -> io::Result<()> {
         valid_id(id)?;
         let merged = self.layer(id).join("merged");
