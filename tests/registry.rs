@@ -510,3 +510,38 @@ fn a_killed_registry_session_fails_its_pull_and_leaves_nothing() {
     d.docker_ok(&["pull", &format!("{}/x/bad:slow", f.addr)]);
     d.stop();
 }
+
+#[test]
+fn token_registries_log_in_and_pull_with_a_bearer_token() {
+    let f = FakeRegistry::start_with(Some(TokenAuth {
+        user: "bob".into(),
+        pass: "pw".into(),
+        token: "t0k3n".into(),
+    }));
+    let d = Daemon::start();
+    let layer = tar_of(&[Entry::File("tok", b"en")]);
+    serve_image(
+        &f,
+        "1",
+        &layer,
+        &sha256(&layer),
+        None,
+        "application/vnd.docker.image.rootfs.diff.tar",
+    );
+    let o = d.docker(&["login", &f.addr, "-u", "bob", "-p", "wrong"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("401 Unauthorized"));
+    let name = format!("{}/x/bad:1", f.addr);
+    let o = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["pull", &name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "pulled without credentials");
+    let out = d.docker_ok(&["login", &f.addr, "-u", "bob", "-p", "pw"]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
+    d.stop();
+}

@@ -83,21 +83,34 @@ pub struct FakeRegistry {
     pub routes: Arc<Mutex<HashMap<String, Canned>>>,
 }
 
+/// Token auth for the fake registry: `/token` hands `token` to clients that
+/// present `user:pass` (basic); every other path wants `Bearer token`.
+#[derive(Clone)]
+pub struct TokenAuth {
+    pub user: String,
+    pub pass: String,
+    pub token: String,
+}
+
 impl FakeRegistry {
     pub fn start() -> FakeRegistry {
+        Self::start_with(None)
+    }
+
+    pub fn start_with(auth: Option<TokenAuth>) -> FakeRegistry {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let routes: Arc<Mutex<HashMap<String, Canned>>> = Arc::new(Mutex::new(HashMap::new()));
-        let (s2, r2) = (stop.clone(), routes.clone());
+        let (s2, r2, addr2) = (stop.clone(), routes.clone(), addr.clone());
         l.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
             while !s2.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((sock, _)) => {
-                        let r3 = r2.clone();
-                        let s3 = s2.clone();
-                        std::thread::spawn(move || serve(sock, r3, s3));
+                        let (r3, s3, a3, addr3) =
+                            (r2.clone(), s2.clone(), auth.clone(), addr2.clone());
+                        std::thread::spawn(move || serve(sock, r3, s3, a3, addr3));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -133,6 +146,8 @@ fn serve(
     sock: std::net::TcpStream,
     routes: Arc<Mutex<HashMap<String, Canned>>>,
     stop: Arc<AtomicBool>,
+    auth: Option<TokenAuth>,
+    addr: String,
 ) {
     let _ = sock.set_nonblocking(false);
     let mut reader = BufReader::new(sock.try_clone().unwrap());
@@ -151,10 +166,50 @@ fn serve(
             .next()
             .unwrap_or("")
             .to_string();
+        let mut authorization = String::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                 break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorization = v.trim().to_string();
+                }
+            }
+        }
+        if let Some(a) = &auth {
+            use base64::Engine;
+            if path == "/token" {
+                let want = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{}", a.user, a.pass))
+                );
+                let (status, body) = if authorization == want {
+                    (
+                        "200 OK",
+                        format!(r#"{{"token":"{0}","access_token":"{0}"}}"#, a.token),
+                    )
+                } else {
+                    (
+                        "401 Unauthorized",
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#
+                            .to_string(),
+                    )
+                };
+                let _ = write!(w, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                continue;
+            }
+            if authorization != format!("Bearer {}", a.token) {
+                let body =
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nWWW-Authenticate: Bearer realm=\"http://{addr}/token\",service=\"fake\"\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
             }
         }
         let canned = if path == "/v2/" || path == "/v2" {
