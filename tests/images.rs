@@ -49,6 +49,11 @@ fn layer_dirs(d: &Daemon) -> usize {
 #[test]
 fn import_list_tag_inspect_history_rmi_prune() {
     let d = Daemon::start();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
     let id = import_busybox(&d);
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     let images = d.docker_ok(&["images"]);
@@ -131,6 +136,22 @@ fn import_list_tag_inspect_history_rmi_prune() {
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
     assert_eq!(layer_dirs(&d), 0, "layers freed");
+    // The image events, as `docker events` shows them (--until is whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ]);
+    for action in ["import", "tag", "untag", "delete"] {
+        assert!(ev.lines().any(|l| l == action), "{action} missing: {ev}");
+    }
     d.stop();
 }
 
