@@ -65,13 +65,6 @@ impl BlobStore {
             let _ = fs::remove_file(p);
         }
     }
-
-    /// A scratch directory for one operation (removed by the caller or at next start).
-    pub fn scratch_dir(&self) -> io::Result<PathBuf> {
-        let p = self.tmp.join(format!("work-{}", random_hex(16)));
-        fs::create_dir(&p)?;
-        Ok(p)
-    }
 }
 
 impl Write for BlobWriter {
