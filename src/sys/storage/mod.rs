@@ -32,6 +32,10 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn list(&self) -> io::Result<BTreeSet<String>>;
     /// A read-only view of layer `id` with everything below it.
     fn mount(&self, id: &str) -> io::Result<PathBuf>;
+    /// A writable view of layer `id` (made by `create` above an image's top
+    /// layer): writes land in `id` only, the layers below stay untouched.
+    /// This is a container's root filesystem.
+    fn mount_rw(&self, id: &str) -> io::Result<PathBuf>;
     fn unmount(&self, id: &str) -> io::Result<()>;
     /// `GraphDriver.Data` of `docker inspect` for layer `id` (None: null).
     fn describe(&self, _id: &str) -> Option<std::collections::BTreeMap<String, String>> {

@@ -208,6 +208,43 @@ impl StorageDriver for Overlay2 {
         .map_err(|e| io::Error::other(format!("mounting overlay for {id}: {e}")))?;
         Ok(merged)
     }
+    fn mount_rw(&self, id: &str) -> io::Result<PathBuf> {
+        valid_id(id)?;
+        let dir = self.layer(id);
+        let merged = dir.join("merged");
+        fs::create_dir_all(&merged)?;
+        if mounted_under(&merged).contains(&merged) {
+            return Ok(merged);
+        }
+        // Everything below `id` is the lower stack; `id`'s diff is the upper.
+        let lowers: Vec<String> = self
+            .lowers(id)?
+            .iter()
+            .skip(1)
+            .map(|p| p.display().to_string())
+            .collect();
+        if lowers.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("layer {id} has no parent to write above"),
+            ));
+        }
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            dir.join("diff").display(),
+            dir.join("work").display()
+        );
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| io::Error::other(format!("mounting overlay for {id}: {e}")))?;
+        Ok(merged)
+    }
     fn describe(&self, id: &str) -> Option<std::collections::BTreeMap<String, String>> {
         valid_id(id).ok()?;
         let dir = self.layer(id);

@@ -69,6 +69,27 @@ fn suite(d: &dyn StorageDriver) {
     );
     d.unmount("layer2").unwrap();
     d.unmount("layer1").unwrap();
+
+    // A writable layer above the image: writes and deletions stay in it.
+    d.create("rw", Some("layer2")).unwrap();
+    let root = d.mount_rw("rw").unwrap();
+    fs::write(root.join("etc/new"), "w").unwrap();
+    fs::remove_file(root.join("etc/keep")).unwrap();
+    assert!(!root.join("etc/keep").exists());
+    d.unmount("rw").unwrap();
+    let image = d.mount("layer2").unwrap();
+    assert!(image.join("etc/keep").exists(), "the image is unchanged");
+    assert!(!image.join("etc/new").exists());
+    d.unmount("layer2").unwrap();
+    let again = d.mount_rw("rw").unwrap();
+    assert_eq!(
+        fs::read_to_string(again.join("etc/new")).unwrap(),
+        "w",
+        "writes persist in the layer"
+    );
+    assert!(!again.join("etc/keep").exists(), "deletions persist too");
+    d.unmount("rw").unwrap();
+    d.remove("rw").unwrap();
     d.remove("layer2").unwrap();
     d.remove("layer1").unwrap();
     assert!(d.list().unwrap().is_empty());

@@ -64,6 +64,10 @@ impl StorageDriver for Vfs {
         valid_id(id)?;
         Ok(self.dir.join(id))
     }
+    fn mount_rw(&self, id: &str) -> io::Result<PathBuf> {
+        // A vfs layer is a full private copy already.
+        self.mount(id)
+    }
     fn unmount(&self, _id: &str) -> io::Result<()> {
         Ok(())
     }
