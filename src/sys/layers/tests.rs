@@ -140,6 +140,7 @@ fn overlay_whiteouts() {
     assert_eq!(wh.rdev(), 0);
     let mut buf = [0u8; 8];
     let p = std::ffi::CString::new(f.root.join("d").to_str().unwrap()).unwrap();
+    // SAFETY: p and the name are NUL-terminated; buf has the 8 bytes passed.
     let n = unsafe {
         libc::getxattr(
             p.as_ptr(),
