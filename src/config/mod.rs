@@ -356,6 +356,26 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_profiles_are_translated_to_validate_them() {
+        let d = tempfile::tempdir().unwrap();
+        let good = d.path().join("good.json");
+        std::fs::write(&good, crate::sys::runtime::seccomp::DEFAULT_PROFILE).unwrap();
+        assert!(check(json!({"seccomp-profile": good.to_str().unwrap()})).is_ok());
+        let bad = d.path().join("bad.json");
+        std::fs::write(&bad, r#"{"defaultAction": 3}"#).unwrap();
+        let e = check(json!({"seccomp-profile": bad.to_str().unwrap()}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid value for seccomp-profile:")
+                && e.contains("invalid seccomp profile"),
+            "{e}"
+        );
+        assert!(check(json!({"seccomp-profile": "/nonexistent/profile.json"})).is_err());
+        assert!(check(json!({"seccomp-profile": "unconfined"})).is_ok());
+    }
+
+    #[test]
     fn unused_options_warn() {
         let (_, w) =
             check(json!({"containerd": "/run/containerd.sock", "cluster-store": "consul://x"}))

@@ -295,8 +295,17 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         path => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| bad("seccomp-profile", path, format!("cannot read: {e}")))?;
-            serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|e| bad("seccomp-profile", path, format!("not JSON: {e}")))?;
+            let caps: Vec<String> = crate::sys::runtime::DEFAULT_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let target = crate::sys::runtime::seccomp::Target {
+                goarch: "amd64",
+                capabilities: &caps,
+                kernel: (6, 0),
+            };
+            crate::sys::runtime::seccomp::translate(&text, &target)
+                .map_err(|e| bad("seccomp-profile", path, e))?;
         }
     }
     if !c.userns_remap.is_empty() {

@@ -9,6 +9,7 @@ pub mod listeners;
 pub mod pidfile;
 pub mod records;
 pub mod registry;
+pub mod runtime;
 pub mod storage;
 pub mod systemd;
 pub mod tls;
