@@ -32,6 +32,7 @@ use crate::sys::blobs::BlobStore;
 use crate::sys::host::{engine_id, HostFacts};
 use crate::sys::pidfile::PidFile;
 use crate::sys::records::FsRecordStore;
+use crate::sys::runtime::version as runtime_version;
 use crate::sys::storage;
 use crate::sys::{dirs, listeners, systemd, StartupError};
 
@@ -77,9 +78,6 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     crate::images::remove_orphan_layers(&*records, &*driver);
     crate::images::remove_orphan_blobs(&*records, &blobs);
 
-    let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
-    let bound = Arc::new(bound);
-
     let runtime_path = cfg
         .all_runtimes()
         .get(&cfg.default_runtime)
@@ -94,6 +92,18 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         .await
         .unwrap_or_default();
     let mut warnings = s.loaded.warnings.clone();
+    // Known runtime breakouts: refuse the worst, warn about the others.
+    if let Some(v) = &host.runc {
+        match runtime_version::judge(&cfg.default_runtime, &v.version, &v.commit) {
+            runtime_version::Verdict::Refuse(m) => return Err(StartupError::Runtime(m)),
+            runtime_version::Verdict::Warn(w) => warnings.push(w),
+            runtime_version::Verdict::Ok => {}
+        }
+    }
+
+    // Listeners last: a daemon that cannot start leaves no socket behind.
+    let (bound, listener_warnings) = listeners::bind_all(&cfg, &s.activated_fds)?;
+    let bound = Arc::new(bound);
     warnings.extend(listener_warnings);
     warnings.extend(host.warnings());
 

@@ -153,3 +153,42 @@ fn sighup_reloads_debug_and_emits_an_event() {
     );
     d.stop();
 }
+
+/// A fake runtime that prints a runc version.
+fn fake_runc(dir: &std::path::Path, version: &str, commit: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("runc-{version}"));
+    std::fs::write(
+        &p,
+        format!("#!/bin/sh\necho 'runc version {version}'\necho 'commit: {commit}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn runtimes_known_to_break_out_are_refused_or_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fake_runc(dir.path(), "1.0.0-rc5", "old");
+    let d = Daemon::prepare();
+    d.write_config(
+        &serde_json::json!({"runtimes": {"oldrunc": {"path": old}}, "default-runtime": "oldrunc"}),
+    );
+    let o = d.command().args(["-H", &d.docker_host()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("CVE-2019-5736"), "{err}");
+    assert!(
+        !d.sock.exists() && !d.pidfile.exists(),
+        "a refused start leaves nothing"
+    );
+
+    let vulnerable = fake_runc(dir.path(), "1.1.11", "v1.1.11");
+    let d = Daemon::builder()
+        .config(serde_json::json!({"runtimes": {"vrunc": {"path": vulnerable}}, "default-runtime": "vrunc"}))
+        .start();
+    let w = d.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
+    assert!(w.contains("CVE-2024-21626"), "{w}");
+    d.stop();
+}

@@ -32,6 +32,8 @@ pub enum StartupError {
     },
     #[error("failed to load listeners: {0}")]
     Listener(String),
+    #[error("{0}")]
+    Runtime(String),
     #[error("error initializing storage: {0}")]
     Storage(String),
     #[error("could not load TLS material for {addr}: {reason}")]

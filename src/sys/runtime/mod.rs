@@ -3,6 +3,7 @@
 //! seccomp profile translation.
 
 pub mod seccomp;
+pub mod version;
 
 /// dockerd's default capability set for containers (moby `oci/caps`).
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
