@@ -3,6 +3,7 @@
 //! seccomp profile translation.
 
 pub mod seccomp;
+pub mod user;
 pub mod version;
 
 /// dockerd's default capability set for containers (moby `oci/caps`).
