@@ -3,6 +3,7 @@
 //! seccomp profile translation.
 
 pub mod seccomp;
+pub mod spec;
 pub mod user;
 pub mod version;
 
