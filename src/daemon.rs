@@ -190,7 +190,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         SupervisorArgs { children },
     )
     .await
-    .map_err(|e| StartupError::Listener(format!("starting the actor tree: {e}")))?;
+    .map_err(|e| {
+        // Leave nothing behind: the sockets were bound for this start.
+        for l in bound.iter() {
+            l.cleanup();
+        }
+        StartupError::Listener(format!("starting the actor tree: {e}"))
+    })?;
     info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
     systemd::notify_ready();
 
