@@ -96,6 +96,26 @@ fn suite(d: &dyn StorageDriver) {
     assert!(d.create("../x", None).is_err());
 }
 
+/// Unmounts whatever the suite mounted under `0`, also when it panicked,
+/// so the temp directory can be removed and no mount outlives the test.
+struct Unmounter(std::path::PathBuf);
+
+impl Drop for Unmounter {
+    fn drop(&mut self) {
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<std::path::PathBuf> = text
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.starts_with(&self.0))
+            .collect();
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in mounts {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 #[test]
 fn vfs_suite() {
     let t = tempfile::tempdir().unwrap();
@@ -105,6 +125,7 @@ fn vfs_suite() {
 #[test]
 fn overlay2_suite() {
     let t = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let _unmount = Unmounter(t.path().to_path_buf());
     match Overlay2::new(&t.path().join("overlay2")) {
         Ok(d) => {
             suite(&d);
