@@ -16,6 +16,16 @@ fn id_of(d: &Daemon, name: &str) -> String {
         .to_string()
 }
 
+/// Import the busybox root as `name`, push it; returns the image ID.
+fn import_and_push(d: &Daemon, name: &str) -> String {
+    let p = d.dir.path().join("rootfs.tar");
+    std::fs::write(&p, busybox_rootfs()).unwrap();
+    d.docker_ok(&["import", p.to_str().unwrap(), name]);
+    let id = id_of(d, name);
+    d.docker_ok(&["push", name]);
+    id
+}
+
 fn layer_dirs(d: &Daemon) -> usize {
     std::fs::read_dir(d.data_root.join("overlay2"))
         .map(|rd| {
@@ -376,12 +386,8 @@ fn sigkill_in_the_middle_of_a_pull_leaves_a_consistent_store() {
 fn concurrent_pulls_of_the_same_image_both_succeed() {
     let reg = Registry::start(None);
     let d = Daemon::start();
-    let p = d.dir.path().join("rootfs.tar");
-    std::fs::write(&p, busybox_rootfs()).unwrap();
     let name = format!("{}/x/busybox:c", reg.addr);
-    d.docker_ok(&["import", p.to_str().unwrap(), &name]);
-    let id = id_of(&d, &name);
-    d.docker_ok(&["push", &name]);
+    let id = import_and_push(&d, &name);
     d.docker_ok(&["rmi", &name]);
     let pulls: Vec<_> = (0..3)
         .map(|_| {
@@ -408,12 +414,8 @@ fn concurrent_pulls_of_the_same_image_both_succeed() {
 fn docker_hub_names_pull_through_a_registry_mirror() {
     let reg = Registry::start(None);
     let seed = Daemon::start();
-    let p = seed.dir.path().join("rootfs.tar");
-    std::fs::write(&p, busybox_rootfs()).unwrap();
     let mirrored = format!("{}/library/busybox:latest", reg.addr);
-    seed.docker_ok(&["import", p.to_str().unwrap(), &mirrored]);
-    let id = id_of(&seed, &mirrored);
-    seed.docker_ok(&["push", &mirrored]);
+    let id = import_and_push(&seed, &mirrored);
     seed.stop();
 
     let d = Daemon::builder()

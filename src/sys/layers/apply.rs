@@ -405,15 +405,7 @@ impl Applier {
                     AtFlags::AT_SYMLINK_NOFOLLOW,
                 )
                 .map_err(sys)?;
-                let t = TimeSpec::new(mtime, 0);
-                utimensat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    &t,
-                    &t,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(sys)?;
+                set_mtime(&pfd, &name, mtime)?;
             }
             tar::EntryType::Link => {
                 let target = e
@@ -474,15 +466,7 @@ impl Applier {
                 )
                 .map_err(sys)?;
                 own_and_mode(&pfd, &name, uid, gid, mode)?;
-                let t = TimeSpec::new(mtime, 0);
-                utimensat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    &t,
-                    &t,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(sys)?;
+                set_mtime(&pfd, &name, mtime)?;
             }
             other => {
                 return Err(invalid(format!(
@@ -519,6 +503,12 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// Set atime and mtime of `name` under `pfd`, never following a symlink.
+fn set_mtime(pfd: &OwnedFd, name: &OsStr, mtime: i64) -> Result<(), LayerError> {
+    let t = TimeSpec::new(mtime, 0);
+    utimensat(pfd.as_fd(), name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(sys)
 }
 
 /// chown then chmod (so set-id bits survive) an entry just created under
