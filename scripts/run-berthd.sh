@@ -5,5 +5,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-cargo build --bin berthd
+cargo build --bins
 exec ./target/debug/berthd "$@"

@@ -8,7 +8,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS, ROOT};
+use berth_actors::container::{
+    ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers,
+};
+use berth_actors::directory::{
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS, ROOT,
+};
 use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
 use berth_actors::ports::SystemClock;
@@ -75,7 +80,14 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     );
     let blobs =
         BlobStore::new(&image_root).map_err(|e| StartupError::io("creating", &image_root, e))?;
-    crate::images::remove_orphan_layers(&*records, &*driver);
+    // Container records first: their layers are kept, and their mounts too
+    // (a live-restored container's root filesystem stays mounted).
+    let cont_data = data_root.join("containers");
+    let cont_records = crate::containers::host::load_records(&cont_data);
+    let cont_layers: std::collections::BTreeSet<String> =
+        cont_records.iter().map(|r| r.layer.clone()).collect();
+    driver.reconcile_mounts(&cont_layers);
+    crate::images::remove_orphan_layers(&*records, &*driver, &cont_layers);
     crate::images::remove_orphan_blobs(&*records, &blobs);
 
     let runtime_path = cfg
@@ -119,11 +131,43 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         events: events.clone(),
         downloads: Default::default(),
     });
+    // Containers: the host adapter, the read model, the records on disk.
+    let cont_host = Arc::new(crate::containers::host::Host {
+        data_dir: cont_data,
+        state_dir: Path::new(&cfg.exec_root).join("containers"),
+        exec_root: Path::new(&cfg.exec_root).to_path_buf(),
+        driver: driver.clone(),
+        config: config_rx.clone(),
+        facts: host.clone(),
+        shim_bin: crate::containers::host::find_shim(),
+    });
+    for d in [&cont_host.data_dir, &cont_host.state_dir] {
+        dirs::ensure_private_dir(d, 0o710)?;
+    }
+    let (cindex_tx, cindex_rx) = watch::channel(Arc::new(ContainerIndex::default()));
+    let cindex_tx = Arc::new(cindex_tx);
+    let container_service = Arc::new(crate::containers::ContainerService {
+        containers: Containers { index: cindex_rx },
+        images: image_service.clone(),
+        host: cont_host.clone(),
+        config: config_rx.clone(),
+        facts: host.clone(),
+        execs: Default::default(),
+    });
+    let cont_args = ContainerSupervisorArgs {
+        host: cont_host.clone(),
+        index: cindex_tx,
+        events: events.clone(),
+        view: view_pub.clone(),
+        initial: Arc::new(std::sync::Mutex::new(Some(cont_records))),
+        live_restore: cfg.live_restore,
+    };
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ApiContext {
         config: config_rx,
         warnings,
         images: image_service,
+        containers: container_service.clone(),
         host,
         engine_id: engine.clone(),
         view,
@@ -168,6 +212,14 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                     },
                 )
             },
+        ),
+        // Containers before the front door too: records are restored (in
+        // parallel, shims adopted) before the first request is served.
+        ChildSpec::new(
+            CONTAINERS,
+            RestartPolicy::infrastructure(),
+            true,
+            move || (ContainerSupervisor, cont_args.clone()),
         ),
         ChildSpec::new(
             FRONT_DOOR,

@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod config;
+pub mod containers;
 pub mod daemon;
 pub mod fuzzing;
 pub mod images;
 pub mod logging;
+pub mod shim;
 pub mod sys;
 pub mod task;

@@ -11,3 +11,5 @@ pub const ROOT: &str = "root";
 pub const IMAGE_STORE: &str = "image-store";
 /// The supervisor of registry sessions (pulls and pushes).
 pub const REGISTRY_SESSIONS: &str = "registry-sessions";
+/// The container supervisor.
+pub const CONTAINERS: &str = "containers";

@@ -32,3 +32,48 @@ pub trait RecordStore: Send + Sync + 'static {
     /// File names directly under the directory `dir`.
     fn list(&self, dir: &str) -> std::io::Result<Vec<String>>;
 }
+
+/// A boxed future, for the async methods of the host traits.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Why a call to a container's shim failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShimCallError {
+    /// No shim answers at the container's socket.
+    #[error("the container's shim is gone: {0}")]
+    Gone(String),
+    /// The shim answered with an error (the runtime's message).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The host side of containers: storage, the OCI bundle, the shim.
+pub trait ContainerHost: Send + Sync + 'static {
+    /// Mount the root filesystem, write the bundle and start the shim,
+    /// which creates the container (not started). The container's pid.
+    fn create(
+        &self,
+        rec: &crate::container::ContainerRecord,
+    ) -> BoxFuture<Result<ShimStarted, String>>;
+    /// One request to the container's shim.
+    fn call(
+        &self,
+        id: &str,
+        req: crate::protocol::shim::Request,
+    ) -> BoxFuture<Result<crate::protocol::shim::Response, ShimCallError>>;
+    /// The exit status the shim wrote, if any.
+    fn exit_file(&self, id: &str) -> Option<crate::protocol::shim::ExitStatus>;
+    /// After an exit was recorded: unmount the root filesystem and clear the
+    /// container's runtime state directory.
+    fn release(&self, rec: &crate::container::ContainerRecord);
+    /// Remove the container's writable layer and its directory (logs).
+    fn destroy(&self, rec: &crate::container::ContainerRecord) -> Result<(), String>;
+    /// Persist a record atomically.
+    fn save(&self, rec: &crate::container::ContainerRecord) -> std::io::Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShimStarted {
+    pub shim_pid: i32,
+    pub pid: i32,
+}

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod errors;
 pub mod filters;
+pub mod hijack;
 pub mod router;
 pub mod routes;
 pub mod server;
@@ -32,6 +33,8 @@ pub struct ApiContext {
     pub engine_id: String,
     /// Images: the store's snapshot and handle, the storage driver, blobs.
     pub images: Arc<crate::images::ImageService>,
+    /// Containers: the read model, the host adapter, execs.
+    pub containers: Arc<crate::containers::ContainerService>,
     pub view: ViewReader,
     pub events: Events,
     pub routes: Vec<router::Route>,

@@ -148,6 +148,11 @@ fn find<'a>(
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
+    if e.status() == StatusCode::NOT_MODIFIED {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
     body::json(e.status(), &json!({ "message": e.message }))
 }
 

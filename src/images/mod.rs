@@ -196,12 +196,14 @@ impl ImageService {
 }
 
 /// At startup, before anything imports: remove storage-driver directories
-/// that no layer record names (left by a crash during an import or load).
+/// that no layer record and no container names (left by a crash during an
+/// import or load).
 pub fn remove_orphan_layers(
     records: &dyn berth_actors::ports::RecordStore,
     driver: &dyn StorageDriver,
+    containers: &std::collections::BTreeSet<String>,
 ) {
-    let mut used = std::collections::BTreeSet::new();
+    let mut used = containers.clone();
     for name in records.list("layers").unwrap_or_default() {
         if let Ok(Some(b)) = records.get(&format!("layers/{name}")) {
             if let Ok(l) = serde_json::from_slice::<berth_actors::image::LayerRecord>(&b) {

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     NotFound,
     /// The object's state forbids the operation (409).
     Conflict,
+    /// Nothing to do: the object is already in the asked state (304).
+    NotModified,
     /// The request is too large to handle (413).
     TooLarge,
     /// The feature exists in the API but not (yet) in berth (501).

@@ -1,7 +1,9 @@
 //! The route table. One file per API area.
 
 mod chaos;
+pub(crate) mod containers;
 pub(crate) mod events;
+mod exec;
 pub(crate) mod images;
 mod system;
 
@@ -54,6 +56,36 @@ pub fn table(chaos: bool) -> Vec<Route> {
             images::distribution,
         ),
         r(Method::DELETE, "/images/{name*}", images::delete),
+        r(Method::POST, "/containers/create", containers::create),
+        r(Method::GET, "/containers/json", containers::list),
+        r(Method::POST, "/containers/prune", containers::prune),
+        r(Method::GET, "/containers/{id}/json", containers::inspect),
+        r(Method::POST, "/containers/{id}/start", containers::start),
+        r(Method::POST, "/containers/{id}/stop", containers::stop),
+        r(
+            Method::POST,
+            "/containers/{id}/restart",
+            containers::restart,
+        ),
+        r(Method::POST, "/containers/{id}/kill", containers::kill),
+        r(Method::POST, "/containers/{id}/wait", containers::wait),
+        r(Method::GET, "/containers/{id}/logs", containers::logs),
+        stream(Method::POST, "/containers/{id}/attach", containers::attach),
+        r(Method::POST, "/containers/{id}/resize", containers::resize),
+        r(Method::POST, "/containers/{id}/rename", containers::rename),
+        r(Method::POST, "/containers/{id}/pause", containers::pause),
+        r(
+            Method::POST,
+            "/containers/{id}/unpause",
+            containers::unpause,
+        ),
+        r(Method::POST, "/containers/{id}/update", containers::update),
+        r(Method::GET, "/containers/{id}/top", containers::top),
+        r(Method::DELETE, "/containers/{id}", containers::delete),
+        r(Method::POST, "/containers/{id}/exec", exec::create),
+        stream(Method::POST, "/exec/{id}/start", exec::start),
+        r(Method::POST, "/exec/{id}/resize", exec::resize),
+        r(Method::GET, "/exec/{id}/json", exec::inspect),
     ];
     if chaos {
         t.push(r(Method::POST, "/_berth/chaos/kill", chaos::kill));

@@ -38,6 +38,10 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn mount_rw(&self, id: &str) -> io::Result<PathBuf>;
     fn unmount(&self, id: &str) -> io::Result<()>;
     /// `GraphDriver.Data` of `docker inspect` for layer `id` (None: null).
+    /// At startup: unmount what a previous run left mounted, except the
+    /// layers in `keep` (the root filesystems of containers that may still
+    /// run, adopted by live-restore).
+    fn reconcile_mounts(&self, _keep: &std::collections::BTreeSet<String>) {}
     fn describe(&self, _id: &str) -> Option<std::collections::BTreeMap<String, String>> {
         None
     }

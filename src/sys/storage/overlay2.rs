@@ -57,11 +57,6 @@ impl Overlay2 {
             root: root.to_path_buf(),
             backing: crate::sys::host::backing_filesystem(root),
         };
-        // Reconcile: nothing may stay mounted from a previous run.
-        for p in mounted_under(root) {
-            tracing::info!(path = %p.display(), "unmounting a stale overlay mount");
-            let _ = umount2(&p, MntFlags::MNT_DETACH);
-        }
         d.check_mount()?;
         Ok(d)
     }
@@ -207,6 +202,21 @@ impl StorageDriver for Overlay2 {
         )
         .map_err(|e| io::Error::other(format!("mounting overlay for {id}: {e}")))?;
         Ok(merged)
+    }
+    fn reconcile_mounts(&self, keep: &std::collections::BTreeSet<String>) {
+        for p in mounted_under(&self.root) {
+            let owner = p
+                .strip_prefix(&self.root)
+                .ok()
+                .and_then(|r| r.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if keep.contains(&owner) {
+                continue;
+            }
+            tracing::info!(path = %p.display(), "unmounting a stale overlay mount");
+            let _ = umount2(&p, MntFlags::MNT_DETACH);
+        }
     }
     fn mount_rw(&self, id: &str) -> io::Result<PathBuf> {
         valid_id(id)?;

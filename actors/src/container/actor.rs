@@ -1,0 +1,411 @@
+//! The ContainerActor: one per container, the only writer of its record.
+//! Its start rebuilds from the record and the shim (never restarting the
+//! container); every verb lives in its own file.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{oneshot, watch};
+use tracing::{info, warn};
+
+use super::index::ContainerIndex;
+use super::model::ContainerRecord;
+use super::restart_policy::{self, Backoff};
+use super::state::Status;
+use super::wait::{WaitCondition, WaitOutcome};
+use super::{AttachGo, ContainerMsg, Reply};
+use crate::events::Events;
+use crate::ports::{ContainerHost, ShimCallError};
+use crate::protocol::shim::{ExitStatus, Request, ShimStatus};
+use crate::view::ViewPublisher;
+
+/// Registry name of a container's actor.
+pub fn actor_name(id: &str) -> String {
+    format!("container:{id}")
+}
+
+pub struct ContainerActor;
+
+pub struct ContainerArgs {
+    pub record: ContainerRecord,
+    pub host: Arc<dyn ContainerHost>,
+    pub index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    pub events: Events,
+    pub view: ViewPublisher,
+    /// Adopt a running container (live-restore, actor restart); otherwise a
+    /// container found running is killed (berthd started without
+    /// live-restore after a crash).
+    pub adopt: bool,
+    /// Start the container if its restart policy says so (berthd start).
+    pub autostart: bool,
+}
+
+pub struct ContainerState {
+    pub(super) rec: ContainerRecord,
+    pub(super) host: Arc<dyn ContainerHost>,
+    index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    pub(super) events: Events,
+    view: ViewPublisher,
+    /// Incarnation: bumped by every start, so late messages of an older
+    /// incarnation (exit, timers) are ignored.
+    pub(super) gen: u64,
+    pub(super) waiters: Vec<(WaitCondition, ractor::RpcReplyPort<WaitOutcome>)>,
+    pub(super) attachers: Vec<oneshot::Sender<AttachGo>>,
+    pub(super) stopping: Vec<Reply<()>>,
+    pub(super) remove_after_exit: Option<Reply<()>>,
+    pub(super) backoff: Backoff,
+    pub(super) started: Instant,
+    wait_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ContainerState {
+    fn drop(&mut self) {
+        if let Some(t) = self.wait_task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub(super) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl ContainerState {
+    /// Persist the record, then publish it.
+    pub(super) fn save(&mut self) {
+        if let Err(e) = self.host.save(&self.rec) {
+            warn!(id = %self.rec.id, "saving the container record: {e}");
+        }
+        self.publish();
+    }
+
+    pub(super) fn publish(&self) {
+        let rec = Arc::new(self.rec.clone());
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_id.insert(rec.id.clone(), rec);
+            *ix = Arc::new(next);
+        });
+        publish_counts(&self.index, &self.view);
+    }
+
+    /// Drop the record and its name from the read model.
+    pub(super) fn unpublish(&self) {
+        let (id, name) = (self.rec.id.clone(), self.rec.short_name().to_string());
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_id.remove(&id);
+            if next.names.get(&name) == Some(&id) {
+                next.names.remove(&name);
+            }
+            *ix = Arc::new(next);
+        });
+        publish_counts(&self.index, &self.view);
+    }
+
+    pub(super) fn event(&self, action: &str, extra: &[(&str, String)]) {
+        let mut attrs = self.rec.event_attrs();
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events
+            .publish("container", action, &self.rec.id, attrs);
+    }
+
+    pub(super) fn status(&self) -> Status {
+        self.rec.state.status
+    }
+
+    /// Follow the shim until it reports the exit of incarnation `gen`.
+    pub(super) fn watch_exit(&mut self, myself: &ActorRef<ContainerMsg>) {
+        if let Some(t) = self.wait_task.take() {
+            t.abort();
+        }
+        let (host, id, gen, me) = (
+            self.host.clone(),
+            self.rec.id.clone(),
+            self.gen,
+            myself.clone(),
+        );
+        self.wait_task = Some(tokio::spawn(async move {
+            let exit = loop {
+                match host.call(&id, Request::Wait).await {
+                    Ok(r) => {
+                        if let Some(e) = r.exit {
+                            break e;
+                        }
+                    }
+                    Err(ShimCallError::Gone(_)) => break lost_exit(&*host, &id),
+                    Err(ShimCallError::Failed(e)) => {
+                        warn!(%id, "waiting for the container: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            let _ = me.cast(ContainerMsg::Exited { gen, exit });
+        }));
+    }
+
+    /// The container exited: record it, tell the waiters, apply the policy.
+    pub(super) async fn on_exit(&mut self, myself: &ActorRef<ContainerMsg>, exit: ExitStatus) {
+        if !self.status().is_live() && self.status() != Status::Removing {
+            return;
+        }
+        self.wait_task = None;
+        let s = &mut self.rec.state;
+        s.status = Status::Exited;
+        s.exit_code = exit.code;
+        s.finished_at = exit.exited_at.clone();
+        s.oom_killed = exit.oom_killed;
+        s.pid = 0;
+        s.shim_pid = 0;
+        let _ = self.host.call(&self.rec.id, Request::AckExit).await;
+        self.host.release(&self.rec);
+        if exit.oom_killed {
+            self.event("oom", &[]);
+        }
+        self.event("die", &[("exitCode", exit.code.to_string())]);
+        let stopped = !self.stopping.is_empty();
+        for r in self.stopping.drain(..) {
+            let _ = r.send(Ok(()));
+        }
+        if stopped {
+            self.event("stop", &[]);
+        }
+        let outcome = WaitOutcome::exited(exit.code);
+        self.answer_waiters(|c| c != WaitCondition::Removed, &outcome);
+        if let Some(reply) = self.remove_after_exit.take() {
+            let r = self.destroy(myself).await;
+            let _ = reply.send(r);
+            return;
+        }
+        let (policy, max) = self.rec.restart_policy();
+        let restart = restart_policy::should_restart(
+            &policy,
+            max,
+            self.rec.restart_count,
+            exit.code,
+            self.rec.state.manually_stopped,
+        );
+        if restart {
+            let delay = self.backoff.next(self.started.elapsed());
+            self.rec.state.status = Status::Restarting;
+            self.save();
+            let gen = self.gen;
+            myself.send_after(delay, move || ContainerMsg::RestartNow { gen });
+            return;
+        }
+        self.save();
+        if self.rec.auto_remove() {
+            let _ = self.destroy(myself).await;
+        }
+    }
+
+    pub(super) fn answer_waiters(
+        &mut self,
+        pick: impl Fn(WaitCondition) -> bool,
+        outcome: &WaitOutcome,
+    ) {
+        let (now, later): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(c, _)| pick(*c));
+        self.waiters = later;
+        for (_, r) in now {
+            let _ = r.send(outcome.clone());
+        }
+    }
+}
+
+/// No answer from the shim: the exit file if it wrote one, else 255 now.
+fn lost_exit(host: &dyn ContainerHost, id: &str) -> ExitStatus {
+    host.exit_file(id).unwrap_or_else(|| ExitStatus {
+        code: 255,
+        exited_at: now(),
+        oom_killed: false,
+    })
+}
+
+/// Recount the containers per status for `info` and `system df`.
+pub(super) fn publish_counts(index: &watch::Sender<Arc<ContainerIndex>>, view: &ViewPublisher) {
+    let (mut running, mut paused, mut stopped) = (0, 0, 0);
+    for r in index.borrow().by_id.values() {
+        match r.state.status {
+            Status::Running | Status::Restarting => running += 1,
+            Status::Paused => paused += 1,
+            _ => stopped += 1,
+        }
+    }
+    view.update(|s| {
+        s.containers_running = running;
+        s.containers_paused = paused;
+        s.containers_stopped = stopped;
+    });
+}
+
+impl Actor for ContainerActor {
+    type Msg = ContainerMsg;
+    type State = ContainerState;
+    type Arguments = ContainerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ContainerMsg>,
+        a: ContainerArgs,
+    ) -> Result<ContainerState, ActorProcessingErr> {
+        let mut st = ContainerState {
+            rec: a.record,
+            host: a.host,
+            index: a.index,
+            events: a.events,
+            view: a.view,
+            gen: 1,
+            waiters: Vec::new(),
+            attachers: Vec::new(),
+            stopping: Vec::new(),
+            remove_after_exit: None,
+            backoff: Backoff::default(),
+            started: Instant::now(),
+            wait_task: None,
+        };
+        restore(&myself, &mut st, a.adopt, a.autostart).await;
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ContainerMsg>,
+        msg: ContainerMsg,
+        st: &mut ContainerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ContainerMsg::Start(reply) => {
+                let r = st.start(&myself).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Stop {
+                signal,
+                timeout,
+                reply,
+            } => st.stop(&myself, signal, timeout, reply).await,
+            ContainerMsg::Restart {
+                signal,
+                timeout,
+                reply,
+            } => st.restart(&myself, signal, timeout, reply).await,
+            ContainerMsg::Kill { signal, reply } => {
+                let r = st.kill(&signal).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Remove { force, reply } => st.remove(&myself, force, reply).await,
+            ContainerMsg::Wait { condition, reply } => st.wait(condition, reply),
+            ContainerMsg::Attach(reply) => {
+                let _ = reply.send(st.attach());
+            }
+            ContainerMsg::Pause(reply) => {
+                let r = st.pause(true).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Unpause(reply) => {
+                let r = st.pause(false).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::SetName(name, reply) => {
+                let old = std::mem::replace(&mut st.rec.name, format!("/{name}"));
+                st.save();
+                st.event("rename", &[("oldName", old)]);
+                let _ = reply.send(Ok(()));
+            }
+            ContainerMsg::Update(patch, reply) => {
+                let r = st.update(patch).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Exited { gen, exit } => {
+                if gen == st.gen {
+                    st.on_exit(&myself, exit).await;
+                }
+            }
+            ContainerMsg::RestartNow { gen } => {
+                if gen == st.gen && st.status() == Status::Restarting {
+                    st.rec.restart_count += 1;
+                    if let Err(e) = st.start(&myself).await {
+                        warn!(id = %st.rec.id, "restart policy: start failed: {e}");
+                        st.rec.state.status = Status::Exited;
+                        st.rec.state.error = e.to_string();
+                        st.save();
+                    } else {
+                        st.event("restart", &[]);
+                    }
+                }
+            }
+            ContainerMsg::StopTimeout { gen } => {
+                if gen == st.gen && st.status().is_live() && !st.stopping.is_empty() {
+                    info!(id = %st.rec.id, "stop timeout: killing the container");
+                    let _ = st.signal(9, true).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rebuild from the record and the shim: never restart a container that
+/// still runs; record the exit of one that ended meanwhile.
+async fn restore(
+    myself: &ActorRef<ContainerMsg>,
+    st: &mut ContainerState,
+    adopt: bool,
+    autostart: bool,
+) {
+    let id = st.rec.id.clone();
+    match st.status() {
+        Status::Running | Status::Paused | Status::Removing => {
+            match st.host.call(&id, Request::State).await {
+                Ok(r) if r.exit.is_none() && r.status != Some(ShimStatus::Exited) => {
+                    if let Some(p) = r.pid {
+                        st.rec.state.pid = p;
+                    }
+                    st.rec.state.status = if r.status == Some(ShimStatus::Paused) {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
+                    st.publish();
+                    st.watch_exit(myself);
+                    if !adopt {
+                        warn!(%id, "live-restore is off: killing the container berthd found running");
+                        let _ = st.signal(9, true).await;
+                    }
+                    return;
+                }
+                Ok(r) => {
+                    let exit = r.exit.unwrap_or_else(|| lost_exit(&*st.host, &id));
+                    st.on_exit(myself, exit).await;
+                }
+                Err(_) => {
+                    let exit = lost_exit(&*st.host, &id);
+                    st.on_exit(myself, exit).await;
+                }
+            }
+        }
+        Status::Restarting => {
+            st.publish();
+            let gen = st.gen;
+            myself.send_after(Duration::from_millis(100), move || {
+                ContainerMsg::RestartNow { gen }
+            });
+        }
+        _ => st.publish(),
+    }
+    if autostart && st.status() == Status::Exited {
+        let (policy, _) = st.rec.restart_policy();
+        let up = match policy.as_str() {
+            "always" => true,
+            "unless-stopped" => !st.rec.state.manually_stopped,
+            _ => false,
+        };
+        if up {
+            if let Err(e) = st.start(myself).await {
+                warn!(%id, "starting per restart policy: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Containers: a ContainerActor per container under the
+//! ContainerSupervisor. The actor is a client of the container's shim; the
+//! shim owns the process, its stdio and its exit status, so killing and
+//! rebuilding the actor never touches the container.
+
+mod actor;
+mod attach;
+mod index;
+mod kill;
+mod model;
+mod pause;
+mod remove;
+mod restart_policy;
+mod start;
+pub mod state;
+mod stop;
+mod supervisor;
+mod update;
+mod wait;
+
+use ractor::RpcReplyPort;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use actor::{actor_name, ContainerActor, ContainerArgs};
+pub use index::ContainerIndex;
+pub use kill::parse_signal;
+pub use model::{ContainerRecord, RunState, RECORD_VERSION};
+pub use restart_policy::{validate as restart_policy_validate, Backoff};
+pub use state::Status;
+pub use supervisor::{
+    valid_name, ContainerSupervisor, ContainerSupervisorArgs, Containers, SupervisorMsg,
+};
+pub use wait::{WaitCondition, WaitOutcome};
+
+use crate::{ErrorKind, HasKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    System(String),
+    /// The runtime refused (bad command, missing binary...).
+    #[error("{0}")]
+    Runtime(String),
+    #[error("container already {0}")]
+    NotModified(&'static str),
+    #[error("the container's actor is restarting; retry")]
+    Unavailable,
+}
+
+impl HasKind for ContainerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ContainerError::NotFound(_) | ContainerError::NoSuchImage(_) => ErrorKind::NotFound,
+            ContainerError::Conflict(_) => ErrorKind::Conflict,
+            ContainerError::Invalid(_) => ErrorKind::InvalidParameter,
+            ContainerError::Runtime(_) => ErrorKind::InvalidParameter,
+            ContainerError::System(_) => ErrorKind::System,
+            ContainerError::NotModified(_) => ErrorKind::NotModified,
+            ContainerError::Unavailable => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// An attach before start: the actor hands a `go` sender when the shim
+/// exists and waits (bounded) for the attacher to be connected before it
+/// lets the container run, so no output is missed.
+pub type AttachGo = oneshot::Sender<()>;
+
+pub enum AttachTicket {
+    /// The shim serves the container now.
+    Now,
+    /// Wait for the start; then connect and answer on the sender.
+    AtStart(oneshot::Receiver<AttachGo>),
+}
+
+type Reply<T> = RpcReplyPort<Result<T, ContainerError>>;
+
+pub enum ContainerMsg {
+    Start(Reply<()>),
+    Stop {
+        signal: Option<String>,
+        timeout: Option<i64>,
+        reply: Reply<()>,
+    },
+    Restart {
+        signal: Option<String>,
+        timeout: Option<i64>,
+        reply: Reply<()>,
+    },
+    Kill {
+        signal: String,
+        reply: Reply<()>,
+    },
+    Remove {
+        force: bool,
+        reply: Reply<()>,
+    },
+    Wait {
+        condition: WaitCondition,
+        reply: RpcReplyPort<WaitOutcome>,
+    },
+    Attach(Reply<AttachTicket>),
+    Pause(Reply<()>),
+    Unpause(Reply<()>),
+    /// Set the name (the supervisor reserved it).
+    SetName(String, Reply<()>),
+    /// Merge these HostConfig fields (resources, restart policy).
+    Update(Value, Reply<Vec<String>>),
+    /// Internal: the shim reported the exit of incarnation `gen`.
+    Exited {
+        gen: u64,
+        exit: crate::protocol::shim::ExitStatus,
+    },
+    /// Internal: the restart policy's delay has passed.
+    RestartNow {
+        gen: u64,
+    },
+    /// Internal: a stop's grace period is over.
+    StopTimeout {
+        gen: u64,
+    },
+}

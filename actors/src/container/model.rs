@@ -1,0 +1,131 @@
+//! The container record: what berthd persists per container, and the
+//! source of `docker inspect`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::state::Status;
+
+/// Record format version; bump only with a migration.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Stopped by `docker stop`/`kill` (unless-stopped stays down).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    #[serde(default)]
+    pub shim_pid: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub version: u32,
+    pub id: String,
+    /// With the leading slash, as the API shows it.
+    pub name: String,
+    pub created: String,
+    /// The image ID (`sha256:...`).
+    pub image: String,
+    /// The image as the user named it (`Config.Image`).
+    pub image_name: String,
+    /// The API's `Config` object as stored (normalized at create).
+    pub config: Value,
+    /// The API's `HostConfig` object as stored.
+    pub host_config: Value,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: RunState,
+    #[serde(default)]
+    pub restart_count: u64,
+    #[serde(default)]
+    pub has_been_started: bool,
+    pub driver: String,
+    /// The storage driver's directory of the writable layer.
+    pub layer: String,
+    /// The image's top layer directory (`None` for an empty image).
+    #[serde(default)]
+    pub image_layer: Option<String>,
+    pub log_path: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub hostname_path: String,
+    #[serde(default)]
+    pub hosts_path: String,
+    #[serde(default)]
+    pub resolv_conf_path: String,
+    /// Anything a newer berthd wrote that this one does not know.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl ContainerRecord {
+    pub fn short_name(&self) -> &str {
+        self.name.trim_start_matches('/')
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `RestartPolicy` from the host config: name and maximum retries.
+    pub fn restart_policy(&self) -> (String, u64) {
+        let p = &self.host_config["RestartPolicy"];
+        (
+            p["Name"].as_str().unwrap_or("no").to_string(),
+            p["MaximumRetryCount"].as_u64().unwrap_or(0),
+        )
+    }
+
+    pub fn auto_remove(&self) -> bool {
+        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+    }
+
+    pub fn tty(&self) -> bool {
+        self.config["Tty"].as_bool().unwrap_or(false)
+    }
+
+    /// The stop signal (`Config.StopSignal`, default SIGTERM) as a name.
+    pub fn stop_signal(&self) -> String {
+        self.config["StopSignal"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("SIGTERM")
+            .to_string()
+    }
+
+    /// `Config.StopTimeout` in seconds (default 10).
+    pub fn stop_timeout(&self) -> i64 {
+        self.config["StopTimeout"].as_i64().unwrap_or(10)
+    }
+
+    /// Event attributes: image, name and the labels.
+    pub fn event_attrs(&self) -> BTreeMap<String, String> {
+        let mut a = self.labels();
+        a.insert("image".into(), self.image_name.clone());
+        a.insert("name".into(), self.short_name().to_string());
+        a
+    }
+}

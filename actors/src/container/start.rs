@@ -1,0 +1,132 @@
+//! start: create the container through its shim, let attachers connect,
+//! then run it.
+
+use std::time::{Duration, Instant};
+
+use ractor::ActorRef;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::actor::{now, ContainerState};
+use super::state::Status;
+use super::{ContainerError, ContainerMsg};
+use crate::protocol::shim::Request;
+
+/// How long a start waits for attached clients to connect to the shim.
+const ATTACH_WAIT: Duration = Duration::from_secs(5);
+
+/// dockerd's exit codes for a command that cannot be run.
+fn exit_code_for(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+impl ContainerState {
+    pub(super) async fn start(
+        &mut self,
+        myself: &ActorRef<ContainerMsg>,
+    ) -> Result<(), ContainerError> {
+        let r = self.try_start(myself).await;
+        if r.is_err() && matches!(self.status(), Status::Created | Status::Exited) {
+            // Attached clients end; an auto-remove container goes (dockerd).
+            self.attachers.clear();
+            if self.rec.auto_remove() {
+                let _ = self.destroy(myself).await;
+            }
+        }
+        r
+    }
+
+    async fn try_start(&mut self, myself: &ActorRef<ContainerMsg>) -> Result<(), ContainerError> {
+        match self.status() {
+            Status::Running | Status::Paused => return Ok(()),
+            s if !s.can_start() => {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot start container {}: it is {}",
+                    self.rec.id,
+                    s.as_str()
+                )))
+            }
+            _ => {}
+        }
+        let started = match self.host.create(&self.rec).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.failed_start(e)),
+        };
+        self.gen += 1;
+        // Attachers connect to the shim before the process runs.
+        let mut acks = Vec::new();
+        for a in self.attachers.drain(..) {
+            let (tx, rx) = oneshot::channel();
+            if a.send(tx).is_ok() {
+                acks.push(rx);
+            }
+        }
+        if !acks.is_empty() {
+            let all = futures_join(acks);
+            let _ = tokio::time::timeout(ATTACH_WAIT, all).await;
+        }
+        if let Err(e) = self.host.call(&self.rec.id, Request::Start).await {
+            let _ = self
+                .host
+                .call(
+                    &self.rec.id,
+                    Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
+            if let Ok(r) = self.host.call(&self.rec.id, Request::Wait).await {
+                let _ = r;
+            }
+            let _ = self.host.call(&self.rec.id, Request::AckExit).await;
+            self.host.release(&self.rec);
+            return Err(self.failed_start(e.to_string()));
+        }
+        let s = &mut self.rec.state;
+        s.status = Status::Running;
+        s.pid = started.pid;
+        s.shim_pid = started.shim_pid;
+        s.started_at = now();
+        s.error.clear();
+        s.manually_stopped = false;
+        s.exit_code = 0;
+        s.oom_killed = false;
+        self.rec.has_been_started = true;
+        self.started = Instant::now();
+        self.save();
+        self.event("start", &[]);
+        self.watch_exit(myself);
+        Ok(())
+    }
+
+    fn failed_start(&mut self, e: String) -> ContainerError {
+        warn!(id = %self.rec.id, "start failed: {e}");
+        let code = exit_code_for(&e);
+        self.rec.state.exit_code = code;
+        self.rec.state.error = e.clone();
+        if self.status() == Status::Restarting {
+            self.rec.state.status = Status::Exited;
+        }
+        self.save();
+        let msg = format!("failed to create task for container: {e}: unknown");
+        if code == 128 {
+            ContainerError::System(msg)
+        } else {
+            ContainerError::Runtime(msg)
+        }
+    }
+}
+
+async fn futures_join(rx: Vec<oneshot::Receiver<()>>) {
+    for r in rx {
+        let _ = r.await;
+    }
+}

@@ -1,0 +1,376 @@
+//! The ContainerSupervisor: owns the name table, spawns a ContainerActor
+//! per container (in parallel at berthd start) and rebuilds any that dies
+//! from its last record, adopting the running container: a restart of the
+//! actor never restarts the container.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::actor::{actor_name, publish_counts, ContainerActor, ContainerArgs};
+use super::index::ContainerIndex;
+use super::model::ContainerRecord;
+use super::{ContainerError, ContainerMsg};
+use crate::directory::CONTAINERS;
+use crate::events::Events;
+use crate::ports::ContainerHost;
+use crate::view::ViewPublisher;
+
+/// Rebuilds of one container's actor allowed per window before giving up.
+const MAX_REBUILDS: usize = 10;
+const REBUILD_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct ContainerSupervisor;
+
+#[derive(Clone)]
+pub struct ContainerSupervisorArgs {
+    pub host: Arc<dyn ContainerHost>,
+    pub index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    pub events: Events,
+    pub view: ViewPublisher,
+    /// Records read from disk at berthd start (first incarnation only).
+    pub initial: Arc<std::sync::Mutex<Option<Vec<ContainerRecord>>>>,
+    pub live_restore: bool,
+}
+
+pub enum SupervisorMsg {
+    /// Register a new container (reserving its name) and start its actor.
+    Create {
+        record: Box<ContainerRecord>,
+        reply: RpcReplyPort<Result<(), ContainerError>>,
+    },
+    Rename {
+        id: String,
+        name: String,
+        reply: RpcReplyPort<Result<(), ContainerError>>,
+    },
+    /// The container was removed: its actor stops for good.
+    Forget(String),
+    /// Rebuild the actor of a container.
+    Rebuild(String),
+    /// IDs of the containers whose actor runs.
+    List(RpcReplyPort<Vec<String>>),
+}
+
+pub struct SupervisorState {
+    args: ContainerSupervisorArgs,
+    actors: HashMap<ractor::ActorId, String>,
+    forgotten: HashSet<String>,
+    rebuilds: HashMap<String, Vec<Instant>>,
+}
+
+/// Handle for callers: the read model and the actors.
+#[derive(Clone)]
+pub struct Containers {
+    pub index: watch::Receiver<Arc<ContainerIndex>>,
+}
+
+impl Containers {
+    pub fn snapshot(&self) -> Arc<ContainerIndex> {
+        self.index.borrow().clone()
+    }
+
+    pub fn lookup(&self, name: &str) -> Result<Arc<ContainerRecord>, ContainerError> {
+        self.snapshot().lookup(name)
+    }
+
+    pub fn supervisor() -> Option<ActorRef<SupervisorMsg>> {
+        ActorRef::where_is(CONTAINERS)
+    }
+
+    pub fn actor(id: &str) -> Result<ActorRef<ContainerMsg>, ContainerError> {
+        ActorRef::where_is(actor_name(id)).ok_or(ContainerError::Unavailable)
+    }
+
+    /// Ask a container's actor; a restart in between is `Unavailable`.
+    pub async fn ask<T: Send + 'static>(
+        id: &str,
+        msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> ContainerMsg,
+    ) -> Result<T, ContainerError> {
+        let a = Self::actor(id)?;
+        match a.call(msg, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(ContainerError::Unavailable),
+        }
+    }
+
+    pub async fn ask_supervisor<T: Send + 'static>(
+        msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> SupervisorMsg,
+    ) -> Result<T, ContainerError> {
+        let s = Self::supervisor().ok_or(ContainerError::Unavailable)?;
+        match s.call(msg, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(ContainerError::Unavailable),
+        }
+    }
+}
+
+/// Names as dockerd accepts them: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+impl SupervisorState {
+    fn args_for(&self, record: ContainerRecord, adopt: bool, autostart: bool) -> ContainerArgs {
+        ContainerArgs {
+            record,
+            host: self.args.host.clone(),
+            index: self.args.index.clone(),
+            events: self.args.events.clone(),
+            view: self.args.view.clone(),
+            adopt,
+            autostart,
+        }
+    }
+
+    fn name_taken(&self, name: &str) -> Option<String> {
+        self.args.index.borrow().names.get(name).cloned()
+    }
+}
+
+async fn spawn(cell: ActorCell, args: ContainerArgs) -> Result<(ractor::ActorId, String), String> {
+    let id = args.record.id.clone();
+    let (a, _) = Actor::spawn_linked(Some(actor_name(&id)), ContainerActor, args, cell)
+        .await
+        .map_err(|e| format!("container {id}: {e}"))?;
+    Ok((a.get_id(), id))
+}
+
+impl Actor for ContainerSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = ContainerSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: ContainerSupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let mut st = SupervisorState {
+            args,
+            actors: HashMap::new(),
+            forgotten: HashSet::new(),
+            rebuilds: HashMap::new(),
+        };
+        // First start: records from disk. A restart of this supervisor:
+        // the records in the read model (the actors died with it).
+        let (records, first) = match st
+            .args
+            .initial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(r) => (r, true),
+            None => (
+                st.args
+                    .index
+                    .borrow()
+                    .by_id
+                    .values()
+                    .map(|r| (**r).clone())
+                    .collect(),
+                false,
+            ),
+        };
+        let mut names = BTreeMap::new();
+        let mut by_id = BTreeMap::new();
+        for r in records {
+            if let Some(other) = names.insert(r.short_name().to_string(), r.id.clone()) {
+                warn!(id = %r.id, other = %other, "two containers share the name {}; keeping both records", r.name);
+            }
+            by_id.insert(r.id.clone(), Arc::new(r));
+        }
+        st.args.index.send_replace(Arc::new(ContainerIndex {
+            by_id: by_id.clone(),
+            names,
+        }));
+        publish_counts(&st.args.index, &st.args.view);
+        let started = Instant::now();
+        let adopt = st.args.live_restore || !first;
+        let mut tasks = Vec::new();
+        for r in by_id.values() {
+            let a = st.args_for((**r).clone(), adopt, first);
+            tasks.push(tokio::spawn(spawn(myself.get_cell(), a)));
+        }
+        let n = tasks.len();
+        for t in tasks {
+            match t.await {
+                Ok(Ok((aid, id))) => {
+                    st.actors.insert(aid, id);
+                }
+                Ok(Err(e)) => error!("restoring: {e}"),
+                Err(e) => error!("restoring: {e}"),
+            }
+        }
+        if n > 0 {
+            info!(
+                containers = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "containers restored"
+            );
+        }
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Create { record, reply } => {
+                let name = record.short_name().to_string();
+                if let Some(other) = st.name_taken(&name) {
+                    let _ = reply.send(Err(ContainerError::Conflict(format!(
+                        "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    ))));
+                    return Ok(());
+                }
+                if let Err(e) = st.args.host.save(&record) {
+                    let _ = reply.send(Err(ContainerError::System(format!(
+                        "saving the container: {e}"
+                    ))));
+                    return Ok(());
+                }
+                let id = record.id.clone();
+                st.args.index.send_modify(|ix| {
+                    let mut next = (**ix).clone();
+                    next.names.insert(name.clone(), id.clone());
+                    next.by_id.insert(id.clone(), Arc::new((*record).clone()));
+                    *ix = Arc::new(next);
+                });
+                let a = st.args_for(*record, true, false);
+                match spawn(myself.get_cell(), a).await {
+                    Ok((aid, id)) => {
+                        st.actors.insert(aid, id);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ContainerError::System(e)));
+                    }
+                }
+            }
+            SupervisorMsg::Rename { id, name, reply } => {
+                if !valid_name(&name) {
+                    let _ = reply.send(Err(ContainerError::Invalid(format!(
+                        "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    ))));
+                    return Ok(());
+                }
+                let old = st
+                    .args
+                    .index
+                    .borrow()
+                    .by_id
+                    .get(&id)
+                    .map(|r| r.short_name().to_string());
+                let Some(old) = old else {
+                    let _ = reply.send(Err(ContainerError::NotFound(id)));
+                    return Ok(());
+                };
+                if old == name {
+                    let _ = reply.send(Err(ContainerError::Invalid(
+                        "Renaming a container with the same name as its current name".into(),
+                    )));
+                    return Ok(());
+                }
+                if let Some(other) = st.name_taken(&name) {
+                    let _ = reply.send(Err(ContainerError::Conflict(format!(
+                        "Error when allocating new name: Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    ))));
+                    return Ok(());
+                }
+                st.args.index.send_modify(|ix| {
+                    let mut next = (**ix).clone();
+                    next.names.remove(&old);
+                    next.names.insert(name.clone(), id.clone());
+                    *ix = Arc::new(next);
+                });
+                let r = Containers::ask(&id, |r| ContainerMsg::SetName(name.clone(), r)).await;
+                if r.is_err() {
+                    // Undo the reservation.
+                    st.args.index.send_modify(|ix| {
+                        let mut next = (**ix).clone();
+                        next.names.remove(&name);
+                        next.names.insert(old.clone(), id.clone());
+                        *ix = Arc::new(next);
+                    });
+                }
+                let _ = reply.send(r);
+            }
+            SupervisorMsg::Forget(id) => {
+                st.forgotten.insert(id.clone());
+                st.rebuilds.remove(&id);
+            }
+            SupervisorMsg::Rebuild(id) => {
+                let rec = st.args.index.borrow().by_id.get(&id).cloned();
+                if let (Some(rec), false) = (rec, st.forgotten.contains(&id)) {
+                    let a = st.args_for((*rec).clone(), true, false);
+                    match spawn(myself.get_cell(), a).await {
+                        Ok((aid, id)) => {
+                            info!(%id, "container actor rebuilt");
+                            st.actors.insert(aid, id);
+                        }
+                        Err(e) => {
+                            error!("rebuilding: {e}");
+                            myself.send_after(Duration::from_millis(200), move || {
+                                SupervisorMsg::Rebuild(id)
+                            });
+                        }
+                    }
+                }
+            }
+            SupervisorMsg::List(reply) => {
+                let _ = reply.send(st.actors.values().cloned().collect());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        ev: SupervisionEvent,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match &ev {
+            SupervisionEvent::ActorTerminated(c, _, r) => {
+                (c.clone(), r.clone().unwrap_or_else(|| "stopped".into()))
+            }
+            SupervisionEvent::ActorFailed(c, e) => (c.clone(), e.to_string()),
+            _ => return Ok(()),
+        };
+        let Some(id) = st.actors.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        // Removed containers are gone from the read model before their actor
+        // stops (the Forget message may still be queued behind this event).
+        if st.forgotten.remove(&id) || !st.args.index.borrow().by_id.contains_key(&id) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let times = st.rebuilds.entry(id.clone()).or_default();
+        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
+        if times.len() >= MAX_REBUILDS {
+            error!(%id, "the container's actor keeps failing ({why}); it is no longer rebuilt");
+            return Ok(());
+        }
+        times.push(now);
+        warn!(%id, "container actor stopped ({why}); rebuilding it from its record");
+        myself.send_after(Duration::from_millis(20), move || {
+            SupervisorMsg::Rebuild(id)
+        });
+        Ok(())
+    }
+}

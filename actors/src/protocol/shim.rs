@@ -1,0 +1,238 @@
+//! The berth-shim wire protocol (see `docs/shim-protocol.md`).
+//!
+//! berthd writes a [`ShimConfig`] to `shim.json` in the container's state
+//! directory and starts `berth-shim <state dir>`. The shim serves a unix
+//! socket, `shim.sock`, in the same directory. On each connection the client
+//! sends one [`Request`] as a JSON line and reads one [`Response`] line; the
+//! streaming requests (`attach`, `exec`) then carry [`frames`] both ways.
+//!
+//! The protocol only grows: new requests and new optional fields. Every field
+//! added after version 1 must be `#[serde(default)]`, and readers ignore
+//! unknown fields, so berthd N+1 adopts the shims of berthd N.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version spoken by this build; a shim reports its own in every response.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// File names in a container's state directory (under the exec-root).
+pub const CONFIG_FILE: &str = "shim.json";
+pub const SOCKET_FILE: &str = "shim.sock";
+pub const EXIT_FILE: &str = "exit.json";
+pub const PID_FILE: &str = "shim.pid";
+pub const INIT_PID_FILE: &str = "init.pid";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimConfig {
+    pub version: u32,
+    pub id: String,
+    /// The OCI bundle directory (holds config.json).
+    pub bundle: String,
+    /// The runtime binary and its `runtimeArgs`.
+    pub runtime: String,
+    #[serde(default)]
+    pub runtime_args: Vec<String>,
+    /// The runtime's `--root` (its state directory).
+    pub runtime_root: String,
+    /// `None`: the `none` log driver.
+    #[serde(default)]
+    pub log: Option<LogConfig>,
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep the container's stdin open (`docker run -i`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close stdin after the first attached client detaches (`StdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// The container's memory cgroup directory, read for OOM kills.
+    #[serde(default)]
+    pub memory_cgroup: Option<String>,
+}
+
+/// The json-file log driver's options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogConfig {
+    pub path: String,
+    /// Rotate when the file would exceed this many bytes (0: never).
+    #[serde(default)]
+    pub max_size: u64,
+    /// Files kept, the current one included (at least 1).
+    #[serde(default)]
+    pub max_file: u32,
+    /// Gzip rotated files.
+    #[serde(default)]
+    pub compress: bool,
+    /// Extra attributes written with every line (`labels`, `env`, `tag`).
+    #[serde(default)]
+    pub attrs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The shim's view of the container.
+    State,
+    /// `runtime start`: let the created container run.
+    Start,
+    /// `runtime kill` (`all`: every process of the container).
+    Kill {
+        signal: i32,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Answered when the container has exited (at once if it has).
+    Wait,
+    /// Stream the container's stdio: then frames.
+    Attach {
+        #[serde(default)]
+        stdin: bool,
+        #[serde(default)]
+        stdout: bool,
+        #[serde(default)]
+        stderr: bool,
+    },
+    /// Resize the container's terminal, or an exec's.
+    Resize {
+        #[serde(default)]
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+    },
+    /// Run a process in the container (`runtime exec`), then frames; the
+    /// last frame is [`frames::EXIT`].
+    Exec {
+        exec_id: String,
+        /// The OCI `process` object.
+        process: serde_json::Value,
+        #[serde(default)]
+        tty: bool,
+        #[serde(default)]
+        stdin: bool,
+    },
+    Pause,
+    Resume,
+    /// `runtime update`: new resource limits (the OCI `linux.resources`).
+    Update {
+        resources: serde_json::Value,
+    },
+    /// berthd has recorded the exit: the shim may go.
+    AckExit,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ShimStatus {
+    Created,
+    Running,
+    Paused,
+    Exited,
+}
+
+/// How the container (or an exec) ended. Written to `exit.json` before
+/// anyone is told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: i32,
+    /// RFC 3339 with nanoseconds.
+    pub exited_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Response {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ShimStatus>,
+    /// The container's (or the exec's) pid on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitStatus>,
+}
+
+impl Response {
+    pub fn ok() -> Response {
+        Response {
+            version: PROTOCOL_VERSION,
+            ..Default::default()
+        }
+    }
+    pub fn err(e: impl Into<String>) -> Response {
+        Response {
+            version: PROTOCOL_VERSION,
+            error: Some(e.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Frames after a streaming request: an 8-byte header (kind, three zero
+/// bytes, big-endian u32 length) then the payload. Stdout and stderr frames
+/// are byte for byte the Engine API's stdcopy frames.
+pub mod frames {
+    pub const STDIN: u8 = 0;
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    /// Payload: an [`super::ExitStatus`] as JSON. The last frame.
+    pub const EXIT: u8 = 3;
+    /// Client to shim: close the process's stdin.
+    pub const CLOSE_STDIN: u8 = 4;
+    /// Frames larger than this are refused.
+    pub const MAX_PAYLOAD: usize = 1 << 20;
+
+    pub fn header(kind: u8, len: usize) -> [u8; 8] {
+        let l = (len as u32).to_be_bytes();
+        [kind, 0, 0, 0, l[0], l[1], l[2], l[3]]
+    }
+
+    /// Parse a header: kind and payload length.
+    pub fn parse(h: &[u8; 8]) -> Option<(u8, usize)> {
+        let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if h[1] != 0 || h[2] != 0 || h[3] != 0 || len > MAX_PAYLOAD || h[0] > CLOSE_STDIN {
+            return None;
+        }
+        Some((h[0], len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_lines_and_unknown_fields_are_ignored() {
+        let r: Request = serde_json::from_str(r#"{"op":"kill","signal":15,"future":1}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Kill {
+                signal: 15,
+                all: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Wait).unwrap(),
+            r#"{"op":"wait"}"#
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"op":"teleport"}"#).is_err());
+        let resp: Response = serde_json::from_str(r#"{"version":9,"pid":4,"new":"x"}"#).unwrap();
+        assert_eq!(resp.pid, Some(4));
+    }
+
+    #[test]
+    fn frame_headers_round_trip_and_reject_garbage() {
+        let h = frames::header(frames::STDERR, 70000);
+        assert_eq!(frames::parse(&h), Some((frames::STDERR, 70000)));
+        assert_eq!(frames::parse(&[9, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(frames::parse(&[1, 1, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(
+            frames::parse(&frames::header(1, frames::MAX_PAYLOAD + 1)),
+            None
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Hijacked connections (attach, exec start): `Upgrade: tcp` answered with
+//! 101, then raw bytes both ways, bridged to the container's shim.
+
+use berth_actors::protocol::shim::{frames, ExitStatus};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::body::{self, Body};
+use super::errors::ApiError;
+
+pub const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream";
+
+/// Take the upgrade of a request that asks for one.
+pub fn on_upgrade(req: &mut Option<Request<Incoming>>) -> Result<OnUpgrade, ApiError> {
+    let Some(req) = req.as_mut() else {
+        return Err(ApiError::system("no request to hijack"));
+    };
+    let wants = req
+        .headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants {
+        return Err(ApiError::invalid(
+            "this endpoint needs a hijacked connection: send `Connection: Upgrade` and `Upgrade: tcp`",
+        ));
+    }
+    Ok(hyper::upgrade::on(req))
+}
+
+/// The 101 answer dockerd gives.
+pub fn switching(content_type: &str) -> Response<Body> {
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static(RAW_STREAM)),
+    );
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    r
+}
+
+pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+
+pub async fn upgraded(u: OnUpgrade) -> Option<Upgraded> {
+    u.await.ok().map(TokioIo::new)
+}
+
+/// Detach keys (`ctrl-p,ctrl-q` by default) as bytes.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
+    let s = if s.is_empty() { "ctrl-p,ctrl-q" } else { s };
+    let mut out = Vec::new();
+    for k in s.split(',') {
+        let k = k.trim();
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let b = match c {
+                "@" => 0,
+                "[" => 27,
+                "\\" => 28,
+                "]" => 29,
+                "^" => 30,
+                "_" => 31,
+                c if c.len() == 1 && c.as_bytes()[0].is_ascii_lowercase() => {
+                    c.as_bytes()[0] - b'a' + 1
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid detach keys ({s}) provided"
+                    )))
+                }
+            };
+            out.push(b);
+        } else if k.len() == 1 {
+            out.push(k.as_bytes()[0]);
+        } else {
+            return Err(ApiError::invalid(format!(
+                "Invalid detach keys ({s}) provided"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// What ended the client-to-container copy.
+pub enum InputEnd {
+    /// The client closed its side.
+    Eof,
+    /// The client typed the detach keys.
+    Detached,
+    Error,
+}
+
+/// Copy the client's bytes to the shim as stdin frames, watching for the
+/// detach sequence (a partial match is held back, then released).
+pub async fn pump_stdin<R, W>(mut client: R, mut shim: W, keys: Vec<u8>) -> (InputEnd, W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut matched = 0usize;
+    loop {
+        let n = match client.read(&mut buf).await {
+            Ok(0) => return (InputEnd::Eof, shim),
+            Ok(n) => n,
+            Err(_) => return (InputEnd::Error, shim),
+        };
+        let mut out = Vec::with_capacity(n + keys.len());
+        for &b in &buf[..n] {
+            if !keys.is_empty() && b == keys[matched] {
+                matched += 1;
+                if matched == keys.len() {
+                    if !out.is_empty() {
+                        let _ = write_frame(&mut shim, frames::STDIN, &out).await;
+                    }
+                    return (InputEnd::Detached, shim);
+                }
+                continue;
+            }
+            if matched > 0 {
+                out.extend_from_slice(&keys[..matched]);
+                matched = 0;
+                if !keys.is_empty() && b == keys[0] {
+                    matched = 1;
+                    continue;
+                }
+            }
+            out.push(b);
+        }
+        if !out.is_empty() && write_frame(&mut shim, frames::STDIN, &out).await.is_err() {
+            return (InputEnd::Error, shim);
+        }
+    }
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut b = Vec::with_capacity(data.len() + 8);
+    b.extend_from_slice(&frames::header(kind, data.len()));
+    b.extend_from_slice(data);
+    w.write_all(&b).await
+}
+
+/// Copy the shim's frames to the client: stdcopy frames as they are, or
+/// the payloads only (`raw`, TTY). Returns the exit if the shim sent it.
+pub async fn pump_output<R, W>(mut shim: R, client: &mut W, raw: bool) -> Option<ExitStatus>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut h = [0u8; 8];
+    let mut buf = Vec::new();
+    loop {
+        if shim.read_exact(&mut h).await.is_err() {
+            return None;
+        }
+        let (kind, len) = frames::parse(&h)?;
+        buf.resize(len, 0);
+        if shim.read_exact(&mut buf).await.is_err() {
+            return None;
+        }
+        match kind {
+            frames::EXIT => return serde_json::from_slice(&buf).ok(),
+            frames::STDOUT | frames::STDERR => {
+                let r = if raw {
+                    client.write_all(&buf).await
+                } else {
+                    let mut b = Vec::with_capacity(len + 8);
+                    b.extend_from_slice(&h);
+                    b.extend_from_slice(&buf);
+                    client.write_all(&b).await
+                };
+                if r.is_err() {
+                    return None;
+                }
+                let _ = client.flush().await;
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn bytes_of(v: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("abc").is_err());
+    }
+
+    #[tokio::test]
+    async fn stdin_pump_holds_partial_detach_and_detaches() {
+        let input: &[u8] = b"ab\x10c\x10\x11zz";
+        let mut out = Vec::new();
+        let (end, _) = pump_stdin(input, &mut out, vec![16, 17]).await;
+        assert!(matches!(end, InputEnd::Detached));
+        // "ab", then the held ctrl-p released with "c".
+        let mut payload = Vec::new();
+        let mut rest = &out[..];
+        while rest.len() >= 8 {
+            let (_, len) = frames::parse(rest[..8].try_into().unwrap()).unwrap();
+            payload.extend_from_slice(&rest[8..8 + len]);
+            rest = &rest[8 + len..];
+        }
+        assert_eq!(payload, b"ab\x10c");
+    }
+}

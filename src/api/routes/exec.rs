@@ -1,0 +1,262 @@
+//! `/containers/{id}/exec` and `/exec/*`: processes run in a container
+//! through its shim.
+
+use berth_actors::container::{ContainerError, Status};
+use berth_actors::protocol::shim::{frames, Request};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::containers::{err, find};
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::hijack::{self, InputEnd};
+use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::containers::exec::{self, ExecRecord};
+use crate::containers::host;
+
+fn no_such_exec(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such exec instance: {id}"))
+}
+
+pub fn create(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let body: Value = r.json()?;
+        let id = r.ctx.containers.execs.create(&rec, &body).map_err(err)?;
+        let cmd = body["Cmd"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let mut attrs = rec.event_attrs();
+        attrs.insert("execID".into(), id.clone());
+        r.ctx
+            .events
+            .publish("container", &format!("exec_create: {cmd}"), &rec.id, attrs);
+        Ok(body::json(StatusCode::CREATED, &json!({"Id": id})))
+    })
+}
+
+pub fn inspect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let id = r.param("id");
+        let e = r
+            .ctx
+            .containers
+            .execs
+            .get(id)
+            .ok_or_else(|| no_such_exec(id))?;
+        ok_json(&e.inspect())
+    })
+}
+
+pub fn resize(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let id = r.param("id").to_string();
+        let e = r
+            .ctx
+            .containers
+            .execs
+            .get(&id)
+            .ok_or_else(|| no_such_exec(&id))?;
+        let p = |k: &str| -> Result<u16, ApiError> {
+            r.query
+                .get(k)
+                .unwrap_or("0")
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("invalid value for {k}")))
+        };
+        let (w, h) = (p("w")?, p("h")?);
+        let sock = r.ctx.containers.host.socket(&e.container_id);
+        host::connect(
+            &sock,
+            &Request::Resize {
+                exec_id: Some(id),
+                width: w,
+                height: h,
+            },
+        )
+        .await
+        .map_err(|e| ApiError::system(e.to_string()))?;
+        Ok(hyper::Response::new(body::empty()))
+    })
+}
+
+fn exit_code_for(msg: &str) -> i32 {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else {
+        126
+    }
+}
+
+pub fn start(mut r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let id = r.param("id").to_string();
+        let e: ExecRecord = r
+            .ctx
+            .containers
+            .execs
+            .get(&id)
+            .ok_or_else(|| no_such_exec(&id))?;
+        let body: Value = {
+            let b = read_body(&mut r).await?;
+            if b.is_empty() {
+                json!({})
+            } else {
+                serde_json::from_slice(&b)
+                    .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
+            }
+        };
+        let detach = body["Detach"].as_bool().unwrap_or(false);
+        if e.started {
+            return Err(ApiError::new(
+                berth_actors::ErrorKind::Conflict,
+                format!("Error: Exec command {id} is already running"),
+            ));
+        }
+        let rec = r
+            .ctx
+            .containers
+            .containers
+            .lookup(&e.container_id)
+            .map_err(err)?;
+        if rec.state.status != Status::Running {
+            return Err(err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            ))));
+        }
+        let bundle = r
+            .ctx
+            .containers
+            .host
+            .bundle_config(&rec.id)
+            .ok_or_else(|| ApiError::system("the container's spec is missing"))?;
+        let process = exec::process(&bundle, &e, rec.config["User"].as_str().unwrap_or(""))
+            .map_err(ApiError::invalid)?;
+        let upgrade = if detach {
+            None
+        } else {
+            Some(hijack::on_upgrade(&mut r.incoming)?)
+        };
+        let sock = r.ctx.containers.host.socket(&rec.id);
+        let want_in = e.attach_stdin && !detach;
+        let req = Request::Exec {
+            exec_id: id.clone(),
+            process,
+            tty: e.tty,
+            stdin: want_in,
+        };
+        r.ctx.containers.execs.update(&id, |x| x.started = true);
+        let (resp, shim) = match host::connect(&sock, &req).await {
+            Ok(x) => x,
+            Err(er) => {
+                let msg = format!("OCI runtime exec failed: {er}: unknown");
+                r.ctx
+                    .containers
+                    .execs
+                    .update(&id, |x| x.exit_code = Some(exit_code_for(&msg)));
+                let kind = if exit_code_for(&msg) == 127 {
+                    berth_actors::ErrorKind::InvalidParameter
+                } else {
+                    berth_actors::ErrorKind::System
+                };
+                return Err(ApiError::new(kind, msg));
+            }
+        };
+        let pid = resp.pid.unwrap_or(0);
+        r.ctx.containers.execs.update(&id, |x| {
+            x.running = true;
+            x.pid = pid;
+        });
+        let mut attrs = rec.event_attrs();
+        attrs.insert("execID".into(), id.clone());
+        let cmd = e.cmd.join(" ");
+        r.ctx.events.publish(
+            "container",
+            &format!("exec_start: {cmd}"),
+            &rec.id,
+            attrs.clone(),
+        );
+        let keys = hijack::parse_detach_keys(&e.detach_keys)?;
+        let ctx = r.ctx.clone();
+        let cid = rec.id.clone();
+        let tty = e.tty;
+        tokio::spawn(async move {
+            let (shim_r, shim_w) = shim.into_inner().into_split();
+            let mut shim_r = tokio::io::BufReader::new(shim_r);
+            let exit = match upgrade {
+                None => {
+                    // Detached: follow the output to its end for the exit code.
+                    let mut sink = tokio::io::sink();
+                    hijack::pump_output(&mut shim_r, &mut sink, true).await
+                }
+                Some(u) => {
+                    let Some(client) = hijack::upgraded(u).await else {
+                        return;
+                    };
+                    let (client_r, mut client_w) = tokio::io::split(client);
+                    let input = async move {
+                        if !want_in {
+                            std::future::pending::<()>().await;
+                        }
+                        let (end, mut w) = hijack::pump_stdin(client_r, shim_w, keys).await;
+                        if matches!(end, InputEnd::Eof) {
+                            let _ = hijack::write_frame(&mut w, frames::CLOSE_STDIN, &[]).await;
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let output = hijack::pump_output(&mut shim_r, &mut client_w, tty);
+                    let exit = tokio::select! {
+                        x = output => x,
+                        _ = input => None,
+                    };
+                    let _ = client_w.shutdown().await;
+                    match exit {
+                        Some(x) => Some(x),
+                        // The client left: the exec still runs; follow it.
+                        None => {
+                            hijack::pump_output(&mut shim_r, &mut tokio::io::sink(), true).await
+                        }
+                    }
+                }
+            };
+            let code = exit.map(|x| x.code).unwrap_or(-1);
+            ctx.containers.execs.update(&id, |x| {
+                x.running = false;
+                x.exit_code = Some(code);
+            });
+            attrs.insert("exitCode".into(), code.to_string());
+            ctx.events.publish("container", "exec_die", &cid, attrs);
+        });
+        if detach {
+            return Ok(hyper::Response::new(body::empty()));
+        }
+        Ok(hijack::switching(if tty {
+            hijack::RAW_STREAM
+        } else {
+            hijack::MULTIPLEXED_STREAM
+        }))
+    })
+}
+
+/// The (small) JSON body of a streamed request.
+async fn read_body(r: &mut Req) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let Some(req) = r.incoming.as_mut() else {
+        return Ok(bytes::Bytes::new());
+    };
+    let body = req.body_mut();
+    let limited = http_body_util::Limited::new(body, crate::api::router::MAX_BODY);
+    let collected = limited
+        .collect()
+        .await
+        .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+    Ok(collected.to_bytes())
+}

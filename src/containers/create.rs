@@ -1,0 +1,442 @@
+//! create: from the API body to a stored record, with dockerd's checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_actors::container::{self, ContainerError, ContainerRecord, RunState, RECORD_VERSION};
+use berth_actors::image::ImageInfo;
+use serde_json::{json, Map, Value};
+
+use super::names;
+use super::ContainerService;
+use crate::sys::runtime::spec::check_workdir;
+
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+fn invalid(m: impl Into<String>) -> ContainerError {
+    ContainerError::Invalid(m.into())
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Image env first, the container's variables override by name.
+fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut out: Vec<String> = image.to_vec();
+    for e in container {
+        let k = key(e);
+        if let Some(pos) = out.iter().position(|x| key(x) == k) {
+            out[pos] = e.clone();
+        } else {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+fn new_id() -> String {
+    loop {
+        let b: [u8; 32] = names::random_bytes();
+        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        // dockerd avoids short IDs that look like numbers.
+        if !id[..12].chars().all(|c| c.is_ascii_digit()) {
+            return id;
+        }
+    }
+}
+
+/// Resource checks with dockerd's messages (create and update).
+pub fn check_update(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
+    check_resources(hc, ncpu)
+}
+
+fn check_resources(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
+    let n = |k: &str| hc[k].as_i64().unwrap_or(0);
+    let nano = n("NanoCpus");
+    if nano != 0 && (nano < 10_000_000 || nano > ncpu as i64 * 1_000_000_000) {
+        return Err(invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    if nano > 0 && (n("CpuPeriod") > 0 || n("CpuQuota") > 0) {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+        ));
+    }
+    let mem = n("Memory");
+    if mem < 0 || (mem > 0 && mem < 6 * 1024 * 1024) {
+        return Err(invalid("Minimum memory limit allowed is 6MB"));
+    }
+    let swap = n("MemorySwap");
+    if swap > 0 && mem > 0 && swap < mem {
+        return Err(invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if swap > 0 && mem == 0 {
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if n("CpuShares") < 0 {
+        return Err(invalid("invalid CPU shares: it must not be negative"));
+    }
+    if n("ShmSize") < 0 {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
+    if let Some(cpus) = hc["CpusetCpus"].as_str().filter(|s| !s.is_empty()) {
+        let ok = cpus.split(',').all(|part| {
+            part.split('-')
+                .all(|x| x.parse::<usize>().is_ok_and(|c| c < ncpu))
+        });
+        if !ok {
+            return Err(invalid(format!(
+                "Requested CPUs are not available - requested {cpus}, available: 0-{}",
+                ncpu - 1
+            )));
+        }
+    }
+    if let Some(us) = hc["Ulimits"].as_array() {
+        for u in us {
+            let (s, h) = (
+                u["Soft"].as_i64().unwrap_or(0),
+                u["Hard"].as_i64().unwrap_or(0),
+            );
+            if s > h {
+                return Err(invalid(format!(
+                    "ulimit soft limit must be less than or equal to hard limit: {s} > {h}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ContainerService {
+    pub async fn create(&self, name: &str, body: &Value) -> Result<Created, ContainerError> {
+        if !body.is_object() {
+            return Err(invalid(
+                "config cannot be empty in order to create a container",
+            ));
+        }
+        let cfg = self.config.borrow().clone();
+        let name = if name.is_empty() {
+            let ix = self.containers.snapshot();
+            let mut n = String::new();
+            for retry in 0..10 {
+                n = names::generate(&names::random_bytes(), retry);
+                if !ix.names.contains_key(&n) {
+                    break;
+                }
+            }
+            n
+        } else {
+            let n = name.trim_start_matches('/');
+            if !container::valid_name(n) {
+                return Err(invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            n.to_string()
+        };
+        let image_name = body["Image"].as_str().unwrap_or("").to_string();
+        if image_name.is_empty() {
+            return Err(invalid("config.Image: an image is required"));
+        }
+        let img: Arc<ImageInfo> = self
+            .images
+            .images
+            .snapshot()
+            .resolve(&image_name)
+            .cloned()
+            .ok_or_else(|| {
+                let shown = berth_actors::image::Reference::parse(&image_name)
+                    .map(|r| r.with_default_tag().familiar())
+                    .unwrap_or_else(|_| image_name.clone());
+                ContainerError::NoSuchImage(shown)
+            })?;
+        let icfg = img.config.config.clone().unwrap_or(Value::Null);
+        let mut hc = body["HostConfig"].clone();
+        if !hc.is_object() {
+            hc = json!({});
+        }
+        check_resources(&hc, self.facts.ncpu.max(1))?;
+        let policy = hc["RestartPolicy"]["Name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let max = hc["RestartPolicy"]["MaximumRetryCount"]
+            .as_i64()
+            .unwrap_or(0);
+        container::restart_policy_validate(&policy, max).map_err(invalid)?;
+        if hc["AutoRemove"].as_bool().unwrap_or(false) && !matches!(policy.as_str(), "" | "no") {
+            return Err(invalid(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
+        }
+        if policy.is_empty() {
+            hc["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+        }
+        let runtime = hc["Runtime"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&cfg.default_runtime)
+            .to_string();
+        if !cfg.all_runtimes().contains_key(&runtime) {
+            return Err(invalid(format!("Unknown runtime specified {runtime}")));
+        }
+        hc["Runtime"] = json!(runtime);
+        super::spec::validate(&hc).map_err(invalid)?;
+        if hc["LogConfig"]["Type"].as_str().unwrap_or("").is_empty() {
+            hc["LogConfig"] = json!({"Type": cfg.log_driver, "Config": cfg.log_opts});
+        }
+        match hc["LogConfig"]["Type"].as_str().unwrap_or("") {
+            "json-file" | "none" => {}
+            other => {
+                return Err(invalid(format!(
+                    "failed to create logger: logger: no log driver named '{other}' is registered"
+                )))
+            }
+        }
+        if hc["NetworkMode"].as_str().unwrap_or("").is_empty() {
+            hc["NetworkMode"] = json!("default");
+        }
+
+        // Config: the request over the image's.
+        let mut c: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
+        c.remove("HostConfig");
+        c.remove("NetworkingConfig");
+        let entry_given = !body["Entrypoint"].is_null()
+            && body["Entrypoint"].as_array().is_none_or(|a| !a.is_empty())
+            || body["Entrypoint"].as_str().is_some();
+        let entrypoint = if body["Entrypoint"].is_string() {
+            vec![body["Entrypoint"].as_str().unwrap_or("").to_string()]
+        } else if entry_given {
+            strs(&body["Entrypoint"])
+        } else {
+            strs(&icfg["Entrypoint"])
+        };
+        let cmd = if body["Cmd"].is_string() {
+            vec![body["Cmd"].as_str().unwrap_or("").to_string()]
+        } else {
+            let given = strs(&body["Cmd"]);
+            if given.is_empty() && !entry_given {
+                strs(&icfg["Cmd"])
+            } else {
+                given
+            }
+        };
+        let mut argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+        if argv.is_empty() {
+            return Err(invalid("No command specified"));
+        }
+        let path = argv.remove(0);
+        let env = merge_env(&strs(&icfg["Env"]), &strs(&body["Env"]));
+        let workdir = match body["WorkingDir"].as_str().filter(|s| !s.is_empty()) {
+            Some(w) => w.to_string(),
+            None => icfg["WorkingDir"].as_str().unwrap_or("").to_string(),
+        };
+        let workdir = if workdir.is_empty() {
+            String::new()
+        } else {
+            check_workdir(&workdir).map_err(|e| invalid(e.to_string()))?
+        };
+        let mut labels: BTreeMap<String, Value> = icfg["Labels"]
+            .as_object()
+            .map(|m| m.clone().into_iter().collect())
+            .unwrap_or_default();
+        if let Some(l) = body["Labels"].as_object() {
+            labels.extend(l.clone());
+        }
+        let id = new_id();
+        let hostname = body["Hostname"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&id[..12])
+            .to_string();
+        c.insert("Hostname".into(), json!(hostname));
+        c.insert("Env".into(), json!(env));
+        c.insert("Cmd".into(), json!(cmd));
+        c.insert(
+            "Entrypoint".into(),
+            if entrypoint.is_empty() {
+                Value::Null
+            } else {
+                json!(entrypoint)
+            },
+        );
+        c.insert("WorkingDir".into(), json!(workdir));
+        c.insert("Labels".into(), json!(labels));
+        c.insert("Image".into(), json!(image_name));
+        if c.get("User")
+            .and_then(|u| u.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
+            c.insert(
+                "User".into(),
+                icfg["User"]
+                    .clone()
+                    .as_str()
+                    .map(Value::from)
+                    .unwrap_or(json!("")),
+            );
+        }
+        if c.get("StopSignal")
+            .and_then(|u| u.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
+            if let Some(s) = icfg["StopSignal"].as_str() {
+                c.insert("StopSignal".into(), json!(s));
+            }
+        }
+        if let Some(s) = c
+            .get("StopSignal")
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+        {
+            container::parse_signal(s).map_err(|_| invalid(format!("Invalid signal: {s}")))?;
+        }
+        for k in ["ExposedPorts", "Volumes", "Healthcheck", "OnBuild"] {
+            if c.get(k).is_none_or(|v| v.is_null()) && !icfg[k].is_null() {
+                c.insert(k.into(), icfg[k].clone());
+            }
+        }
+        for k in [
+            "AttachStdin",
+            "AttachStdout",
+            "AttachStderr",
+            "Tty",
+            "OpenStdin",
+            "StdinOnce",
+        ] {
+            c.entry(k).or_insert(json!(false));
+        }
+        c.entry("Domainname").or_insert(json!(""));
+
+        // Storage and files, then the record through the supervisor.
+        let top = img.record.layers.last().and_then(|chain| {
+            self.images
+                .images
+                .snapshot()
+                .layers
+                .get(chain)
+                .map(|l| l.cache_id.clone())
+        });
+        let driver = self.images.driver.clone();
+        let layer = id.clone();
+        let dir = self.host.container_dir(&id);
+        let (top2, layer2, dir2, hn, cfg2, hc2) = (
+            top.clone(),
+            layer.clone(),
+            dir.clone(),
+            hostname.clone(),
+            cfg.clone(),
+            hc.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            use std::os::unix::fs::DirBuilderExt;
+            driver
+                .create(&layer2, top2.as_deref())
+                .map_err(|e| format!("creating the container layer: {e}"))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o710)
+                .create(&dir2)
+                .map_err(|e| e.to_string())?;
+            super::host::write_etc_files(&dir2, &hn, &cfg2, &hc2).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ContainerError::System(e.to_string()))?
+        .map_err(|e| {
+            let _ = self.images.driver.remove(&layer);
+            let _ = std::fs::remove_dir_all(&dir);
+            ContainerError::System(e)
+        })?;
+        let rec = ContainerRecord {
+            version: RECORD_VERSION,
+            id: id.clone(),
+            name: format!("/{name}"),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            image: img.record.id.clone(),
+            image_name,
+            config: Value::Object(c),
+            host_config: hc,
+            path,
+            args: argv,
+            state: RunState::default(),
+            restart_count: 0,
+            has_been_started: false,
+            driver: self.images.driver.name().to_string(),
+            layer: layer.clone(),
+            image_layer: top,
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            runtime,
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            extra: BTreeMap::new(),
+        };
+        let r = container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
+            record: Box::new(rec),
+            reply,
+        })
+        .await;
+        if let Err(e) = r {
+            let _ = self.images.driver.remove(&layer);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let mut warnings = Vec::new();
+        if hc_num(&body["HostConfig"], "Memory") > 0 && !self.facts.swap_limit {
+            warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+        }
+        Ok(Created { id, warnings })
+    }
+}
+
+fn hc_num(hc: &Value, k: &str) -> i64 {
+    hc[k].as_i64().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_overrides_by_name() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            merge_env(&s(&["PATH=/bin", "A=1"]), &s(&["A=2", "B=3"])),
+            s(&["PATH=/bin", "A=2", "B=3"])
+        );
+    }
+
+    #[test]
+    fn resource_checks() {
+        assert!(check_resources(&json!({"NanoCpus": -1000000000i64}), 2)
+            .unwrap_err()
+            .to_string()
+            .contains("Range of CPUs"));
+        assert!(check_resources(&json!({"Memory": 1024}), 2).is_err());
+        assert!(check_resources(&json!({"Memory": 33554432, "MemorySwap": 1000}), 2).is_err());
+        assert!(check_resources(&json!({"CpusetCpus": "0-7"}), 2).is_err());
+        assert!(check_resources(
+            &json!({"Memory": 33554432, "NanoCpus": 1500000000i64, "CpusetCpus": "0,1"}),
+            2
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,459 @@
+//! The real [`ContainerHost`]: storage mounts, the OCI bundle, the shim.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_actors::container::ContainerRecord;
+use berth_actors::ports::{BoxFuture, ContainerHost, ShimCallError, ShimStarted};
+use berth_actors::protocol::shim::{
+    ExitStatus, LogConfig, Request, Response, ShimConfig, CONFIG_FILE, EXIT_FILE, PROTOCOL_VERSION,
+    SOCKET_FILE,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::spec::{self, SpecContext};
+use crate::config::DaemonConfig;
+use crate::sys::atomic::write_atomic;
+use crate::sys::host::HostFacts;
+use crate::sys::storage::StorageDriver;
+
+/// How long berthd waits for a shim to accept and answer a request.
+pub const SHIM_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct Host {
+    /// `<data-root>/containers`
+    pub data_dir: PathBuf,
+    /// `<exec-root>/containers`
+    pub state_dir: PathBuf,
+    /// `<exec-root>/runtime-<name>` parent
+    pub exec_root: PathBuf,
+    pub driver: Arc<dyn StorageDriver>,
+    pub config: watch::Receiver<Arc<DaemonConfig>>,
+    pub facts: HostFacts,
+    pub shim_bin: PathBuf,
+}
+
+/// The shim binary: next to berthd's, else on PATH.
+pub fn find_shim() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berth-shim")))
+        .filter(|p| p.is_file())
+        .or_else(|| spec::which("berth-shim"))
+        .unwrap_or_else(|| PathBuf::from("berth-shim"))
+}
+
+impl Host {
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.join(id)
+    }
+    pub fn shim_dir(&self, id: &str) -> PathBuf {
+        self.state_dir.join(id)
+    }
+    pub fn socket(&self, id: &str) -> PathBuf {
+        self.shim_dir(id).join(SOCKET_FILE)
+    }
+
+    /// The directory of a layer's own files (for sizes).
+    pub fn driver_diff(&self, layer: &str) -> PathBuf {
+        self.driver
+            .describe(layer)
+            .and_then(|m| m.get("UpperDir").cloned())
+            .map(PathBuf::from)
+            .unwrap_or_default()
+    }
+
+    pub async fn call_shim(&self, id: &str, req: Request) -> Result<(), ShimCallError> {
+        connect(&self.socket(id), &req).await.map(|_| ())
+    }
+
+    /// The container's OCI spec as written at its start.
+    pub fn bundle_config(&self, id: &str) -> Option<serde_json::Value> {
+        let b = std::fs::read(self.shim_dir(id).join("config.json")).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}
+
+/// Load every record; a record that cannot be read is reported and skipped
+/// (the rest of the containers come back).
+pub fn load_records(data_dir: &Path) -> Vec<ContainerRecord> {
+    {
+        let mut out = Vec::new();
+        let Ok(dir) = std::fs::read_dir(data_dir) else {
+            return out;
+        };
+        for e in dir.flatten() {
+            let p = e.path().join("config.v2.json");
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            match serde_json::from_slice::<ContainerRecord>(&bytes) {
+                Ok(r) if r.id == e.file_name().to_string_lossy() => out.push(r),
+                Ok(r) => {
+                    warn!(path = %p.display(), "container record names another ID ({}); skipped", r.id)
+                }
+                Err(err) => {
+                    warn!(path = %p.display(), "container record is unreadable; skipped: {err}")
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Host {
+    fn create_blocking(&self, rec: &ContainerRecord) -> Result<ShimStarted, String> {
+        let cfg = self.config.borrow().clone();
+        let dir = self.shim_dir(&rec.id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let rootfs = self
+            .driver
+            .mount_rw(&rec.layer)
+            .map_err(|e| format!("mounting the container's filesystem: {e}"))?;
+        let result = (|| {
+            let runtimes = cfg.all_runtimes();
+            let rt = runtimes
+                .get(&rec.runtime)
+                .ok_or_else(|| format!("unknown or invalid runtime name: {}", rec.runtime))?;
+            let s = spec::build(
+                rec,
+                &SpecContext {
+                    cfg: &cfg,
+                    host: &self.facts,
+                    rootfs: &rootfs,
+                    container_dir: &self.container_dir(&rec.id),
+                },
+            )?;
+            let spec_bytes = serde_json::to_vec(&s).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("config.json"), spec_bytes).map_err(|e| e.to_string())?;
+            let shim_cfg = ShimConfig {
+                version: PROTOCOL_VERSION,
+                id: rec.id.clone(),
+                bundle: dir.display().to_string(),
+                runtime: rt.path.clone(),
+                runtime_args: rt.runtime_args.clone(),
+                runtime_root: self
+                    .exec_root
+                    .join(format!("runtime-{}", rec.runtime))
+                    .display()
+                    .to_string(),
+                log: log_config(rec, &cfg),
+                tty: rec.tty(),
+                stdin: rec.config["OpenStdin"].as_bool().unwrap_or(false),
+                stdin_once: rec.config["StdinOnce"].as_bool().unwrap_or(false),
+                memory_cgroup: Some(format!(
+                    "/sys/fs/cgroup/memory{}",
+                    spec::cgroups_path(rec, &cfg)
+                )),
+            };
+            let b = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(CONFIG_FILE), b).map_err(|e| e.to_string())?;
+            let out = Command::new(&self.shim_bin)
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .map_err(|e| format!("starting {}: {e}", self.shim_bin.display()))?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut it = text
+                .split_whitespace()
+                .map(|x| x.parse::<i32>().unwrap_or(0));
+            Ok(ShimStarted {
+                shim_pid: it.next().unwrap_or(0),
+                pid: it.next().unwrap_or(0),
+            })
+        })();
+        if result.is_err() {
+            let _ = self.driver.unmount(&rec.layer);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+}
+
+/// The json-file options of a container (its LogConfig over the daemon's).
+fn log_config(rec: &ContainerRecord, cfg: &DaemonConfig) -> Option<LogConfig> {
+    let lc = &rec.host_config["LogConfig"];
+    let driver = lc["Type"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&cfg.log_driver);
+    if driver == "none" {
+        return None;
+    }
+    let mut opts = cfg.log_opts.clone();
+    if let Some(o) = lc["Config"].as_object() {
+        if !o.is_empty() {
+            opts = o
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+        }
+    }
+    let mut attrs = std::collections::BTreeMap::new();
+    let labels = rec.labels();
+    if let Some(keys) = opts.get("labels") {
+        for k in keys.split(',').filter(|k| !k.is_empty()) {
+            if let Some(v) = labels.get(k) {
+                attrs.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    if let Some(keys) = opts.get("env") {
+        let env: Vec<String> = rec.config["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for k in keys.split(',').filter(|k| !k.is_empty()) {
+            if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{k}="))) {
+                attrs.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    if let Some(tag) = opts.get("tag") {
+        let t = tag
+            .replace("{{.ID}}", &rec.id[..12.min(rec.id.len())])
+            .replace("{{.FullID}}", &rec.id)
+            .replace("{{.Name}}", rec.short_name())
+            .replace("{{.ImageName}}", &rec.image_name)
+            .replace(
+                "{{.ImageID}}",
+                &rec.image.trim_start_matches("sha256:")[..12],
+            );
+        attrs.insert("tag".into(), t);
+    }
+    Some(LogConfig {
+        path: rec.log_path.clone(),
+        max_size: opts
+            .get("max-size")
+            .and_then(|s| crate::config::units::parse_size(s))
+            .unwrap_or(0),
+        max_file: opts
+            .get("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1),
+        compress: opts.get("compress").map(|s| s == "true").unwrap_or(false),
+        attrs,
+    })
+}
+
+/// Open a connection to a shim and send one request; the response line and
+/// the stream (for attach and exec).
+pub async fn connect(
+    socket: &Path,
+    req: &Request,
+) -> Result<(Response, tokio::io::BufReader<UnixStream>), ShimCallError> {
+    let stream = tokio::time::timeout(SHIM_DEADLINE, connect_path(socket))
+        .await
+        .map_err(|_| ShimCallError::Gone("timed out connecting".into()))?
+        .map_err(|e| ShimCallError::Gone(e.to_string()))?;
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut line = serde_json::to_vec(req).map_err(|e| ShimCallError::Failed(e.to_string()))?;
+    line.push(b'\n');
+    stream
+        .get_mut()
+        .write_all(&line)
+        .await
+        .map_err(|e| ShimCallError::Gone(e.to_string()))?;
+    let mut resp = String::new();
+    let read = stream.read_line(&mut resp);
+    let n = if matches!(req, Request::Wait) {
+        read.await
+    } else {
+        // The runtime may take a while (start, pause): a generous deadline.
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .map_err(|_| ShimCallError::Gone("timed out waiting for the shim".into()))?
+    }
+    .map_err(|e| ShimCallError::Gone(e.to_string()))?;
+    if n == 0 {
+        return Err(ShimCallError::Gone("the shim closed the connection".into()));
+    }
+    let r: Response = serde_json::from_str(&resp)
+        .map_err(|e| ShimCallError::Failed(format!("bad shim response: {e}")))?;
+    if let Some(e) = &r.error {
+        return Err(ShimCallError::Failed(e.clone()));
+    }
+    Ok((r, stream))
+}
+
+/// Connect to a socket whose path may be longer than a socket address
+/// holds (108 bytes): then through `/proc/self/fd/<dir fd>/<name>`.
+async fn connect_path(socket: &Path) -> std::io::Result<UnixStream> {
+    if socket.as_os_str().len() < 100 {
+        return UnixStream::connect(socket).await;
+    }
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    let name = socket.file_name().unwrap_or_default();
+    let d = std::fs::File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd())).join(name);
+    let r = UnixStream::connect(&short).await;
+    drop(d);
+    r
+}
+
+impl ContainerHost for Host {
+    fn create(&self, rec: &ContainerRecord) -> BoxFuture<Result<ShimStarted, String>> {
+        let rec = rec.clone();
+        let me = self.clone_handle();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || me.create_blocking(&rec))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+    }
+
+    fn call(&self, id: &str, req: Request) -> BoxFuture<Result<Response, ShimCallError>> {
+        let sock = self.socket(id);
+        Box::pin(async move { connect(&sock, &req).await.map(|(r, _)| r) })
+    }
+
+    fn exit_file(&self, id: &str) -> Option<ExitStatus> {
+        let b = std::fs::read(self.shim_dir(id).join(EXIT_FILE)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    fn release(&self, rec: &ContainerRecord) {
+        if let Err(e) = self.driver.unmount(&rec.layer) {
+            debug!(id = %rec.id, "unmounting: {e}");
+        }
+        let _ = std::fs::remove_dir_all(self.shim_dir(&rec.id));
+    }
+
+    fn destroy(&self, rec: &ContainerRecord) -> Result<(), String> {
+        self.release(rec);
+        self.driver
+            .remove(&rec.layer)
+            .map_err(|e| format!("removing the layer: {e}"))?;
+        match std::fs::remove_dir_all(self.container_dir(&rec.id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> std::io::Result<()> {
+        let dir = self.container_dir(&rec.id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o710)
+            .create(&dir)?;
+        let b = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+        write_atomic(&dir.join("config.v2.json"), &b, 0o600)
+    }
+}
+
+impl Host {
+    fn clone_handle(&self) -> Arc<Host> {
+        Arc::new(Host {
+            data_dir: self.data_dir.clone(),
+            state_dir: self.state_dir.clone(),
+            exec_root: self.exec_root.clone(),
+            driver: self.driver.clone(),
+            config: self.config.clone(),
+            facts: self.facts.clone(),
+            shim_bin: self.shim_bin.clone(),
+        })
+    }
+}
+
+/// Files a container gets at create: hostname, hosts, resolv.conf.
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    cfg: &DaemonConfig,
+    hc: &serde_json::Value,
+) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(dir.join("hostname"))?;
+    writeln!(f, "{hostname}")?;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    if let Some(extra) = hc["ExtraHosts"].as_array() {
+        for h in extra.iter().filter_map(|h| h.as_str()) {
+            if let Some((name, ip)) = h.split_once(':') {
+                hosts.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+    }
+    std::fs::write(dir.join("hosts"), hosts)?;
+    std::fs::write(dir.join("resolv.conf"), resolv_conf(cfg, hc))?;
+    Ok(())
+}
+
+fn strs(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The host's resolv.conf without loopback resolvers (unreachable from the
+/// container), with `--dns*` options over the daemon's.
+pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let pick = |c: Vec<String>, d: &Vec<String>| if !c.is_empty() { c } else { d.clone() };
+    let dns = pick(strs(&hc["Dns"]), &cfg.dns);
+    let search = pick(strs(&hc["DnsSearch"]), &cfg.dns_search);
+    let opts = pick(strs(&hc["DnsOptions"]), &cfg.dns_opts);
+    let mut out = String::new();
+    let mut servers = Vec::new();
+    for line in BufReader::new(host.as_bytes())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if !(ns.starts_with("127.") || ns == "::1") {
+                servers.push(ns.to_string());
+            }
+        } else if ((t.starts_with("search") || t.starts_with("domain")) && search.is_empty())
+            || (t.starts_with("options") && opts.is_empty())
+        {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    if !dns.is_empty() {
+        servers = dns;
+    }
+    if servers.is_empty() {
+        servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+    }
+    let mut head = String::new();
+    for s in servers {
+        head.push_str(&format!("nameserver {s}\n"));
+    }
+    if !search.is_empty() {
+        head.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !opts.is_empty() {
+        head.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    head + &out
+}

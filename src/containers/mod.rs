@@ -1,0 +1,51 @@
+//! Containers on the berthd side: create (record from the API body), the
+//! real host adapter (storage, OCI bundle, shim), logs, exec.
+
+pub mod create;
+pub mod exec;
+pub mod host;
+pub mod logs;
+pub mod names;
+pub mod spec;
+pub mod top;
+
+use std::sync::Arc;
+
+use berth_actors::container::Containers;
+use tokio::sync::watch;
+
+use crate::config::DaemonConfig;
+use crate::images::ImageService;
+use crate::sys::host::HostFacts;
+
+pub struct ContainerService {
+    pub containers: Containers,
+    pub images: Arc<ImageService>,
+    pub host: Arc<host::Host>,
+    pub config: watch::Receiver<Arc<DaemonConfig>>,
+    pub facts: HostFacts,
+    pub execs: exec::Execs,
+}
+
+impl ContainerService {
+    /// Push a running container's resource limits (after `update`) to the
+    /// runtime.
+    pub async fn apply_resources(
+        &self,
+        id: &str,
+    ) -> Result<(), berth_actors::container::ContainerError> {
+        let rec = self.containers.lookup(id)?;
+        let res = spec::merge_resources(serde_json::json!({}), &rec.host_config);
+        self.host
+            .call_shim(
+                id,
+                berth_actors::protocol::shim::Request::Update { resources: res },
+            )
+            .await
+            .map_err(|e| {
+                berth_actors::container::ContainerError::System(format!(
+                    "Cannot update container {id}: {e}"
+                ))
+            })
+    }
+}

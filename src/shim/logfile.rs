@@ -1,0 +1,253 @@
+//! The json-file log, written by the shim itself so the container never
+//! waits for berthd: one JSON object per line
+//! (`{"log":"...","stream":"stdout","attrs":{..},"time":"..."}`), rotated
+//! at `max-size` keeping `max-file` files, rotated files gzipped with
+//! `compress`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use berth_actors::protocol::shim::LogConfig;
+
+/// Lines longer than this are logged in pieces (dockerd's buffer size).
+pub const MAX_LINE: usize = 16 * 1024;
+
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_file: u32,
+    compress: bool,
+    attrs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    log: &'a str,
+    stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attrs: Option<&'a BTreeMap<String, String>>,
+    time: &'a str,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl LogFile {
+    pub fn open(c: &LogConfig) -> io::Result<LogFile> {
+        let path = PathBuf::from(&c.path);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode_0640()
+            .open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(LogFile {
+            path,
+            file,
+            size,
+            max_size: c.max_size,
+            max_file: c.max_file.max(1),
+            compress: c.compress,
+            attrs: (!c.attrs.is_empty()).then(|| c.attrs.clone()),
+        })
+    }
+
+    /// Append complete entries (each `log` ends with its newline, or is a
+    /// piece of a longer line).
+    pub fn write(&mut self, stream: &str, pieces: &[&[u8]]) -> io::Result<()> {
+        let time = now();
+        let mut buf = Vec::new();
+        for p in pieces {
+            let text = String::from_utf8_lossy(p);
+            let line = serde_json::to_vec(&Entry {
+                log: &text,
+                stream,
+                attrs: self.attrs.as_ref(),
+                time: &time,
+            })
+            .map_err(io::Error::other)?;
+            if self.max_size > 0
+                && self.size + buf.len() as u64 + line.len() as u64 + 1 > self.max_size
+            {
+                self.flush_buf(&mut buf)?;
+                if self.size > 0 {
+                    self.rotate()?;
+                }
+            }
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        self.flush_buf(&mut buf)
+    }
+
+    fn flush_buf(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if !buf.is_empty() {
+            self.file.write_all(buf)?;
+            self.size += buf.len() as u64;
+            buf.clear();
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.max_file > 1 {
+            let ext = if self.compress { ".gz" } else { "" };
+            let name = |n: u32| PathBuf::from(format!("{}.{n}{ext}", self.path.display()));
+            let _ = fs::remove_file(name(self.max_file - 1));
+            for n in (1..self.max_file - 1).rev() {
+                let _ = fs::rename(name(n), name(n + 1));
+            }
+            let first = PathBuf::from(format!("{}.1", self.path.display()));
+            fs::rename(&self.path, &first)?;
+            if self.compress {
+                compress(&first, &name(1))?;
+            }
+        }
+        // With max-file 1 the file starts over in place; otherwise a new one.
+        self.file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode_0640()
+            .open(&self.path)?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn compress(from: &Path, to: &Path) -> io::Result<()> {
+    let tmp = to.with_extension("gz.tmp");
+    {
+        let mut src = File::open(from)?;
+        let out = File::create(&tmp)?;
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        io::copy(&mut src, &mut gz)?;
+        gz.finish()?.sync_all()?;
+    }
+    fs::rename(&tmp, to)?;
+    fs::remove_file(from)
+}
+
+trait Mode0640 {
+    fn mode_0640(&mut self) -> &mut Self;
+}
+impl Mode0640 for OpenOptions {
+    fn mode_0640(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o640)
+    }
+}
+
+/// Splits a stream into log entries: whole lines, or [`MAX_LINE`] pieces.
+#[derive(Default)]
+pub struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Feed bytes; returns the complete entries.
+    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(i) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let end = start + i + 1;
+            let mut s = start;
+            while end - s > MAX_LINE {
+                out.push(self.pending[s..s + MAX_LINE].to_vec());
+                s += MAX_LINE;
+            }
+            out.push(self.pending[s..end].to_vec());
+            start = end;
+        }
+        while self.pending.len() - start >= MAX_LINE {
+            out.push(self.pending[start..start + MAX_LINE].to_vec());
+            start += MAX_LINE;
+        }
+        self.pending.drain(..start);
+        out
+    }
+
+    /// What is left at end of file.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_on_newlines_and_long_lines_in_pieces() {
+        let mut l = Lines::default();
+        assert!(l.push(b"ab").is_empty());
+        assert_eq!(l.push(b"c\nd\ne"), vec![b"abc\n".to_vec(), b"d\n".to_vec()]);
+        assert_eq!(l.finish(), Some(b"e".to_vec()));
+        let long = vec![b'x'; MAX_LINE + 10];
+        let out = l.push(&long);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(l.push(b"\n")[0].len(), 11);
+    }
+
+    #[test]
+    fn rotation_keeps_max_file_files() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c-json.log");
+        let mut f = LogFile::open(&LogConfig {
+            path: path.display().to_string(),
+            max_size: 300,
+            max_file: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        for i in 0..40 {
+            f.write("stdout", &[format!("line {i}\n").as_bytes()])
+                .unwrap();
+        }
+        let names: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        for n in ["c-json.log", "c-json.log.1", "c-json.log.2"] {
+            let t = fs::read_to_string(d.path().join(n)).unwrap();
+            assert!(t.len() <= 300 && !t.is_empty(), "{n}: {}", t.len());
+            for l in t.lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["stream"], "stdout");
+            }
+        }
+        let last = fs::read_to_string(&path).unwrap();
+        assert!(last.contains("line 39\\n"));
+    }
+
+    #[test]
+    fn compressed_rotation() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c-json.log");
+        let mut f = LogFile::open(&LogConfig {
+            path: path.display().to_string(),
+            max_size: 200,
+            max_file: 2,
+            compress: true,
+            ..Default::default()
+        })
+        .unwrap();
+        for i in 0..10 {
+            f.write("stderr", &[format!("line {i}\n").as_bytes()])
+                .unwrap();
+        }
+        let gz = File::open(d.path().join("c-json.log.1.gz")).unwrap();
+        let mut s = String::new();
+        io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut s).unwrap();
+        assert!(s.contains("\"stream\":\"stderr\""));
+    }
+}

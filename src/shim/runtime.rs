@@ -1,0 +1,106 @@
+//! Calls into the OCI runtime's command line. Children are spawned, never
+//! waited for with `Command::output`: the [`Reaper`] collects them.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_actors::protocol::shim::ShimConfig;
+
+use super::reaper::Reaper;
+
+pub struct Runtime {
+    bin: String,
+    args: Vec<String>,
+    log: PathBuf,
+    reaper: Reaper,
+}
+
+/// The stdio a created process gets.
+pub struct ProcIo {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+impl ProcIo {
+    pub fn null() -> ProcIo {
+        ProcIo {
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        }
+    }
+}
+
+fn stdio(fd: Option<OwnedFd>) -> Stdio {
+    fd.map(Stdio::from).unwrap_or_else(Stdio::null)
+}
+
+impl Runtime {
+    pub fn new(cfg: &ShimConfig, dir: &Path, reaper: Reaper) -> Runtime {
+        let mut args = cfg.runtime_args.clone();
+        args.extend(["--root".to_string(), cfg.runtime_root.clone()]);
+        let log = dir.join("runtime.log");
+        args.extend([
+            "--log".to_string(),
+            log.display().to_string(),
+            "--log-format".to_string(),
+            "json".to_string(),
+        ]);
+        Runtime {
+            bin: cfg.runtime.clone(),
+            args,
+            log,
+            reaper,
+        }
+    }
+
+    /// Run one runtime command to completion; its error message on failure.
+    pub async fn call(&self, verb: &[&str], io: ProcIo) -> Result<(), String> {
+        let _ = std::fs::remove_file(&self.log);
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args)
+            .args(verb)
+            .stdin(stdio(io.stdin))
+            .stdout(stdio(io.stdout))
+            .stderr(stdio(io.stderr));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting the runtime {}: {e}", self.bin))?;
+        let pid = child.id() as i32;
+        // The reaper collects the child; the handle is only dropped.
+        drop(child);
+        let code = self.reaper.wait(pid).await;
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(self.last_error().unwrap_or_else(|| {
+                format!(
+                    "{} {} exited with status {code}",
+                    self.bin,
+                    verb.first().copied().unwrap_or("")
+                )
+            }))
+        }
+    }
+
+    /// The last error the runtime wrote to its JSON log.
+    fn last_error(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines().rev().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["level"] == "error" || v["level"] == "fatal")
+                .then(|| v["msg"].as_str().map(str::to_string))
+                .flatten()
+        })
+    }
+}
+
+pub fn read_pid(path: &Path) -> Result<i32, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad pid in {}: {e}", path.display()))
+}
