@@ -302,6 +302,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         );
     }
     if code == 0 {
+        stop_containers(&ctx).await;
         let _ = ractor::call_t!(root, SupervisorMsg::Shutdown, 5000);
     }
     for l in bound.iter() {
@@ -311,6 +312,57 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     forced.abort();
     info!("berthd stopped");
     Ok(code)
+}
+
+/// Without live-restore, berthd takes its containers down with it, like
+/// dockerd: each gets its stop signal and its stop timeout, all within
+/// `shutdown-timeout`; then SIGKILL. With live-restore they keep running.
+async fn stop_containers(ctx: &ApiContext) {
+    let cfg = ctx.config();
+    if cfg.live_restore {
+        info!("live-restore: leaving the containers running");
+        return;
+    }
+    let live: Vec<String> = ctx
+        .containers
+        .containers
+        .snapshot()
+        .by_id
+        .values()
+        .filter(|r| {
+            r.state.status.is_live()
+                || r.state.status == berth_actors::container::Status::Restarting
+        })
+        .map(|r| r.id.clone())
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    info!(
+        containers = live.len(),
+        "stopping the containers (live-restore is off)"
+    );
+    let limit = Duration::from_secs(cfg.shutdown_timeout.max(0) as u64);
+    let mut tasks = Vec::new();
+    for id in live {
+        let t = cfg.shutdown_timeout;
+        tasks.push(tokio::spawn(async move {
+            let stop = Containers::ask(&id, |reply| berth_actors::container::ContainerMsg::Stop {
+                signal: None,
+                timeout: Some(t),
+                reply,
+            });
+            if tokio::time::timeout(limit + Duration::from_secs(2), stop)
+                .await
+                .is_err()
+            {
+                warn!(%id, "the container did not stop in time");
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// SIGHUP: re-read the file with the original flags; apply the reloadable

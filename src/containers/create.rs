@@ -399,6 +399,10 @@ impl ContainerService {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        let snap = self.containers.lookup(&id)?;
+        self.images
+            .events
+            .publish("container", "create", &id, snap.event_attrs());
         let mut warnings = Vec::new();
         if hc_num(&body["HostConfig"], "Memory") > 0 && !self.facts.swap_limit {
             warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());

@@ -297,6 +297,20 @@ pub async fn connect(
     Ok((r, stream))
 }
 
+/// Split a shim connection after its response line, keeping the frames
+/// already buffered behind that line.
+pub fn split(
+    stream: tokio::io::BufReader<UnixStream>,
+) -> (
+    impl tokio::io::AsyncRead + Unpin + Send,
+    tokio::net::unix::OwnedWriteHalf,
+) {
+    use tokio::io::AsyncReadExt;
+    let buffered = stream.buffer().to_vec();
+    let (r, w) = stream.into_inner().into_split();
+    (std::io::Cursor::new(buffered).chain(r), w)
+}
+
 /// Connect to a socket whose path may be longer than a socket address
 /// holds (108 bytes): then through `/proc/self/fd/<dir fd>/<name>`.
 async fn connect_path(socket: &Path) -> std::io::Result<UnixStream> {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod containers;
 pub mod images;
 pub mod registry;
 
@@ -271,6 +272,7 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.cleanup_containers();
     }
 }
 
@@ -442,4 +444,80 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+impl Daemon {
+    /// Kill and remove what this daemon's containers may have left: their
+    /// processes (through the runtime, by its state), their shims (by the
+    /// pid in their state directory, checked against the command line),
+    /// and every mount under the temp dir.
+    pub fn cleanup_containers(&self) {
+        let runtime_root = self.exec_root.join("runtime-runc");
+        if let Ok(o) = Command::new("runc")
+            .arg("--root")
+            .arg(&runtime_root)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runtime_root)
+                    .args(["kill", id, "KILL"])
+                    .output();
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runtime_root)
+                    .args(["delete", "-f", id])
+                    .output();
+            }
+        }
+        for pid in self.shim_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        unmount_under(self.dir.path());
+    }
+
+    /// Pids of this daemon's live shims.
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.exec_root.join("containers")) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(p) = std::fs::read_to_string(e.path().join("shim.pid")) else {
+                continue;
+            };
+            let Ok(pid) = p.trim().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            if !zombie && String::from_utf8_lossy(&cmdline).contains(&*e.path().to_string_lossy()) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+/// Unmount (lazily, deepest first) every mount below `dir`.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
 }

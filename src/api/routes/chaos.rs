@@ -27,9 +27,23 @@ pub fn kill(r: Req) -> HandlerFuture {
             }
             return Ok(body::no_content());
         }
+        // `container:<id>` kills one container's actor (never the container).
+        if let Some(id) = name.strip_prefix("container:") {
+            let rec = r
+                .ctx
+                .containers
+                .containers
+                .lookup(id)
+                .map_err(super::containers::err)?;
+            let cell = ractor::registry::where_is(berth_actors::container::actor_name(&rec.id))
+                .ok_or_else(|| ApiError::not_found(format!("the actor of {id} is not running")))?;
+            tracing::warn!(id = %rec.id, "chaos control: killing a container's actor");
+            cell.kill();
+            return Ok(body::no_content());
+        }
         if ![FRONT_DOOR, EVENT_BUS, IMAGE_STORE, REGISTRY_SESSIONS].contains(&name.as_str()) {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, registry-session)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, registry-session, container:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

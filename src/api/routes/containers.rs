@@ -625,7 +625,7 @@ pub fn attach(mut r: Req) -> HandlerFuture {
                 let _ = client.shutdown().await;
                 return;
             };
-            let (shim_r, shim_w) = shim.into_inner().into_split();
+            let (shim_r, shim_w) = host::split(shim);
             let (client_r, mut client_w) = tokio::io::split(client);
             let input = async move {
                 if !want_in {

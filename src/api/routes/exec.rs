@@ -189,13 +189,24 @@ pub fn start(mut r: Req) -> HandlerFuture {
         let cid = rec.id.clone();
         let tty = e.tty;
         tokio::spawn(async move {
-            let (shim_r, shim_w) = shim.into_inner().into_split();
+            let (shim_r, shim_w) = host::split(shim);
             let mut shim_r = tokio::io::BufReader::new(shim_r);
-            let exit = match upgrade {
+            // Record the exit before the client sees the stream end: the
+            // CLI inspects the exec for its code right after.
+            let finish = |exit: Option<berth_actors::protocol::shim::ExitStatus>| {
+                let code = exit.map(|x| x.code).unwrap_or(-1);
+                ctx.containers.execs.update(&id, |x| {
+                    x.running = false;
+                    x.exit_code = Some(code);
+                });
+                attrs.insert("exitCode".into(), code.to_string());
+                ctx.events.publish("container", "exec_die", &cid, attrs);
+            };
+            match upgrade {
                 None => {
                     // Detached: follow the output to its end for the exit code.
                     let mut sink = tokio::io::sink();
-                    hijack::pump_output(&mut shim_r, &mut sink, true).await
+                    finish(hijack::pump_output(&mut shim_r, &mut sink, true).await);
                 }
                 Some(u) => {
                     let Some(client) = hijack::upgraded(u).await else {
@@ -217,23 +228,22 @@ pub fn start(mut r: Req) -> HandlerFuture {
                         x = output => x,
                         _ = input => None,
                     };
-                    let _ = client_w.shutdown().await;
                     match exit {
-                        Some(x) => Some(x),
-                        // The client left: the exec still runs; follow it.
+                        Some(x) => {
+                            finish(Some(x));
+                            let _ = client_w.shutdown().await;
+                        }
                         None => {
-                            hijack::pump_output(&mut shim_r, &mut tokio::io::sink(), true).await
+                            // The client left: the exec still runs; follow it.
+                            let _ = client_w.shutdown().await;
+                            finish(
+                                hijack::pump_output(&mut shim_r, &mut tokio::io::sink(), true)
+                                    .await,
+                            );
                         }
                     }
                 }
-            };
-            let code = exit.map(|x| x.code).unwrap_or(-1);
-            ctx.containers.execs.update(&id, |x| {
-                x.running = false;
-                x.exit_code = Some(code);
-            });
-            attrs.insert("exitCode".into(), code.to_string());
-            ctx.events.publish("container", "exec_die", &cid, attrs);
+            }
         });
         if detach {
             return Ok(hyper::Response::new(body::empty()));

@@ -1,0 +1,446 @@
+//! Containers through the real docker CLI against a berthd the test
+//! started: run, logs, exec, TTYs, stop/kill/wait/rm, restart policies,
+//! resources, bad input.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::containers::{daemon_with_busybox, inspect, under_tty, wait_inspect};
+use common::docker_cmd;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_output_exit_codes_env_workdir_user() {
+    let d = daemon_with_busybox();
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "hello"]),
+        "hello\n"
+    );
+    let o = d.docker(&["run", "--name", "three", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        inspect(&d, "three", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A; pwd; id -u",
+    ]);
+    assert_eq!(out, "1\n/tmp\n1000\n");
+    // --rm removed its containers; the exited one stays until rm.
+    let all = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(all.trim(), "three");
+    // stderr is kept apart from stdout.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    // A command that does not exist: dockerd's 127.
+    let o = d.docker(&["run", "--rm", "busybox", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["rm", "three"]);
+    d.stop();
+}
+
+#[test]
+fn detached_container_logs_ps_exec_stop() {
+    let d = daemon_with_busybox();
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("web Up"), "{ps}");
+    // logs -f --tail 5 streams: it keeps printing new lines.
+    let mut child = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["logs", "-f", "--tail", "5", "web"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let nums: Vec<u64> = (0..12)
+        .map(|_| lines.next().unwrap().unwrap().parse().unwrap())
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "{nums:?}");
+    }
+    // logs --tail N gives the last N lines.
+    let tail = d.docker_ok(&["logs", "--tail", "3", "web"]);
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    // exec sees the container's pid namespace.
+    let pid = d.docker_ok(&["exec", "web", "sh", "-c", "echo $$"]);
+    assert!(pid.trim().parse::<u32>().unwrap() > 1);
+    assert_eq!(
+        d.docker_ok(&["exec", "-e", "X=y", "web", "sh", "-c", "echo $X"]),
+        "y\n"
+    );
+    let o = d.docker(&["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    // stdin through exec -i.
+    let mut c = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["exec", "-i", "web", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "through stdin\n");
+    // top lists the loop.
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("sh -c"), "{top}");
+    // pause/unpause, rename.
+    d.docker_ok(&["pause", "web"]);
+    assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");
+    d.docker_ok(&["unpause", "web"]);
+    d.docker_ok(&["rename", "web", "web2"]);
+    assert_eq!(inspect(&d, "web2", "{{.Name}}"), "/web2");
+    // update changes the memory limit of the running container.
+    d.docker_ok(&["update", "--memory", "64m", "--memory-swap", "128m", "web2"]);
+    assert_eq!(inspect(&d, "web2", "{{.HostConfig.Memory}}"), "67108864");
+    // sh as pid 1 ignores SIGTERM: stop kills it after the timeout.
+    d.docker_ok(&["stop", "-t", "1", "web2"]);
+    assert_eq!(inspect(&d, "web2", "{{.State.ExitCode}}"), "137");
+    d.docker_ok(&["rm", "web2"]);
+    d.stop();
+}
+
+#[test]
+fn stop_kill_wait_rm_and_events() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    let t = Instant::now();
+    d.docker_ok(&["stop", "-t", "2", "stubborn"]);
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "stop returned before the timeout"
+    );
+    assert_eq!(
+        inspect(&d, "stubborn", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    // A second stop: nothing to do (304), the CLI still succeeds.
+    d.docker_ok(&["stop", "stubborn"]);
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done",
+    ]);
+    d.docker_ok(&["kill", "-s", "USR1", "sig"]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker_ok(&["logs", "sig"])
+        .contains("got-usr1")));
+    assert_eq!(inspect(&d, "sig", "{{.State.Status}}"), "running");
+    d.docker_ok(&["rm", "-f", "sig"]);
+    let o = d.docker(&["inspect", "sig"]);
+    assert!(!o.status.success());
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "waiter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 5",
+    ]);
+    assert_eq!(d.docker_ok(&["wait", "waiter"]).trim(), "5");
+    let o = d.docker(&["kill", "waiter"]);
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+    let o = d.docker(&["rm", "stubborn", "nosuch"]);
+    assert!(
+        stderr(&o).contains("No such container: nosuch"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=waiter",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for a in ["create", "start", "die"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+    d.stop();
+}
+
+#[test]
+fn restart_policy_on_failure_restarts_exactly_twice() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rp",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    assert!(wait_inspect(
+        &d,
+        "rp",
+        "{{.RestartCount}} {{.State.Status}}",
+        "2 exited",
+        Duration::from_secs(20)
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        inspect(&d, "rp", "{{.RestartCount}} {{.State.Status}}"),
+        "2 exited"
+    );
+    assert_eq!(d.docker_ok(&["logs", "rp"]).matches("run").count(), 3);
+    // always: docker stop cancels it.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alw",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 0",
+    ]);
+    assert!(common::wait_for(Duration::from_secs(20), || inspect(
+        &d,
+        "alw",
+        "{{.RestartCount}}"
+    )
+    .parse::<u32>()
+    .unwrap_or(0)
+        >= 2));
+    d.docker_ok(&["stop", "alw"]);
+    let n = inspect(&d, "alw", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        inspect(&d, "alw", "{{.RestartCount}} {{.State.Status}}"),
+        format!("{n} exited")
+    );
+    d.stop();
+}
+
+#[test]
+fn memory_limit_oom_and_pids_limit() {
+    let d = daemon_with_busybox();
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "32m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert_eq!(inspect(&d, "oom", "{{.State.OOMKilled}}"), "true");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "10",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 30); do sleep 10 & done; echo forked-all",
+    ]);
+    assert!(!stdout(&o).contains("forked-all"));
+    assert!(
+        stderr(&o).contains("can't fork") || stdout(&o).contains("can't fork"),
+        "{}",
+        stderr(&o)
+    );
+    // --cpus and --cpu-shares reach the cgroup.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpu",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = inspect(&d, "cpu", "{{.Id}}");
+    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/docker/{id}/cpu.cfs_quota_us"))
+        .unwrap();
+    assert_eq!(quota.trim(), "50000");
+    d.docker_ok(&["rm", "-f", "cpu"]);
+    d.stop();
+}
+
+#[test]
+fn tty_run_exec_attach_and_detach() {
+    let d = daemon_with_busybox();
+    let (out, code) = under_tty(
+        &d,
+        "docker run -it --name t1 busybox sh",
+        &[("echo hi-from-tty\\n", 1500), ("exit 3\\n", 500)],
+    );
+    assert!(out.contains("hi-from-tty"), "{out}");
+    assert_eq!(code, 3, "{out}");
+    d.docker_ok(&["run", "-d", "-it", "--name", "t2", "busybox", "sh"]);
+    let (out, _) = under_tty(
+        &d,
+        "docker exec -it t2 sh",
+        &[("stty size; tty\\n", 1500), ("exit\\n", 500)],
+    );
+    assert!(out.contains("40 120"), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    // attach, type, detach with ctrl-p ctrl-q: the container keeps running.
+    let (out, _) = under_tty(
+        &d,
+        "docker attach t2",
+        &[("echo $((40+2))\\n", 1500), ("\\020\\021", 800)],
+    );
+    assert!(out.contains("42"), "{out}");
+    assert_eq!(inspect(&d, "t2", "{{.State.Status}}"), "running");
+    // And again.
+    let (out, _) = under_tty(
+        &d,
+        "docker attach t2",
+        &[("echo again$((1+1))\\n", 1500), ("\\020\\021", 800)],
+    );
+    assert!(out.contains("again2"), "{out}");
+    assert_eq!(inspect(&d, "t2", "{{.State.Status}}"), "running");
+    d.docker_ok(&["rm", "-f", "t2"]);
+    d.stop();
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_berthd_stays_up() {
+    let d = daemon_with_busybox();
+    let o = d.docker(&["create", "--name", "bad name", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("Invalid container name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["run", "--runtime", "nosuch", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("Unknown runtime specified nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["run", "--cpus", "-1", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Range of CPUs"), "{}", stderr(&o));
+    let o = d.docker(&["run", "--memory", "1k", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("Minimum memory limit"),
+        "{}",
+        stderr(&o)
+    );
+    // Unknown image through the API (the CLI would try a registry).
+    let body = r#"{"Image":"nosuchimage:1"}"#;
+    let r = d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "No such image: nosuchimage:1");
+    // An image whose WORKDIR is under /proc (CVE-2024-21626) is refused.
+    let tar = d.dir.path().join("bb.tar");
+    std::fs::write(&tar, common::containers::busybox_full_rootfs()).unwrap();
+    d.docker_ok(&[
+        "import",
+        "--change",
+        "WORKDIR /proc/self/fd/5",
+        tar.to_str().unwrap(),
+        "evil:1",
+    ]);
+    let o = d.docker(&["run", "evil:1", "true"]);
+    assert!(stderr(&o).contains("under /proc"), "{}", stderr(&o));
+    // Name conflicts are 409 with dockerd's message.
+    d.docker_ok(&["create", "--name", "taken", "busybox", "true"]);
+    let o = d.docker(&["create", "--name", "taken", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("is already in use by container"),
+        "{}",
+        stderr(&o)
+    );
+    // An ambiguous ID prefix is refused, a unique one works.
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]).lines().count(), 1);
+    d.docker_ok(&["version"]);
+    d.stop();
+}
