@@ -115,3 +115,113 @@ fn killed_image_store_rebuilds_from_its_records() {
     assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 2);
     d.stop();
 }
+
+/// ContainerActors killed at random while containers run and clients read
+/// ps, inspect and logs: every container keeps running (same pid), its
+/// actor comes back adopting it, `docker ps` matches the runtime's truth,
+/// and there is exactly one shim per container.
+#[test]
+fn killed_container_actors_never_touch_their_containers() {
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    let names = ["c0", "c1", "c2"];
+    for n in names {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo $i; i=$((i+1)); usleep 20000; done",
+        ]);
+    }
+    let pid = |n: &str| common::containers::inspect(&d, n, "{{.State.Pid}}");
+    let pids: Vec<String> = names.iter().map(|n| pid(n)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Readers hammer the read side while actors die.
+    let readers: Vec<_> = (0..2)
+        .map(|i| {
+            let (host, dir, stop) = (d.docker_host(), d.dir.path().to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for args in [
+                        vec!["ps"],
+                        vec!["inspect", "c1"],
+                        vec!["logs", "--tail", "2", "c2"],
+                    ] {
+                        let o = common::docker_cmd(&dir)
+                            .env("DOCKER_HOST", &host)
+                            .args(&args)
+                            .output()
+                            .unwrap();
+                        if !o.status.success() {
+                            failures.push(format!(
+                                "{i} {args:?}: {}",
+                                String::from_utf8_lossy(&o.stderr)
+                            ));
+                        }
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let mut seed = 7u64;
+    for _ in 0..15 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let victim = names[(seed >> 33) as usize % names.len()];
+        assert_eq!(kill(&d, &format!("container:{victim}")), 204);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        let failures = r.join().unwrap();
+        // Reads never fail: they read the snapshot, not the actors.
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    // Every actor is back and adopted its container.
+    for (n, p) in names.iter().zip(&pids) {
+        assert!(common::wait_for(Duration::from_secs(5), || d
+            .docker(&["exec", n, "true"])
+            .status
+            .success()));
+        assert_eq!(&pid(n), p, "{n} was restarted");
+        assert_eq!(
+            common::containers::inspect(&d, n, "{{.State.Status}}"),
+            "running"
+        );
+    }
+    let ps = d.docker_ok(&["ps", "-q", "--no-trunc"]);
+    let mut ps_ids: Vec<&str> = ps.lines().collect();
+    ps_ids.sort();
+    let runc = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(d.exec_root.join("runtime-runc"))
+        .args(["list", "-f", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&runc.stdout).unwrap();
+    let mut running: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "running")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    running.sort();
+    assert_eq!(ps_ids, running);
+    assert_eq!(d.shim_pids().len(), names.len());
+    // And they still obey: stop works through the rebuilt actors.
+    for n in names {
+        d.docker_ok(&["rm", "-f", n]);
+    }
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .shim_pids()
+        .is_empty()));
+    d.stop();
+}

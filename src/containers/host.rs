@@ -109,6 +109,31 @@ pub fn load_records(data_dir: &Path) -> Vec<ContainerRecord> {
 }
 
 impl Host {
+    /// `runtime delete --force` when the runtime still has state for the
+    /// container (its shim died): the processes go with it, none is left
+    /// running unmanaged.
+    fn delete_runtime_state(&self, rec: &ContainerRecord) {
+        let runtime_root = self.exec_root.join(format!("runtime-{}", rec.runtime));
+        if !runtime_root.join(&rec.id).exists() {
+            return;
+        }
+        let cfg = self.config.borrow().clone();
+        let runtimes = cfg.all_runtimes();
+        let Some(rt) = runtimes.get(&rec.runtime) else {
+            return;
+        };
+        warn!(id = %rec.id, "removing the runtime state its shim left");
+        let _ = Command::new(&rt.path)
+            .args(&rt.runtime_args)
+            .arg("--root")
+            .arg(&runtime_root)
+            .args(["delete", "--force", &rec.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn create_blocking(&self, rec: &ContainerRecord) -> Result<ShimStarted, String> {
         let cfg = self.config.borrow().clone();
         let dir = self.shim_dir(&rec.id);
@@ -136,6 +161,9 @@ impl Host {
                     container_dir: &self.container_dir(&rec.id),
                 },
             )?;
+            // A shim that died without cleaning up leaves the runtime's
+            // state of the old process behind: remove it first.
+            self.delete_runtime_state(rec);
             let spec_bytes = serde_json::to_vec(&s).map_err(|e| e.to_string())?;
             std::fs::write(dir.join("config.json"), spec_bytes).map_err(|e| e.to_string())?;
             let shim_cfg = ShimConfig {
@@ -349,6 +377,7 @@ impl ContainerHost for Host {
     }
 
     fn release(&self, rec: &ContainerRecord) {
+        self.delete_runtime_state(rec);
         if let Err(e) = self.driver.unmount(&rec.layer) {
             debug!(id = %rec.id, "unmounting: {e}");
         }
