@@ -14,8 +14,11 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
 fi
-# tini is dockerd's docker-init.
-if ! command -v docker-init >/dev/null 2>&1 && command -v tini >/dev/null 2>&1; then
+# tini is dockerd's docker-init. It is bind-mounted into containers that
+# may have no libc, so it must be the static build (package tini ships both).
+if [ -x /usr/bin/tini-static ]; then
+    ln -sf /usr/bin/tini-static /usr/local/bin/docker-init
+elif ! command -v docker-init >/dev/null 2>&1 && command -v tini >/dev/null 2>&1; then
     ln -sf "$(command -v tini)" /usr/local/bin/docker-init
 fi
 if [ ! -x /usr/local/bin/docker ] && ! command -v docker >/dev/null 2>&1; then

@@ -444,3 +444,205 @@ fn bad_input_gets_clear_errors_and_berthd_stays_up() {
     d.docker_ok(&["version"]);
     d.stop();
 }
+
+#[test]
+fn security_options_init_ulimits_and_readonly_rootfs() {
+    let d = daemon_with_busybox();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        d.docker_ok(&a)
+    };
+    // The default profile filters syscalls; unconfined does not.
+    assert_eq!(
+        run(&["busybox", "grep", "Seccomp:", "/proc/self/status"])
+            .split_whitespace()
+            .last(),
+        Some("2")
+    );
+    assert_eq!(
+        run(&[
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status"
+        ])
+        .split_whitespace()
+        .last(),
+        Some("0")
+    );
+    assert_eq!(
+        run(&[
+            "--security-opt",
+            "no-new-privileges",
+            "busybox",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status"
+        ])
+        .split_whitespace()
+        .last(),
+        Some("1")
+    );
+    // dockerd's default capability set, and --cap-drop ALL.
+    assert_eq!(
+        run(&["busybox", "grep", "CapBnd", "/proc/self/status"])
+            .split_whitespace()
+            .last(),
+        Some("00000000a80425fb")
+    );
+    assert_eq!(
+        run(&[
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "NET_RAW",
+            "busybox",
+            "grep",
+            "CapBnd",
+            "/proc/self/status"
+        ])
+        .split_whitespace()
+        .last(),
+        Some("0000000000002000")
+    );
+    // --privileged gets what berthd has.
+    let bnd = run(&[
+        "--privileged",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = own.lines().find(|l| l.starts_with("CapBnd")).unwrap();
+    assert_eq!(bnd.split_whitespace().last(), own.split_whitespace().last());
+    // --init runs tini as pid 1.
+    let ps = run(&["--init", "busybox", "ps", "-o", "pid,comm"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "docker-init"]),
+        "{ps}"
+    );
+    // --ulimit within the inherited limits.
+    assert_eq!(
+        run(&[
+            "--ulimit",
+            "nofile=512:1024",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ]),
+        "512\n1024\n"
+    );
+    // --read-only.
+    let o = d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    // --stop-signal reaches the record.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "ss",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "3",
+        "-l",
+        "k=v",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect(
+            &d,
+            "ss",
+            "{{.Config.StopSignal}} {{.Config.StopTimeout}} {{.Config.Labels.k}}"
+        ),
+        "SIGUSR1 3 v"
+    );
+    d.stop();
+}
+
+#[test]
+fn log_rotation_follow_diff_export_and_image_in_use() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; for i in $(seq 1 300); do echo line-$i; usleep 2000; done",
+    ]);
+    // Follow keeps working across rotations: every line, in order.
+    let all = d.docker_ok(&["logs", "-f", "rot"]);
+    let want: Vec<String> = (1..=300).map(|i| format!("line-{i}")).collect();
+    assert_eq!(all.lines().collect::<Vec<_>>(), want);
+    let id = inspect(&d, "rot", "{{.Id}}");
+    let dir = d.data_root.join("containers").join(&id);
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert_eq!(logs.len(), 3, "max-file keeps three files");
+    for l in &logs {
+        assert!(l.metadata().unwrap().len() <= 2048);
+    }
+    let o = d.docker(&["run", "--log-opt", "max-size=abc", "busybox", "true"]);
+    assert!(stderr(&o).contains("invalid max-size"), "{}", stderr(&o));
+
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "chg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /etc/newfile; rm /bin/vi",
+    ]);
+    let diff = d.docker_ok(&["diff", "chg"]);
+    for l in ["A /etc/newfile", "D /bin/vi", "C /etc"] {
+        assert!(diff.lines().any(|x| x == l), "{diff}");
+    }
+    assert!(!diff.contains("/proc"), "{diff}");
+    let tar = d.dir.path().join("export.tar");
+    d.docker_ok(&["export", "-o", tar.to_str().unwrap(), "chg"]);
+    let mut a = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"etc/newfile".to_string()));
+    assert!(!names.contains(&"bin/vi".to_string()));
+
+    // An image that containers use cannot be removed, nor pruned.
+    let o = d.docker(&["rmi", "busybox"]);
+    assert!(
+        stderr(&o).contains("(must force) - container"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["image", "prune", "-a", "-f"]);
+    d.docker_ok(&["image", "inspect", "busybox"]);
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Containers 2"), "{df}");
+    d.docker_ok(&["container", "prune", "-f"]);
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]), "");
+    d.docker_ok(&["rmi", "busybox"]);
+    d.stop();
+}

@@ -199,7 +199,18 @@ impl ContainerService {
         hc["Runtime"] = json!(runtime);
         super::spec::validate(&hc).map_err(invalid)?;
         if hc["LogConfig"]["Type"].as_str().unwrap_or("").is_empty() {
-            hc["LogConfig"] = json!({"Type": cfg.log_driver, "Config": cfg.log_opts});
+            hc["LogConfig"]["Type"] = json!(cfg.log_driver);
+        }
+        let opts_empty = hc["LogConfig"]["Config"]
+            .as_object()
+            .is_none_or(|o| o.is_empty());
+        if opts_empty && hc["LogConfig"]["Type"] == json!(cfg.log_driver) {
+            hc["LogConfig"]["Config"] = json!(cfg.log_opts);
+        }
+        if let Some(o) = hc["LogConfig"]["Config"].as_object() {
+            check_log_opts(o)?;
+        } else {
+            hc["LogConfig"]["Config"] = json!({});
         }
         match hc["LogConfig"]["Type"].as_str().unwrap_or("") {
             "json-file" | "none" => {}
@@ -409,6 +420,42 @@ impl ContainerService {
         }
         Ok(Created { id, warnings })
     }
+}
+
+/// json-file's options, as dockerd validates them.
+fn check_log_opts(o: &Map<String, Value>) -> Result<(), ContainerError> {
+    for (k, v) in o {
+        let v = v.as_str().unwrap_or("");
+        match k.as_str() {
+            "max-size" => {
+                crate::config::units::parse_size(v).ok_or_else(|| {
+                    invalid(format!("failed to create logger: invalid max-size: {v}"))
+                })?;
+            }
+            "max-file" => {
+                if v.parse::<u32>().map(|n| n < 1).unwrap_or(true) {
+                    return Err(invalid(format!(
+                        "failed to create logger: invalid value for max-file: {v}"
+                    )));
+                }
+            }
+            "compress" => {
+                if v != "true" && v != "false" {
+                    return Err(invalid(format!(
+                        "failed to create logger: invalid value for compress: {v}"
+                    )));
+                }
+            }
+            "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "mode"
+            | "max-buffer-size" => {}
+            _ => {
+                return Err(invalid(format!(
+                    "failed to create logger: unknown log opt '{k}' for json-file log driver"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hc_num(hc: &Value, k: &str) -> i64 {

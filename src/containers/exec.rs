@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use berth_actors::container::{ContainerError, ContainerRecord, Status};
 use serde_json::{json, Value};
 
-use super::spec::ALL_CAPABILITIES;
 use crate::sys::runtime::user;
 
 #[derive(Debug, Clone)]
@@ -206,7 +205,7 @@ pub fn process(
         p["user"] = json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
     }
     if e.privileged {
-        let all = json!(ALL_CAPABILITIES);
+        let all = json!(super::spec::host_capabilities());
         p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
     }
     Ok(p)

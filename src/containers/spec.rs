@@ -58,6 +58,25 @@ pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities berthd itself may grant: its bounding set (root here
+/// may lack some, e.g. CAP_SYS_RESOURCE), for `--privileged` and `ALL`.
+pub fn host_capabilities() -> Vec<String> {
+    let bnd = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bnd & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 fn normalize_cap(c: &str) -> String {
     let u = c.to_ascii_uppercase();
     if u == "ALL" || u.starts_with("CAP_") {
@@ -80,7 +99,7 @@ fn strings(v: &Value) -> Vec<String> {
 /// The capability set after `--cap-add`/`--cap-drop`; unknown names fail.
 pub fn capabilities(hc: &Value) -> Result<Vec<String>, String> {
     if hc["Privileged"].as_bool().unwrap_or(false) {
-        return Ok(ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect());
+        return Ok(host_capabilities());
     }
     let add: Vec<String> = strings(&hc["CapAdd"])
         .iter()
@@ -105,7 +124,7 @@ pub fn capabilities(hc: &Value) -> Result<Vec<String>, String> {
             .collect()
     };
     if add.iter().any(|c| c == "ALL") {
-        return Ok(ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect());
+        return Ok(host_capabilities());
     }
     for c in add {
         if !caps.contains(&c) {

@@ -4,7 +4,7 @@
 
 mod archive;
 mod changes;
-mod io;
+pub mod io;
 pub mod pull;
 pub mod push;
 pub mod session;

@@ -161,7 +161,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
     })
 }
 
-fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
+pub(crate) fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
     let image = if rec.image_name.is_empty() {
         rec.image.clone()
     } else {
@@ -827,5 +827,59 @@ pub fn prune(r: Req) -> HandlerFuture {
         ok_json(
             &json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": space}),
         )
+    })
+}
+
+pub fn changes(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let driver = r.ctx.images.driver.clone();
+        let upper = r.ctx.containers.host.driver_diff(&rec.layer);
+        if upper.as_os_str().is_empty() {
+            return Err(ApiError::new(
+                berth_actors::ErrorKind::NotImplemented,
+                format!(
+                    "changes are not available with the {} storage driver",
+                    driver.name()
+                ),
+            ));
+        }
+        let image_layer = rec.image_layer.clone();
+        let v = tokio::task::spawn_blocking(move || {
+            let lower = image_layer.and_then(|l| driver.mount(&l).ok());
+            crate::containers::changes::changes(&upper, lower.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError::system(e.to_string()))?
+        .map_err(|e| ApiError::system(format!("reading the container's changes: {e}")))?;
+        ok_json(&if v.is_empty() { Value::Null } else { json!(v) })
+    })
+}
+
+pub fn export(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let driver = r.ctx.images.driver.clone();
+        let root = driver
+            .mount_rw(&rec.layer)
+            .map_err(|e| ApiError::system(format!("mounting the container's filesystem: {e}")))?;
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        let live = rec.state.status.is_live();
+        let layer = rec.layer.clone();
+        tokio::task::spawn_blocking(move || {
+            let w = crate::images::io::ChannelWriter::new(tx.clone());
+            if let Err(e) = crate::containers::changes::export(&root, w) {
+                let _ = tx.blocking_send(Err(e));
+            }
+            if !live {
+                let _ = driver.unmount(&layer);
+            }
+        });
+        let mut resp = Response::new(body::channel_result(rx));
+        resp.headers_mut().insert(
+            "Content-Type",
+            HeaderValue::from_static("application/x-tar"),
+        );
+        Ok(resp)
     })
 }

@@ -81,6 +81,8 @@ pub fn table(chaos: bool) -> Vec<Route> {
         ),
         r(Method::POST, "/containers/{id}/update", containers::update),
         r(Method::GET, "/containers/{id}/top", containers::top),
+        r(Method::GET, "/containers/{id}/changes", containers::changes),
+        r(Method::GET, "/containers/{id}/export", containers::export),
         r(Method::DELETE, "/containers/{id}", containers::delete),
         r(Method::POST, "/containers/{id}/exec", exec::create),
         stream(Method::POST, "/exec/{id}/start", exec::start),

@@ -254,6 +254,8 @@ pub fn df(r: Req) -> HandlerFuture {
         let mut out = serde_json::Map::new();
         if want("image") {
             let index = r.ctx.images.images.snapshot();
+            let cs = r.ctx.containers.containers.snapshot();
+            let used_by = |id: &str| cs.by_id.values().filter(|c| c.image == id).count() as u64;
             // A layer used by more than one image is shared.
             let mut users: std::collections::HashMap<&String, u32> = Default::default();
             for i in index.images.values() {
@@ -273,14 +275,20 @@ pub fn df(r: Req) -> HandlerFuture {
                         .filter_map(|c| index.layers.get(c))
                         .map(|l| l.size)
                         .sum();
-                    super::images::summary(i, false, Some((shared, 0)))
+                    super::images::summary(i, false, Some((shared, used_by(&i.record.id))))
                 })
                 .collect();
             out.insert("LayersSize".into(), json!(snap.layers_size));
             out.insert("Images".into(), json!(images));
         }
         if want("container") {
-            out.insert("Containers".into(), json!([]));
+            let cs = r.ctx.containers.containers.snapshot();
+            let list: Vec<_> = cs
+                .by_id
+                .values()
+                .map(|c| super::containers::summary(&r, c, true))
+                .collect();
+            out.insert("Containers".into(), json!(list));
         }
         if want("volume") {
             out.insert("Volumes".into(), json!([]));
