@@ -72,7 +72,25 @@ pub fn export<W: Write>(root: &Path, out: W) -> std::io::Result<()> {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
             let m = std::fs::symlink_metadata(&p)?;
-            if m.file_type().is_socket() {
+            let ft = m.file_type();
+            if ft.is_socket() {
+                continue;
+            }
+            if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata(&m);
+                h.set_entry_type(if ft.is_char_device() {
+                    tar::EntryType::Char
+                } else if ft.is_block_device() {
+                    tar::EntryType::Block
+                } else {
+                    tar::EntryType::Fifo
+                });
+                let dev = m.rdev();
+                h.set_device_major(nix::sys::stat::major(dev) as u32)?;
+                h.set_device_minor(nix::sys::stat::minor(dev) as u32)?;
+                h.set_size(0);
+                b.append_data(&mut h, &rel, std::io::empty())?;
                 continue;
             }
             b.append_path_with_name(&p, &rel)?;
