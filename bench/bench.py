@@ -178,6 +178,107 @@ def image_figures(name, sock, pid, archive, size_mb, registry, tiny_dir):
     return r
 
 
+def make_busybox(path):
+    """busybox:latest from Debian's busybox-static, every applet linked."""
+    import hashlib, io, tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as lt:
+        for d in ("bin", "etc", "tmp"):
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            lt.addfile(ti)
+        data = open("/bin/busybox", "rb").read()
+        ti = tarfile.TarInfo("bin/busybox")
+        ti.size, ti.mode = len(data), 0o755
+        lt.addfile(ti, io.BytesIO(data))
+        applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True).stdout.split()
+        for a in applets:
+            if a == "busybox":
+                continue
+            ti = tarfile.TarInfo(f"bin/{a}")
+            ti.type, ti.linkname = tarfile.SYMTYPE, "busybox"
+            lt.addfile(ti)
+        for n, t in (("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", b"root:x:0:\n")):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(t)
+            lt.addfile(ti, io.BytesIO(t))
+    blob = buf.getvalue()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(blob).hexdigest()]}}).encode()
+    cid = hashlib.sha256(config).hexdigest()
+    with tarfile.open(path, "w") as out:
+        for n, data in (("l0/layer.tar", blob), (f"{cid}.json", config),
+                        ("manifest.json", json.dumps([{"Config": f"{cid}.json", "RepoTags": ["busybox:latest"], "Layers": ["l0/layer.tar"]}]).encode())):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(data)
+            out.addfile(ti, io.BytesIO(data))
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def shim_rss_kib(prefix):
+    """Mean RSS of the per-container monitors (berth-shim or containerd-shim-runc-v2)."""
+    vals = [rss_kib(int(p)) for p in os.listdir("/proc") if p.isdigit() and comm(int(p)).startswith(prefix)]
+    vals = [v for v in vals if v > 0]
+    return (sum(vals) / len(vals), len(vals)) if vals else (0, 0)
+
+
+def container_figures(name, sock, loadgen, seconds, runs):
+    r = {}
+    docker(sock, "run", "--rm", "busybox", "true")
+    times = sorted(timed(lambda: docker(sock, "run", "--rm", "busybox", "true")) for _ in range(runs))
+    r["run_rm_s"] = times[len(times) // 2]
+    n = 100
+    t = timed(lambda: [docker(sock, "run", "-d", "busybox", "sleep", "100000") for _ in range(n)])
+    r["run_d_per_s"] = n / t
+    time.sleep(1)
+    prefix = "berth-shim" if name == "berthd" else "containerd-shim"
+    r["shim_rss_kib"], count = shim_rss_kib(prefix)
+    if count < n:
+        print(f"warning: {name}: {count} monitors for {n} containers", file=sys.stderr)
+    r["containers_json_rps"] = throughput(loadgen, sock, "/containers/json", seconds)
+    ids = docker(sock, "ps", "-aq").stdout.split()
+    docker(sock, "rm", "-f", *ids)
+    def million():
+        docker(sock, "run", "-d", "--name", "million", "busybox", "seq", "1", "1000000")
+        docker(sock, "wait", "million")
+    r["million_run_s"] = timed(million)
+    r["million_logs_s"] = timed(lambda: docker(sock, "logs", "million"))
+    docker(sock, "rm", "-f", "million")
+    return r
+
+
+def restart_to_ready(name, sock, procs, argv, logf, live=50):
+    """Restart the daemon (SIGTERM with live-restore, as for an upgrade) with
+    50 live containers; time from the new start until `docker ps` lists them."""
+    for _ in range(live):
+        docker(sock, "run", "-d", "busybox", "sleep", "100000")
+    p = procs[name]
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    time.sleep(1)
+    t = time.monotonic()
+    procs[name] = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
+    deadline = t + 120
+    while True:
+        o = docker(sock, "ps", "-q", check=False)
+        if o.returncode == 0 and len(o.stdout.split()) >= live:
+            break
+        if time.monotonic() > deadline or procs[name].poll() is not None:
+            raise RuntimeError(f"{name} did not come back with its {live} containers")
+        time.sleep(0.01)
+    secs = time.monotonic() - t
+    ids = docker(sock, "ps", "-aq").stdout.split()
+    docker(sock, "rm", "-f", *ids)
+    return secs
+
+
 def wait_ping(sock_path, proc, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -199,14 +300,17 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
+    ap.add_argument("--only", choices=["all", "system", "images", "containers"], default="all")
     args = ap.parse_args()
+    want = lambda part: args.only in ("all", part)
 
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     procs = {}
     try:
         cfg = os.path.join(tmp, "empty.json")
         with open(cfg, "w") as f:
-            f.write("{}")
+            # live-restore on both: the restart figure needs it, nothing else notices.
+            f.write('{"live-restore": true}')
         socks = {n: os.path.join(tmp, f"{n}.sock") for n in ("berthd", "dockerd")}
         common = lambda n: [
             "--data-root", os.path.join(tmp, n, "data"),
@@ -218,10 +322,13 @@ def main():
         for n in socks:
             os.makedirs(os.path.join(tmp, n), exist_ok=True)
         log = lambda n: open(os.path.join(tmp, n, "log"), "w")
-        procs["berthd"] = subprocess.Popen([args.berthd] + common("berthd"), stdout=log("berthd"), stderr=subprocess.STDOUT)
-        procs["dockerd"] = subprocess.Popen(
-            [args.dockerd] + common("dockerd") + ["--bridge", "none", "--iptables=false", "--ip6tables=false"],
-            stdout=log("dockerd"), stderr=subprocess.STDOUT)
+        argv = {
+            "berthd": [args.berthd] + common("berthd"),
+            "dockerd": [args.dockerd] + common("dockerd") + ["--bridge", "none", "--iptables=false", "--ip6tables=false"],
+        }
+        logs = {n: log(n) for n in argv}
+        for n in argv:
+            procs[n] = subprocess.Popen(argv[n], stdout=logs[n], stderr=subprocess.STDOUT)
         for n, p in procs.items():
             wait_ping(socks[n], p)
         time.sleep(3)
@@ -229,19 +336,29 @@ def main():
         for n, p in procs.items():
             pids = [p.pid] + descendants(p.pid)
             res[n] = {"rss_kib": sum(rss_kib(x) for x in pids), "processes": len(pids)}
-        for n in procs:
+        for n in (procs if want("system") else []):
             res[n]["ping_rps"] = throughput(args.loadgen, socks[n], "/_ping", args.seconds)
             res[n]["version_rps"] = throughput(args.loadgen, socks[n], "/version", args.seconds)
             res[n]["docker_version_s"] = cli_mean(socks[n], args.runs)
+        # Containers: run --rm, run -d rate, shim RSS, /containers/json with 100, 1M lines, restart.
+        if want("containers"):
+            bb = os.path.join(tmp, "busybox.tar")
+            make_busybox(bb)
+            for n in ("berthd", "dockerd"):
+                docker(socks[n], "load", "-i", bb)
+                res[n].update(container_figures(n, socks[n], args.loadgen, args.seconds, args.runs))
+                res[n]["restart_ready_s"] = restart_to_ready(n, socks[n], procs, argv[n], logs[n])
+                print(n, json.dumps(res[n]), flush=True)
         # Images: load, push, pull (with peak RSS), then /images/json with 200 images.
         archive = os.path.join(tmp, "big.tar")
         layers, layer_mb = 4, args.layer_mb
-        make_archive(archive, layers, layer_mb)
+        if want("images"):
+            make_archive(archive, layers, layer_mb)
         size_mb = layers * layer_mb * 1.048576
         tiny_dir = os.path.join(tmp, "tiny")
         os.makedirs(tiny_dir)
         import io, tarfile
-        for i in range(200):
+        for i in range(200 if want("images") else 0):
             with tarfile.open(os.path.join(tiny_dir, f"t{i}.tar"), "w") as t:
                 data = f"tiny {i}\n".encode()
                 ti = tarfile.TarInfo("f")
@@ -258,7 +375,7 @@ def main():
         procs["registry"] = subprocess.Popen(["docker-registry", "serve", os.path.join(reg_dir, "config.yml")],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
-        for n in ("berthd", "dockerd"):
+        for n in (("berthd", "dockerd") if want("images") else ()):
             res[n].update(image_figures(n, socks[n], procs[n].pid, archive, size_mb, reg_addr, tiny_dir))
             res[n]["images_json_rps"] = throughput(args.loadgen, socks[n], "/images/json", args.seconds)
         b, d = res["berthd"], res["dockerd"]
@@ -272,9 +389,18 @@ def main():
             ("docker pull wall time (s)", "pull_s", "<= 0.65"),
             ("peak RSS during pull (KiB)", "pull_peak_rss_kib", "berthd < 64 MiB"),
             ("/images/json req/s, 200 images", "images_json_rps", ">= 5"),
+            ("docker run --rm true median (s)", "run_rm_s", "<= 0.3"),
+            ("docker run -d containers/s", "run_d_per_s", ">= 3"),
+            ("monitor RSS per container (KiB)", "shim_rss_kib", "berth-shim <= 1.5 MiB"),
+            ("/containers/json req/s, 100 running", "containers_json_rps", ">= 10"),
+            ("1M-line container, run to exit (s)", "million_run_s", "<= 0.4"),
+            ("docker logs of 1M lines (s)", "million_logs_s", "<= 0.33"),
+            ("restart to ready, 50 live (s)", "restart_ready_s", "<= 0.3"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:
+            if key not in b or key not in d:
+                continue
             ratio = b[key] / d[key] if d[key] else float("nan")
             print(f"{label:38} {b[key]:12.3f} {d[key]:12.3f} {ratio:8.3f}  {goal}")
             res.setdefault("ratios", {})[key] = ratio
@@ -284,6 +410,11 @@ def main():
         with open(os.path.join(out, time.strftime("%Y%m%d-%H%M%S") + ".json"), "w") as f:
             json.dump(res, f, indent=2)
     finally:
+        for n in ("berthd", "dockerd"):
+            if n in procs and procs[n].poll() is None:
+                ids = docker(socks[n], "ps", "-aq", check=False).stdout.split()
+                if ids:
+                    docker(socks[n], "rm", "-f", *ids, check=False)
         for n, p in reversed(list(procs.items())):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)

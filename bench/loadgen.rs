@@ -35,6 +35,38 @@ fn main() {
             buf.extend_from_slice(&tmp[..k]);
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let chunked = head
+            .lines()
+            .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+        if chunked {
+            // Chunks until the zero-size one and its empty trailer.
+            let mut pos = head_end + 4;
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(&buf[pos..], b"\r\n") {
+                        break pos + i;
+                    }
+                    let k = s.read(&mut tmp).expect("read");
+                    assert!(k > 0, "closed");
+                    buf.extend_from_slice(&tmp[..k]);
+                };
+                let size_text = String::from_utf8_lossy(&buf[pos..line_end]).to_string();
+                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).expect("chunk size");
+                let need = line_end + 2 + size + 2;
+                while buf.len() < need {
+                    let k = s.read(&mut tmp).expect("read");
+                    assert!(k > 0, "closed");
+                    buf.extend_from_slice(&tmp[..k]);
+                }
+                pos = need;
+                if size == 0 {
+                    break;
+                }
+            }
+            buf.drain(..pos);
+            n += 1;
+            continue;
+        }
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))

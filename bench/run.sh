@@ -12,7 +12,7 @@ if ! command -v dockerd >/dev/null 2>&1; then
     rm -f /usr/sbin/policy-rc.d
 fi
 ./scripts/install-deps.sh
-cargo build --release --bin berthd
+cargo build --release --bins
 mkdir -p target/bench
 rustc -O --edition 2021 -o target/bench/loadgen bench/loadgen.rs
 exec python3 bench/bench.py --berthd target/release/berthd --loadgen target/bench/loadgen "$@"

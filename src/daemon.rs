@@ -84,8 +84,16 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     // (a live-restored container's root filesystem stays mounted).
     let cont_data = data_root.join("containers");
     let cont_records = crate::containers::host::load_records(&cont_data);
-    let cont_layers: std::collections::BTreeSet<String> =
+    let mut cont_layers: std::collections::BTreeSet<String> =
         cont_records.iter().map(|r| r.layer.clone()).collect();
+    // A container whose record is unreadable keeps its layer (named by its
+    // ID) until someone looks at it.
+    if let Ok(rd) = std::fs::read_dir(&cont_data) {
+        cont_layers.extend(
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
+    }
     driver.reconcile_mounts(&cont_layers);
     crate::images::remove_orphan_layers(&*records, &*driver, &cont_layers);
     crate::images::remove_orphan_blobs(&*records, &blobs);

@@ -386,6 +386,38 @@ fn tty_run_exec_attach_and_detach() {
     );
     assert!(out.contains("again2"), "{out}");
     assert_eq!(inspect(&d, "t2", "{{.State.Status}}"), "running");
+    // run -it, detach, attach again, exit.
+    let (out, _) = under_tty(
+        &d,
+        "docker run -it --name t3 busybox sh",
+        &[("echo first$((2+2))\\n", 1500), ("\\020\\021", 800)],
+    );
+    assert!(out.contains("first4"), "{out}");
+    assert_eq!(inspect(&d, "t3", "{{.State.Status}}"), "running");
+    let (out, _) = under_tty(
+        &d,
+        "docker attach t3",
+        &[("echo second$((3+3))\\n", 1500), ("exit 4\\n", 500)],
+    );
+    assert!(out.contains("second6"), "{out}");
+    assert!(wait_inspect(
+        &d,
+        "t3",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "exited 4",
+        Duration::from_secs(5)
+    ));
+    // start -a attaches before the start: nothing is missed.
+    d.docker_ok(&["create", "--name", "sa", "busybox", "echo", "from-start-a"]);
+    assert_eq!(d.docker_ok(&["start", "-a", "sa"]), "from-start-a\n");
+    // restart: a new process, running again.
+    let before = inspect(&d, "t2", "{{.State.Pid}}");
+    d.docker_ok(&["restart", "-t", "1", "t2"]);
+    assert_eq!(inspect(&d, "t2", "{{.State.Status}}"), "running");
+    assert_ne!(inspect(&d, "t2", "{{.State.Pid}}"), before);
+    d.docker_ok(&["pause", "t2"]);
+    let o = d.docker(&["attach", "t2"]);
+    assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
     d.docker_ok(&["rm", "-f", "t2"]);
     d.stop();
 }

@@ -217,3 +217,30 @@ fn without_live_restore_sigterm_stops_containers() {
     d.docker_ok(&["rm", "-f", "ca", "cb"]);
     d.stop();
 }
+
+#[test]
+fn a_tampered_record_is_reported_and_skipped() {
+    let d = Daemon::start();
+    load_busybox(&d);
+    d.docker_ok(&["create", "--name", "good", "busybox", "true"]);
+    d.docker_ok(&["create", "--name", "bad", "busybox", "true"]);
+    let bad = inspect(&d, "bad", "{{.Id}}");
+    let mut d = d;
+    d.signal(Signal::SIGTERM);
+    d.wait_exit_keep();
+    let rec = d
+        .data_root
+        .join("containers")
+        .join(&bad)
+        .join("config.v2.json");
+    std::fs::write(&rec, b"{\"version\": 1, \"id\": tampered").unwrap();
+    let d = d.restart();
+    assert!(d.log().contains("unreadable; skipped"), "{}", d.log());
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "good\n"
+    );
+    d.docker_ok(&["start", "-a", "good"]);
+    d.docker_ok(&["rm", "good"]);
+    d.stop();
+}

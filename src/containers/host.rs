@@ -135,6 +135,7 @@ impl Host {
     }
 
     fn create_blocking(&self, rec: &ContainerRecord) -> Result<ShimStarted, String> {
+        let t0 = std::time::Instant::now();
         let cfg = self.config.borrow().clone();
         let dir = self.shim_dir(&rec.id);
         let _ = std::fs::remove_dir_all(&dir);
@@ -164,6 +165,7 @@ impl Host {
             // A shim that died without cleaning up leaves the runtime's
             // state of the old process behind: remove it first.
             self.delete_runtime_state(rec);
+            let t_spec = t0.elapsed();
             let spec_bytes = serde_json::to_vec(&s).map_err(|e| e.to_string())?;
             std::fs::write(dir.join("config.json"), spec_bytes).map_err(|e| e.to_string())?;
             let shim_cfg = ShimConfig {
@@ -188,6 +190,7 @@ impl Host {
             };
             let b = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(CONFIG_FILE), b).map_err(|e| e.to_string())?;
+            let t_shim = std::time::Instant::now();
             let out = Command::new(&self.shim_bin)
                 .arg(&dir)
                 .stdin(Stdio::null())
@@ -198,6 +201,7 @@ impl Host {
             if !out.status.success() {
                 return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
             }
+            debug!(id = %rec.id, mount_and_spec = ?t_spec, shim_and_runtime_create = ?t_shim.elapsed(), "container created");
             let text = String::from_utf8_lossy(&out.stdout);
             let mut it = text
                 .split_whitespace()

@@ -73,7 +73,8 @@ struct Formatter {
 
 impl Formatter {
     /// One line of the file to the bytes the client gets (None: filtered).
-    fn frame(&self, line: &[u8]) -> Option<Bytes> {
+    /// One line of the file to (stream kind, payload); None: filtered.
+    fn frame(&self, line: &[u8]) -> Option<(u8, Bytes)> {
         let e: Entry = serde_json::from_slice(line).ok()?;
         let kind = match e.stream.as_str() {
             "stdout" if self.o.stdout => 1u8,
@@ -92,50 +93,72 @@ impl Formatter {
             payload.push(b' ');
         }
         payload.extend_from_slice(e.log.as_bytes());
-        if self.o.raw {
-            return Some(Bytes::from(payload));
-        }
-        let mut out = Vec::with_capacity(payload.len() + 8);
-        out.extend_from_slice(&berth_actors::protocol::shim::frames::header(
-            kind,
-            payload.len(),
-        ));
-        out.extend_from_slice(&payload);
-        Some(Bytes::from(out))
+        Some((if self.o.raw { 0 } else { kind }, Bytes::from(payload)))
     }
 }
+
+/// Frames merge consecutive entries of one stream up to this size: the
+/// client writes one payload per frame, so a million one-line frames cost
+/// it a million writes.
+const MERGE_LIMIT: usize = 32 * 1024;
 
 struct Out<'a> {
     tx: &'a mpsc::Sender<Bytes>,
     batch: Vec<u8>,
+    /// Where the open frame's header is in `batch`, and its stream.
+    open: Option<(usize, u8)>,
     /// While collecting the last N entries.
-    tail: Option<(usize, VecDeque<Bytes>)>,
+    tail: Option<(usize, VecDeque<(u8, Bytes)>)>,
 }
 
 impl Out<'_> {
-    fn emit(&mut self, b: Bytes) -> bool {
+    fn emit(&mut self, e: (u8, Bytes)) -> bool {
         if let Some((cap, t)) = self.tail.as_mut() {
             if *cap > 0 {
                 if t.len() == *cap {
                     t.pop_front();
                 }
-                t.push_back(b);
+                t.push_back(e);
             }
             return true;
         }
-        self.batch.extend_from_slice(&b);
+        self.push(e.0, &e.1);
         self.batch.len() < 64 * 1024 || self.flush()
+    }
+
+    /// Append an entry: raw (kind 0), into the open frame of its stream,
+    /// or as a new stdcopy frame.
+    fn push(&mut self, kind: u8, payload: &[u8]) {
+        use berth_actors::protocol::shim::frames;
+        if kind == 0 {
+            self.batch.extend_from_slice(payload);
+            return;
+        }
+        if let Some((at, k)) = self.open {
+            let len = self.batch.len() - at - 8;
+            if k == kind && len + payload.len() <= MERGE_LIMIT {
+                self.batch.extend_from_slice(payload);
+                let h = frames::header(kind, len + payload.len());
+                self.batch[at..at + 8].copy_from_slice(&h);
+                return;
+            }
+        }
+        self.open = Some((self.batch.len(), kind));
+        self.batch
+            .extend_from_slice(&frames::header(kind, payload.len()));
+        self.batch.extend_from_slice(payload);
     }
 
     fn end_tail(&mut self) {
         if let Some((_, t)) = self.tail.take() {
-            for b in t {
-                self.batch.extend_from_slice(&b);
+            for (k, b) in t {
+                self.push(k, &b);
             }
         }
     }
 
     fn flush(&mut self) -> bool {
+        self.open = None;
         if self.batch.is_empty() {
             return true;
         }
@@ -174,6 +197,7 @@ pub fn stream(path: PathBuf, o: LogOptions, tx: mpsc::Sender<Bytes>, running: im
     let mut out = Out {
         tx: &tx,
         batch: Vec::with_capacity(64 * 1024),
+        open: None,
         tail: o.tail.map(|n| (n, VecDeque::with_capacity(n.min(100_000)))),
     };
     let all = files(&path);

@@ -229,9 +229,11 @@ async fn serve(
             _ = shim.acked.notified() => break,
         }
     }
-    // Give the acknowledging client its answer, then go.
+    // Give the acknowledging client its answer, then go. The socket file
+    // stays: berthd removes the state directory, and may already have
+    // started the next shim of this container there (its socket has the
+    // same name).
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let _ = std::fs::remove_file(shim.dir.join(SOCKET_FILE));
     0
 }
 
@@ -437,7 +439,9 @@ async fn attach(
     if want_in {
         let s = shim.clone();
         let s2 = shim.clone();
-        let once = shim.cfg.stdin_once;
+        // dockerd: StdinOnce closes stdin when the attached client goes,
+        // except with a TTY (a detached terminal session stays usable).
+        let once = shim.cfg.stdin_once && !shim.cfg.tty;
         tokio::spawn(async move {
             let close = move || {
                 s2.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -86,7 +86,7 @@ pub fn under_tty(d: &Daemon, command: &str, input: &[(&str, u64)]) -> (String, i
     feed.push_str("sleep 1)");
     let cli_cfg = d.dir.path().join("cli-config");
     let full = format!(
-        "{feed} | DOCKER_CONFIG={} DOCKER_HOST={} script -qec \"stty rows 40 cols 120; {command}\" /dev/null",
+        "{feed} | DOCKER_CONFIG={} DOCKER_HOST={} timeout 60 script -qec \"stty rows 40 cols 120; {command}\" /dev/null",
         cli_cfg.display(),
         d.docker_host()
     );

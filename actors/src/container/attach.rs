@@ -9,10 +9,18 @@ use super::{AttachTicket, ContainerError};
 impl ContainerState {
     pub(super) fn attach(&mut self) -> Result<AttachTicket, ContainerError> {
         match self.status() {
-            Status::Running | Status::Paused => Ok(AttachTicket::Now),
-            Status::Created | Status::Exited | Status::Restarting => {
-                // dockerd lets clients attach to a stopped container: they
-                // get its output from the next start.
+            Status::Running => Ok(AttachTicket::Now),
+            // dockerd's conflicts.
+            Status::Paused => Err(ContainerError::Conflict(format!(
+                "container {} is paused, unpause the container before attach",
+                self.rec.id
+            ))),
+            Status::Restarting => Err(ContainerError::Conflict(
+                "cannot attach to a restarting container, wait until it is running".into(),
+            )),
+            Status::Created | Status::Exited => {
+                // Attaching to a stopped container (`docker start -a`, the
+                // CLI's `run`) gets its output from the next start.
                 let (tx, rx) = oneshot::channel();
                 self.attachers.retain(|a| !a.is_closed());
                 self.attachers.push(tx);

@@ -571,7 +571,7 @@ pub fn attach(mut r: Req) -> HandlerFuture {
             .map_err(err)?;
         let sock = r.ctx.containers.host.socket(&rec.id);
         let tty = rec.tty();
-        let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false);
+        let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false) && !rec.tty();
         let events = r.ctx.events.clone();
         let attrs = rec.event_attrs();
         let id = rec.id.clone();
