@@ -222,11 +222,26 @@ def comm(pid):
         return ""
 
 
+def pss_kib(pid):
+    """Proportional set size: shared pages (the binary, libc) divided among their users."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def shim_rss_kib(prefix):
-    """Mean RSS of the per-container monitors (berth-shim or containerd-shim-runc-v2)."""
-    vals = [rss_kib(int(p)) for p in os.listdir("/proc") if p.isdigit() and comm(int(p)).startswith(prefix)]
-    vals = [v for v in vals if v > 0]
-    return (sum(vals) / len(vals), len(vals)) if vals else (0, 0)
+    """Mean RSS and PSS of the per-container monitors (berth-shim or containerd-shim-runc-v2)."""
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and comm(int(p)).startswith(prefix)]
+    rss = [v for v in (rss_kib(p) for p in pids) if v > 0]
+    pss = [v for v in (pss_kib(p) for p in pids) if v > 0]
+    if not rss:
+        return 0, 0, 0
+    return sum(rss) / len(rss), sum(pss) / max(len(pss), 1), len(rss)
 
 
 def container_figures(name, sock, loadgen, seconds, runs):
@@ -239,7 +254,7 @@ def container_figures(name, sock, loadgen, seconds, runs):
     r["run_d_per_s"] = n / t
     time.sleep(1)
     prefix = "berth-shim" if name == "berthd" else "containerd-shim"
-    r["shim_rss_kib"], count = shim_rss_kib(prefix)
+    r["shim_rss_kib"], r["shim_pss_kib"], count = shim_rss_kib(prefix)
     if count < n:
         print(f"warning: {name}: {count} monitors for {n} containers", file=sys.stderr)
     r["containers_json_rps"] = throughput(loadgen, sock, "/containers/json", seconds)
@@ -392,6 +407,7 @@ def main():
             ("docker run --rm true median (s)", "run_rm_s", "<= 0.3"),
             ("docker run -d containers/s", "run_d_per_s", ">= 3"),
             ("monitor RSS per container (KiB)", "shim_rss_kib", "berth-shim <= 1.5 MiB"),
+            ("monitor PSS per container (KiB)", "shim_pss_kib", "(shared pages split)"),
             ("/containers/json req/s, 100 running", "containers_json_rps", ">= 10"),
             ("1M-line container, run to exit (s)", "million_run_s", "<= 0.4"),
             ("docker logs of 1M lines (s)", "million_logs_s", "<= 0.33"),
