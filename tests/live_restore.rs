@@ -103,7 +103,11 @@ fn sigkill_of_berthd_loses_nothing() {
     d.docker_ok(&["stop", "-t", "1", "seq"]);
     assert_eq!(inspect(&d, "seq", "{{.State.Status}}"), "exited");
     d.docker_ok(&["rm", "seq", "ex42", "big"]);
-    assert!(d.shim_pids().is_empty(), "shims left: {:?}", d.shim_pids());
+    assert!(
+        wait_for(Duration::from_secs(5), || d.shim_pids().is_empty()),
+        "shims left: {:?}",
+        d.shim_pids()
+    );
     d.stop();
 }
 
@@ -202,7 +206,11 @@ fn without_live_restore_sigterm_stops_containers() {
             "container {p} still runs"
         );
     }
-    assert!(d.shim_pids().is_empty());
+    assert!(
+        wait_for(Duration::from_secs(5), || d.shim_pids().is_empty()),
+        "shims left: {:?}",
+        d.shim_pids()
+    );
     let _ = exec_root;
     // On the next start, the `always` container comes back; `a` stays down.
     let d = d.restart();

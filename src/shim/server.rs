@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_actors::protocol::shim::{
-    frames, ExitStatus, Request, Response, ShimConfig, ShimStatus, EXIT_FILE, INIT_PID_FILE,
-    PID_FILE, SOCKET_FILE,
+    frames, ExitStatus, Request, Response, ShimConfig, ShimStatus, CONFIG_FILE, EXIT_FILE,
+    INIT_PID_FILE, PID_FILE, SOCKET_FILE,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -218,6 +218,7 @@ async fn serve(
         s.exit.send_replace(Some(exit));
         s.status.send_replace(ShimStatus::Exited);
     });
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             r = listener.accept() => {
@@ -227,6 +228,13 @@ async fn serve(
                 }
             }
             _ = shim.acked.notified() => break,
+            _ = tick.tick() => {
+                // Exited and berthd removed the state directory (the
+                // container is gone): nobody will acknowledge; go.
+                if shim.exit.borrow().is_some() && !shim.dir.join(CONFIG_FILE).exists() {
+                    break;
+                }
+            }
         }
     }
     // Give the acknowledging client its answer, then go. The socket file

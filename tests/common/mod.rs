@@ -481,26 +481,36 @@ impl Daemon {
         unmount_under(self.dir.path());
     }
 
-    /// Pids of this daemon's live shims.
+    /// Pids of this daemon's live shims: every berth-shim process whose
+    /// state directory is under this daemon's exec-root (also those whose
+    /// directory is gone), zombies excluded.
     pub fn shim_pids(&self) -> Vec<i32> {
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.exec_root.join("containers")) else {
+        let root = self.exec_root.join("containers");
+        let root = root.to_string_lossy();
+        let Ok(rd) = std::fs::read_dir("/proc") else {
             return out;
         };
         for e in rd.flatten() {
-            let Ok(p) = std::fs::read_to_string(e.path().join("shim.pid")) else {
-                continue;
-            };
-            let Ok(pid) = p.trim().parse::<i32>() else {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_shim = args.first().is_some_and(|a| a.ends_with("berth-shim"))
+                && args.get(1).is_some_and(|d| d.starts_with(&*root));
+            if !is_shim {
+                continue;
+            }
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let zombie = stat
                 .rsplit(')')
                 .next()
                 .is_some_and(|s| s.trim_start().starts_with('Z'));
-            if !zombie && String::from_utf8_lossy(&cmdline).contains(&*e.path().to_string_lossy()) {
+            if !zombie {
                 out.push(pid);
             }
         }
