@@ -8,6 +8,7 @@ use berth_actors::image::ImageInfo;
 use serde_json::{json, Map, Value};
 
 use super::names;
+use super::spec::strings;
 use super::ContainerService;
 use crate::sys::runtime::spec::check_workdir;
 
@@ -18,16 +19,6 @@ pub struct Created {
 
 fn invalid(m: impl Into<String>) -> ContainerError {
     ContainerError::Invalid(m.into())
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Image env first, the container's variables override by name.
@@ -234,16 +225,16 @@ impl ContainerService {
         let entrypoint = if body["Entrypoint"].is_string() {
             vec![body["Entrypoint"].as_str().unwrap_or("").to_string()]
         } else if entry_given {
-            strs(&body["Entrypoint"])
+            strings(&body["Entrypoint"])
         } else {
-            strs(&icfg["Entrypoint"])
+            strings(&icfg["Entrypoint"])
         };
         let cmd = if body["Cmd"].is_string() {
             vec![body["Cmd"].as_str().unwrap_or("").to_string()]
         } else {
-            let given = strs(&body["Cmd"]);
+            let given = strings(&body["Cmd"]);
             if given.is_empty() && !entry_given {
-                strs(&icfg["Cmd"])
+                strings(&icfg["Cmd"])
             } else {
                 given
             }
@@ -253,7 +244,7 @@ impl ContainerService {
             return Err(invalid("No command specified"));
         }
         let path = argv.remove(0);
-        let env = merge_env(&strs(&icfg["Env"]), &strs(&body["Env"]));
+        let env = merge_env(&strings(&icfg["Env"]), &strings(&body["Env"]));
         let workdir = match body["WorkingDir"].as_str().filter(|s| !s.is_empty()) {
             Some(w) => w.to_string(),
             None => icfg["WorkingDir"].as_str().unwrap_or("").to_string(),

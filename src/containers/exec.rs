@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use berth_actors::container::{ContainerError, ContainerRecord, Status};
 use serde_json::{json, Value};
 
+use super::spec::strings;
 use crate::sys::runtime::user;
 
 #[derive(Debug, Clone)]
@@ -112,14 +113,7 @@ impl Execs {
                 )))
             }
         }
-        let cmd: Vec<String> = body["Cmd"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cmd = strings(&body["Cmd"]);
         if cmd.is_empty() {
             return Err(ContainerError::Invalid("No exec command specified".into()));
         }
@@ -135,14 +129,7 @@ impl Execs {
             attach_stdin: t("AttachStdin"),
             attach_stdout: t("AttachStdout"),
             attach_stderr: t("AttachStderr"),
-            env: body["Env"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            env: strings(&body["Env"]),
             user: s("User"),
             workdir: s("WorkingDir"),
             privileged: t("Privileged"),
@@ -171,14 +158,7 @@ pub fn process(
     }
     p["args"] = json!(e.cmd);
     p["terminal"] = json!(e.tty);
-    let mut env: Vec<String> = p["env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut env = strings(&p["env"]);
     if !e.tty {
         env.retain(|v| !v.starts_with("TERM="));
     } else if !env.iter().any(|v| v.starts_with("TERM=")) {

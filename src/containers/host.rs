@@ -449,24 +449,14 @@ pub fn write_etc_files(
     Ok(())
 }
 
-fn strs(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The host's resolv.conf without loopback resolvers (unreachable from the
 /// container), with `--dns*` options over the daemon's.
 pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let pick = |c: Vec<String>, d: &Vec<String>| if !c.is_empty() { c } else { d.clone() };
-    let dns = pick(strs(&hc["Dns"]), &cfg.dns);
-    let search = pick(strs(&hc["DnsSearch"]), &cfg.dns_search);
-    let opts = pick(strs(&hc["DnsOptions"]), &cfg.dns_opts);
+    let dns = pick(super::spec::strings(&hc["Dns"]), &cfg.dns);
+    let search = pick(super::spec::strings(&hc["DnsSearch"]), &cfg.dns_search);
+    let opts = pick(super::spec::strings(&hc["DnsOptions"]), &cfg.dns_opts);
     let mut out = String::new();
     let mut servers = Vec::new();
     for line in BufReader::new(host.as_bytes())

@@ -86,7 +86,8 @@ fn normalize_cap(c: &str) -> String {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (anything else: none).
+pub fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

@@ -384,7 +384,8 @@ pub fn start(r: Req) -> HandlerFuture {
     })
 }
 
-pub fn stop(r: Req) -> HandlerFuture {
+/// stop and restart take the same parameters: `t` and `signal`.
+fn stop_or_restart(r: Req, restart: bool) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
         let timeout = opt_timeout(&r)?;
@@ -393,10 +394,20 @@ pub fn stop(r: Req) -> HandlerFuture {
             .get("signal")
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        Containers::ask(&rec.id, |reply| ContainerMsg::Stop {
-            signal,
-            timeout,
-            reply,
+        Containers::ask(&rec.id, |reply| {
+            if restart {
+                ContainerMsg::Restart {
+                    signal,
+                    timeout,
+                    reply,
+                }
+            } else {
+                ContainerMsg::Stop {
+                    signal,
+                    timeout,
+                    reply,
+                }
+            }
         })
         .await
         .map_err(err)?;
@@ -404,24 +415,12 @@ pub fn stop(r: Req) -> HandlerFuture {
     })
 }
 
+pub fn stop(r: Req) -> HandlerFuture {
+    stop_or_restart(r, false)
+}
+
 pub fn restart(r: Req) -> HandlerFuture {
-    Box::pin(async move {
-        let rec = find(&r)?;
-        let timeout = opt_timeout(&r)?;
-        let signal = r
-            .query
-            .get("signal")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        Containers::ask(&rec.id, |reply| ContainerMsg::Restart {
-            signal,
-            timeout,
-            reply,
-        })
-        .await
-        .map_err(err)?;
-        Ok(body::no_content())
-    })
+    stop_or_restart(r, true)
 }
 
 pub fn kill(r: Req) -> HandlerFuture {
@@ -657,7 +656,8 @@ pub fn attach(mut r: Req) -> HandlerFuture {
     })
 }
 
-fn dims(r: &Req) -> Result<(u16, u16), ApiError> {
+/// `w` and `h` of a resize.
+pub(crate) fn dims(r: &Req) -> Result<(u16, u16), ApiError> {
     let p = |k: &str| -> Result<u16, ApiError> {
         r.query
             .get(k)

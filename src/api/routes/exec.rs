@@ -64,14 +64,7 @@ pub fn resize(r: Req) -> HandlerFuture {
             .execs
             .get(&id)
             .ok_or_else(|| no_such_exec(&id))?;
-        let p = |k: &str| -> Result<u16, ApiError> {
-            r.query
-                .get(k)
-                .unwrap_or("0")
-                .parse()
-                .map_err(|_| ApiError::invalid(format!("invalid value for {k}")))
-        };
-        let (w, h) = (p("w")?, p("h")?);
+        let (w, h) = super::containers::dims(&r)?;
         let sock = r.ctx.containers.host.socket(&e.container_id);
         host::connect(
             &sock,
