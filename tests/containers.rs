@@ -137,6 +137,21 @@ fn detached_container_logs_ps_exec_stop() {
     // top lists the loop.
     let top = d.docker_ok(&["top", "web"]);
     assert!(top.contains("sh -c"), "{top}");
+    // stats from the container's cgroup: unlimited memory is the host's.
+    let st = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "web",
+    ]);
+    let f: Vec<&str> = st.split_whitespace().collect();
+    assert_eq!(f[0], "web", "{st}");
+    assert!(!st.contains("EiB"), "{st}");
+    assert!(f.last().unwrap().parse::<u32>().unwrap() >= 1, "{st}");
+    // ps -s: the writable layer and the image under it.
+    let size = d.docker_ok(&["ps", "-s", "--format", "{{.Size}}"]);
+    assert!(size.contains("virtual"), "{size}");
     // pause/unpause, rename.
     d.docker_ok(&["pause", "web"]);
     assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");

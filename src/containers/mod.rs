@@ -8,6 +8,7 @@ pub mod host;
 pub mod logs;
 pub mod names;
 pub mod spec;
+pub mod stats;
 pub mod top;
 
 use std::sync::Arc;

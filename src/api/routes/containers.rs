@@ -2,6 +2,7 @@
 //! attach, resize, rename, pause, update, top, prune.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_actors::container::{
     AttachTicket, ContainerError, ContainerMsg, ContainerRecord, Containers, Status, SupervisorMsg,
@@ -183,10 +184,23 @@ pub(crate) fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "Mounts": [],
     });
     if size {
-        v["SizeRw"] = json!(dir_size(&r.ctx.containers.host.driver_diff(&rec.layer)));
-        v["SizeRootFs"] = json!(0);
+        let rw = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rw + image_size(r, rec));
     }
     v
+}
+
+/// The size of the container's image (the `virtual` part of `ps -s`).
+fn image_size(r: &Req, rec: &ContainerRecord) -> u64 {
+    r.ctx
+        .images
+        .images
+        .snapshot()
+        .images
+        .get(&rec.image)
+        .map(|i| i.size)
+        .unwrap_or(0)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
@@ -337,8 +351,9 @@ pub fn inspect(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let mut v = inspect_json(&r, &rec);
         if r.query.bool("size") {
-            v["SizeRw"] = json!(dir_size(&r.ctx.containers.host.driver_diff(&rec.layer)));
-            v["SizeRootFs"] = json!(0);
+            let rw = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw + image_size(&r, &rec));
         }
         ok_json(&v)
     })
@@ -880,6 +895,76 @@ pub fn export(r: Req) -> HandlerFuture {
             "Content-Type",
             HeaderValue::from_static("application/x-tar"),
         );
+        Ok(resp)
+    })
+}
+
+/// `GET /containers/{id}/stats`: every second while `stream` (default), or
+/// one object (`stream=false`: two samples a second apart, so the client
+/// can compute CPU use; `one-shot`: at once).
+pub fn stats(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let stream = r.query.get("stream").is_none() || r.query.bool("stream");
+        let one_shot = r.query.bool("one-shot");
+        let cfg = r.ctx.config();
+        let cgroup = crate::containers::spec::cgroups_path(&rec, &cfg);
+        let ncpu = r.ctx.host.ncpu.max(1);
+        let mem_total = r.ctx.host.mem_total;
+        let (id, name) = (rec.id.clone(), rec.name.clone());
+        let live = move |ix: &berth_actors::container::Containers| {
+            ix.snapshot()
+                .by_id
+                .get(&id)
+                .is_some_and(|c| c.state.status.is_live())
+        };
+        let index = r.ctx.containers.containers.clone();
+        let id = rec.id.clone();
+        const ZERO: &str = "0001-01-01T00:00:00Z";
+        if !stream {
+            let first = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+            let first_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            if one_shot || !live(&index) {
+                return ok_json(&crate::containers::stats::object(
+                    &id, &name, &first, None, ZERO,
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let second = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+            return ok_json(&crate::containers::stats::object(
+                &id,
+                &name,
+                &second,
+                Some(&first),
+                &first_at,
+            ));
+        }
+        let (tx, rx) = mpsc::channel::<Bytes>(2);
+        let shutdown = r.ctx.shutdown.clone();
+        tokio::spawn(async move {
+            let mut pre: Option<(Value, String)> = None;
+            loop {
+                let cur = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                let obj = match &pre {
+                    Some((p, t)) => crate::containers::stats::object(&id, &name, &cur, Some(p), t),
+                    None => crate::containers::stats::object(&id, &name, &cur, None, ZERO),
+                };
+                let mut line = serde_json::to_vec(&obj).unwrap_or_default();
+                line.push(b'\n');
+                if tx.send(Bytes::from(line)).await.is_err() || !live(&index) {
+                    return;
+                }
+                pre = Some((cur, at));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+        let mut resp = Response::new(body::channel(rx));
+        resp.headers_mut()
+            .insert("Content-Type", HeaderValue::from_static("application/json"));
         Ok(resp)
     })
 }

@@ -81,6 +81,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
         ),
         r(Method::POST, "/containers/{id}/update", containers::update),
         r(Method::GET, "/containers/{id}/top", containers::top),
+        r(Method::GET, "/containers/{id}/stats", containers::stats),
         r(Method::GET, "/containers/{id}/changes", containers::changes),
         r(Method::GET, "/containers/{id}/export", containers::export),
         r(Method::DELETE, "/containers/{id}", containers::delete),
