@@ -547,6 +547,26 @@ async fn exec_inner(
     let stdin: Arc<Mutex<Option<Arc<Fd>>>> = Arc::new(Mutex::new(None));
     let (spec_s, pid_s) = (spec.display().to_string(), pid_file.display().to_string());
     let id = shim.cfg.id.clone();
+    // `runtime exec --detach` (the process is re-parented to the shim),
+    // with a console socket for a TTY.
+    let exec_args = |console: Option<&'_ str>| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "exec",
+            "--detach",
+            "--process",
+            &spec_s,
+            "--pid-file",
+            &pid_s,
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        if let Some(c) = console {
+            a.extend(["--console-socket".to_string(), c.to_string()]);
+        }
+        a.push(id.clone());
+        a
+    };
     let created = if tty {
         let cs = ConsoleSocket::bind(Path::new(&format!(
             "console-{}.sock",
@@ -554,17 +574,8 @@ async fn exec_inner(
         )))?;
         let cs_path = cs.path().display().to_string();
         let recv = tokio::spawn(cs.receive(CONSOLE_WAIT));
-        let args = [
-            "exec",
-            "--detach",
-            "--process",
-            &spec_s,
-            "--pid-file",
-            &pid_s,
-            "--console-socket",
-            &cs_path,
-            &id,
-        ];
+        let args = exec_args(Some(&cs_path));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match shim.rt.call(&args, ProcIo::null()).await {
             Err(e) => {
                 recv.abort();
@@ -594,15 +605,8 @@ async fn exec_inner(
         } else {
             (None, None)
         };
-        let args = [
-            "exec",
-            "--detach",
-            "--process",
-            &spec_s,
-            "--pid-file",
-            &pid_s,
-            &id,
-        ];
+        let args = exec_args(None);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = shim
             .rt
             .call(

@@ -4,38 +4,22 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::images::{docker_archive, tar_of, Entry};
+use super::images::{busybox_tar, docker_archive};
 use super::{wait_for, Daemon};
 
 /// bin/busybox (Debian's busybox-static) linked as every applet it has,
 /// /etc/passwd and /etc/group, /tmp.
 pub fn busybox_full_rootfs() -> Vec<u8> {
-    let bin = std::fs::read("/bin/busybox")
-        .expect("busybox-static is installed (scripts/install-deps.sh)");
     let list = std::process::Command::new("/bin/busybox")
         .arg("--list")
         .output()
         .expect("busybox --list");
-    let applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    let applets: Vec<&str> = text
         .lines()
         .filter(|a| *a != "busybox" && !a.is_empty())
-        .map(|a| format!("bin/{a}"))
         .collect();
-    let mut entries = vec![
-        Entry::Dir("bin/"),
-        Entry::Exec("bin/busybox", &bin),
-        Entry::Dir("etc/"),
-        Entry::Dir("tmp/"),
-    ];
-    for l in &applets {
-        entries.push(Entry::Symlink(l, "busybox"));
-    }
-    entries.push(Entry::File(
-        "etc/passwd",
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    ));
-    entries.push(Entry::File("etc/group", b"root:x:0:\nnogroup:x:65534:\n"));
-    tar_of(&entries)
+    busybox_tar(&applets, true)
 }
 
 /// The `busybox:latest` archive (built once per test binary).

@@ -48,6 +48,17 @@ pub fn tar_of(entries: &[Entry]) -> Vec<u8> {
 
 /// bin/busybox (Debian's busybox-static) with a few applet links, etc/passwd.
 pub fn busybox_rootfs() -> Vec<u8> {
+    busybox_tar(
+        &[
+            "sh", "ls", "cat", "echo", "true", "false", "sleep", "ip", "touch", "id",
+        ],
+        false,
+    )
+}
+
+/// bin/busybox linked as `applets`, etc/passwd and etc/group (root, nobody),
+/// and /tmp when asked.
+pub fn busybox_tar(applets: &[&str], tmp: bool) -> Vec<u8> {
     let bin = std::fs::read("/bin/busybox")
         .expect("busybox-static is installed (scripts/install-deps.sh)");
     let mut entries = vec![
@@ -55,9 +66,9 @@ pub fn busybox_rootfs() -> Vec<u8> {
         Entry::Exec("bin/busybox", &bin),
         Entry::Dir("etc/"),
     ];
-    let applets = [
-        "sh", "ls", "cat", "echo", "true", "false", "sleep", "ip", "touch", "id",
-    ];
+    if tmp {
+        entries.push(Entry::Dir("tmp/"));
+    }
     let links: Vec<String> = applets.iter().map(|a| format!("bin/{a}")).collect();
     for l in &links {
         entries.push(Entry::Symlink(l, "busybox"));
