@@ -12,10 +12,11 @@ use berth_actors::container::{
     ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers,
 };
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS, ROOT,
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, ROOT,
 };
 use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
+use berth_actors::network::{NetworkIndex, NetworkSupervisor, NetworkSupervisorArgs, Networks};
 use berth_actors::ports::SystemClock;
 use berth_actors::supervisor::{
     ChildSpec, RestartPolicy, SessionSupervisor, Supervisor, SupervisorArgs, SupervisorMsg,
@@ -33,6 +34,7 @@ use crate::api::{routes, ApiContext};
 use crate::config::{self, reload, DaemonConfig, Flags, Loaded};
 use crate::images::ImageService;
 use crate::logging::LogHandle;
+use crate::network::host::NetHostHandle;
 use crate::sys::blobs::BlobStore;
 use crate::sys::host::{engine_id, HostFacts};
 use crate::sys::pidfile::PidFile;
@@ -139,6 +141,29 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         events: events.clone(),
         downloads: Default::default(),
     });
+    // Networks: records, the predefined networks, the host side.
+    let (cindex_tx, cindex_rx) = watch::channel(Arc::new(ContainerIndex::default()));
+    let cindex_tx = Arc::new(cindex_tx);
+    let net = open_networks(&cfg, &cont_records).await?;
+    let (nindex_tx, nindex_rx) = watch::channel(Arc::new(NetworkIndex::default()));
+    let networks = Networks { index: nindex_rx };
+    let net_service = Arc::new(crate::network::NetworkService {
+        networks: networks.clone(),
+        host: net.host.clone(),
+        dns: crate::network::dns::Dns::new(networks),
+        netns_dir: net.netns_dir.clone(),
+    });
+    let net_args = NetworkSupervisorArgs {
+        host: Arc::new(NetHostHandle(net.host.clone())),
+        index: Arc::new(nindex_tx),
+        events: events.clone(),
+        initial: Arc::new(std::sync::Mutex::new(Some(net.records))),
+    };
+    let live_sandboxes: Vec<_> = cont_records
+        .iter()
+        .filter(|r| r.state.status.is_live() && !r.state.sandbox.is_empty())
+        .cloned()
+        .collect();
     // Containers: the host adapter, the read model, the records on disk.
     let cont_host = Arc::new(crate::containers::host::Host {
         data_dir: cont_data,
@@ -148,12 +173,12 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         config: config_rx.clone(),
         facts: host.clone(),
         shim_bin: crate::containers::host::find_shim(),
+        network: net_service.clone(),
+        containers: cindex_rx.clone(),
     });
     for d in [&cont_host.data_dir, &cont_host.state_dir] {
         dirs::ensure_private_dir(d, 0o710)?;
     }
-    let (cindex_tx, cindex_rx) = watch::channel(Arc::new(ContainerIndex::default()));
-    let cindex_tx = Arc::new(cindex_tx);
     let container_service = Arc::new(crate::containers::ContainerService {
         containers: Containers { index: cindex_rx },
         images: image_service.clone(),
@@ -176,6 +201,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         warnings,
         images: image_service,
         containers: container_service.clone(),
+        networks: net_service.clone(),
         host,
         engine_id: engine.clone(),
         view,
@@ -221,6 +247,11 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                 )
             },
         ),
+        // Networks before containers: a restored container finds its
+        // networks; the firewall is written once all are known.
+        ChildSpec::new(NETWORKS, RestartPolicy::infrastructure(), true, move || {
+            (NetworkSupervisor, net_args.clone())
+        }),
         // Containers before the front door too: records are restored (in
         // parallel, shims adopted) before the first request is served.
         ChildSpec::new(
@@ -257,6 +288,10 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         }
         StartupError::Listener(format!("starting the actor tree: {e}"))
     })?;
+    // Running containers on user-defined networks get their DNS server back.
+    for r in &live_sandboxes {
+        cont_host.adopt_network(r);
+    }
     info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
     systemd::notify_ready();
 
@@ -312,6 +347,9 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     if code == 0 {
         stop_containers(&ctx).await;
         let _ = ractor::call_t!(root, SupervisorMsg::Shutdown, 5000);
+        if !ctx.config().live_restore {
+            take_down_networks(&ctx).await;
+        }
     }
     for l in bound.iter() {
         l.cleanup();
@@ -320,6 +358,85 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     forced.abort();
     info!("berthd stopped");
     Ok(code)
+}
+
+/// The networks' records, with the predefined ones, and their host side:
+/// the namespace directory, the netlink connection, the firewall.
+struct OpenedNetworks {
+    records: Vec<berth_actors::network::NetworkRecord>,
+    host: Arc<crate::network::host::NetHost>,
+    netns_dir: std::path::PathBuf,
+}
+
+async fn open_networks(
+    cfg: &DaemonConfig,
+    containers: &[berth_actors::container::ContainerRecord],
+) -> Result<OpenedNetworks, StartupError> {
+    use crate::network::{self as n, firewall::Firewall, host::NetHost};
+    let exec_root = Path::new(&cfg.exec_root);
+    let dir = Path::new(&cfg.data_root).join("network").join("networks");
+    dirs::ensure_private_dir(&dir, 0o700)?;
+    let netns_dir = n::netns::dir(exec_root);
+    n::netns::prepare_dir(&netns_dir).map_err(|e| StartupError::io("preparing", &netns_dir, e))?;
+    if cfg.ip_forward {
+        if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+            warn!("enabling ip_forward: {e}");
+        }
+    }
+    let nl = n::link::connect().map_err(|e| StartupError::io("opening", "netlink", e))?;
+    let host = Arc::new(NetHost::new(
+        dir.clone(),
+        nl,
+        Firewall::new(n::table_name(exec_root), cfg.iptables),
+    ));
+    // Endpoints of containers that are not running any more are stale.
+    let live: std::collections::BTreeSet<&str> = containers
+        .iter()
+        .filter(|r| r.state.status.is_live())
+        .map(|r| r.id.as_str())
+        .collect();
+    let mut records = n::load_records(&dir);
+    for r in records.iter_mut() {
+        r.endpoints.retain(|id, _| live.contains(id.as_str()));
+    }
+    let named = if cfg.bridge.is_empty() {
+        None
+    } else {
+        n::link::ipv4_of(&host.nl, &cfg.bridge)
+            .await
+            .map_err(StartupError::Network)?
+    };
+    let records = n::with_predefined(records, cfg, named).map_err(StartupError::Network)?;
+    let handle = NetHostHandle(host.clone());
+    for r in &records {
+        use berth_actors::ports::NetworkHost;
+        handle
+            .save(r)
+            .map_err(|e| StartupError::io("saving network", &r.name, e))?;
+    }
+    Ok(OpenedNetworks {
+        records,
+        host,
+        netns_dir,
+    })
+}
+
+/// Without live-restore, nothing of berth's networking stays on the host
+/// once its containers are stopped: bridges, the firewall table, the
+/// namespace directory. The next start sets them up again.
+async fn take_down_networks(ctx: &ApiContext) {
+    let n = &ctx.networks;
+    let named = ctx.config().bridge.clone();
+    for r in n.networks.snapshot().by_id.values() {
+        // A bridge the operator named (`bridge`) is theirs: it stays.
+        if r.is_bridge() && (r.name != "bridge" || named.is_empty()) {
+            if let Err(e) = crate::network::link::delete(&n.host.nl, &r.bridge).await {
+                warn!(network = %r.name, "removing the bridge: {e}");
+            }
+        }
+    }
+    n.host.firewall.remove_table();
+    crate::network::netns::release_dir(&n.netns_dir);
 }
 
 /// Without live-restore, berthd takes its containers down with it, like

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod fuzzing;
 pub mod images;
 pub mod logging;
+pub mod network;
 pub mod shim;
 pub mod sys;
 pub mod task;

@@ -13,3 +13,5 @@ pub const IMAGE_STORE: &str = "image-store";
 pub const REGISTRY_SESSIONS: &str = "registry-sessions";
 /// The container supervisor.
 pub const CONTAINERS: &str = "containers";
+/// The network supervisor.
+pub const NETWORKS: &str = "networks";

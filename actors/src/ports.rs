@@ -70,10 +70,66 @@ pub trait ContainerHost: Send + Sync + 'static {
     fn destroy(&self, rec: &crate::container::ContainerRecord) -> Result<(), String>;
     /// Persist a record atomically.
     fn save(&self, rec: &crate::container::ContainerRecord) -> std::io::Result<()>;
+    /// Before the runtime creates the container: its network namespace
+    /// and an endpoint on each of its networks.
+    fn network_up(
+        &self,
+        rec: &crate::container::ContainerRecord,
+    ) -> BoxFuture<Result<NetworkUp, crate::container::ContainerError>>;
+    /// After the container is gone: its endpoints and its namespace.
+    fn network_down(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<()>;
+    /// Join one more network while running.
+    fn network_connect(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        network: &str,
+    ) -> BoxFuture<Result<crate::network::Endpoint, crate::container::ContainerError>>;
+    /// Leave a network while running.
+    fn network_disconnect(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        network: &str,
+    ) -> BoxFuture<Result<(), crate::container::ContainerError>>;
+}
+
+/// A container's network as set up before its start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkUp {
+    /// The namespace file (empty: the runtime makes one, or none is needed).
+    pub sandbox: String,
+    pub endpoints: std::collections::BTreeMap<String, crate::network::Endpoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShimStarted {
     pub shim_pid: i32,
     pub pid: i32,
+}
+
+/// The host side of networks: bridges, veth pairs, the firewall.
+pub trait NetworkHost: Send + Sync + 'static {
+    /// Make the host match the network (bridge, addresses, firewall part).
+    /// Idempotent: what exists is kept.
+    fn setup(&self, rec: &crate::network::NetworkRecord) -> BoxFuture<Result<(), String>>;
+    /// Remove the network's bridge and firewall part.
+    fn teardown(&self, rec: &crate::network::NetworkRecord) -> BoxFuture<Result<(), String>>;
+    /// Plumb an endpoint (veth into its sandbox, address, route) and publish
+    /// its ports; the port mappings as published (ephemeral ports chosen).
+    fn attach(
+        &self,
+        rec: &crate::network::NetworkRecord,
+        ep: &crate::network::Endpoint,
+    ) -> BoxFuture<Result<Vec<crate::network::PortMapping>, String>>;
+    /// Undo `attach` (best effort: a gone sandbox took its veth with it).
+    fn detach(
+        &self,
+        rec: &crate::network::NetworkRecord,
+        ep: &crate::network::Endpoint,
+    ) -> BoxFuture<()>;
+    fn save(&self, rec: &crate::network::NetworkRecord) -> std::io::Result<()>;
+    fn delete(&self, id: &str) -> std::io::Result<()>;
+    /// The host's routed subnets (`a.b.c.d/n`), for pool allocation.
+    fn host_routes(&self) -> Vec<String>;
+    /// Every network was restored: the firewall may be written whole.
+    fn restored(&self);
 }

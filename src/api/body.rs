@@ -55,3 +55,8 @@ pub fn no_content() -> Response<Body> {
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
 }
+
+/// 200 with an empty body (network connect/disconnect).
+pub fn empty_ok() -> Response<Body> {
+    Response::new(empty())
+}

@@ -35,6 +35,8 @@ pub struct ApiContext {
     pub images: Arc<crate::images::ImageService>,
     /// Containers: the read model, the host adapter, execs.
     pub containers: Arc<crate::containers::ContainerService>,
+    /// Networks: the read model, the host side, the DNS servers.
+    pub networks: Arc<crate::network::NetworkService>,
     pub view: ViewReader,
     pub events: Events,
     pub routes: Vec<router::Route>,

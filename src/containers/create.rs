@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_actors::container::{self, ContainerError, ContainerRecord, RunState, RECORD_VERSION};
+use berth_actors::container::{
+    self, ContainerError, ContainerRecord, NetworkAttachment, RunState, RECORD_VERSION,
+};
 use berth_actors::image::ImageInfo;
 use serde_json::{json, Map, Value};
 
@@ -36,7 +38,7 @@ fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
     out
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     loop {
         let b: [u8; 32] = names::random_bytes();
         let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -214,6 +216,7 @@ impl ContainerService {
         if hc["NetworkMode"].as_str().unwrap_or("").is_empty() {
             hc["NetworkMode"] = json!("default");
         }
+        let networks = self.attachments(&mut hc, &body["NetworkingConfig"])?;
 
         // Config: the request over the image's.
         let mut c: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
@@ -389,6 +392,7 @@ impl ContainerService {
             hostname_path: dir.join("hostname").display().to_string(),
             hosts_path: dir.join("hosts").display().to_string(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            networks,
             extra: BTreeMap::new(),
         };
         let r = container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
@@ -451,6 +455,95 @@ fn check_log_opts(o: &Map<String, Value>) -> Result<(), ContainerError> {
 
 fn hc_num(hc: &Value, k: &str) -> i64 {
     hc[k].as_i64().unwrap_or(0)
+}
+
+impl ContainerService {
+    /// The networks a new container joins (`NetworkMode` and
+    /// `NetworkingConfig.EndpointsConfig`), checked as dockerd does.
+    fn attachments(
+        &self,
+        hc: &mut Value,
+        nc: &Value,
+    ) -> Result<BTreeMap<String, NetworkAttachment>, ContainerError> {
+        let mode = hc["NetworkMode"].as_str().unwrap_or("default").to_string();
+        let mut out = BTreeMap::new();
+        if mode == "host" || mode == "none" {
+            return Ok(out);
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.containers.lookup(other)?;
+            hc["NetworkMode"] = json!(format!("container:{}", o.id));
+            return Ok(out);
+        }
+        let primary = if mode == "default" {
+            "bridge".to_string()
+        } else {
+            mode.clone()
+        };
+        let nets = self.host.network.networks.snapshot();
+        let eps = nc["EndpointsConfig"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut names: Vec<String> = vec![primary.clone()];
+        names.extend(
+            eps.keys()
+                .filter(|k| **k != primary && *k != "default")
+                .cloned(),
+        );
+        for name in names {
+            let net = nets.lookup(&name).map_err(|_| {
+                ContainerError::NetworkNotFound(format!("network {name} not found"))
+            })?;
+            let ep = eps
+                .get(&name)
+                .or_else(|| eps.get(&net.id))
+                .or_else(|| {
+                    if name == primary {
+                        eps.get("default")
+                    } else {
+                        None
+                    }
+                })
+                .cloned()
+                .unwrap_or(Value::Null);
+            let aliases = strings(&ep["Aliases"]);
+            let ip = ep["IPAMConfig"]["IPv4Address"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if !net.is_bridge() {
+                return Err(invalid(format!(
+                    "container cannot be connected to network {} (driver {})",
+                    net.name, net.driver
+                )));
+            }
+            if !net.user_defined() {
+                if !aliases.is_empty() {
+                    return Err(invalid(
+                        "network-scoped aliases are only supported for user-defined networks",
+                    ));
+                }
+                if !ip.is_empty() {
+                    return Err(invalid(
+                        "user specified IP address is supported on user defined networks only",
+                    ));
+                }
+            }
+            if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(invalid(format!("invalid IPv4 address: {ip}")));
+            }
+            out.insert(
+                net.name.clone(),
+                NetworkAttachment {
+                    network_id: net.id.clone(),
+                    aliases,
+                    ip,
+                },
+            );
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -336,6 +336,14 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
         if let Some(ns) = s["linux"]["namespaces"].as_array_mut() {
             ns.retain(|n| n["type"] != "network");
         }
+    } else if !rec.state.sandbox.is_empty() {
+        // The namespace berthd prepared (bridge networks) or another
+        // container's (`--network container:`).
+        if let Some(ns) = s["linux"]["namespaces"].as_array_mut() {
+            for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+                n["path"] = json!(rec.state.sandbox);
+            }
+        }
     }
     s["linux"]["resources"] = merge_resources(s["linux"]["resources"].take(), hc);
     let rl = rlimits(hc, c.cfg);

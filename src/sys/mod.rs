@@ -36,6 +36,8 @@ pub enum StartupError {
     Runtime(String),
     #[error("error initializing storage: {0}")]
     Storage(String),
+    #[error("error initializing network controller: {0}")]
+    Network(String),
     #[error("could not load TLS material for {addr}: {reason}")]
     Tls { addr: String, reason: String },
 }

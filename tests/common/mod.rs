@@ -32,6 +32,9 @@ pub struct Daemon {
     pub owns_socket: bool,
     /// Arguments given after the roots (for restarts).
     pub extra_args: Vec<String>,
+    /// This daemon's private address block `10.X.Y.0/22`: the default
+    /// bridge is `10.X.Y.1/24`, [`Daemon::subnet`] hands out the rest.
+    pub net_block: (u8, u8),
     child: Option<Child>,
 }
 
@@ -104,6 +107,7 @@ impl Daemon {
             exec_root: dir.path().join("exec"),
             owns_socket: true,
             extra_args: Vec::new(),
+            net_block: free_block(dir.path()),
             dir,
             child: None,
         };
@@ -111,8 +115,55 @@ impl Daemon {
         d
     }
 
+    /// Write daemon.json; without `bridge` or `bip` in it, the default
+    /// bridge gets this daemon's own subnet (tests run side by side).
     pub fn write_config(&self, v: &serde_json::Value) {
-        std::fs::write(&self.config_file, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            if !o.contains_key("bridge") && !o.contains_key("bip") {
+                let (x, y) = self.net_block;
+                o.insert("bip".into(), format!("10.{x}.{y}.1/24").into());
+            }
+        }
+        std::fs::write(&self.config_file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+
+    /// A subnet of this daemon's block for a test network (k = 1..=3).
+    pub fn subnet(&self, k: u8) -> String {
+        let (x, y) = self.net_block;
+        format!("10.{x}.{}.0/24", y + k)
+    }
+
+    /// The default bridge's gateway address.
+    pub fn gateway(&self) -> String {
+        let (x, y) = self.net_block;
+        format!("10.{x}.{y}.1")
+    }
+
+    /// Remove what berthd's networking left on the host (after a kill):
+    /// the bridges of its networks and its nftables table.
+    pub fn cleanup_network(&self) {
+        let dir = self.data_root.join("network").join("networks");
+        let mut bridges = vec![berth::network::default_bridge_name(&self.exec_root)];
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let v: serde_json::Value = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+                    bridges.push(b.to_string());
+                }
+            }
+        }
+        for b in bridges {
+            let _ = Command::new("ip").args(["link", "del", &b]).output();
+        }
+        let table = berth::network::table_name(&self.exec_root);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .stderr(Stdio::null())
+            .output();
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -273,6 +324,48 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         self.cleanup_containers();
+        self.cleanup_network();
+    }
+}
+
+/// A `10.X.Y.0/22` block no host route overlaps, picked from the test's
+/// random temp dir name (X in 160..224).
+fn free_block(dir: &Path) -> (u8, u8) {
+    use std::hash::{Hash, Hasher};
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let mut seed = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dir.hash(&mut h);
+        std::process::id().hash(&mut h);
+        h.finish()
+    };
+    loop {
+        let x = 160 + (seed % 64) as u8;
+        let y = (((seed >> 8) % 64) * 4) as u8;
+        let (lo, hi) = (
+            u32::from_be_bytes([10, x, y, 0]),
+            u32::from_be_bytes([10, x, y + 3, 255]),
+        );
+        let clash = routes.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (Some(d), Some(m)) = (f.get(1), f.get(7)) else {
+                return false;
+            };
+            let (Ok(d), Ok(m)) = (u32::from_str_radix(d, 16), u32::from_str_radix(m, 16)) else {
+                return false;
+            };
+            let (d, m) = (
+                u32::from_be_bytes(d.to_le_bytes()),
+                u32::from_be_bytes(m.to_le_bytes()),
+            );
+            m != 0 && (lo & m) == (d & m) || (d >= lo && d <= hi)
+        });
+        if !clash {
+            return (x, y);
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
     }
 }
 

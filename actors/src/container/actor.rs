@@ -162,6 +162,7 @@ impl ContainerState {
         s.shim_pid = 0;
         let _ = self.host.call(&self.rec.id, Request::AckExit).await;
         self.host.release(&self.rec);
+        self.network_down().await;
         if exit.oom_killed {
             self.event("oom", &[]);
         }
@@ -316,6 +317,24 @@ impl Actor for ContainerActor {
             }
             ContainerMsg::Update(patch, reply) => {
                 let r = st.update(patch).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Connect {
+                network,
+                attachment,
+                reply,
+            } => {
+                let r = st.connect(network, attachment).await;
+                if r.is_ok() {
+                    st.publish();
+                }
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Disconnect { network, reply } => {
+                let r = st.disconnect(network).await;
+                if r.is_ok() {
+                    st.publish();
+                }
                 let _ = reply.send(r);
             }
             ContainerMsg::Exited { gen, exit } => {

@@ -8,6 +8,7 @@ mod attach;
 mod index;
 mod kill;
 mod model;
+mod network;
 mod pause;
 mod remove;
 mod restart_policy;
@@ -25,7 +26,7 @@ use tokio::sync::oneshot;
 pub use actor::{actor_name, ContainerActor, ContainerArgs};
 pub use index::ContainerIndex;
 pub use kill::parse_signal;
-pub use model::{ContainerRecord, RunState, RECORD_VERSION};
+pub use model::{ContainerRecord, NetworkAttachment, RunState, RECORD_VERSION};
 pub use restart_policy::{validate as restart_policy_validate, Backoff};
 pub use state::Status;
 pub use supervisor::{
@@ -41,8 +42,13 @@ pub enum ContainerError {
     NotFound(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// A network the container names does not exist (the message as is).
+    #[error("{0}")]
+    NetworkNotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -59,8 +65,11 @@ pub enum ContainerError {
 impl HasKind for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NoSuchImage(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_)
+            | ContainerError::NoSuchImage(_)
+            | ContainerError::NetworkNotFound(_) => ErrorKind::NotFound,
             ContainerError::Conflict(_) => ErrorKind::Conflict,
+            ContainerError::Forbidden(_) => ErrorKind::Forbidden,
             ContainerError::Invalid(_) => ErrorKind::InvalidParameter,
             ContainerError::Runtime(_) => ErrorKind::InvalidParameter,
             ContainerError::System(_) => ErrorKind::System,
@@ -115,6 +124,17 @@ pub enum ContainerMsg {
     SetName(String, Reply<()>),
     /// Merge these HostConfig fields (resources, restart policy).
     Update(Value, Reply<Vec<String>>),
+    /// Join a network (now if running, at every start from now on).
+    Connect {
+        network: String,
+        attachment: NetworkAttachment,
+        reply: Reply<()>,
+    },
+    /// Leave a network.
+    Disconnect {
+        network: String,
+        reply: Reply<()>,
+    },
     /// Internal: the shim reported the exit of incarnation `gen`.
     Exited {
         gen: u64,

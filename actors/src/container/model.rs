@@ -31,6 +31,24 @@ pub struct RunState {
     pub manually_stopped: bool,
     #[serde(default)]
     pub shim_pid: i32,
+    /// The network namespace file while the container runs.
+    #[serde(default)]
+    pub sandbox: String,
+    /// Its endpoints while it runs, by network name.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, crate::network::Endpoint>,
+}
+
+/// A network a container is configured to join (`--network`, `network
+/// connect`): its settings, kept while the container is stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`
+    #[serde(default)]
+    pub ip: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +87,9 @@ pub struct ContainerRecord {
     pub hosts_path: String,
     #[serde(default)]
     pub resolv_conf_path: String,
+    /// The networks the container joins when it starts, by name.
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkAttachment>,
     /// Anything a newer berthd wrote that this one does not know.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

@@ -55,9 +55,23 @@ impl ContainerState {
             }
             _ => {}
         }
+        match self.host.network_up(&self.rec).await {
+            Ok(up) => {
+                self.rec.state.sandbox = up.sandbox;
+                self.rec.state.endpoints = up.endpoints;
+            }
+            Err(e) => {
+                self.network_down().await;
+                self.failed_start(e.to_string());
+                return Err(e);
+            }
+        }
         let started = match self.host.create(&self.rec).await {
             Ok(s) => s,
-            Err(e) => return Err(self.failed_start(e)),
+            Err(e) => {
+                self.network_down().await;
+                return Err(self.failed_start(e));
+            }
         };
         self.gen += 1;
         // Attachers connect to the shim before the process runs.
@@ -88,6 +102,7 @@ impl ContainerState {
             }
             let _ = self.host.call(&self.rec.id, Request::AckExit).await;
             self.host.release(&self.rec);
+            self.network_down().await;
             return Err(self.failed_start(e.to_string()));
         }
         let s = &mut self.rec.state;

@@ -48,7 +48,7 @@ fn or_zero(s: &str) -> &str {
     }
 }
 
-fn unix_of(t: &str) -> i64 {
+pub(crate) fn unix_of(t: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.timestamp())
         .unwrap_or(0)
@@ -151,14 +151,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "GraphDriver": {"Name": rec.driver, "Data": gd},
         "Mounts": [],
         "Config": rec.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": super::networks::settings(rec, true),
     })
 }
 
@@ -175,12 +168,12 @@ pub(crate) fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "ImageID": rec.image,
         "Command": command_of(rec),
         "Created": unix_of(&rec.created),
-        "Ports": [],
+        "Ports": super::networks::summary_ports(rec),
         "Labels": rec.labels(),
         "State": rec.state.status.as_str(),
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"]},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": super::networks::settings(rec, false),
         "Mounts": [],
     });
     if size {

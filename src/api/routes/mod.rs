@@ -5,6 +5,7 @@ pub(crate) mod containers;
 pub(crate) mod events;
 mod exec;
 pub(crate) mod images;
+mod networks;
 mod system;
 
 use hyper::Method;
@@ -86,6 +87,17 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::GET, "/containers/{id}/export", containers::export),
         r(Method::DELETE, "/containers/{id}", containers::delete),
         r(Method::POST, "/containers/{id}/exec", exec::create),
+        r(Method::GET, "/networks", networks::list),
+        r(Method::POST, "/networks/create", networks::create),
+        r(Method::POST, "/networks/prune", networks::prune),
+        r(Method::GET, "/networks/{id}", networks::inspect),
+        r(Method::DELETE, "/networks/{id}", networks::delete),
+        r(Method::POST, "/networks/{id}/connect", networks::connect),
+        r(
+            Method::POST,
+            "/networks/{id}/disconnect",
+            networks::disconnect,
+        ),
         stream(Method::POST, "/exec/{id}/start", exec::start),
         r(Method::POST, "/exec/{id}/resize", exec::resize),
         r(Method::GET, "/exec/{id}/json", exec::inspect),

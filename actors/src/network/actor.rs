@@ -1,0 +1,281 @@
+//! The NetworkActor: one per network. It owns the network's IPAM and its
+//! endpoints, drives the host (bridge, veth pairs, firewall) and publishes
+//! every change to the read model. Rebuilding the actor re-reads the
+//! record and reconciles the host without tearing down what works.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::index::NetworkIndex;
+use super::ipam::{self, Cidr};
+use super::model::{mac_for, Endpoint, EndpointRequest, NetworkRecord};
+use super::supervisor::SupervisorMsg;
+use super::{NetworkError, NetworkMsg};
+use crate::directory::NETWORKS;
+use crate::events::Events;
+use crate::ports::NetworkHost;
+
+pub fn actor_name(id: &str) -> String {
+    format!("network:{id}")
+}
+
+pub struct NetworkActor;
+
+pub struct NetworkArgs {
+    pub record: NetworkRecord,
+    pub host: Arc<dyn NetworkHost>,
+    pub index: Arc<watch::Sender<Arc<NetworkIndex>>>,
+    pub events: Events,
+}
+
+pub struct NetworkState {
+    rec: NetworkRecord,
+    host: Arc<dyn NetworkHost>,
+    index: Arc<watch::Sender<Arc<NetworkIndex>>>,
+    events: Events,
+}
+
+impl NetworkState {
+    fn publish(&self) {
+        let rec = Arc::new(self.rec.clone());
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_id.insert(rec.id.clone(), rec);
+            *ix = Arc::new(next);
+        });
+    }
+
+    fn save(&self) -> Result<(), NetworkError> {
+        self.host
+            .save(&self.rec)
+            .map_err(|e| NetworkError::System(format!("saving the network: {e}")))
+    }
+
+    fn event(&self, action: &str, container: Option<&str>) {
+        let mut attrs = self.rec.event_attrs();
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.to_string());
+        }
+        self.events.publish("network", action, &self.rec.id, attrs);
+    }
+
+    fn taken(&self) -> BTreeSet<Ipv4Addr> {
+        let mut t = BTreeSet::new();
+        for p in &self.rec.pools {
+            t.extend(p.gateway.parse::<Ipv4Addr>().ok());
+            t.extend(p.aux.values().filter_map(|a| a.parse::<Ipv4Addr>().ok()));
+        }
+        t.extend(
+            self.rec
+                .endpoints
+                .values()
+                .filter_map(|e| e.ip.parse::<Ipv4Addr>().ok()),
+        );
+        t
+    }
+
+    /// The address for a new endpoint: the one asked for, or the lowest free.
+    fn address(&self, want: Option<Ipv4Addr>) -> Result<(Ipv4Addr, Cidr, String), NetworkError> {
+        let taken = self.taken();
+        for p in &self.rec.pools {
+            let Some(subnet) = Cidr::parse(&p.subnet) else {
+                continue;
+            };
+            let range = Cidr::parse(&p.ip_range);
+            let ip = match want {
+                Some(ip) if subnet.contains(ip) => {
+                    if taken.contains(&ip) {
+                        return Err(NetworkError::Forbidden(format!(
+                            "Address already in use: {ip}"
+                        )));
+                    }
+                    ip
+                }
+                Some(_) => continue,
+                None => match ipam::allocate(&subnet, range.as_ref(), &taken) {
+                    Some(ip) => ip,
+                    None => continue,
+                },
+            };
+            return Ok((ip, subnet, p.gateway.clone()));
+        }
+        Err(match want {
+            Some(ip) => NetworkError::Invalid(format!(
+                "no configured subnet or ip-range contain the IP address {ip}"
+            )),
+            None => NetworkError::System(format!(
+                "no available IPv4 addresses on this network's address pools: {} ({})",
+                self.rec.name, self.rec.id
+            )),
+        })
+    }
+
+    async fn connect(&mut self, req: EndpointRequest) -> Result<Endpoint, NetworkError> {
+        if !self.rec.is_bridge() {
+            return Err(NetworkError::Forbidden(format!(
+                "containers cannot be connected to the {} network",
+                self.rec.name
+            )));
+        }
+        if self.rec.endpoints.contains_key(&req.container) {
+            return Err(NetworkError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                req.name, self.rec.name
+            )));
+        }
+        if req.ip.is_some() && !self.rec.user_defined() {
+            return Err(NetworkError::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        let (ip, subnet, gateway) = self.address(req.ip)?;
+        let mut ep = Endpoint {
+            id: endpoint_id(&self.rec.id, &req.container),
+            container: req.container.clone(),
+            name: req.name.clone(),
+            aliases: req.aliases.clone(),
+            ip: ip.to_string(),
+            prefix: subnet.prefix,
+            gateway,
+            mac: mac_for(ip),
+            sandbox: req.sandbox.clone(),
+            ifname: req.ifname.clone(),
+            host_ifname: host_ifname(&self.rec.id, &req.container),
+            ports: req.ports.clone(),
+            static_ip: req.ip.is_some(),
+        };
+        ep.ports = self.host.attach(&self.rec, &ep).await.map_err(|e| {
+            if e.contains("port is already allocated") {
+                NetworkError::System(format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): {e}",
+                    req.name, ep.id
+                ))
+            } else {
+                NetworkError::System(e)
+            }
+        })?;
+        self.rec.endpoints.insert(req.container.clone(), ep.clone());
+        if let Err(e) = self.save() {
+            self.rec.endpoints.remove(&req.container);
+            self.host.detach(&self.rec, &ep).await;
+            return Err(e);
+        }
+        self.publish();
+        self.event("connect", Some(&req.container));
+        Ok(ep)
+    }
+
+    async fn disconnect(&mut self, container: &str) -> Result<(), NetworkError> {
+        let Some(ep) = self.rec.endpoints.remove(container) else {
+            return Ok(());
+        };
+        self.host.detach(&self.rec, &ep).await;
+        self.save()?;
+        self.publish();
+        self.event("disconnect", Some(container));
+        Ok(())
+    }
+
+    async fn remove(&mut self) -> Result<(), NetworkError> {
+        if self.rec.predefined {
+            return Err(NetworkError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                self.rec.name
+            )));
+        }
+        if !self.rec.endpoints.is_empty() {
+            return Err(NetworkError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                self.rec.name, self.rec.id
+            )));
+        }
+        self.host
+            .teardown(&self.rec)
+            .await
+            .map_err(NetworkError::System)?;
+        self.host
+            .delete(&self.rec.id)
+            .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;
+        let id = self.rec.id.clone();
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_id.remove(&id);
+            *ix = Arc::new(next);
+        });
+        self.event("destroy", None);
+        Ok(())
+    }
+}
+
+/// A stable endpoint ID for a container on a network.
+fn endpoint_id(net: &str, container: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{net}/{container}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The host end of a container's veth pair: `vb` and ten hex digits,
+/// stable for a container on a network (so a restarted berthd finds it).
+pub fn host_ifname(net: &str, container: &str) -> String {
+    format!("vb{}", &endpoint_id(net, container)[..10])
+}
+
+impl Actor for NetworkActor {
+    type Msg = NetworkMsg;
+    type State = NetworkState;
+    type Arguments = NetworkArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<NetworkMsg>,
+        a: NetworkArgs,
+    ) -> Result<NetworkState, ActorProcessingErr> {
+        let st = NetworkState {
+            rec: a.record,
+            host: a.host,
+            index: a.index,
+            events: a.events,
+        };
+        // Reconcile the host with the record: what exists is kept.
+        if let Err(e) = st.host.setup(&st.rec).await {
+            warn!(network = %st.rec.name, "setting up the network: {e}");
+        }
+        st.publish();
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<NetworkMsg>,
+        msg: NetworkMsg,
+        st: &mut NetworkState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            NetworkMsg::Connect { req, reply } => {
+                let r = st.connect(*req).await;
+                let _ = reply.send(r);
+            }
+            NetworkMsg::Disconnect { container, reply } => {
+                let r = st.disconnect(&container).await;
+                let _ = reply.send(r);
+            }
+            NetworkMsg::Remove { reply } => {
+                let r = st.remove().await;
+                let ok = r.is_ok();
+                let _ = reply.send(r);
+                if ok {
+                    if let Some(s) = ActorRef::<SupervisorMsg>::where_is(NETWORKS) {
+                        let _ = s.send_message(SupervisorMsg::Forget(st.rec.id.clone()));
+                    }
+                    myself.stop(Some("removed".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Networks: a NetworkActor per network under the NetworkSupervisor. The
+//! actor owns the network's IPAM and endpoints and drives the host side
+//! (bridge, veth pairs, firewall) through [`crate::ports::NetworkHost`];
+//! it publishes every change to the read model, which the embedded DNS
+//! server answers from.
+
+mod actor;
+mod index;
+pub mod ipam;
+mod model;
+mod supervisor;
+
+use ractor::RpcReplyPort;
+
+pub use actor::{actor_name, host_ifname, NetworkActor, NetworkArgs};
+pub use index::NetworkIndex;
+pub use model::{
+    mac_for, Endpoint, EndpointRequest, IpamPool, NetworkRecord, PortMapping,
+    NETWORK_RECORD_VERSION,
+};
+pub use supervisor::{AutoPool, NetworkSupervisor, NetworkSupervisorArgs, Networks, SupervisorMsg};
+
+use crate::{ErrorKind, HasKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("plugin \"{0}\" not found")]
+    PluginNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    System(String),
+    #[error("the network's actor is restarting; retry")]
+    Unavailable,
+}
+
+impl HasKind for NetworkError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            NetworkError::NotFound(_) | NetworkError::PluginNotFound(_) => ErrorKind::NotFound,
+            NetworkError::Conflict(_) => ErrorKind::Conflict,
+            NetworkError::Invalid(_) => ErrorKind::InvalidParameter,
+            NetworkError::Forbidden(_) => ErrorKind::Forbidden,
+            NetworkError::System(_) => ErrorKind::System,
+            NetworkError::Unavailable => ErrorKind::Unavailable,
+        }
+    }
+}
+
+pub enum NetworkMsg {
+    /// Allocate an address, plumb the container into the network, publish
+    /// its ports.
+    Connect {
+        req: Box<EndpointRequest>,
+        reply: RpcReplyPort<Result<Endpoint, NetworkError>>,
+    },
+    /// Remove a container's endpoint (nothing to do if it has none).
+    Disconnect {
+        container: String,
+        reply: RpcReplyPort<Result<(), NetworkError>>,
+    },
+    /// Delete the network (refused while endpoints are active).
+    Remove {
+        reply: RpcReplyPort<Result<(), NetworkError>>,
+    },
+}

@@ -1,0 +1,142 @@
+//! A network's durable record: its configuration, its IPAM pools and the
+//! endpoints (one per connected running container) with their addresses.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+pub const NETWORK_RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamPool {
+    /// `a.b.c.d/n`
+    pub subnet: String,
+    #[serde(default)]
+    pub ip_range: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub aux: BTreeMap<String, String>,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    pub container_port: u16,
+    /// `0.0.0.0` for all host addresses.
+    pub host_ip: String,
+    /// 0 asks for an ephemeral port; an endpoint holds the chosen one.
+    pub host_port: u16,
+    /// For a requested range `a-b`: its last port (0 when none).
+    #[serde(default)]
+    pub host_port_end: u16,
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub container: String,
+    /// The container's name without the slash.
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
+    /// The container's network namespace file.
+    pub sandbox: String,
+    /// The interface inside the container (`eth0`...).
+    pub ifname: String,
+    /// The host end of the veth pair.
+    pub host_ifname: String,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    /// An address the user asked for (kept across restarts).
+    #[serde(default)]
+    pub static_ip: bool,
+}
+
+/// What a container asks of a network when it connects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointRequest {
+    pub container: String,
+    pub name: String,
+    pub aliases: Vec<String>,
+    /// `--ip`
+    pub ip: Option<Ipv4Addr>,
+    pub sandbox: String,
+    pub ifname: String,
+    pub ports: Vec<PortMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub version: u32,
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    #[serde(default)]
+    pub ipam_driver: String,
+    #[serde(default)]
+    pub pools: Vec<IpamPool>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The bridge interface (bridge driver).
+    #[serde(default)]
+    pub bridge: String,
+    /// Inter-container traffic allowed on the bridge.
+    #[serde(default = "yes")]
+    pub icc: bool,
+    /// Masquerade traffic leaving the bridge.
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+    #[serde(default)]
+    pub mtu: u32,
+    /// The predefined `bridge`, `host` and `none` networks.
+    #[serde(default)]
+    pub predefined: bool,
+    /// By container ID.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl NetworkRecord {
+    pub fn is_bridge(&self) -> bool {
+        self.driver == "bridge"
+    }
+    /// A user-defined network (embedded DNS, aliases): not the default bridge.
+    pub fn user_defined(&self) -> bool {
+        !self.predefined
+    }
+    pub fn event_attrs(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("name".into(), self.name.clone());
+        m.insert("type".into(), self.driver.clone());
+        m
+    }
+}
+
+/// A MAC address derived from the IPv4 address, as dockerd does.
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}

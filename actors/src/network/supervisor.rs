@@ -1,0 +1,387 @@
+//! The NetworkSupervisor: creates networks (name and subnet checks, pool
+//! allocation, all serialized here), spawns a NetworkActor per network (in
+//! parallel at berthd start) and rebuilds any that dies from the read
+//! model: a rebuild reconciles the host, it never re-creates a bridge or a
+//! veth that exists.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::actor::{actor_name, NetworkActor, NetworkArgs};
+use super::index::NetworkIndex;
+use super::ipam::Cidr;
+use super::model::{IpamPool, NetworkRecord};
+use super::{NetworkError, NetworkMsg};
+use crate::directory::NETWORKS;
+use crate::events::Events;
+use crate::ports::NetworkHost;
+
+const MAX_REBUILDS: usize = 10;
+const REBUILD_WINDOW: Duration = Duration::from_secs(10);
+
+/// A `default-address-pools` entry: subnets of `size` bits carved from `base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoPool {
+    pub base: String,
+    pub size: u8,
+}
+
+pub struct NetworkSupervisor;
+
+#[derive(Clone)]
+pub struct NetworkSupervisorArgs {
+    pub host: Arc<dyn NetworkHost>,
+    pub index: Arc<watch::Sender<Arc<NetworkIndex>>>,
+    pub events: Events,
+    /// Records read from disk at berthd start (first incarnation only).
+    pub initial: Arc<std::sync::Mutex<Option<Vec<NetworkRecord>>>>,
+}
+
+pub enum SupervisorMsg {
+    /// Create a network: checks, pool allocation, host setup, actor.
+    Create {
+        record: Box<NetworkRecord>,
+        pools: Vec<AutoPool>,
+        reply: RpcReplyPort<Result<Arc<NetworkRecord>, NetworkError>>,
+    },
+    /// The network was removed: its actor stops for good.
+    Forget(String),
+    Rebuild(String),
+}
+
+pub struct SupervisorState {
+    args: NetworkSupervisorArgs,
+    actors: HashMap<ractor::ActorId, String>,
+    forgotten: HashSet<String>,
+    rebuilds: HashMap<String, Vec<Instant>>,
+}
+
+/// Handle for callers: the read model and the actors.
+#[derive(Clone)]
+pub struct Networks {
+    pub index: watch::Receiver<Arc<NetworkIndex>>,
+}
+
+impl Networks {
+    pub fn snapshot(&self) -> Arc<NetworkIndex> {
+        self.index.borrow().clone()
+    }
+
+    pub fn lookup(&self, s: &str) -> Result<Arc<NetworkRecord>, NetworkError> {
+        self.snapshot().lookup(s)
+    }
+
+    /// Ask a network's actor; a restart in between is `Unavailable`.
+    pub async fn ask<T: Send + 'static>(
+        id: &str,
+        msg: impl FnOnce(RpcReplyPort<Result<T, NetworkError>>) -> NetworkMsg,
+    ) -> Result<T, NetworkError> {
+        let a =
+            ActorRef::<NetworkMsg>::where_is(actor_name(id)).ok_or(NetworkError::Unavailable)?;
+        match a.call(msg, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(NetworkError::Unavailable),
+        }
+    }
+
+    pub async fn ask_supervisor<T: Send + 'static>(
+        msg: impl FnOnce(RpcReplyPort<Result<T, NetworkError>>) -> SupervisorMsg,
+    ) -> Result<T, NetworkError> {
+        let s = ActorRef::<SupervisorMsg>::where_is(NETWORKS).ok_or(NetworkError::Unavailable)?;
+        match s.call(msg, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(NetworkError::Unavailable),
+        }
+    }
+}
+
+impl SupervisorState {
+    fn args_for(&self, record: NetworkRecord) -> NetworkArgs {
+        NetworkArgs {
+            record,
+            host: self.args.host.clone(),
+            index: self.args.index.clone(),
+            events: self.args.events.clone(),
+        }
+    }
+
+    /// The subnets in use: other networks' and the host's routes.
+    fn used_subnets(&self) -> Vec<Cidr> {
+        let mut used: Vec<Cidr> = self
+            .args
+            .index
+            .borrow()
+            .by_id
+            .values()
+            .flat_map(|r| r.pools.iter().filter_map(|p| Cidr::parse(&p.subnet)))
+            .collect();
+        used.extend(
+            self.args
+                .host
+                .host_routes()
+                .iter()
+                .filter_map(|r| Cidr::parse(r)),
+        );
+        used
+    }
+
+    fn check_and_allocate(
+        &self,
+        rec: &mut NetworkRecord,
+        pools: &[AutoPool],
+    ) -> Result<(), NetworkError> {
+        if self.args.index.borrow().by_name(&rec.name).is_some() {
+            return Err(NetworkError::Conflict(format!(
+                "network with name {} already exists",
+                rec.name
+            )));
+        }
+        if !rec.is_bridge() {
+            return Ok(());
+        }
+        let ours: Vec<Cidr> = self
+            .args
+            .index
+            .borrow()
+            .by_id
+            .values()
+            .flat_map(|r| r.pools.iter().filter_map(|p| Cidr::parse(&p.subnet)))
+            .collect();
+        for p in &rec.pools {
+            if let Some(c) = Cidr::parse(&p.subnet) {
+                if ours.iter().any(|o| o.overlaps(&c)) {
+                    return Err(NetworkError::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if rec.pools.is_empty() {
+            let used = self.used_subnets();
+            let found = pools.iter().find_map(|p| {
+                let base = Cidr::parse(&p.base)?;
+                if p.size < base.prefix || p.size > 30 {
+                    return None;
+                }
+                let step = 1u64 << (32 - p.size);
+                let mut a = base.network() as u64;
+                while a <= base.broadcast() as u64 {
+                    let c = Cidr {
+                        addr: std::net::Ipv4Addr::from(a as u32),
+                        prefix: p.size,
+                    };
+                    if !used.iter().any(|u| u.overlaps(&c)) {
+                        return Some(c);
+                    }
+                    a += step;
+                }
+                None
+            });
+            let Some(c) = found else {
+                return Err(NetworkError::Forbidden(
+                    "all predefined address pools have been fully subnetted".into(),
+                ));
+            };
+            rec.pools.push(IpamPool {
+                subnet: c.canonical(),
+                ip_range: String::new(),
+                gateway: c.first_host().to_string(),
+                aux: Default::default(),
+            });
+        }
+        for p in rec.pools.iter_mut() {
+            if p.gateway.is_empty() {
+                if let Some(c) = Cidr::parse(&p.subnet) {
+                    p.gateway = c.first_host().to_string();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn spawn(cell: ActorCell, args: NetworkArgs) -> Result<(ractor::ActorId, String), String> {
+    let id = args.record.id.clone();
+    let (a, _) = Actor::spawn_linked(Some(actor_name(&id)), NetworkActor, args, cell)
+        .await
+        .map_err(|e| format!("network {id}: {e}"))?;
+    Ok((a.get_id(), id))
+}
+
+impl Actor for NetworkSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = NetworkSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: NetworkSupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let mut st = SupervisorState {
+            args,
+            actors: HashMap::new(),
+            forgotten: HashSet::new(),
+            rebuilds: HashMap::new(),
+        };
+        let records: Vec<NetworkRecord> = match st
+            .args
+            .initial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(r) => r,
+            None => st
+                .args
+                .index
+                .borrow()
+                .by_id
+                .values()
+                .map(|r| (**r).clone())
+                .collect(),
+        };
+        st.args.index.send_replace(Arc::new(NetworkIndex {
+            by_id: records
+                .iter()
+                .map(|r| (r.id.clone(), Arc::new(r.clone())))
+                .collect(),
+        }));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for r in records {
+            let a = st.args_for(r);
+            tasks.push(tokio::spawn(spawn(myself.get_cell(), a)));
+        }
+        let n = tasks.len();
+        for t in tasks {
+            match t.await {
+                Ok(Ok((aid, id))) => {
+                    st.actors.insert(aid, id);
+                }
+                Ok(Err(e)) => error!("restoring: {e}"),
+                Err(e) => error!("restoring: {e}"),
+            }
+        }
+        // Every network is known: the firewall can be written whole.
+        st.args.host.restored();
+        info!(
+            networks = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "networks restored"
+        );
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Create {
+                mut record,
+                pools,
+                reply,
+            } => {
+                if let Err(e) = st.check_and_allocate(&mut record, &pools) {
+                    let _ = reply.send(Err(e));
+                    return Ok(());
+                }
+                if let Err(e) = st.args.host.setup(&record).await {
+                    let _ = st.args.host.teardown(&record).await;
+                    let _ = reply.send(Err(NetworkError::System(e)));
+                    return Ok(());
+                }
+                if let Err(e) = st.args.host.save(&record) {
+                    let _ = st.args.host.teardown(&record).await;
+                    let _ = reply.send(Err(NetworkError::System(format!(
+                        "saving the network: {e}"
+                    ))));
+                    return Ok(());
+                }
+                let rec = Arc::new((*record).clone());
+                st.args.index.send_modify(|ix| {
+                    let mut next = (**ix).clone();
+                    next.by_id.insert(rec.id.clone(), rec.clone());
+                    *ix = Arc::new(next);
+                });
+                match spawn(myself.get_cell(), st.args_for(*record)).await {
+                    Ok((aid, id)) => {
+                        st.actors.insert(aid, id);
+                        st.args
+                            .events
+                            .publish("network", "create", &rec.id, rec.event_attrs());
+                        let _ = reply.send(Ok(rec));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::System(e)));
+                    }
+                }
+            }
+            SupervisorMsg::Forget(id) => {
+                st.forgotten.insert(id.clone());
+                st.rebuilds.remove(&id);
+            }
+            SupervisorMsg::Rebuild(id) => {
+                let rec = st.args.index.borrow().by_id.get(&id).cloned();
+                if let (Some(rec), false) = (rec, st.forgotten.contains(&id)) {
+                    match spawn(myself.get_cell(), st.args_for((*rec).clone())).await {
+                        Ok((aid, id)) => {
+                            info!(%id, "network actor rebuilt");
+                            st.actors.insert(aid, id);
+                        }
+                        Err(e) => {
+                            error!("rebuilding: {e}");
+                            myself.send_after(Duration::from_millis(200), move || {
+                                SupervisorMsg::Rebuild(id)
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        ev: SupervisionEvent,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match &ev {
+            SupervisionEvent::ActorTerminated(c, _, r) => {
+                (c.clone(), r.clone().unwrap_or_else(|| "stopped".into()))
+            }
+            SupervisionEvent::ActorFailed(c, e) => (c.clone(), e.to_string()),
+            _ => return Ok(()),
+        };
+        let Some(id) = st.actors.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        if st.forgotten.remove(&id) || !st.args.index.borrow().by_id.contains_key(&id) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let times = st.rebuilds.entry(id.clone()).or_default();
+        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
+        if times.len() >= MAX_REBUILDS {
+            error!(%id, "the network's actor keeps failing ({why}); it is no longer rebuilt");
+            return Ok(());
+        }
+        times.push(now);
+        warn!(%id, "network actor stopped ({why}); rebuilding it from its record");
+        myself.send_after(Duration::from_millis(20), move || {
+            SupervisorMsg::Rebuild(id)
+        });
+        Ok(())
+    }
+}

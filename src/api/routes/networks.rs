@@ -1,0 +1,397 @@
+//! Networks: create, list, inspect, delete, connect, disconnect, prune.
+
+use std::collections::BTreeMap;
+
+use berth_actors::container::{ContainerMsg, ContainerRecord, Containers, NetworkAttachment};
+use berth_actors::network::{NetworkError, NetworkMsg, NetworkRecord, Networks, SupervisorMsg};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use super::containers::unix_of;
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::filters::Filters;
+use crate::api::router::{ok_json, HandlerFuture, Req};
+
+fn err(e: NetworkError) -> ApiError {
+    ApiError::from_err(&e)
+}
+
+fn find(r: &Req) -> Result<std::sync::Arc<NetworkRecord>, ApiError> {
+    r.ctx.networks.networks.lookup(r.param("id")).map_err(err)
+}
+
+/// The network as the API shows it; `containers` adds its endpoints.
+pub fn network_json(n: &NetworkRecord, containers: bool) -> Value {
+    let config: Vec<Value> = n
+        .pools
+        .iter()
+        .map(|p| {
+            let mut c = json!({"Subnet": p.subnet, "Gateway": p.gateway});
+            if !p.ip_range.is_empty() {
+                c["IPRange"] = json!(p.ip_range);
+            }
+            if !p.aux.is_empty() {
+                c["AuxiliaryAddresses"] = json!(p.aux);
+            }
+            c
+        })
+        .collect();
+    let mut eps = serde_json::Map::new();
+    if containers {
+        for e in n.endpoints.values() {
+            eps.insert(
+                e.container.clone(),
+                json!({
+                    "Name": e.name,
+                    "EndpointID": e.id,
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": n.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": eps,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+fn matches(f: &Filters, n: &NetworkRecord) -> bool {
+    f.values("name").all(|v| n.name.contains(v.as_str()))
+        && (f.values("id").next().is_none() || f.values("id").any(|v| n.id.starts_with(v.as_str())))
+        && (f.values("driver").next().is_none() || f.values("driver").any(|v| *v == n.driver))
+        && f.values("type").all(|v| match v.as_str() {
+            "custom" => !n.predefined,
+            "builtin" => n.predefined,
+            _ => true,
+        })
+        && f.values("dangling").all(|v| {
+            let dangling = !n.predefined && n.endpoints.is_empty();
+            (v == "true" || v == "1") == dangling
+        })
+        && f.labels("label", &n.labels)
+}
+
+pub fn list(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["name", "id", "driver", "type", "dangling", "label", "scope"])?;
+        for v in f.values("type") {
+            if v != "custom" && v != "builtin" {
+                return Err(ApiError::invalid(format!("invalid filter: 'type'='{v}'")));
+            }
+        }
+        let snap = r.ctx.networks.networks.snapshot();
+        let out: Vec<Value> = snap
+            .by_id
+            .values()
+            .filter(|n| matches(&f, n))
+            .map(|n| network_json(n, false))
+            .collect();
+        ok_json(&out)
+    })
+}
+
+pub fn inspect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let n = find(&r)?;
+        ok_json(&network_json(&n, true))
+    })
+}
+
+pub fn create(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let body: Value = r.json()?;
+        let cfg = r.ctx.config();
+        let rec = crate::network::create::record(&body, &cfg).map_err(err)?;
+        let pools = crate::network::auto_pools(&cfg);
+        let rec = Networks::ask_supervisor(|reply| SupervisorMsg::Create {
+            record: Box::new(rec),
+            pools,
+            reply,
+        })
+        .await
+        .map_err(err)?;
+        let mut resp = ok_json(&json!({"Id": rec.id, "Warning": ""}))?;
+        *resp.status_mut() = StatusCode::CREATED;
+        Ok(resp)
+    })
+}
+
+pub fn delete(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let n = find(&r)?;
+        Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+fn container(r: &Req, body: &Value) -> Result<std::sync::Arc<ContainerRecord>, ApiError> {
+    let c = body["Container"].as_str().unwrap_or("");
+    r.ctx
+        .containers
+        .containers
+        .lookup(c)
+        .map_err(|e| ApiError::from_err(&e))
+}
+
+pub fn connect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let n = find(&r)?;
+        let body: Value = r.json()?;
+        let c = container(&r, &body)?;
+        if !n.is_bridge() {
+            return Err(ApiError::new(
+                berth_actors::ErrorKind::Forbidden,
+                format!(
+                    "container cannot be disconnected from host network or connected to {} network",
+                    n.name
+                ),
+            ));
+        }
+        let ec = &body["EndpointConfig"];
+        let aliases = crate::containers::spec::strings(&ec["Aliases"]);
+        let ip = ec["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if !n.user_defined() && (!aliases.is_empty() || !ip.is_empty()) {
+            return Err(ApiError::invalid(if ip.is_empty() {
+                "network-scoped aliases are only supported for user-defined networks"
+            } else {
+                "user specified IP address is supported on user defined networks only"
+            }));
+        }
+        if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(ApiError::invalid(format!("invalid IPv4 address: {ip}")));
+        }
+        let attachment = NetworkAttachment {
+            network_id: n.id.clone(),
+            aliases,
+            ip,
+        };
+        let network = n.name.clone();
+        Containers::ask(&c.id, |reply| ContainerMsg::Connect {
+            network,
+            attachment,
+            reply,
+        })
+        .await
+        .map_err(|e| ApiError::from_err(&e))?;
+        Ok(body::empty_ok())
+    })
+}
+
+pub fn disconnect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let n = find(&r)?;
+        let body: Value = r.json()?;
+        let force = body["Force"].as_bool().unwrap_or(false);
+        let c = match container(&r, &body) {
+            Ok(c) => c,
+            Err(e) if force => {
+                // A container that is gone: drop its endpoint by ID.
+                let id = body["Container"].as_str().unwrap_or("").to_string();
+                if n.endpoints.contains_key(&id) {
+                    Networks::ask(&n.id, |reply| NetworkMsg::Disconnect {
+                        container: id,
+                        reply,
+                    })
+                    .await
+                    .map_err(err)?;
+                    return Ok(body::empty_ok());
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let network = n.name.clone();
+        Containers::ask(&c.id, |reply| ContainerMsg::Disconnect { network, reply })
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        Ok(body::empty_ok())
+    })
+}
+
+pub fn prune(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["label", "label!", "until"])?;
+        let until = match f.values("until").next() {
+            Some(u) => Some(
+                super::parse_timestamp(u)
+                    .map(|n| n / 1_000_000_000)
+                    .ok_or_else(|| ApiError::invalid(format!("invalid filter 'until={u}'")))?,
+            ),
+            None => None,
+        };
+        let snap = r.ctx.networks.networks.snapshot();
+        // Networks a container is configured for stay (dockerd keeps
+        // networks with containers, running or not).
+        let cs = r.ctx.containers.containers.snapshot();
+        let used: std::collections::BTreeSet<&str> = cs
+            .by_id
+            .values()
+            .flat_map(|c| c.networks.values().map(|a| a.network_id.as_str()))
+            .collect();
+        let mut deleted = Vec::new();
+        for n in snap.by_id.values() {
+            if n.predefined || !n.endpoints.is_empty() || used.contains(n.id.as_str()) {
+                continue;
+            }
+            if !f.labels("label", &n.labels) || until.is_some_and(|u| unix_of(&n.created) >= u) {
+                continue;
+            }
+            if Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })
+                .await
+                .is_ok()
+            {
+                deleted.push(n.name.clone());
+            }
+        }
+        ok_json(&json!({"NetworksDeleted": deleted}))
+    })
+}
+
+/// `NetworkSettings` of a container inspect.
+pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
+    let s = &rec.state;
+    let live = s.status.is_live();
+    let mut nets = serde_json::Map::new();
+    for (name, att) in &rec.networks {
+        let ep = s.endpoints.get(name).filter(|_| live);
+        let mut dns_names: Vec<String> = Vec::new();
+        if let Some(e) = ep {
+            dns_names.push(e.name.clone());
+            dns_names.extend(e.aliases.iter().cloned());
+        }
+        nets.insert(
+            name.clone(),
+            json!({
+                "IPAMConfig": if att.ip.is_empty() { Value::Null } else { json!({"IPv4Address": att.ip}) },
+                "Links": null,
+                "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
+                "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or(""),
+                "DriverOpts": null,
+                "NetworkID": att.network_id,
+                "EndpointID": ep.map(|e| e.id.as_str()).unwrap_or(""),
+                "Gateway": ep.map(|e| e.gateway.as_str()).unwrap_or(""),
+                "IPAddress": ep.map(|e| e.ip.as_str()).unwrap_or(""),
+                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
+            }),
+        );
+    }
+    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or("");
+    if mode == "host" || mode == "none" {
+        nets.insert(mode.to_string(), json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null}));
+    }
+    if !full {
+        return json!({"Networks": nets});
+    }
+    // The default bridge's endpoint also fills the top-level fields.
+    let bridge = s.endpoints.get("bridge").filter(|_| live);
+    json!({
+        "Bridge": "",
+        "SandboxID": if live && !s.sandbox.is_empty() { sandbox_id(&rec.id) } else { String::new() },
+        "SandboxKey": if live { s.sandbox.clone() } else { String::new() },
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports(rec),
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": bridge.map(|e| e.id.as_str()).unwrap_or(""),
+        "Gateway": bridge.map(|e| e.gateway.as_str()).unwrap_or(""),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.map(|e| e.ip.as_str()).unwrap_or(""),
+        "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": bridge.map(|e| e.mac.as_str()).unwrap_or(""),
+        "Networks": nets,
+    })
+}
+
+fn sandbox_id(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("sandbox/{id}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `NetworkSettings.Ports` of a running container: every exposed or
+/// published port, with its host bindings (null when not published).
+fn ports(rec: &ContainerRecord) -> Value {
+    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    if !rec.state.status.is_live() {
+        return json!({});
+    }
+    if let Some(e) = rec.config["ExposedPorts"].as_object() {
+        for k in e.keys() {
+            let k = if k.contains('/') {
+                k.clone()
+            } else {
+                format!("{k}/tcp")
+            };
+            out.insert(k, Value::Null);
+        }
+    }
+    for ep in rec.state.endpoints.values() {
+        for m in &ep.ports {
+            let k = format!("{}/{}", m.container_port, m.proto);
+            let entry = out.entry(k).or_insert(Value::Null);
+            if entry.is_null() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": m.host_ip, "HostPort": m.host_port.to_string()}));
+            }
+        }
+    }
+    json!(out)
+}
+
+/// `Ports` of `GET /containers/json`.
+pub fn summary_ports(rec: &ContainerRecord) -> Value {
+    let mut out = Vec::new();
+    if !rec.state.status.is_live() {
+        return json!([]);
+    }
+    let mut published = std::collections::BTreeSet::new();
+    for ep in rec.state.endpoints.values() {
+        for m in &ep.ports {
+            published.insert((m.container_port, m.proto.clone()));
+            out.push(json!({"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}));
+        }
+    }
+    if let Some(e) = rec.config["ExposedPorts"].as_object() {
+        for k in e.keys() {
+            let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            let Ok(p) = p.parse::<u16>() else { continue };
+            if !published.contains(&(p, proto.to_string())) {
+                out.push(json!({"PrivatePort": p, "Type": proto}));
+            }
+        }
+    }
+    json!(out)
+}

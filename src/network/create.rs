@@ -1,0 +1,184 @@
+//! `POST /networks/create`: the request checked with dockerd's messages and
+//! turned into a record (pool allocation and overlap checks happen in the
+//! NetworkSupervisor, which serializes creations).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_actors::network::ipam::Cidr;
+use berth_actors::network::{IpamPool, NetworkError, NetworkRecord, NETWORK_RECORD_VERSION};
+use serde_json::Value;
+
+use crate::config::DaemonConfig;
+
+fn invalid(msg: String) -> NetworkError {
+    NetworkError::Invalid(format!("invalid network config:\n{msg}"))
+}
+
+fn strings(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ipv4(s: &str, what: &str) -> Result<Ipv4Addr, NetworkError> {
+    s.parse::<Ipv4Addr>().map_err(|_| {
+        invalid(format!(
+            "invalid {what} address {s}: it must be an IPv4 address"
+        ))
+    })
+}
+
+/// Check a create request and build the record.
+pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, NetworkError> {
+    let name = body["Name"].as_str().unwrap_or("").to_string();
+    if name.is_empty() {
+        return Err(NetworkError::Invalid("network name is required".into()));
+    }
+    if !berth_actors::container::valid_name(&name) && name.len() > 1 {
+        return Err(NetworkError::Invalid(format!(
+            "invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if ["bridge", "host", "none"].contains(&name.as_str()) {
+        return Err(NetworkError::Forbidden(format!(
+            "{name} is a pre-defined network and cannot be created"
+        )));
+    }
+    let driver = match body["Driver"].as_str().unwrap_or("") {
+        "" | "bridge" => "bridge".to_string(),
+        d @ ("host" | "null") => {
+            return Err(NetworkError::Forbidden(format!(
+                "only one instance of \"{d}\" network is allowed"
+            )))
+        }
+        d => return Err(NetworkError::PluginNotFound(d.to_string())),
+    };
+    if body["EnableIPv6"].as_bool() == Some(true) {
+        return Err(NetworkError::Invalid(
+            "IPv6 networks are not supported by berth yet".into(),
+        ));
+    }
+    let ipam_driver = body["IPAM"]["Driver"].as_str().unwrap_or("default");
+    if !ipam_driver.is_empty() && ipam_driver != "default" {
+        return Err(NetworkError::PluginNotFound(ipam_driver.to_string()));
+    }
+    let mut pools = Vec::new();
+    for c in body["IPAM"]["Config"].as_array().into_iter().flatten() {
+        let s = c["Subnet"].as_str().unwrap_or("");
+        if s.is_empty() {
+            continue;
+        }
+        let subnet = Cidr::parse(s).ok_or_else(|| {
+            if s.contains(':') {
+                NetworkError::Invalid("IPv6 networks are not supported by berth yet".into())
+            } else {
+                invalid(format!("invalid subnet {s}: invalid CIDR address: {s}"))
+            }
+        })?;
+        if subnet.prefix > 30 {
+            return Err(invalid(format!("subnet {s} is too small: at most /30")));
+        }
+        let range = c["IPRange"].as_str().unwrap_or("");
+        if !range.is_empty() {
+            let r = Cidr::parse(range).ok_or_else(|| {
+                invalid(format!(
+                    "invalid ip-range {range}: invalid CIDR address: {range}"
+                ))
+            })?;
+            if r.prefix < subnet.prefix || !subnet.contains(r.addr) {
+                return Err(invalid(format!(
+                    "invalid ip-range {range}: it must be within subnet {s}"
+                )));
+            }
+        }
+        let gw = c["Gateway"].as_str().unwrap_or("");
+        let gateway = if gw.is_empty() {
+            subnet.first_host().to_string()
+        } else {
+            let g = ipv4(gw, "gateway")?;
+            if !subnet.contains(g) {
+                return Err(invalid(format!(
+                    "no matching subnet for gateway {gw}: it is not in {s}"
+                )));
+            }
+            g.to_string()
+        };
+        let mut aux = BTreeMap::new();
+        for (k, v) in strings(&c["AuxiliaryAddresses"]) {
+            let a = ipv4(&v, "auxiliary")?;
+            if !subnet.contains(a) {
+                return Err(invalid(format!(
+                    "auxiliary address {k}={v} is not in subnet {s}"
+                )));
+            }
+            aux.insert(k, v);
+        }
+        pools.push(IpamPool {
+            subnet: subnet.canonical(),
+            ip_range: range.to_string(),
+            gateway,
+            aux,
+        });
+    }
+    for (i, a) in pools.iter().enumerate() {
+        for b in &pools[i + 1..] {
+            if let (Some(x), Some(y)) = (Cidr::parse(&a.subnet), Cidr::parse(&b.subnet)) {
+                if x.overlaps(&y) {
+                    return Err(invalid(format!(
+                        "subnets {} and {} overlap",
+                        a.subnet, b.subnet
+                    )));
+                }
+            }
+        }
+    }
+    let options = strings(&body["Options"]);
+    let id = crate::containers::create::new_id();
+    let bridge = options
+        .get("com.docker.network.bridge.name")
+        .cloned()
+        .unwrap_or_else(|| format!("br-{}", &id[..12]));
+    if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+        return Err(NetworkError::Invalid(format!(
+            "invalid bridge name \"{bridge}\": at most 15 characters, no '/' or space"
+        )));
+    }
+    let flag = |k: &str, d: bool| options.get(k).map(|v| v == "true").unwrap_or(d);
+    let mtu = match options.get("com.docker.network.driver.mtu") {
+        Some(m) => m
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (68..=65535).contains(m))
+            .ok_or_else(|| NetworkError::Invalid(format!("invalid MTU {m}")))?,
+        None if cfg.mtu > 0 => cfg.mtu as u32,
+        None => 0,
+    };
+    Ok(NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        id,
+        name,
+        driver,
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        internal: body["Internal"].as_bool().unwrap_or(false),
+        attachable: body["Attachable"].as_bool().unwrap_or(false),
+        enable_ipv6: false,
+        ipam_driver: "default".into(),
+        pools,
+        icc: flag("com.docker.network.bridge.enable_icc", true),
+        masquerade: flag(
+            "com.docker.network.bridge.enable_ip_masquerade",
+            cfg.ip_masq,
+        ),
+        options,
+        labels: strings(&body["Labels"]),
+        bridge,
+        mtu,
+        predefined: false,
+        endpoints: BTreeMap::new(),
+    })
+}

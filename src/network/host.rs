@@ -1,0 +1,336 @@
+//! The real [`NetworkHost`]: bridges and veth pairs over rtnetlink, the
+//! nftables table, host port reservations, records on disk.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_actors::network::ipam::Cidr;
+use berth_actors::network::{Endpoint, NetworkRecord, PortMapping};
+use berth_actors::ports::{BoxFuture, NetworkHost};
+use rtnetlink::Handle;
+use tracing::{debug, warn};
+
+use super::firewall::{Firewall, NetRules, PortRules};
+use super::{link, netns};
+use crate::sys::atomic::write_atomic;
+
+/// Ephemeral host ports (dockerd's default range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+pub struct NetHost {
+    /// `<data-root>/network/networks`
+    pub records_dir: PathBuf,
+    pub nl: Handle,
+    pub firewall: Firewall,
+    /// Published host ports: (proto, host ip, port).
+    ports: Mutex<BTreeSet<(String, String, u16)>>,
+    /// One netlink conversation at a time: the kernel refuses a second
+    /// dump on a socket while one runs (EBUSY).
+    nl_lock: tokio::sync::Mutex<()>,
+}
+
+impl NetHost {
+    pub fn new(records_dir: PathBuf, nl: Handle, firewall: Firewall) -> NetHost {
+        NetHost {
+            records_dir,
+            nl,
+            firewall,
+            ports: Mutex::new(BTreeSet::new()),
+            nl_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.records_dir.join(format!("{id}.json"))
+    }
+
+    fn port_taken(set: &BTreeSet<(String, String, u16)>, proto: &str, ip: &str, port: u16) -> bool {
+        set.iter().any(|(p, i, n)| {
+            p == proto && *n == port && (i == ip || i == "0.0.0.0" || ip == "0.0.0.0")
+        })
+    }
+
+    /// Whether the host has the port bound by something else.
+    fn port_busy(proto: &str, ip: &str, port: u16) -> bool {
+        let addr: Ipv4Addr = ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if proto == "udp" {
+            std::net::UdpSocket::bind((addr, port)).is_err()
+        } else {
+            std::net::TcpListener::bind((addr, port)).is_err()
+        }
+    }
+
+    /// Choose and reserve the host ports of an endpoint.
+    fn reserve(&self, want: &[PortMapping]) -> Result<Vec<PortMapping>, String> {
+        let mut set = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut got: Vec<PortMapping> = Vec::new();
+        let fail = |set: &mut BTreeSet<(String, String, u16)>, got: &[PortMapping], msg: String| {
+            for g in got {
+                set.remove(&(g.proto.clone(), g.host_ip.clone(), g.host_port));
+            }
+            Err(msg)
+        };
+        for m in want {
+            let ip = if m.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &m.host_ip
+            }
+            .to_string();
+            let candidates: Vec<u16> = if m.host_port == 0 {
+                EPHEMERAL.collect()
+            } else if m.host_port_end > m.host_port {
+                (m.host_port..=m.host_port_end).collect()
+            } else {
+                vec![m.host_port]
+            };
+            let pick = candidates.iter().copied().find(|p| {
+                !Self::port_taken(&set, &m.proto, &ip, *p) && !Self::port_busy(&m.proto, &ip, *p)
+            });
+            let Some(port) = pick else {
+                let shown = if m.host_port_end > m.host_port {
+                    format!("{}-{}", m.host_port, m.host_port_end)
+                } else {
+                    m.host_port.to_string()
+                };
+                return fail(
+                    &mut set,
+                    &got,
+                    format!("Bind for {ip}:{shown} failed: port is already allocated"),
+                );
+            };
+            set.insert((m.proto.clone(), ip.clone(), port));
+            got.push(PortMapping {
+                proto: m.proto.clone(),
+                container_port: m.container_port,
+                host_ip: ip,
+                host_port: port,
+                host_port_end: 0,
+            });
+        }
+        Ok(got)
+    }
+
+    fn unreserve(&self, ports: &[PortMapping]) {
+        let mut set = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        for g in ports {
+            set.remove(&(g.proto.clone(), g.host_ip.clone(), g.host_port));
+        }
+    }
+
+    fn net_rules(rec: &NetworkRecord) -> Option<NetRules> {
+        let subnet = rec.pools.first()?.subnet.clone();
+        Some(NetRules {
+            bridge: rec.bridge.clone(),
+            subnet,
+            masquerade: rec.masquerade,
+            icc: rec.icc,
+            internal: rec.internal,
+        })
+    }
+
+    async fn attach_inner(&self, rec: &NetworkRecord, ep: &Endpoint) -> Result<(), String> {
+        let bridge = link::index_of(&self.nl, &rec.bridge)
+            .await?
+            .ok_or_else(|| {
+                format!(
+                    "the bridge {} of network {} is missing",
+                    rec.bridge, rec.name
+                )
+            })?;
+        let ns = std::fs::File::open(&ep.sandbox)
+            .map_err(|e| format!("opening the container's namespace: {e}"))?;
+        {
+            let _g = self.nl_lock.lock().await;
+            link::create_veth(&self.nl, &ep.host_ifname, &ep.ifname, &ns, bridge, rec.mtu).await?;
+        }
+        let ip: Ipv4Addr = ep
+            .ip
+            .parse()
+            .map_err(|_| format!("bad address {}", ep.ip))?;
+        let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
+            ep.gateway.parse().ok()
+        } else {
+            None
+        };
+        let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
+        let sandbox = PathBuf::from(&ep.sandbox);
+        tokio::task::spawn_blocking(move || {
+            netns::run_in(&sandbox, move || {
+                link::configure_inside(Some(&ifname), mac, ip, prefix, gw)
+            })
+            .map_err(|e| format!("entering the container's namespace: {e}"))?
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+fn key(rec: &NetworkRecord, ep: &Endpoint) -> String {
+    format!("{}/{}", rec.id, ep.container)
+}
+
+/// The shared handle the NetworkActors hold.
+#[derive(Clone)]
+pub struct NetHostHandle(pub Arc<NetHost>);
+
+impl NetworkHost for NetHostHandle {
+    fn setup(&self, rec: &NetworkRecord) -> BoxFuture<Result<(), String>> {
+        let (me, rec) = (self.0.clone(), rec.clone());
+        Box::pin(async move {
+            if !rec.is_bridge() {
+                return Ok(());
+            }
+            let pool = rec
+                .pools
+                .first()
+                .ok_or_else(|| format!("network {} has no subnet", rec.name))?;
+            let c =
+                Cidr::parse(&pool.subnet).ok_or_else(|| format!("bad subnet {}", pool.subnet))?;
+            let gw: Ipv4Addr = pool
+                .gateway
+                .parse()
+                .map_err(|_| format!("bad gateway {}", pool.gateway))?;
+            {
+                let _g = me.nl_lock.lock().await;
+                link::ensure_bridge(&me.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
+            }
+            // Published ports answer on 127.0.0.1 through the bridge.
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge),
+                "1",
+            );
+            if let Some(r) = NetHost::net_rules(&rec) {
+                me.firewall.set_network(&rec.id, r)?;
+            }
+            // Endpoints from before a restart: their ports stay reserved
+            // and forwarded.
+            for ep in rec.endpoints.values() {
+                if ep.ports.is_empty() {
+                    continue;
+                }
+                {
+                    let mut set = me.ports.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in &ep.ports {
+                        set.insert((p.proto.clone(), p.host_ip.clone(), p.host_port));
+                    }
+                }
+                me.firewall.set_ports(
+                    &key(&rec, ep),
+                    PortRules {
+                        bridge: rec.bridge.clone(),
+                        ip: ep.ip.clone(),
+                        ports: ep.ports.clone(),
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn teardown(&self, rec: &NetworkRecord) -> BoxFuture<Result<(), String>> {
+        let (me, rec) = (self.0.clone(), rec.clone());
+        Box::pin(async move {
+            if !rec.is_bridge() {
+                return Ok(());
+            }
+            if let Err(e) = me.firewall.remove_network(&rec.id) {
+                warn!(network = %rec.name, "{e}");
+            }
+            let _g = me.nl_lock.lock().await;
+            link::delete(&me.nl, &rec.bridge).await
+        })
+    }
+
+    fn attach(
+        &self,
+        rec: &NetworkRecord,
+        ep: &Endpoint,
+    ) -> BoxFuture<Result<Vec<PortMapping>, String>> {
+        let (me, rec, ep) = (self.0.clone(), rec.clone(), ep.clone());
+        Box::pin(async move {
+            let ports = me.reserve(&ep.ports)?;
+            if let Err(e) = me.attach_inner(&rec, &ep).await {
+                me.unreserve(&ports);
+                let _ = link::delete(&me.nl, &ep.host_ifname).await;
+                return Err(e);
+            }
+            if !ports.is_empty() {
+                let r = me.firewall.set_ports(
+                    &key(&rec, &ep),
+                    PortRules {
+                        bridge: rec.bridge.clone(),
+                        ip: ep.ip.clone(),
+                        ports: ports.clone(),
+                    },
+                );
+                if let Err(e) = r {
+                    me.unreserve(&ports);
+                    let _ = me.firewall.remove_ports(&key(&rec, &ep));
+                    let _ = link::delete(&me.nl, &ep.host_ifname).await;
+                    return Err(e);
+                }
+            }
+            debug!(network = %rec.name, container = %ep.container, ip = %ep.ip, "endpoint attached");
+            Ok(ports)
+        })
+    }
+
+    fn detach(&self, rec: &NetworkRecord, ep: &Endpoint) -> BoxFuture<()> {
+        let (me, rec, ep) = (self.0.clone(), rec.clone(), ep.clone());
+        Box::pin(async move {
+            if let Err(e) = me.firewall.remove_ports(&key(&rec, &ep)) {
+                warn!(network = %rec.name, "{e}");
+            }
+            me.unreserve(&ep.ports);
+            let _g = me.nl_lock.lock().await;
+            if let Err(e) = link::delete(&me.nl, &ep.host_ifname).await {
+                warn!(network = %rec.name, "{e}");
+            }
+        })
+    }
+
+    fn save(&self, rec: &NetworkRecord) -> std::io::Result<()> {
+        let b = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+        write_atomic(&self.0.record_path(&rec.id), &b, 0o600)
+    }
+
+    fn delete(&self, id: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.0.record_path(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn host_routes(&self) -> Vec<String> {
+        host_routes()
+    }
+
+    fn restored(&self) {
+        if let Err(e) = self.0.firewall.ready() {
+            warn!("writing the firewall: {e}");
+        }
+    }
+}
+
+/// The host's IPv4 routes (not the default route) from /proc/net/route.
+pub fn host_routes() -> Vec<String> {
+    let Ok(t) = std::fs::read_to_string("/proc/net/route") else {
+        return vec![];
+    };
+    t.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            if mask == 0 {
+                return None;
+            }
+            let prefix = u32::from_be(mask).count_ones();
+            Some(format!("{}/{prefix}", Ipv4Addr::from(dest.to_le_bytes())))
+        })
+        .collect()
+}
