@@ -269,6 +269,77 @@ def container_figures(name, sock, loadgen, seconds, runs):
     return r
 
 
+# Run inside a container's network namespace: the mean time of one A query
+# for argv[1] to the embedded DNS server (127.0.0.11:53), over argv[2] queries.
+DNS_PROBE = r"""
+import socket, struct, sys, time
+name, n = sys.argv[1], int(sys.argv[2])
+q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect(("127.0.0.11", 53))
+t = time.monotonic()
+for i in range(n):
+    s.send(struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1))
+    r = s.recv(512)
+    assert struct.unpack(">H", r[6:8])[0] >= 1, "no answer"
+print((time.monotonic() - t) * 1000 / n)
+"""
+
+
+def network_figures(name, sock, runs, subnet, mb=2048):
+    """run --rm on a user-defined network; TCP throughput host -> container
+    through a published port on 127.0.0.1; DNS latency of a container name."""
+    r = {}
+    docker(sock, "network", "create", "--subnet", subnet, "appnet")
+    docker(sock, "run", "--rm", "--network", "appnet", "busybox", "true")
+    times = sorted(timed(lambda: docker(sock, "run", "--rm", "--network", "appnet", "busybox", "true"))
+                   for _ in range(runs))
+    r["net_run_rm_s"] = times[len(times) // 2]
+    # Throughput: a sink in the container, bytes sent from the host.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    hp = s.getsockname()[1]
+    s.close()
+    docker(sock, "run", "-d", "--name", "sink", "-p", f"127.0.0.1:{hp}:5001", "busybox",
+           "sh", "-c", "while true; do nc -l -p 5001 > /dev/null; done")
+    chunk = b"\0" * (1 << 20)
+    best = 0.0
+    for _ in range(3):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = socket.create_connection(("127.0.0.1", hp), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        t = time.monotonic()
+        for _ in range(mb):
+            c.sendall(chunk)
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(30)
+        try:
+            c.recv(1)
+        except OSError:
+            pass
+        c.close()
+        best = max(best, mb / (time.monotonic() - t))
+        time.sleep(0.3)
+    r["port_tcp_mbps"] = best
+    # DNS: 200 lookups of a container name (A and AAAA each), timed inside.
+    docker(sock, "run", "-d", "--name", "target", "--network", "appnet", "busybox", "sleep", "100000")
+    docker(sock, "run", "-d", "--name", "asker", "--network", "appnet", "busybox", "sleep", "100000")
+    pid = docker(sock, "inspect", "-f", "{{.State.Pid}}", "asker").stdout.strip()
+    o = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", DNS_PROBE, "target", "2000"],
+                       capture_output=True, text=True, check=True)
+    r["dns_lookup_ms"] = float(o.stdout.strip())
+    docker(sock, "rm", "-f", "sink", "target", "asker")
+    docker(sock, "network", "rm", "appnet")
+    return r
+
+
 def restart_to_ready(name, sock, procs, argv, logf, live=50):
     """Restart the daemon (SIGTERM with live-restore, as for an upgrade) with
     50 live containers; time from the new start until `docker ps` lists them."""
@@ -315,23 +386,27 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
-    ap.add_argument("--only", choices=["all", "system", "images", "containers"], default="all")
+    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network"], default="all")
     args = ap.parse_args()
     want = lambda part: args.only in ("all", part)
 
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     procs = {}
     try:
-        cfg = os.path.join(tmp, "empty.json")
-        with open(cfg, "w") as f:
-            # live-restore on both: the restart figure needs it, nothing else notices.
-            f.write('{"live-restore": true}')
+        # live-restore on both: the restart figure needs it, nothing else
+        # notices. The network figures give each its own default bridge.
+        net = want("network")
+        cfgs = {}
+        for n, bip in (("berthd", "10.250.1.1/24"), ("dockerd", "10.250.0.1/24")):
+            cfgs[n] = os.path.join(tmp, f"{n}.json")
+            with open(cfgs[n], "w") as f:
+                json.dump({"live-restore": True, **({"bip": bip} if net else {})}, f)
         socks = {n: os.path.join(tmp, f"{n}.sock") for n in ("berthd", "dockerd")}
         common = lambda n: [
             "--data-root", os.path.join(tmp, n, "data"),
             "--exec-root", os.path.join(tmp, n, "exec"),
             "--pidfile", os.path.join(tmp, n, "pid"),
-            "--config-file", cfg,
+            "--config-file", cfgs[n],
             "-H", f"unix://{socks[n]}",
         ]
         for n in socks:
@@ -339,8 +414,11 @@ def main():
         log = lambda n: open(os.path.join(tmp, n, "log"), "w")
         argv = {
             "berthd": [args.berthd] + common("berthd"),
-            "dockerd": [args.dockerd] + common("dockerd") + ["--bridge", "none", "--iptables=false", "--ip6tables=false"],
+            "dockerd": [args.dockerd] + common("dockerd") + (
+                ["--ip6tables=false"] if net else ["--bridge", "none", "--iptables=false", "--ip6tables=false"]),
         }
+        tables_before = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        links_before = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
         logs = {n: log(n) for n in argv}
         for n in argv:
             procs[n] = subprocess.Popen(argv[n], stdout=logs[n], stderr=subprocess.STDOUT)
@@ -363,6 +441,16 @@ def main():
                 docker(socks[n], "load", "-i", bb)
                 res[n].update(container_figures(n, socks[n], args.loadgen, args.seconds, args.runs))
                 res[n]["restart_ready_s"] = restart_to_ready(n, socks[n], procs, argv[n], logs[n])
+                print(n, json.dumps(res[n]), flush=True)
+        # Network: run --rm on a user network, port throughput, DNS latency.
+        if net:
+            bb = os.path.join(tmp, "busybox.tar")
+            if not os.path.exists(bb):
+                make_busybox(bb)
+            for n, sub in (("berthd", "10.251.1.0/24"), ("dockerd", "10.251.0.0/24")):
+                if not want("containers"):
+                    docker(socks[n], "load", "-i", bb)
+                res[n].update(network_figures(n, socks[n], args.runs, sub))
                 print(n, json.dumps(res[n]), flush=True)
         # Images: load, push, pull (with peak RSS), then /images/json with 200 images.
         archive = os.path.join(tmp, "big.tar")
@@ -412,6 +500,9 @@ def main():
             ("1M-line container, run to exit (s)", "million_run_s", "<= 0.4"),
             ("docker logs of 1M lines (s)", "million_logs_s", "<= 0.33"),
             ("restart to ready, 50 live (s)", "restart_ready_s", "<= 0.3"),
+            ("run --rm --network appnet median (s)", "net_run_rm_s", "<= 0.35"),
+            ("TCP via published port MB/s", "port_tcp_mbps", ">= 1"),
+            ("DNS lookup of a container name (ms)", "dns_lookup_ms", "<= 1"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:
@@ -444,6 +535,19 @@ def main():
                             pass
                     p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        # dockerd leaves docker0 and its iptables (nft) tables behind, berthd
+        # (live-restore) its default bridge and table: remove what is new.
+        if "dockerd" in procs:
+            after = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+            old = {l.split(":")[1].strip().split("@")[0] for l in links_before.splitlines()}
+            for l in after.splitlines():
+                name = l.split(":")[1].strip().split("@")[0]
+                if name not in old and (name == "docker0" or name.startswith(("bt-", "br-"))):
+                    subprocess.run(["ip", "link", "del", name], capture_output=True)
+            after = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+            for t in set(after.splitlines()) - set(tables_before.splitlines()):
+                # "table <family> <name>"
+                subprocess.run(["nft", "delete", "table"] + t.split()[1:3], capture_output=True)
 
 
 if __name__ == "__main__":
