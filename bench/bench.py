@@ -538,16 +538,18 @@ def main():
         # dockerd leaves docker0 and its iptables (nft) tables behind, berthd
         # (live-restore) its default bridge and table: remove what is new.
         if "dockerd" in procs:
-            after = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+            import hashlib
+            h = hashlib.sha256(os.path.join(tmp, "berthd", "exec").encode()).hexdigest()[:8]
             old = {l.split(":")[1].strip().split("@")[0] for l in links_before.splitlines()}
-            for l in after.splitlines():
-                name = l.split(":")[1].strip().split("@")[0]
-                if name not in old and (name == "docker0" or name.startswith(("bt-", "br-"))):
+            for name in ("docker0", f"bt-{h}"):
+                if name not in old:
                     subprocess.run(["ip", "link", "del", name], capture_output=True)
             after = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
             for t in set(after.splitlines()) - set(tables_before.splitlines()):
-                # "table <family> <name>"
-                subprocess.run(["nft", "delete", "table"] + t.split()[1:3], capture_output=True)
+                # "table <family> <name>": dockerd's ip/ip6 nat and filter, berthd's own
+                fam, name = t.split()[1:3]
+                if fam in ("ip", "ip6") or name == f"berth-{h}":
+                    subprocess.run(["nft", "delete", "table", fam, name], capture_output=True)
 
 
 if __name__ == "__main__":

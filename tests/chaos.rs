@@ -225,3 +225,69 @@ fn killed_container_actors_never_touch_their_containers() {
         .is_empty()));
     d.stop();
 }
+
+#[test]
+fn killed_network_actors_keep_addresses_traffic_and_names() {
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(1), "chaosnet"]);
+    for n in ["n0", "n1"] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "--network",
+            "chaosnet",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+    }
+    let ips = || {
+        d.docker_ok(&[
+            "network",
+            "inspect",
+            "chaosnet",
+            "-f",
+            "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}",
+        ])
+    };
+    let before = ips();
+    for i in 0..6 {
+        let victim = if i % 3 == 2 {
+            "networks"
+        } else {
+            "network:chaosnet"
+        };
+        assert_eq!(kill(&d, victim), 204, "{victim}");
+        std::thread::sleep(Duration::from_millis(100));
+        // Name resolution reads the snapshot: it never stops.
+        let out = d.docker_ok(&["exec", "n0", "ping", "-c1", "-W2", "n1"]);
+        assert!(out.contains("1 packets received"), "{out}");
+    }
+    // The rebuilt actor serves: a third container joins, the others kept
+    // their addresses.
+    assert!(wait_for(Duration::from_secs(5), || d
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "n2",
+            "--network",
+            "chaosnet",
+            "busybox",
+            "sleep",
+            "600"
+        ])
+        .status
+        .success()));
+    let after = ips();
+    for part in before.split_whitespace() {
+        assert!(after.contains(part), "{part} changed: {after}");
+    }
+    d.docker_ok(&["rm", "-f", "n0", "n1", "n2"]);
+    d.docker_ok(&["network", "rm", "chaosnet"]);
+    assert!(d.log().contains("network actor rebuilt"));
+    d.stop();
+}

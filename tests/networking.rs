@@ -141,6 +141,13 @@ fn default_bridge_addresses_egress_and_published_ports() {
         stderr(&o)
     );
     assert_eq!(inspect(&d, "web2", "{{.State.Status}}"), "created");
+    // Its failed start left no namespace behind (web's is the only one).
+    assert_eq!(
+        std::fs::read_dir(d.exec_root.join("netns"))
+            .unwrap()
+            .count(),
+        1
+    );
 
     // -P with an exposed port: an ephemeral host port, on every address.
     d.docker_ok(&[
@@ -187,9 +194,15 @@ fn default_bridge_addresses_egress_and_published_ports() {
     d.docker_ok(&["rm", "-f", "web2", "web3"]);
     let bridge = berth::network::default_bridge_name(&d.exec_root);
     assert!(links().contains(&format!("{bridge}:")));
+    let table = berth::network::table_name(&d.exec_root);
     d.stop();
     // Without live-restore, nothing of berth's networking stays behind.
     assert!(!links().contains(&format!("{bridge}:")), "{}", links());
+    let o = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the nftables table is left");
 }
 
 /// A tiny DNS resolver on `addr:53` that answers `outside.example.test`
@@ -367,7 +380,12 @@ fn user_networks_resolve_names_and_are_isolated() {
 
     // Events for create, connect, disconnect, destroy.
     d.docker_ok(&["rm", "-f", "aa", "bb", "cc", "fixed"]);
-    d.docker_ok(&["network", "rm", "appnet", "othernet"]);
+    d.docker_ok(&["network", "rm", "appnet"]);
+    // prune removes unused networks, never the predefined ones.
+    d.docker_ok(&["network", "create", "--label", "keep=no", "unused1"]);
+    let out = d.docker_ok(&["network", "prune", "-f"]);
+    assert!(out.contains("othernet") && out.contains("unused1"), "{out}");
+    assert_eq!(d.docker_ok(&["network", "ls", "-q"]).lines().count(), 3);
     std::thread::sleep(Duration::from_millis(1100));
     let ev = d.docker_ok(&[
         "events",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, REGISTRY_SESSIONS};
+use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS};
 
 use crate::api::body;
 use crate::api::errors::ApiError;
@@ -41,9 +41,31 @@ pub fn kill(r: Req) -> HandlerFuture {
             cell.kill();
             return Ok(body::no_content());
         }
-        if ![FRONT_DOOR, EVENT_BUS, IMAGE_STORE, REGISTRY_SESSIONS].contains(&name.as_str()) {
+        // `network:<name or id>` kills one network's actor (the host side stays).
+        if let Some(n) = name.strip_prefix("network:") {
+            let rec = r
+                .ctx
+                .networks
+                .networks
+                .lookup(n)
+                .map_err(|e| ApiError::from_err(&e))?;
+            let cell = ractor::registry::where_is(berth_actors::network::actor_name(&rec.id))
+                .ok_or_else(|| ApiError::not_found(format!("the actor of {n} is not running")))?;
+            tracing::warn!(id = %rec.id, "chaos control: killing a network's actor");
+            cell.kill();
+            return Ok(body::no_content());
+        }
+        if ![
+            FRONT_DOOR,
+            EVENT_BUS,
+            IMAGE_STORE,
+            REGISTRY_SESSIONS,
+            NETWORKS,
+        ]
+        .contains(&name.as_str())
+        {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, registry-session, container:<id>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, registry-session, container:<id>, network:<name>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())
