@@ -384,10 +384,15 @@ async fn open_networks(
         }
     }
     let nl = n::link::connect().map_err(|e| StartupError::io("opening", "netlink", e))?;
+    let proxy = cfg
+        .userland_proxy
+        .then(|| n::proxy::binary(&cfg.userland_proxy_path));
     let host = Arc::new(NetHost::new(
         dir.clone(),
+        exec_root.to_path_buf(),
+        proxy,
         nl,
-        Firewall::new(n::table_name(exec_root), cfg.iptables),
+        Firewall::new(n::table_name(exec_root), cfg.iptables, cfg.userland_proxy),
     ));
     // Endpoints of containers that are not running any more are stale.
     let live: std::collections::BTreeSet<&str> = containers

@@ -187,8 +187,12 @@ fn default_bridge_addresses_egress_and_published_ports() {
     ]);
     assert_eq!(out.trim(), "three");
 
-    // Stopping a container unpublishes its port.
+    // Stopping a container unpublishes its port (and ends its proxy).
     d.docker_ok(&["rm", "-f", "web"]);
+    assert!(common::wait_for(Duration::from_secs(3), || d
+        .proxy_pids()
+        .len()
+        == 1));
     assert!(http_get(&format!("127.0.0.1:{hp}")).is_err());
     assert!(!nft_table(&d).unwrap().contains(&format!("dport {hp} ")));
     d.docker_ok(&["rm", "-f", "web2", "web3"]);
@@ -765,5 +769,49 @@ fn live_restore_keeps_ports_addresses_and_names() {
     }
     d.docker_ok(&["rm", "-f", "web", "target", "pinger"]);
     d.docker_ok(&["network", "rm", "appnet"]);
+    d.stop();
+}
+
+#[test]
+fn kernel_dnat_without_userland_proxy() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({"userland-proxy": false}))
+        .start();
+    load_busybox(&d);
+    let gw = d.gateway();
+    let hp = free_port();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kweb",
+        "-p",
+        &format!("{hp}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd("kernel"),
+    ]);
+    // 127.0.0.1 through route_localnet and DNAT, the bridge address, and
+    // hairpin from a container of the same bridge: no proxy process.
+    assert!(
+        wait_http(&format!("127.0.0.1:{hp}"), "kernel"),
+        "{}",
+        d.log()
+    );
+    assert!(wait_http(&format!("{gw}:{hp}"), "kernel"));
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{gw}:{hp}/"),
+    ]);
+    assert_eq!(out.trim(), "kernel");
+    assert!(d.proxy_pids().is_empty());
+    let fw = nft_table(&d).unwrap();
+    assert!(fw.contains(&format!("tcp dport {hp} dnat ip to")), "{fw}");
+    d.docker_ok(&["rm", "-f", "kweb"]);
     d.stop();
 }

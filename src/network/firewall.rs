@@ -42,14 +42,18 @@ pub struct Firewall {
     pub table: String,
     /// `iptables: false`: berthd writes no rules at all.
     pub enabled: bool,
+    /// `userland-proxy: true`: connections to 127.0.0.1 and from the
+    /// port's own bridge go to the proxy, not through DNAT.
+    pub proxy: bool,
     state: Mutex<State>,
 }
 
 impl Firewall {
-    pub fn new(table: String, enabled: bool) -> Firewall {
+    pub fn new(table: String, enabled: bool, proxy: bool) -> Firewall {
         Firewall {
             table,
             enabled,
+            proxy,
             state: Mutex::new(State::default()),
         }
     }
@@ -97,7 +101,7 @@ impl Firewall {
         if !g.ready {
             return Ok(());
         }
-        let text = render(&self.table, &g.nets, &g.ports);
+        let text = render(&self.table, &g.nets, &g.ports, self.proxy);
         debug!(table = %self.table, "writing the firewall");
         run_nft(&text)
     }
@@ -146,10 +150,17 @@ pub fn render(
     table: &str,
     nets: &BTreeMap<String, NetRules>,
     ports: &BTreeMap<String, PortRules>,
+    proxy: bool,
 ) -> String {
     let mut o = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
     o.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
-    o.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
+    // With the proxy, loopback connections reach it (dockerd's rules).
+    let local = if proxy {
+        "ip daddr != 127.0.0.0/8 "
+    } else {
+        ""
+    };
+    o.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local {local}jump ports\n  }}\n"));
     o.push_str("  chain ports {\n");
     for p in ports.values() {
         for m in &p.ports {
@@ -158,8 +169,15 @@ pub fn render(
             } else {
                 format!("ip daddr {} ", m.host_ip)
             };
+            // With the proxy, hairpin traffic (from the port's own
+            // bridge) reaches it too.
+            let iif = if proxy {
+                format!("iifname != {} ", q(&p.bridge))
+            } else {
+                String::new()
+            };
             o.push_str(&format!(
-                "    meta nfproto ipv4 {daddr}{} dport {} dnat ip to {}:{}\n",
+                "    meta nfproto ipv4 {iif}{daddr}{} dport {} dnat ip to {}:{}\n",
                 m.proto, m.host_port, p.ip, m.container_port
             ));
         }
@@ -251,11 +269,15 @@ mod tests {
                 }],
             },
         );
-        let t = render("berth", &nets, &ports);
+        let t = render("berth", &nets, &ports, false);
         assert!(t.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(t.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.1.0.2:80"));
         assert!(t.contains("ip saddr 10.1.0.0/24 oifname != \"bra\" masquerade"));
         assert!(t.contains("iifname \"bra\" oifname { \"brb\" } drop"));
         assert!(t.contains("iifname \"brb\" oifname { \"bra\" } drop"));
+        let p = render("berth", &nets, &ports, true);
+        assert!(p.contains("fib daddr type local ip daddr != 127.0.0.0/8 jump ports"));
+        assert!(p.contains("iifname != \"bra\" ip daddr 127.0.0.1 tcp dport 18080"));
+        assert!(!p.contains("ip saddr 127.0.0.0/8 oifname"));
     }
 }

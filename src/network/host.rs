@@ -13,7 +13,7 @@ use rtnetlink::Handle;
 use tracing::{debug, warn};
 
 use super::firewall::{Firewall, NetRules, PortRules};
-use super::{link, netns};
+use super::{link, netns, proxy};
 use crate::sys::atomic::write_atomic;
 
 /// Ephemeral host ports (dockerd's default range).
@@ -22,6 +22,9 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 pub struct NetHost {
     /// `<data-root>/network/networks`
     pub records_dir: PathBuf,
+    pub exec_root: PathBuf,
+    /// The userland proxy binary (`userland-proxy: true`).
+    pub proxy: Option<PathBuf>,
     pub nl: Handle,
     pub firewall: Firewall,
     /// Published host ports: (proto, host ip, port).
@@ -32,9 +35,17 @@ pub struct NetHost {
 }
 
 impl NetHost {
-    pub fn new(records_dir: PathBuf, nl: Handle, firewall: Firewall) -> NetHost {
+    pub fn new(
+        records_dir: PathBuf,
+        exec_root: PathBuf,
+        proxy: Option<PathBuf>,
+        nl: Handle,
+        firewall: Firewall,
+    ) -> NetHost {
         NetHost {
             records_dir,
+            exec_root,
+            proxy,
             nl,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
@@ -113,6 +124,27 @@ impl NetHost {
         Ok(got)
     }
 
+    async fn start_proxies(&self, ports: &[PortMapping], ip: &str) -> Result<(), String> {
+        let Some(bin) = &self.proxy else {
+            return Ok(());
+        };
+        for (i, m) in ports.iter().enumerate() {
+            if let Err(e) = proxy::start(bin, &self.exec_root, m, ip).await {
+                self.stop_proxies(&ports[..i], ip);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_proxies(&self, ports: &[PortMapping], ip: &str) {
+        if self.proxy.is_some() {
+            for m in ports {
+                proxy::stop(&self.exec_root, m, ip);
+            }
+        }
+    }
+
     fn unreserve(&self, ports: &[PortMapping]) {
         let mut set = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         for g in ports {
@@ -150,8 +182,13 @@ impl NetHost {
             .ip
             .parse()
             .map_err(|_| format!("bad address {}", ep.ip))?;
+        // The first network gives the default route: via the bridge, or
+        // the default bridge's `default-gateway`.
         let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
-            ep.gateway.parse().ok()
+            rec.options
+                .get("com.docker.network.bridge.default_gateway")
+                .and_then(|g| g.parse().ok())
+                .or_else(|| ep.gateway.parse().ok())
         } else {
             None
         };
@@ -197,11 +234,14 @@ impl NetworkHost for NetHostHandle {
                 let _g = me.nl_lock.lock().await;
                 link::ensure_bridge(&me.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
             }
-            // Published ports answer on 127.0.0.1 through the bridge.
-            let _ = std::fs::write(
-                format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge),
-                "1",
-            );
+            // Without the proxy, published ports answer on 127.0.0.1
+            // through the bridge (DNAT of loopback traffic).
+            if me.proxy.is_none() {
+                let _ = std::fs::write(
+                    format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge),
+                    "1",
+                );
+            }
             if let Some(r) = NetHost::net_rules(&rec) {
                 me.firewall.set_network(&rec.id, r)?;
             }
@@ -215,6 +255,17 @@ impl NetworkHost for NetHostHandle {
                     let mut set = me.ports.lock().unwrap_or_else(|e| e.into_inner());
                     for p in &ep.ports {
                         set.insert((p.proto.clone(), p.host_ip.clone(), p.host_port));
+                    }
+                }
+                // Proxies that did not survive (a reboot of the host is
+                // not survived by anything) are started again.
+                if let Some(bin) = &me.proxy {
+                    for p in &ep.ports {
+                        if proxy::find(&me.exec_root, p, &ep.ip).is_empty() {
+                            if let Err(e) = proxy::start(bin, &me.exec_root, p, &ep.ip).await {
+                                warn!(network = %rec.name, port = p.host_port, "{e}");
+                            }
+                        }
                     }
                 }
                 me.firewall.set_ports(
@@ -257,6 +308,11 @@ impl NetworkHost for NetHostHandle {
                 let _ = link::delete(&me.nl, &ep.host_ifname).await;
                 return Err(e);
             }
+            if let Err(e) = me.start_proxies(&ports, &ep.ip).await {
+                me.unreserve(&ports);
+                let _ = link::delete(&me.nl, &ep.host_ifname).await;
+                return Err(e);
+            }
             if !ports.is_empty() {
                 let r = me.firewall.set_ports(
                     &key(&rec, &ep),
@@ -267,6 +323,7 @@ impl NetworkHost for NetHostHandle {
                     },
                 );
                 if let Err(e) = r {
+                    me.stop_proxies(&ports, &ep.ip);
                     me.unreserve(&ports);
                     let _ = me.firewall.remove_ports(&key(&rec, &ep));
                     let _ = link::delete(&me.nl, &ep.host_ifname).await;
@@ -284,6 +341,7 @@ impl NetworkHost for NetHostHandle {
             if let Err(e) = me.firewall.remove_ports(&key(&rec, &ep)) {
                 warn!(network = %rec.name, "{e}");
             }
+            me.stop_proxies(&ep.ports, &ep.ip);
             me.unreserve(&ep.ports);
             let _g = me.nl_lock.lock().await;
             if let Err(e) = link::delete(&me.nl, &ep.host_ifname).await {

@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod host;
 pub mod link;
 pub mod netns;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

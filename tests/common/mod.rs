@@ -565,13 +565,39 @@ impl Daemon {
                     .output();
             }
         }
-        for pid in self.shim_pids() {
+        for pid in self.shim_pids().into_iter().chain(self.proxy_pids()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
         unmount_under(self.dir.path());
+    }
+
+    /// Pids of this daemon's userland proxies (working directory: its
+    /// exec-root).
+    pub fn proxy_pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !String::from_utf8_lossy(&cmd).contains("-container-ip") {
+                continue;
+            }
+            if std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()
+                .as_deref()
+                == Some(self.exec_root.as_path())
+            {
+                out.push(pid);
+            }
+        }
+        out
     }
 
     /// Pids of this daemon's live shims: every berth-shim process whose
