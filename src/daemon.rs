@@ -387,13 +387,20 @@ async fn open_networks(
     let proxy = cfg
         .userland_proxy
         .then(|| n::proxy::binary(&cfg.userland_proxy_path));
-    let host = Arc::new(NetHost::new(
+    let mut net_host = NetHost::new(
         dir.clone(),
         exec_root.to_path_buf(),
         proxy,
         nl,
-        Firewall::new(n::table_name(exec_root), cfg.iptables, cfg.userland_proxy),
-    ));
+        Firewall::new(
+            n::table_name(exec_root),
+            cfg.iptables,
+            cfg.userland_proxy,
+            cfg.ip6tables,
+        ),
+    );
+    net_host.ip_forward = cfg.ip_forward;
+    let host = Arc::new(net_host);
     // Endpoints of containers that are not running any more are stale.
     let live: std::collections::BTreeSet<&str> = containers
         .iter()

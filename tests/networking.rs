@@ -815,3 +815,121 @@ fn kernel_dnat_without_userland_proxy() {
     d.docker_ok(&["rm", "-f", "kweb"]);
     d.stop();
 }
+
+#[test]
+fn ipv6_dual_stack_networks() {
+    // A unique local /48 of this daemon's own: fdXX:YY00::/48.
+    let d0 = Daemon::prepare();
+    let (x, y) = d0.net_block;
+    drop(d0);
+    let bridge6 = format!("fd{x:02x}:{y:02x}01::/64");
+    let user6 = format!("fd{x:02x}:{y:02x}02::/64");
+    let d = Daemon::builder()
+        .config(serde_json::json!({"ipv6": true, "fixed-cidr-v6": bridge6}))
+        .start();
+    load_busybox(&d);
+    // The default bridge is dual-stack.
+    let out = d.docker_ok(&["run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"]);
+    let prefix = bridge6.trim_end_matches("::/64");
+    assert!(out.contains(&format!("inet6 {prefix}::2/64")), "{out}");
+    // A user-defined dual-stack network: addresses, --ip6, AAAA, ping6.
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.subnet(1),
+        "--subnet",
+        &user6,
+        "net6",
+    ]);
+    let fixed = user6.replace("::/64", "::99");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "six1",
+        "--network",
+        "net6",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "six2",
+        "--network",
+        "net6",
+        "--ip6",
+        &fixed,
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        inspect(
+            &d,
+            "six2",
+            "{{.NetworkSettings.Networks.net6.GlobalIPv6Address}}"
+        ),
+        fixed
+    );
+    let out = d.docker_ok(&["exec", "six1", "nslookup", "-type=aaaa", "six2"]);
+    assert!(out.contains(&format!("Address: {fixed}")), "{out}");
+    let out = d.docker_ok(&["exec", "six1", "ping6", "-c1", "-W2", "six2"]);
+    assert!(out.contains("1 packets received"), "{out}");
+    let ips = d.docker_ok(&[
+        "network",
+        "inspect",
+        "net6",
+        "-f",
+        "{{.EnableIPv6}} {{range .Containers}}{{.IPv6Address}} {{end}}",
+    ]);
+    assert!(
+        ips.starts_with("true ") && ips.contains(&format!("{fixed}/64")),
+        "{ips}"
+    );
+    // An IPv6 host address published to the container's IPv6 address.
+    let hp = free_port();
+    let gw6 = user6.replace("::/64", "::1");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "--network",
+        "net6",
+        "-p",
+        &format!("[{gw6}]:{hp}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd("six"),
+    ]);
+    assert!(wait_http(&format!("[{gw6}]:{hp}"), "six"), "{}", d.log());
+    // IPv6 refused without --ipv6; overlapping IPv6 subnets refused.
+    let o = d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        &user6.replace("02::", "03::"),
+        "no6",
+    ]);
+    assert!(stderr(&o).contains("IPv6 is not enabled"), "{}", stderr(&o));
+    let o = d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.subnet(2),
+        "--subnet",
+        &user6,
+        "dup6",
+    ]);
+    assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
+    d.docker_ok(&["rm", "-f", "six1", "six2", "web6"]);
+    d.docker_ok(&["network", "rm", "net6"]);
+    d.stop();
+}

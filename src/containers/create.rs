@@ -512,6 +512,13 @@ impl ContainerService {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
+            let ip6 = ep["IPAMConfig"]["IPv6Address"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if !ip6.is_empty() && ip6.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(invalid(format!("invalid IPv6 address: {ip6}")));
+            }
             if !net.is_bridge() {
                 return Err(invalid(format!(
                     "container cannot be connected to network {} (driver {})",
@@ -524,7 +531,7 @@ impl ContainerService {
                         "network-scoped aliases are only supported for user-defined networks",
                     ));
                 }
-                if !ip.is_empty() {
+                if !ip.is_empty() || !ip6.is_empty() {
                     return Err(invalid(
                         "user specified IP address is supported on user defined networks only",
                     ));
@@ -539,6 +546,7 @@ impl ContainerService {
                     network_id: net.id.clone(),
                     aliases,
                     ip,
+                    ip6,
                 },
             );
         }

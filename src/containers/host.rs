@@ -696,6 +696,13 @@ impl Host {
                     ContainerError::Invalid(format!("invalid IPv4 address: {}", att.ip))
                 })?)
             },
+            ip6: if att.ip6.is_empty() {
+                None
+            } else {
+                Some(att.ip6.parse().map_err(|_| {
+                    ContainerError::Invalid(format!("invalid IPv6 address: {}", att.ip6))
+                })?)
+            },
             sandbox: self.network.sandbox_path(&rec.id).display().to_string(),
             ifname,
             ports: if primary {
@@ -778,6 +785,7 @@ impl Host {
                     [0; 6],
                     std::net::Ipv4Addr::UNSPECIFIED,
                     0,
+                    None,
                     None,
                 )
             })

@@ -33,6 +33,54 @@ fn ipv4(s: &str, what: &str) -> Result<Ipv4Addr, NetworkError> {
     })
 }
 
+/// An IPv6 pool of the request (IPv6 must be enabled).
+fn v6_pool(c: &Value, s: &str, enabled: bool) -> Result<IpamPool, NetworkError> {
+    use berth_actors::network::ipam::Cidr6;
+    if !enabled {
+        return Err(invalid(format!(
+            "IPv6 subnet {s} given but IPv6 is not enabled (--ipv6)"
+        )));
+    }
+    let subnet = Cidr6::parse(s)
+        .ok_or_else(|| invalid(format!("invalid subnet {s}: invalid CIDR address: {s}")))?;
+    if subnet.prefix > 124 {
+        return Err(invalid(format!("subnet {s} is too small: at most /124")));
+    }
+    let gw = c["Gateway"].as_str().unwrap_or("");
+    let gateway = if gw.is_empty() {
+        subnet.first_host()
+    } else {
+        let g: std::net::Ipv6Addr = gw
+            .parse()
+            .map_err(|_| invalid(format!("invalid gateway address {gw}")))?;
+        if !subnet.contains(g) {
+            return Err(invalid(format!(
+                "no matching subnet for gateway {gw}: it is not in {s}"
+            )));
+        }
+        g
+    };
+    let range = c["IPRange"].as_str().unwrap_or("");
+    if !range.is_empty() {
+        let r = Cidr6::parse(range).ok_or_else(|| {
+            invalid(format!(
+                "invalid ip-range {range}: invalid CIDR address: {range}"
+            ))
+        })?;
+        if r.prefix < subnet.prefix || !subnet.contains(r.addr) {
+            return Err(invalid(format!(
+                "invalid ip-range {range}: it must be within subnet {s}"
+            )));
+        }
+    }
+    Ok(IpamPool {
+        subnet: subnet.canonical(),
+        ip_range: range.to_string(),
+        gateway: gateway.to_string(),
+        aux: BTreeMap::new(),
+    })
+}
+
 /// Check a create request and build the record.
 pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, NetworkError> {
     let name = body["Name"].as_str().unwrap_or("").to_string();
@@ -58,11 +106,7 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         }
         d => return Err(NetworkError::PluginNotFound(d.to_string())),
     };
-    if body["EnableIPv6"].as_bool() == Some(true) {
-        return Err(NetworkError::Invalid(
-            "IPv6 networks are not supported by berth yet".into(),
-        ));
-    }
+    let ipv6 = body["EnableIPv6"].as_bool() == Some(true);
     let ipam_driver = body["IPAM"]["Driver"].as_str().unwrap_or("default");
     if !ipam_driver.is_empty() && ipam_driver != "default" {
         return Err(NetworkError::PluginNotFound(ipam_driver.to_string()));
@@ -73,13 +117,12 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         if s.is_empty() {
             continue;
         }
-        let subnet = Cidr::parse(s).ok_or_else(|| {
-            if s.contains(':') {
-                NetworkError::Invalid("IPv6 networks are not supported by berth yet".into())
-            } else {
-                invalid(format!("invalid subnet {s}: invalid CIDR address: {s}"))
-            }
-        })?;
+        if s.contains(':') {
+            pools.push(v6_pool(c, s, ipv6)?);
+            continue;
+        }
+        let subnet = Cidr::parse(s)
+            .ok_or_else(|| invalid(format!("invalid subnet {s}: invalid CIDR address: {s}")))?;
         if subnet.prefix > 30 {
             return Err(invalid(format!("subnet {s} is too small: at most /30")));
         }
@@ -125,6 +168,11 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
             aux,
         });
     }
+    if pools.iter().filter(|p| p.is_v6()).count() > 1 {
+        return Err(invalid(
+            "only one IPv6 subnet is supported per network".into(),
+        ));
+    }
     for (i, a) in pools.iter().enumerate() {
         for b in &pools[i + 1..] {
             if let (Some(x), Some(y)) = (Cidr::parse(&a.subnet), Cidr::parse(&b.subnet)) {
@@ -166,7 +214,7 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         internal: body["Internal"].as_bool().unwrap_or(false),
         attachable: body["Attachable"].as_bool().unwrap_or(false),
-        enable_ipv6: false,
+        enable_ipv6: ipv6,
         ipam_driver: "default".into(),
         pools,
         icc: flag("com.docker.network.bridge.enable_icc", true),

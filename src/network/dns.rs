@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use berth_actors::network::Networks;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -152,15 +152,23 @@ impl Server {
         let qname = qname.trim_end_matches('.');
         match query.query_type() {
             RecordType::A | RecordType::AAAA => {
-                let ips = self.lookup(qname);
-                if !ips.is_empty() {
+                let (v4, v6) = self.lookup(qname);
+                if !v4.is_empty() || !v6.is_empty() {
                     resp.metadata.authoritative = true;
                     if query.query_type() == RecordType::A {
-                        for ip in ips {
+                        for ip in v4 {
                             resp.add_answer(Record::from_rdata(
                                 query.name().clone(),
                                 TTL,
                                 RData::A(A(ip)),
+                            ));
+                        }
+                    } else {
+                        for ip in v6 {
+                            resp.add_answer(Record::from_rdata(
+                                query.name().clone(),
+                                TTL,
+                                RData::AAAA(AAAA(ip)),
                             ));
                         }
                     }
@@ -195,9 +203,10 @@ impl Server {
 
     /// Addresses of a container name, alias or short ID (optionally
     /// suffixed with the network's name) on the asker's networks.
-    fn lookup(&self, qname: &str) -> Vec<Ipv4Addr> {
+    fn lookup(&self, qname: &str) -> (Vec<Ipv4Addr>, Vec<std::net::Ipv6Addr>) {
         let snap = self.networks.snapshot();
         let mut out = Vec::new();
+        let mut out6 = Vec::new();
         for net in snap
             .of_container(&self.container)
             .filter(|n| n.user_defined())
@@ -214,10 +223,15 @@ impl Server {
                             out.push(ip);
                         }
                     }
+                    if let Ok(ip) = ep.ipv6.parse::<std::net::Ipv6Addr>() {
+                        if !out6.contains(&ip) {
+                            out6.push(ip);
+                        }
+                    }
                 }
             }
         }
-        out
+        (out, out6)
     }
 
     /// `d.c.b.a.in-addr.arpa` of an endpoint on the asker's networks.

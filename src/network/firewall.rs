@@ -16,6 +16,8 @@ use tracing::{debug, warn};
 pub struct NetRules {
     pub bridge: String,
     pub subnet: String,
+    /// The IPv6 subnet (masqueraded with `ip6tables`).
+    pub subnet6: Option<String>,
     pub masquerade: bool,
     pub icc: bool,
     pub internal: bool,
@@ -26,6 +28,8 @@ pub struct NetRules {
 pub struct PortRules {
     pub bridge: String,
     pub ip: String,
+    /// The container's IPv6 address (empty without IPv6).
+    pub ip6: String,
     pub ports: Vec<PortMapping>,
 }
 
@@ -45,15 +49,18 @@ pub struct Firewall {
     /// `userland-proxy: true`: connections to 127.0.0.1 and from the
     /// port's own bridge go to the proxy, not through DNAT.
     pub proxy: bool,
+    /// `ip6tables`: IPv6 egress is masqueraded too.
+    pub ip6: bool,
     state: Mutex<State>,
 }
 
 impl Firewall {
-    pub fn new(table: String, enabled: bool, proxy: bool) -> Firewall {
+    pub fn new(table: String, enabled: bool, proxy: bool, ip6: bool) -> Firewall {
         Firewall {
             table,
             enabled,
             proxy,
+            ip6,
             state: Mutex::new(State::default()),
         }
     }
@@ -101,7 +108,7 @@ impl Firewall {
         if !g.ready {
             return Ok(());
         }
-        let text = render(&self.table, &g.nets, &g.ports, self.proxy);
+        let text = render(&self.table, &g.nets, &g.ports, self.proxy, self.ip6);
         debug!(table = %self.table, "writing the firewall");
         run_nft(&text)
     }
@@ -151,21 +158,33 @@ pub fn render(
     nets: &BTreeMap<String, NetRules>,
     ports: &BTreeMap<String, PortRules>,
     proxy: bool,
+    ip6: bool,
 ) -> String {
     let mut o = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
     o.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
     // With the proxy, loopback connections reach it (dockerd's rules).
     let local = if proxy {
-        "ip daddr != 127.0.0.0/8 "
+        "fib daddr type local ip daddr != 127.0.0.0/8 jump ports\n    fib daddr type local ip6 daddr != ::1 jump ports"
     } else {
-        ""
+        "fib daddr type local jump ports"
     };
-    o.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local {local}jump ports\n  }}\n"));
+    o.push_str(&format!(
+        "  chain output {{\n    type nat hook output priority -100; policy accept;\n    {local}\n  }}\n"
+    ));
     o.push_str("  chain ports {\n");
     for p in ports.values() {
         for m in &p.ports {
+            let v6 = m.host_ip.contains(':');
+            if v6 && p.ip6.is_empty() {
+                // Only the userland proxy can carry IPv6 to an IPv4 address.
+                continue;
+            }
             let daddr = if m.host_ip.is_empty() || m.host_ip == "0.0.0.0" {
                 String::new()
+            } else if m.host_ip == "::" {
+                "ip6 daddr != ::1 ".to_string()
+            } else if v6 {
+                format!("ip6 daddr {} ", m.host_ip)
             } else {
                 format!("ip daddr {} ", m.host_ip)
             };
@@ -176,10 +195,17 @@ pub fn render(
             } else {
                 String::new()
             };
-            o.push_str(&format!(
-                "    meta nfproto ipv4 {iif}{daddr}{} dport {} dnat ip to {}:{}\n",
-                m.proto, m.host_port, p.ip, m.container_port
-            ));
+            if v6 {
+                o.push_str(&format!(
+                    "    meta nfproto ipv6 {iif}{daddr}{} dport {} dnat ip6 to [{}]:{}\n",
+                    m.proto, m.host_port, p.ip6, m.container_port
+                ));
+            } else {
+                o.push_str(&format!(
+                    "    meta nfproto ipv4 {iif}{daddr}{} dport {} dnat ip to {}:{}\n",
+                    m.proto, m.host_port, p.ip, m.container_port
+                ));
+            }
         }
     }
     o.push_str("  }\n");
@@ -193,16 +219,21 @@ pub fn render(
                 "    ip saddr {} oifname != {b} masquerade\n",
                 n.subnet
             ));
+            if let (true, Some(s6)) = (ip6, &n.subnet6) {
+                o.push_str(&format!("    ip6 saddr {s6} oifname != {b} masquerade\n"));
+            }
         }
-        // Published ports reached on 127.0.0.1 (route_localnet) and from
-        // a container of the same bridge (hairpin).
-        o.push_str(&format!(
-            "    ip saddr 127.0.0.0/8 oifname {b} masquerade\n"
-        ));
-        o.push_str(&format!(
-            "    oifname {b} ip saddr {} ct status dnat masquerade\n",
-            n.subnet
-        ));
+        if !proxy {
+            // Published ports reached on 127.0.0.1 (route_localnet) and
+            // from a container of the same bridge (hairpin).
+            o.push_str(&format!(
+                "    ip saddr 127.0.0.0/8 oifname {b} masquerade\n"
+            ));
+            o.push_str(&format!(
+                "    oifname {b} ip saddr {} ct status dnat masquerade\n",
+                n.subnet
+            ));
+        }
     }
     o.push_str("  }\n");
     o.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
@@ -248,6 +279,7 @@ mod tests {
                 NetRules {
                     bridge: br.into(),
                     subnet: sub.into(),
+                    subnet6: None,
                     masquerade: true,
                     icc: true,
                     internal: false,
@@ -260,6 +292,7 @@ mod tests {
             PortRules {
                 bridge: "bra".into(),
                 ip: "10.1.0.2".into(),
+                ip6: String::new(),
                 ports: vec![PortMapping {
                     proto: "tcp".into(),
                     container_port: 80,
@@ -269,14 +302,15 @@ mod tests {
                 }],
             },
         );
-        let t = render("berth", &nets, &ports, false);
+        let t = render("berth", &nets, &ports, false, false);
         assert!(t.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(t.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.1.0.2:80"));
         assert!(t.contains("ip saddr 10.1.0.0/24 oifname != \"bra\" masquerade"));
         assert!(t.contains("iifname \"bra\" oifname { \"brb\" } drop"));
         assert!(t.contains("iifname \"brb\" oifname { \"bra\" } drop"));
-        let p = render("berth", &nets, &ports, true);
+        let p = render("berth", &nets, &ports, true, false);
         assert!(p.contains("fib daddr type local ip daddr != 127.0.0.0/8 jump ports"));
+        assert!(p.contains("fib daddr type local ip6 daddr != ::1 jump ports"));
         assert!(p.contains("iifname != \"bra\" ip daddr 127.0.0.1 tcp dport 18080"));
         assert!(!p.contains("ip saddr 127.0.0.0/8 oifname"));
     }

@@ -25,6 +25,9 @@ pub struct NetHost {
     pub exec_root: PathBuf,
     /// The userland proxy binary (`userland-proxy: true`).
     pub proxy: Option<PathBuf>,
+    /// `ip-forward`: IPv6 forwarding is turned on with the first IPv6
+    /// network.
+    pub ip_forward: bool,
     pub nl: Handle,
     pub firewall: Firewall,
     /// Published host ports: (proto, host ip, port).
@@ -46,6 +49,7 @@ impl NetHost {
             records_dir,
             exec_root,
             proxy,
+            ip_forward: true,
             nl,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
@@ -65,7 +69,7 @@ impl NetHost {
 
     /// Whether the host has the port bound by something else.
     fn port_busy(proto: &str, ip: &str, port: u16) -> bool {
-        let addr: Ipv4Addr = ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let addr: std::net::IpAddr = ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED.into());
         if proto == "udp" {
             std::net::UdpSocket::bind((addr, port)).is_err()
         } else {
@@ -153,10 +157,11 @@ impl NetHost {
     }
 
     fn net_rules(rec: &NetworkRecord) -> Option<NetRules> {
-        let subnet = rec.pools.first()?.subnet.clone();
+        let subnet = rec.v4_pools().next()?.subnet.clone();
         Some(NetRules {
             bridge: rec.bridge.clone(),
             subnet,
+            subnet6: rec.v6_pool().map(|p| p.subnet.clone()),
             masquerade: rec.masquerade,
             icc: rec.icc,
             internal: rec.internal,
@@ -193,10 +198,19 @@ impl NetHost {
             None
         };
         let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
+        let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
+            ip: ip6,
+            prefix: ep.prefix6,
+            gateway: if gw.is_some() {
+                ep.gateway6.parse().ok()
+            } else {
+                None
+            },
+        });
         let sandbox = PathBuf::from(&ep.sandbox);
         tokio::task::spawn_blocking(move || {
             netns::run_in(&sandbox, move || {
-                link::configure_inside(Some(&ifname), mac, ip, prefix, gw)
+                link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
             })
             .map_err(|e| format!("entering the container's namespace: {e}"))?
         })
@@ -221,8 +235,8 @@ impl NetworkHost for NetHostHandle {
                 return Ok(());
             }
             let pool = rec
-                .pools
-                .first()
+                .v4_pools()
+                .next()
                 .ok_or_else(|| format!("network {} has no subnet", rec.name))?;
             let c =
                 Cidr::parse(&pool.subnet).ok_or_else(|| format!("bad subnet {}", pool.subnet))?;
@@ -232,7 +246,19 @@ impl NetworkHost for NetHostHandle {
                 .map_err(|_| format!("bad gateway {}", pool.gateway))?;
             {
                 let _g = me.nl_lock.lock().await;
-                link::ensure_bridge(&me.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
+                let idx = link::ensure_bridge(&me.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
+                if let Some(p6) = rec.v6_pool() {
+                    let c6 = berth_actors::network::ipam::Cidr6::parse(&p6.subnet)
+                        .ok_or_else(|| format!("bad subnet {}", p6.subnet))?;
+                    let gw6: std::net::Ipv6Addr = p6
+                        .gateway
+                        .parse()
+                        .map_err(|_| format!("bad gateway {}", p6.gateway))?;
+                    link::add_v6(&me.nl, idx, gw6, c6.prefix).await?;
+                    if me.ip_forward {
+                        let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+                    }
+                }
             }
             // Without the proxy, published ports answer on 127.0.0.1
             // through the bridge (DNAT of loopback traffic).
@@ -273,6 +299,7 @@ impl NetworkHost for NetHostHandle {
                     PortRules {
                         bridge: rec.bridge.clone(),
                         ip: ep.ip.clone(),
+                        ip6: ep.ipv6.clone(),
                         ports: ep.ports.clone(),
                     },
                 )?;
@@ -302,6 +329,16 @@ impl NetworkHost for NetHostHandle {
     ) -> BoxFuture<Result<Vec<PortMapping>, String>> {
         let (me, rec, ep) = (self.0.clone(), rec.clone(), ep.clone());
         Box::pin(async move {
+            // An IPv6 host address needs the proxy or an IPv6 container
+            // address (the kernel cannot translate between families).
+            if me.proxy.is_none() && ep.ipv6.is_empty() {
+                if let Some(m) = ep.ports.iter().find(|m| m.host_ip.contains(':')) {
+                    return Err(format!(
+                        "cannot publish {}:{} to a container without an IPv6 address when userland-proxy is off",
+                        m.host_ip, m.host_port
+                    ));
+                }
+            }
             let ports = me.reserve(&ep.ports)?;
             if let Err(e) = me.attach_inner(&rec, &ep).await {
                 me.unreserve(&ports);
@@ -319,6 +356,7 @@ impl NetworkHost for NetHostHandle {
                     PortRules {
                         bridge: rec.bridge.clone(),
                         ip: ep.ip.clone(),
+                        ip6: ep.ipv6.clone(),
                         ports: ports.clone(),
                     },
                 );

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -105,6 +105,34 @@ pub async fn ipv4_of(h: &Handle, name: &str) -> Result<Option<(Ipv4Addr, u8)>, S
     Ok(None)
 }
 
+/// Add an IPv6 address without duplicate address detection (usable at
+/// once); an existing one is fine.
+pub async fn add_v6(
+    h: &Handle,
+    idx: u32,
+    ip: std::net::Ipv6Addr,
+    prefix: u8,
+) -> Result<(), String> {
+    let mut req = h.address().add(idx, ip.into(), prefix);
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if code(&e) == EEXIST => Ok(()),
+        Err(e) => Err(format!("adding {ip}/{prefix}: {e}")),
+    }
+}
+
+/// An IPv6 address for an interface: address, prefix, gateway (for the
+/// default route, when this interface has it).
+#[derive(Debug, Clone, Copy)]
+pub struct V6 {
+    pub ip: std::net::Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Option<std::net::Ipv6Addr>,
+}
+
 /// Delete a link by name; a missing link is fine.
 pub async fn delete(h: &Handle, name: &str) -> Result<(), String> {
     let Some(idx) = index_of(h, name).await? else {
@@ -166,6 +194,7 @@ pub fn configure_inside(
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Option<Ipv4Addr>,
+    v6: Option<V6>,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -210,6 +239,20 @@ pub fn configure_inside(
                 Ok(()) => {}
                 Err(e) if code(&e) == EEXIST => {}
                 Err(e) => return Err(format!("adding the default route via {gw}: {e}")),
+            }
+        }
+        if let Some(v6) = v6 {
+            add_v6(&h, idx, v6.ip, v6.prefix).await?;
+            if let Some(gw) = v6.gateway {
+                let r = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .gateway(gw)
+                    .output_interface(idx)
+                    .build();
+                match h.route().add(r).execute().await {
+                    Ok(()) => {}
+                    Err(e) if code(&e) == EEXIST => {}
+                    Err(e) => return Err(format!("adding the IPv6 default route via {gw}: {e}")),
+                }
             }
         }
         Ok(())

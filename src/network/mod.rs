@@ -251,5 +251,19 @@ pub fn with_predefined(
         );
     }
     b.pools = vec![pool];
+    // `ipv6` with `fixed-cidr-v6`: the default bridge is dual-stack.
+    b.enable_ipv6 = cfg.ipv6;
+    if cfg.ipv6 {
+        use berth_actors::network::ipam::Cidr6;
+        let c = Cidr6::parse(&cfg.fixed_cidr_v6).ok_or_else(|| {
+            "ipv6 needs fixed-cidr-v6 (the default bridge's IPv6 subnet)".to_string()
+        })?;
+        b.pools.push(IpamPool {
+            subnet: c.canonical(),
+            ip_range: String::new(),
+            gateway: c.first_host().to_string(),
+            aux: BTreeMap::new(),
+        });
+    }
     Ok(recs)
 }

@@ -49,6 +49,9 @@ pub struct NetworkAttachment {
     /// `--ip`
     #[serde(default)]
     pub ip: String,
+    /// `--ip6`
+    #[serde(default)]
+    pub ip6: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

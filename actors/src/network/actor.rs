@@ -82,7 +82,7 @@ impl NetworkState {
     /// The address for a new endpoint: the one asked for, or the lowest free.
     fn address(&self, want: Option<Ipv4Addr>) -> Result<(Ipv4Addr, Cidr, String), NetworkError> {
         let taken = self.taken();
-        for p in &self.rec.pools {
+        for p in self.rec.v4_pools() {
             let Some(subnet) = Cidr::parse(&p.subnet) else {
                 continue;
             };
@@ -115,6 +115,53 @@ impl NetworkState {
         })
     }
 
+    /// The IPv6 address for a new endpoint (networks with IPv6 enabled).
+    fn address6(
+        &self,
+        want: Option<std::net::Ipv6Addr>,
+    ) -> Result<Option<(std::net::Ipv6Addr, u8, String)>, NetworkError> {
+        let Some(p) = self.rec.v6_pool() else {
+            return match want {
+                Some(_) => Err(NetworkError::Invalid(format!(
+                    "network {} does not have IPv6 enabled",
+                    self.rec.name
+                ))),
+                None => Ok(None),
+            };
+        };
+        let Some(subnet) = ipam::Cidr6::parse(&p.subnet) else {
+            return Ok(None);
+        };
+        let mut taken: BTreeSet<std::net::Ipv6Addr> = self
+            .rec
+            .endpoints
+            .values()
+            .filter_map(|e| e.ipv6.parse().ok())
+            .collect();
+        taken.extend(p.gateway.parse::<std::net::Ipv6Addr>().ok());
+        let ip = match want {
+            Some(ip) if !subnet.contains(ip) => {
+                return Err(NetworkError::Invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )))
+            }
+            Some(ip) if taken.contains(&ip) => {
+                return Err(NetworkError::Forbidden(format!(
+                    "Address already in use: {ip}"
+                )))
+            }
+            Some(ip) => ip,
+            None => ipam::allocate6(&subnet, ipam::Cidr6::parse(&p.ip_range).as_ref(), &taken)
+                .ok_or_else(|| {
+                    NetworkError::System(format!(
+                        "no available IPv6 addresses on network {}",
+                        self.rec.name
+                    ))
+                })?,
+        };
+        Ok(Some((ip, subnet.prefix, p.gateway.clone())))
+    }
+
     async fn connect(&mut self, req: EndpointRequest) -> Result<Endpoint, NetworkError> {
         if !self.rec.is_bridge() {
             return Err(NetworkError::Forbidden(format!(
@@ -134,6 +181,7 @@ impl NetworkState {
             ));
         }
         let (ip, subnet, gateway) = self.address(req.ip)?;
+        let v6 = self.address6(req.ip6)?;
         let mut ep = Endpoint {
             id: endpoint_id(&self.rec.id, &req.container),
             container: req.container.clone(),
@@ -148,6 +196,9 @@ impl NetworkState {
             host_ifname: host_ifname(&self.rec.id, &req.container),
             ports: req.ports.clone(),
             static_ip: req.ip.is_some(),
+            ipv6: v6.as_ref().map(|v| v.0.to_string()).unwrap_or_default(),
+            prefix6: v6.as_ref().map(|v| v.1).unwrap_or(0),
+            gateway6: v6.map(|v| v.2).unwrap_or_default(),
         };
         ep.ports = self.host.attach(&self.rec, &ep).await.map_err(|e| {
             if e.contains("port is already allocated") {

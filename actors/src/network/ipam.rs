@@ -67,6 +67,64 @@ pub fn allocate(
         .find(|a| !taken.contains(a))
 }
 
+/// An IPv6 CIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr6 {
+    pub addr: std::net::Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Cidr6 {
+    pub fn parse(s: &str) -> Option<Cidr6> {
+        let (a, p) = s.split_once('/')?;
+        let addr: std::net::Ipv6Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok()?;
+        (prefix <= 128).then_some(Cidr6 { addr, prefix })
+    }
+    pub fn mask(&self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix)
+        }
+    }
+    pub fn network(&self) -> u128 {
+        u128::from(self.addr) & self.mask()
+    }
+    pub fn contains(&self, ip: std::net::Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == self.network()
+    }
+    pub fn overlaps(&self, o: &Cidr6) -> bool {
+        let m = self.mask() & o.mask();
+        self.network() & m == o.network() & m
+    }
+    pub fn canonical(&self) -> String {
+        format!(
+            "{}/{}",
+            std::net::Ipv6Addr::from(self.network()),
+            self.prefix
+        )
+    }
+    pub fn first_host(&self) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::from(self.network() + 1)
+    }
+}
+
+/// The lowest address of `range` (or the subnet) after the subnet's own
+/// address that is not in `taken` (the first 65536 candidates).
+pub fn allocate6(
+    subnet: &Cidr6,
+    range: Option<&Cidr6>,
+    taken: &BTreeSet<std::net::Ipv6Addr>,
+) -> Option<std::net::Ipv6Addr> {
+    let r = range.unwrap_or(subnet);
+    let lo = r.network().max(subnet.network() + 1);
+    (lo..lo.saturating_add(65536))
+        .map(std::net::Ipv6Addr::from)
+        .filter(|a| subnet.contains(*a) && r.contains(*a))
+        .find(|a| !taken.contains(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +140,21 @@ mod tests {
         assert!(!c.overlaps(&Cidr::parse("10.89.8.0/24").unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("10.0.0/8").is_none());
+    }
+
+    #[test]
+    fn ipv6_math_and_allocation() {
+        let c = Cidr6::parse("fd12:3456::7/64").unwrap();
+        assert_eq!(c.canonical(), "fd12:3456::/64");
+        assert_eq!(c.first_host().to_string(), "fd12:3456::1");
+        assert!(c.overlaps(&Cidr6::parse("fd12:3456::/48").unwrap()));
+        assert!(!c.overlaps(&Cidr6::parse("fd12:3457::/64").unwrap()));
+        let mut taken = BTreeSet::new();
+        taken.insert(c.first_host());
+        assert_eq!(
+            allocate6(&c, None, &taken).unwrap().to_string(),
+            "fd12:3456::2"
+        );
     }
 
     #[test]

@@ -59,6 +59,13 @@ pub struct Endpoint {
     /// An address the user asked for (kept across restarts).
     #[serde(default)]
     pub static_ip: bool,
+    /// IPv6 (networks with IPv6 enabled): address, prefix, gateway.
+    #[serde(default)]
+    pub ipv6: String,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: String,
 }
 
 /// What a container asks of a network when it connects.
@@ -69,6 +76,8 @@ pub struct EndpointRequest {
     pub aliases: Vec<String>,
     /// `--ip`
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`
+    pub ip6: Option<std::net::Ipv6Addr>,
     pub sandbox: String,
     pub ifname: String,
     pub ports: Vec<PortMapping>,
@@ -119,7 +128,24 @@ fn yes() -> bool {
     true
 }
 
+impl IpamPool {
+    pub fn is_v6(&self) -> bool {
+        self.subnet.contains(':')
+    }
+}
+
 impl NetworkRecord {
+    /// The IPv4 pools.
+    pub fn v4_pools(&self) -> impl Iterator<Item = &IpamPool> {
+        self.pools.iter().filter(|p| !p.is_v6())
+    }
+    /// The IPv6 pool (with IPv6 enabled).
+    pub fn v6_pool(&self) -> Option<&IpamPool> {
+        self.pools
+            .iter()
+            .find(|p| p.is_v6())
+            .filter(|_| self.enable_ipv6)
+    }
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
     }

@@ -152,7 +152,27 @@ impl SupervisorState {
             .values()
             .flat_map(|r| r.pools.iter().filter_map(|p| Cidr::parse(&p.subnet)))
             .collect();
+        let ours6: Vec<super::ipam::Cidr6> = self
+            .args
+            .index
+            .borrow()
+            .by_id
+            .values()
+            .flat_map(|r| {
+                r.pools
+                    .iter()
+                    .filter_map(|p| super::ipam::Cidr6::parse(&p.subnet))
+            })
+            .collect();
         for p in &rec.pools {
+            if let Some(c) = super::ipam::Cidr6::parse(&p.subnet) {
+                if ours6.iter().any(|o| o.overlaps(&c)) {
+                    return Err(NetworkError::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+            }
             if let Some(c) = Cidr::parse(&p.subnet) {
                 if ours.iter().any(|o| o.overlaps(&c)) {
                     return Err(NetworkError::Forbidden(
@@ -162,7 +182,7 @@ impl SupervisorState {
                 }
             }
         }
-        if rec.pools.is_empty() {
+        if rec.v4_pools().next().is_none() {
             let used = self.used_subnets();
             let found = pools.iter().find_map(|p| {
                 let base = Cidr::parse(&p.base)?;
@@ -199,8 +219,26 @@ impl SupervisorState {
             if p.gateway.is_empty() {
                 if let Some(c) = Cidr::parse(&p.subnet) {
                     p.gateway = c.first_host().to_string();
+                } else if let Some(c) = super::ipam::Cidr6::parse(&p.subnet) {
+                    p.gateway = c.first_host().to_string();
                 }
             }
+        }
+        // IPv6 without a subnet: a unique local /64 derived from the ID.
+        if rec.enable_ipv6 && rec.v6_pool().is_none() {
+            use sha2::{Digest, Sha256};
+            let d = Sha256::digest(rec.id.as_bytes());
+            let c = super::ipam::Cidr6::parse(&format!(
+                "fd{:02x}:{:02x}{:02x}:{:02x}{:02x}::/64",
+                d[0], d[1], d[2], d[3], d[4]
+            ))
+            .ok_or_else(|| NetworkError::System("allocating an IPv6 subnet".into()))?;
+            rec.pools.push(IpamPool {
+                subnet: c.canonical(),
+                ip_range: String::new(),
+                gateway: c.first_host().to_string(),
+                aux: Default::default(),
+            });
         }
         Ok(())
     }

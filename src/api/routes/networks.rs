@@ -47,7 +47,7 @@ pub fn network_json(n: &NetworkRecord, containers: bool) -> Value {
                     "EndpointID": e.id,
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": if e.ipv6.is_empty() { String::new() } else { format!("{}/{}", e.ipv6, e.prefix6) },
                 }),
             );
         }
@@ -173,6 +173,13 @@ pub fn connect(r: Req) -> HandlerFuture {
             .as_str()
             .unwrap_or("")
             .to_string();
+        let ip6 = ec["IPAMConfig"]["IPv6Address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if !ip6.is_empty() && ip6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(ApiError::invalid(format!("invalid IPv6 address: {ip6}")));
+        }
         if !n.user_defined() && (!aliases.is_empty() || !ip.is_empty()) {
             return Err(ApiError::invalid(if ip.is_empty() {
                 "network-scoped aliases are only supported for user-defined networks"
@@ -187,6 +194,7 @@ pub fn connect(r: Req) -> HandlerFuture {
             network_id: n.id.clone(),
             aliases,
             ip,
+            ip6,
         };
         let network = n.name.clone();
         Containers::ask(&c.id, |reply| ContainerMsg::Connect {
@@ -286,7 +294,12 @@ pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
         nets.insert(
             name.clone(),
             json!({
-                "IPAMConfig": if att.ip.is_empty() { Value::Null } else { json!({"IPv4Address": att.ip}) },
+                "IPAMConfig": match (att.ip.is_empty(), att.ip6.is_empty()) {
+                    (true, true) => Value::Null,
+                    (false, true) => json!({"IPv4Address": att.ip}),
+                    (true, false) => json!({"IPv6Address": att.ip6}),
+                    (false, false) => json!({"IPv4Address": att.ip, "IPv6Address": att.ip6}),
+                },
                 "Links": null,
                 "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
                 "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or(""),
@@ -296,9 +309,9 @@ pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
                 "Gateway": ep.map(|e| e.gateway.as_str()).unwrap_or(""),
                 "IPAddress": ep.map(|e| e.ip.as_str()).unwrap_or(""),
                 "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": ep.map(|e| e.gateway6.as_str()).unwrap_or(""),
+                "GlobalIPv6Address": ep.map(|e| e.ipv6.as_str()).unwrap_or(""),
+                "GlobalIPv6PrefixLen": ep.map(|e| e.prefix6).unwrap_or(0),
                 "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
             }),
         );
@@ -322,10 +335,11 @@ pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": bridge.map(|e| e.id.as_str()).unwrap_or(""),
         "Gateway": bridge.map(|e| e.gateway.as_str()).unwrap_or(""),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": bridge.map(|e| e.ipv6.as_str()).unwrap_or(""),
+        "GlobalIPv6PrefixLen": bridge.map(|e| e.prefix6).unwrap_or(0),
         "IPAddress": bridge.map(|e| e.ip.as_str()).unwrap_or(""),
         "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": bridge.map(|e| e.gateway6.as_str()).unwrap_or(""),
         "MacAddress": bridge.map(|e| e.mac.as_str()).unwrap_or(""),
         "Networks": nets,
     })
