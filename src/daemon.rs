@@ -372,7 +372,7 @@ async fn open_networks(
     cfg: &DaemonConfig,
     containers: &[berth_actors::container::ContainerRecord],
 ) -> Result<OpenedNetworks, StartupError> {
-    use crate::network::{self as n, firewall::Firewall, host::NetHost};
+    use crate::network::{self as n, firewall::Nftables, host::NetHost};
     let exec_root = Path::new(&cfg.exec_root);
     let dir = Path::new(&cfg.data_root).join("network").join("networks");
     dirs::ensure_private_dir(&dir, 0o700)?;
@@ -387,19 +387,18 @@ async fn open_networks(
     let proxy = cfg
         .userland_proxy
         .then(|| n::proxy::binary(&cfg.userland_proxy_path));
-    let mut net_host = NetHost::new(
+    let net_host = NetHost::new(
         dir.clone(),
         exec_root.to_path_buf(),
         proxy,
-        nl,
-        Firewall::new(
+        n::driver::Bridge::new(nl, cfg.ip_forward, !cfg.userland_proxy),
+        Box::new(Nftables::new(
             n::table_name(exec_root),
             cfg.iptables,
             cfg.userland_proxy,
             cfg.ip6tables,
-        ),
+        )),
     );
-    net_host.ip_forward = cfg.ip_forward;
     let host = Arc::new(net_host);
     // Endpoints of containers that are not running any more are stale.
     let live: std::collections::BTreeSet<&str> = containers
@@ -414,7 +413,7 @@ async fn open_networks(
     let named = if cfg.bridge.is_empty() {
         None
     } else {
-        n::link::ipv4_of(&host.nl, &cfg.bridge)
+        n::link::ipv4_of(&host.bridge.nl, &cfg.bridge)
             .await
             .map_err(StartupError::Network)?
     };
@@ -442,12 +441,12 @@ async fn take_down_networks(ctx: &ApiContext) {
     for r in n.networks.snapshot().by_id.values() {
         // A bridge the operator named (`bridge`) is theirs: it stays.
         if r.is_bridge() && (r.name != "bridge" || named.is_empty()) {
-            if let Err(e) = crate::network::link::delete(&n.host.nl, &r.bridge).await {
+            if let Err(e) = n.host.bridge.delete_link(&r.bridge).await {
                 warn!(network = %r.name, "removing the bridge: {e}");
             }
         }
     }
-    n.host.firewall.remove_table();
+    n.host.firewall.remove_all();
     crate::network::netns::release_dir(&n.netns_dir);
 }
 

@@ -186,6 +186,9 @@ fn default_bridge_addresses_egress_and_published_ports() {
         &format!("http://{gw}:{eph}/"),
     ]);
     assert_eq!(out.trim(), "three");
+    // docker stats counts the container's interface traffic.
+    let net_io = d.docker_ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "web3"]);
+    assert!(!net_io.trim().starts_with("0B /"), "{net_io}");
 
     // Stopping a container unpublishes its port (and ends its proxy).
     d.docker_ok(&["rm", "-f", "web"]);
@@ -931,5 +934,32 @@ fn ipv6_dual_stack_networks() {
     assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
     d.docker_ok(&["rm", "-f", "six1", "six2", "web6"]);
     d.docker_ok(&["network", "rm", "net6"]);
+    d.stop();
+}
+
+#[test]
+fn icc_off_isolates_containers_of_the_default_bridge() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({"icc": false}))
+        .start();
+    load_busybox(&d);
+    d.docker_ok(&["run", "-d", "--name", "icc1", "busybox", "sleep", "600"]);
+    let ip = inspect(&d, "icc1", "{{.NetworkSettings.IPAddress}}");
+    let o = d.docker(&["run", "--rm", "busybox", "ping", "-c1", "-W1", &ip]);
+    if std::path::Path::new("/proc/sys/net/bridge").exists() {
+        assert!(!o.status.success(), "icc=false let containers talk");
+    } else {
+        // Without br_netfilter the kernel never shows bridged traffic to
+        // nftables' inet tables: berthd says so.
+        assert!(
+            d.log().contains("br_netfilter is not loaded"),
+            "{}",
+            d.log()
+        );
+    }
+    // The host (gateway) is still reachable.
+    let out = d.docker_ok(&["run", "--rm", "busybox", "ping", "-c1", "-W2", &d.gateway()]);
+    assert!(out.contains("1 packets received"), "{out}");
+    d.docker_ok(&["rm", "-f", "icc1"]);
     d.stop();
 }

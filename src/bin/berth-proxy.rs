@@ -81,6 +81,10 @@ fn pump(from: TcpStream, to: TcpStream) {
     // SAFETY: pipe2 writes two descriptors into the array we own.
     let piped = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
     if piped {
+        // A 1 MiB pipe: fewer round trips per megabyte (as Go's splice,
+        // which docker-proxy uses); a smaller pipe still works.
+        // SAFETY: fcntl on the pipe descriptor just created.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20) };
         const CHUNK: usize = 1 << 20;
         'outer: loop {
             // SAFETY: splice between descriptors this thread holds open

@@ -35,8 +35,48 @@ fn system_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// One sample: cpu_stats, memory_stats, pids_stats.
-pub fn sample(cgroup: &str, ncpu: usize, mem_total: u64) -> Value {
+/// Interface counters of a process's network namespace (`/proc/<pid>/net/dev`),
+/// loopback left out, as dockerd's `networks`.
+fn networks(pid: i32) -> Value {
+    let mut out = serde_json::Map::new();
+    let Some(t) = (pid > 0)
+        .then(|| read(&format!("/proc/{pid}/net/dev")))
+        .flatten()
+    else {
+        return Value::Null;
+    };
+    for l in t.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": v[0], "rx_packets": v[1], "rx_errors": v[2], "rx_dropped": v[3],
+                "tx_bytes": v[8], "tx_packets": v[9], "tx_errors": v[10], "tx_dropped": v[11],
+            }),
+        );
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// One sample: cpu_stats, memory_stats, pids_stats, networks.
+pub fn sample(cgroup: &str, ncpu: usize, mem_total: u64, pid: i32) -> Value {
     let cpu = dir(&["cpuacct", "cpu,cpuacct", "cpuacct,cpu"], cgroup);
     let total = cpu
         .as_ref()
@@ -105,6 +145,7 @@ pub fn sample(cgroup: &str, ncpu: usize, mem_total: u64) -> Value {
             "current": pids.as_ref().and_then(|d| num(&format!("{d}/pids.current"))).unwrap_or(0),
             "limit": pids_limit,
         },
+        "networks": networks(pid),
     })
 }
 
@@ -112,7 +153,7 @@ pub fn sample(cgroup: &str, ncpu: usize, mem_total: u64) -> Value {
 pub fn object(id: &str, name: &str, cur: &Value, pre: Option<&Value>, pre_read: &str) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
-    json!({
+    let mut o = json!({
         "read": now,
         "preread": pre_read,
         "pids_stats": cur["pids_stats"],
@@ -129,5 +170,9 @@ pub fn object(id: &str, name: &str, cur: &Value, pre: Option<&Value>, pre_read: 
         "memory_stats": cur["memory_stats"],
         "name": name,
         "id": id,
-    })
+    });
+    if !cur["networks"].is_null() {
+        o["networks"] = cur["networks"].clone();
+    }
+    o
 }

@@ -42,7 +42,20 @@ struct State {
     ready: bool,
 }
 
-pub struct Firewall {
+/// The firewall of berthd's networks: desired state in, rules out.
+pub trait Firewall: Send + Sync {
+    fn set_network(&self, id: &str, r: NetRules) -> Result<(), String>;
+    fn remove_network(&self, id: &str) -> Result<(), String>;
+    fn set_ports(&self, key: &str, r: PortRules) -> Result<(), String>;
+    fn remove_ports(&self, key: &str) -> Result<(), String>;
+    /// Every network is known: the rules may be written.
+    fn ready(&self) -> Result<(), String>;
+    /// Remove every rule (berthd stops without live-restore).
+    fn remove_all(&self);
+}
+
+/// nftables: one table, replaced whole in one `nft -f -` batch.
+pub struct Nftables {
     pub table: String,
     /// `iptables: false`: berthd writes no rules at all.
     pub enabled: bool,
@@ -54,9 +67,9 @@ pub struct Firewall {
     state: Mutex<State>,
 }
 
-impl Firewall {
-    pub fn new(table: String, enabled: bool, proxy: bool, ip6: bool) -> Firewall {
-        Firewall {
+impl Nftables {
+    pub fn new(table: String, enabled: bool, proxy: bool, ip6: bool) -> Nftables {
+        Nftables {
             table,
             enabled,
             proxy,
@@ -69,23 +82,25 @@ impl Firewall {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g)
     }
+}
 
-    pub fn set_network(&self, id: &str, r: NetRules) -> Result<(), String> {
+impl Firewall for Nftables {
+    fn set_network(&self, id: &str, r: NetRules) -> Result<(), String> {
         self.with(|s| s.nets.insert(id.to_string(), r));
         self.apply()
     }
 
-    pub fn remove_network(&self, id: &str) -> Result<(), String> {
+    fn remove_network(&self, id: &str) -> Result<(), String> {
         self.with(|s| s.nets.remove(id));
         self.apply()
     }
 
-    pub fn set_ports(&self, key: &str, r: PortRules) -> Result<(), String> {
+    fn set_ports(&self, key: &str, r: PortRules) -> Result<(), String> {
         self.with(|s| s.ports.insert(key.to_string(), r));
         self.apply()
     }
 
-    pub fn remove_ports(&self, key: &str) -> Result<(), String> {
+    fn remove_ports(&self, key: &str) -> Result<(), String> {
         if self.with(|s| s.ports.remove(key)).is_none() {
             return Ok(());
         }
@@ -93,11 +108,17 @@ impl Firewall {
     }
 
     /// Every network is known: write the table.
-    pub fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), String> {
         self.with(|s| s.ready = true);
         self.apply()
     }
 
+    fn remove_all(&self) {
+        self.remove_table();
+    }
+}
+
+impl Nftables {
     /// Render and write the table (under the lock, so batches never
     /// interleave).
     fn apply(&self) -> Result<(), String> {

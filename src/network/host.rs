@@ -6,14 +6,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_actors::network::ipam::Cidr;
 use berth_actors::network::{Endpoint, NetworkRecord, PortMapping};
 use berth_actors::ports::{BoxFuture, NetworkHost};
-use rtnetlink::Handle;
 use tracing::{debug, warn};
 
+use super::driver::{Bridge, NetworkDriver, NoNetwork};
 use super::firewall::{Firewall, NetRules, PortRules};
-use super::{link, netns, proxy};
+use super::proxy;
 use crate::sys::atomic::write_atomic;
 
 /// Ephemeral host ports (dockerd's default range).
@@ -25,16 +24,10 @@ pub struct NetHost {
     pub exec_root: PathBuf,
     /// The userland proxy binary (`userland-proxy: true`).
     pub proxy: Option<PathBuf>,
-    /// `ip-forward`: IPv6 forwarding is turned on with the first IPv6
-    /// network.
-    pub ip_forward: bool,
-    pub nl: Handle,
-    pub firewall: Firewall,
+    pub bridge: Bridge,
+    pub firewall: Box<dyn Firewall>,
     /// Published host ports: (proto, host ip, port).
     ports: Mutex<BTreeSet<(String, String, u16)>>,
-    /// One netlink conversation at a time: the kernel refuses a second
-    /// dump on a socket while one runs (EBUSY).
-    nl_lock: tokio::sync::Mutex<()>,
 }
 
 impl NetHost {
@@ -42,18 +35,25 @@ impl NetHost {
         records_dir: PathBuf,
         exec_root: PathBuf,
         proxy: Option<PathBuf>,
-        nl: Handle,
-        firewall: Firewall,
+        bridge: Bridge,
+        firewall: Box<dyn Firewall>,
     ) -> NetHost {
         NetHost {
             records_dir,
             exec_root,
             proxy,
-            ip_forward: true,
-            nl,
+            bridge,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
-            nl_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The network's driver.
+    fn driver(&self, rec: &NetworkRecord) -> &dyn NetworkDriver {
+        if rec.is_bridge() {
+            &self.bridge
+        } else {
+            &NoNetwork
         }
     }
 
@@ -167,56 +167,6 @@ impl NetHost {
             internal: rec.internal,
         })
     }
-
-    async fn attach_inner(&self, rec: &NetworkRecord, ep: &Endpoint) -> Result<(), String> {
-        let bridge = link::index_of(&self.nl, &rec.bridge)
-            .await?
-            .ok_or_else(|| {
-                format!(
-                    "the bridge {} of network {} is missing",
-                    rec.bridge, rec.name
-                )
-            })?;
-        let ns = std::fs::File::open(&ep.sandbox)
-            .map_err(|e| format!("opening the container's namespace: {e}"))?;
-        {
-            let _g = self.nl_lock.lock().await;
-            link::create_veth(&self.nl, &ep.host_ifname, &ep.ifname, &ns, bridge, rec.mtu).await?;
-        }
-        let ip: Ipv4Addr = ep
-            .ip
-            .parse()
-            .map_err(|_| format!("bad address {}", ep.ip))?;
-        // The first network gives the default route: via the bridge, or
-        // the default bridge's `default-gateway`.
-        let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
-            rec.options
-                .get("com.docker.network.bridge.default_gateway")
-                .and_then(|g| g.parse().ok())
-                .or_else(|| ep.gateway.parse().ok())
-        } else {
-            None
-        };
-        let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
-        let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
-            ip: ip6,
-            prefix: ep.prefix6,
-            gateway: if gw.is_some() {
-                ep.gateway6.parse().ok()
-            } else {
-                None
-            },
-        });
-        let sandbox = PathBuf::from(&ep.sandbox);
-        tokio::task::spawn_blocking(move || {
-            netns::run_in(&sandbox, move || {
-                link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
-            })
-            .map_err(|e| format!("entering the container's namespace: {e}"))?
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
 }
 
 fn key(rec: &NetworkRecord, ep: &Endpoint) -> String {
@@ -234,40 +184,7 @@ impl NetworkHost for NetHostHandle {
             if !rec.is_bridge() {
                 return Ok(());
             }
-            let pool = rec
-                .v4_pools()
-                .next()
-                .ok_or_else(|| format!("network {} has no subnet", rec.name))?;
-            let c =
-                Cidr::parse(&pool.subnet).ok_or_else(|| format!("bad subnet {}", pool.subnet))?;
-            let gw: Ipv4Addr = pool
-                .gateway
-                .parse()
-                .map_err(|_| format!("bad gateway {}", pool.gateway))?;
-            {
-                let _g = me.nl_lock.lock().await;
-                let idx = link::ensure_bridge(&me.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
-                if let Some(p6) = rec.v6_pool() {
-                    let c6 = berth_actors::network::ipam::Cidr6::parse(&p6.subnet)
-                        .ok_or_else(|| format!("bad subnet {}", p6.subnet))?;
-                    let gw6: std::net::Ipv6Addr = p6
-                        .gateway
-                        .parse()
-                        .map_err(|_| format!("bad gateway {}", p6.gateway))?;
-                    link::add_v6(&me.nl, idx, gw6, c6.prefix).await?;
-                    if me.ip_forward {
-                        let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-                    }
-                }
-            }
-            // Without the proxy, published ports answer on 127.0.0.1
-            // through the bridge (DNAT of loopback traffic).
-            if me.proxy.is_none() {
-                let _ = std::fs::write(
-                    format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge),
-                    "1",
-                );
-            }
+            me.driver(&rec).setup(&rec).await?;
             if let Some(r) = NetHost::net_rules(&rec) {
                 me.firewall.set_network(&rec.id, r)?;
             }
@@ -317,8 +234,7 @@ impl NetworkHost for NetHostHandle {
             if let Err(e) = me.firewall.remove_network(&rec.id) {
                 warn!(network = %rec.name, "{e}");
             }
-            let _g = me.nl_lock.lock().await;
-            link::delete(&me.nl, &rec.bridge).await
+            me.driver(&rec).teardown(&rec).await
         })
     }
 
@@ -340,14 +256,14 @@ impl NetworkHost for NetHostHandle {
                 }
             }
             let ports = me.reserve(&ep.ports)?;
-            if let Err(e) = me.attach_inner(&rec, &ep).await {
+            let driver = me.driver(&rec);
+            if let Err(e) = driver.attach(&rec, &ep).await {
                 me.unreserve(&ports);
-                let _ = link::delete(&me.nl, &ep.host_ifname).await;
                 return Err(e);
             }
             if let Err(e) = me.start_proxies(&ports, &ep.ip).await {
                 me.unreserve(&ports);
-                let _ = link::delete(&me.nl, &ep.host_ifname).await;
+                driver.detach(&rec, &ep).await;
                 return Err(e);
             }
             if !ports.is_empty() {
@@ -364,7 +280,7 @@ impl NetworkHost for NetHostHandle {
                     me.stop_proxies(&ports, &ep.ip);
                     me.unreserve(&ports);
                     let _ = me.firewall.remove_ports(&key(&rec, &ep));
-                    let _ = link::delete(&me.nl, &ep.host_ifname).await;
+                    driver.detach(&rec, &ep).await;
                     return Err(e);
                 }
             }
@@ -381,10 +297,7 @@ impl NetworkHost for NetHostHandle {
             }
             me.stop_proxies(&ep.ports, &ep.ip);
             me.unreserve(&ep.ports);
-            let _g = me.nl_lock.lock().await;
-            if let Err(e) = link::delete(&me.nl, &ep.host_ifname).await {
-                warn!(network = %rec.name, "{e}");
-            }
+            me.driver(&rec).detach(&rec, &ep).await;
         })
     }
 

@@ -5,6 +5,7 @@
 
 pub mod create;
 pub mod dns;
+pub mod driver;
 pub mod firewall;
 pub mod host;
 pub mod link;

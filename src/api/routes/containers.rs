@@ -904,6 +904,11 @@ pub fn stats(r: Req) -> HandlerFuture {
         let cgroup = crate::containers::spec::cgroups_path(&rec, &cfg);
         let ncpu = r.ctx.host.ncpu.max(1);
         let mem_total = r.ctx.host.mem_total;
+        let pid = if rec.state.status.is_live() {
+            rec.state.pid
+        } else {
+            0
+        };
         let (id, name) = (rec.id.clone(), rec.name.clone());
         let live = move |ix: &berth_actors::container::Containers| {
             ix.snapshot()
@@ -915,7 +920,7 @@ pub fn stats(r: Req) -> HandlerFuture {
         let id = rec.id.clone();
         const ZERO: &str = "0001-01-01T00:00:00Z";
         if !stream {
-            let first = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+            let first = crate::containers::stats::sample(&cgroup, ncpu, mem_total, pid);
             let first_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             if one_shot || !live(&index) {
                 return ok_json(&crate::containers::stats::object(
@@ -923,7 +928,7 @@ pub fn stats(r: Req) -> HandlerFuture {
                 ));
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let second = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+            let second = crate::containers::stats::sample(&cgroup, ncpu, mem_total, pid);
             return ok_json(&crate::containers::stats::object(
                 &id,
                 &name,
@@ -937,7 +942,7 @@ pub fn stats(r: Req) -> HandlerFuture {
         tokio::spawn(async move {
             let mut pre: Option<(Value, String)> = None;
             loop {
-                let cur = crate::containers::stats::sample(&cgroup, ncpu, mem_total);
+                let cur = crate::containers::stats::sample(&cgroup, ncpu, mem_total, pid);
                 let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
                 let obj = match &pre {
                     Some((p, t)) => crate::containers::stats::object(&id, &name, &cur, Some(p), t),
