@@ -70,3 +70,5 @@ pub enum NetworkMsg {
         reply: RpcReplyPort<Result<(), NetworkError>>,
     },
 }
+#[cfg(test)]
+mod tests;

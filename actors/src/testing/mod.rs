@@ -1,5 +1,7 @@
 //! Fakes and fault injection for tests of the actor tree.
 
 mod flaky;
+mod network;
 
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
+pub use network::{FakeNetState, FakeNetworkHost};

@@ -1,0 +1,175 @@
+//! The NetworkSupervisor and NetworkActors over a fake host: IPAM,
+//! failures that leave nothing allocated, removal rules, pool allocation,
+//! rebuild after a kill.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::Actor;
+use tokio::sync::watch;
+
+use super::*;
+use crate::events::Events;
+use crate::ports::SystemClock;
+use crate::testing::FakeNetworkHost;
+
+fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
+    NetworkRecord {
+        version: NETWORK_RECORD_VERSION,
+        id: format!("{name:0<64}"),
+        name: name.into(),
+        driver: "bridge".into(),
+        created: String::new(),
+        internal: false,
+        attachable: false,
+        enable_ipv6: false,
+        ipam_driver: "default".into(),
+        pools: subnet
+            .map(|s| {
+                vec![IpamPool {
+                    subnet: s.into(),
+                    ip_range: String::new(),
+                    gateway: String::new(),
+                    aux: BTreeMap::new(),
+                }]
+            })
+            .unwrap_or_default(),
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        bridge: format!("br-{name}"),
+        icc: true,
+        masquerade: true,
+        mtu: 0,
+        predefined: false,
+        endpoints: BTreeMap::new(),
+    }
+}
+
+fn req(container: &str) -> Box<EndpointRequest> {
+    Box::new(EndpointRequest {
+        container: container.into(),
+        name: container.into(),
+        ifname: "eth0".into(),
+        ..Default::default()
+    })
+}
+
+async fn start(host: &FakeNetworkHost) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
+    let (tx, rx) = watch::channel(Arc::new(NetworkIndex::default()));
+    let args = NetworkSupervisorArgs {
+        host: Arc::new(host.clone()),
+        index: Arc::new(tx),
+        events: Events::new(Arc::new(SystemClock)),
+        initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),
+    };
+    // A unique registry name is not possible for the supervisor (the
+    // actors find it by name), so the tests run one at a time.
+    let (s, _) = Actor::spawn(
+        Some(crate::directory::NETWORKS.into()),
+        NetworkSupervisor,
+        args,
+    )
+    .await
+    .unwrap();
+    (Networks { index: rx }, s)
+}
+
+async fn create(rec: NetworkRecord) -> Result<Arc<NetworkRecord>, NetworkError> {
+    let pools = vec![AutoPool {
+        base: "172.17.0.0/16".into(),
+        size: 24,
+    }];
+    Networks::ask_supervisor(|reply| SupervisorMsg::Create {
+        record: Box::new(rec),
+        pools,
+        reply,
+    })
+    .await
+}
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn ipam_failures_removal_and_rebuild() {
+    let _g = SERIAL.lock().await;
+    let host = FakeNetworkHost::default();
+    let (nets, sup) = start(&host).await;
+    assert!(host.state().restored);
+
+    // No subnet: the first pool subnet not on a host route (172.17.0.0/24).
+    let a = create(record("auto", None)).await.unwrap();
+    assert_eq!(a.pools[0].subnet, "172.17.1.0/24");
+    assert_eq!(a.pools[0].gateway, "172.17.1.1");
+    // Overlap and name conflicts.
+    let e = create(record("over", Some("172.17.1.128/25")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, NetworkError::Forbidden(_)), "{e:?}");
+    let e = create(record("auto", Some("10.9.0.0/24")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, NetworkError::Conflict(_)), "{e:?}");
+
+    let n = create(record("app", Some("10.9.0.0/29"))).await.unwrap();
+    let ask = |c: &'static str| {
+        let id = n.id.clone();
+        async move { Networks::ask(&id, |reply| NetworkMsg::Connect { req: req(c), reply }).await }
+    };
+    // Lowest free addresses after the gateway; the broadcast never.
+    assert_eq!(ask("c1").await.unwrap().ip, "10.9.0.2");
+    assert_eq!(ask("c2").await.unwrap().ip, "10.9.0.3");
+    // Twice: refused.
+    assert!(matches!(ask("c1").await, Err(NetworkError::Forbidden(_))));
+    // A failing attach allocates nothing.
+    host.state().fail_attach = Some("boom".into());
+    assert!(matches!(ask("c3").await, Err(NetworkError::System(_))));
+    assert_eq!(ask("c3").await.unwrap().ip, "10.9.0.4");
+    for c in ["c4", "c5"] {
+        ask(c).await.unwrap();
+    }
+    // 10.9.0.0/29: .2 to .6 are taken, .7 is the broadcast.
+    assert!(matches!(ask("c6").await, Err(NetworkError::System(_))));
+    assert_eq!(nets.lookup("app").unwrap().endpoints.len(), 5);
+    assert_eq!(host.state().saved[&n.id].endpoints.len(), 5);
+
+    // Remove is refused with endpoints.
+    let id = n.id.clone();
+    let e = Networks::ask(&id, |reply| NetworkMsg::Remove { reply })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has active endpoints"), "{e}");
+
+    // A killed actor is rebuilt from the read model with its endpoints.
+    ractor::ActorRef::<NetworkMsg>::where_is(actor_name(&n.id))
+        .unwrap()
+        .kill();
+    let mut back = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if ractor::ActorRef::<NetworkMsg>::where_is(actor_name(&n.id)).is_some() {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the network actor was not rebuilt");
+    // The rebuilt actor knows the endpoints: the network is still full.
+    assert!(matches!(ask("c8").await, Err(NetworkError::System(_))));
+    for c in ["c1", "c2", "c3", "c4", "c5"] {
+        Networks::ask(&id, |reply| NetworkMsg::Disconnect {
+            container: c.into(),
+            reply,
+        })
+        .await
+        .unwrap();
+    }
+    assert!(host.state().attached.iter().all(|(n2, _)| *n2 != id));
+    Networks::ask(&id, |reply| NetworkMsg::Remove { reply })
+        .await
+        .unwrap();
+    assert!(nets.lookup("app").is_err());
+    assert!(!host.state().up.contains_key(&id));
+    assert!(!host.state().saved.contains_key(&id));
+    sup.stop(None);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
