@@ -150,7 +150,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let net_service = Arc::new(crate::network::NetworkService {
         networks: networks.clone(),
         host: net.host.clone(),
-        dns: crate::network::dns::Dns::new(networks),
+        dns: crate::network::dns::Dns::new(net.dns_dir.clone(), networks),
         netns_dir: net.netns_dir.clone(),
     });
     let net_args = NetworkSupervisorArgs {
@@ -288,10 +288,30 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         }
         StartupError::Listener(format!("starting the actor tree: {e}"))
     })?;
-    // Running containers on user-defined networks get their DNS server back.
+    // Running containers on user-defined networks stay served by
+    // berth-dns (which outlived us, or is started now).
     for r in &live_sandboxes {
         cont_host.adopt_network(r);
     }
+    net_service.dns.set_ready();
+    let dns_follow = net_service.dns.follow();
+    let dns_watch = {
+        let dns = net_service.dns.clone();
+        tokio::spawn(async move {
+            // berth-dns is started again if it dies.
+            loop {
+                let d = dns.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    d.ensure_server(&crate::network::dns::binary())
+                })
+                .await;
+                if let Ok(Err(e)) = r {
+                    warn!("embedded DNS server: {e}");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
     info!(version = env!("CARGO_PKG_VERSION"), id = %engine, "berthd started; API listening");
     systemd::notify_ready();
 
@@ -347,6 +367,8 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     if code == 0 {
         stop_containers(&ctx).await;
         let _ = ractor::call_t!(root, SupervisorMsg::Shutdown, 5000);
+        dns_watch.abort();
+        dns_follow.abort();
         if !ctx.config().live_restore {
             take_down_networks(&ctx).await;
         }
@@ -366,6 +388,7 @@ struct OpenedNetworks {
     records: Vec<berth_actors::network::NetworkRecord>,
     host: Arc<crate::network::host::NetHost>,
     netns_dir: std::path::PathBuf,
+    dns_dir: std::path::PathBuf,
 }
 
 async fn open_networks(
@@ -425,10 +448,13 @@ async fn open_networks(
             .save(r)
             .map_err(|e| StartupError::io("saving network", &r.name, e))?;
     }
+    let dns_dir = exec_root.join("dns");
+    dirs::ensure_private_dir(&dns_dir, 0o700)?;
     Ok(OpenedNetworks {
         records,
         host,
         netns_dir,
+        dns_dir,
     })
 }
 
@@ -447,6 +473,7 @@ async fn take_down_networks(ctx: &ApiContext) {
         }
     }
     n.host.firewall.remove_all();
+    n.dns.stop_server();
     crate::network::netns::release_dir(&n.netns_dir);
 }
 

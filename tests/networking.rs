@@ -715,6 +715,19 @@ fn live_restore_keeps_ports_addresses_and_names() {
         "0.2",
         &ip,
     ]);
+    // A resolver loop: berth-dns answers while berthd is down too.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "asker",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do if nslookup target >/dev/null 2>&1; then echo ok; else echo FAIL; fi; sleep 0.2; done",
+    ]);
     assert!(wait_http(&format!("127.0.0.1:{hp}"), "alive"));
     let before = d.docker_ok(&[
         "network",
@@ -736,8 +749,10 @@ fn live_restore_keeps_ports_addresses_and_names() {
     }
     let down_at = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(d.dns_pids().len(), 1, "berth-dns went with berthd");
     let d = d.restart();
     let down = down_at.elapsed();
+    assert_eq!(d.dns_pids().len(), 1, "a second berth-dns");
     let after = d.docker_ok(&[
         "network",
         "inspect",
@@ -770,7 +785,13 @@ fn live_restore_keeps_ports_addresses_and_names() {
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0] + 1, "lost replies: {logs}");
     }
-    d.docker_ok(&["rm", "-f", "web", "target", "pinger"]);
+    let asked = d.docker_ok(&["logs", "asker"]);
+    assert!(!asked.contains("FAIL"), "a name did not resolve: {asked}");
+    assert!(
+        asked.lines().count() as f64 >= down.as_secs_f64() / 0.3,
+        "{asked}"
+    );
+    d.docker_ok(&["rm", "-f", "web", "target", "pinger", "asker"]);
     d.docker_ok(&["network", "rm", "appnet"]);
     d.stop();
 }
@@ -833,8 +854,8 @@ fn ipv6_dual_stack_networks() {
     load_busybox(&d);
     // The default bridge is dual-stack.
     let out = d.docker_ok(&["run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"]);
-    let prefix = bridge6.trim_end_matches("::/64");
-    assert!(out.contains(&format!("inet6 {prefix}::2/64")), "{out}");
+    let first: std::net::Ipv6Addr = bridge6.replace("::/64", "::2").parse().unwrap();
+    assert!(out.contains(&format!("inet6 {first}/64")), "{out}");
     // A user-defined dual-stack network: addresses, --ip6, AAAA, ping6.
     d.docker_ok(&[
         "network",
@@ -846,7 +867,11 @@ fn ipv6_dual_stack_networks() {
         &user6,
         "net6",
     ]);
-    let fixed = user6.replace("::/64", "::99");
+    let fixed = user6
+        .replace("::/64", "::99")
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .to_string();
     d.docker_ok(&[
         "run",
         "-d",
@@ -896,7 +921,11 @@ fn ipv6_dual_stack_networks() {
     );
     // An IPv6 host address published to the container's IPv6 address.
     let hp = free_port();
-    let gw6 = user6.replace("::/64", "::1");
+    let gw6 = user6
+        .replace("::/64", "::1")
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .to_string();
     d.docker_ok(&[
         "run",
         "-d",

@@ -723,9 +723,7 @@ impl Host {
         let cfg = self.config.borrow().clone();
         let upstreams = upstream_resolvers(&cfg, &rec.host_config);
         let sandbox = self.network.sandbox_path(&rec.id);
-        if let Err(e) = self.network.dns.start(&rec.id, &sandbox, upstreams) {
-            warn!(id = %rec.id, "embedded DNS: {e}");
-        }
+        self.network.dns.start(&rec.id, &sandbox, upstreams);
     }
 
     /// After a berthd restart: serve DNS again to a running container.
@@ -817,6 +815,15 @@ impl Host {
             .any(|n| snap.by_name(n).is_some_and(|r| r.user_defined()));
         if user {
             self.start_dns(rec);
+            let (dns, sandbox) = (self.network.dns.clone(), PathBuf::from(&up.sandbox));
+            let served = tokio::task::spawn_blocking(move || {
+                dns.wait_served(&sandbox, Duration::from_secs(2))
+            })
+            .await
+            .unwrap_or(false);
+            if !served {
+                warn!(id = %rec.id, "the embedded DNS server is not serving the container yet");
+            }
         }
         // hosts and resolv.conf for this start.
         let cfg = self.config.borrow().clone();

@@ -1,138 +1,529 @@
-//! The embedded DNS server of user-defined networks: a UDP and a TCP socket
-//! on 127.0.0.11:53 inside each such container's network namespace (held by
-//! berthd, opened on a thread in the namespace). It answers the names,
-//! aliases and short IDs of the containers on the asking container's
-//! networks (A, PTR; AAAA is empty) from the networks' read model, and
-//! forwards anything else, from berthd's namespace, to the container's
-//! resolvers (`--dns`, `dns`, else the host's).
+//! The embedded DNS server of user-defined networks, as a process of its
+//! own: `berth-dns` (one per berthd, in its own session) outlives berthd like
+//! the shims do, so container names resolve while berthd is down or being
+//! upgraded.
+//!
+//! berthd writes what the server needs, the *view*, to
+//! `<exec-root>/dns/view.json` (atomically, on every change of the
+//! networks' read model and of the served containers): for each served
+//! container its namespace file and upstream resolvers, for each
+//! user-defined network its endpoints. berth-dns watches the directory
+//! (inotify), binds UDP and TCP 127.0.0.11:53 inside each served
+//! container's namespace (on a thread that enters it), answers names,
+//! aliases, short IDs and `name.network` (A, AAAA, PTR) of the asker's
+//! networks from the view, and forwards anything else, from the host's
+//! namespace, to the container's resolvers.
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use berth_actors::network::Networks;
+use berth_actors::network::{NetworkIndex, Networks};
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use super::netns;
+use crate::sys::atomic::write_atomic;
 
 pub const DNS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 const TTL: u32 = 600;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+pub const VIEW_FILE: &str = "view.json";
+const PID_FILE: &str = "berth-dns.pid";
+const VIEW_VERSION: u32 = 1;
 
-pub struct Dns {
-    pub networks: Networks,
-    servers: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+/// A container the server answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub sandbox: String,
+    pub upstreams: Vec<SocketAddr>,
 }
 
-struct Server {
-    container: String,
-    upstreams: Vec<SocketAddr>,
-    networks: Networks,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewEndpoint {
+    pub container: String,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub ip: String,
+    #[serde(default)]
+    pub ipv6: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewNetwork {
+    pub name: String,
+    pub endpoints: Vec<ViewEndpoint>,
+}
+
+/// Everything the server answers from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub version: u32,
+    pub clients: BTreeMap<String, Client>,
+    /// User-defined networks, by ID.
+    pub networks: BTreeMap<String, ViewNetwork>,
+}
+
+impl View {
+    pub fn build(index: &NetworkIndex, clients: &BTreeMap<String, Client>) -> View {
+        let networks = index
+            .by_id
+            .values()
+            .filter(|n| n.user_defined() && n.is_bridge())
+            .map(|n| {
+                let endpoints = n
+                    .endpoints
+                    .values()
+                    .map(|e| ViewEndpoint {
+                        container: e.container.clone(),
+                        name: e.name.clone(),
+                        aliases: e.aliases.clone(),
+                        ip: e.ip.clone(),
+                        ipv6: e.ipv6.clone(),
+                    })
+                    .collect();
+                (
+                    n.id.clone(),
+                    ViewNetwork {
+                        name: n.name.clone(),
+                        endpoints,
+                    },
+                )
+            })
+            .collect();
+        View {
+            version: VIEW_VERSION,
+            clients: clients.clone(),
+            networks,
+        }
+    }
+
+    /// The networks `container` has an endpoint on.
+    fn networks_of<'a>(&'a self, container: &'a str) -> impl Iterator<Item = &'a ViewNetwork> {
+        self.networks
+            .values()
+            .filter(move |n| n.endpoints.iter().any(|e| e.container == container))
+    }
+
+    /// Addresses of a container name, alias or short ID (optionally
+    /// suffixed with the network's name) on the asker's networks.
+    pub fn lookup(&self, asker: &str, qname: &str) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for net in self.networks_of(asker) {
+            let suffix = format!(".{}", net.name.to_ascii_lowercase());
+            let name = qname.strip_suffix(&suffix).unwrap_or(qname);
+            for ep in &net.endpoints {
+                let hit = ep.name.eq_ignore_ascii_case(name)
+                    || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+                    || (name.len() == 12 && ep.container.starts_with(name));
+                if !hit {
+                    continue;
+                }
+                if let Ok(ip) = ep.ip.parse::<Ipv4Addr>() {
+                    if !v4.contains(&ip) {
+                        v4.push(ip);
+                    }
+                }
+                if let Ok(ip) = ep.ipv6.parse::<Ipv6Addr>() {
+                    if !v6.contains(&ip) {
+                        v6.push(ip);
+                    }
+                }
+            }
+        }
+        (v4, v6)
+    }
+
+    /// `d.c.b.a.in-addr.arpa` of an endpoint on the asker's networks.
+    pub fn reverse(&self, asker: &str, qname: &str) -> Option<Vec<String>> {
+        let rev = qname.strip_suffix(".in-addr.arpa")?;
+        let mut o: Vec<&str> = rev.split('.').collect();
+        o.reverse();
+        let ip: Ipv4Addr = o.join(".").parse().ok()?;
+        let ip = ip.to_string();
+        let names: Vec<String> = self
+            .networks_of(asker)
+            .flat_map(|n| {
+                n.endpoints
+                    .iter()
+                    .filter(|e| e.ip == ip)
+                    .map(|e| format!("{}.{}", e.name, n.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (!names.is_empty()).then_some(names)
+    }
+}
+
+// ---------------------------------------------------------------- berthd side
+
+/// berthd's side: the served containers, the view file, the server process.
+pub struct Dns {
+    pub dir: PathBuf,
+    pub networks: Networks,
+    clients: Mutex<BTreeMap<String, Client>>,
+    /// Nothing is written before the running containers were adopted (a
+    /// restarted berthd must not make the server drop them meanwhile).
+    ready: std::sync::atomic::AtomicBool,
+    /// Serializes writes of the view.
+    write: Mutex<()>,
 }
 
 impl Dns {
-    pub fn new(networks: Networks) -> Arc<Dns> {
+    pub fn new(dir: PathBuf, networks: Networks) -> Arc<Dns> {
         Arc::new(Dns {
+            dir,
             networks,
-            servers: Mutex::new(HashMap::new()),
+            clients: Mutex::new(BTreeMap::new()),
+            ready: std::sync::atomic::AtomicBool::new(false),
+            write: Mutex::new(()),
         })
     }
 
-    /// Serve the container whose namespace is `sandbox` (replacing a
-    /// server it had).
-    pub fn start(
-        &self,
-        container: &str,
-        sandbox: &Path,
-        upstreams: Vec<SocketAddr>,
-    ) -> Result<(), String> {
-        self.stop(container);
-        let (udp, tcp) = netns::run_in(sandbox, || -> std::io::Result<_> {
-            let u = std::net::UdpSocket::bind((DNS_ADDR, 53))?;
-            let t = std::net::TcpListener::bind((DNS_ADDR, 53))?;
-            u.set_nonblocking(true)?;
-            t.set_nonblocking(true)?;
-            Ok((u, t))
-        })
-        .map_err(|e| format!("entering the container's namespace: {e}"))?
-        .map_err(|e| format!("binding the embedded DNS server: {e}"))?;
-        let udp = tokio::net::UdpSocket::from_std(udp).map_err(|e| e.to_string())?;
-        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?;
-        let srv = Arc::new(Server {
-            container: container.to_string(),
-            upstreams,
-            networks: self.networks.clone(),
-        });
-        let s1 = srv.clone();
-        let udp_task = tokio::spawn(async move {
-            let udp = Arc::new(udp);
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
-                    return;
-                };
-                let q = buf[..n].to_vec();
-                let (s, u) = (s1.clone(), udp.clone());
-                tokio::spawn(async move {
-                    if let Some(r) = s.answer(&q).await {
-                        let _ = u.send_to(&r, peer).await;
-                    }
-                });
-            }
-        });
-        let tcp_task = tokio::spawn(async move {
-            loop {
-                let Ok((mut c, _)) = tcp.accept().await else {
-                    return;
-                };
-                let s = srv.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let Ok(len) = c.read_u16().await else { return };
-                        let mut q = vec![0u8; len as usize];
-                        if c.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
-                        let Some(r) = s.answer(&q).await else { return };
-                        if c.write_u16(r.len() as u16).await.is_err()
-                            || c.write_all(&r).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        self.servers
+    /// Serve the container whose namespace is `sandbox`.
+    pub fn start(&self, container: &str, sandbox: &Path, upstreams: Vec<SocketAddr>) {
+        self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(container.to_string(), vec![udp_task, tcp_task]);
-        Ok(())
+            .insert(
+                container.to_string(),
+                Client {
+                    sandbox: sandbox.display().to_string(),
+                    upstreams,
+                },
+            );
+        self.publish();
     }
 
     pub fn stop(&self, container: &str) {
-        if let Some(tasks) = self
-            .servers
+        let removed = self
+            .clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(container)
+            .is_some();
+        if removed {
+            self.publish();
+        }
+    }
+
+    /// Wait (up to `limit`) until the server has bound 127.0.0.11:53 in
+    /// the namespace, so the container's first lookup is answered.
+    pub fn wait_served(&self, sandbox: &Path, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            // The namespace's UDP table (read from a thread inside it):
+            // 127.0.0.11:53 is "0B00007F:0035".
+            let taken = netns::run_in(sandbox, || {
+                std::fs::read_to_string("/proc/thread-self/net/udp")
+                    .map(|t| t.contains("0B00007F:0035"))
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+            if taken {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The running containers were adopted: write the view from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.publish();
+    }
+
+    /// Write the view (atomically) for the server.
+    pub fn publish(&self) {
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let _g = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let view = View::build(&self.networks.snapshot(), &clients);
+        match serde_json::to_vec(&view) {
+            Ok(b) => {
+                if let Err(e) = write_atomic(&self.dir.join(VIEW_FILE), &b, 0o600) {
+                    warn!("writing the DNS view: {e}");
+                }
+            }
+            Err(e) => warn!("encoding the DNS view: {e}"),
+        }
+    }
+
+    /// Rewrite the view whenever the networks' read model changes.
+    pub fn follow(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        let mut rx = self.networks.index.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                me.publish();
+            }
+        })
+    }
+
+    /// The server's PID if it runs (its PID file names a live berth-dns
+    /// working in our directory).
+    pub fn server_pid(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.dir.join(PID_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        (cwd == self.dir && !zombie).then_some(pid)
+    }
+
+    /// Start berth-dns unless it runs (it survives berthd: a restarted
+    /// berthd keeps the one that serves).
+    pub fn ensure_server(&self, bin: &Path) -> Result<(), String> {
+        if self.server_pid().is_some() {
+            return Ok(());
+        }
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("berth-dns.log"))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg(&self.dir)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        // SAFETY: only setsid between fork and exec (async-signal-safe).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        // Reaped by a thread: berth-dns normally outlives berthd.
+        std::thread::spawn(move || {
+            let mut c = child;
+            let _ = c.wait();
+        });
+        for _ in 0..100 {
+            if self.server_pid().is_some() {
+                info!("embedded DNS server started");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err("berth-dns did not start".into())
+    }
+
+    /// Stop the server (berthd stops without live-restore).
+    pub fn stop_server(&self) {
+        if let Some(pid) = self.server_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = std::fs::remove_file(self.dir.join(PID_FILE));
+        let _ = std::fs::remove_file(self.dir.join(VIEW_FILE));
+    }
+}
+
+/// The berth-dns binary: next to berthd, else on PATH.
+pub fn binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berth-dns")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("berth-dns"))
+}
+
+// ---------------------------------------------------------- berth-dns side
+
+type Shared = Arc<RwLock<Arc<View>>>;
+
+/// berth-dns: serve from `dir` until SIGTERM.
+pub async fn serve(dir: PathBuf) -> Result<(), String> {
+    std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
+        .map_err(|e| format!("writing the pid file: {e}"))?;
+    let view: Shared = Arc::new(RwLock::new(Arc::new(View::default())));
+    let mut servers: HashMap<String, (String, Vec<JoinHandle<()>>)> = HashMap::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    // inotify on the directory: the view is renamed into place.
+    let d = dir.clone();
+    std::thread::spawn(move || {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let Ok(ino) = Inotify::init(InitFlags::IN_CLOEXEC) else {
+            return;
+        };
+        if ino
+            .add_watch(
+                &d,
+                AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE,
+            )
+            .is_err()
         {
-            for t in tasks {
+            return;
+        }
+        while let Ok(evs) = ino.read_events() {
+            if evs
+                .iter()
+                .any(|e| e.name.as_deref() == Some(std::ffi::OsStr::new(VIEW_FILE)))
+            {
+                let _ = tx.try_send(());
+            }
+        }
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        reload(&dir, &view, &mut servers);
+        tokio::select! {
+            _ = rx.recv() => {}
+            // A missed event (or a namespace that was not ready) is
+            // caught up within two seconds.
+            _ = tick.tick() => {}
+            _ = term.recv() => break,
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+    Ok(())
+}
+
+fn reload(
+    dir: &Path,
+    shared: &Shared,
+    servers: &mut HashMap<String, (String, Vec<JoinHandle<()>>)>,
+) {
+    let Ok(bytes) = std::fs::read(dir.join(VIEW_FILE)) else {
+        return;
+    };
+    let view: View = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!("unreadable DNS view: {e}");
+            return;
+        }
+    };
+    // Stop what is gone or moved, start what is new.
+    servers.retain(|id, (sandbox, tasks)| {
+        let keep = view.clients.get(id).is_some_and(|c| c.sandbox == *sandbox)
+            && tasks.iter().all(|t| !t.is_finished());
+        if !keep {
+            for t in tasks.iter() {
                 t.abort();
             }
+        }
+        keep
+    });
+    let view = Arc::new(view);
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
+    for (id, c) in &view.clients {
+        if servers.contains_key(id) {
+            continue;
+        }
+        match bind(id, c, shared) {
+            Ok(tasks) => {
+                debug!(container = %id, "serving");
+                servers.insert(id.clone(), (c.sandbox.clone(), tasks));
+            }
+            Err(e) => debug!(container = %id, "not served yet: {e}"),
         }
     }
 }
 
-impl Server {
+/// Bind 127.0.0.11:53 (UDP and TCP) inside a container's namespace.
+fn bind(id: &str, c: &Client, shared: &Shared) -> Result<Vec<JoinHandle<()>>, String> {
+    let (udp, tcp) = netns::run_in(Path::new(&c.sandbox), || -> std::io::Result<_> {
+        let u = std::net::UdpSocket::bind((DNS_ADDR, 53))?;
+        let t = std::net::TcpListener::bind((DNS_ADDR, 53))?;
+        u.set_nonblocking(true)?;
+        t.set_nonblocking(true)?;
+        Ok((u, t))
+    })
+    .map_err(|e| format!("entering the container's namespace: {e}"))?
+    .map_err(|e| format!("binding: {e}"))?;
+    let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).map_err(|e| e.to_string())?);
+    let tcp = tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?;
+    let asker = Arc::new(Asker {
+        container: id.to_string(),
+        upstreams: c.upstreams.clone(),
+        view: shared.clone(),
+    });
+    let a1 = asker.clone();
+    let udp_task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                return;
+            };
+            let q = buf[..n].to_vec();
+            let (a, u) = (a1.clone(), udp.clone());
+            tokio::spawn(async move {
+                if let Some(r) = a.answer(&q).await {
+                    let _ = u.send_to(&r, peer).await;
+                }
+            });
+        }
+    });
+    let tcp_task = tokio::spawn(async move {
+        loop {
+            let Ok((mut c, _)) = tcp.accept().await else {
+                return;
+            };
+            let a = asker.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok(len) = c.read_u16().await else { return };
+                    let mut q = vec![0u8; len as usize];
+                    if c.read_exact(&mut q).await.is_err() {
+                        return;
+                    }
+                    let Some(r) = a.answer(&q).await else { return };
+                    if c.write_u16(r.len() as u16).await.is_err() || c.write_all(&r).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(vec![udp_task, tcp_task])
+}
+
+struct Asker {
+    container: String,
+    upstreams: Vec<SocketAddr>,
+    view: Shared,
+}
+
+impl Asker {
+    fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The answer to one query, or `None` for garbage.
     async fn answer(&self, q: &[u8]) -> Option<Vec<u8>> {
         let req = Message::from_vec(q).ok()?;
@@ -150,23 +541,21 @@ impl Server {
         resp.add_query(query.clone());
         let qname = query.name().to_ascii().to_ascii_lowercase();
         let qname = qname.trim_end_matches('.');
+        let view = self.view();
         match query.query_type() {
             RecordType::A | RecordType::AAAA => {
-                let (v4, v6) = self.lookup(qname);
+                let (v4, v6) = view.lookup(&self.container, qname);
                 if !v4.is_empty() || !v6.is_empty() {
                     resp.metadata.authoritative = true;
+                    let name = query.name().clone();
                     if query.query_type() == RecordType::A {
                         for ip in v4 {
-                            resp.add_answer(Record::from_rdata(
-                                query.name().clone(),
-                                TTL,
-                                RData::A(A(ip)),
-                            ));
+                            resp.add_answer(Record::from_rdata(name.clone(), TTL, RData::A(A(ip))));
                         }
                     } else {
                         for ip in v6 {
                             resp.add_answer(Record::from_rdata(
-                                query.name().clone(),
+                                name.clone(),
                                 TTL,
                                 RData::AAAA(AAAA(ip)),
                             ));
@@ -176,7 +565,7 @@ impl Server {
                 }
             }
             RecordType::PTR => {
-                if let Some(names) = self.reverse(qname) {
+                if let Some(names) = view.reverse(&self.container, qname) {
                     resp.metadata.authoritative = true;
                     for n in names {
                         if let Ok(name) = Name::from_str(&format!("{n}.")) {
@@ -201,67 +590,12 @@ impl Server {
         }
     }
 
-    /// Addresses of a container name, alias or short ID (optionally
-    /// suffixed with the network's name) on the asker's networks.
-    fn lookup(&self, qname: &str) -> (Vec<Ipv4Addr>, Vec<std::net::Ipv6Addr>) {
-        let snap = self.networks.snapshot();
-        let mut out = Vec::new();
-        let mut out6 = Vec::new();
-        for net in snap
-            .of_container(&self.container)
-            .filter(|n| n.user_defined())
-        {
-            let suffix = format!(".{}", net.name.to_ascii_lowercase());
-            let name = qname.strip_suffix(&suffix).unwrap_or(qname);
-            for ep in net.endpoints.values() {
-                let hit = ep.name.eq_ignore_ascii_case(name)
-                    || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
-                    || (name.len() == 12 && ep.container.starts_with(name));
-                if hit {
-                    if let Ok(ip) = ep.ip.parse::<Ipv4Addr>() {
-                        if !out.contains(&ip) {
-                            out.push(ip);
-                        }
-                    }
-                    if let Ok(ip) = ep.ipv6.parse::<std::net::Ipv6Addr>() {
-                        if !out6.contains(&ip) {
-                            out6.push(ip);
-                        }
-                    }
-                }
-            }
-        }
-        (out, out6)
-    }
-
-    /// `d.c.b.a.in-addr.arpa` of an endpoint on the asker's networks.
-    fn reverse(&self, qname: &str) -> Option<Vec<String>> {
-        let rev = qname.strip_suffix(".in-addr.arpa")?;
-        let mut o: Vec<&str> = rev.split('.').collect();
-        o.reverse();
-        let ip: Ipv4Addr = o.join(".").parse().ok()?;
-        let ip = ip.to_string();
-        let snap = self.networks.snapshot();
-        let names: Vec<String> = snap
-            .of_container(&self.container)
-            .filter(|n| n.user_defined())
-            .flat_map(|n| {
-                n.endpoints
-                    .values()
-                    .filter(|e| e.ip == ip)
-                    .map(|e| format!("{}.{}", e.name, n.name))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        (!names.is_empty()).then_some(names)
-    }
-
     async fn forward(&self, q: &[u8]) -> Option<Vec<u8>> {
         for up in &self.upstreams {
             let bind: SocketAddr = if up.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
             } else {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                (Ipv6Addr::UNSPECIFIED, 0).into()
             };
             let Ok(s) = tokio::net::UdpSocket::bind(bind).await else {
                 continue;
@@ -276,5 +610,51 @@ impl Server {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_scoped_to_the_askers_networks() {
+        let ep = |c: &str, n: &str, ip: &str| ViewEndpoint {
+            container: format!("{c:0<64}"),
+            name: n.into(),
+            aliases: vec![format!("{n}-alias")],
+            ip: ip.into(),
+            ipv6: String::new(),
+        };
+        let mut v = View::default();
+        v.networks.insert(
+            "n1".into(),
+            ViewNetwork {
+                name: "front".into(),
+                endpoints: vec![ep("a", "web", "10.0.0.2"), ep("b", "db", "10.0.0.3")],
+            },
+        );
+        v.networks.insert(
+            "n2".into(),
+            ViewNetwork {
+                name: "back".into(),
+                endpoints: vec![ep("c", "secret", "10.1.0.2")],
+            },
+        );
+        let a = format!("{:0<64}", "a");
+        assert_eq!(
+            v.lookup(&a, "db").0,
+            vec!["10.0.0.3".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(v.lookup(&a, "db-alias.front").0.len(), 1);
+        assert_eq!(v.lookup(&a, &format!("{:0<12}", "b")).0.len(), 1);
+        assert!(
+            v.lookup(&a, "secret").0.is_empty(),
+            "another network's name"
+        );
+        assert_eq!(
+            v.reverse(&a, "3.0.0.10.in-addr.arpa"),
+            Some(vec!["db.front".to_string()])
+        );
     }
 }

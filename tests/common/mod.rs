@@ -565,13 +565,38 @@ impl Daemon {
                     .output();
             }
         }
-        for pid in self.shim_pids().into_iter().chain(self.proxy_pids()) {
+        for pid in self
+            .shim_pids()
+            .into_iter()
+            .chain(self.proxy_pids())
+            .chain(self.dns_pids())
+        {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
         unmount_under(self.dir.path());
+    }
+
+    /// Pids of this daemon's berth-dns (working directory: its
+    /// exec-root's dns directory).
+    pub fn dns_pids(&self) -> Vec<i32> {
+        let dir = self.exec_root.join("dns");
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmd).contains("berth-dns")
+                    && std::fs::read_link(format!("/proc/{pid}/cwd"))
+                        .ok()
+                        .as_deref()
+                        == Some(dir.as_path())
+            })
+            .collect()
     }
 
     /// Pids of this daemon's userland proxies (working directory: its
