@@ -534,6 +534,15 @@ def main():
                         except OSError:
                             pass
                     p.kill()
+        # berthd (live-restore) leaves its berth-dns and proxies running:
+        # everything working under the bench's directory goes.
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if os.readlink(f"/proc/{pid}/cwd").startswith(tmp):
+                        os.kill(int(pid), signal.SIGTERM)
+                except OSError:
+                    pass
         shutil.rmtree(tmp, ignore_errors=True)
         # dockerd leaves docker0 and its iptables (nft) tables behind, berthd
         # (live-restore) its default bridge and table: remove what is new.
