@@ -12,7 +12,7 @@ use berth_actors::container::{
     ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers,
 };
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, ROOT,
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, ROOT, VOLUMES,
 };
 use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
@@ -22,6 +22,7 @@ use berth_actors::supervisor::{
     ChildSpec, RestartPolicy, SessionSupervisor, Supervisor, SupervisorArgs, SupervisorMsg,
 };
 use berth_actors::view::ViewPublisher;
+use berth_actors::volume::{VolumeIndex, VolumeSupervisor, VolumeSupervisorArgs, Volumes};
 use ractor::Actor;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -164,6 +165,36 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         .filter(|r| r.state.status.is_live() && !r.state.sandbox.is_empty())
         .cloned()
         .collect();
+    // Volumes: records (their users recounted from the containers'), the
+    // local driver.
+    let vol_root = data_root.join("volumes");
+    dirs::ensure_private_dir(&vol_root, 0o701)?;
+    let mut vol_records = crate::volumes::load_records(&vol_root);
+    for v in vol_records.iter_mut() {
+        v.users = cont_records
+            .iter()
+            .filter(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == v.name)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+    }
+    let vol_host = Arc::new(crate::volumes::host::VolHost {
+        root: vol_root.clone(),
+    });
+    let (vindex_tx, vindex_rx) = watch::channel(Arc::new(VolumeIndex::default()));
+    let vol_service = Arc::new(crate::volumes::VolumeService {
+        volumes: Volumes { index: vindex_rx },
+        host: vol_host.clone(),
+    });
+    let vol_args = VolumeSupervisorArgs {
+        host: vol_host,
+        index: Arc::new(vindex_tx),
+        events: events.clone(),
+        initial: Arc::new(std::sync::Mutex::new(Some(vol_records))),
+    };
     // Containers: the host adapter, the read model, the records on disk.
     let cont_host = Arc::new(crate::containers::host::Host {
         data_dir: cont_data,
@@ -174,6 +205,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         facts: host.clone(),
         shim_bin: crate::containers::host::find_shim(),
         network: net_service.clone(),
+        volumes: vol_service.clone(),
         containers: cindex_rx.clone(),
     });
     for d in [&cont_host.data_dir, &cont_host.state_dir] {
@@ -202,6 +234,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         images: image_service,
         containers: container_service.clone(),
         networks: net_service.clone(),
+        volumes: vol_service.clone(),
         host,
         engine_id: engine.clone(),
         view,
@@ -247,6 +280,9 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                 )
             },
         ),
+        ChildSpec::new(VOLUMES, RestartPolicy::infrastructure(), true, move || {
+            (VolumeSupervisor, vol_args.clone())
+        }),
         // Networks before containers: a restored container finds its
         // networks; the firewall is written once all are known.
         ChildSpec::new(NETWORKS, RestartPolicy::infrastructure(), true, move || {

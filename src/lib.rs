@@ -12,3 +12,4 @@ pub mod network;
 pub mod shim;
 pub mod sys;
 pub mod task;
+pub mod volumes;

@@ -15,3 +15,5 @@ pub const REGISTRY_SESSIONS: &str = "registry-sessions";
 pub const CONTAINERS: &str = "containers";
 /// The network supervisor.
 pub const NETWORKS: &str = "networks";
+/// The volume supervisor.
+pub const VOLUMES: &str = "volumes";

@@ -13,5 +13,6 @@ pub mod protocol;
 pub mod supervisor;
 pub mod testing;
 pub mod view;
+pub mod volume;
 
 pub use protocol::error::{ErrorKind, HasKind};

@@ -66,8 +66,13 @@ pub trait ContainerHost: Send + Sync + 'static {
     /// After an exit was recorded: unmount the root filesystem and clear the
     /// container's runtime state directory.
     fn release(&self, rec: &crate::container::ContainerRecord);
-    /// Remove the container's writable layer and its directory (logs).
-    fn destroy(&self, rec: &crate::container::ContainerRecord) -> Result<(), String>;
+    /// Remove the container's writable layer and its directory (logs);
+    /// release its volumes (and remove its anonymous ones with `volumes`).
+    fn destroy(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        volumes: bool,
+    ) -> BoxFuture<Result<(), String>>;
     /// Persist a record atomically.
     fn save(&self, rec: &crate::container::ContainerRecord) -> std::io::Result<()>;
     /// Before the runtime creates the container: its network namespace
@@ -132,4 +137,16 @@ pub trait NetworkHost: Send + Sync + 'static {
     fn host_routes(&self) -> Vec<String>;
     /// Every network was restored: the firewall may be written whole.
     fn restored(&self);
+}
+
+/// The host side of volumes (the `local` driver).
+pub trait VolumeHost: Send + Sync + 'static {
+    /// Make the volume's directory.
+    fn create(&self, rec: &crate::volume::VolumeRecord) -> Result<(), String>;
+    /// Ready to be mounted into a container (a `device` volume is mounted
+    /// on its directory once); the host path.
+    fn mount(&self, rec: &crate::volume::VolumeRecord) -> Result<String, String>;
+    /// Remove its data (and unmount a `device` volume).
+    fn remove(&self, rec: &crate::volume::VolumeRecord) -> Result<(), String>;
+    fn save(&self, rec: &crate::volume::VolumeRecord) -> std::io::Result<()>;
 }

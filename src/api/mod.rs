@@ -37,6 +37,8 @@ pub struct ApiContext {
     pub containers: Arc<crate::containers::ContainerService>,
     /// Networks: the read model, the host side, the DNS servers.
     pub networks: Arc<crate::network::NetworkService>,
+    /// Volumes: the read model and the local driver.
+    pub volumes: Arc<crate::volumes::VolumeService>,
     pub view: ViewReader,
     pub events: Events,
     pub routes: Vec<router::Route>,

@@ -314,6 +314,18 @@ impl ContainerService {
         {
             container::parse_signal(s).map_err(|_| invalid(format!("Invalid signal: {s}")))?;
         }
+        // The image's VOLUMEs and the request's (`-v /path`) together.
+        if let Some(iv) = icfg["Volumes"].as_object() {
+            let mut v = c
+                .get("Volumes")
+                .and_then(|v| v.as_object())
+                .cloned()
+                .unwrap_or_default();
+            for (k, x) in iv {
+                v.entry(k.clone()).or_insert(x.clone());
+            }
+            c.insert("Volumes".into(), Value::Object(v));
+        }
         for k in ["ExposedPorts", "Volumes", "Healthcheck", "OnBuild"] {
             if c.get(k).is_none_or(|v| v.is_null()) && !icfg[k].is_null() {
                 c.insert(k.into(), icfg[k].clone());
@@ -340,6 +352,8 @@ impl ContainerService {
                 .get(chain)
                 .map(|l| l.cache_id.clone())
         });
+        // Mounts: checked before anything is created.
+        let mut mounts = crate::volumes::mounts::parse(&hc, &Value::Object(c.clone()))?;
         let driver = self.images.driver.clone();
         let layer = id.clone();
         let dir = self.host.container_dir(&id);
@@ -370,6 +384,14 @@ impl ContainerService {
             let _ = std::fs::remove_dir_all(&dir);
             ContainerError::System(e)
         })?;
+        if let Err(e) =
+            crate::volumes::mounts::realize(&mut mounts, &hc, &id, &self.host.volumes.host.root)
+                .await
+        {
+            let _ = self.images.driver.remove(&layer);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         let rec = ContainerRecord {
             version: RECORD_VERSION,
             id: id.clone(),
@@ -393,8 +415,15 @@ impl ContainerService {
             hosts_path: dir.join("hosts").display().to_string(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
             networks,
+            mounts,
             extra: BTreeMap::new(),
         };
+        let volumes: Vec<(String, bool)> = rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| (m.name.clone(), true))
+            .collect();
         let r = container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
             record: Box::new(rec),
             reply,
@@ -403,6 +432,21 @@ impl ContainerService {
         if let Err(e) = r {
             let _ = self.images.driver.remove(&layer);
             let _ = std::fs::remove_dir_all(&dir);
+            // Anonymous volumes made for it go; named ones stay.
+            let anon: Vec<(String, bool)> = volumes
+                .into_iter()
+                .map(|(n, _)| {
+                    let a = self
+                        .host
+                        .volumes
+                        .volumes
+                        .lookup(&n)
+                        .map(|v| v.anonymous)
+                        .unwrap_or(false);
+                    (n, a)
+                })
+                .collect();
+            crate::volumes::mounts::release(&anon, &id, true).await;
             return Err(e);
         }
         let snap = self.containers.lookup(&id)?;

@@ -43,6 +43,7 @@ pub struct Host {
     pub facts: HostFacts,
     pub shim_bin: PathBuf,
     pub network: Arc<crate::network::NetworkService>,
+    pub volumes: Arc<crate::volumes::VolumeService>,
     /// The containers' read model (`--network container:<id>`).
     pub containers: watch::Receiver<Arc<berth_actors::container::ContainerIndex>>,
 }
@@ -156,6 +157,7 @@ impl Host {
             .mount_rw(&rec.layer)
             .map_err(|e| format!("mounting the container's filesystem: {e}"))?;
         let result = (|| {
+            self.prepare_volumes(rec, &rootfs)?;
             let runtimes = cfg.all_runtimes();
             let rt = runtimes
                 .get(&rec.runtime)
@@ -167,6 +169,7 @@ impl Host {
                     host: &self.facts,
                     rootfs: &rootfs,
                     container_dir: &self.container_dir(&rec.id),
+                    volumes_root: &self.volumes.host.root,
                 },
             )?;
             // A shim that died without cleaning up leaves the runtime's
@@ -395,16 +398,35 @@ impl ContainerHost for Host {
         let _ = std::fs::remove_dir_all(self.shim_dir(&rec.id));
     }
 
-    fn destroy(&self, rec: &ContainerRecord) -> Result<(), String> {
-        self.release(rec);
-        self.driver
-            .remove(&rec.layer)
-            .map_err(|e| format!("removing the layer: {e}"))?;
-        match std::fs::remove_dir_all(self.container_dir(&rec.id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+    fn destroy(&self, rec: &ContainerRecord, volumes: bool) -> BoxFuture<Result<(), String>> {
+        let (me, rec) = (self.clone_handle(), rec.clone());
+        Box::pin(async move {
+            me.release(&rec);
+            me.driver
+                .remove(&rec.layer)
+                .map_err(|e| format!("removing the layer: {e}"))?;
+            match std::fs::remove_dir_all(me.container_dir(&rec.id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let vols: Vec<(String, bool)> = rec
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .map(|m| {
+                    let anon = me
+                        .volumes
+                        .volumes
+                        .lookup(&m.name)
+                        .map(|v| v.anonymous)
+                        .unwrap_or(false);
+                    (m.name.clone(), anon)
+                })
+                .collect();
+            crate::volumes::mounts::release(&vols, &rec.id, volumes).await;
+            Ok(())
+        })
     }
 
     fn network_up(&self, rec: &ContainerRecord) -> BoxFuture<Result<NetworkUp, ContainerError>> {
@@ -488,6 +510,7 @@ impl Host {
             facts: self.facts.clone(),
             shim_bin: self.shim_bin.clone(),
             network: self.network.clone(),
+            volumes: self.volumes.clone(),
             containers: self.containers.clone(),
         })
     }
@@ -580,6 +603,32 @@ pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value, embedded: bool) -
         head.push_str(&format!("options {}\n", opts.join(" ")));
     }
     head + &out
+}
+
+impl Host {
+    /// Volumes ready to mount (a `device` volume mounted once) and, for an
+    /// empty volume over a path with content in the image, copy-up.
+    fn prepare_volumes(&self, rec: &ContainerRecord, rootfs: &Path) -> Result<(), String> {
+        use berth_actors::ports::VolumeHost;
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            let vol = self
+                .volumes
+                .volumes
+                .lookup(&m.name)
+                .map_err(|e| e.to_string())?;
+            let data = self.volumes.host.mount(&vol)?;
+            let data = Path::new(&data);
+            if m.copy && crate::volumes::copyup::is_empty(data) {
+                crate::volumes::copyup::copy_up(rootfs, &m.destination, data).map_err(|e| {
+                    format!(
+                        "copying the image's {} into volume {}: {e}",
+                        m.destination, m.name
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A network error as a container error of the same kind.

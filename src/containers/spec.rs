@@ -169,6 +169,8 @@ pub struct SpecContext<'a> {
     pub host: &'a HostFacts,
     pub rootfs: &'a Path,
     pub container_dir: &'a Path,
+    /// `<data-root>/volumes`
+    pub volumes_root: &'a Path,
 }
 
 fn goarch() -> &'static str {
@@ -313,6 +315,41 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
             mounts.push(
                 json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}),
             );
+        }
+    }
+    // Volumes, bind mounts, --mount tmpfs: parents before children.
+    let mut user: Vec<&berth_actors::container::MountPoint> = rec.mounts.iter().collect();
+    user.sort_by_key(|m| m.destination.matches('/').count());
+    for m in user {
+        let rw = if m.rw { "rw" } else { "ro" };
+        match m.kind.as_str() {
+            "volume" => {
+                let src = c.volumes_root.join(&m.name).join("_data");
+                mounts.retain(|x| x["destination"] != json!(m.destination));
+                mounts.push(json!({"destination": m.destination, "type": "bind", "source": src, "options": ["rbind", rw, "rprivate"]}));
+            }
+            "bind" => {
+                let prop = if m.propagation.is_empty() {
+                    "rprivate"
+                } else {
+                    m.propagation.as_str()
+                };
+                mounts.retain(|x| x["destination"] != json!(m.destination));
+                mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": ["rbind", rw, prop]}));
+            }
+            "tmpfs" => {
+                let mut o: Vec<String> =
+                    vec!["nosuid".into(), "nodev".into(), "noexec".into(), rw.into()];
+                o.extend(
+                    m.tmpfs
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string),
+                );
+                mounts.retain(|x| x["destination"] != json!(m.destination));
+                mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            }
+            _ => {}
         }
     }
     s["mounts"] = Value::from(mounts);

@@ -54,6 +54,8 @@ pub struct ContainerState {
     pub(super) attachers: Vec<oneshot::Sender<AttachGo>>,
     pub(super) stopping: Vec<Reply<()>>,
     pub(super) remove_after_exit: Option<Reply<()>>,
+    /// The pending removal takes the anonymous volumes along (`rm -v`).
+    pub(super) remove_volumes: bool,
     pub(super) backoff: Backoff,
     pub(super) started: Instant,
     wait_task: Option<tokio::task::JoinHandle<()>>,
@@ -263,6 +265,7 @@ impl Actor for ContainerActor {
             attachers: Vec::new(),
             stopping: Vec::new(),
             remove_after_exit: None,
+            remove_volumes: false,
             backoff: Backoff::default(),
             started: Instant::now(),
             wait_task: None,
@@ -296,7 +299,14 @@ impl Actor for ContainerActor {
                 let r = st.kill(&signal).await;
                 let _ = reply.send(r);
             }
-            ContainerMsg::Remove { force, reply } => st.remove(&myself, force, reply).await,
+            ContainerMsg::Remove {
+                force,
+                volumes,
+                reply,
+            } => {
+                st.remove_volumes = volumes;
+                st.remove(&myself, force, reply).await
+            }
             ContainerMsg::Wait { condition, reply } => st.wait(condition, reply),
             ContainerMsg::Attach(reply) => {
                 let _ = reply.send(st.attach());

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 pub use actor::{actor_name, ContainerActor, ContainerArgs};
 pub use index::ContainerIndex;
 pub use kill::parse_signal;
-pub use model::{ContainerRecord, NetworkAttachment, RunState, RECORD_VERSION};
+pub use model::{ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION};
 pub use restart_policy::{validate as restart_policy_validate, Backoff};
 pub use state::Status;
 pub use supervisor::{
@@ -111,6 +111,8 @@ pub enum ContainerMsg {
     },
     Remove {
         force: bool,
+        /// Also remove its anonymous volumes (`rm -v`).
+        volumes: bool,
         reply: Reply<()>,
     },
     Wait {

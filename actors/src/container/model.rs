@@ -39,6 +39,33 @@ pub struct RunState {
     pub endpoints: BTreeMap<String, crate::network::Endpoint>,
 }
 
+/// A mount of a container: a volume, a bind mount or a tmpfs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    /// `volume`, `bind` or `tmpfs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The volume's name (volume mounts).
+    #[serde(default)]
+    pub name: String,
+    /// The host path (bind mounts).
+    #[serde(default)]
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    /// `-v`'s mode string (`ro`, `z`...), as inspect shows it.
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub propagation: String,
+    /// Copy the image's content into an empty volume (not `nocopy`).
+    #[serde(default)]
+    pub copy: bool,
+    /// tmpfs options (`size=...,mode=...`).
+    #[serde(default)]
+    pub tmpfs: String,
+}
+
 /// A network a container is configured to join (`--network`, `network
 /// connect`): its settings, kept while the container is stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +120,9 @@ pub struct ContainerRecord {
     /// The networks the container joins when it starts, by name.
     #[serde(default)]
     pub networks: BTreeMap<String, NetworkAttachment>,
+    /// Its volumes, bind mounts and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
     /// Anything a newer berthd wrote that this one does not know.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

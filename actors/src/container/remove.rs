@@ -56,7 +56,9 @@ impl ContainerState {
     ) -> Result<(), ContainerError> {
         self.rec.state.status = Status::Removing;
         self.publish();
-        if let Err(e) = self.host.destroy(&self.rec) {
+        // `rm -v` and `--rm` take the anonymous volumes along.
+        let volumes = self.remove_volumes || self.rec.auto_remove();
+        if let Err(e) = self.host.destroy(&self.rec, volumes).await {
             self.rec.state.status = Status::Dead;
             self.rec.state.error = e.clone();
             self.save();

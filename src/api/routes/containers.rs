@@ -149,7 +149,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
         "HostConfig": rec.host_config,
         "GraphDriver": {"Name": rec.driver, "Data": gd},
-        "Mounts": [],
+        "Mounts": super::volumes::mounts_json(r, rec),
         "Config": rec.config,
         "NetworkSettings": super::networks::settings(rec, true),
     })
@@ -174,7 +174,7 @@ pub(crate) fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"]},
         "NetworkSettings": super::networks::settings(rec, false),
-        "Mounts": [],
+        "Mounts": super::volumes::mounts_json(r, rec),
     });
     if size {
         let rw = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
@@ -196,7 +196,7 @@ fn image_size(r: &Req, rec: &ContainerRecord) -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -449,9 +449,14 @@ pub fn delete(r: Req) -> HandlerFuture {
             return Err(ApiError::invalid("links are not supported"));
         }
         let force = r.query.bool("force");
-        Containers::ask(&rec.id, |reply| ContainerMsg::Remove { force, reply })
-            .await
-            .map_err(err)?;
+        let volumes = r.query.bool("v");
+        Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
+            force,
+            volumes,
+            reply,
+        })
+        .await
+        .map_err(err)?;
         r.ctx.containers.execs.forget_container(&rec.id);
         Ok(body::no_content())
     })
@@ -815,6 +820,7 @@ pub fn prune(r: Req) -> HandlerFuture {
             let size = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
             if Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
                 force: false,
+                volumes: false,
                 reply,
             })
             .await

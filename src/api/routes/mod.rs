@@ -7,6 +7,7 @@ mod exec;
 pub(crate) mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use hyper::Method;
 
@@ -87,6 +88,11 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::GET, "/containers/{id}/export", containers::export),
         r(Method::DELETE, "/containers/{id}", containers::delete),
         r(Method::POST, "/containers/{id}/exec", exec::create),
+        r(Method::GET, "/volumes", volumes::list),
+        r(Method::POST, "/volumes/create", volumes::create),
+        r(Method::POST, "/volumes/prune", volumes::prune),
+        r(Method::GET, "/volumes/{name}", volumes::inspect),
+        r(Method::DELETE, "/volumes/{name}", volumes::delete),
         r(Method::GET, "/networks", networks::list),
         r(Method::POST, "/networks/create", networks::create),
         r(Method::POST, "/networks/prune", networks::prune),

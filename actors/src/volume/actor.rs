@@ -1,0 +1,145 @@
+//! The VolumeActor: one per volume, the only writer of its record.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+
+use super::supervisor::VolumeSupervisorMsg;
+use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
+use crate::directory::VOLUMES;
+use crate::events::Events;
+use crate::ports::VolumeHost;
+
+pub fn actor_name(name: &str) -> String {
+    format!("volume:{name}")
+}
+
+pub struct VolumeActor;
+
+pub struct VolumeArgs {
+    pub record: VolumeRecord,
+    pub host: Arc<dyn VolumeHost>,
+    pub index: Arc<watch::Sender<Arc<VolumeIndex>>>,
+    pub events: Events,
+}
+
+pub struct VolumeState {
+    rec: VolumeRecord,
+    host: Arc<dyn VolumeHost>,
+    index: Arc<watch::Sender<Arc<VolumeIndex>>>,
+    events: Events,
+}
+
+impl VolumeState {
+    fn publish(&self) {
+        let rec = Arc::new(self.rec.clone());
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_name.insert(rec.name.clone(), rec);
+            *ix = Arc::new(next);
+        });
+    }
+
+    fn save(&self) -> Result<(), VolumeError> {
+        self.host
+            .save(&self.rec)
+            .map_err(|e| VolumeError::System(format!("saving the volume: {e}")))?;
+        self.publish();
+        Ok(())
+    }
+
+    fn event(&self, action: &str, container: Option<&str>) {
+        let mut attrs = self.rec.event_attrs();
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.to_string());
+        }
+        self.events.publish("volume", action, &self.rec.name, attrs);
+    }
+
+    fn remove(&mut self) -> Result<(), VolumeError> {
+        if !self.rec.users.is_empty() {
+            let ids: Vec<&str> = self.rec.users.iter().map(String::as_str).collect();
+            return Err(VolumeError::Conflict(format!(
+                "remove {}: volume is in use - [{}]",
+                self.rec.name,
+                ids.join(", ")
+            )));
+        }
+        self.host.remove(&self.rec).map_err(VolumeError::System)?;
+        let name = self.rec.name.clone();
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_name.remove(&name);
+            *ix = Arc::new(next);
+        });
+        self.event("destroy", None);
+        Ok(())
+    }
+}
+
+impl Actor for VolumeActor {
+    type Msg = VolumeMsg;
+    type State = VolumeState;
+    type Arguments = VolumeArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<VolumeMsg>,
+        a: VolumeArgs,
+    ) -> Result<VolumeState, ActorProcessingErr> {
+        let st = VolumeState {
+            rec: a.record,
+            host: a.host,
+            index: a.index,
+            events: a.events,
+        };
+        st.publish();
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<VolumeMsg>,
+        msg: VolumeMsg,
+        st: &mut VolumeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            VolumeMsg::Use { container, reply } => {
+                let r = if st.rec.users.insert(container.clone()) {
+                    st.save()
+                } else {
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            VolumeMsg::Release { container, reply } => {
+                let r = if st.rec.users.remove(&container) {
+                    st.save()
+                } else {
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            VolumeMsg::Mount { reply } => {
+                let r = st.host.mount(&st.rec).map_err(VolumeError::System);
+                if r.is_ok() {
+                    st.event("mount", None);
+                }
+                let _ = reply.send(r);
+            }
+            VolumeMsg::Remove { reply } => {
+                let r = st.remove();
+                let ok = r.is_ok();
+                let _ = reply.send(r);
+                if ok {
+                    if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
+                        let _ = s.send_message(VolumeSupervisorMsg::Forget(st.rec.name.clone()));
+                    }
+                    myself.stop(Some("removed".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

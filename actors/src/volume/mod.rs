@@ -1,0 +1,102 @@
+//! Volumes: a VolumeActor per volume under the VolumeSupervisor. The actor
+//! owns the volume's record (options, labels, the containers using it) and
+//! drives the host (`local` driver: a directory under the data-root, or a
+//! mount of `type`/`device`/`o`) through [`crate::ports::VolumeHost`].
+
+mod actor;
+mod supervisor;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+
+pub use actor::{actor_name, VolumeActor, VolumeArgs};
+pub use supervisor::{VolumeSupervisor, VolumeSupervisorArgs, VolumeSupervisorMsg, Volumes};
+
+use crate::{ErrorKind, HasKind};
+
+pub const VOLUME_RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub version: u32,
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `type`, `device`, `o` of the local driver.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Made for one container (`-v /path`, an image's VOLUME).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// The host directory containers see.
+    pub mountpoint: String,
+    /// Containers (created or running) that name the volume.
+    #[serde(default)]
+    pub users: BTreeSet<String>,
+}
+
+impl VolumeRecord {
+    pub fn event_attrs(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("driver".into(), self.driver.clone());
+        m
+    }
+}
+
+/// The volumes' read model.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeIndex {
+    pub by_name: BTreeMap<String, std::sync::Arc<VolumeRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("get {0}: no such volume")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    System(String),
+    #[error("the volume's actor is restarting; retry")]
+    Unavailable,
+}
+
+impl HasKind for VolumeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeError::NotFound(_) => ErrorKind::NotFound,
+            VolumeError::Conflict(_) => ErrorKind::Conflict,
+            VolumeError::Invalid(_) => ErrorKind::InvalidParameter,
+            VolumeError::System(_) => ErrorKind::System,
+            VolumeError::Unavailable => ErrorKind::Unavailable,
+        }
+    }
+}
+
+pub enum VolumeMsg {
+    /// A container names the volume (create).
+    Use {
+        container: String,
+        reply: RpcReplyPort<Result<(), VolumeError>>,
+    },
+    /// The container is gone.
+    Release {
+        container: String,
+        reply: RpcReplyPort<Result<(), VolumeError>>,
+    },
+    /// Make the volume ready to mount (the local driver's mount, once).
+    Mount {
+        reply: RpcReplyPort<Result<String, VolumeError>>,
+    },
+    /// Delete the volume: refused while containers use it (409), unless
+    /// `force` (dockerd's `-f` only ignores a missing volume).
+    Remove {
+        reply: RpcReplyPort<Result<(), VolumeError>>,
+    },
+}

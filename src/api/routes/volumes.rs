@@ -1,0 +1,199 @@
+//! Volumes: create, list, inspect, remove, prune; a container's `Mounts`.
+
+use std::collections::BTreeMap;
+
+use berth_actors::container::ContainerRecord;
+use berth_actors::volume::{
+    VolumeError, VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
+};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::filters::Filters;
+use crate::api::router::{ok_json, HandlerFuture, Req};
+
+fn err(e: VolumeError) -> ApiError {
+    ApiError::from_err(&e)
+}
+
+pub fn volume_json(v: &VolumeRecord) -> Value {
+    json!({
+        "CreatedAt": v.created,
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+        "Scope": "local",
+    })
+}
+
+fn strings(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn create(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let b: Value = r.json()?;
+        let driver = b["Driver"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("local");
+        if driver != "local" {
+            return Err(ApiError::not_found(format!(
+                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+            )));
+        }
+        let given = b["Name"].as_str().unwrap_or("").to_string();
+        if !given.is_empty() && !crate::volumes::valid_name(&given) {
+            return Err(ApiError::invalid(format!(
+                "create {given}: \"{given}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )));
+        }
+        let options = strings(&b["DriverOpts"]);
+        for k in options.keys() {
+            if !["type", "device", "o", "size"].contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "create {given}: invalid option key: \"{k}\""
+                )));
+            }
+        }
+        let name = if given.is_empty() {
+            crate::containers::create::new_id()
+        } else {
+            given
+        };
+        let root = &r.ctx.volumes.host.root;
+        let rec = VolumeRecord {
+            version: VOLUME_RECORD_VERSION,
+            name: name.clone(),
+            driver: "local".into(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            labels: strings(&b["Labels"]),
+            options,
+            anonymous: false,
+            mountpoint: root.join(&name).join("_data").display().to_string(),
+            users: Default::default(),
+        };
+        let v = Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {
+            record: Box::new(rec),
+            reply,
+        })
+        .await
+        .map_err(err)?;
+        let mut resp = ok_json(&volume_json(&v))?;
+        *resp.status_mut() = StatusCode::CREATED;
+        Ok(resp)
+    })
+}
+
+fn dangling(v: &VolumeRecord) -> bool {
+    v.users.is_empty()
+}
+
+pub fn list(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["dangling", "driver", "label", "name"])?;
+        let snap = r.ctx.volumes.volumes.snapshot();
+        let out: Vec<Value> = snap
+            .by_name
+            .values()
+            .filter(|v| {
+                f.values("dangling")
+                    .all(|d| (d == "true" || d == "1") == dangling(v))
+                    && f.values("name").all(|n| v.name.contains(n.as_str()))
+                    && f.values("driver").all(|d| *d == v.driver)
+                    && f.labels("label", &v.labels)
+            })
+            .map(|v| volume_json(v))
+            .collect();
+        ok_json(&json!({"Volumes": out, "Warnings": []}))
+    })
+}
+
+pub fn inspect(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let v = r.ctx.volumes.volumes.lookup(r.param("name")).map_err(err)?;
+        ok_json(&volume_json(&v))
+    })
+}
+
+pub fn delete(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let name = r.param("name").to_string();
+        let force = r.query.bool("force");
+        match r.ctx.volumes.volumes.lookup(&name) {
+            Ok(_) => {}
+            Err(_) if force => return Ok(body::no_content()),
+            Err(e) => return Err(err(e)),
+        }
+        Volumes::ask(&name, |reply| VolumeMsg::Remove { reply })
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn prune(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["label", "label!", "all"])?;
+        // API 1.42+: anonymous volumes only, unless all=true.
+        let all = f.values("all").any(|v| v == "true" || v == "1")
+            || (r.version.0, r.version.1) < (1, 42);
+        let snap = r.ctx.volumes.volumes.snapshot();
+        let mut deleted = Vec::new();
+        let mut space = 0u64;
+        for v in snap.by_name.values() {
+            if !v.users.is_empty() || (!all && !v.anonymous) || !f.labels("label", &v.labels) {
+                continue;
+            }
+            let size = super::containers::dir_size(std::path::Path::new(&v.mountpoint));
+            let name = v.name.clone();
+            if Volumes::ask(&name, |reply| VolumeMsg::Remove { reply })
+                .await
+                .is_ok()
+            {
+                deleted.push(name);
+                space += size;
+            }
+        }
+        ok_json(&json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}))
+    })
+}
+
+/// A container's `Mounts` (inspect and list).
+pub fn mounts_json(r: &Req, rec: &ContainerRecord) -> Value {
+    let root = &r.ctx.volumes.host.root;
+    let out: Vec<Value> = rec
+        .mounts
+        .iter()
+        .map(|m| match m.kind.as_str() {
+            "volume" => json!({
+                "Type": "volume", "Name": m.name,
+                "Source": root.join(&m.name).join("_data"),
+                "Destination": m.destination, "Driver": "local",
+                "Mode": if m.mode.is_empty() { "z" } else { m.mode.as_str() },
+                "RW": m.rw, "Propagation": "",
+            }),
+            "bind" => json!({
+                "Type": "bind", "Source": m.source, "Destination": m.destination,
+                "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation,
+            }),
+            _ => json!({
+                "Type": m.kind, "Source": "", "Destination": m.destination,
+                "Mode": "", "RW": m.rw, "Propagation": "",
+            }),
+        })
+        .collect();
+    json!(out)
+}

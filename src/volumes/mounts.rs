@@ -1,0 +1,380 @@
+//! A container's mounts from its create request: `HostConfig.Binds` (`-v`),
+//! `HostConfig.Mounts` (`--mount`), `HostConfig.Tmpfs` is left to the spec,
+//! and `Config.Volumes` (`-v /path` and the image's VOLUME: anonymous
+//! volumes). Checked with dockerd's messages before anything is created.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_actors::container::{ContainerError, MountPoint};
+use berth_actors::volume::{
+    VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
+};
+use serde_json::Value;
+
+fn invalid(m: impl Into<String>) -> ContainerError {
+    ContainerError::Invalid(m.into())
+}
+
+const PROPAGATIONS: &[&str] = &[
+    "shared", "slave", "private", "rshared", "rslave", "rprivate",
+];
+
+/// The mount points, without creating anything.
+pub fn parse(hc: &Value, config: &Value) -> Result<Vec<MountPoint>, ContainerError> {
+    let mut out: Vec<MountPoint> = Vec::new();
+    for b in hc["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.as_str())
+    {
+        out.push(parse_bind(b)?);
+    }
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        out.push(parse_mount(m)?);
+    }
+    let mut seen = BTreeSet::new();
+    for m in &out {
+        if !seen.insert(m.destination.clone()) {
+            return Err(invalid(format!("Duplicate mount point: {}", m.destination)));
+        }
+    }
+    // Anonymous volumes for `Config.Volumes` not covered by a mount.
+    if let Some(v) = config["Volumes"].as_object() {
+        for dest in v.keys() {
+            let d = clean(dest);
+            if !d.starts_with('/') {
+                return Err(invalid(format!(
+                    "invalid volume specification: '{dest}': mount path must be absolute"
+                )));
+            }
+            if seen.insert(d.clone()) {
+                out.push(MountPoint {
+                    kind: "volume".into(),
+                    destination: d,
+                    rw: true,
+                    copy: true,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn clean(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// `-v SRC:DEST[:OPTS]` or `-v DEST`.
+fn parse_bind(spec: &str) -> Result<MountPoint, ContainerError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let bad = || invalid(format!("invalid volume specification: '{spec}'"));
+    let (src, dest, mode) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(bad()),
+    };
+    if dest.is_empty() || !dest.starts_with('/') {
+        return Err(invalid(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"volume\": invalid mount path: '{dest}' mount path must be absolute"
+        )));
+    }
+    if dest == "/" {
+        return Err(invalid(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        )));
+    }
+    let mut m = MountPoint {
+        destination: clean(dest),
+        rw: true,
+        mode: mode.to_string(),
+        copy: true,
+        ..Default::default()
+    };
+    for o in mode.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => m.rw = false,
+            "rw" => m.rw = true,
+            "z" | "Z" => {}
+            "nocopy" => m.copy = false,
+            p if PROPAGATIONS.contains(&p) => m.propagation = p.to_string(),
+            _ => return Err(invalid(format!("invalid mode: {o}"))),
+        }
+    }
+    if src.starts_with('/') {
+        m.kind = "bind".into();
+        m.source = clean(src);
+        if m.propagation.is_empty() {
+            m.propagation = "rprivate".into();
+        }
+        // `-v` creates a missing bind source (dockerd).
+        m.copy = false;
+    } else {
+        m.kind = "volume".into();
+        if !src.is_empty() && !super::valid_name(src) {
+            return Err(invalid(format!(
+                "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )));
+        }
+        m.name = src.to_string();
+    }
+    Ok(m)
+}
+
+/// `--mount type=...,source=...,target=...`.
+fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
+    let kind = v["Type"].as_str().unwrap_or("");
+    let target = v["Target"].as_str().unwrap_or("");
+    let source = v["Source"].as_str().unwrap_or("");
+    let cfg = |m: &str| invalid(format!("invalid mount config for type \"{kind}\": {m}"));
+    if target.is_empty() {
+        return Err(cfg("field Target must not be empty"));
+    }
+    if !target.starts_with('/') {
+        return Err(cfg(&format!(
+            "invalid mount path: '{target}' mount path must be absolute"
+        )));
+    }
+    let ro = v["ReadOnly"].as_bool().unwrap_or(false);
+    let mut m = MountPoint {
+        kind: kind.to_string(),
+        destination: clean(target),
+        rw: !ro,
+        ..Default::default()
+    };
+    match kind {
+        "bind" => {
+            if source.is_empty() {
+                return Err(cfg("field Source must not be empty"));
+            }
+            if !source.starts_with('/') {
+                return Err(cfg(&format!(
+                    "invalid mount path: '{source}' mount path must be absolute"
+                )));
+            }
+            if !std::path::Path::new(source).exists() {
+                return Err(cfg(&format!("bind source path does not exist: {source}")));
+            }
+            m.source = clean(source);
+            let p = v["BindOptions"]["Propagation"].as_str().unwrap_or("");
+            if !p.is_empty() && !PROPAGATIONS.contains(&p) {
+                return Err(cfg(&format!("invalid propagation mode: {p}")));
+            }
+            m.propagation = if p.is_empty() {
+                "rprivate".into()
+            } else {
+                p.into()
+            };
+        }
+        "volume" => {
+            if !source.is_empty() && !super::valid_name(source) {
+                return Err(cfg(&format!("invalid volume name: {source}")));
+            }
+            m.name = source.to_string();
+            m.copy = !v["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false);
+        }
+        "tmpfs" => {
+            if !source.is_empty() {
+                return Err(cfg("field Source must not be specified"));
+            }
+            let mut o = Vec::new();
+            if let Some(s) = v["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
+                o.push(format!("size={s}"));
+            }
+            if let Some(mode) = v["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m > 0) {
+                o.push(format!("mode={mode:o}"));
+            }
+            m.tmpfs = o.join(",");
+        }
+        "" => {
+            return Err(invalid(
+                "invalid mount config: must use either propagation mode or type",
+            ))
+        }
+        other => {
+            return Err(invalid(format!(
+                "invalid mount config for type \"{other}\": mount type unknown"
+            )))
+        }
+    }
+    Ok(m)
+}
+
+/// Labels and driver options of a `--mount` volume.
+type VolumeOptions = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// Volume labels and driver options of `--mount` volumes, by target.
+pub fn volume_options(hc: &Value) -> BTreeMap<String, VolumeOptions> {
+    let strings = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    hc["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Type"] == "volume")
+        .map(|m| {
+            (
+                clean(m["Target"].as_str().unwrap_or("")),
+                (
+                    strings(&m["VolumeOptions"]["Labels"]),
+                    strings(&m["VolumeOptions"]["DriverConfig"]["Options"]),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Create the volumes the mounts name (anonymous ones get a random name),
+/// create missing `-v` bind sources, and register the container as a user
+/// of each volume. On failure, what was done is undone.
+pub async fn realize(
+    mounts: &mut [MountPoint],
+    hc: &Value,
+    container: &str,
+    volumes_root: &std::path::Path,
+) -> Result<(), ContainerError> {
+    let opts = volume_options(hc);
+    let mut used: Vec<(String, bool)> = Vec::new();
+    let r: Result<(), ContainerError> = async {
+        for m in mounts.iter_mut() {
+            match m.kind.as_str() {
+                "bind" if !std::path::Path::new(&m.source).exists() => {
+                    std::fs::create_dir_all(&m.source).map_err(|e| {
+                        ContainerError::System(format!(
+                            "error while creating mount source path '{}': {e}",
+                            m.source
+                        ))
+                    })?;
+                }
+                "volume" => {
+                    let anonymous = m.name.is_empty();
+                    if anonymous {
+                        m.name = crate::containers::create::new_id();
+                    }
+                    let (labels, options) = opts.get(&m.destination).cloned().unwrap_or_default();
+                    let rec = VolumeRecord {
+                        version: VOLUME_RECORD_VERSION,
+                        name: m.name.clone(),
+                        driver: "local".into(),
+                        created: chrono::Utc::now()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        labels,
+                        options,
+                        anonymous,
+                        mountpoint: volumes_root
+                            .join(&m.name)
+                            .join("_data")
+                            .display()
+                            .to_string(),
+                        users: Default::default(),
+                    };
+                    let name = m.name.clone();
+                    Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {
+                        record: Box::new(rec),
+                        reply,
+                    })
+                    .await
+                    .map_err(|e| ContainerError::System(e.to_string()))?;
+                    let c = container.to_string();
+                    Volumes::ask(&name, |reply| VolumeMsg::Use {
+                        container: c,
+                        reply,
+                    })
+                    .await
+                    .map_err(|e| ContainerError::System(e.to_string()))?;
+                    used.push((name, anonymous));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if r.is_err() {
+        release(
+            &used
+                .iter()
+                .map(|(n, a)| (n.clone(), *a))
+                .collect::<Vec<_>>(),
+            container,
+            true,
+        )
+        .await;
+    }
+    r
+}
+
+/// The container is gone: release its volumes, remove its anonymous ones
+/// when asked.
+pub async fn release(volumes: &[(String, bool)], container: &str, remove_anonymous: bool) {
+    for (name, anonymous) in volumes {
+        let c = container.to_string();
+        let _ = Volumes::ask(name, |reply| VolumeMsg::Release {
+            container: c,
+            reply,
+        })
+        .await;
+        if *anonymous && remove_anonymous {
+            let _ = Volumes::ask(name, |reply| VolumeMsg::Remove { reply }).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn binds_mounts_and_volumes() {
+        let hc = json!({"Binds": ["data:/d:ro,nocopy", "/tmp/x:/h"], "Mounts": [
+            {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}}
+        ]});
+        let m = parse(&hc, &json!({"Volumes": {"/anon": {}, "/d": {}}})).unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            (m[0].kind.as_str(), m[0].name.as_str(), m[0].rw, m[0].copy),
+            ("volume", "data", false, false)
+        );
+        assert_eq!(
+            (m[1].kind.as_str(), m[1].source.as_str()),
+            ("bind", "/tmp/x")
+        );
+        assert_eq!(m[2].tmpfs, "size=1048576");
+        assert_eq!(
+            (m[3].destination.as_str(), m[3].name.as_str()),
+            ("/anon", "")
+        );
+        let dup = json!({"Binds": ["a1:/d", "b1:/d"]});
+        assert!(parse(&dup, &json!({}))
+            .unwrap_err()
+            .to_string()
+            .contains("Duplicate mount point: /d"));
+        let rel = json!({"Mounts": [{"Type": "bind", "Source": "rel", "Target": "/x"}]});
+        assert!(parse(&rel, &json!({}))
+            .unwrap_err()
+            .to_string()
+            .contains("must be absolute"));
+        let missing =
+            json!({"Mounts": [{"Type": "bind", "Source": "/nonexistent/berth", "Target": "/x"}]});
+        assert!(parse(&missing, &json!({}))
+            .unwrap_err()
+            .to_string()
+            .contains("bind source path does not exist"));
+        assert!(parse(&json!({"Binds": ["./x:/y"]}), &json!({})).is_err());
+    }
+}
