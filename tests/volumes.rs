@@ -52,6 +52,11 @@ fn import_vbox(d: &Daemon) {
 #[test]
 fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
     let d = daemon_with_busybox();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
     // A named volume shared by two containers; removal refused in use.
     assert_eq!(d.docker_ok(&["volume", "create", "data"]).trim(), "data");
     d.docker_ok(&[
@@ -85,6 +90,26 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
     d.docker_ok(&["rm", "-f", "user1"]);
     d.docker_ok(&["volume", "rm", "data"]);
     assert!(volumes(&d).is_empty());
+    std::thread::sleep(Duration::from_millis(1100));
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    for want in ["create data", "mount data", "unmount data", "destroy data"] {
+        assert!(ev.contains(want), "missing {want}: {ev}");
+    }
 
     // Copy-up: an empty named volume over /etc gets the image's files;
     // with nocopy it stays empty.

@@ -391,6 +391,7 @@ impl ContainerHost for Host {
     }
 
     fn release(&self, rec: &ContainerRecord) {
+        self.unmount_events(rec);
         self.delete_runtime_state(rec);
         if let Err(e) = self.driver.unmount(&rec.layer) {
             debug!(id = %rec.id, "unmounting: {e}");
@@ -626,8 +627,39 @@ impl Host {
                     )
                 })?;
             }
+            volume_event(rec, m, "mount");
         }
         Ok(())
+    }
+}
+
+/// Tell a volume's actor that a container mounted or unmounted it (the
+/// event); a message, never a wait.
+fn volume_event(
+    rec: &ContainerRecord,
+    m: &berth_actors::container::MountPoint,
+    action: &'static str,
+) {
+    use berth_actors::volume::{actor_name, VolumeMsg};
+    if let Some(a) = ractor::ActorRef::<VolumeMsg>::where_is(actor_name(&m.name)) {
+        let _ = a.send_message(VolumeMsg::Mounted {
+            action,
+            container: rec.id.clone(),
+            destination: m.destination.clone(),
+            rw: m.rw,
+        });
+    }
+}
+
+impl Host {
+    /// After a run (its state directory still there): `unmount` events.
+    fn unmount_events(&self, rec: &ContainerRecord) {
+        if !self.shim_dir(&rec.id).exists() {
+            return;
+        }
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            volume_event(rec, m, "unmount");
+        }
     }
 }
 

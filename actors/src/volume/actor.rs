@@ -49,12 +49,9 @@ impl VolumeState {
         Ok(())
     }
 
-    fn event(&self, action: &str, container: Option<&str>) {
-        let mut attrs = self.rec.event_attrs();
-        if let Some(c) = container {
-            attrs.insert("container".into(), c.to_string());
-        }
-        self.events.publish("volume", action, &self.rec.name, attrs);
+    fn event(&self, action: &str) {
+        self.events
+            .publish("volume", action, &self.rec.name, self.rec.event_attrs());
     }
 
     fn remove(&mut self) -> Result<(), VolumeError> {
@@ -73,7 +70,7 @@ impl VolumeState {
             next.by_name.remove(&name);
             *ix = Arc::new(next);
         });
-        self.event("destroy", None);
+        self.event("destroy");
         Ok(())
     }
 }
@@ -121,12 +118,20 @@ impl Actor for VolumeActor {
                 };
                 let _ = reply.send(r);
             }
-            VolumeMsg::Mount { reply } => {
-                let r = st.host.mount(&st.rec).map_err(VolumeError::System);
-                if r.is_ok() {
-                    st.event("mount", None);
+            VolumeMsg::Mounted {
+                action,
+                container,
+                destination,
+                rw,
+            } => {
+                let mut attrs = st.rec.event_attrs();
+                attrs.insert("container".into(), container);
+                if action == "mount" {
+                    attrs.insert("destination".into(), destination);
+                    attrs.insert("read/write".into(), rw.to_string());
+                    attrs.insert("propagation".into(), String::new());
                 }
-                let _ = reply.send(r);
+                st.events.publish("volume", action, &st.rec.name, attrs);
             }
             VolumeMsg::Remove { reply } => {
                 let r = st.remove();

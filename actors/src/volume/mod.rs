@@ -90,9 +90,13 @@ pub enum VolumeMsg {
         container: String,
         reply: RpcReplyPort<Result<(), VolumeError>>,
     },
-    /// Make the volume ready to mount (the local driver's mount, once).
-    Mount {
-        reply: RpcReplyPort<Result<String, VolumeError>>,
+    /// A container mounted (`mount`) or unmounted (`unmount`) the volume:
+    /// the event, with the container, destination and mode.
+    Mounted {
+        action: &'static str,
+        container: String,
+        destination: String,
+        rw: bool,
     },
     /// Delete the volume: refused while containers use it (409), unless
     /// `force` (dockerd's `-f` only ignores a missing volume).
