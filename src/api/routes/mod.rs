@@ -7,7 +7,7 @@ mod exec;
 pub(crate) mod images;
 mod networks;
 mod system;
-mod volumes;
+pub(crate) mod volumes;
 
 use hyper::Method;
 

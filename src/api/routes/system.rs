@@ -291,7 +291,18 @@ pub fn df(r: Req) -> HandlerFuture {
             out.insert("Containers".into(), json!(list));
         }
         if want("volume") {
-            out.insert("Volumes".into(), json!([]));
+            let vs = r.ctx.volumes.volumes.snapshot();
+            let list: Vec<_> = vs
+                .by_name
+                .values()
+                .map(|v| {
+                    let mut j = super::volumes::volume_json(v);
+                    let size = super::containers::dir_size(std::path::Path::new(&v.mountpoint));
+                    j["UsageData"] = json!({"Size": size, "RefCount": v.users.len()});
+                    j
+                })
+                .collect();
+            out.insert("Volumes".into(), json!(list));
         }
         if want("build-cache") {
             out.insert("BuildCache".into(), json!([]));

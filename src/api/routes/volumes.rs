@@ -18,7 +18,7 @@ fn err(e: VolumeError) -> ApiError {
     ApiError::from_err(&e)
 }
 
-pub fn volume_json(v: &VolumeRecord) -> Value {
+pub(crate) fn volume_json(v: &VolumeRecord) -> Value {
     json!({
         "CreatedAt": v.created,
         "Driver": v.driver,
