@@ -1,6 +1,7 @@
 //! Containers on the berthd side: create (record from the API body), the
 //! real host adapter (storage, OCI bundle, shim), logs, exec.
 
+pub mod archive;
 pub mod changes;
 pub mod create;
 pub mod exec;

@@ -972,3 +972,129 @@ pub fn stats(r: Req) -> HandlerFuture {
         Ok(resp)
     })
 }
+
+/// The container's root for `docker cp`: `/proc/<pid>/root` while it runs
+/// (its mounts as it sees them), else its mounted root filesystem; and
+/// whether to unmount that afterwards.
+fn archive_root(r: &Req, rec: &ContainerRecord) -> Result<(std::path::PathBuf, bool), ApiError> {
+    if rec.state.status.is_live() && rec.state.pid > 0 {
+        return Ok((format!("/proc/{}/root", rec.state.pid).into(), false));
+    }
+    let root = r
+        .ctx
+        .images
+        .driver
+        .mount_rw(&rec.layer)
+        .map_err(|e| ApiError::system(format!("mounting the container's filesystem: {e}")))?;
+    Ok((root, true))
+}
+
+fn archive_err(rec: &ContainerRecord, path: &str, e: std::io::Error) -> ApiError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ApiError::not_found(format!(
+            "Could not find the file {path} in container {}",
+            rec.short_name()
+        ))
+    } else {
+        ApiError::system(e.to_string())
+    }
+}
+
+/// `HEAD` and `GET /containers/{id}/archive?path=`: the stat header, and for
+/// GET the tar of the path.
+pub fn archive_get(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let path = r.query.get("path").unwrap_or("").to_string();
+        if path.is_empty() {
+            return Err(ApiError::invalid("path is required"));
+        }
+        let (root_path, unmount) = archive_root(&r, &rec)?;
+        let head = r.method == hyper::Method::HEAD;
+        let driver = r.ctx.images.driver.clone();
+        let layer = rec.layer.clone();
+        let done = move || {
+            if unmount {
+                let _ = driver.unmount(&layer);
+            }
+        };
+        let root = match crate::containers::archive::open_root(&root_path) {
+            Ok(f) => f,
+            Err(e) => {
+                done();
+                return Err(ApiError::system(e.to_string()));
+            }
+        };
+        let stat = match crate::containers::archive::stat_header(&root, &path) {
+            Ok(s) => s,
+            Err(e) => {
+                done();
+                return Err(archive_err(&rec, &path, e));
+            }
+        };
+        let mut resp = if head {
+            done();
+            Response::new(body::empty())
+        } else {
+            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+            tokio::task::spawn_blocking(move || {
+                let w = crate::images::io::ChannelWriter::new(tx.clone());
+                if let Err(e) = crate::containers::archive::read_archive(&root, &path, w) {
+                    let _ = tx.blocking_send(Err(e));
+                }
+                done();
+            });
+            Response::new(body::channel_result(rx))
+        };
+        resp.headers_mut().insert(
+            "Content-Type",
+            HeaderValue::from_static("application/x-tar"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&stat) {
+            resp.headers_mut().insert("X-Docker-Container-Path-Stat", v);
+        }
+        Ok(resp)
+    })
+}
+
+/// `PUT /containers/{id}/archive?path=`: extract the body's tar there.
+pub fn archive_put(mut r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let path = r.query.get("path").unwrap_or("").to_string();
+        if path.is_empty() {
+            return Err(ApiError::invalid("path is required"));
+        }
+        let opts = crate::containers::archive::ExtractOptions {
+            no_overwrite_dir_non_dir: r.query.bool("noOverwriteDirNonDir"),
+            copy_uid_gid: r.query.bool("copyUIDGID"),
+        };
+        let reader = super::images::body_reader(&mut r)?;
+        let (root_path, unmount) = archive_root(&r, &rec)?;
+        let driver = r.ctx.images.driver.clone();
+        let layer = rec.layer.clone();
+        let p2 = path.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let r = crate::containers::archive::open_root(&root_path)
+                .map_err(crate::containers::archive::ExtractError::Io)
+                .and_then(|root| crate::containers::archive::extract(&root, &p2, reader, &opts));
+            if unmount {
+                let _ = driver.unmount(&layer);
+            }
+            r
+        })
+        .await
+        .map_err(|e| ApiError::system(e.to_string()))?;
+        use crate::containers::archive::ExtractError as X;
+        match res {
+            Ok(()) => Ok(Response::new(body::empty())),
+            Err(X::NotFound(p)) => Err(ApiError::not_found(format!(
+                "Could not find the file {p} in container {}",
+                rec.short_name()
+            ))),
+            Err(X::NotADirectory) => Err(ApiError::invalid("extraction point is not a directory")),
+            Err(X::Invalid(m)) => Err(ApiError::invalid(m)),
+            Err(X::Io(e)) => Err(ApiError::system(e.to_string())),
+        }
+    })
+}

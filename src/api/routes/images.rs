@@ -415,7 +415,7 @@ pub fn prune(r: Req) -> HandlerFuture {
 }
 
 /// Stream a request body to a blocking reader.
-fn body_reader(r: &mut Req) -> Result<ChannelReader, ApiError> {
+pub(crate) fn body_reader(r: &mut Req) -> Result<ChannelReader, ApiError> {
     let incoming = r
         .incoming
         .take()

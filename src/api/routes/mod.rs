@@ -86,6 +86,21 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::GET, "/containers/{id}/stats", containers::stats),
         r(Method::GET, "/containers/{id}/changes", containers::changes),
         r(Method::GET, "/containers/{id}/export", containers::export),
+        r(
+            Method::GET,
+            "/containers/{id}/archive",
+            containers::archive_get,
+        ),
+        r(
+            Method::HEAD,
+            "/containers/{id}/archive",
+            containers::archive_get,
+        ),
+        stream(
+            Method::PUT,
+            "/containers/{id}/archive",
+            containers::archive_put,
+        ),
         r(Method::DELETE, "/containers/{id}", containers::delete),
         r(Method::POST, "/containers/{id}/exec", exec::create),
         r(Method::GET, "/volumes", volumes::list),

@@ -1,0 +1,226 @@
+//! `docker cp` through the real CLI against a berthd the test started:
+//! both ways, running and stopped containers, through a volume, ownership
+//! with `-a`; and attacks: symlinks to `/` and to host paths in the
+//! container, a container swapping a directory and a symlink while copies
+//! run. A host sentinel checks that nothing outside the container is read
+//! or written.
+
+mod common;
+
+use std::time::Duration;
+
+use common::containers::daemon_with_busybox;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn cp_both_ways_through_volumes_and_with_ownership() {
+    let d = daemon_with_busybox();
+    let t = d.dir.path().join("cp");
+    std::fs::create_dir(&t).unwrap();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /srv/dir/sub && echo inner > /srv/dir/sub/f && echo vol > /data/v && sleep 600",
+    ]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "box", "test", "-f", "/data/v"])
+        .status
+        .success()));
+    // Out: a directory tree, a file in a volume.
+    d.docker_ok(&["cp", "box:/srv/dir", t.join("dir").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(t.join("dir/sub/f")).unwrap(),
+        "inner\n"
+    );
+    d.docker_ok(&["cp", "box:/data/v", t.join("v").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(t.join("v")).unwrap(), "vol\n");
+    // In: a file, a directory, into the volume (seen on the host's side).
+    std::fs::write(t.join("up.txt"), "hello").unwrap();
+    std::fs::create_dir_all(t.join("tree/deep")).unwrap();
+    std::fs::write(t.join("tree/deep/x"), "x").unwrap();
+    d.docker_ok(&["cp", t.join("up.txt").to_str().unwrap(), "box:/srv/"]);
+    assert_eq!(d.docker_ok(&["exec", "box", "cat", "/srv/up.txt"]), "hello");
+    d.docker_ok(&["cp", t.join("tree").to_str().unwrap(), "box:/srv/tree"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "cat", "/srv/tree/deep/x"]),
+        "x"
+    );
+    d.docker_ok(&["cp", t.join("up.txt").to_str().unwrap(), "box:/data/in-vol"]);
+    let host_side = d.data_root.join("volumes/cpvol/_data/in-vol");
+    assert_eq!(std::fs::read_to_string(host_side).unwrap(), "hello");
+    // Ownership: kept with -a, root of the container without.
+    let owned = t.join("owned");
+    std::fs::write(&owned, "o").unwrap();
+    std::os::unix::fs::chown(&owned, Some(1234), Some(4321)).unwrap();
+    d.docker_ok(&["cp", "-a", owned.to_str().unwrap(), "box:/srv/owned-a"]);
+    d.docker_ok(&["cp", owned.to_str().unwrap(), "box:/srv/owned-root"]);
+    let ls = d.docker_ok(&[
+        "exec",
+        "box",
+        "stat",
+        "-c",
+        "%n %u %g",
+        "/srv/owned-a",
+        "/srv/owned-root",
+    ]);
+    assert!(ls.contains("/srv/owned-a 1234 4321"), "{ls}");
+    assert!(ls.contains("/srv/owned-root 0 0"), "{ls}");
+    d.docker_ok(&[
+        "cp",
+        "-a",
+        "box:/srv/owned-a",
+        t.join("back").to_str().unwrap(),
+    ]);
+    // A stopped container: both ways.
+    d.docker_ok(&["stop", "-t", "0", "box"]);
+    d.docker_ok(&[
+        "cp",
+        "box:/srv/up.txt",
+        t.join("stopped-out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(t.join("stopped-out")).unwrap(),
+        "hello"
+    );
+    d.docker_ok(&[
+        "cp",
+        t.join("up.txt").to_str().unwrap(),
+        "box:/srv/while-stopped",
+    ]);
+    d.docker_ok(&["start", "box"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "cat", "/srv/while-stopped"]),
+        "hello"
+    );
+    // Missing paths: dockerd's 404.
+    let o = d.docker(&["cp", "box:/nonexistent", t.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("Could not find the file /nonexistent in container box"),
+        "{}",
+        stderr(&o)
+    );
+    let r = d.raw(b"HEAD /v1.47/containers/box/archive?path=/srv/up.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.header("X-Docker-Container-Path-Stat").is_some());
+    d.docker_ok(&["rm", "-f", "box"]);
+    d.stop();
+}
+
+#[test]
+fn cp_never_leaves_the_container_root() {
+    let d = daemon_with_busybox();
+    let t = d.dir.path().join("cp");
+    std::fs::create_dir(&t).unwrap();
+    // A host sentinel the container's symlinks name.
+    let sentinel = d.dir.path().join("sentinel");
+    std::fs::create_dir(&sentinel).unwrap();
+    std::fs::write(sentinel.join("secret"), "HOST-SECRET").unwrap();
+    let s = sentinel.display().to_string();
+    d.docker_ok(&[
+        "run", "-d", "--name", "evil", "busybox", "sh", "-c",
+        &format!(
+            "ln -s / /a; mkdir -p $(dirname {s}); ln -s / /hostlike; echo CONTAINER-SHADOW > /etc/shadow; \
+             mkdir -p /race; while true; do rm -rf /race/d; mkdir -p /race/d; echo inside > /race/d/f; \
+             rm -rf /race/d; ln -s {s} /race/d; done"
+        ),
+    ]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "evil", "test", "-d", "/race"])
+        .status
+        .success()));
+    std::fs::write(t.join("f"), "payload").unwrap();
+    // /a -> /: the copy lands inside the container.
+    let name = format!("berth-cp-{}", std::process::id());
+    d.docker_ok(&[
+        "cp",
+        t.join("f").to_str().unwrap(),
+        &format!("evil:/a/{name}"),
+    ]);
+    assert!(
+        !std::path::Path::new(&format!("/{name}")).exists(),
+        "a host file was written"
+    );
+    assert_eq!(
+        d.docker_ok(&["exec", "evil", "cat", &format!("/{name}")]),
+        "payload"
+    );
+    // Reading through the link reads the container's file.
+    d.docker_ok(&[
+        "cp",
+        "evil:/a/etc/shadow",
+        t.join("shadow").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(t.join("shadow")).unwrap(),
+        "CONTAINER-SHADOW\n"
+    );
+    // A host-like absolute path through a link: resolved in the container.
+    let o = d.docker(&[
+        "cp",
+        &format!("evil:/hostlike{s}/secret"),
+        t.join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "read {s}/secret through a link");
+    // The race: 500 copies in and 500 out while /race/d flips between a
+    // directory and a link to the sentinel.
+    for i in 0..500 {
+        let _ = d.docker(&[
+            "cp",
+            t.join("f").to_str().unwrap(),
+            &format!("evil:/race/d/in{i}"),
+        ]);
+        let out = t.join(format!("out{i}"));
+        if d.docker(&["cp", "evil:/race/d/", out.to_str().unwrap()])
+            .status
+            .success()
+        {
+            for e in walk(&out) {
+                let b = std::fs::read(&e).unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&b).contains("HOST-SECRET"),
+                    "read the host: {}",
+                    e.display()
+                );
+            }
+        }
+    }
+    let left: Vec<String> = std::fs::read_dir(&sentinel)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["secret".to_string()],
+        "the host sentinel changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sentinel.join("secret")).unwrap(),
+        "HOST-SECRET"
+    );
+    d.docker_ok(&["rm", "-f", "evil"]);
+    d.stop();
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(m) = std::fs::symlink_metadata(p) {
+        if m.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                out.extend(walk(&e.path()));
+            }
+        } else if m.is_file() {
+            out.push(p.to_path_buf());
+        }
+    }
+    out
+}
