@@ -221,6 +221,41 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
     assert!(after.contains(&"keep".to_string()));
     d.docker_ok(&["run", "--rm", "vbox", "true"]);
     assert_eq!(volumes(&d).len(), before.len() + 1);
+    // --volumes-from: the same volumes (read-only here); its rm -v leaves
+    // the other container's anonymous volume alone.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "owner",
+        "-v",
+        "shared:/s",
+        "vbox",
+        "sh",
+        "-c",
+        "echo from-owner > /s/f; echo a > /anon/f; sleep 600",
+    ]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "owner", "test", "-f", "/anon/f"])
+        .status
+        .success()));
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "owner:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /s/f /anon/f; touch /s/x 2>&1 || true",
+    ]);
+    assert!(
+        out.contains("from-owner") && out.contains("Read-only file system"),
+        "{out}"
+    );
+    assert_eq!(d.docker_ok(&["exec", "owner", "cat", "/anon/f"]), "a\n");
+    d.docker_ok(&["rm", "-f", "-v", "owner"]);
+    d.docker_ok(&["volume", "rm", "shared"]);
     // rm without -v keeps the anonymous volume; prune takes it (and not
     // the named one).
     d.docker_ok(&["run", "-d", "--name", "anon2", "vbox", "sleep", "600"]);

@@ -354,6 +354,30 @@ impl ContainerService {
         });
         // Mounts: checked before anything is created.
         let mut mounts = crate::volumes::mounts::parse(&hc, &Value::Object(c.clone()))?;
+        // `--volumes-from ctr[:ro|:rw]`: its volumes and binds, at the same
+        // destinations, unless this container mounts something there.
+        for spec in super::spec::strings(&hc["VolumesFrom"]) {
+            let (name, mode) = match spec.rsplit_once(':') {
+                Some((n, m)) if m == "ro" || m == "rw" => (n.to_string(), Some(m == "rw")),
+                Some(_) => return Err(invalid(format!("invalid mode for volumes-from: {spec}"))),
+                None => (spec.clone(), None),
+            };
+            let other = self.containers.lookup(&name)?;
+            for m in other.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                if mounts.iter().any(|x| x.destination == m.destination) {
+                    continue;
+                }
+                let mut m = m.clone();
+                if let Some(rw) = mode {
+                    m.rw = rw;
+                }
+                m.copy = false;
+                if m.from.is_empty() {
+                    m.from = other.id.clone();
+                }
+                mounts.push(m);
+            }
+        }
         let driver = self.images.driver.clone();
         let layer = id.clone();
         let dir = self.host.container_dir(&id);

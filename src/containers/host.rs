@@ -416,12 +416,14 @@ impl ContainerHost for Host {
                 .iter()
                 .filter(|m| m.kind == "volume")
                 .map(|m| {
-                    let anon = me
-                        .volumes
-                        .volumes
-                        .lookup(&m.name)
-                        .map(|v| v.anonymous)
-                        .unwrap_or(false);
+                    // Another container's anonymous volume is not ours.
+                    let anon = m.from.is_empty()
+                        && me
+                            .volumes
+                            .volumes
+                            .lookup(&m.name)
+                            .map(|v| v.anonymous)
+                            .unwrap_or(false);
                     (m.name.clone(), anon)
                 })
                 .collect();

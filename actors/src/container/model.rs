@@ -64,6 +64,10 @@ pub struct MountPoint {
     /// tmpfs options (`size=...,mode=...`).
     #[serde(default)]
     pub tmpfs: String,
+    /// `--volumes-from`: the container it came from (its anonymous volume
+    /// is not this container's to remove).
+    #[serde(default)]
+    pub from: String,
 }
 
 /// A network a container is configured to join (`--network`, `network
