@@ -224,3 +224,73 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// An image's own NSS module (a library that writes a marker on the host
+/// when loaded) and nsswitch.conf: `docker cp` and `docker exec -u name`
+/// must never load it (berthd reads passwd itself, by descriptor).
+#[test]
+fn cp_and_exec_user_never_load_the_containers_nss() {
+    let d = daemon_with_busybox();
+    let t = d.dir.path().join("nss");
+    std::fs::create_dir(&t).unwrap();
+    let marker = t.join("LOADED");
+    std::fs::write(
+        t.join("m.c"),
+        format!(
+            "#include <stdio.h>\n__attribute__((constructor)) static void m(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"loaded\", f); fclose(f); }} }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let so = t.join("libnss_files.so.2");
+    let cc = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(t.join("m.c"))
+        .status();
+    if !cc.map(|s| s.success()).unwrap_or(false) {
+        eprintln!("no C compiler: the NSS marker library cannot be built here");
+        return;
+    }
+    std::fs::write(t.join("nsswitch.conf"), "passwd: files\ngroup: files\n").unwrap();
+    d.docker_ok(&["run", "-d", "--name", "nss", "busybox", "sh", "-c",
+        "mkdir -p /lib/x86_64-linux-gnu /lib64 /usr/lib; echo 'nssuser:x:1234:1234::/:/bin/sh' >> /etc/passwd; echo 'nssgroup:x:1234:' >> /etc/group; sleep 600"]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "nss", "grep", "-q", "nssuser", "/etc/passwd"])
+        .status
+        .success()));
+    for dir in ["/lib/x86_64-linux-gnu/", "/lib64/", "/usr/lib/"] {
+        d.docker_ok(&["cp", so.to_str().unwrap(), &format!("nss:{dir}")]);
+    }
+    d.docker_ok(&["cp", t.join("nsswitch.conf").to_str().unwrap(), "nss:/etc/"]);
+    // exec by user name, cp both ways (with -a: numeric ownership).
+    assert_eq!(
+        d.docker_ok(&["exec", "-u", "nssuser", "nss", "id", "-u"])
+            .trim(),
+        "1234"
+    );
+    assert_eq!(
+        d.docker_ok(&["exec", "-u", "nssuser:nssgroup", "nss", "id", "-g"])
+            .trim(),
+        "1234"
+    );
+    d.docker_ok(&[
+        "cp",
+        "-a",
+        "nss:/etc/passwd",
+        t.join("passwd").to_str().unwrap(),
+    ]);
+    d.docker_ok(&[
+        "cp",
+        "-a",
+        t.join("passwd").to_str().unwrap(),
+        "nss:/tmp/passwd",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !marker.exists(),
+        "the container's NSS library was loaded on the host"
+    );
+    d.docker_ok(&["rm", "-f", "nss"]);
+    d.stop();
+}
