@@ -177,6 +177,31 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
     ]);
     assert!(fresh.is_dir());
 
+    // A local volume with a device: mounted on first use, unmounted when
+    // no container uses it.
+    d.docker_ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=1m",
+        "tv",
+    ]);
+    let out = d.docker_ok(&["run", "--rm", "-v", "tv:/tv", "busybox", "df", "-k", "/tv"]);
+    assert!(
+        out.lines().last().unwrap().split_whitespace().nth(1) == Some("1024"),
+        "{out}"
+    );
+    let data = d.data_root.join("volumes/tv/_data");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&data.display().to_string()),
+        "still mounted after its last user"
+    );
+    d.docker_ok(&["volume", "rm", "tv"]);
     // tmpfs sizes: --tmpfs and --mount type=tmpfs.
     let out = d.docker_ok(&[
         "run",

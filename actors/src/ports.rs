@@ -148,5 +148,7 @@ pub trait VolumeHost: Send + Sync + 'static {
     fn mount(&self, rec: &crate::volume::VolumeRecord) -> Result<String, String>;
     /// Remove its data (and unmount a `device` volume).
     fn remove(&self, rec: &crate::volume::VolumeRecord) -> Result<(), String>;
+    /// No container uses it any more: unmount a `device` volume.
+    fn unmount(&self, rec: &crate::volume::VolumeRecord);
     fn save(&self, rec: &crate::volume::VolumeRecord) -> std::io::Result<()>;
 }

@@ -88,6 +88,13 @@ impl VolumeHost for VolHost {
         }
     }
 
+    fn unmount(&self, rec: &VolumeRecord) {
+        let data = self.data(&rec.name);
+        if rec.options.contains_key("device") && mounted(&data) {
+            let _ = umount2(&data, MntFlags::MNT_DETACH);
+        }
+    }
+
     fn save(&self, rec: &VolumeRecord) -> std::io::Result<()> {
         let b = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
         write_atomic(&self.dir(&rec.name).join("volume.json"), &b, 0o600)

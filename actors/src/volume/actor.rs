@@ -116,6 +116,9 @@ impl Actor for VolumeActor {
                 } else {
                     Ok(())
                 };
+                if st.rec.users.is_empty() {
+                    st.host.unmount(&st.rec);
+                }
                 let _ = reply.send(r);
             }
             VolumeMsg::Mounted {
