@@ -240,6 +240,15 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
         "run", "-d", "--name", "anon1", "-v", "/extra", "-v", "keep:/k", "vbox", "sleep", "600",
     ]);
     assert_eq!(volumes(&d).len(), before.len() + 3);
+    for f in ["volume=keep", "volume=/extra"] {
+        let ps = d.docker_ok(&["ps", "--filter", f, "--format", "{{.Names}}"]);
+        assert_eq!(ps.trim(), "anon1", "{f}");
+    }
+    assert_eq!(
+        d.docker_ok(&["ps", "-q", "--filter", "volume=nosuch"])
+            .trim(),
+        ""
+    );
     d.docker_ok(&["rm", "-f", "-v", "anon1"]);
     let after: Vec<String> = volumes(&d);
     assert_eq!(after.len(), before.len() + 1, "{after:?}");

@@ -321,13 +321,24 @@ pub fn list(r: Req) -> HandlerFuture {
                 continue;
             }
             if f.contains("network")
-                && !f
-                    .values("network")
-                    .any(|n| rec.host_config["NetworkMode"].as_str() == Some(n))
+                && !f.values("network").any(|n| {
+                    rec.host_config["NetworkMode"].as_str() == Some(n)
+                        || rec
+                            .networks
+                            .iter()
+                            .any(|(name, a)| name == n || a.network_id.starts_with(n.as_str()))
+                })
             {
                 continue;
             }
-            if f.contains("volume") {
+            // A volume's name, or a mount's source or destination.
+            if f.contains("volume")
+                && !f.values("volume").any(|v| {
+                    rec.mounts
+                        .iter()
+                        .any(|m| m.name == *v || m.source == *v || m.destination == *v)
+                })
+            {
                 continue;
             }
             out.push(summary(&r, rec, size));
