@@ -67,3 +67,21 @@ mod tests {
         assert_eq!(p.reader().borrow().images, 3);
     }
 }
+
+/// The one entry whose key starts with `prefix` in an ID-keyed map:
+/// `Ok(None)` for none, `Err(())` when more than one matches (dockerd's
+/// unique-prefix lookup of containers and networks).
+#[allow(clippy::result_unit_err)]
+pub fn unique_prefix<'a, V>(
+    map: &'a std::collections::BTreeMap<String, V>,
+    prefix: &str,
+) -> Result<Option<&'a V>, ()> {
+    let mut hits = map
+        .range(prefix.to_string()..)
+        .take_while(|(k, _)| k.starts_with(prefix));
+    match (hits.next(), hits.next()) {
+        (Some((_, v)), None) => Ok(Some(v)),
+        (Some(_), Some(_)) => Err(()),
+        _ => Ok(None),
+    }
+}

@@ -28,16 +28,12 @@ impl ContainerIndex {
         if let Some(r) = self.names.get(name).and_then(|id| self.by_id.get(id)) {
             return Ok(r.clone());
         }
-        let mut hits = self
-            .by_id
-            .range(s.to_string()..)
-            .take_while(|(k, _)| k.starts_with(s));
-        match (hits.next(), hits.next()) {
-            (Some((_, r)), None) => Ok(r.clone()),
-            (Some(_), Some(_)) => Err(ContainerError::Invalid(format!(
+        match crate::view::unique_prefix(&self.by_id, s) {
+            Ok(Some(r)) => Ok(r.clone()),
+            Err(()) => Err(ContainerError::Invalid(format!(
                 "multiple IDs found with provided prefix: {s}"
             ))),
-            _ => Err(ContainerError::NotFound(s.into())),
+            Ok(None) => Err(ContainerError::NotFound(s.into())),
         }
     }
 }

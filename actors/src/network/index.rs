@@ -25,16 +25,12 @@ impl NetworkIndex {
         if let Some(r) = self.by_id.values().find(|r| r.name == s) {
             return Ok(r.clone());
         }
-        let mut hits = self
-            .by_id
-            .range(s.to_string()..)
-            .take_while(|(k, _)| k.starts_with(s));
-        match (hits.next(), hits.next()) {
-            (Some((_, r)), None) => Ok(r.clone()),
-            (Some(_), Some(_)) => Err(NetworkError::Invalid(format!(
+        match crate::view::unique_prefix(&self.by_id, s) {
+            Ok(Some(r)) => Ok(r.clone()),
+            Err(()) => Err(NetworkError::Invalid(format!(
                 "network {s} is ambiguous (more than one network matches)"
             ))),
-            _ => Err(NetworkError::NotFound(s.into())),
+            Ok(None) => Err(NetworkError::NotFound(s.into())),
         }
     }
 
