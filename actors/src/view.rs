@@ -53,21 +53,6 @@ impl ViewPublisher {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readers_see_published_snapshots() {
-        let (p, r) = ViewPublisher::new();
-        assert_eq!(r.borrow().version, 0);
-        p.update(|s| s.images = 3);
-        let snap = r.borrow().clone();
-        assert_eq!((snap.version, snap.images), (1, 3));
-        assert_eq!(p.reader().borrow().images, 3);
-    }
-}
-
 /// The one entry whose key starts with `prefix` in an ID-keyed map:
 /// `Ok(None)` for none, `Err(())` when more than one matches (dockerd's
 /// unique-prefix lookup of containers and networks).
@@ -83,5 +68,20 @@ pub fn unique_prefix<'a, V>(
         (Some((_, v)), None) => Ok(Some(v)),
         (Some(_), Some(_)) => Err(()),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_see_published_snapshots() {
+        let (p, r) = ViewPublisher::new();
+        assert_eq!(r.borrow().version, 0);
+        p.update(|s| s.images = 3);
+        let snap = r.borrow().clone();
+        assert_eq!((snap.version, snap.images), (1, 3));
+        assert_eq!(p.reader().borrow().images, 3);
     }
 }
