@@ -3,9 +3,9 @@
 //! from its last record, adopting the running container: a restart of the
 //! actor never restarts the container.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
@@ -18,11 +18,9 @@ use super::{ContainerError, ContainerMsg};
 use crate::directory::CONTAINERS;
 use crate::events::Events;
 use crate::ports::ContainerHost;
+use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
-
-/// Rebuilds of one container's actor allowed per window before giving up.
-const MAX_REBUILDS: usize = 10;
-const REBUILD_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct ContainerSupervisor;
 
@@ -58,9 +56,7 @@ pub enum SupervisorMsg {
 
 pub struct SupervisorState {
     args: ContainerSupervisorArgs,
-    actors: HashMap<ractor::ActorId, String>,
-    forgotten: HashSet<String>,
-    rebuilds: HashMap<String, Vec<Instant>>,
+    children: KeyedChildren,
 }
 
 /// Handle for callers: the read model and the actors.
@@ -137,12 +133,12 @@ impl SupervisorState {
     }
 }
 
-async fn spawn(cell: ActorCell, args: ContainerArgs) -> Result<(ractor::ActorId, String), String> {
-    let id = args.record.id.clone();
-    let (a, _) = Actor::spawn_linked(Some(actor_name(&id)), ContainerActor, args, cell)
-        .await
-        .map_err(|e| format!("container {id}: {e}"))?;
-    Ok((a.get_id(), id))
+fn spawn(cell: ActorCell, args: ContainerArgs) -> SpawnFuture {
+    spawn_child(actor_name(&args.record.id), ContainerActor, args, cell)
+}
+
+fn rebuild_later(myself: &ActorRef<SupervisorMsg>, id: String, after: std::time::Duration) {
+    myself.send_after(after, move || SupervisorMsg::Rebuild(id));
 }
 
 impl Actor for ContainerSupervisor {
@@ -157,9 +153,7 @@ impl Actor for ContainerSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut st = SupervisorState {
             args,
-            actors: HashMap::new(),
-            forgotten: HashSet::new(),
-            rebuilds: HashMap::new(),
+            children: KeyedChildren::new("container"),
         };
         // First start: records from disk. A restart of this supervisor:
         // the records in the read model (the actors died with it).
@@ -197,20 +191,16 @@ impl Actor for ContainerSupervisor {
         publish_counts(&st.args.index, &st.args.view);
         let started = Instant::now();
         let adopt = st.args.live_restore || !first;
-        let mut tasks = Vec::new();
-        for r in by_id.values() {
-            let a = st.args_for((**r).clone(), adopt, first);
-            tasks.push(tokio::spawn(spawn(myself.get_cell(), a)));
-        }
-        let n = tasks.len();
-        for t in tasks {
-            match t.await {
-                Ok(Ok((aid, id))) => {
-                    st.actors.insert(aid, id);
-                }
-                Ok(Err(e)) => error!("restoring: {e}"),
-                Err(e) => error!("restoring: {e}"),
-            }
+        let spawns: Vec<_> = by_id
+            .values()
+            .map(|r| {
+                let a = st.args_for((**r).clone(), adopt, first);
+                (r.id.clone(), spawn(myself.get_cell(), a))
+            })
+            .collect();
+        let n = spawns.len();
+        for id in st.children.restore(spawns).await {
+            rebuild_later(&myself, id, RETRY_AFTER);
         }
         if n > 0 {
             info!(
@@ -251,9 +241,8 @@ impl Actor for ContainerSupervisor {
                     *ix = Arc::new(next);
                 });
                 let a = st.args_for(*record, true, false);
-                match spawn(myself.get_cell(), a).await {
-                    Ok((aid, id)) => {
-                        st.actors.insert(aid, id);
+                match st.children.start(&id, spawn(myself.get_cell(), a)).await {
+                    Ok(()) => {
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {
@@ -309,30 +298,22 @@ impl Actor for ContainerSupervisor {
                 }
                 let _ = reply.send(r);
             }
-            SupervisorMsg::Forget(id) => {
-                st.forgotten.insert(id.clone());
-                st.rebuilds.remove(&id);
-            }
+            SupervisorMsg::Forget(id) => st.children.forget(&id),
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
-                if let (Some(rec), false) = (rec, st.forgotten.contains(&id)) {
+                if let (Some(rec), true) = (rec, st.children.wanted(&id)) {
                     let a = st.args_for((*rec).clone(), true, false);
-                    match spawn(myself.get_cell(), a).await {
-                        Ok((aid, id)) => {
-                            info!(%id, "container actor rebuilt");
-                            st.actors.insert(aid, id);
-                        }
+                    match st.children.start(&id, spawn(myself.get_cell(), a)).await {
+                        Ok(()) => info!(%id, "container actor rebuilt"),
                         Err(e) => {
                             error!("rebuilding: {e}");
-                            myself.send_after(Duration::from_millis(200), move || {
-                                SupervisorMsg::Rebuild(id)
-                            });
+                            rebuild_later(&myself, id, RETRY_AFTER);
                         }
                     }
                 }
             }
             SupervisorMsg::List(reply) => {
-                let _ = reply.send(st.actors.values().cloned().collect());
+                let _ = reply.send(st.children.keys());
             }
         }
         Ok(())
@@ -344,33 +325,13 @@ impl Actor for ContainerSupervisor {
         ev: SupervisionEvent,
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match &ev {
-            SupervisionEvent::ActorTerminated(c, _, r) => {
-                (c.clone(), r.clone().unwrap_or_else(|| "stopped".into()))
-            }
-            SupervisionEvent::ActorFailed(c, e) => (c.clone(), e.to_string()),
-            _ => return Ok(()),
-        };
-        let Some(id) = st.actors.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        // Removed containers are gone from the read model before their actor
-        // stops (the Forget message may still be queued behind this event).
-        if st.forgotten.remove(&id) || !st.args.index.borrow().by_id.contains_key(&id) {
-            return Ok(());
+        let index = &st.args.index;
+        if let Some(id) = st
+            .children
+            .exited(&ev, |id| index.borrow().by_id.contains_key(id))
+        {
+            rebuild_later(&myself, id, REBUILD_AFTER);
         }
-        let now = Instant::now();
-        let times = st.rebuilds.entry(id.clone()).or_default();
-        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
-        if times.len() >= MAX_REBUILDS {
-            error!(%id, "the container's actor keeps failing ({why}); it is no longer rebuilt");
-            return Ok(());
-        }
-        times.push(now);
-        warn!(%id, "container actor stopped ({why}); rebuilding it from its record");
-        myself.send_after(Duration::from_millis(20), move || {
-            SupervisorMsg::Rebuild(id)
-        });
         Ok(())
     }
 }

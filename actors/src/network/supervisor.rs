@@ -4,13 +4,12 @@
 //! model: a rebuild reconciles the host, it never re-creates a bridge or a
 //! veth that exists.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::actor::{actor_name, NetworkActor, NetworkArgs};
 use super::index::NetworkIndex;
@@ -20,9 +19,8 @@ use super::{NetworkError, NetworkMsg};
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
-
-const MAX_REBUILDS: usize = 10;
-const REBUILD_WINDOW: Duration = Duration::from_secs(10);
+use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::KeyedChildren;
 
 /// A `default-address-pools` entry: subnets of `size` bits carved from `base`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +54,7 @@ pub enum SupervisorMsg {
 
 pub struct SupervisorState {
     args: NetworkSupervisorArgs,
-    actors: HashMap<ractor::ActorId, String>,
-    forgotten: HashSet<String>,
-    rebuilds: HashMap<String, Vec<Instant>>,
+    children: KeyedChildren,
 }
 
 /// Handle for callers: the read model and the actors.
@@ -244,12 +240,12 @@ impl SupervisorState {
     }
 }
 
-async fn spawn(cell: ActorCell, args: NetworkArgs) -> Result<(ractor::ActorId, String), String> {
-    let id = args.record.id.clone();
-    let (a, _) = Actor::spawn_linked(Some(actor_name(&id)), NetworkActor, args, cell)
-        .await
-        .map_err(|e| format!("network {id}: {e}"))?;
-    Ok((a.get_id(), id))
+fn spawn(cell: ActorCell, args: NetworkArgs) -> SpawnFuture {
+    spawn_child(actor_name(&args.record.id), NetworkActor, args, cell)
+}
+
+fn rebuild_later(myself: &ActorRef<SupervisorMsg>, id: String, after: std::time::Duration) {
+    myself.send_after(after, move || SupervisorMsg::Rebuild(id));
 }
 
 impl Actor for NetworkSupervisor {
@@ -264,9 +260,7 @@ impl Actor for NetworkSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut st = SupervisorState {
             args,
-            actors: HashMap::new(),
-            forgotten: HashSet::new(),
-            rebuilds: HashMap::new(),
+            children: KeyedChildren::new("network"),
         };
         let records: Vec<NetworkRecord> = match st
             .args
@@ -292,20 +286,13 @@ impl Actor for NetworkSupervisor {
                 .collect(),
         }));
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for r in records {
-            let a = st.args_for(r);
-            tasks.push(tokio::spawn(spawn(myself.get_cell(), a)));
-        }
-        let n = tasks.len();
-        for t in tasks {
-            match t.await {
-                Ok(Ok((aid, id))) => {
-                    st.actors.insert(aid, id);
-                }
-                Ok(Err(e)) => error!("restoring: {e}"),
-                Err(e) => error!("restoring: {e}"),
-            }
+        let spawns: Vec<_> = records
+            .into_iter()
+            .map(|r| (r.id.clone(), spawn(myself.get_cell(), st.args_for(r))))
+            .collect();
+        let n = spawns.len();
+        for id in st.children.restore(spawns).await {
+            rebuild_later(&myself, id, RETRY_AFTER);
         }
         // Every network is known: the firewall can be written whole.
         st.args.host.restored();
@@ -351,9 +338,12 @@ impl Actor for NetworkSupervisor {
                     next.by_id.insert(rec.id.clone(), rec.clone());
                     *ix = Arc::new(next);
                 });
-                match spawn(myself.get_cell(), st.args_for(*record)).await {
-                    Ok((aid, id)) => {
-                        st.actors.insert(aid, id);
+                match st
+                    .children
+                    .start(&rec.id, spawn(myself.get_cell(), st.args_for(*record)))
+                    .await
+                {
+                    Ok(()) => {
                         st.args
                             .events
                             .publish("network", "create", &rec.id, rec.event_attrs());
@@ -364,23 +354,16 @@ impl Actor for NetworkSupervisor {
                     }
                 }
             }
-            SupervisorMsg::Forget(id) => {
-                st.forgotten.insert(id.clone());
-                st.rebuilds.remove(&id);
-            }
+            SupervisorMsg::Forget(id) => st.children.forget(&id),
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
-                if let (Some(rec), false) = (rec, st.forgotten.contains(&id)) {
-                    match spawn(myself.get_cell(), st.args_for((*rec).clone())).await {
-                        Ok((aid, id)) => {
-                            info!(%id, "network actor rebuilt");
-                            st.actors.insert(aid, id);
-                        }
+                if let (Some(rec), true) = (rec, st.children.wanted(&id)) {
+                    let a = st.args_for((*rec).clone());
+                    match st.children.start(&id, spawn(myself.get_cell(), a)).await {
+                        Ok(()) => info!(%id, "network actor rebuilt"),
                         Err(e) => {
                             error!("rebuilding: {e}");
-                            myself.send_after(Duration::from_millis(200), move || {
-                                SupervisorMsg::Rebuild(id)
-                            });
+                            rebuild_later(&myself, id, RETRY_AFTER);
                         }
                     }
                 }
@@ -395,31 +378,13 @@ impl Actor for NetworkSupervisor {
         ev: SupervisionEvent,
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match &ev {
-            SupervisionEvent::ActorTerminated(c, _, r) => {
-                (c.clone(), r.clone().unwrap_or_else(|| "stopped".into()))
-            }
-            SupervisionEvent::ActorFailed(c, e) => (c.clone(), e.to_string()),
-            _ => return Ok(()),
-        };
-        let Some(id) = st.actors.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        if st.forgotten.remove(&id) || !st.args.index.borrow().by_id.contains_key(&id) {
-            return Ok(());
+        let index = &st.args.index;
+        if let Some(id) = st
+            .children
+            .exited(&ev, |id| index.borrow().by_id.contains_key(id))
+        {
+            rebuild_later(&myself, id, REBUILD_AFTER);
         }
-        let now = Instant::now();
-        let times = st.rebuilds.entry(id.clone()).or_default();
-        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
-        if times.len() >= MAX_REBUILDS {
-            error!(%id, "the network's actor keeps failing ({why}); it is no longer rebuilt");
-            return Ok(());
-        }
-        times.push(now);
-        warn!(%id, "network actor stopped ({why}); rebuilding it from its record");
-        myself.send_after(Duration::from_millis(20), move || {
-            SupervisorMsg::Rebuild(id)
-        });
         Ok(())
     }
 }

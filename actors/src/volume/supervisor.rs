@@ -1,19 +1,19 @@
 //! The VolumeSupervisor: creates volumes (one writer of the name table),
 //! restores a VolumeActor per volume at start and rebuilds any that dies.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::actor::{actor_name, VolumeActor, VolumeArgs};
 use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
+use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::KeyedChildren;
 
 pub struct VolumeSupervisor;
 
@@ -37,8 +37,7 @@ pub enum VolumeSupervisorMsg {
 
 pub struct SupervisorState {
     args: VolumeSupervisorArgs,
-    actors: HashMap<ractor::ActorId, String>,
-    forgotten: HashSet<String>,
+    children: KeyedChildren,
 }
 
 #[derive(Clone)]
@@ -94,12 +93,12 @@ impl SupervisorState {
     }
 }
 
-async fn spawn(cell: ActorCell, args: VolumeArgs) -> Result<(ractor::ActorId, String), String> {
-    let name = args.record.name.clone();
-    let (a, _) = Actor::spawn_linked(Some(actor_name(&name)), VolumeActor, args, cell)
-        .await
-        .map_err(|e| format!("volume {name}: {e}"))?;
-    Ok((a.get_id(), name))
+fn spawn(cell: ActorCell, args: VolumeArgs) -> SpawnFuture {
+    spawn_child(actor_name(&args.record.name), VolumeActor, args, cell)
+}
+
+fn rebuild_later(myself: &ActorRef<VolumeSupervisorMsg>, name: String, after: std::time::Duration) {
+    myself.send_after(after, move || VolumeSupervisorMsg::Rebuild(name));
 }
 
 impl Actor for VolumeSupervisor {
@@ -114,8 +113,7 @@ impl Actor for VolumeSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut st = SupervisorState {
             args,
-            actors: HashMap::new(),
-            forgotten: HashSet::new(),
+            children: KeyedChildren::new("volume"),
         };
         let records: Vec<VolumeRecord> = match st
             .args
@@ -140,19 +138,13 @@ impl Actor for VolumeSupervisor {
                 .map(|r| (r.name.clone(), Arc::new(r.clone())))
                 .collect(),
         }));
-        let mut tasks = Vec::new();
-        for r in records {
-            tasks.push(tokio::spawn(spawn(myself.get_cell(), st.args_for(r))));
-        }
-        let n = tasks.len();
-        for t in tasks {
-            match t.await {
-                Ok(Ok((aid, name))) => {
-                    st.actors.insert(aid, name);
-                }
-                Ok(Err(e)) => error!("restoring: {e}"),
-                Err(e) => error!("restoring: {e}"),
-            }
+        let spawns: Vec<_> = records
+            .into_iter()
+            .map(|r| (r.name.clone(), spawn(myself.get_cell(), st.args_for(r))))
+            .collect();
+        let n = spawns.len();
+        for name in st.children.restore(spawns).await {
+            rebuild_later(&myself, name, RETRY_AFTER);
         }
         if n > 0 {
             info!(volumes = n, "volumes restored");
@@ -196,9 +188,12 @@ impl Actor for VolumeSupervisor {
                     next.by_name.insert(rec.name.clone(), rec.clone());
                     *ix = Arc::new(next);
                 });
-                match spawn(myself.get_cell(), st.args_for(*record)).await {
-                    Ok((aid, name)) => {
-                        st.actors.insert(aid, name);
+                match st
+                    .children
+                    .start(&rec.name, spawn(myself.get_cell(), st.args_for(*record)))
+                    .await
+                {
+                    Ok(()) => {
                         st.args
                             .events
                             .publish("volume", "create", &rec.name, rec.event_attrs());
@@ -209,21 +204,16 @@ impl Actor for VolumeSupervisor {
                     }
                 }
             }
-            VolumeSupervisorMsg::Forget(name) => {
-                st.forgotten.insert(name);
-            }
+            VolumeSupervisorMsg::Forget(name) => st.children.forget(&name),
             VolumeSupervisorMsg::Rebuild(name) => {
                 let rec = st.args.index.borrow().by_name.get(&name).cloned();
-                if let (Some(rec), false) = (rec, st.forgotten.contains(&name)) {
-                    match spawn(myself.get_cell(), st.args_for((*rec).clone())).await {
-                        Ok((aid, name)) => {
-                            st.actors.insert(aid, name);
-                        }
+                if let (Some(rec), true) = (rec, st.children.wanted(&name)) {
+                    let a = st.args_for((*rec).clone());
+                    match st.children.start(&name, spawn(myself.get_cell(), a)).await {
+                        Ok(()) => info!(%name, "volume actor rebuilt"),
                         Err(e) => {
                             error!("rebuilding: {e}");
-                            myself.send_after(Duration::from_millis(200), move || {
-                                VolumeSupervisorMsg::Rebuild(name)
-                            });
+                            rebuild_later(&myself, name, RETRY_AFTER);
                         }
                     }
                 }
@@ -238,21 +228,13 @@ impl Actor for VolumeSupervisor {
         ev: SupervisionEvent,
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let cell = match &ev {
-            SupervisionEvent::ActorTerminated(c, _, _) => c.clone(),
-            SupervisionEvent::ActorFailed(c, _) => c.clone(),
-            _ => return Ok(()),
-        };
-        let Some(name) = st.actors.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        if st.forgotten.remove(&name) || !st.args.index.borrow().by_name.contains_key(&name) {
-            return Ok(());
+        let index = &st.args.index;
+        if let Some(name) = st
+            .children
+            .exited(&ev, |name| index.borrow().by_name.contains_key(name))
+        {
+            rebuild_later(&myself, name, REBUILD_AFTER);
         }
-        warn!(%name, "volume actor stopped; rebuilding it from its record");
-        myself.send_after(Duration::from_millis(20), move || {
-            VolumeSupervisorMsg::Rebuild(name)
-        });
         Ok(())
     }
 }

@@ -1,0 +1,248 @@
+//! The bookkeeping every per-area supervisor (containers, networks,
+//! volumes) shares: one child actor per key (a container ID, a network ID,
+//! a volume name), started in parallel at restore, rebuilt from its record
+//! when it dies, never rebuilt once forgotten, given up on when it keeps
+//! failing.
+//!
+//! A spawn can fail for a moment: when a supervisor is killed its children
+//! stop asynchronously, so the next incarnation may find a child's name
+//! still registered. Such keys come back from [`KeyedChildren::restore`]
+//! and [`KeyedChildren::start`] as failures for the caller to retry (with
+//! a `Rebuild` message after [`RETRY_AFTER`]); a key is never left without
+//! an actor because of one failed spawn.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, SupervisionEvent};
+use tracing::{error, warn};
+
+use crate::ports::BoxFuture;
+
+/// Rebuilds of one key's actor allowed per window before giving up.
+pub const MAX_REBUILDS: usize = 10;
+pub const REBUILD_WINDOW: Duration = Duration::from_secs(10);
+/// Delay before a child that died is rebuilt.
+pub const REBUILD_AFTER: Duration = Duration::from_millis(20);
+/// Delay before a spawn that failed is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// A spawn of one child actor: its actor ID or why it failed.
+pub type SpawnFuture = BoxFuture<Result<ActorId, String>>;
+
+/// Spawns `actor` registered as `name`, linked to the supervisor `parent`.
+pub fn spawn_child<A: Actor>(
+    name: String,
+    actor: A,
+    args: A::Arguments,
+    parent: ActorCell,
+) -> SpawnFuture {
+    Box::pin(async move {
+        let (a, _) = Actor::spawn_linked(Some(name.clone()), actor, args, parent)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(a.get_id())
+    })
+}
+
+pub struct KeyedChildren {
+    /// What the keys are, for the logs ("container", "network", "volume").
+    kind: &'static str,
+    actors: HashMap<ActorId, String>,
+    forgotten: HashSet<String>,
+    rebuilds: HashMap<String, Vec<Instant>>,
+}
+
+impl KeyedChildren {
+    pub fn new(kind: &'static str) -> Self {
+        KeyedChildren {
+            kind,
+            actors: HashMap::new(),
+            forgotten: HashSet::new(),
+            rebuilds: HashMap::new(),
+        }
+    }
+
+    /// Spawns all children in parallel; answers the keys whose spawn
+    /// failed (to be retried).
+    pub async fn restore(&mut self, spawns: Vec<(String, SpawnFuture)>) -> Vec<String> {
+        let tasks: Vec<_> = spawns
+            .into_iter()
+            .map(|(key, fut)| (key, tokio::spawn(fut)))
+            .collect();
+        let mut failed = Vec::new();
+        for (key, task) in tasks {
+            let r = match task.await {
+                Ok(r) => r,
+                Err(e) => Err(e.to_string()),
+            };
+            match r {
+                Ok(aid) => {
+                    self.actors.insert(aid, key);
+                }
+                Err(e) => {
+                    warn!(kind = self.kind, %key, "restoring the actor failed ({e}); retrying");
+                    failed.push(key);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Spawns one child.
+    pub async fn start(&mut self, key: &str, spawn: SpawnFuture) -> Result<(), String> {
+        let aid = spawn.await?;
+        self.actors.insert(aid, key.to_string());
+        Ok(())
+    }
+
+    /// The key was removed for good: its actor is not rebuilt.
+    pub fn forget(&mut self, key: &str) {
+        self.forgotten.insert(key.to_string());
+        self.rebuilds.remove(key);
+    }
+
+    /// Whether a (re)build of `key` is still wanted.
+    pub fn wanted(&self, key: &str) -> bool {
+        !self.forgotten.contains(key)
+    }
+
+    /// Keys whose actor currently runs.
+    pub fn keys(&self) -> Vec<String> {
+        self.actors.values().cloned().collect()
+    }
+
+    /// A child stopped or failed: answers its key when it should be
+    /// rebuilt (`exists`: whether its record is still in the read model;
+    /// a removed key's record goes before its actor stops, and its Forget
+    /// may still be queued behind this event).
+    pub fn exited(
+        &mut self,
+        ev: &SupervisionEvent,
+        exists: impl FnOnce(&str) -> bool,
+    ) -> Option<String> {
+        let (cell, why) = match ev {
+            SupervisionEvent::ActorTerminated(c, _, r) => {
+                (c, r.clone().unwrap_or_else(|| "stopped".into()))
+            }
+            SupervisionEvent::ActorFailed(c, e) => (c, e.to_string()),
+            _ => return None,
+        };
+        let key = self.actors.remove(&cell.get_id())?;
+        if self.forgotten.remove(&key) || !exists(&key) {
+            return None;
+        }
+        let now = Instant::now();
+        let times = self.rebuilds.entry(key.clone()).or_default();
+        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
+        if times.len() >= MAX_REBUILDS {
+            error!(kind = self.kind, %key, "the actor keeps failing ({why}); it is no longer rebuilt");
+            return None;
+        }
+        times.push(now);
+        warn!(kind = self.kind, %key, "actor stopped ({why}); rebuilding it from its record");
+        Some(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+    use super::*;
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    fn spawn_named(name: &'static str) -> SpawnFuture {
+        Box::pin(async move {
+            Actor::spawn(Some(name.to_string()), Idle, ())
+                .await
+                .map(|(a, _)| a.get_id())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_spawn_is_answered_for_a_retry_and_succeeds_later() {
+        // The previous incarnation's child still holds its name.
+        let (held, h) = Actor::spawn(Some("keyed-held".into()), Idle, ())
+            .await
+            .expect("spawn");
+        let mut c = KeyedChildren::new("test");
+        let failed = c
+            .restore(vec![
+                ("a".into(), spawn_named("keyed-held")),
+                ("b".into(), spawn_named("keyed-free")),
+            ])
+            .await;
+        assert_eq!(failed, vec!["a".to_string()]);
+        assert_eq!(c.keys(), vec!["b".to_string()]);
+        held.stop(None);
+        h.await.expect("stopped");
+        c.start("a", spawn_named("keyed-held"))
+            .await
+            .expect("retry");
+        let mut keys = c.keys();
+        keys.sort();
+        assert_eq!(keys, vec!["a".to_string(), "b".to_string()]);
+        for n in ["keyed-held", "keyed-free"] {
+            if let Some(a) = ractor::ActorRef::<()>::where_is(n) {
+                a.stop(None);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn exits_are_rebuilt_unless_forgotten_removed_or_failing() {
+        let mut c = KeyedChildren::new("test");
+        let mut cells = Vec::new();
+        for _ in 0..MAX_REBUILDS + 3 {
+            let (a, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+            cells.push(a.get_cell());
+        }
+        let ev = |i: usize| SupervisionEvent::ActorTerminated(cells[i].clone(), None, None);
+        // An unknown child is ignored.
+        assert_eq!(c.exited(&ev(0), |_| true), None);
+        let aid = cells[0].get_id();
+        c.start("k", Box::pin(async move { Ok(aid) }))
+            .await
+            .expect("start");
+        // A removed record: not rebuilt.
+        assert_eq!(c.exited(&ev(0), |_| false), None);
+        // Forgotten: not rebuilt, once.
+        let aid = cells[1].get_id();
+        c.start("k", Box::pin(async move { Ok(aid) }))
+            .await
+            .expect("start");
+        c.forget("k");
+        assert!(!c.wanted("k"));
+        assert_eq!(c.exited(&ev(1), |_| true), None);
+        assert!(c.wanted("k"));
+        // Rebuilt up to MAX_REBUILDS times in the window, then given up.
+        for (i, cell) in cells.iter().enumerate().skip(2) {
+            let aid = cell.get_id();
+            c.start("k", Box::pin(async move { Ok(aid) }))
+                .await
+                .expect("start");
+            let want = if i - 2 < MAX_REBUILDS {
+                Some("k".to_string())
+            } else {
+                None
+            };
+            assert_eq!(c.exited(&ev(i), |_| true), want, "exit {i}");
+        }
+        for cell in cells {
+            cell.stop(None);
+        }
+    }
+}
