@@ -294,3 +294,121 @@ fn cp_and_exec_user_never_load_the_containers_nss() {
     d.docker_ok(&["rm", "-f", "nss"]);
     d.stop();
 }
+
+/// No mount of the daemon's data-root is left on the host (a stopped
+/// container's root is unmounted once its copy is done).
+fn no_mount_under(root: &std::path::Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let r = root.display().to_string();
+    !info.lines().any(|l| l.contains(&r))
+}
+
+#[test]
+fn cp_of_a_stopped_container_sees_its_volumes_and_binds_in_its_root() {
+    let d = daemon_with_busybox();
+    let t = d.dir.path().join("parked");
+    std::fs::create_dir(&t).unwrap();
+    let hostdir = t.join("hostdir");
+    let rodir = t.join("rodir");
+    std::fs::create_dir(&hostdir).unwrap();
+    std::fs::create_dir(&rodir).unwrap();
+    std::fs::write(hostdir.join("hostfile"), "from-host").unwrap();
+    std::fs::write(t.join("up.txt"), "hello").unwrap();
+    let up = t.join("up.txt").display().to_string();
+    // Never started: its volume and binds exist only in its record.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "parked",
+        "-v",
+        "parkvol:/data",
+        "-v",
+        &format!("{}:/h", hostdir.display()),
+        "-v",
+        &format!("{}:/ro:ro", rodir.display()),
+        "busybox",
+        "true",
+    ]);
+    d.docker_ok(&["cp", &up, "parked:/data/up"]);
+    assert_eq!(
+        std::fs::read_to_string(d.data_root.join("volumes/parkvol/_data/up")).unwrap(),
+        "hello"
+    );
+    d.docker_ok(&["cp", "parked:/h/hostfile", t.join("out").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(t.join("out")).unwrap(), "from-host");
+    d.docker_ok(&["cp", &up, "parked:/h/in"]);
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("in")).unwrap(),
+        "hello"
+    );
+    // A read-only bind stays read-only.
+    let o = d.docker(&["cp", &up, "parked:/ro/x"]);
+    assert!(!o.status.success(), "copy into a :ro bind succeeded");
+    assert!(!rodir.join("x").exists());
+    // The volume's content is what the next container sees.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-v", "parkvol:/d", "busybox", "cat", "/d/up"]),
+        "hello"
+    );
+    // A container that ran and exited: what it wrote to its volume.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "ran",
+        "-v",
+        "ranvol:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-vol > /v/x",
+    ]);
+    d.docker_ok(&["cp", "ran:/v/x", t.join("x").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(t.join("x")).unwrap(), "in-vol\n");
+    // An image whose /x is a symlink to a host directory: the volume at
+    // /x/data is mounted inside the container's root, the host directory
+    // is never touched.
+    let sentinel = t.join("sentinel");
+    std::fs::create_dir(&sentinel).unwrap();
+    let img = t.join("img");
+    std::fs::create_dir(&img).unwrap();
+    std::os::unix::fs::symlink(&sentinel, img.join("x")).unwrap();
+    let tar = t.join("img.tar");
+    assert!(std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&img)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    d.docker_ok(&["import", tar.to_str().unwrap(), "trapimg"]);
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "trap",
+        "-v",
+        "trapvol:/x/data",
+        "trapimg",
+        "/none",
+    ]);
+    d.docker_ok(&["cp", &up, "trap:/x/data/f"]);
+    assert_eq!(
+        std::fs::read_to_string(d.data_root.join("volumes/trapvol/_data/f")).unwrap(),
+        "hello"
+    );
+    assert_eq!(
+        std::fs::read_dir(&sentinel).unwrap().count(),
+        0,
+        "the host directory the symlink names was written"
+    );
+    // Every copy's mounts are gone from the host.
+    assert!(
+        common::wait_for(Duration::from_secs(5), || no_mount_under(&d.data_root)),
+        "a stopped container's root is still mounted"
+    );
+    for c in ["parked", "ran", "trap"] {
+        d.docker_ok(&["rm", c]);
+    }
+    d.stop();
+}

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod changes;
+pub mod cp_root;
 pub mod create;
 pub mod exec;
 pub mod host;

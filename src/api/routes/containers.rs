@@ -22,6 +22,7 @@ use crate::api::filters::Filters;
 use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::routes::events::parse_timestamp;
+use crate::containers::cp_root::{Bind, RootSpec};
 use crate::containers::host;
 use crate::containers::logs::{self, LogOptions};
 
@@ -985,19 +986,76 @@ pub fn stats(r: Req) -> HandlerFuture {
 }
 
 /// The container's root for `docker cp`: `/proc/<pid>/root` while it runs
-/// (its mounts as it sees them), else its mounted root filesystem; and
-/// whether to unmount that afterwards.
-fn archive_root(r: &Req, rec: &ContainerRecord) -> Result<(std::path::PathBuf, bool), ApiError> {
+/// (its mounts as it sees them), else its mounted root filesystem with its
+/// volumes and bind mounts laid over it; and whether to unmount the root
+/// filesystem afterwards.
+fn archive_root(r: &Req, rec: &ContainerRecord) -> Result<(RootSpec, bool), ApiError> {
     if rec.state.status.is_live() && rec.state.pid > 0 {
-        return Ok((format!("/proc/{}/root", rec.state.pid).into(), false));
+        return Ok((
+            RootSpec::Live(format!("/proc/{}/root", rec.state.pid).into()),
+            false,
+        ));
     }
-    let root = r
+    let mut binds = Vec::new();
+    for m in &rec.mounts {
+        let source = match m.kind.as_str() {
+            "bind" => m.source.clone(),
+            "volume" => {
+                use berth_actors::ports::VolumeHost;
+                let vol = r
+                    .ctx
+                    .volumes
+                    .volumes
+                    .lookup(&m.name)
+                    .map_err(|e| ApiError::from_err(&e))?;
+                r.ctx
+                    .volumes
+                    .host
+                    .mount(&vol)
+                    .map_err(|e| ApiError::system(format!("mounting volume {}: {e}", m.name)))?
+            }
+            // A stopped container's tmpfs holds nothing.
+            _ => continue,
+        };
+        binds.push(Bind {
+            source: source.into(),
+            destination: m.destination.clone(),
+            rw: m.rw,
+        });
+    }
+    let rootfs = r
         .ctx
         .images
         .driver
         .mount_rw(&rec.layer)
         .map_err(|e| ApiError::system(format!("mounting the container's filesystem: {e}")))?;
-    Ok((root, true))
+    Ok((RootSpec::Stopped { rootfs, binds }, true))
+}
+
+/// Once the copy's thread is done, unmount the stopped container's root
+/// filesystem (from the host's mount namespace).
+fn unmount_after(
+    finished: std::io::Result<tokio::sync::oneshot::Receiver<()>>,
+    root: Option<(Arc<dyn crate::sys::storage::StorageDriver>, String)>,
+) -> Result<(), ApiError> {
+    let undo = move || {
+        if let Some((driver, layer)) = root {
+            let _ = driver.unmount(&layer);
+        }
+    };
+    match finished {
+        Ok(finished) => {
+            tokio::spawn(async move {
+                let _ = finished.await;
+                let _ = tokio::task::spawn_blocking(undo).await;
+            });
+            Ok(())
+        }
+        Err(e) => {
+            undo();
+            Err(ApiError::system(e.to_string()))
+        }
+    }
 }
 
 fn archive_err(rec: &ContainerRecord, path: &str, e: std::io::Error) -> ApiError {
@@ -1020,41 +1078,44 @@ pub fn archive_get(r: Req) -> HandlerFuture {
         if path.is_empty() {
             return Err(ApiError::invalid("path is required"));
         }
-        let (root_path, unmount) = archive_root(&r, &rec)?;
+        let (spec, unmount) = archive_root(&r, &rec)?;
         let head = r.method == hyper::Method::HEAD;
         let driver = r.ctx.images.driver.clone();
         let layer = rec.layer.clone();
-        let done = move || {
-            if unmount {
-                let _ = driver.unmount(&layer);
-            }
-        };
-        let root = match crate::containers::archive::open_root(&root_path) {
-            Ok(f) => f,
-            Err(e) => {
-                done();
-                return Err(ApiError::system(e.to_string()));
-            }
-        };
-        let stat = match crate::containers::archive::stat_header(&root, &path) {
-            Ok(s) => s,
-            Err(e) => {
-                done();
-                return Err(archive_err(&rec, &path, e));
-            }
-        };
-        let mut resp = if head {
-            done();
-            Response::new(body::empty())
-        } else {
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-            tokio::task::spawn_blocking(move || {
+        // The copy runs on a thread of its own (a stopped container's
+        // mounts exist only there): first the stat, then the tar.
+        let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<String, ApiError>>();
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
+        let p2 = path.clone();
+        let rec2 = rec.clone();
+        let finished = crate::containers::cp_root::spawn(spec, move |root| {
+            let root = match root {
+                Ok(root) => root,
+                Err(e) => {
+                    let _ = stat_tx.send(Err(ApiError::system(format!(
+                        "preparing the container's filesystem: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let stat = crate::containers::archive::stat_header(&root, &p2)
+                .map_err(|e| archive_err(&rec2, &p2, e));
+            let ok = stat.is_ok();
+            let _ = stat_tx.send(stat);
+            if ok && !head {
                 let w = crate::images::io::ChannelWriter::new(tx.clone());
-                if let Err(e) = crate::containers::archive::read_archive(&root, &path, w) {
+                if let Err(e) = crate::containers::archive::read_archive(&root, &p2, w) {
                     let _ = tx.blocking_send(Err(e));
                 }
-                done();
-            });
+            }
+        });
+        unmount_after(finished, unmount.then_some((driver, layer)))?;
+        let stat = stat_rx
+            .await
+            .map_err(|_| ApiError::system("the copy stopped"))??;
+        let mut resp = if head {
+            Response::new(body::empty())
+        } else {
             Response::new(body::channel_result(rx))
         };
         resp.headers_mut().insert(
@@ -1081,21 +1142,21 @@ pub fn archive_put(mut r: Req) -> HandlerFuture {
             copy_uid_gid: r.query.bool("copyUIDGID"),
         };
         let reader = super::images::body_reader(&mut r)?;
-        let (root_path, unmount) = archive_root(&r, &rec)?;
+        let (spec, unmount) = archive_root(&r, &rec)?;
         let driver = r.ctx.images.driver.clone();
         let layer = rec.layer.clone();
         let p2 = path.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let r = crate::containers::archive::open_root(&root_path)
+        let (res_tx, res_rx) = tokio::sync::oneshot::channel();
+        let finished = crate::containers::cp_root::spawn(spec, move |root| {
+            let r = root
                 .map_err(crate::containers::archive::ExtractError::Io)
                 .and_then(|root| crate::containers::archive::extract(&root, &p2, reader, &opts));
-            if unmount {
-                let _ = driver.unmount(&layer);
-            }
-            r
-        })
-        .await
-        .map_err(|e| ApiError::system(e.to_string()))?;
+            let _ = res_tx.send(r);
+        });
+        unmount_after(finished, unmount.then_some((driver, layer)))?;
+        let res = res_rx
+            .await
+            .map_err(|_| ApiError::system("the copy stopped"))?;
         use crate::containers::archive::ExtractError as X;
         match res {
             Ok(()) => Ok(Response::new(body::empty())),
