@@ -234,24 +234,15 @@ fn cp_and_exec_user_never_load_the_containers_nss() {
     let t = d.dir.path().join("nss");
     std::fs::create_dir(&t).unwrap();
     let marker = t.join("LOADED");
-    std::fs::write(
-        t.join("m.c"),
-        format!(
+    let so = t.join("libnss_files.so.2");
+    common::cc(
+        &format!(
             "#include <stdio.h>\n__attribute__((constructor)) static void m(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"loaded\", f); fclose(f); }} }}\n",
             marker.display()
         ),
-    )
-    .unwrap();
-    let so = t.join("libnss_files.so.2");
-    let cc = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&so)
-        .arg(t.join("m.c"))
-        .status();
-    if !cc.map(|s| s.success()).unwrap_or(false) {
-        eprintln!("no C compiler: the NSS marker library cannot be built here");
-        return;
-    }
+        &so,
+        &["-shared", "-fPIC"],
+    );
     std::fs::write(t.join("nsswitch.conf"), "passwd: files\ngroup: files\n").unwrap();
     d.docker_ok(&["run", "-d", "--name", "nss", "busybox", "sh", "-c",
         "mkdir -p /lib/x86_64-linux-gnu /lib64 /usr/lib; echo 'nssuser:x:1234:1234::/:/bin/sh' >> /etc/passwd; echo 'nssgroup:x:1234:' >> /etc/group; sleep 600"]);

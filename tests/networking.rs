@@ -61,6 +61,106 @@ fn wait_http(addr: &str, want: &str) -> bool {
     })
 }
 
+/// A static UDP echo server on port 7 of the container (busybox has no
+/// UDP server): answers `echo:` and the datagram.
+const UDP_ECHO: &str = r#"
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(void) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(7);
+    if (bind(s, (struct sockaddr *)&a, sizeof a)) return 1;
+    char b[2048];
+    memcpy(b, "echo:", 5);
+    for (;;) {
+        struct sockaddr_storage c;
+        socklen_t l = sizeof c;
+        ssize_t n = recvfrom(s, b + 5, sizeof b - 5, 0, (struct sockaddr *)&c, &l);
+        if (n >= 0) sendto(s, b, n + 5, 0, (struct sockaddr *)&c, l);
+    }
+}
+"#;
+
+/// Runs the UDP echo server in container `name` with `args` (its `-p`s).
+fn run_udp_echo(d: &Daemon, name: &str, args: &[&str]) {
+    let dir = d.dir.path().join(format!("udp-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    common::cc(UDP_ECHO, &dir.join("udpecho"), &["-static", "-O1"]);
+    let vol = format!("{}:/u:ro", dir.display());
+    let mut a = vec!["run", "-d", "--name", name, "-v", &vol];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "/u/udpecho"]);
+    d.docker_ok(&a);
+}
+
+/// Whether a datagram to `addr` comes back echoed (retried while the
+/// server starts).
+fn udp_echoes(addr: &str) -> bool {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let local = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let s = UdpSocket::bind(local).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    common::wait_for(Duration::from_secs(10), || {
+        let _ = s.send_to(b"ping", addr);
+        let mut b = [0u8; 64];
+        matches!(s.recv_from(&mut b), Ok((n, _)) if &b[..n] == b"echo:ping")
+    })
+}
+
+#[test]
+fn udp_published_ports_carry_datagrams() {
+    let d = daemon_with_busybox();
+    let gw = d.gateway();
+    let (p, q) = (common::free_udp_port(), common::free_udp_port());
+    run_udp_echo(
+        &d,
+        "echo",
+        &[
+            "-p",
+            &format!("127.0.0.1:{p}:7/udp"),
+            "-p",
+            &format!("{q}:7/udp"),
+        ],
+    );
+    assert!(udp_echoes(&format!("127.0.0.1:{p}")), "{}", d.log());
+    assert!(udp_echoes(&format!("127.0.0.1:{q}")));
+    assert!(udp_echoes(&format!("{gw}:{q}")));
+    if UdpSocket::bind("[::1]:0").is_ok() {
+        assert!(udp_echoes(&format!("[::1]:{q}")));
+    }
+    let ports = d.docker_ok(&["port", "echo", "7/udp"]);
+    assert!(
+        ports.lines().any(|l| l == format!("127.0.0.1:{p}")),
+        "{ports}"
+    );
+    assert!(
+        ports.lines().any(|l| l == format!("0.0.0.0:{q}")),
+        "{ports}"
+    );
+    d.docker_ok(&["rm", "-f", "echo"]);
+    assert!(!udp_echoes_once(&format!("127.0.0.1:{p}")));
+    d.stop();
+}
+
+/// One try, for checking that nothing answers any more.
+fn udp_echoes_once(addr: &str) -> bool {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let _ = s.send_to(b"ping", addr);
+    let mut b = [0u8; 64];
+    matches!(s.recv_from(&mut b), Ok((n, _)) if &b[..n] == b"echo:ping")
+}
+
 #[test]
 fn default_bridge_addresses_egress_and_published_ports() {
     let d = daemon_with_busybox();
@@ -175,6 +275,13 @@ fn default_bridge_addresses_egress_and_published_ports() {
         .unwrap();
     assert!(eph >= 32768, "{line}");
     assert!(wait_http(&format!("127.0.0.1:{eph}"), "three"));
+    // Without a host address it is published on IPv6 too, as dockerd
+    // does, the same port, through the proxy to the IPv4-only container.
+    let v6 = TcpListener::bind("[::1]:0").is_ok();
+    if v6 {
+        assert_eq!(line.trim(), format!("0.0.0.0:{eph}\n[::]:{eph}"));
+        assert!(wait_http(&format!("[::1]:{eph}"), "three"));
+    }
     // Through the bridge's address too, and from another container (hairpin).
     assert!(wait_http(&format!("{gw}:{eph}"), "three"));
     let out = d.docker_ok(&[
@@ -192,10 +299,11 @@ fn default_bridge_addresses_egress_and_published_ports() {
 
     // Stopping a container unpublishes its port (and ends its proxy).
     d.docker_ok(&["rm", "-f", "web"]);
+    let left = if v6 { 2 } else { 1 };
     assert!(common::wait_for(Duration::from_secs(3), || d
         .proxy_pids()
         .len()
-        == 1));
+        == left));
     assert!(http_get(&format!("127.0.0.1:{hp}")).is_err());
     assert!(!nft_table(&d).unwrap().contains(&format!("dport {hp} ")));
     d.docker_ok(&["rm", "-f", "web2", "web3"]);
@@ -833,10 +941,16 @@ fn kernel_dnat_without_userland_proxy() {
         &format!("http://{gw}:{hp}/"),
     ]);
     assert_eq!(out.trim(), "kernel");
+    // UDP through the kernel too.
+    let up = common::free_udp_port();
+    run_udp_echo(&d, "kecho", &["-p", &format!("{up}:7/udp")]);
+    assert!(udp_echoes(&format!("127.0.0.1:{up}")), "{}", d.log());
+    assert!(udp_echoes(&format!("{gw}:{up}")));
     assert!(d.proxy_pids().is_empty());
     let fw = nft_table(&d).unwrap();
     assert!(fw.contains(&format!("tcp dport {hp} dnat ip to")), "{fw}");
-    d.docker_ok(&["rm", "-f", "kweb"]);
+    assert!(fw.contains(&format!("udp dport {up} dnat ip to")), "{fw}");
+    d.docker_ok(&["rm", "-f", "kweb", "kecho"]);
     d.stop();
 }
 

@@ -198,6 +198,26 @@ fn serve_udp(s: UdpSocket, container: SocketAddr) {
     }
 }
 
+/// A socket bound to `addr`; an IPv6 address is bound IPv6-only (as Go's
+/// docker-proxy does), so `0.0.0.0:P` and `[::]:P` are two proxies.
+fn bind(addr: SocketAddr, udp: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let ty = if udp { Type::DGRAM } else { Type::STREAM };
+    let s = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if !udp {
+        s.set_reuse_address(true)?;
+    }
+    s.set_cloexec(true)?;
+    s.bind(&addr.into())?;
+    if !udp {
+        s.listen(1024)?;
+    }
+    Ok(s)
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -208,20 +228,20 @@ fn main() {
         }
     };
     match args.proto.as_str() {
-        "tcp" => match TcpListener::bind(args.host) {
+        "tcp" => match bind(args.host, false) {
             Ok(l) => {
                 signal_parent("0\n");
-                serve_tcp(l, args.container);
+                serve_tcp(l.into(), args.container);
             }
             Err(e) => {
                 signal_parent(&format!("1\nlisten tcp {}: bind: {e}", args.host));
                 std::process::exit(1);
             }
         },
-        "udp" => match UdpSocket::bind(args.host) {
+        "udp" => match bind(args.host, true) {
             Ok(s) => {
                 signal_parent("0\n");
-                serve_udp(s, args.container);
+                serve_udp(s.into(), args.container);
             }
             Err(e) => {
                 signal_parent(&format!("1\nlisten udp {}: bind: {e}", args.host));

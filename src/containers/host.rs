@@ -759,10 +759,11 @@ impl Host {
         let net = self.network.networks.lookup(network).map_err(net_err)?;
         let att = rec.networks.get(network).cloned().unwrap_or_default();
         let cfg = self.config.borrow().clone();
-        let default_ip = if cfg.ip.is_empty() {
-            "0.0.0.0".to_string()
-        } else {
-            cfg.ip.clone()
+        // `ip` left at 0.0.0.0: published on every address of both
+        // families (the network host expands the empty address).
+        let default_ip = match cfg.ip.as_str() {
+            "0.0.0.0" => String::new(),
+            ip => ip.to_string(),
         };
         let mut aliases = att.aliases.clone();
         if net.user_defined() && !aliases.contains(&rec.id[..12].to_string()) {

@@ -28,6 +28,9 @@ pub struct NetHost {
     pub firewall: Box<dyn Firewall>,
     /// Published host ports: (proto, host ip, port).
     ports: Mutex<BTreeSet<(String, String, u16)>>,
+    /// The host can listen on IPv6: a port published without a host
+    /// address is bound on `0.0.0.0` and `::` (dockerd's behaviour).
+    v6: bool,
 }
 
 impl NetHost {
@@ -45,6 +48,7 @@ impl NetHost {
             bridge,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
+            v6: std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok(),
         }
     }
 
@@ -61,24 +65,43 @@ impl NetHost {
         self.records_dir.join(format!("{id}.json"))
     }
 
+    /// Whether a reservation of the same family covers `ip:port` (the
+    /// unspecified address covers its whole family).
     fn port_taken(set: &BTreeSet<(String, String, u16)>, proto: &str, ip: &str, port: u16) -> bool {
+        let v6 = ip.contains(':');
+        let any = if v6 { "::" } else { "0.0.0.0" };
         set.iter().any(|(p, i, n)| {
-            p == proto && *n == port && (i == ip || i == "0.0.0.0" || ip == "0.0.0.0")
+            p == proto && *n == port && i.contains(':') == v6 && (i == ip || i == any || ip == any)
         })
     }
 
-    /// Whether the host has the port bound by something else.
+    /// Whether the host has the port bound by something else (an IPv6
+    /// address tried as IPv6 only, as the proxy binds it).
     fn port_busy(proto: &str, ip: &str, port: u16) -> bool {
+        use socket2::{Domain, Socket, Type};
         let addr: std::net::IpAddr = ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED.into());
-        if proto == "udp" {
-            std::net::UdpSocket::bind((addr, port)).is_err()
+        let addr = std::net::SocketAddr::new(addr, port);
+        let ty = if proto == "udp" {
+            Type::DGRAM
         } else {
-            std::net::TcpListener::bind((addr, port)).is_err()
+            Type::STREAM
+        };
+        let Ok(s) = Socket::new(Domain::for_address(addr), ty, None) else {
+            return true;
+        };
+        if addr.is_ipv6() && s.set_only_v6(true).is_err() {
+            return true;
         }
+        if proto != "udp" && s.set_reuse_address(true).is_err() {
+            return true;
+        }
+        s.bind(&addr.into()).is_err()
     }
 
-    /// Choose and reserve the host ports of an endpoint.
-    fn reserve(&self, want: &[PortMapping]) -> Result<Vec<PortMapping>, String> {
+    /// Choose and reserve the host ports of an endpoint. A mapping without
+    /// a host address is bound on `0.0.0.0` and, with `dual`, on `::` too,
+    /// the same port on both.
+    fn reserve(&self, want: &[PortMapping], dual: bool) -> Result<Vec<PortMapping>, String> {
         let mut set = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         let mut got: Vec<PortMapping> = Vec::new();
         let fail = |set: &mut BTreeSet<(String, String, u16)>, got: &[PortMapping], msg: String| {
@@ -88,12 +111,11 @@ impl NetHost {
             Err(msg)
         };
         for m in want {
-            let ip = if m.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                &m.host_ip
-            }
-            .to_string();
+            let ips: Vec<String> = match m.host_ip.as_str() {
+                "" if dual => vec!["0.0.0.0".into(), "::".into()],
+                "" => vec!["0.0.0.0".into()],
+                ip => vec![ip.to_string()],
+            };
             let candidates: Vec<u16> = if m.host_port == 0 {
                 EPHEMERAL.collect()
             } else if m.host_port_end > m.host_port {
@@ -102,7 +124,9 @@ impl NetHost {
                 vec![m.host_port]
             };
             let pick = candidates.iter().copied().find(|p| {
-                !Self::port_taken(&set, &m.proto, &ip, *p) && !Self::port_busy(&m.proto, &ip, *p)
+                ips.iter().all(|ip| {
+                    !Self::port_taken(&set, &m.proto, ip, *p) && !Self::port_busy(&m.proto, ip, *p)
+                })
             });
             let Some(port) = pick else {
                 let shown = if m.host_port_end > m.host_port {
@@ -110,20 +134,23 @@ impl NetHost {
                 } else {
                     m.host_port.to_string()
                 };
+                let ip = &ips[0];
                 return fail(
                     &mut set,
                     &got,
                     format!("Bind for {ip}:{shown} failed: port is already allocated"),
                 );
             };
-            set.insert((m.proto.clone(), ip.clone(), port));
-            got.push(PortMapping {
-                proto: m.proto.clone(),
-                container_port: m.container_port,
-                host_ip: ip,
-                host_port: port,
-                host_port_end: 0,
-            });
+            for ip in ips {
+                set.insert((m.proto.clone(), ip.clone(), port));
+                got.push(PortMapping {
+                    proto: m.proto.clone(),
+                    container_port: m.container_port,
+                    host_ip: ip,
+                    host_port: port,
+                    host_port_end: 0,
+                });
+            }
         }
         Ok(got)
     }
@@ -255,7 +282,10 @@ impl NetworkHost for NetHostHandle {
                     ));
                 }
             }
-            let ports = me.reserve(&ep.ports)?;
+            // `::` too when something can carry it: the proxy, or the
+            // kernel to the container's own IPv6 address.
+            let dual = me.v6 && (me.proxy.is_some() || !ep.ipv6.is_empty());
+            let ports = me.reserve(&ep.ports, dual)?;
             let driver = me.driver(&rec);
             if let Err(e) = driver.attach(&rec, &ep).await {
                 me.unreserve(&ports);

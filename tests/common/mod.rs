@@ -527,6 +527,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free UDP port on the loopback (for a moment).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Compiles C source `src` into `out` with the host's `cc` (installed by
+/// scripts/install-deps.sh) and `flags`; panics when it cannot.
+pub fn cc(src: &str, out: &std::path::Path, flags: &[&str]) {
+    let c = out.with_extension("c");
+    std::fs::write(&c, src).unwrap();
+    let o = std::process::Command::new("cc")
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(&c)
+        .output()
+        .expect("cc (scripts/install-deps.sh installs gcc and libc6-dev)");
+    assert!(
+        o.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Poll `f` until it returns true or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
