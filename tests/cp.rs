@@ -306,11 +306,20 @@ fn cp_of_a_stopped_container_sees_its_volumes_and_binds_in_its_root() {
     std::fs::write(hostdir.join("hostfile"), "from-host").unwrap();
     std::fs::write(t.join("up.txt"), "hello").unwrap();
     let up = t.join("up.txt").display().to_string();
+    // A FIFO bind source: mounted, never opened (an open would block).
+    let fifo = t.join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     // Never started: its volume and binds exist only in its record.
     d.docker_ok(&[
         "create",
         "--name",
         "parked",
+        "-v",
+        &format!("{}:/run/fifo", fifo.display()),
         "-v",
         "parkvol:/data",
         "-v",

@@ -97,14 +97,16 @@ fn enter(rootfs: &Path, mut binds: Vec<Bind>) -> io::Result<OwnedFd> {
     // Parents before children: /data before /data/sub.
     binds.sort_by_key(|b| b.destination.split('/').filter(|c| !c.is_empty()).count());
     for b in &binds {
-        let src = File::open(&b.source).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("mount source {}: {e}", b.source.display()),
-            )
-        })?;
-        let dir = src.metadata()?.is_dir();
-        let src: OwnedFd = src.into();
+        // O_PATH: a socket or a FIFO source is never opened for I/O.
+        let src = nix::fcntl::open(&b.source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| {
+                io::Error::new(
+                    errno(e).kind(),
+                    format!("mount source {}: {e}", b.source.display()),
+                )
+            })?;
+        let st = nix::sys::stat::fstat(src.as_fd()).map_err(errno)?;
+        let dir = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
         let dst = make_in_root(&root, &b.destination, dir)?;
         mount(
             Some(fd_path(&src).as_str()),
