@@ -887,19 +887,16 @@ pub fn export(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let driver = r.ctx.images.driver.clone();
         let root = driver
-            .mount_rw(&rec.layer)
+            .borrow_rw(&rec.layer)
             .map_err(|e| ApiError::system(format!("mounting the container's filesystem: {e}")))?;
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-        let live = rec.state.status.is_live();
         let layer = rec.layer.clone();
         tokio::task::spawn_blocking(move || {
             let w = crate::images::io::ChannelWriter::new(tx.clone());
             if let Err(e) = crate::containers::changes::export(&root, w) {
                 let _ = tx.blocking_send(Err(e));
             }
-            if !live {
-                let _ = driver.unmount(&layer);
-            }
+            let _ = driver.give_back_rw(&layer);
         });
         let mut resp = Response::new(body::channel_result(rx));
         resp.headers_mut().insert(
@@ -1027,20 +1024,21 @@ fn archive_root(r: &Req, rec: &ContainerRecord) -> Result<(RootSpec, bool), ApiE
         .ctx
         .images
         .driver
-        .mount_rw(&rec.layer)
+        .borrow_rw(&rec.layer)
         .map_err(|e| ApiError::system(format!("mounting the container's filesystem: {e}")))?;
     Ok((RootSpec::Stopped { rootfs, binds }, true))
 }
 
-/// Once the copy's thread is done, unmount the stopped container's root
-/// filesystem (from the host's mount namespace).
+/// Once the copy's thread is done, give the stopped container's root
+/// filesystem back (unmounted from the host's mount namespace unless its
+/// container mounted it meanwhile).
 fn unmount_after(
     finished: std::io::Result<tokio::sync::oneshot::Receiver<()>>,
     root: Option<(Arc<dyn crate::sys::storage::StorageDriver>, String)>,
 ) -> Result<(), ApiError> {
     let undo = move || {
         if let Some((driver, layer)) = root {
-            let _ = driver.unmount(&layer);
+            let _ = driver.give_back_rw(&layer);
         }
     };
     match finished {

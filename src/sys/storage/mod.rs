@@ -37,6 +37,18 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// This is a container's root filesystem.
     fn mount_rw(&self, id: &str) -> io::Result<PathBuf>;
     fn unmount(&self, id: &str) -> io::Result<()>;
+    /// The writable view of layer `id` for a moment (`docker cp` into a
+    /// stopped container, `docker export`): mounted if it is not, and
+    /// given back with [`StorageDriver::give_back_rw`]. A view mounted by
+    /// someone else (a container's start, before berthd restarted) or
+    /// mounted by its container in between is never unmounted by the
+    /// borrower.
+    fn borrow_rw(&self, id: &str) -> io::Result<PathBuf> {
+        self.mount_rw(id)
+    }
+    fn give_back_rw(&self, _id: &str) -> io::Result<()> {
+        Ok(())
+    }
     /// `GraphDriver.Data` of `docker inspect` for layer `id` (None: null).
     /// At startup: unmount what a previous run left mounted, except the
     /// layers in `keep` (the root filesystems of containers that may still

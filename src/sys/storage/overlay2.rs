@@ -3,11 +3,12 @@
 //! `<id>/lower` the colon-separated short links of everything below, so the
 //! mount data of deep images stays within a page.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -18,6 +19,17 @@ use crate::sys::layers::WhiteoutMode;
 pub struct Overlay2 {
     root: PathBuf,
     backing: String,
+    /// Who holds each mounted writable view (in memory: after a restart a
+    /// view found mounted belongs to its container).
+    holds: Mutex<HashMap<String, Holds>>,
+}
+
+#[derive(Default)]
+struct Holds {
+    /// Mounted for its container (`mount_rw` until `unmount`).
+    container: bool,
+    /// Borrowers of the moment (`borrow_rw` until `give_back_rw`).
+    borrowed: usize,
 }
 
 fn short_id() -> String {
@@ -56,6 +68,7 @@ impl Overlay2 {
         let d = Overlay2 {
             root: root.to_path_buf(),
             backing: crate::sys::host::backing_filesystem(root),
+            holds: Mutex::new(HashMap::new()),
         };
         d.check_mount()?;
         Ok(d)
@@ -155,6 +168,7 @@ impl StorageDriver for Overlay2 {
     fn remove(&self, id: &str) -> io::Result<()> {
         valid_id(id)?;
         let dir = self.layer(id);
+        self.lock_holds().remove(id);
         let _ = umount2(&dir.join("merged"), MntFlags::MNT_DETACH);
         if let Ok(link) = fs::read_to_string(dir.join("link")) {
             let link = link.trim();
@@ -219,6 +233,86 @@ impl StorageDriver for Overlay2 {
         }
     }
     fn mount_rw(&self, id: &str) -> io::Result<PathBuf> {
+        let mut holds = self.lock_holds();
+        let merged = self.mount_rw_locked(id)?;
+        holds.entry(id.to_string()).or_default().container = true;
+        Ok(merged)
+    }
+    fn borrow_rw(&self, id: &str) -> io::Result<PathBuf> {
+        let mut holds = self.lock_holds();
+        let merged = self.layer(id).join("merged");
+        let before = mounted_under(&merged).contains(&merged);
+        let merged = self.mount_rw_locked(id)?;
+        let h = holds.entry(id.to_string()).or_default();
+        if before && h.borrowed == 0 {
+            // Mounted, and not by a borrower: its container's.
+            h.container = true;
+        }
+        h.borrowed += 1;
+        Ok(merged)
+    }
+    fn give_back_rw(&self, id: &str) -> io::Result<()> {
+        let mut holds = self.lock_holds();
+        let Some(h) = holds.get_mut(id) else {
+            return Ok(());
+        };
+        h.borrowed = h.borrowed.saturating_sub(1);
+        if h.borrowed > 0 || h.container {
+            return Ok(());
+        }
+        holds.remove(id);
+        self.umount_merged(id)
+    }
+    fn describe(&self, id: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        valid_id(id).ok()?;
+        let dir = self.layer(id);
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("UpperDir".into(), dir.join("diff").display().to_string());
+        m.insert("WorkDir".into(), dir.join("work").display().to_string());
+        m.insert("MergedDir".into(), dir.join("merged").display().to_string());
+        let lowers: Vec<String> = self
+            .lowers(id)
+            .ok()?
+            .iter()
+            .skip(1)
+            .filter_map(|l| fs::canonicalize(l).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !lowers.is_empty() {
+            m.insert("LowerDir".into(), lowers.join(":"));
+        }
+        Some(m)
+    }
+    fn unmount(&self, id: &str) -> io::Result<()> {
+        let mut holds = self.lock_holds();
+        if let Some(h) = holds.get_mut(id) {
+            h.container = false;
+            if h.borrowed > 0 {
+                // A copy is using it: the last borrower unmounts.
+                return Ok(());
+            }
+            holds.remove(id);
+        }
+        self.umount_merged(id)
+    }
+}
+
+impl Overlay2 {
+    fn lock_holds(&self) -> std::sync::MutexGuard<'_, HashMap<String, Holds>> {
+        self.holds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn umount_merged(&self, id: &str) -> io::Result<()> {
+        valid_id(id)?;
+        let merged = self.layer(id).join("merged");
+        match umount2(&merged, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The writable view of `id`, mounted if it is not (holds locked).
+    fn mount_rw_locked(&self, id: &str) -> io::Result<PathBuf> {
         valid_id(id)?;
         let dir = self.layer(id);
         let merged = dir.join("merged");
@@ -254,33 +348,5 @@ impl StorageDriver for Overlay2 {
         )
         .map_err(|e| io::Error::other(format!("mounting overlay for {id}: {e}")))?;
         Ok(merged)
-    }
-    fn describe(&self, id: &str) -> Option<std::collections::BTreeMap<String, String>> {
-        valid_id(id).ok()?;
-        let dir = self.layer(id);
-        let mut m = std::collections::BTreeMap::new();
-        m.insert("UpperDir".into(), dir.join("diff").display().to_string());
-        m.insert("WorkDir".into(), dir.join("work").display().to_string());
-        m.insert("MergedDir".into(), dir.join("merged").display().to_string());
-        let lowers: Vec<String> = self
-            .lowers(id)
-            .ok()?
-            .iter()
-            .skip(1)
-            .filter_map(|l| fs::canonicalize(l).ok())
-            .map(|p| p.display().to_string())
-            .collect();
-        if !lowers.is_empty() {
-            m.insert("LowerDir".into(), lowers.join(":"));
-        }
-        Some(m)
-    }
-    fn unmount(&self, id: &str) -> io::Result<()> {
-        valid_id(id)?;
-        let merged = self.layer(id).join("merged");
-        match umount2(&merged, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 }

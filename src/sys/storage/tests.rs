@@ -140,3 +140,50 @@ fn overlay2_suite() {
         Err(e) => panic!("overlay2 must work on this host: {e}"),
     }
 }
+
+#[test]
+fn overlay2_borrowed_views_never_unmount_a_containers_mount() {
+    let t = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let _unmount = Unmounter(t.path().to_path_buf());
+    let root = t.path().join("overlay2");
+    let d = Overlay2::new(&root).unwrap();
+    let p = d.create("img", None).unwrap();
+    apply_layer(&p, &tar(&[("f", Some(b"x"))])[..], d.whiteouts()).unwrap();
+    d.create("ctr", Some("img")).unwrap();
+    let merged = root.join("ctr/merged");
+    let mounted = || {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(merged.to_str().unwrap()))
+    };
+    // A borrow alone: mounted, then unmounted when given back.
+    d.borrow_rw("ctr").unwrap();
+    assert!(mounted());
+    d.give_back_rw("ctr").unwrap();
+    assert!(!mounted());
+    // The container starts while a copy holds it: it stays mounted.
+    d.borrow_rw("ctr").unwrap();
+    d.mount_rw("ctr").unwrap();
+    d.give_back_rw("ctr").unwrap();
+    assert!(mounted(), "the copy unmounted the started container's root");
+    // The container's own mount outlives any borrow.
+    d.borrow_rw("ctr").unwrap();
+    d.give_back_rw("ctr").unwrap();
+    assert!(mounted());
+    // Its container lets go while a copy holds it: the copy unmounts.
+    d.borrow_rw("ctr").unwrap();
+    d.unmount("ctr").unwrap();
+    assert!(mounted(), "unmounted under a running copy");
+    d.give_back_rw("ctr").unwrap();
+    assert!(!mounted());
+    // After a restart (nothing in memory) a mounted view is its
+    // container's: a borrow leaves it mounted.
+    d.mount_rw("ctr").unwrap();
+    let again = Overlay2::new(&root).unwrap();
+    again.borrow_rw("ctr").unwrap();
+    again.give_back_rw("ctr").unwrap();
+    assert!(mounted());
+    again.unmount("ctr").unwrap();
+    assert!(!mounted());
+}
