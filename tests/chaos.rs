@@ -295,3 +295,74 @@ fn killed_network_actors_keep_addresses_traffic_and_names() {
     assert!(d.log().contains("network actor rebuilt"));
     d.stop();
 }
+
+/// Volume actors and their supervisor (and the container supervisor) die
+/// while a container writes to a volume: the writes never stop, the
+/// volume keeps its user (removal refused), its data and its record.
+#[test]
+fn killed_volume_actors_keep_users_and_data() {
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&["volume", "create", "--label", "k=v", "chaosvol"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "chaosvol:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo $i >> /d/log; i=$((i+1)); usleep 20000; done",
+    ]);
+    let log = d.data_root.join("volumes/chaosvol/_data/log");
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(wait_for(Duration::from_secs(5), || lines() > 0));
+    let inspect = || d.docker_ok(&["volume", "inspect", "chaosvol"]);
+    let before = inspect();
+    for victim in [
+        "volume:chaosvol",
+        "volume:chaosvol",
+        "volumes",
+        "volume:chaosvol",
+        "containers",
+        "volume:chaosvol",
+    ] {
+        assert!(
+            wait_for(Duration::from_secs(5), || kill(&d, victim) == 204),
+            "{victim} never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The rebuilt actor still counts the writer: removal is refused.
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let o = d.docker(&["volume", "rm", "chaosvol"]);
+            assert!(
+                !o.status.success(),
+                "the volume was removed under its writer"
+            );
+            String::from_utf8_lossy(&o.stderr).contains("volume is in use")
+        }),
+        "the volume's removal was never refused as in use"
+    );
+    assert_eq!(inspect(), before);
+    let n = lines();
+    assert!(
+        wait_for(Duration::from_secs(5), || lines() > n + 5),
+        "the writer stopped writing"
+    );
+    // Everything still obeys: the container goes, then its volume.
+    d.docker_ok(&["rm", "-f", "writer"]);
+    assert!(wait_for(Duration::from_secs(5), || d
+        .docker(&["volume", "rm", "chaosvol"])
+        .status
+        .success()));
+    assert!(!log.exists());
+    d.stop();
+}

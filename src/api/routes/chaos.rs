@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use berth_actors::directory::{EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS};
+use berth_actors::directory::{
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, VOLUMES,
+};
 
 use crate::api::body;
 use crate::api::errors::ApiError;
@@ -55,17 +57,33 @@ pub fn kill(r: Req) -> HandlerFuture {
             cell.kill();
             return Ok(body::no_content());
         }
+        // `volume:<name>` kills one volume's actor (its data stays).
+        if let Some(n) = name.strip_prefix("volume:") {
+            let rec = r
+                .ctx
+                .volumes
+                .volumes
+                .lookup(n)
+                .map_err(|e| ApiError::from_err(&e))?;
+            let cell = ractor::registry::where_is(berth_actors::volume::actor_name(&rec.name))
+                .ok_or_else(|| ApiError::not_found(format!("the actor of {n} is not running")))?;
+            tracing::warn!(volume = %rec.name, "chaos control: killing a volume's actor");
+            cell.kill();
+            return Ok(body::no_content());
+        }
         if ![
             FRONT_DOOR,
             EVENT_BUS,
             IMAGE_STORE,
             REGISTRY_SESSIONS,
             NETWORKS,
+            VOLUMES,
+            CONTAINERS,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, registry-session, container:<id>, network:<name>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, registry-session, container:<id>, network:<name>, volume:<name>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())
