@@ -287,7 +287,42 @@ print((time.monotonic() - t) * 1000 / n)
 """
 
 
-def network_figures(name, sock, runs, subnet, mb=2048):
+SINK_C = r"""
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static char b[1 << 20];
+int main(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(5001);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 16)) return 1;
+    for (;;) {
+        int c = accept(l, 0, 0);
+        if (c < 0) continue;
+        while (read(c, b, sizeof b) > 0) {}
+        close(c);
+    }
+}
+"""
+
+
+def make_sink(tmp):
+    """A static TCP sink reading 1 MiB at a time (busybox nc reads a few KiB
+    per call and would be the bottleneck of both daemons)."""
+    d = os.path.join(tmp, "sink")
+    if not os.path.exists(os.path.join(d, "sink")):
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "sink.c"), "w") as f:
+            f.write(SINK_C)
+        subprocess.run(["cc", "-static", "-O2", "-o", os.path.join(d, "sink"), os.path.join(d, "sink.c")],
+                       check=True)
+    return d
+
+
+def network_figures(name, sock, runs, subnet, sink_dir, mb=2048):
     """run --rm on a user-defined network; TCP throughput host -> container
     through a published port on 127.0.0.1; DNS latency of a container name."""
     r = {}
@@ -301,8 +336,8 @@ def network_figures(name, sock, runs, subnet, mb=2048):
     s.bind(("127.0.0.1", 0))
     hp = s.getsockname()[1]
     s.close()
-    docker(sock, "run", "-d", "--name", "sink", "-p", f"127.0.0.1:{hp}:5001", "busybox",
-           "sh", "-c", "while true; do nc -l -p 5001 > /dev/null; done")
+    docker(sock, "run", "-d", "--name", "sink", "-p", f"127.0.0.1:{hp}:5001",
+           "-v", f"{sink_dir}:/sink:ro", "busybox", "/sink/sink")
     chunk = b"\0" * (1 << 20)
     best = 0.0
     for _ in range(3):
@@ -450,7 +485,7 @@ def main():
             for n, sub in (("berthd", "10.251.1.0/24"), ("dockerd", "10.251.0.0/24")):
                 if not want("containers"):
                     docker(socks[n], "load", "-i", bb)
-                res[n].update(network_figures(n, socks[n], args.runs, sub))
+                res[n].update(network_figures(n, socks[n], args.runs, sub, make_sink(tmp)))
                 print(n, json.dumps(res[n]), flush=True)
         # Images: load, push, pull (with peak RSS), then /images/json with 200 images.
         archive = os.path.join(tmp, "big.tar")
