@@ -26,11 +26,6 @@ fn errno(e: nix::errno::Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-/// The root of the container's filesystem as a descriptor.
-pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    Ok(File::open(root)?.into())
-}
-
 fn how(flags: OFlag) -> OpenHow {
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
