@@ -341,10 +341,34 @@ fn cp_of_a_stopped_container_sees_its_volumes_and_binds_in_its_root() {
         std::fs::read_to_string(hostdir.join("in")).unwrap(),
         "hello"
     );
-    // A read-only bind stays read-only.
+    // A read-only bind stays read-only (dockerd's message).
     let o = d.docker(&["cp", &up, "parked:/ro/x"]);
     assert!(!o.status.success(), "copy into a :ro bind succeeded");
+    assert!(
+        stderr(&o).contains("mounted volume is marked read-only"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!rodir.join("x").exists());
+    // A --read-only container: its root refuses, its volume takes the copy.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "rofs",
+        "--read-only",
+        "-v",
+        "rofsvol:/w",
+        "busybox",
+        "true",
+    ]);
+    let o = d.docker(&["cp", &up, "rofs:/x"]);
+    assert!(
+        stderr(&o).contains("container rootfs is marked read-only"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["cp", &up, "rofs:/w/x"]);
+    assert!(d.data_root.join("volumes/rofsvol/_data/x").exists());
     // The volume's content is what the next container sees.
     assert_eq!(
         d.docker_ok(&["run", "--rm", "-v", "parkvol:/d", "busybox", "cat", "/d/up"]),
@@ -407,7 +431,7 @@ fn cp_of_a_stopped_container_sees_its_volumes_and_binds_in_its_root() {
         common::wait_for(Duration::from_secs(5), || no_mount_under(&d.data_root)),
         "a stopped container's root is still mounted"
     );
-    for c in ["parked", "ran", "trap"] {
+    for c in ["parked", "ran", "trap", "rofs"] {
         d.docker_ok(&["rm", c]);
     }
     d.stop();

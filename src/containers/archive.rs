@@ -79,6 +79,39 @@ pub fn resolve(
     Ok((dir, name, st, None))
 }
 
+/// dockerd's refusal of a copy into a read-only place, decided on the
+/// destination path (cleaned, not resolved) before anything is written:
+/// the innermost mount holding it, else the root filesystem.
+pub fn read_only_refusal(
+    mounts: &[berth_actors::container::MountPoint],
+    readonly_rootfs: bool,
+    path: &str,
+) -> Option<&'static str> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let holds = |dest: &str| {
+        let d: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
+        parts.starts_with(&d)
+    };
+    let innermost = mounts
+        .iter()
+        .filter(|m| holds(&m.destination))
+        .max_by_key(|m| m.destination.split('/').filter(|c| !c.is_empty()).count());
+    match innermost {
+        Some(m) if !m.rw => Some("mounted volume is marked read-only"),
+        None if readonly_rootfs => Some("container rootfs is marked read-only"),
+        _ => None,
+    }
+}
+
 /// The `X-Docker-Container-Path-Stat` value: base64 of dockerd's JSON,
 /// `mode` in Go's FileMode bits.
 pub fn stat_header(root: &OwnedFd, path: &str) -> io::Result<String> {
@@ -395,4 +428,42 @@ pub fn extract(
         .map_err(errno)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_actors::container::MountPoint;
+
+    use super::read_only_refusal;
+
+    fn mount(dest: &str, rw: bool) -> MountPoint {
+        MountPoint {
+            kind: "volume".into(),
+            destination: dest.into(),
+            rw,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn copies_into_read_only_places_are_refused_as_dockerd_does() {
+        let m = [
+            mount("/ro", false),
+            mount("/ro/rw", true),
+            mount("/data", true),
+        ];
+        let ro = Some("mounted volume is marked read-only");
+        assert_eq!(read_only_refusal(&m, false, "/ro"), ro);
+        assert_eq!(read_only_refusal(&m, false, "/ro/sub/"), ro);
+        assert_eq!(read_only_refusal(&m, false, "/ro/rw/x"), None);
+        assert_eq!(read_only_refusal(&m, false, "/data/../ro/./x"), ro);
+        assert_eq!(read_only_refusal(&m, false, "/ro/../data"), None);
+        assert_eq!(read_only_refusal(&m, false, "/robot"), None);
+        assert_eq!(read_only_refusal(&m, false, "/tmp"), None);
+        let rofs = Some("container rootfs is marked read-only");
+        assert_eq!(read_only_refusal(&m, true, "/tmp"), rofs);
+        assert_eq!(read_only_refusal(&m, true, "/"), rofs);
+        assert_eq!(read_only_refusal(&m, true, "/data/x"), None);
+        assert_eq!(read_only_refusal(&m, true, "/ro/x"), ro);
+    }
 }

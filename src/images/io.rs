@@ -80,6 +80,21 @@ impl Drop for ChannelWriter {
 }
 
 /// Pump a hyper request body into a channel for a [`ChannelReader`].
+/// Read and drop up to `limit` bytes of a request body nobody will use,
+/// so a client still writing it (the docker CLI sends the body while it
+/// waits for the answer) gets the error answer, not a broken pipe; as Go's
+/// server does before it answers.
+pub async fn drain_body(mut body: hyper::body::Incoming, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while seen <= limit {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
+
 pub async fn pump_body(mut body: hyper::body::Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
     use http_body_util::BodyExt;
     loop {

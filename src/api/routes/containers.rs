@@ -1130,7 +1130,20 @@ pub fn archive_get(r: Req) -> HandlerFuture {
 /// `PUT /containers/{id}/archive?path=`: extract the body's tar there.
 pub fn archive_put(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let rec = find(&r)?;
+        let res = archive_put_to(&mut r).await;
+        // Refused before the tar was read: drain it so the client, still
+        // sending, reads the refusal.
+        let refused = res.is_err();
+        if let (true, Some(incoming)) = (refused, r.incoming.take()) {
+            crate::images::io::drain_body(incoming.into_body(), 64 << 20).await;
+        }
+        res
+    })
+}
+
+async fn archive_put_to(r: &mut Req) -> Result<Response<body::Body>, ApiError> {
+    {
+        let rec = find(r)?;
         let path = r.query.get("path").unwrap_or("").to_string();
         if path.is_empty() {
             return Err(ApiError::invalid("path is required"));
@@ -1139,8 +1152,15 @@ pub fn archive_put(mut r: Req) -> HandlerFuture {
             no_overwrite_dir_non_dir: r.query.bool("noOverwriteDirNonDir"),
             copy_uid_gid: r.query.bool("copyUIDGID"),
         };
-        let reader = super::images::body_reader(&mut r)?;
-        let (spec, unmount) = archive_root(&r, &rec)?;
+        let ro_rootfs = rec.host_config["ReadonlyRootfs"].as_bool() == Some(true);
+        if let Some(m) =
+            crate::containers::archive::read_only_refusal(&rec.mounts, ro_rootfs, &path)
+        {
+            // dockerd answers these as a system error (500).
+            return Err(ApiError::system(m));
+        }
+        let reader = super::images::body_reader(r)?;
+        let (spec, unmount) = archive_root(r, &rec)?;
         let driver = r.ctx.images.driver.clone();
         let layer = rec.layer.clone();
         let p2 = path.clone();
@@ -1166,5 +1186,5 @@ pub fn archive_put(mut r: Req) -> HandlerFuture {
             Err(X::Invalid(m)) => Err(ApiError::invalid(m)),
             Err(X::Io(e)) => Err(ApiError::system(e.to_string())),
         }
-    })
+    }
 }
