@@ -134,7 +134,18 @@ impl NetHost {
                 } else {
                     m.host_port.to_string()
                 };
-                let ip = &ips[0];
+                // The address that refused a single port (`::` when only
+                // IPv6 has it bound), named as dockerd's port allocator does.
+                let ip = match candidates.as_slice() {
+                    [p] => ips
+                        .iter()
+                        .find(|ip| {
+                            Self::port_taken(&set, &m.proto, ip, *p)
+                                || Self::port_busy(&m.proto, ip, *p)
+                        })
+                        .unwrap_or(&ips[0]),
+                    _ => &ips[0],
+                };
                 return fail(
                     &mut set,
                     &got,
