@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::actor::{actor_name, publish_counts, ContainerActor, ContainerArgs};
 use super::index::ContainerIndex;
@@ -301,16 +301,11 @@ impl Actor for ContainerSupervisor {
             SupervisorMsg::Forget(id) => st.children.forget(&id),
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
-                if let (Some(rec), true) = (rec, st.children.wanted(&id)) {
-                    let a = st.args_for((*rec).clone(), true, false);
-                    match st.children.start(&id, spawn(myself.get_cell(), a)).await {
-                        Ok(()) => info!(%id, "container actor rebuilt"),
-                        Err(e) => {
-                            error!("rebuilding: {e}");
-                            rebuild_later(&myself, id, RETRY_AFTER);
-                        }
-                    }
-                }
+                let a = rec
+                    .map(|rec| spawn(myself.get_cell(), st.args_for((*rec).clone(), true, false)));
+                st.children
+                    .rebuild(id, a, |id| rebuild_later(&myself, id, RETRY_AFTER))
+                    .await;
             }
             SupervisorMsg::List(reply) => {
                 let _ = reply.send(st.children.keys());

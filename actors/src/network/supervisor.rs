@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::info;
 
 use super::actor::{actor_name, NetworkActor, NetworkArgs};
 use super::index::NetworkIndex;
@@ -357,16 +357,10 @@ impl Actor for NetworkSupervisor {
             SupervisorMsg::Forget(id) => st.children.forget(&id),
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
-                if let (Some(rec), true) = (rec, st.children.wanted(&id)) {
-                    let a = st.args_for((*rec).clone());
-                    match st.children.start(&id, spawn(myself.get_cell(), a)).await {
-                        Ok(()) => info!(%id, "network actor rebuilt"),
-                        Err(e) => {
-                            error!("rebuilding: {e}");
-                            rebuild_later(&myself, id, RETRY_AFTER);
-                        }
-                    }
-                }
+                let a = rec.map(|rec| spawn(myself.get_cell(), st.args_for((*rec).clone())));
+                st.children
+                    .rebuild(id, a, |id| rebuild_later(&myself, id, RETRY_AFTER))
+                    .await;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, SupervisionEvent};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::ports::BoxFuture;
 
@@ -94,6 +94,28 @@ impl KeyedChildren {
         let aid = spawn.await?;
         self.actors.insert(aid, key.to_string());
         Ok(())
+    }
+
+    /// A `Rebuild(key)` message: spawns the key's actor again if it is
+    /// still wanted and has a record (`spawn` is None without one); a
+    /// spawn that fails is handed to `retry` (send `Rebuild` again after
+    /// [`RETRY_AFTER`]).
+    pub async fn rebuild(
+        &mut self,
+        key: String,
+        spawn: Option<SpawnFuture>,
+        retry: impl FnOnce(String),
+    ) {
+        let Some(spawn) = spawn.filter(|_| self.wanted(&key)) else {
+            return;
+        };
+        match self.start(&key, spawn).await {
+            Ok(()) => info!(%key, "{} actor rebuilt", self.kind),
+            Err(e) => {
+                error!(kind = self.kind, %key, "rebuilding: {e}");
+                retry(key);
+            }
+        }
     }
 
     /// The key was removed for good: its actor is not rebuilt.

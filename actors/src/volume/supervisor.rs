@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::info;
 
 use super::actor::{actor_name, VolumeActor, VolumeArgs};
 use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
@@ -207,16 +207,10 @@ impl Actor for VolumeSupervisor {
             VolumeSupervisorMsg::Forget(name) => st.children.forget(&name),
             VolumeSupervisorMsg::Rebuild(name) => {
                 let rec = st.args.index.borrow().by_name.get(&name).cloned();
-                if let (Some(rec), true) = (rec, st.children.wanted(&name)) {
-                    let a = st.args_for((*rec).clone());
-                    match st.children.start(&name, spawn(myself.get_cell(), a)).await {
-                        Ok(()) => info!(%name, "volume actor rebuilt"),
-                        Err(e) => {
-                            error!("rebuilding: {e}");
-                            rebuild_later(&myself, name, RETRY_AFTER);
-                        }
-                    }
-                }
+                let a = rec.map(|rec| spawn(myself.get_cell(), st.args_for((*rec).clone())));
+                st.children
+                    .rebuild(name, a, |name| rebuild_later(&myself, name, RETRY_AFTER))
+                    .await;
             }
         }
         Ok(())
