@@ -29,45 +29,38 @@ pub fn kill(r: Req) -> HandlerFuture {
             }
             return Ok(body::no_content());
         }
-        // `container:<id>` kills one container's actor (never the container).
-        if let Some(id) = name.strip_prefix("container:") {
-            let rec = r
-                .ctx
-                .containers
-                .containers
-                .lookup(id)
-                .map_err(super::containers::err)?;
-            let cell = ractor::registry::where_is(berth_actors::container::actor_name(&rec.id))
-                .ok_or_else(|| ApiError::not_found(format!("the actor of {id} is not running")))?;
-            tracing::warn!(id = %rec.id, "chaos control: killing a container's actor");
-            cell.kill();
-            return Ok(body::no_content());
-        }
-        // `network:<name or id>` kills one network's actor (the host side stays).
-        if let Some(n) = name.strip_prefix("network:") {
-            let rec = r
-                .ctx
-                .networks
-                .networks
-                .lookup(n)
-                .map_err(|e| ApiError::from_err(&e))?;
-            let cell = ractor::registry::where_is(berth_actors::network::actor_name(&rec.id))
-                .ok_or_else(|| ApiError::not_found(format!("the actor of {n} is not running")))?;
-            tracing::warn!(id = %rec.id, "chaos control: killing a network's actor");
-            cell.kill();
-            return Ok(body::no_content());
-        }
-        // `volume:<name>` kills one volume's actor (its data stays).
-        if let Some(n) = name.strip_prefix("volume:") {
-            let rec = r
-                .ctx
-                .volumes
-                .volumes
-                .lookup(n)
-                .map_err(|e| ApiError::from_err(&e))?;
-            let cell = ractor::registry::where_is(berth_actors::volume::actor_name(&rec.name))
-                .ok_or_else(|| ApiError::not_found(format!("the actor of {n} is not running")))?;
-            tracing::warn!(volume = %rec.name, "chaos control: killing a volume's actor");
+        // `container:<id>`, `network:<name or id>`, `volume:<name>`: one
+        // actor of that kind (the container, the host side, the data stay).
+        let keyed = if let Some(id) = name.strip_prefix("container:") {
+            let rec = r.ctx.containers.containers.lookup(id);
+            Some((
+                id,
+                rec.map(|c| berth_actors::container::actor_name(&c.id))
+                    .map_err(super::containers::err),
+            ))
+        } else if let Some(n) = name.strip_prefix("network:") {
+            let rec = r.ctx.networks.networks.lookup(n);
+            Some((
+                n,
+                rec.map(|c| berth_actors::network::actor_name(&c.id))
+                    .map_err(|e| ApiError::from_err(&e)),
+            ))
+        } else if let Some(n) = name.strip_prefix("volume:") {
+            let rec = r.ctx.volumes.volumes.lookup(n);
+            Some((
+                n,
+                rec.map(|v| berth_actors::volume::actor_name(&v.name))
+                    .map_err(|e| ApiError::from_err(&e)),
+            ))
+        } else {
+            None
+        };
+        if let Some((what, actor)) = keyed {
+            let actor = actor?;
+            let cell = ractor::registry::where_is(actor.clone()).ok_or_else(|| {
+                ApiError::not_found(format!("the actor of {what} is not running"))
+            })?;
+            tracing::warn!(%actor, "chaos control: killing an actor");
             cell.kill();
             return Ok(body::no_content());
         }
