@@ -65,9 +65,10 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         .map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
-    let cfg = s.loaded.config.clone();
+    let mut cfg = s.loaded.config.clone();
     dirs::ensure_private_dir(Path::new(&cfg.data_root), 0o710)?;
     dirs::ensure_private_dir(Path::new(&cfg.exec_root), 0o700)?;
+    resolve_dirs(&mut cfg);
     let pidfile = PidFile::acquire(Path::new(&cfg.pidfile))?;
     let engine = engine_id(Path::new(&cfg.data_root))
         .map_err(|e| StartupError::io("creating engine id in", &cfg.data_root, e))?;
@@ -564,6 +565,18 @@ async fn stop_containers(ctx: &ApiContext) {
     }
 }
 
+/// The data-root and exec-root without symlinks (`/var/run` is a link to
+/// `/run` on Debian): the kernel reports real paths (mountinfo, a process's
+/// cwd) and berthd compares its own paths with them; dockerd resolves its
+/// root the same way.
+fn resolve_dirs(cfg: &mut DaemonConfig) {
+    for dir in [&mut cfg.data_root, &mut cfg.exec_root] {
+        if let Ok(real) = std::fs::canonicalize(&*dir) {
+            *dir = real.display().to_string();
+        }
+    }
+}
+
 /// SIGHUP: re-read the file with the original flags; apply the reloadable
 /// options; a file that fails validation changes nothing.
 fn reload_config(
@@ -596,7 +609,8 @@ fn reload_config(
     })();
     match result {
         Err(e) => error!("error reloading the configuration; nothing changed: {e}"),
-        Ok((new, _)) => {
+        Ok((mut new, _)) => {
+            resolve_dirs(&mut new);
             let current = tx.borrow().clone();
             let (next, ignored) = reload::apply(&current, &new);
             if !ignored.is_empty() {

@@ -1110,3 +1110,51 @@ fn icc_off_isolates_containers_of_the_default_bridge() {
     d.docker_ok(&["rm", "-f", "icc1"]);
     d.stop();
 }
+
+/// Roots given through symlinks (Debian's `/var/run` is a link to `/run`):
+/// berthd finds its proxies and its berth-dns by their working directory,
+/// which the kernel reports without links, so it resolves its roots first.
+/// Before that fix a removed container's proxy was left running, a second
+/// berth-dns was started and neither was stopped with berthd.
+#[test]
+fn roots_behind_symlinks_leave_no_proxy_or_dns_behind() {
+    let d = Daemon::builder().roots_behind_symlinks().start();
+    load_busybox(&d);
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(1), "linknet"]);
+    let hp = free_port();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lweb",
+        "--network",
+        "linknet",
+        "-p",
+        &format!("127.0.0.1:{hp}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd("linked"),
+    ]);
+    assert!(wait_http(&format!("127.0.0.1:{hp}"), "linked"));
+    assert_eq!(d.proxy_pids().len(), 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.dns_pids().len(), 1, "berth-dns started twice");
+    d.docker_ok(&["rm", "-f", "lweb"]);
+    assert!(
+        common::wait_for(Duration::from_secs(3), || d.proxy_pids().is_empty()),
+        "the removed container's proxy is still running"
+    );
+    d.docker_ok(&["network", "rm", "linknet"]);
+    let dns = d.dns_pids();
+    d.stop();
+    for pid in dns {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true),
+            "berth-dns {pid} outlived berthd"
+        );
+    }
+}

@@ -43,6 +43,7 @@ pub struct Builder {
     config: serde_json::Value,
     args: Vec<String>,
     extra_hosts: Vec<String>,
+    symlinked_roots: bool,
 }
 
 impl Default for Builder {
@@ -51,6 +52,7 @@ impl Default for Builder {
             config: serde_json::json!({}),
             args: Vec::new(),
             extra_hosts: Vec::new(),
+            symlinked_roots: false,
         }
     }
 }
@@ -64,12 +66,25 @@ impl Builder {
         self.args.push(a.to_string());
         self
     }
+    /// The data-root and exec-root given as symlinks to the real
+    /// directories (as `/var/run` is a link to `/run` on Debian).
+    pub fn roots_behind_symlinks(mut self) -> Self {
+        self.symlinked_roots = true;
+        self
+    }
     pub fn host(mut self, h: &str) -> Self {
         self.extra_hosts.push(h.to_string());
         self
     }
     pub fn start(self) -> Daemon {
         let mut d = Daemon::prepare();
+        if self.symlinked_roots {
+            for p in [&d.data_root, &d.exec_root] {
+                let real = p.with_extension("real");
+                std::fs::create_dir(&real).unwrap();
+                std::os::unix::fs::symlink(&real, p).unwrap();
+            }
+        }
         d.write_config(&self.config);
         d.extra_args = self.args.clone();
         d.extra_args.push("-H".into());
@@ -144,7 +159,8 @@ impl Daemon {
     /// the bridges of its networks and its nftables table.
     pub fn cleanup_network(&self) {
         let dir = self.data_root.join("network").join("networks");
-        let mut bridges = vec![berth::network::default_bridge_name(&self.exec_root)];
+        let exec_root = self.real_exec_root();
+        let mut bridges = vec![berth::network::default_bridge_name(&exec_root)];
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let v: serde_json::Value = std::fs::read(e.path())
@@ -159,7 +175,7 @@ impl Daemon {
         for b in bridges {
             let _ = Command::new("ip").args(["link", "del", &b]).output();
         }
-        let table = berth::network::table_name(&self.exec_root);
+        let table = berth::network::table_name(&exec_root);
         let _ = Command::new("nft")
             .args(["delete", "table", "inet", &table])
             .stderr(Stdio::null())
@@ -609,8 +625,13 @@ impl Daemon {
 
     /// Pids of this daemon's berth-dns (working directory: its
     /// exec-root's dns directory).
+    /// The exec-root as berthd and the kernel name it (symlinks resolved).
+    pub fn real_exec_root(&self) -> PathBuf {
+        std::fs::canonicalize(&self.exec_root).unwrap_or_else(|_| self.exec_root.clone())
+    }
+
     pub fn dns_pids(&self) -> Vec<i32> {
-        let dir = self.exec_root.join("dns");
+        let dir = self.real_exec_root().join("dns");
         let Ok(rd) = std::fs::read_dir("/proc") else {
             return vec![];
         };
@@ -642,11 +663,7 @@ impl Daemon {
             if !String::from_utf8_lossy(&cmd).contains("-container-ip") {
                 continue;
             }
-            if std::fs::read_link(format!("/proc/{pid}/cwd"))
-                .ok()
-                .as_deref()
-                == Some(self.exec_root.as_path())
-            {
+            if std::fs::read_link(format!("/proc/{pid}/cwd")).ok() == Some(self.real_exec_root()) {
                 out.push(pid);
             }
         }
@@ -658,7 +675,7 @@ impl Daemon {
     /// directory is gone), zombies excluded.
     pub fn shim_pids(&self) -> Vec<i32> {
         let mut out = Vec::new();
-        let root = self.exec_root.join("containers");
+        let root = self.real_exec_root().join("containers");
         let root = root.to_string_lossy();
         let Ok(rd) = std::fs::read_dir("/proc") else {
             return out;
