@@ -159,8 +159,12 @@ impl Daemon {
     /// the bridges of its networks and its nftables table.
     pub fn cleanup_network(&self) {
         let dir = self.data_root.join("network").join("networks");
-        let exec_root = self.real_exec_root();
-        let mut bridges = vec![berth::network::default_bridge_name(&exec_root)];
+        // The names berthd derives from its exec-root, given or resolved.
+        let roots = [self.exec_root.clone(), self.real_exec_root()];
+        let mut bridges: Vec<String> = roots
+            .iter()
+            .map(|r| berth::network::default_bridge_name(r))
+            .collect();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let v: serde_json::Value = std::fs::read(e.path())
@@ -175,11 +179,13 @@ impl Daemon {
         for b in bridges {
             let _ = Command::new("ip").args(["link", "del", &b]).output();
         }
-        let table = berth::network::table_name(&exec_root);
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &table])
-            .stderr(Stdio::null())
-            .output();
+        for r in &roots {
+            let table = berth::network::table_name(r);
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", &table])
+                .stderr(Stdio::null())
+                .output();
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {
