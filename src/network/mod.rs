@@ -26,6 +26,14 @@ use crate::config::DaemonConfig;
 /// docker0; berth keeps clear of a dockerd on the same host).
 pub const DEFAULT_BRIDGE: &str = "berth0";
 
+/// Whether `exec_root` is the default one, as given or resolved
+/// (`/var/run/berth` is `/run/berth` on Debian; berthd resolves its roots
+/// after creating them, so the default exists whenever this is asked).
+fn is_default_exec_root(exec_root: &Path) -> bool {
+    let default = Path::new(crate::config::DEFAULT_EXEC_ROOT);
+    exec_root == default || std::fs::canonicalize(default).is_ok_and(|d| d == exec_root)
+}
+
 fn exec_root_hash(exec_root: &Path) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(exec_root.to_string_lossy().as_bytes());
@@ -35,7 +43,7 @@ fn exec_root_hash(exec_root: &Path) -> String {
 /// The default bridge's interface: `berth0` for the default exec-root,
 /// `bt-<hash>` for any other (so berthds side by side never share one).
 pub fn default_bridge_name(exec_root: &Path) -> String {
-    if exec_root == Path::new(crate::config::DEFAULT_EXEC_ROOT) {
+    if is_default_exec_root(exec_root) {
         return DEFAULT_BRIDGE.into();
     }
     format!("bt-{}", exec_root_hash(exec_root))
@@ -58,7 +66,7 @@ impl NetworkService {
 /// The nftables table of this berthd: `berth` for the default exec-root,
 /// `berth-<hash>` for any other (so test daemons never share one).
 pub fn table_name(exec_root: &Path) -> String {
-    if exec_root == Path::new(crate::config::DEFAULT_EXEC_ROOT) {
+    if is_default_exec_root(exec_root) {
         return "berth".into();
     }
     format!("berth-{}", exec_root_hash(exec_root))
