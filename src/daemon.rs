@@ -172,13 +172,15 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     dirs::ensure_private_dir(&vol_root, 0o701)?;
     let mut vol_records = crate::volumes::load_records(&vol_root);
     for v in vol_records.iter_mut() {
-        v.users = cont_records
-            .iter()
-            .filter(|c| {
-                c.mounts
-                    .iter()
-                    .any(|m| m.kind == "volume" && m.name == v.name)
-            })
+        let using = cont_records.iter().filter(|c| {
+            c.mounts
+                .iter()
+                .any(|m| m.kind == "volume" && m.name == v.name)
+        });
+        v.users = using.clone().map(|c| c.id.clone()).collect();
+        // Mounted by the containers still running (live-restore).
+        v.active = using
+            .filter(|c| c.state.status.is_live())
             .map(|c| c.id.clone())
             .collect();
     }

@@ -196,11 +196,37 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
         "{out}"
     );
     let data = d.data_root.join("volumes/tv/_data");
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&data.display().to_string())
+    };
+    assert!(!mounted(), "still mounted after its last user");
+    // As dockerd's local driver: unmounted when the last running container
+    // stops, though a stopped container still holds the volume; the next
+    // user gets a fresh tmpfs.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "tvuser",
+        "-v",
+        "tv:/tv",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /tv/f",
+    ]);
     assert!(
-        !mountinfo.contains(&data.display().to_string()),
-        "still mounted after its last user"
+        common::wait_for(Duration::from_secs(3), || !mounted()),
+        "still mounted after its last running container stopped"
     );
+    let o = d.docker(&["run", "--rm", "-v", "tv:/tv", "busybox", "cat", "/tv/f"]);
+    assert!(
+        !o.status.success(),
+        "a stopped volume kept its tmpfs content"
+    );
+    assert!(!d.docker(&["volume", "rm", "tv"]).status.success());
+    d.docker_ok(&["rm", "tvuser"]);
     d.docker_ok(&["volume", "rm", "tv"]);
     // tmpfs sizes: --tmpfs and --mount type=tmpfs.
     let out = d.docker_ok(&[

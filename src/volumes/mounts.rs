@@ -281,6 +281,7 @@ pub async fn realize(
                             .display()
                             .to_string(),
                         users: Default::default(),
+                        active: Default::default(),
                     };
                     let name = m.name.clone();
                     Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {

@@ -127,6 +127,19 @@ impl Actor for VolumeActor {
                 destination,
                 rw,
             } => {
+                let changed = if action == "mount" {
+                    st.rec.active.insert(container.clone())
+                } else {
+                    st.rec.active.remove(&container)
+                };
+                if changed {
+                    st.publish();
+                }
+                if action == "unmount" && st.rec.active.is_empty() {
+                    // The last running container stopped: a `device`
+                    // volume is unmounted (its next user mounts it again).
+                    st.host.unmount(&st.rec);
+                }
                 let mut attrs = st.rec.event_attrs();
                 attrs.insert("container".into(), container);
                 if action == "mount" {

@@ -37,6 +37,11 @@ pub struct VolumeRecord {
     /// Containers (created or running) that name the volume.
     #[serde(default)]
     pub users: BTreeSet<String>,
+    /// Running containers that have it mounted (in memory: recounted from
+    /// the containers at berthd start). A `device` volume is unmounted when
+    /// the last of them stops, as dockerd's local driver does.
+    #[serde(skip)]
+    pub active: BTreeSet<String>,
 }
 
 impl VolumeRecord {

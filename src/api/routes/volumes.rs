@@ -82,6 +82,7 @@ pub fn create(r: Req) -> HandlerFuture {
             anonymous: false,
             mountpoint: root.join(&name).join("_data").display().to_string(),
             users: Default::default(),
+            active: Default::default(),
         };
         let v = Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {
             record: Box::new(rec),
