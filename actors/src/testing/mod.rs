@@ -2,6 +2,8 @@
 
 mod flaky;
 mod network;
+mod volume;
 
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
 pub use network::{FakeNetState, FakeNetworkHost};
+pub use volume::{FakeVolState, FakeVolumeHost};

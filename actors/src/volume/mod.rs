@@ -5,6 +5,8 @@
 
 mod actor;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
