@@ -22,14 +22,21 @@ use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFl
 use nix::sys::stat::{fchmodat, fstatat, mkdirat, FchmodatFlags, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
 
-fn errno(e: nix::errno::Errno) -> io::Error {
+pub(crate) fn errno(e: nix::errno::Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+/// `path` (absolute or not, in the container) opened from `root` with
+/// every component resolved by the kernel inside that root.
+pub(crate) fn open_in_root(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    openat2(
+        root.as_fd(),
+        if rel.is_empty() { "." } else { rel },
+        OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
+    )
 }
 
 /// `path` split into its parent (resolved in the root) and last name.
@@ -58,20 +65,13 @@ pub fn resolve(
     path: &str,
 ) -> io::Result<(OwnedFd, String, FileStat, Option<OwnedFd>)> {
     let (parent, name) = split(path);
-    let rel = parent.trim_start_matches('/');
-    let dir = openat2(
-        root.as_fd(),
-        if rel.is_empty() { "." } else { rel },
-        how(OFlag::O_PATH | OFlag::O_DIRECTORY),
-    )
-    .map_err(errno)?;
+    let dir = open_in_root(root, &parent, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(errno)?;
     if name.is_empty() {
         let st = nix::sys::stat::fstat(dir.as_fd()).map_err(errno)?;
         return Ok((dir, "/".into(), st, None));
     }
     if path.ends_with('/') || path.ends_with("/.") {
-        let full = path.trim_start_matches('/');
-        let fd = openat2(root.as_fd(), full, how(OFlag::O_PATH)).map_err(errno)?;
+        let fd = open_in_root(root, path, OFlag::O_PATH).map_err(errno)?;
         let st = nix::sys::stat::fstat(fd.as_fd()).map_err(errno)?;
         return Ok((dir, name, st, Some(fd)));
     }
@@ -151,15 +151,10 @@ pub fn read_archive(root: &OwnedFd, path: &str, out: impl Write) -> io::Result<(
     };
     if kind == SFlag::S_IFDIR {
         let fd = if name == "/" {
-            openat2(root.as_fd(), ".", how(OFlag::O_RDONLY | OFlag::O_DIRECTORY)).map_err(errno)?
+            open_in_root(root, "/", OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(errno)?
         } else if followed.is_some() {
             // Resolved in the root again, now to read it.
-            openat2(
-                root.as_fd(),
-                path.trim_start_matches('/'),
-                how(OFlag::O_RDONLY | OFlag::O_DIRECTORY),
-            )
-            .map_err(errno)?
+            open_in_root(root, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(errno)?
         } else {
             openat(
                 dir.as_fd(),
@@ -290,17 +285,12 @@ pub fn extract(
     input: impl Read,
     opts: &ExtractOptions,
 ) -> Result<(), ExtractError> {
-    let rel = path.trim_start_matches('/');
-    let base = openat2(
-        root.as_fd(),
-        if rel.is_empty() { "." } else { rel },
-        how(OFlag::O_RDONLY | OFlag::O_DIRECTORY),
-    )
-    .map_err(|e| match e {
-        nix::errno::Errno::ENOENT => ExtractError::NotFound(path.to_string()),
-        nix::errno::Errno::ENOTDIR => ExtractError::NotADirectory,
-        e => ExtractError::Io(errno(e)),
-    })?;
+    let base =
+        open_in_root(root, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| match e {
+            nix::errno::Errno::ENOENT => ExtractError::NotFound(path.to_string()),
+            nix::errno::Errno::ENOTDIR => ExtractError::NotADirectory,
+            e => ExtractError::Io(errno(e)),
+        })?;
     let mut ar = tar::Archive::new(input);
     for entry in ar.entries()? {
         let mut e = entry?;

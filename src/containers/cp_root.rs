@@ -20,10 +20,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+
+use super::archive::errno;
 
 /// One mount laid over a stopped container's root for the copy.
 #[derive(Debug, Clone)]
@@ -63,16 +65,6 @@ pub fn spawn(
             let _ = done.send(());
         })?;
     Ok(finished)
-}
-
-fn errno(e: Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
-fn in_root(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 fn fd_path(fd: &OwnedFd) -> String {
@@ -133,13 +125,7 @@ fn enter(rootfs: &Path, mut binds: Vec<Bind>) -> io::Result<OwnedFd> {
 }
 
 fn open_in_root(root: &OwnedFd, path: &str, flags: OFlag) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    openat2(
-        root.as_fd(),
-        if rel.is_empty() { "." } else { rel },
-        in_root(flags),
-    )
-    .map_err(errno)
+    super::archive::open_in_root(root, path, flags).map_err(errno)
 }
 
 /// The mount point at `path` inside the root, created (directories, and a
