@@ -100,51 +100,51 @@ fn read_entries(svc: &ImageService, input: impl Read) -> Result<Entries, ImageOp
         files: HashMap::new(),
         links: HashMap::new(),
     };
-    let mut ar = tar::Archive::new(input);
-    for entry in ar
-        .entries()
-        .map_err(|err| invalid(format!("invalid archive: {err}")))?
-    {
-        let mut entry = entry.map_err(|err| invalid(format!("invalid archive: {err}")))?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = norm(&raw).ok_or_else(|| {
-            invalid(format!(
-                "invalid archive: {raw:?} climbs out of the archive"
-            ))
-        })?;
-        match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut w = svc.blobs.writer()?;
-                std::io::copy(&mut entry, &mut w)
-                    .map_err(|err| invalid(format!("invalid archive: {raw}: {err}")))?;
-                let (digest, size) = w.commit()?;
-                e.files.insert(name, (digest, size));
+    crate::sys::fsfd::entries(
+        input,
+        |err| invalid(format!("invalid archive: {err}")),
+        |entry| {
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = norm(&raw).ok_or_else(|| {
+                invalid(format!(
+                    "invalid archive: {raw:?} climbs out of the archive"
+                ))
+            })?;
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut w = svc.blobs.writer()?;
+                    std::io::copy(entry, &mut w)
+                        .map_err(|err| invalid(format!("invalid archive: {raw}: {err}")))?;
+                    let (digest, size) = w.commit()?;
+                    e.files.insert(name, (digest, size));
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let joined = if entry.header().entry_type() == tar::EntryType::Symlink
+                        && !target.starts_with('/')
+                    {
+                        match name.rsplit_once('/') {
+                            Some((dir, _)) => format!("{dir}/{target}"),
+                            None => target,
+                        }
+                    } else {
+                        target
+                    };
+                    let t = norm(&joined).ok_or_else(|| {
+                        invalid(format!(
+                            "invalid archive: link {raw:?} climbs out of the archive"
+                        ))
+                    })?;
+                    e.links.insert(name, t);
+                }
+                _ => {}
             }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                let joined = if entry.header().entry_type() == tar::EntryType::Symlink
-                    && !target.starts_with('/')
-                {
-                    match name.rsplit_once('/') {
-                        Some((dir, _)) => format!("{dir}/{target}"),
-                        None => target,
-                    }
-                } else {
-                    target
-                };
-                let t = norm(&joined).ok_or_else(|| {
-                    invalid(format!(
-                        "invalid archive: link {raw:?} climbs out of the archive"
-                    ))
-                })?;
-                e.links.insert(name, t);
-            }
-            _ => {}
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(e)
 }
 

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod blobs;
 pub mod dirs;
+pub mod fsfd;
 pub mod host;
 pub mod layers;
 pub mod listeners;

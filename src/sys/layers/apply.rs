@@ -11,11 +11,11 @@
 //! or actual deletions (vfs). The whole decompressed stream is hashed (the
 //! diffID); at most 1 MiB may follow the end-of-archive marker.
 
-use std::collections::HashSet;
-use std::ffi::{CString, OsStr, OsString};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path};
@@ -23,13 +23,12 @@ use std::path::{Component, Path};
 use berth_actors::{ErrorKind, HasKind};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{
-    fchmod, fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
-    UtimensatFlags,
-};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use sha2::{Digest, Sha256};
+
+use crate::sys::fsfd::{check_components, chmod_fd, chown_fd, open_dir, open_entry, set_times_fd};
 
 /// How whiteout entries are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +116,45 @@ fn show(comps: &[OsString]) -> String {
         .join("/")
 }
 
+/// A set of paths stored as a tree of names: memory linear in the names
+/// added (a set of whole paths would hold every ancestor of a deep path
+/// again, quadratic in its depth).
+#[derive(Default)]
+struct PathSet {
+    nodes: HashMap<(u32, OsString), u32>,
+    members: HashSet<u32>,
+}
+
+impl PathSet {
+    const ROOT: u32 = 0;
+
+    fn node(&self, comps: &[OsString]) -> Option<u32> {
+        let mut cur = Self::ROOT;
+        for c in comps {
+            cur = *self.nodes.get(&(cur, c.clone()))?;
+        }
+        Some(cur)
+    }
+
+    fn insert(&mut self, comps: &[OsString]) {
+        let mut cur = Self::ROOT;
+        for c in comps {
+            let next = self.nodes.len() as u32 + 1;
+            cur = *self.nodes.entry((cur, c.clone())).or_insert(next);
+        }
+        self.members.insert(cur);
+    }
+
+    fn contains(&self, comps: &[OsString]) -> bool {
+        self.node(comps).is_some_and(|n| self.members.contains(&n))
+    }
+}
+
 struct Applier {
     root: OwnedFd,
     mode: WhiteoutMode,
     /// Paths this layer created (vfs opaque directories keep these).
-    created: HashSet<Vec<OsString>>,
+    created: PathSet,
     dir_times: Vec<(Vec<OsString>, i64)>,
     cache: Option<(Vec<OsString>, OwnedFd)>,
     size: u64,
@@ -157,7 +190,7 @@ impl Applier {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(sys(e)),
                     }
-                    self.created.insert(comps[..=i].to_vec());
+                    self.created.insert(&comps[..=i]);
                     openat2(cur.as_fd(), comp.as_os_str(), how)
                         .map_err(|e| self.walk_error(e, &comps[..=i]))?
                 }
@@ -277,6 +310,7 @@ impl Applier {
             .map_err(|err| invalid(format!("bad entry name: {err}")))?
             .into_owned();
         let comps = clean(&raw_path)?;
+        check_components(&comps).map_err(invalid)?;
         let Some((name, parent)) = comps.split_last() else {
             return Ok(()); // the root itself ("./")
         };
@@ -304,13 +338,14 @@ impl Applier {
                             Mode::empty(),
                         )
                         .map_err(sys)?;
-                        let created = self.created.clone();
-                        let base = parent.to_vec();
-                        self.clear_dir(&d, &|n| {
-                            let mut p = base.clone();
+                        let created = std::mem::take(&mut self.created);
+                        let r = self.clear_dir(&d, &|n| {
+                            let mut p = parent.to_vec();
                             p.push(n.to_os_string());
                             created.contains(&p)
-                        })?;
+                        });
+                        self.created = created;
+                        r?;
                     }
                 }
                 return Ok(());
@@ -351,18 +386,10 @@ impl Applier {
                     )
                     .map_err(sys)?;
                 }
-                own_and_mode(&pfd, &name, uid, gid, mode)?;
-                if !xattrs.is_empty() {
-                    let d = openat(
-                        pfd.as_fd(),
-                        name.as_os_str(),
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(sys)?;
-                    for (k, v) in &xattrs {
-                        set_xattr(d.as_fd(), k, v)?;
-                    }
+                let d = open_dir(pfd.as_fd(), &name).map_err(sys)?;
+                own_and_mode(d.as_fd(), uid, gid, mode)?;
+                for (k, v) in &xattrs {
+                    set_xattr(d.as_fd(), k, v)?;
                 }
                 self.dir_times.push((comps.clone(), mtime));
             }
@@ -414,6 +441,7 @@ impl Applier {
                     .ok_or_else(|| invalid(format!("{raw_path:?}: hardlink without target")))?
                     .into_owned();
                 let tcomps = clean(&target)?;
+                check_components(&tcomps).map_err(invalid)?;
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(invalid(format!("{raw_path:?}: hardlink to the root")));
                 };
@@ -465,8 +493,9 @@ impl Applier {
                     nix::sys::stat::makedev(major.into(), minor.into()),
                 )
                 .map_err(sys)?;
-                own_and_mode(&pfd, &name, uid, gid, mode)?;
-                set_mtime(&pfd, &name, mtime)?;
+                let (node, _) = open_entry(pfd.as_fd(), &name).map_err(sys)?;
+                own_and_mode(node.as_fd(), uid, gid, mode)?;
+                set_times_fd(node.as_fd(), mtime).map_err(sys)?;
             }
             other => {
                 return Err(invalid(format!(
@@ -474,7 +503,7 @@ impl Applier {
                 )))
             }
         }
-        self.created.insert(comps);
+        self.created.insert(&comps);
         Ok(())
     }
 
@@ -511,17 +540,21 @@ fn set_mtime(pfd: &OwnedFd, name: &OsStr, mtime: i64) -> Result<(), LayerError> 
     utimensat(pfd.as_fd(), name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(sys)
 }
 
-/// chown then chmod (so set-id bits survive) an entry just created under
-/// `pfd`; it is not a symlink, we made it.
+/// chown then chmod (so set-id bits survive) what `fd` holds: an entry
+/// this layer just created, never a name that could have been replaced.
 fn own_and_mode(
-    pfd: &OwnedFd,
-    name: &OsStr,
+    fd: BorrowedFd<'_>,
     uid: Option<Uid>,
     gid: Option<Gid>,
     mode: Mode,
 ) -> Result<(), LayerError> {
-    fchownat(pfd.as_fd(), name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys)?;
-    fchmodat(pfd.as_fd(), name, mode, FchmodatFlags::FollowSymlink).map_err(sys)
+    chown_fd(
+        fd,
+        uid.map(|u| u.as_raw()).unwrap_or(0),
+        gid.map(|g| g.as_raw()).unwrap_or(0),
+    )
+    .map_err(sys)?;
+    chmod_fd(fd, mode.bits()).map_err(sys)
 }
 
 fn xattrs_of<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
@@ -543,30 +576,21 @@ fn xattrs_of<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)
 }
 
 fn set_xattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> Result<(), LayerError> {
-    let cname = CString::new(name).map_err(|_| invalid(format!("bad xattr name {name:?}")))?;
-    // SAFETY: fd is a valid open fd; name is NUL-terminated; value points to
-    // value.len() readable bytes.
-    let r = unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            cname.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r != 0 {
-        let err = io::Error::last_os_error();
+    match crate::sys::fsfd::set_xattr(fd, name, value) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Err(invalid(format!("bad xattr name {name:?}")))
+        }
         // Filesystems without xattr support, or security.* we may not set.
-        if matches!(err.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM))
-            && !name.starts_with("trusted.overlay")
+        Err(err)
+            if matches!(err.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM))
+                && !name.starts_with("trusted.overlay") =>
         {
             tracing::debug!(%name, "xattr not applied: {err}");
-            return Ok(());
+            Ok(())
         }
-        return Err(LayerError::Io(err));
+        Err(err) => Err(LayerError::Io(err)),
     }
-    Ok(())
 }
 
 /// Apply the (decompressed) layer tar `input` to the directory `root`.
@@ -589,21 +613,16 @@ pub fn apply_layer(
     let mut ap = Applier {
         root: root_fd,
         mode,
-        created: HashSet::new(),
+        created: PathSet::default(),
         dir_times: Vec::new(),
         cache: None,
         size: 0,
     };
-    {
-        let mut ar = tar::Archive::new(&mut hr);
-        for entry in ar
-            .entries()
-            .map_err(|e| invalid(format!("not a tar archive: {e}")))?
-        {
-            let mut e = entry.map_err(|e| invalid(format!("corrupt tar archive: {e}")))?;
-            ap.entry(&mut e)?;
-        }
-    }
+    crate::sys::fsfd::entries(
+        &mut hr,
+        |e| invalid(format!("corrupt tar archive: {e}")),
+        |e| ap.entry(e),
+    )?;
     ap.finish_dir_times()?;
     let trailing = io::copy(&mut (&mut hr).take(MAX_TRAILING + 1), &mut io::sink())
         .map_err(|e| invalid(format!("corrupt layer stream: {e}")))?;

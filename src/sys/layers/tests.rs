@@ -2,6 +2,7 @@
 //! checks a sentinel directory beside the layer root is untouched.
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -329,4 +330,39 @@ fn zstd_layers_apply() {
         st.diff_id,
         format!("sha256:{}", berth_actors::image::hex(&Sha256::digest(&t)))
     );
+}
+
+/// A tar with one GNU long name (the tar crate writes the long-name member).
+fn deep_tar(depth: usize, seg: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(1);
+    h.set_mode(0o644);
+    let name = format!("{}f", format!("{seg}/").repeat(depth));
+    b.append_data(&mut h, name, &b"x"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn deep_paths_are_refused_and_memory_stays_linear() {
+    let f = fixture();
+    // 9000 directories deep in an 18 KB name: beyond PATH_MAX, refused
+    // before anything is created.
+    let err = apply(&f, &deep_tar(9000, "a"), WhiteoutMode::Overlay).unwrap_err();
+    assert!(matches!(err, LayerError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("levels deep"), "{err}");
+    assert_eq!(fs::read_dir(&f.root).unwrap().count(), 0);
+    // Within the kernel's limits (1000 levels, 2 KB) it applies.
+    apply(&f, &deep_tar(1000, "b"), WhiteoutMode::Delete).unwrap();
+    let mut d: std::os::fd::OwnedFd = fs::File::open(&f.root).unwrap().into();
+    for _ in 0..1000 {
+        d = crate::sys::fsfd::open_dir(d.as_fd(), std::ffi::OsStr::new("b")).unwrap();
+    }
+    let (_, st) = crate::sys::fsfd::open_entry(d.as_fd(), std::ffi::OsStr::new("f")).unwrap();
+    assert_eq!(st.st_size, 1);
+    // A name longer than PATH_MAX with few levels: refused too.
+    let err = apply(&f, &deep_tar(20, &"c".repeat(250)), WhiteoutMode::Overlay).unwrap_err();
+    assert!(err.to_string().contains("bytes long"), "{err}");
+    sentinel_intact(&f.sentinel);
 }
