@@ -1,14 +1,28 @@
 //! changes and export: a container's filesystem seen from the host.
+//!
+//! Both walk trees the container can change while they run (its writable
+//! layer, its mounted root), so both walk by descriptor
+//! ([`crate::sys::fsfd`]): every step `O_NOFOLLOW`, a directory swapped
+//! for a symlink is skipped, never followed; file content is read from
+//! the descriptor of what was checked to be a regular file. The image's
+//! layers are compared the same way, with overlay's rules (whiteouts,
+//! opaque directories), never through a mounted view.
 
-use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstat, fstatat, FileStat, SFlag};
 use serde_json::{json, Value};
 
-/// `docker diff`: walk the writable layer (overlay's upper directory).
-/// Whiteouts (0:0 character devices) are deletions; a path the image has
-/// is a change, any other an addition.
+use crate::sys::fsfd::{self, errno};
+
 /// Mount points the runtime creates in every container: not the user's
 /// changes (dockerd keeps them in its init layer).
 const MOUNT_POINTS: &[&str] = &[
@@ -22,84 +36,241 @@ const MOUNT_POINTS: &[&str] = &[
     "/sbin",
 ];
 
-pub fn changes(upper: &Path, lower: Option<&Path>) -> std::io::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut stack = vec![upper.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            let rel = Path::new("/").join(p.strip_prefix(upper).unwrap_or(&p));
-            let m = std::fs::symlink_metadata(&p)?;
-            let whiteout = m.file_type().is_char_device() && m.rdev() == 0;
-            let kind = if whiteout {
-                2
-            } else if lower.is_some_and(|l| {
-                std::fs::symlink_metadata(l.join(rel.strip_prefix("/").unwrap_or(&rel))).is_ok()
-            }) {
-                0
-            } else {
-                1
-            };
-            let path = rel.display().to_string();
-            let empty_dir = m.is_dir()
-                && std::fs::read_dir(&p)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            if kind == 1 && MOUNT_POINTS.contains(&path.as_str()) && (empty_dir || m.len() == 0) {
-                continue;
-            }
-            out.push(json!({"Path": path, "Kind": kind}));
-            if m.is_dir() {
-                stack.push(p);
-            }
+fn open_root(p: &Path) -> io::Result<OwnedFd> {
+    Ok(File::open(p)?.into())
+}
+
+fn too_deep() -> io::Error {
+    io::Error::other(format!(
+        "directory tree deeper than {} levels",
+        fsfd::MAX_DEPTH
+    ))
+}
+
+/// A directory of the image's layers, top first: `None` where a layer
+/// has no directory there, or a layer above hides it (a whiteout, a
+/// non-directory, an opaque directory).
+type Lowers = Vec<Option<OwnedFd>>;
+
+/// Whether `name` exists in the image's view of the directory `lowers`.
+fn in_lowers(lowers: &Lowers, name: &OsStr) -> bool {
+    for d in lowers.iter().flatten() {
+        match fstatat(d.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => return !fsfd::is_whiteout(&st),
+            Err(_) => continue,
         }
     }
+    false
+}
+
+/// The image's view of the child directory `name` of `lowers`.
+fn lower_children(lowers: &Lowers, name: &OsStr) -> Lowers {
+    let mut out = Vec::with_capacity(lowers.len());
+    let mut hidden = false;
+    for d in lowers {
+        let child = match (hidden, d) {
+            (false, Some(d)) => match fstatat(d.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if fsfd::kind(&st) == SFlag::S_IFDIR => {
+                    let fd = fsfd::open_dir(d.as_fd(), name).ok();
+                    if fd.as_ref().is_none_or(|f| fsfd::is_opaque(f.as_fd())) {
+                        hidden = true;
+                    }
+                    fd
+                }
+                // A whiteout or a file here hides the layers below.
+                Ok(_) => {
+                    hidden = true;
+                    None
+                }
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        out.push(child);
+    }
+    out
+}
+
+/// `docker diff`: walk the writable layer (overlay's upper directory)
+/// against the image's layers `lowers` (top first). Whiteouts (0:0
+/// character devices) are deletions; a path the image has is a change,
+/// any other an addition.
+pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Value>> {
+    let up = open_root(upper)?;
+    let mut low: Lowers = Vec::new();
+    for l in lowers {
+        low.push(Some(open_root(l)?));
+    }
+    let mut out = Vec::new();
+    walk_changes(&up, &low, b"", &mut out, 0)?;
     out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
     Ok(out)
 }
 
-/// `docker export`: the container's whole filesystem as a tar stream.
-pub fn export<W: Write>(root: &Path, out: W) -> std::io::Result<()> {
-    let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
-            let m = std::fs::symlink_metadata(&p)?;
-            let ft = m.file_type();
-            if ft.is_socket() {
+fn walk_changes(
+    dir: &OwnedFd,
+    lowers: &Lowers,
+    prefix: &[u8],
+    out: &mut Vec<Value>,
+    depth: usize,
+) -> io::Result<()> {
+    if depth > fsfd::MAX_DEPTH {
+        return Err(too_deep());
+    }
+    for n in fsfd::names(dir.as_fd())? {
+        let name = OsStr::from_bytes(&n);
+        let st = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let mut path = prefix.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(&n);
+        let kind = if fsfd::is_whiteout(&st) {
+            2
+        } else if in_lowers(lowers, name) {
+            0
+        } else {
+            1
+        };
+        let shown = String::from_utf8_lossy(&path).into_owned();
+        let sub = if fsfd::kind(&st) == SFlag::S_IFDIR {
+            match fsfd::open_dir(dir.as_fd(), name) {
+                Ok(d) => Some(d),
+                // Swapped for a link or removed meanwhile: never followed.
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) | Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            }
+        } else {
+            None
+        };
+        if kind == 1 && MOUNT_POINTS.contains(&shown.as_str()) {
+            let empty = match &sub {
+                Some(d) => fsfd::names(d.as_fd())?.is_empty(),
+                None => st.st_size == 0,
+            };
+            if empty {
                 continue;
             }
-            if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-                let mut h = tar::Header::new_gnu();
-                h.set_metadata(&m);
-                h.set_entry_type(if ft.is_char_device() {
+        }
+        out.push(json!({"Path": shown, "Kind": kind}));
+        if let Some(d) = sub {
+            let below = if fsfd::is_opaque(d.as_fd()) {
+                Vec::new()
+            } else {
+                lower_children(lowers, name)
+            };
+            walk_changes(&d, &below, &path, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// `docker export`: the container's whole filesystem (its mounted root)
+/// as a tar stream; hard links stay hard links.
+pub fn export<W: Write>(root: &Path, out: W) -> io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    let fd = open_root(root)?;
+    let mut links = HashMap::new();
+    walk_export(&mut b, &fd, b"", &mut links, 0)?;
+    b.into_inner()?.flush()
+}
+
+fn tar_header(st: &FileStat, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn walk_export<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &OwnedFd,
+    prefix: &[u8],
+    links: &mut HashMap<(u64, u64), Vec<u8>>,
+    depth: usize,
+) -> io::Result<()> {
+    if depth > fsfd::MAX_DEPTH {
+        return Err(too_deep());
+    }
+    for n in fsfd::names(dir.as_fd())? {
+        let name = OsStr::from_bytes(&n);
+        let mut rel = prefix.to_vec();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&n);
+        let st = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let kind = fsfd::kind(&st);
+        if kind == SFlag::S_IFDIR {
+            let sub = match fsfd::open_dir(dir.as_fd(), name) {
+                Ok(d) => d,
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) | Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            };
+            let st = fstat(sub.as_fd()).map_err(errno)?;
+            let mut h = tar_header(&st, tar::EntryType::Directory);
+            let mut dname = rel.clone();
+            dname.push(b'/');
+            b.append_data(&mut h, OsStr::from_bytes(&dname), io::empty())?;
+            walk_export(b, &sub, &rel, links, depth + 1)?;
+        } else if kind == SFlag::S_IFREG {
+            let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
+                continue;
+            };
+            if st.st_nlink > 1 {
+                let key = (st.st_dev, st.st_ino);
+                if let Some(first) = links.get(&key) {
+                    let mut h = tar_header(&st, tar::EntryType::Link);
+                    b.append_link(&mut h, OsStr::from_bytes(&rel), OsStr::from_bytes(first))?;
+                    continue;
+                }
+                links.insert(key, rel.clone());
+            }
+            let size = st.st_size.max(0) as u64;
+            let mut h = tar_header(&st, tar::EntryType::Regular);
+            h.set_size(size);
+            b.append_data(
+                &mut h,
+                OsStr::from_bytes(&rel),
+                super::archive::sized(f, size),
+            )?;
+        } else if kind == SFlag::S_IFLNK {
+            let target = match nix::fcntl::readlinkat(dir.as_fd(), name) {
+                Ok(t) => t,
+                Err(Errno::EINVAL) | Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            };
+            let mut h = tar_header(&st, tar::EntryType::Symlink);
+            b.append_link(&mut h, OsStr::from_bytes(&rel), Path::new(&target))?;
+        } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK || kind == SFlag::S_IFIFO {
+            // Recorded from the stat, never opened.
+            let mut h = tar_header(
+                &st,
+                if kind == SFlag::S_IFCHR {
                     tar::EntryType::Char
-                } else if ft.is_block_device() {
+                } else if kind == SFlag::S_IFBLK {
                     tar::EntryType::Block
                 } else {
                     tar::EntryType::Fifo
-                });
-                let dev = m.rdev();
-                h.set_device_major(nix::sys::stat::major(dev) as u32)?;
-                h.set_device_minor(nix::sys::stat::minor(dev) as u32)?;
-                h.set_size(0);
-                b.append_data(&mut h, &rel, std::io::empty())?;
-                continue;
-            }
-            b.append_path_with_name(&p, &rel)?;
-            if m.is_dir() {
-                stack.push(p);
-            }
+                },
+            );
+            h.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
+            h.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
+            b.append_data(&mut h, OsStr::from_bytes(&rel), io::empty())?;
         }
+        // Sockets: not exported.
     }
-    b.into_inner()?.flush()
+    Ok(())
 }
 
 #[cfg(test)]
@@ -122,7 +293,7 @@ mod tests {
             0,
         )
         .unwrap();
-        let c = changes(&up, Some(&low)).unwrap();
+        let c = changes(&up, std::slice::from_ref(&low)).unwrap();
         let pairs: Vec<(String, i64)> = c
             .iter()
             .map(|v| {
@@ -150,5 +321,77 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert!(names.contains(&"etc/new".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn lower_links_are_never_followed_and_overlay_rules_apply() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("a"), "host").unwrap();
+        let (up, l1, l2) = (
+            t.path().join("up"),
+            t.path().join("l1"),
+            t.path().join("l2"),
+        );
+        for d in [&up, &l1, &l2] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // The image: /x -> the host directory (which has `a`); /gone/f in
+        // the bottom layer, whited out by the top one; /keep/f below an
+        // opaque /keep of the top layer.
+        std::os::unix::fs::symlink(&host, l1.join("x")).unwrap();
+        std::fs::create_dir_all(l2.join("gone")).unwrap();
+        std::fs::write(l2.join("gone/f"), "").unwrap();
+        nix::sys::stat::mknod(
+            &l1.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        std::fs::create_dir_all(l2.join("keep")).unwrap();
+        std::fs::write(l2.join("keep/f"), "").unwrap();
+        std::fs::create_dir_all(l1.join("keep")).unwrap();
+        let opaque = crate::sys::fsfd::set_xattr(
+            File::open(l1.join("keep")).unwrap().as_fd(),
+            "trusted.overlay.opaque",
+            b"y",
+        )
+        .is_ok();
+        // The container: rm /x; mkdir /x; touch /x/a /x/b; and files where
+        // the image has none (whited out, hidden by the opaque dir).
+        std::fs::create_dir_all(up.join("x")).unwrap();
+        std::fs::write(up.join("x/a"), "").unwrap();
+        std::fs::write(up.join("x/b"), "").unwrap();
+        std::fs::create_dir_all(up.join("gone")).unwrap();
+        std::fs::write(up.join("gone/f"), "").unwrap();
+        std::fs::create_dir_all(up.join("keep")).unwrap();
+        std::fs::write(up.join("keep/f"), "").unwrap();
+        let c = changes(&up, &[l1.clone(), l2.clone()]).unwrap();
+        let got: Vec<(String, i64)> = c
+            .iter()
+            .map(|v| {
+                (
+                    v["Path"].as_str().unwrap().into(),
+                    v["Kind"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let mut want: Vec<(String, i64)> = vec![
+            ("/gone".into(), 1),
+            ("/gone/f".into(), 1),
+            ("/keep".into(), 0),
+            ("/x".into(), 0),
+            ("/x/a".into(), 1),
+            ("/x/b".into(), 1),
+        ];
+        if opaque {
+            want.push(("/keep/f".into(), 1));
+        } else {
+            want.push(("/keep/f".into(), 0));
+        }
+        want.sort();
+        assert_eq!(got, want);
     }
 }

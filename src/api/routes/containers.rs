@@ -366,7 +366,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
 
 pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::CONTAINER_CREATE)?;
         let name = r.query.get("name").unwrap_or("").to_string();
         if let Some(p) = r.query.get("platform").filter(|p| !p.is_empty()) {
             if !p.starts_with("linux") {
@@ -761,7 +761,7 @@ pub fn unpause(r: Req) -> HandlerFuture {
 pub fn update(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::CONTAINER_UPDATE)?;
         let mut probe = rec.host_config.clone();
         if let Some(o) = body.as_object() {
             for (k, v) in o {
@@ -870,10 +870,19 @@ pub fn changes(r: Req) -> HandlerFuture {
                 ),
             ));
         }
-        let image_layer = rec.image_layer.clone();
+        // The image's layers, compared by descriptor (never a mounted view).
+        let lowers: Vec<std::path::PathBuf> = driver
+            .describe(&rec.layer)
+            .and_then(|m| m.get("LowerDir").cloned())
+            .map(|l| {
+                l.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         let v = tokio::task::spawn_blocking(move || {
-            let lower = image_layer.and_then(|l| driver.mount(&l).ok());
-            crate::containers::changes::changes(&upper, lower.as_deref())
+            crate::containers::changes::changes(&upper, &lowers)
         })
         .await
         .map_err(|e| ApiError::system(e.to_string()))?
