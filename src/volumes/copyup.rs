@@ -3,22 +3,22 @@
 //! opened inside the container's root with `openat2(RESOLVE_IN_ROOT)` and
 //! walked by file descriptor, entries with `O_NOFOLLOW`: a symlink in the
 //! image is copied as a symlink and never followed, so nothing outside the
-//! container's root is read.
+//! container's root is read. The volume's side is written the same way
+//! (it may be in use by another container meanwhile): nothing outside the
+//! volume is written.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::dir::{Dir, Type};
-use nix::fcntl::AtFlags;
-use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 
-fn io(e: nix::errno::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
+use crate::sys::fsfd::{self, errno};
 
 /// Whether a directory has no entries.
 pub fn is_empty(dir: &Path) -> bool {
@@ -39,77 +39,85 @@ pub fn copy_up(rootfs: &Path, dest: &str, target: &Path) -> io::Result<()> {
         Ok(fd) => fd,
         // Nothing (or no directory) there in the image: nothing to copy.
         Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => return Ok(()),
-        Err(e) => return Err(io(e)),
+        Err(e) => return Err(errno(e)),
     };
-    // The target takes the source directory's mode and owner.
-    let st = nix::sys::stat::fstat(src.as_fd()).map_err(io)?;
-    std::fs::set_permissions(target, std::fs::Permissions::from_mode(st.st_mode & 0o7777))?;
-    let _ = std::os::unix::fs::chown(target, Some(st.st_uid), Some(st.st_gid));
-    copy_dir(src, target, 0)
+    // The volume's directory, by descriptor: another container using the
+    // volume cannot redirect the copy with a symlink.
+    let dst: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(target)?
+        .into();
+    copy_dir(&src, &dst, 0)?;
+    // The target takes the source directory's owner and mode.
+    let st = nix::sys::stat::fstat(src.as_fd()).map_err(errno)?;
+    let _ = fsfd::chown_fd(dst.as_fd(), st.st_uid, st.st_gid);
+    fsfd::chmod_fd(dst.as_fd(), st.st_mode).map_err(errno)
 }
 
-fn copy_dir(src: OwnedFd, target: &Path, depth: usize) -> io::Result<()> {
-    if depth > 256 {
+/// Copy the directory `src` into the directory `dst`, both by descriptor:
+/// entries are created below `dst` with `O_EXCL | O_NOFOLLOW` (an entry
+/// the copy did not create is never written through), owner and mode set
+/// on the created entry's descriptor, owner first so set-id bits stay.
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> io::Result<()> {
+    if depth > fsfd::MAX_DEPTH {
         return Err(io::Error::other("directory tree too deep"));
     }
-    let mut dir = Dir::from_fd(src).map_err(io)?;
-    let fd = dir.as_fd().try_clone_to_owned()?;
-    let names: Vec<(std::ffi::CString, Option<Type>)> = dir
-        .iter()
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_owned(), e.file_type()))
-        .filter(|(n, _)| n.as_bytes() != b"." && n.as_bytes() != b"..")
-        .collect();
-    for (name, _) in names {
-        let st = fstatat(fd.as_fd(), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io)?;
-        let os = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.as_bytes());
-        let out = target.join(os);
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        let mode = st.st_mode & 0o7777;
+    for n in fsfd::names(src.as_fd())? {
+        let name = OsStr::from_bytes(&n);
+        let st = match fstatat(src.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let kind = fsfd::kind(&st);
         if kind == SFlag::S_IFDIR {
-            std::fs::DirBuilder::new()
-                .mode(mode)
-                .create(&out)
-                .or_else(|e| {
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            let sub = openat(
-                fd.as_fd(),
-                name.as_c_str(),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io)?;
-            copy_dir(sub, &out, depth + 1)?;
-            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode))?;
+            match mkdirat(dst.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(errno(e)),
+            }
+            let (Ok(from), Ok(to)) = (
+                fsfd::open_dir(src.as_fd(), name),
+                fsfd::open_dir(dst.as_fd(), name),
+            ) else {
+                continue;
+            };
+            copy_dir(&from, &to, depth + 1)?;
+            let _ = fsfd::chown_fd(to.as_fd(), st.st_uid, st.st_gid);
+            fsfd::chmod_fd(to.as_fd(), st.st_mode).map_err(errno)?;
         } else if kind == SFlag::S_IFREG {
-            let f = openat(
-                fd.as_fd(),
-                name.as_c_str(),
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
+            let Some((mut from, st)) = fsfd::open_regular(src.as_fd(), name).map_err(errno)? else {
+                continue;
+            };
+            let fd = openat(
+                dst.as_fd(),
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
             )
-            .map_err(io)?;
-            let mut from = File::from(f);
-            let mut to = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&out)?;
+            .map_err(errno)?;
+            let mut to = File::from(fd);
             io::copy(&mut from, &mut to)?;
-            to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            let _ = fsfd::chown_fd(to.as_fd(), st.st_uid, st.st_gid);
+            fsfd::chmod_fd(to.as_fd(), st.st_mode).map_err(errno)?;
         } else if kind == SFlag::S_IFLNK {
-            let link = readlinkat(fd.as_fd(), name.as_c_str()).map_err(io)?;
-            std::os::unix::fs::symlink(link, &out)?;
-        } else {
-            // Devices, sockets, fifos: not copied.
-            continue;
+            let link = match readlinkat(src.as_fd(), name) {
+                Ok(l) => l,
+                Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            };
+            nix::unistd::symlinkat(link.as_os_str(), dst.as_fd(), name).map_err(errno)?;
+            if let Ok((l, lst)) = fsfd::open_entry(dst.as_fd(), name) {
+                if fsfd::kind(&lst) == SFlag::S_IFLNK {
+                    let _ = fsfd::chown_fd(l.as_fd(), st.st_uid, st.st_gid);
+                }
+            }
         }
-        let _ = std::os::unix::fs::lchown(&out, Some(st.st_uid), Some(st.st_gid));
+        // Devices, sockets, fifos: not copied.
     }
     Ok(())
 }
