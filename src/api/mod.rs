@@ -7,6 +7,7 @@ pub mod filters;
 pub mod hijack;
 pub mod router;
 pub mod routes;
+pub mod schema;
 pub mod server;
 pub mod version;
 

@@ -74,6 +74,18 @@ impl Req {
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
     }
+
+    /// Decode a JSON body that must fit the Go type `s` of dockerd's API
+    /// (see [`super::schema`]): a wrong type is a 400 with Go's message,
+    /// keys come back in their canonical case.
+    pub fn json_of(
+        &self,
+        s: &'static super::schema::Struct,
+    ) -> Result<serde_json::Value, ApiError> {
+        let mut v: serde_json::Value = self.json()?;
+        super::schema::check(&mut v, s).map_err(ApiError::invalid)?;
+        Ok(v)
+    }
 }
 
 fn capture(name: &'static str, raw: &str) -> (&'static str, String) {

@@ -22,7 +22,7 @@ fn no_such_exec(id: &str) -> ApiError {
 pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::EXEC_CREATE)?;
         let id = r.ctx.containers.execs.create(&rec, &body).map_err(err)?;
         let cmd = body["Cmd"]
             .as_array()

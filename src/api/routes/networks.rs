@@ -117,7 +117,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
 
 pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::NETWORK_CREATE)?;
         let cfg = r.ctx.config();
         let rec = crate::network::create::record(&body, &cfg).map_err(err)?;
         let pools = crate::network::auto_pools(&cfg);
@@ -156,7 +156,7 @@ fn container(r: &Req, body: &Value) -> Result<std::sync::Arc<ContainerRecord>, A
 pub fn connect(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let n = find(&r)?;
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::NETWORK_CONNECT)?;
         let c = container(&r, &body)?;
         if !n.is_bridge() {
             return Err(ApiError::new(
@@ -211,7 +211,7 @@ pub fn connect(r: Req) -> HandlerFuture {
 pub fn disconnect(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let n = find(&r)?;
-        let body: Value = r.json()?;
+        let body = r.json_of(&crate::api::schema::NETWORK_DISCONNECT)?;
         let force = body["Force"].as_bool().unwrap_or(false);
         let c = match container(&r, &body) {
             Ok(c) => c,

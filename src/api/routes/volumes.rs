@@ -42,7 +42,7 @@ fn strings(v: &Value) -> BTreeMap<String, String> {
 
 pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let b: Value = r.json()?;
+        let b = r.json_of(&crate::api::schema::VOLUME_CREATE)?;
         let driver = b["Driver"]
             .as_str()
             .filter(|d| !d.is_empty())
