@@ -114,6 +114,14 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             return Err(bad("dns", d, "not an IP address"));
         }
     }
+    for d in &c.dns_search {
+        crate::containers::etc_values::check_dns_search(d)
+            .map_err(|_| bad("dns-search", d, "not a valid domain"))?;
+    }
+    for o in &c.dns_opts {
+        crate::containers::etc_values::check_dns_option(o)
+            .map_err(|_| bad("dns-opts", o, "not one resolver option"))?;
+    }
     for p in &c.default_address_pools {
         let n = cidr("default-address-pools", &p.base)?;
         let max = if n.addr().is_ipv4() { 32 } else { 128 };

@@ -165,6 +165,7 @@ impl ContainerService {
             hc = json!({});
         }
         check_resources(&hc, self.facts.ncpu.max(1))?;
+        super::etc_values::check_create(body, &hc).map_err(invalid)?;
         let policy = hc["RestartPolicy"]["Name"]
             .as_str()
             .unwrap_or("")

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod changes;
 pub mod cp_root;
 pub mod create;
+pub mod etc_values;
 pub mod exec;
 pub mod host;
 pub mod logs;
