@@ -36,3 +36,70 @@ pub fn query_filters(data: &[u8]) {
     }
     let _ = crate::api::routes::parse_timestamp(&text);
 }
+
+/// A container create body through the type check and the /etc value
+/// checks. A body the check accepts comes back normalized, and checking
+/// that again changes nothing.
+pub fn create_body(data: &[u8]) {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    if crate::api::schema::check(&mut v, &crate::api::schema::CONTAINER_CREATE).is_err() {
+        return;
+    }
+    let once = v.clone();
+    assert!(crate::api::schema::check(&mut v, &crate::api::schema::CONTAINER_CREATE).is_ok());
+    assert_eq!(once, v, "normalizing twice changed the body");
+    let _ = crate::containers::etc_values::check_create(&v, &v["HostConfig"]);
+}
+
+/// A tar applied as a layer (both whiteout modes) and extracted as
+/// `docker cp` does, each into its own directory of a scratch directory:
+/// nothing may panic, nothing may land outside those directories.
+pub fn tar_extract(data: &[u8]) {
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "berth-fuzz-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let roots = ["layer-delete", "layer-overlay", "cp"];
+    for r in roots {
+        if std::fs::create_dir_all(scratch.join(r)).is_err() {
+            return;
+        }
+    }
+    let _ = crate::sys::layers::apply_layer(
+        &scratch.join(roots[0]),
+        data,
+        crate::sys::layers::WhiteoutMode::Delete,
+    );
+    let _ = crate::sys::layers::apply_layer(
+        &scratch.join(roots[1]),
+        data,
+        crate::sys::layers::WhiteoutMode::Overlay,
+    );
+    if let Ok(f) = std::fs::File::open(scratch.join(roots[2])) {
+        let opts = crate::containers::archive::ExtractOptions {
+            no_overwrite_dir_non_dir: true,
+            copy_uid_gid: true,
+        };
+        let _ = crate::containers::archive::extract(&OwnedFd::from(f), "/", data, &opts);
+    }
+    let mut found: Vec<String> = std::fs::read_dir(&scratch)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_eq!(
+        found,
+        ["cp", "layer-delete", "layer-overlay"],
+        "an entry landed outside its root"
+    );
+}

@@ -27,3 +27,13 @@ fn daemon_json_corpus() {
 fn query_filters_corpus() {
     replay("query_filters", berth::fuzzing::query_filters);
 }
+
+#[test]
+fn create_body_corpus() {
+    replay("create_body", berth::fuzzing::create_body);
+}
+
+#[test]
+fn tar_extract_corpus() {
+    replay("tar_extract", berth::fuzzing::tar_extract);
+}

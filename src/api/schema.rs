@@ -379,6 +379,17 @@ pub const EXEC_CREATE: Struct = Struct {
     ],
 };
 
+/// `POST /exec/{id}/start`.
+pub const EXEC_START: Struct = Struct {
+    name: "ExecStartOptions",
+    go: "container.ExecStartOptions",
+    fields: &[
+        ("Detach", Ty::Bool),
+        ("Tty", Ty::Bool),
+        ("ConsoleSize", Ty::List(&Ty::Uint(64, "uint"), "[2]uint")),
+    ],
+};
+
 const IPAM_CONFIG: Struct = Struct {
     name: "IPAMConfig",
     go: "network.IPAMConfig",

@@ -228,6 +228,40 @@ pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Bytes of the regular files below `root` (a container's writable
+/// layer, a volume): walked by descriptor, so a directory the container
+/// swaps for a link to `/` is never entered; unreadable parts count 0,
+/// trees deeper than [`MAX_DEPTH`] are not descended further.
+pub fn tree_size(root: &std::path::Path) -> u64 {
+    fn walk(dir: &OwnedFd, depth: usize) -> u64 {
+        let Ok(list) = names(dir.as_fd()) else {
+            return 0;
+        };
+        let mut total = 0;
+        for n in list {
+            let name = OsStr::from_bytes(&n);
+            let Ok(st) = nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            else {
+                continue;
+            };
+            match kind(&st) {
+                SFlag::S_IFDIR if depth < MAX_DEPTH => {
+                    if let Ok(sub) = open_dir(dir.as_fd(), name) {
+                        total += walk(&sub, depth + 1);
+                    }
+                }
+                SFlag::S_IFDIR => {}
+                _ => total += st.st_size.max(0) as u64,
+            }
+        }
+        total
+    }
+    match File::open(root) {
+        Ok(f) => walk(&OwnedFd::from(f), 0),
+        Err(_) => 0,
+    }
+}
+
 /// A path shown in an error: at most 80 bytes of it.
 pub fn shown(p: &[u8]) -> String {
     if p.len() <= 80 {
@@ -418,5 +452,20 @@ mod tests {
             4321
         );
         assert_eq!(std::fs::metadata(t.path().join("f")).unwrap().uid(), 0);
+    }
+
+    #[test]
+    fn tree_size_never_follows_links() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("big"), vec![0u8; 100_000]).unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), "12345").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("l")).unwrap();
+        let link_len = outside.as_os_str().len() as u64;
+        assert_eq!(tree_size(&root), 5 + link_len);
+        assert_eq!(tree_size(&t.path().join("missing")), 0);
     }
 }

@@ -178,7 +178,7 @@ pub(crate) fn summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "Mounts": super::volumes::mounts_json(r, rec),
     });
     if size {
-        let rw = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+        let rw = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(rw + image_size(r, rec));
     }
@@ -195,26 +195,6 @@ fn image_size(r: &Req, rec: &ContainerRecord) -> u64 {
         .get(&rec.image)
         .map(|i| i.size)
         .unwrap_or(0)
-}
-
-pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if let Ok(m) = e.metadata() {
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    total += m.len();
-                }
-            }
-        }
-    }
-    total
 }
 
 const PS_FILTERS: &[&str] = &[
@@ -356,7 +336,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let mut v = inspect_json(&r, &rec);
         if r.query.bool("size") {
-            let rw = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            let rw = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
             v["SizeRw"] = json!(rw);
             v["SizeRootFs"] = json!(rw + image_size(&r, &rec));
         }
@@ -829,7 +809,7 @@ pub fn prune(r: Req) -> HandlerFuture {
             {
                 continue;
             }
-            let size = dir_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            let size = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
             if Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
                 force: false,
                 volumes: false,

@@ -102,8 +102,11 @@ pub fn start(mut r: Req) -> HandlerFuture {
             if b.is_empty() {
                 json!({})
             } else {
-                serde_json::from_slice(&b)
-                    .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
+                let mut v = serde_json::from_slice(&b)
+                    .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+                crate::api::schema::check(&mut v, &crate::api::schema::EXEC_START)
+                    .map_err(ApiError::invalid)?;
+                v
             }
         };
         let detach = body["Detach"].as_bool().unwrap_or(false);

@@ -297,7 +297,7 @@ pub fn df(r: Req) -> HandlerFuture {
                 .values()
                 .map(|v| {
                     let mut j = super::volumes::volume_json(v);
-                    let size = super::containers::dir_size(std::path::Path::new(&v.mountpoint));
+                    let size = crate::sys::fsfd::tree_size(std::path::Path::new(&v.mountpoint));
                     j["UsageData"] = json!({"Size": size, "RefCount": v.users.len()});
                     j
                 })
