@@ -6,6 +6,7 @@ pub mod config;
 pub mod containers;
 pub mod daemon;
 pub mod fuzzing;
+pub mod ids;
 pub mod images;
 pub mod logging;
 pub mod network;

@@ -38,17 +38,6 @@ fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
     out
 }
 
-pub(crate) fn new_id() -> String {
-    loop {
-        let b: [u8; 32] = names::random_bytes();
-        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        // dockerd avoids short IDs that look like numbers.
-        if !id[..12].chars().all(|c| c.is_ascii_digit()) {
-            return id;
-        }
-    }
-}
-
 /// Resource checks with dockerd's messages (create and update).
 pub fn check_update(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
     check_resources(hc, ncpu)
@@ -128,7 +117,7 @@ impl ContainerService {
             let ix = self.containers.snapshot();
             let mut n = String::new();
             for retry in 0..10 {
-                n = names::generate(&names::random_bytes(), retry);
+                n = names::generate(&crate::ids::random_bytes(), retry);
                 if !ix.names.contains_key(&n) {
                     break;
                 }
@@ -265,7 +254,7 @@ impl ContainerService {
         if let Some(l) = body["Labels"].as_object() {
             labels.extend(l.clone());
         }
-        let id = new_id();
+        let id = crate::ids::new_id();
         let hostname = body["Hostname"]
             .as_str()
             .filter(|s| !s.is_empty())

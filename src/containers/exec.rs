@@ -117,8 +117,7 @@ impl Execs {
         if cmd.is_empty() {
             return Err(ContainerError::Invalid("No exec command specified".into()));
         }
-        let b: [u8; 32] = super::names::random_bytes();
-        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let id = crate::ids::new_id();
         let s = |k: &str| body[k].as_str().unwrap_or("").to_string();
         let t = |k: &str| body[k].as_bool().unwrap_or(false);
         let e = ExecRecord {

@@ -286,13 +286,3 @@ pub fn generate(random: &[u8; 4], retry: u32) -> String {
         format!("{l}_{r}")
     }
 }
-
-/// Random bytes from the kernel.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    b
-}

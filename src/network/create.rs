@@ -186,7 +186,7 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         }
     }
     let options = strings(&body["Options"]);
-    let id = crate::containers::create::new_id();
+    let id = crate::ids::new_id();
     let bridge = options
         .get("com.docker.network.bridge.name")
         .cloned()

@@ -122,7 +122,7 @@ pub fn load_records(dir: &Path) -> Vec<NetworkRecord> {
 fn predefined(name: &str, driver: &str) -> NetworkRecord {
     NetworkRecord {
         version: NETWORK_RECORD_VERSION,
-        id: crate::containers::create::new_id(),
+        id: crate::ids::new_id(),
         name: name.into(),
         driver: driver.into(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),

@@ -3,7 +3,7 @@
 //! blob's name always matches its content.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -98,19 +98,4 @@ impl Drop for BlobWriter {
     }
 }
 
-/// Random lowercase hex from the kernel's generator.
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    let ok = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !ok {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = Sha256::digest(format!("{t}-{}", std::process::id())).to_vec();
-        b.truncate(bytes);
-    }
-    berth_actors::image::hex(&b)
-}
+pub use crate::ids::random_hex;

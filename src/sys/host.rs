@@ -216,11 +216,7 @@ pub fn engine_id(data_root: &Path) -> std::io::Result<String> {
             return Ok(s);
         }
     }
-    let mut b = [0u8; 16];
-    fs::File::open("/dev/urandom").and_then(|mut f| {
-        use std::io::Read;
-        f.read_exact(&mut b)
-    })?;
+    let mut b: [u8; 16] = crate::ids::random_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();

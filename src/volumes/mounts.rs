@@ -263,7 +263,7 @@ pub async fn realize(
                 "volume" => {
                     let anonymous = m.name.is_empty();
                     if anonymous {
-                        m.name = crate::containers::create::new_id();
+                        m.name = crate::ids::new_id();
                     }
                     let (labels, options) = opts.get(&m.destination).cloned().unwrap_or_default();
                     let rec = VolumeRecord {

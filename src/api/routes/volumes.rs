@@ -67,7 +67,7 @@ pub fn create(r: Req) -> HandlerFuture {
             }
         }
         let name = if given.is_empty() {
-            crate::containers::create::new_id()
+            crate::ids::new_id()
         } else {
             given
         };
