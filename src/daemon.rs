@@ -221,7 +221,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         config: config_rx.clone(),
         facts: host.clone(),
         execs: Default::default(),
+        logs: berth_actors::logs::LogSessions::default(),
     });
+    let log_args = berth_actors::logs::LogSupervisorArgs {
+        files: Arc::new(crate::containers::logs::FileLogs),
+        index: container_service.containers.index.clone(),
+        sessions: container_service.logs.clone(),
+    };
     let cont_args = ContainerSupervisorArgs {
         host: cont_host.clone(),
         index: cindex_tx,
@@ -298,6 +304,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             RestartPolicy::infrastructure(),
             true,
             move || (ContainerSupervisor, cont_args.clone()),
+        ),
+        // Log streams resume at their positions when restarted.
+        ChildSpec::new(
+            berth_actors::directory::LOG_STREAMS,
+            RestartPolicy::infrastructure(),
+            true,
+            move || (berth_actors::logs::LogSupervisor, log_args.clone()),
         ),
         ChildSpec::new(
             FRONT_DOOR,
@@ -393,6 +406,8 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     }
     events.close_all();
     shutdown.cancel();
+    // Open `docker logs` streams end now, as their connections drain.
+    container_service.logs.close_all();
     ctx.connections.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.wait())
         .await

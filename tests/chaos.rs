@@ -366,3 +366,71 @@ fn killed_volume_actors_keep_users_and_data() {
     assert!(!log.exists());
     d.stop();
 }
+
+/// `docker logs -f` of a container printing a counter at 200 lines/s (its
+/// log rotating every ~280 lines) while the stream's LogStream actor is
+/// killed 10 times and the log-streams supervisor once: the client's
+/// output has every number exactly once, in order, and ends when the
+/// container exits.
+#[test]
+fn killed_log_streams_resume_where_they_delivered() {
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "--log-opt",
+        "max-size=20k",
+        "--log-opt",
+        "max-file=5",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; i=0; while [ $i -lt 2000 ]; do echo $i; i=$((i+1)); usleep 5000; done",
+    ]);
+    let mut follower = common::docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["logs", "-f", "counter"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = follower.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let mut kills = 0;
+    for i in 0..11 {
+        std::thread::sleep(Duration::from_millis(600));
+        let target = if i == 5 {
+            "log-streams"
+        } else {
+            "logs:counter"
+        };
+        // Between a kill and the restart the stream may have no actor.
+        if wait_for(Duration::from_secs(2), || kill(&d, target) == 204) {
+            kills += 1;
+        }
+    }
+    assert_eq!(kills, 11, "a kill was refused");
+    assert_eq!(d.docker_ok(&["wait", "counter"]).trim(), "0");
+    let status = follower.wait().unwrap();
+    assert!(status.success(), "docker logs -f failed");
+    let text = reader.join().unwrap();
+    let got: Vec<u64> = text.lines().map(|l| l.parse().unwrap()).collect();
+    let want: Vec<u64> = (0..2000).collect();
+    if got != want {
+        let first_bad = got.iter().zip(&want).position(|(a, b)| a != b);
+        panic!(
+            "{} lines, first difference at {first_bad:?}\nberthd log:\n{}",
+            got.len(),
+            d.log()
+        );
+    }
+    d.docker_ok(&["rm", "counter"]);
+    d.stop();
+}

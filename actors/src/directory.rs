@@ -15,5 +15,7 @@ pub const REGISTRY_SESSIONS: &str = "registry-sessions";
 pub const CONTAINERS: &str = "containers";
 /// The network supervisor.
 pub const NETWORKS: &str = "networks";
+/// The supervisor of LogStream actors (`docker logs`, attach with logs).
+pub const LOG_STREAMS: &str = "log-streams";
 /// The volume supervisor.
 pub const VOLUMES: &str = "volumes";

@@ -7,6 +7,7 @@ pub mod container;
 pub mod directory;
 pub mod events;
 pub mod image;
+pub mod logs;
 pub mod network;
 pub mod ports;
 pub mod protocol;

@@ -1,29 +1,17 @@
-//! Reading json-file logs for `docker logs`: rotated files oldest first,
-//! filters, tail, and follow across rotation.
+//! Reading json-file logs for the LogStream actors (`docker logs`, attach
+//! with `logs=1`): rotated files oldest first, filters, tail, and resuming
+//! at a position (file inode, offset) across rotation.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, Default)]
-pub struct LogOptions {
-    pub stdout: bool,
-    pub stderr: bool,
-    /// Nanoseconds since the epoch; entries before are skipped.
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-    pub timestamps: bool,
-    pub tail: Option<usize>,
-    pub follow: bool,
-    /// Raw output (TTY containers): no stdcopy headers.
-    pub raw: bool,
-}
+pub use berth_actors::logs::LogOptions;
+use berth_actors::logs::{Chunk, LogCursor, LogFiles, LogPos};
 
 #[derive(serde::Deserialize)]
 struct Entry {
@@ -102,32 +90,16 @@ impl Formatter {
 /// it a million writes.
 const MERGE_LIMIT: usize = 32 * 1024;
 
-struct Out<'a> {
-    tx: &'a mpsc::Sender<Bytes>,
+/// Bytes for the client: stdcopy frames (consecutive entries of one
+/// stream merged), or raw bytes for TTY containers (kind 0).
+#[derive(Default)]
+struct Frames {
     batch: Vec<u8>,
     /// Where the open frame's header is in `batch`, and its stream.
     open: Option<(usize, u8)>,
-    /// While collecting the last N entries.
-    tail: Option<(usize, VecDeque<(u8, Bytes)>)>,
 }
 
-impl Out<'_> {
-    fn emit(&mut self, e: (u8, Bytes)) -> bool {
-        if let Some((cap, t)) = self.tail.as_mut() {
-            if *cap > 0 {
-                if t.len() == *cap {
-                    t.pop_front();
-                }
-                t.push_back(e);
-            }
-            return true;
-        }
-        self.push(e.0, &e.1);
-        self.batch.len() < 64 * 1024 || self.flush()
-    }
-
-    /// Append an entry: raw (kind 0), into the open frame of its stream,
-    /// or as a new stdcopy frame.
+impl Frames {
     fn push(&mut self, kind: u8, payload: &[u8]) {
         use berth_actors::protocol::shim::frames;
         if kind == 0 {
@@ -149,106 +121,311 @@ impl Out<'_> {
         self.batch.extend_from_slice(payload);
     }
 
-    fn end_tail(&mut self) {
-        if let Some((_, t)) = self.tail.take() {
-            for (k, b) in t {
-                self.push(k, &b);
-            }
-        }
-    }
-
-    fn flush(&mut self) -> bool {
+    fn take(&mut self) -> Bytes {
         self.open = None;
-        if self.batch.is_empty() {
-            return true;
-        }
-        let b = Bytes::from(std::mem::take(&mut self.batch));
-        self.tx.blocking_send(b).is_ok()
+        Bytes::from(std::mem::take(&mut self.batch))
     }
 }
 
-/// Read what the file has past its position; incomplete lines wait in
-/// `pending`. False when the client went away.
-fn read_more(f: &Formatter, file: &mut File, pending: &mut Vec<u8>, out: &mut Out) -> bool {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) | Err(_) => return true,
+/// How much of a file one chunk reads.
+const CHUNK: usize = 64 * 1024;
+
+/// The file being read: its reader, inode and the offset after the last
+/// whole line taken from it.
+struct Current {
+    reader: Box<dyn Read + Send>,
+    inode: u64,
+    offset: u64,
+    /// The live file (the log's own path, not a rotated one).
+    live: bool,
+}
+
+/// The shim's json-file logs as the LogStream actors read them.
+pub struct FileLogs;
+
+struct FileCursor {
+    path: PathBuf,
+    fmt: Formatter,
+    /// Rotated files still to read after the current one, oldest first.
+    queue: VecDeque<PathBuf>,
+    cur: Option<Current>,
+    pending: Vec<u8>,
+    /// The first chunk collects the last N entries of everything.
+    tail: Option<usize>,
+}
+
+fn inode_of(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.ino())
+}
+
+impl FileCursor {
+    /// Open `p` (a rotated file unless it is the log's path) at `offset`.
+    fn open_file(&self, p: &Path, offset: u64) -> Option<Current> {
+        let inode = inode_of(p)?;
+        let mut reader = open(p).ok()?;
+        if offset > 0 {
+            std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink()).ok()?;
+        }
+        Some(Current {
+            reader,
+            inode,
+            offset,
+            live: p == self.path,
+        })
+    }
+
+    /// Move to the next file: the next rotated one, else the live file.
+    fn advance(&mut self) {
+        self.pending.clear();
+        self.cur = match self.queue.pop_front() {
+            Some(p) => self.open_file(&p, 0),
+            None => self.open_file(&self.path.clone(), 0),
+        };
+    }
+
+    /// Whole lines from the current file (at most about CHUNK bytes):
+    /// formatted into `out`; false at the end of the file.
+    fn read_lines(
+        &mut self,
+        out: &mut Frames,
+        tail: &mut Option<(usize, VecDeque<(u8, Bytes)>)>,
+    ) -> bool {
+        let Some(cur) = self.cur.as_mut() else {
+            return false;
+        };
+        let mut buf = vec![0u8; CHUNK];
+        let n = match cur.reader.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        pending.extend_from_slice(&buf[..n]);
+        self.pending.extend_from_slice(&buf[..n]);
         let mut start = 0;
-        while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
-            if let Some(b) = f.frame(&pending[start..start + i]) {
-                if !out.emit(b) {
-                    return false;
+        while let Some(i) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            if let Some((k, b)) = self.fmt.frame(&self.pending[start..start + i]) {
+                match tail.as_mut() {
+                    Some((cap, t)) => {
+                        if *cap > 0 {
+                            if t.len() == *cap {
+                                t.pop_front();
+                            }
+                            t.push_back((k, b));
+                        }
+                    }
+                    None => out.push(k, &b),
                 }
             }
             start += i + 1;
         }
-        pending.drain(..start);
+        cur.offset += start as u64;
+        self.pending.drain(..start);
+        true
+    }
+
+    fn pos(&self) -> Option<LogPos> {
+        self.cur.as_ref().map(|c| LogPos {
+            inode: c.inode,
+            offset: c.offset,
+        })
     }
 }
 
-/// Stream the log to `tx`. With `follow`, keeps reading new lines (also
-/// after a rotation) until `running()` is false and the end is reached.
-pub fn stream(path: PathBuf, o: LogOptions, tx: mpsc::Sender<Bytes>, running: impl Fn() -> bool) {
-    let f = Formatter { o: o.clone() };
-    let mut out = Out {
-        tx: &tx,
-        batch: Vec::with_capacity(64 * 1024),
-        open: None,
-        tail: o.tail.map(|n| (n, VecDeque::with_capacity(n.min(100_000)))),
-    };
-    let all = files(&path);
-    let (history, _) = all.split_at(all.len() - 1);
-    for p in history {
-        let Ok(r) = open(p) else { continue };
-        for line in BufReader::new(r).split(b'\n').map_while(Result::ok) {
-            if let Some(b) = f.frame(&line) {
-                if !out.emit(b) {
-                    return;
-                }
-            }
-        }
-    }
-    let mut cur = File::open(&path).ok();
-    let mut pending = Vec::new();
-    if let Some(c) = cur.as_mut() {
-        if !read_more(&f, c, &mut pending, &mut out) {
-            return;
-        }
-    }
-    out.end_tail();
-    if !out.flush() || !o.follow {
-        return;
-    }
-    loop {
-        let live = running();
-        match cur.as_mut() {
-            Some(c) => {
-                if !read_more(&f, c, &mut pending, &mut out) || !out.flush() {
-                    return;
-                }
-                // Rotated: the path is a new file; finish the old one first.
-                let rotated = match (std::fs::metadata(&path), c.metadata()) {
-                    (Ok(a), Ok(b)) => a.ino() != b.ino(),
-                    _ => false,
-                };
-                if rotated {
-                    if !read_more(&f, c, &mut pending, &mut out) || !out.flush() {
-                        return;
+impl LogCursor for FileCursor {
+    fn next_chunk(&mut self) -> std::io::Result<Chunk> {
+        let mut out = Frames::default();
+        // The first chunk of a `tail` request: the last N entries of every
+        // file, up to the end of the live file.
+        if let Some(n) = self.tail.take() {
+            let mut t = Some((n, VecDeque::with_capacity(n.min(100_000))));
+            loop {
+                if self.cur.is_none() {
+                    self.advance();
+                    if self.cur.is_none() {
+                        break; // no log file yet
                     }
-                    pending.clear();
-                    cur = File::open(&path).ok();
-                    continue;
+                }
+                while self.read_lines(&mut out, &mut t) {}
+                if self.cur.as_ref().is_some_and(|c| c.live) {
+                    break;
+                }
+                self.cur = None;
+            }
+            if let Some((_, t)) = t {
+                for (k, b) in t {
+                    out.push(k, &b);
                 }
             }
-            None => cur = File::open(&path).ok(),
+            return Ok(Chunk {
+                bytes: out.take(),
+                pos: self.pos(),
+                at_end: true,
+            });
         }
-        if !live || tx.is_closed() {
-            return;
+        loop {
+            if self.cur.is_none() {
+                self.advance();
+                if self.cur.is_none() {
+                    // No log file yet.
+                    return Ok(Chunk {
+                        at_end: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            let mut none = None;
+            if self.read_lines(&mut out, &mut none) {
+                return Ok(Chunk {
+                    bytes: out.take(),
+                    pos: self.pos(),
+                    at_end: false,
+                });
+            }
+            // The end of this file.
+            let cur = self.cur.as_ref().map(|c| (c.live, c.inode));
+            match cur {
+                Some((false, _)) => self.advance(),
+                Some((true, inode)) => {
+                    // Rotated since it was opened: the live file is a new
+                    // one; the old one was read to its end above.
+                    if inode_of(&self.path).is_some_and(|i| i != inode) {
+                        self.queue.clear();
+                        self.pending.clear();
+                        self.cur = self.open_file(&self.path.clone(), 0);
+                        continue;
+                    }
+                    return Ok(Chunk {
+                        bytes: out.take(),
+                        pos: self.pos(),
+                        at_end: true,
+                    });
+                }
+                None => {
+                    return Ok(Chunk {
+                        at_end: true,
+                        ..Default::default()
+                    })
+                }
+            }
         }
-        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+impl LogFiles for FileLogs {
+    fn open(
+        &self,
+        path: &str,
+        opts: &LogOptions,
+        pos: Option<LogPos>,
+    ) -> std::io::Result<Box<dyn LogCursor>> {
+        let path = PathBuf::from(path);
+        let all = files(&path);
+        let mut c = FileCursor {
+            path: path.clone(),
+            fmt: Formatter { o: opts.clone() },
+            queue: VecDeque::new(),
+            cur: None,
+            pending: Vec::new(),
+            tail: None,
+        };
+        match pos {
+            None => {
+                c.tail = opts.tail;
+                c.queue = all.into_iter().filter(|p| *p != path).collect();
+            }
+            Some(p) => {
+                // Resume in the file that has this inode (the live one, or
+                // a rotated one since), then everything newer.
+                let at = all.iter().position(|f| inode_of(f) == Some(p.inode));
+                match at {
+                    Some(i) => {
+                        c.cur = c.open_file(&all[i], p.offset);
+                        c.queue = all[i + 1..]
+                            .iter()
+                            .filter(|f| **f != path)
+                            .cloned()
+                            .collect();
+                    }
+                    // Rotated away meanwhile: from the oldest file left.
+                    None => c.queue = all.into_iter().filter(|f| *f != path).collect(),
+                }
+            }
+        }
+        Ok(Box::new(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn line(i: u64) -> String {
+        format!(
+            "{{\"log\":\"{i}\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00.000000001Z\"}}\n"
+        )
+    }
+
+    fn append(p: &Path, range: std::ops::Range<u64>) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        for i in range {
+            f.write_all(line(i).as_bytes()).unwrap();
+        }
+    }
+
+    fn opts(tail: Option<usize>) -> LogOptions {
+        LogOptions {
+            stdout: true,
+            stderr: true,
+            raw: true,
+            tail,
+            ..Default::default()
+        }
+    }
+
+    /// Chunks until the end; the numbers read and the last position.
+    fn drain(c: &mut dyn LogCursor) -> (Vec<u64>, Option<LogPos>) {
+        let (mut got, mut pos) = (Vec::new(), None);
+        loop {
+            let ch = c.next_chunk().unwrap();
+            for l in String::from_utf8(ch.bytes.to_vec()).unwrap().lines() {
+                got.push(l.parse().unwrap());
+            }
+            pos = ch.pos.or(pos);
+            if ch.at_end {
+                return (got, pos);
+            }
+        }
+    }
+
+    #[test]
+    fn tail_resume_and_rotation() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("c-json.log");
+        let ps = p.display().to_string();
+        append(&PathBuf::from(format!("{ps}.1")), 0..10);
+        append(&p, 10..20);
+        // Everything, oldest file first.
+        let mut c = FileLogs.open(&ps, &opts(None), None).unwrap();
+        let (all, pos) = drain(c.as_mut());
+        assert_eq!(all, (0..20).collect::<Vec<_>>());
+        // The last 3 only, then what follows.
+        let mut c = FileLogs.open(&ps, &opts(Some(3)), None).unwrap();
+        assert_eq!(drain(c.as_mut()).0, vec![17, 18, 19]);
+        append(&p, 20..25);
+        assert_eq!(drain(c.as_mut()).0, (20..25).collect::<Vec<_>>());
+        // Rotation while following: the old file is finished first.
+        append(&p, 25..27);
+        std::fs::rename(format!("{ps}.1"), format!("{ps}.2")).unwrap();
+        std::fs::rename(&p, format!("{ps}.1")).unwrap();
+        append(&p, 27..30);
+        assert_eq!(drain(c.as_mut()).0, (25..30).collect::<Vec<_>>());
+        // Resuming at the position delivered before the rotation: the
+        // file is found by its inode (now `.1`), then the new one.
+        let mut c = FileLogs.open(&ps, &opts(None), pos).unwrap();
+        assert_eq!(drain(c.as_mut()).0, (20..30).collect::<Vec<_>>());
     }
 }

@@ -30,6 +30,8 @@ pub struct ContainerService {
     pub config: watch::Receiver<Arc<DaemonConfig>>,
     pub facts: HostFacts,
     pub execs: exec::Execs,
+    /// Open log streams (their LogStream actors resume from these).
+    pub logs: berth_actors::logs::LogSessions,
 }
 
 impl ContainerService {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, VOLUMES,
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, NETWORKS, REGISTRY_SESSIONS,
+    VOLUMES,
 };
 
 use crate::api::body;
@@ -27,6 +28,24 @@ pub fn kill(r: Req) -> HandlerFuture {
                 tracing::warn!(actor = ?s.get_id(), "chaos control: killing a registry session");
                 s.kill();
             }
+            return Ok(body::no_content());
+        }
+        // `logs:<container>`: every LogStream actor of that container
+        // (their streams resume at the position they delivered).
+        if let Some(c) = name.strip_prefix("logs:") {
+            let rec = r
+                .ctx
+                .containers
+                .containers
+                .lookup(c)
+                .map_err(super::containers::err)?;
+            let n = berth_actors::logs::kill_streams_of(&r.ctx.containers.logs, &rec.id);
+            if n == 0 {
+                return Err(ApiError::not_found(format!(
+                    "no log stream of {c} is running"
+                )));
+            }
+            tracing::warn!(container = %rec.id, streams = n, "chaos control: killing log streams");
             return Ok(body::no_content());
         }
         // `container:<id>`, `network:<name or id>`, `volume:<name>`: one
@@ -72,11 +91,12 @@ pub fn kill(r: Req) -> HandlerFuture {
             NETWORKS,
             VOLUMES,
             CONTAINERS,
+            LOG_STREAMS,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, registry-session, container:<id>, network:<name>, volume:<name>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, registry-session, container:<id>, network:<name>, volume:<name>, logs:<container>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

@@ -24,7 +24,7 @@ use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::routes::events::parse_timestamp;
 use crate::containers::cp_root::{Bind, RootSpec};
 use crate::containers::host;
-use crate::containers::logs::{self, LogOptions};
+use crate::containers::logs::LogOptions;
 
 pub(crate) fn err(e: ContainerError) -> ApiError {
     ApiError::from_err(&e)
@@ -533,19 +533,9 @@ pub fn logs(r: Req) -> HandlerFuture {
             follow: r.query.bool("follow"),
             raw: rec.tty(),
         };
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
-        let path = std::path::PathBuf::from(&rec.log_path);
-        let index = r.ctx.containers.containers.clone();
-        let id = rec.id.clone();
-        let shutdown = r.ctx.shutdown.clone();
-        tokio::task::spawn_blocking(move || {
-            logs::stream(path, o, tx, move || {
-                !shutdown.is_cancelled()
-                    && index.snapshot().by_id.get(&id).is_some_and(|c| {
-                        c.state.status.is_live() || c.state.status == Status::Restarting
-                    })
-            })
-        });
+        let rx = berth_actors::logs::open_stream(&rec.id, &rec.log_path, o)
+            .await
+            .map_err(|e| ApiError::new(berth_actors::ErrorKind::Unavailable, e))?;
         let mut resp = Response::new(body::channel(rx));
         let ct = if rec.tty() {
             hijack::RAW_STREAM
@@ -587,15 +577,16 @@ pub fn attach(mut r: Req) -> HandlerFuture {
             };
             events.publish("container", "attach", &id, attrs);
             if logs_too {
-                let (tx, mut rx) = mpsc::channel::<Bytes>(16);
                 let o = LogOptions {
                     stdout: want_out,
                     stderr: want_err,
                     raw: tty,
                     ..Default::default()
                 };
-                let p = std::path::PathBuf::from(log_path);
-                tokio::task::spawn_blocking(move || logs::stream(p, o, tx, || false));
+                let Ok(mut rx) = berth_actors::logs::open_stream(&id, &log_path, o).await else {
+                    let _ = client.shutdown().await;
+                    return;
+                };
                 while let Some(b) = rx.recv().await {
                     if client.write_all(&b).await.is_err() {
                         return;

@@ -361,7 +361,9 @@ pub fn delete(r: Req) -> HandlerFuture {
             .delete(r.param("name").to_string(), r.query.bool("force"))
             .await
             .map_err(|e| ApiError::from_err(&e))?;
-        tokio::task::spawn_blocking(move || svc.release(&released));
+        // Freed before the reply, as dockerd: a client that lists the
+        // storage right after sees it gone.
+        let _ = tokio::task::spawn_blocking(move || svc.release(&released)).await;
         ok_json(&items_json(&items))
     })
 }
@@ -405,7 +407,9 @@ pub fn prune(r: Req) -> HandlerFuture {
             .await
             .map_err(|e| ApiError::from_err(&e))?;
         let released = res.released.clone();
-        tokio::task::spawn_blocking(move || svc.release(&released));
+        // Freed before the reply, as dockerd: a client that lists the
+        // storage right after sees it gone.
+        let _ = tokio::task::spawn_blocking(move || svc.release(&released)).await;
         let items = items_json(&res.items);
         ok_json(&json!({
             "ImagesDeleted": if items.is_empty() { Value::Null } else { json!(items) },
@@ -514,7 +518,7 @@ pub fn create(mut r: Req) -> HandlerFuture {
         };
         let released = res.released.clone();
         let s = svc.clone();
-        tokio::task::spawn_blocking(move || s.release(&released));
+        let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;
         svc.event(
             "import",
             &res.id,
