@@ -676,6 +676,7 @@ fn net_err(e: NetworkError) -> ContainerError {
         NetworkError::Forbidden(m) => ContainerError::Forbidden(m),
         NetworkError::System(m) => ContainerError::System(m),
         NetworkError::Unavailable => ContainerError::Unavailable,
+        NetworkError::Timeout(m) => ContainerError::Timeout(m),
     }
 }
 

@@ -52,7 +52,13 @@ pub async fn start(name: String, work: Work) -> Result<(), String> {
                 .get_cell())
         })
     });
-    ractor::call!(sup, |reply| SessionsMsg::Spawn { name, start, reply })
-        .map_err(|e| e.to_string())?
-        .map(|_| ())
+    // Bounded like every request to an actor: a stuck supervisor fails the
+    // pull instead of hanging it.
+    ractor::call_t!(
+        sup,
+        |reply| SessionsMsg::Spawn { name, start, reply },
+        60_000
+    )
+    .map_err(|e| format!("the registry session supervisor did not answer: {e}"))?
+    .map(|_| ())
 }

@@ -60,6 +60,9 @@ pub enum ContainerError {
     NotModified(&'static str),
     #[error("the container's actor is restarting; retry")]
     Unavailable,
+    /// An actor did not answer in time (the message names it and the request).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl HasKind for ContainerError {
@@ -74,7 +77,7 @@ impl HasKind for ContainerError {
             ContainerError::Runtime(_) => ErrorKind::InvalidParameter,
             ContainerError::System(_) => ErrorKind::System,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
-            ContainerError::Unavailable => ErrorKind::Unavailable,
+            ContainerError::Unavailable | ContainerError::Timeout(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -92,6 +95,47 @@ pub enum AttachTicket {
 }
 
 type Reply<T> = RpcReplyPort<Result<T, ContainerError>>;
+
+impl crate::supervisor::ask::Request for ContainerMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            ContainerMsg::Start(_) => "start",
+            ContainerMsg::Stop { .. } => "stop",
+            ContainerMsg::Restart { .. } => "restart",
+            ContainerMsg::Kill { .. } => "kill",
+            ContainerMsg::Remove { .. } => "remove",
+            ContainerMsg::Wait { .. } => "wait",
+            ContainerMsg::Attach(_) => "attach",
+            ContainerMsg::Pause(_) => "pause",
+            ContainerMsg::Unpause(_) => "unpause",
+            ContainerMsg::SetName(..) => "rename",
+            ContainerMsg::Update(..) => "update",
+            ContainerMsg::Connect { .. } => "network connect",
+            ContainerMsg::Disconnect { .. } => "network disconnect",
+            ContainerMsg::Exited { .. }
+            | ContainerMsg::RestartNow { .. }
+            | ContainerMsg::StopTimeout { .. } => "internal",
+        }
+    }
+
+    /// A stop waits for its grace period (then a kill): the default wait
+    /// comes on top of it; `-t -1` waits for as long as the process runs.
+    fn within(&self) -> Option<std::time::Duration> {
+        use crate::supervisor::ask::DEFAULT;
+        match self {
+            ContainerMsg::Stop { timeout, .. } | ContainerMsg::Restart { timeout, .. } => {
+                match timeout {
+                    Some(t) if *t < 0 => None,
+                    Some(t) => Some(DEFAULT + std::time::Duration::from_secs(*t as u64)),
+                    // The container's own StopTimeout may be long.
+                    None => Some(DEFAULT * 5),
+                }
+            }
+            ContainerMsg::Remove { force: true, .. } => Some(DEFAULT * 2),
+            _ => Some(DEFAULT),
+        }
+    }
+}
 
 pub enum ContainerMsg {
     Start(Reply<()>),

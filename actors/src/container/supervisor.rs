@@ -18,6 +18,7 @@ use super::{ContainerError, ContainerMsg};
 use crate::directory::CONTAINERS;
 use crate::events::Events;
 use crate::ports::ContainerHost;
+use crate::supervisor::ask::{ask_within, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
@@ -52,6 +53,19 @@ pub enum SupervisorMsg {
     Rebuild(String),
     /// IDs of the containers whose actor runs.
     List(RpcReplyPort<Vec<String>>),
+    /// The actor of this container did not answer a request in time.
+    Unresponsive(String, &'static str),
+}
+
+impl crate::supervisor::ask::Request for SupervisorMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            SupervisorMsg::Create { .. } => "create",
+            SupervisorMsg::Rename { .. } => "rename",
+            SupervisorMsg::List(_) => "list",
+            _ => "internal",
+        }
+    }
 }
 
 pub struct SupervisorState {
@@ -88,20 +102,26 @@ impl Containers {
         msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> ContainerMsg,
     ) -> Result<T, ContainerError> {
         let a = Self::actor(id)?;
-        match a.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(ContainerError::Unavailable),
-        }
+        let report = |request| {
+            if let Some(s) = Self::supervisor() {
+                let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
+            }
+        };
+        ask_within(&a, msg, report).await.map_err(|e| match e {
+            AskError::Gone => ContainerError::Unavailable,
+            e => ContainerError::Timeout(e.message(&format!("the actor of container {id}"))),
+        })?
     }
 
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> SupervisorMsg,
     ) -> Result<T, ContainerError> {
         let s = Self::supervisor().ok_or(ContainerError::Unavailable)?;
-        match s.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(ContainerError::Unavailable),
-        }
+        let report = |request| warn!(%request, "the container supervisor did not answer in time");
+        ask_within(&s, msg, report).await.map_err(|e| match e {
+            AskError::Gone => ContainerError::Unavailable,
+            e => ContainerError::Timeout(e.message("the container supervisor")),
+        })?
     }
 }
 
@@ -299,6 +319,9 @@ impl Actor for ContainerSupervisor {
                 let _ = reply.send(r);
             }
             SupervisorMsg::Forget(id) => st.children.forget(&id),
+            SupervisorMsg::Unresponsive(id, request) => {
+                warn!(container = %id, %request, "the container's actor did not answer in time");
+            }
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
                 let a = rec

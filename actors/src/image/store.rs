@@ -36,6 +36,9 @@ pub enum ImageError {
     Store(String),
     #[error("the image store is restarting; retry")]
     Unavailable,
+    /// The image store did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl HasKind for ImageError {
@@ -45,7 +48,7 @@ impl HasKind for ImageError {
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Invalid(_) => ErrorKind::InvalidParameter,
             ImageError::Store(_) => ErrorKind::System,
-            ImageError::Unavailable => ErrorKind::Unavailable,
+            ImageError::Unavailable | ImageError::Timeout(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -83,6 +86,30 @@ pub struct PruneResult {
     pub items: Vec<DeleteItem>,
     pub space_reclaimed: u64,
     pub released: Released,
+}
+
+impl crate::supervisor::ask::Request for ImageStoreMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            ImageStoreMsg::Commit { .. } => "commit",
+            ImageStoreMsg::Tag { .. } => "tag",
+            ImageStoreMsg::Delete { .. } => "delete",
+            ImageStoreMsg::Prune { .. } => "prune",
+        }
+    }
+}
+
+/// Ask the image store with a bounded wait.
+async fn ask_store<T: Send + 'static>(
+    s: &ActorRef<ImageStoreMsg>,
+    build: impl FnOnce(RpcReplyPort<Result<T, ImageError>>) -> ImageStoreMsg,
+) -> Result<T, ImageError> {
+    use crate::supervisor::ask::{ask_within, AskError};
+    let report = |request| tracing::warn!(%request, "the image store did not answer in time");
+    ask_within(s, build, report).await.map_err(|e| match e {
+        AskError::Gone => ImageError::Unavailable,
+        e => ImageError::Timeout(e.message("the image store")),
+    })?
 }
 
 pub enum ImageStoreMsg {
@@ -608,23 +635,23 @@ impl Images {
         refs: Vec<Reference>,
     ) -> Result<CommitResult, ImageError> {
         let s = Self::store()?;
-        ractor::call!(s, |reply| ImageStoreMsg::Commit {
+        ask_store(&s, |reply| ImageStoreMsg::Commit {
             config,
             layers,
             refs,
-            reply
+            reply,
         })
-        .map_err(|_| ImageError::Unavailable)?
+        .await
     }
 
     pub async fn tag(&self, name: String, reference: Reference) -> Result<String, ImageError> {
         let s = Self::store()?;
-        ractor::call!(s, |reply| ImageStoreMsg::Tag {
+        ask_store(&s, |reply| ImageStoreMsg::Tag {
             name,
             reference,
-            reply
+            reply,
         })
-        .map_err(|_| ImageError::Unavailable)?
+        .await
     }
 
     pub async fn delete(
@@ -633,13 +660,11 @@ impl Images {
         force: bool,
     ) -> Result<(Vec<DeleteItem>, Released), ImageError> {
         let s = Self::store()?;
-        ractor::call!(s, |reply| ImageStoreMsg::Delete { name, force, reply })
-            .map_err(|_| ImageError::Unavailable)?
+        ask_store(&s, |reply| ImageStoreMsg::Delete { name, force, reply }).await
     }
 
     pub async fn prune(&self, ids: Vec<String>) -> Result<PruneResult, ImageError> {
         let s = Self::store()?;
-        ractor::call!(s, |reply| ImageStoreMsg::Prune { ids, reply })
-            .map_err(|_| ImageError::Unavailable)?
+        ask_store(&s, |reply| ImageStoreMsg::Prune { ids, reply }).await
     }
 }

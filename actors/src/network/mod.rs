@@ -38,6 +38,9 @@ pub enum NetworkError {
     System(String),
     #[error("the network's actor is restarting; retry")]
     Unavailable,
+    /// An actor did not answer in time (the message names it and the request).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl HasKind for NetworkError {
@@ -48,7 +51,17 @@ impl HasKind for NetworkError {
             NetworkError::Invalid(_) => ErrorKind::InvalidParameter,
             NetworkError::Forbidden(_) => ErrorKind::Forbidden,
             NetworkError::System(_) => ErrorKind::System,
-            NetworkError::Unavailable => ErrorKind::Unavailable,
+            NetworkError::Unavailable | NetworkError::Timeout(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+impl crate::supervisor::ask::Request for NetworkMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            NetworkMsg::Connect { .. } => "connect",
+            NetworkMsg::Disconnect { .. } => "disconnect",
+            NetworkMsg::Remove { .. } => "remove",
         }
     }
 }

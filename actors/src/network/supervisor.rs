@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::warn;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
@@ -19,6 +20,7 @@ use super::{NetworkError, NetworkMsg};
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
+use crate::supervisor::ask::{ask_within, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 
@@ -50,6 +52,17 @@ pub enum SupervisorMsg {
     /// The network was removed: its actor stops for good.
     Forget(String),
     Rebuild(String),
+    /// The actor of this network did not answer a request in time.
+    Unresponsive(String, &'static str),
+}
+
+impl crate::supervisor::ask::Request for SupervisorMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            SupervisorMsg::Create { .. } => "create",
+            _ => "internal",
+        }
+    }
 }
 
 pub struct SupervisorState {
@@ -79,20 +92,26 @@ impl Networks {
     ) -> Result<T, NetworkError> {
         let a =
             ActorRef::<NetworkMsg>::where_is(actor_name(id)).ok_or(NetworkError::Unavailable)?;
-        match a.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(NetworkError::Unavailable),
-        }
+        let report = |request| {
+            if let Some(s) = ActorRef::<SupervisorMsg>::where_is(NETWORKS) {
+                let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
+            }
+        };
+        ask_within(&a, msg, report).await.map_err(|e| match e {
+            AskError::Gone => NetworkError::Unavailable,
+            e => NetworkError::Timeout(e.message(&format!("the actor of network {id}"))),
+        })?
     }
 
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, NetworkError>>) -> SupervisorMsg,
     ) -> Result<T, NetworkError> {
         let s = ActorRef::<SupervisorMsg>::where_is(NETWORKS).ok_or(NetworkError::Unavailable)?;
-        match s.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(NetworkError::Unavailable),
-        }
+        let report = |request| warn!(%request, "the network supervisor did not answer in time");
+        ask_within(&s, msg, report).await.map_err(|e| match e {
+            AskError::Gone => NetworkError::Unavailable,
+            e => NetworkError::Timeout(e.message("the network supervisor")),
+        })?
     }
 }
 
@@ -355,6 +374,9 @@ impl Actor for NetworkSupervisor {
                 }
             }
             SupervisorMsg::Forget(id) => st.children.forget(&id),
+            SupervisorMsg::Unresponsive(id, request) => {
+                warn!(network = %id, %request, "the network's actor did not answer in time");
+            }
             SupervisorMsg::Rebuild(id) => {
                 let rec = st.args.index.borrow().by_id.get(&id).cloned();
                 let a = rec.map(|rec| spawn(myself.get_cell(), st.args_for((*rec).clone())));

@@ -1,6 +1,7 @@
 //! Supervision: the restart strategy and the generic one-for-one supervisor
 //! used for the root of the tree (and later for the per-area supervisors).
 
+pub mod ask;
 pub mod keyed;
 mod one_for_one;
 pub mod sessions;

@@ -72,6 +72,9 @@ pub enum VolumeError {
     System(String),
     #[error("the volume's actor is restarting; retry")]
     Unavailable,
+    /// An actor did not answer in time (the message names it and the request).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl HasKind for VolumeError {
@@ -81,7 +84,18 @@ impl HasKind for VolumeError {
             VolumeError::Conflict(_) => ErrorKind::Conflict,
             VolumeError::Invalid(_) => ErrorKind::InvalidParameter,
             VolumeError::System(_) => ErrorKind::System,
-            VolumeError::Unavailable => ErrorKind::Unavailable,
+            VolumeError::Unavailable | VolumeError::Timeout(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
+impl crate::supervisor::ask::Request for VolumeMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            VolumeMsg::Use { .. } => "use",
+            VolumeMsg::Release { .. } => "release",
+            VolumeMsg::Mounted { .. } => "mounted",
+            VolumeMsg::Remove { .. } => "remove",
         }
     }
 }

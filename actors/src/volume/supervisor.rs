@@ -2,6 +2,7 @@
 //! restores a VolumeActor per volume at start and rebuilds any that dies.
 
 use std::sync::Arc;
+use tracing::warn;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
@@ -12,6 +13,7 @@ use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
+use crate::supervisor::ask::{ask_within, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 
@@ -33,6 +35,17 @@ pub enum VolumeSupervisorMsg {
     },
     Forget(String),
     Rebuild(String),
+    /// The actor of this volume did not answer a request in time.
+    Unresponsive(String, &'static str),
+}
+
+impl crate::supervisor::ask::Request for VolumeSupervisorMsg {
+    fn name(&self) -> &'static str {
+        match self {
+            VolumeSupervisorMsg::Create { .. } => "create",
+            _ => "internal",
+        }
+    }
 }
 
 pub struct SupervisorState {
@@ -64,10 +77,15 @@ impl Volumes {
     ) -> Result<T, VolumeError> {
         let a =
             ActorRef::<VolumeMsg>::where_is(actor_name(name)).ok_or(VolumeError::Unavailable)?;
-        match a.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(VolumeError::Unavailable),
-        }
+        let report = |request| {
+            if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
+                let _ = s.cast(VolumeSupervisorMsg::Unresponsive(name.to_string(), request));
+            }
+        };
+        ask_within(&a, msg, report).await.map_err(|e| match e {
+            AskError::Gone => VolumeError::Unavailable,
+            e => VolumeError::Timeout(e.message(&format!("the actor of volume {name}"))),
+        })?
     }
 
     pub async fn ask_supervisor<T: Send + 'static>(
@@ -75,10 +93,11 @@ impl Volumes {
     ) -> Result<T, VolumeError> {
         let s =
             ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES).ok_or(VolumeError::Unavailable)?;
-        match s.call(msg, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(VolumeError::Unavailable),
-        }
+        let report = |request| warn!(%request, "the volume supervisor did not answer in time");
+        ask_within(&s, msg, report).await.map_err(|e| match e {
+            AskError::Gone => VolumeError::Unavailable,
+            e => VolumeError::Timeout(e.message("the volume supervisor")),
+        })?
     }
 }
 
@@ -205,6 +224,9 @@ impl Actor for VolumeSupervisor {
                 }
             }
             VolumeSupervisorMsg::Forget(name) => st.children.forget(&name),
+            VolumeSupervisorMsg::Unresponsive(name, request) => {
+                warn!(volume = %name, %request, "the volume's actor did not answer in time");
+            }
             VolumeSupervisorMsg::Rebuild(name) => {
                 let rec = st.args.index.borrow().by_name.get(&name).cloned();
                 let a = rec.map(|rec| spawn(myself.get_cell(), st.args_for((*rec).clone())));
