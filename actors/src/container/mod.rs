@@ -19,6 +19,9 @@ mod supervisor;
 mod update;
 mod wait;
 
+#[cfg(test)]
+mod tests;
+
 use ractor::RpcReplyPort;
 use serde_json::Value;
 use tokio::sync::oneshot;

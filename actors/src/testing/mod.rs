@@ -1,10 +1,12 @@
 //! Fakes and fault injection for tests of the actor tree.
 
+mod container;
 mod flaky;
 mod logs;
 mod network;
 mod volume;
 
+pub use container::{FakeContainerHost, FakeContainerState, FakeShim};
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
 pub use logs::FakeLogFiles;
 pub use network::{FakeNetState, FakeNetworkHost};

@@ -1,0 +1,284 @@
+//! The ContainerActor over the fake host: start, stop, kill, an exit
+//! while the actor is dead, adoption, restart policies. No runc; each
+//! test takes milliseconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::*;
+use crate::events::Events;
+use crate::ports::SystemClock;
+use crate::testing::FakeContainerHost;
+use crate::view::ViewPublisher;
+
+fn record(id: &str, host_config: serde_json::Value) -> ContainerRecord {
+    ContainerRecord {
+        version: RECORD_VERSION,
+        id: id.into(),
+        name: format!("/{id}"),
+        created: "2026-01-01T00:00:00Z".into(),
+        image: "sha256:0".into(),
+        image_name: "busybox".into(),
+        config: json!({"Cmd": ["true"]}),
+        host_config,
+        path: "true".into(),
+        args: vec![],
+        state: RunState::default(),
+        restart_count: 0,
+        has_been_started: false,
+        driver: "fake".into(),
+        layer: id.into(),
+        image_layer: None,
+        log_path: String::new(),
+        runtime: "runc".into(),
+        hostname_path: String::new(),
+        hosts_path: String::new(),
+        resolv_conf_path: String::new(),
+        networks: Default::default(),
+        mounts: vec![],
+        extra: Default::default(),
+    }
+}
+
+struct Rig {
+    host: FakeContainerHost,
+    index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    view: ViewPublisher,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let (tx, _rx) = watch::channel(Arc::new(ContainerIndex::default()));
+        Rig {
+            host: FakeContainerHost::default(),
+            index: Arc::new(tx),
+            view: ViewPublisher::new().0,
+        }
+    }
+
+    async fn spawn(&self, rec: ContainerRecord, adopt: bool) -> ActorRef<ContainerMsg> {
+        let args = ContainerArgs {
+            record: rec,
+            host: Arc::new(self.host.clone()),
+            index: self.index.clone(),
+            events: Events::new(Arc::new(SystemClock)),
+            view: self.view.clone(),
+            adopt,
+            autostart: false,
+        };
+        Actor::spawn(None, ContainerActor, args).await.unwrap().0
+    }
+
+    fn state(&self, id: &str) -> RunState {
+        self.index.borrow().by_id[id].state.clone()
+    }
+
+    fn record(&self, id: &str) -> Arc<ContainerRecord> {
+        self.index.borrow().by_id[id].clone()
+    }
+
+    async fn until(&self, what: &str, f: impl Fn(&Rig) -> bool) {
+        for _ in 0..500 {
+            if f(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+async fn ask<T: Send + 'static>(
+    a: &ActorRef<ContainerMsg>,
+    f: impl FnOnce(ractor::RpcReplyPort<Result<T, ContainerError>>) -> ContainerMsg,
+) -> Result<T, ContainerError> {
+    ractor::call!(a, f).unwrap()
+}
+
+#[tokio::test]
+async fn start_then_stop_records_the_signal_exit() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c1", json!({})), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let st = rig.state("c1");
+    assert_eq!(st.status, Status::Running);
+    assert_eq!(Some(st.pid), rig.host.pid("c1"));
+    assert_eq!(rig.host.lock().network_ups, 1);
+    // Starting again is a no-op.
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    assert_eq!(rig.host.starts("c1"), 1);
+    ask(&a, |reply| ContainerMsg::Stop {
+        signal: None,
+        timeout: Some(10),
+        reply,
+    })
+    .await
+    .unwrap();
+    let st = rig.state("c1");
+    assert_eq!((st.status, st.exit_code, st.pid), (Status::Exited, 143, 0));
+    assert!(st.manually_stopped);
+    assert_eq!(rig.host.lock().network_downs, 1);
+    assert!(rig.host.lock().released.contains(&"c1".to_string()));
+    // The saved record is the published one.
+    assert_eq!(rig.host.lock().saved["c1"].state, st);
+    // A second stop: "already stopped".
+    let again = ask(&a, |reply| ContainerMsg::Stop {
+        signal: None,
+        timeout: Some(10),
+        reply,
+    })
+    .await;
+    assert!(matches!(again, Err(ContainerError::NotModified("stopped"))));
+    a.stop(None);
+}
+
+#[tokio::test]
+async fn stop_kills_a_process_that_ignores_the_signal_after_the_timeout() {
+    let rig = Rig::new();
+    rig.host.lock().ignore.insert(15);
+    let a = rig.spawn(record("c2", json!({})), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    ask(&a, |reply| ContainerMsg::Stop {
+        signal: None,
+        timeout: Some(0),
+        reply,
+    })
+    .await
+    .unwrap();
+    assert_eq!(rig.state("c2").exit_code, 137);
+    let kills = rig
+        .host
+        .lock()
+        .calls
+        .iter()
+        .filter(|(_, c)| *c == "kill")
+        .count();
+    assert_eq!(kills, 2, "SIGTERM, then SIGKILL");
+    a.stop(None);
+}
+
+#[tokio::test]
+async fn kill_and_a_process_exit_are_recorded() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c3", json!({})), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    ask(&a, |reply| ContainerMsg::Kill {
+        signal: "KILL".into(),
+        reply,
+    })
+    .await
+    .unwrap();
+    rig.until("the kill's exit", |r| {
+        r.state("c3").status == Status::Exited
+    })
+    .await;
+    assert_eq!(rig.state("c3").exit_code, 137);
+    // Started again, the process exits by itself.
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    rig.host.exit("c3", 3);
+    rig.until("the exit", |r| r.state("c3").status == Status::Exited)
+        .await;
+    assert_eq!(rig.state("c3").exit_code, 3);
+    assert!(!rig.state("c3").manually_stopped);
+    a.stop(None);
+}
+
+#[tokio::test]
+async fn an_exit_while_the_actor_is_dead_is_read_back_and_a_live_container_is_adopted() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c4", json!({})), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let pid = rig.state("c4").pid;
+    // The actor dies; the container keeps running; a new actor adopts it.
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rec = (*rig.record("c4")).clone();
+    let b = rig.spawn(rec, true).await;
+    let st = rig.state("c4");
+    assert_eq!((st.status, st.pid), (Status::Running, pid));
+    assert_eq!(rig.host.starts("c4"), 1, "never restarted");
+    // The actor dies again; meanwhile the process exits 42 and the shim
+    // goes, leaving its exit file.
+    b.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.host.exit("c4", 42);
+    rig.host.kill_shim("c4");
+    let rec = (*rig.record("c4")).clone();
+    let c = rig.spawn(rec, true).await;
+    let st = rig.state("c4");
+    assert_eq!((st.status, st.exit_code), (Status::Exited, 42));
+    // A shim that died without an exit file: 255.
+    ask(&c, ContainerMsg::Start).await.unwrap();
+    c.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.host.kill_shim("c4");
+    rig.host.lock().exit_files.remove("c4");
+    let d = rig.spawn((*rig.record("c4")).clone(), true).await;
+    assert_eq!(rig.state("c4").exit_code, 255);
+    d.stop(None);
+}
+
+#[tokio::test]
+async fn without_live_restore_a_container_found_running_is_killed() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c5", json!({})), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = rig.spawn((*rig.record("c5")).clone(), false).await;
+    rig.until("the kill of the found container", |r| {
+        r.state("c5").status == Status::Exited
+    })
+    .await;
+    assert_eq!(rig.state("c5").exit_code, 137);
+    b.stop(None);
+}
+
+#[tokio::test]
+async fn on_failure_restarts_exactly_max_times() {
+    let rig = Rig::new();
+    let hc = json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}});
+    let a = rig.spawn(record("c6", hc), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    for run in 1..=3 {
+        rig.until("the run", |r| {
+            r.host.starts("c6") == run && r.state("c6").status == Status::Running
+        })
+        .await;
+        rig.host.exit("c6", 1);
+    }
+    rig.until("the last exit", |r| {
+        r.state("c6").status == Status::Exited && r.record("c6").restart_count == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rig.host.starts("c6"), 3);
+    assert_eq!(rig.state("c6").exit_code, 1);
+    // A clean exit is not restarted, and stop cancels nothing more.
+    a.stop(None);
+}
+
+#[tokio::test]
+async fn always_is_cancelled_by_stop() {
+    let rig = Rig::new();
+    let hc = json!({"RestartPolicy": {"Name": "always"}});
+    let a = rig.spawn(record("c7", hc), true).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    rig.host.exit("c7", 0);
+    rig.until("the restart", |r| r.host.starts("c7") == 2).await;
+    ask(&a, |reply| ContainerMsg::Stop {
+        signal: None,
+        timeout: Some(1),
+        reply,
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rig.host.starts("c7"), 2);
+    assert_eq!(rig.state("c7").status, Status::Exited);
+    a.stop(None);
+}

@@ -1,0 +1,249 @@
+//! A fake ContainerHost: each container's "shim" is a few fields in
+//! memory and its "process" exits when signalled (unless it ignores the
+//! signal) or when the test says so. ContainerActor tests run on it in
+//! milliseconds, without runc.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::container::{ContainerError, ContainerRecord};
+use crate::network::Endpoint;
+use crate::ports::{BoxFuture, ContainerHost, NetworkUp, ShimCallError, ShimStarted};
+use crate::protocol::shim::{ExitStatus, Request, Response, ShimStatus};
+
+/// One container's shim and process.
+#[derive(Debug, Clone)]
+pub struct FakeShim {
+    pub status: ShimStatus,
+    pub pid: i32,
+    pub exit: Option<ExitStatus>,
+}
+
+#[derive(Default)]
+pub struct FakeContainerState {
+    /// Live shims by container ID.
+    pub shims: BTreeMap<String, FakeShim>,
+    /// Exit files the shims wrote (they outlive the shim).
+    pub exit_files: BTreeMap<String, ExitStatus>,
+    /// Processes started per container (a restart policy's runs).
+    pub starts: BTreeMap<String, u32>,
+    /// Signals the processes ignore.
+    pub ignore: BTreeSet<i32>,
+    /// Records saved, by ID (the last one).
+    pub saved: BTreeMap<String, ContainerRecord>,
+    pub destroyed: Vec<String>,
+    pub released: Vec<String>,
+    pub network_ups: u32,
+    pub network_downs: u32,
+    /// Every request to a shim, as (id, request name).
+    pub calls: Vec<(String, &'static str)>,
+    pub next_pid: i32,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeContainerHost {
+    pub state: Arc<Mutex<FakeContainerState>>,
+    changed: Arc<Notify>,
+}
+
+fn name(r: &Request) -> &'static str {
+    match r {
+        Request::State => "state",
+        Request::Start => "start",
+        Request::Kill { .. } => "kill",
+        Request::Wait => "wait",
+        Request::Attach { .. } => "attach",
+        Request::Resize { .. } => "resize",
+        Request::AckExit => "ack-exit",
+        Request::Pause => "pause",
+        Request::Resume => "resume",
+        _ => "other",
+    }
+}
+
+fn exited(code: i32) -> ExitStatus {
+    ExitStatus {
+        code,
+        exited_at: "2026-01-01T00:00:00.000000000Z".into(),
+        oom_killed: false,
+    }
+}
+
+impl FakeContainerHost {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeContainerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The container's process exits by itself with `code`.
+    pub fn exit(&self, id: &str, code: i32) {
+        let mut s = self.lock();
+        let e = exited(code);
+        if let Some(sh) = s.shims.get_mut(id) {
+            sh.status = ShimStatus::Exited;
+            sh.exit = Some(e.clone());
+        }
+        s.exit_files.insert(id.to_string(), e);
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// The shim dies (its process with it unless it had exited already).
+    pub fn kill_shim(&self, id: &str) {
+        self.lock().shims.remove(id);
+        self.changed.notify_waiters();
+    }
+
+    pub fn starts(&self, id: &str) -> u32 {
+        self.lock().starts.get(id).copied().unwrap_or(0)
+    }
+
+    pub fn pid(&self, id: &str) -> Option<i32> {
+        self.lock().shims.get(id).map(|s| s.pid)
+    }
+
+    fn answer(&self, id: &str, req: &Request) -> Result<Option<Response>, ShimCallError> {
+        let mut s = self.lock();
+        s.calls.push((id.to_string(), name(req)));
+        let Some(sh) = s.shims.get(id).cloned() else {
+            return Err(ShimCallError::Gone(id.to_string()));
+        };
+        let mut r = Response::ok();
+        match req {
+            Request::State => {
+                r.status = Some(sh.status);
+                r.pid = Some(sh.pid);
+                r.exit = sh.exit.clone();
+            }
+            Request::Start => {
+                *s.starts.entry(id.to_string()).or_default() += 1;
+                if let Some(x) = s.shims.get_mut(id) {
+                    x.status = ShimStatus::Running;
+                }
+            }
+            Request::Kill { signal, .. } if sh.exit.is_none() && !s.ignore.contains(signal) => {
+                let e = exited(128 + signal);
+                if let Some(x) = s.shims.get_mut(id) {
+                    x.status = ShimStatus::Exited;
+                    x.exit = Some(e.clone());
+                }
+                s.exit_files.insert(id.to_string(), e);
+                drop(s);
+                self.changed.notify_waiters();
+            }
+            Request::Wait => {
+                if sh.exit.is_none() {
+                    return Ok(None); // not yet: the caller waits
+                }
+                r.exit = sh.exit.clone();
+            }
+            Request::AckExit => {
+                // The shim's work is done: it goes.
+                s.shims.remove(id);
+            }
+            Request::Pause => {
+                if let Some(x) = s.shims.get_mut(id) {
+                    x.status = ShimStatus::Paused;
+                }
+            }
+            Request::Resume => {
+                if let Some(x) = s.shims.get_mut(id) {
+                    x.status = ShimStatus::Running;
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(r))
+    }
+}
+
+impl ContainerHost for FakeContainerHost {
+    fn create(&self, rec: &ContainerRecord) -> BoxFuture<Result<ShimStarted, String>> {
+        let mut s = self.lock();
+        s.next_pid += 1;
+        let pid = 1000 + s.next_pid;
+        s.shims.insert(
+            rec.id.clone(),
+            FakeShim {
+                status: ShimStatus::Created,
+                pid,
+                exit: None,
+            },
+        );
+        s.exit_files.remove(&rec.id);
+        Box::pin(async move {
+            Ok(ShimStarted {
+                shim_pid: pid + 500,
+                pid,
+            })
+        })
+    }
+
+    fn call(&self, id: &str, req: Request) -> BoxFuture<Result<Response, ShimCallError>> {
+        let (me, id) = (self.clone(), id.to_string());
+        Box::pin(async move {
+            loop {
+                let notified = me.changed.notified();
+                if let Some(r) = me.answer(&id, &req)? {
+                    return Ok(r);
+                }
+                notified.await;
+            }
+        })
+    }
+
+    fn exit_file(&self, id: &str) -> Option<ExitStatus> {
+        self.lock().exit_files.get(id).cloned()
+    }
+
+    fn release(&self, rec: &ContainerRecord) {
+        self.lock().released.push(rec.id.clone());
+    }
+
+    fn destroy(&self, rec: &ContainerRecord, _volumes: bool) -> BoxFuture<Result<(), String>> {
+        self.lock().destroyed.push(rec.id.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> std::io::Result<()> {
+        self.lock().saved.insert(rec.id.clone(), rec.clone());
+        Ok(())
+    }
+
+    fn network_up(&self, _rec: &ContainerRecord) -> BoxFuture<Result<NetworkUp, ContainerError>> {
+        self.lock().network_ups += 1;
+        Box::pin(async {
+            Ok(NetworkUp {
+                sandbox: "/fake/netns".into(),
+                endpoints: BTreeMap::new(),
+            })
+        })
+    }
+
+    fn network_down(&self, _rec: &ContainerRecord) -> BoxFuture<()> {
+        self.lock().network_downs += 1;
+        Box::pin(async {})
+    }
+
+    fn network_connect(
+        &self,
+        _rec: &ContainerRecord,
+        network: &str,
+    ) -> BoxFuture<Result<Endpoint, ContainerError>> {
+        let n = network.to_string();
+        Box::pin(async move {
+            Err(ContainerError::Invalid(format!(
+                "fake host: no network {n}"
+            )))
+        })
+    }
+
+    fn network_disconnect(
+        &self,
+        _rec: &ContainerRecord,
+        _network: &str,
+    ) -> BoxFuture<Result<(), ContainerError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
