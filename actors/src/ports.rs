@@ -89,6 +89,12 @@ pub trait ContainerHost: Send + Sync + 'static {
         rec: &crate::container::ContainerRecord,
         network: &str,
     ) -> BoxFuture<Result<crate::network::Endpoint, crate::container::ContainerError>>;
+    /// Push the record's resource limits (`docker update`) to the runtime
+    /// of the running container.
+    fn apply_resources(
+        &self,
+        rec: &crate::container::ContainerRecord,
+    ) -> BoxFuture<Result<(), ShimCallError>>;
     /// Leave a network while running.
     fn network_disconnect(
         &self,

@@ -5,10 +5,12 @@ pub mod body;
 pub mod errors;
 pub mod filters;
 pub mod hijack;
+pub mod render;
 pub mod router;
 pub mod routes;
 pub mod schema;
 pub mod server;
+pub mod shared;
 pub mod version;
 
 use std::sync::atomic::AtomicUsize;

@@ -473,6 +473,16 @@ impl ContainerHost for Host {
         })
     }
 
+    fn apply_resources(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), ShimCallError>> {
+        let resources = super::spec::merge_resources(serde_json::json!({}), &rec.host_config);
+        let sock = self.socket(&rec.id);
+        Box::pin(async move {
+            connect(&sock, &Request::Update { resources })
+                .await
+                .map(|_| ())
+        })
+    }
+
     fn network_disconnect(
         &self,
         rec: &ContainerRecord,

@@ -33,26 +33,3 @@ pub struct ContainerService {
     /// Open log streams (their LogStream actors resume from these).
     pub logs: berth_actors::logs::LogSessions,
 }
-
-impl ContainerService {
-    /// Push a running container's resource limits (after `update`) to the
-    /// runtime.
-    pub async fn apply_resources(
-        &self,
-        id: &str,
-    ) -> Result<(), berth_actors::container::ContainerError> {
-        let rec = self.containers.lookup(id)?;
-        let res = spec::merge_resources(serde_json::json!({}), &rec.host_config);
-        self.host
-            .call_shim(
-                id,
-                berth_actors::protocol::shim::Request::Update { resources: res },
-            )
-            .await
-            .map_err(|e| {
-                berth_actors::container::ContainerError::System(format!(
-                    "Cannot update container {id}: {e}"
-                ))
-            })
-    }
-}

@@ -282,3 +282,39 @@ async fn always_is_cancelled_by_stop() {
     assert_eq!(rig.state("c7").status, Status::Exited);
     a.stop(None);
 }
+
+#[tokio::test]
+async fn update_changes_the_runtime_and_the_record_together() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c8", json!({})), true).await;
+    // Stopped: only the record.
+    ask(&a, |r| ContainerMsg::Update(json!({"Memory": 67108864}), r))
+        .await
+        .unwrap();
+    assert_eq!(rig.record("c8").host_config["Memory"], 67108864);
+    assert!(rig.host.lock().resources.is_empty());
+    // Running: the runtime, then the record.
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    ask(&a, |r| {
+        ContainerMsg::Update(json!({"Memory": 134217728}), r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rig.host.lock().resources["c8"], 134217728);
+    assert_eq!(rig.record("c8").host_config["Memory"], 134217728);
+    // A refused update changes nothing.
+    rig.host.lock().fail_update = Some("cgroup says no".into());
+    let e = ask(&a, |r| {
+        ContainerMsg::Update(json!({"Memory": 268435456}), r)
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Cannot update container c8: cgroup says no"),
+        "{e}"
+    );
+    assert_eq!(rig.record("c8").host_config["Memory"], 134217728);
+    assert_eq!(rig.host.lock().saved["c8"].host_config["Memory"], 134217728);
+    a.stop(None);
+}

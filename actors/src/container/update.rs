@@ -55,6 +55,14 @@ impl ContainerState {
             }
             hc[k] = v.clone();
         }
+        // The runtime first (dockerd): a refused update changes nothing.
+        if self.status().is_live() {
+            let mut next = self.rec.clone();
+            next.host_config = hc.clone();
+            self.host.apply_resources(&next).await.map_err(|e| {
+                ContainerError::System(format!("Cannot update container {}: {e}", self.rec.id))
+            })?;
+        }
         self.rec.host_config = hc;
         self.save();
         self.event("update", &[]);

@@ -40,6 +40,10 @@ pub struct FakeContainerState {
     /// Every request to a shim, as (id, request name).
     pub calls: Vec<(String, &'static str)>,
     pub next_pid: i32,
+    /// `docker update`: the Memory last pushed to each runtime.
+    pub resources: BTreeMap<String, serde_json::Value>,
+    /// Make the runtime refuse updates with this message.
+    pub fail_update: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -237,6 +241,21 @@ impl ContainerHost for FakeContainerHost {
                 "fake host: no network {n}"
             )))
         })
+    }
+
+    fn apply_resources(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), ShimCallError>> {
+        let mut s = self.lock();
+        s.calls.push((rec.id.clone(), "update"));
+        let r = if !s.shims.contains_key(&rec.id) {
+            Err(ShimCallError::Gone(rec.id.clone()))
+        } else if let Some(e) = s.fail_update.clone() {
+            Err(ShimCallError::Failed(e))
+        } else {
+            s.resources
+                .insert(rec.id.clone(), rec.host_config["Memory"].clone());
+            Ok(())
+        };
+        Box::pin(async move { r })
     }
 
     fn network_disconnect(

@@ -38,7 +38,7 @@ pub fn kill(r: Req) -> HandlerFuture {
                 .containers
                 .containers
                 .lookup(c)
-                .map_err(super::containers::err)?;
+                .map_err(crate::api::shared::err)?;
             let n = berth_actors::logs::kill_streams_of(&r.ctx.containers.logs, &rec.id);
             if n == 0 {
                 return Err(ApiError::not_found(format!(
@@ -55,7 +55,7 @@ pub fn kill(r: Req) -> HandlerFuture {
             Some((
                 id,
                 rec.map(|c| berth_actors::container::actor_name(&c.id))
-                    .map_err(super::containers::err),
+                    .map_err(crate::api::shared::err),
             ))
         } else if let Some(n) = name.strip_prefix("network:") {
             let rec = r.ctx.networks.networks.lookup(n);

@@ -15,6 +15,7 @@ use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
 use crate::api::router::{HandlerFuture, Req};
+use crate::api::shared::parse_timestamp;
 
 const EVENT_FILTERS: &[&str] = &[
     "config",
@@ -32,21 +33,6 @@ const EVENT_FILTERS: &[&str] = &[
     "type",
     "volume",
 ];
-
-/// Parse docker's `seconds[.nanoseconds]` timestamps into nanoseconds.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if frac.len() > 9 || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
 
 /// moby's event filter semantics: every filtered key must match.
 pub fn matches(f: &Filters, e: &Event) -> bool {

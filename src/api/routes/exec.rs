@@ -7,11 +7,11 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use super::containers::{err, find};
 use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::shared::*;
 use crate::containers::exec::{self, ExecRecord};
 use crate::containers::host;
 
@@ -64,7 +64,7 @@ pub fn resize(r: Req) -> HandlerFuture {
             .execs
             .get(&id)
             .ok_or_else(|| no_such_exec(&id))?;
-        let (w, h) = super::containers::dims(&r)?;
+        let (w, h) = dims(&r)?;
         let sock = r.ctx.containers.host.socket(&e.container_id);
         host::connect(
             &sock,
@@ -250,19 +250,4 @@ pub fn start(mut r: Req) -> HandlerFuture {
             hijack::MULTIPLEXED_STREAM
         }))
     })
-}
-
-/// The (small) JSON body of a streamed request.
-async fn read_body(r: &mut Req) -> Result<bytes::Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let Some(req) = r.incoming.as_mut() else {
-        return Ok(bytes::Bytes::new());
-    };
-    let body = req.body_mut();
-    let limited = http_body_util::Limited::new(body, crate::api::router::MAX_BODY);
-    let collected = limited
-        .collect()
-        .await
-        .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-    Ok(collected.to_bytes())
 }

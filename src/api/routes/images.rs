@@ -14,36 +14,16 @@ use tokio::sync::mpsc;
 use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
+use crate::api::render::*;
 use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::shared::*;
 use crate::api::version::ApiVersion;
 use crate::images::pull::{Progress, PullError};
-use crate::images::{
-    apply_changes, load_archive, pump_body, save_archive, ChannelReader, ChannelWriter,
-    ImageOpError,
-};
+use crate::images::{apply_changes, load_archive, save_archive, ChannelWriter, ImageOpError};
 use crate::sys::registry::AuthConfig;
 
 fn op_err(e: ImageOpError) -> ApiError {
     ApiError::from_err(&e)
-}
-
-fn tags(info: &ImageInfo) -> Vec<String> {
-    info.refs
-        .iter()
-        .filter(|r| r.tag.is_some())
-        .map(|r| r.familiar())
-        .collect()
-}
-
-fn digests(info: &ImageInfo) -> Vec<String> {
-    info.refs
-        .iter()
-        .filter_map(|r| {
-            r.digest
-                .as_ref()
-                .map(|d| format!("{}@{d}", r.familiar_repo()))
-        })
-        .collect()
 }
 
 /// `*` and `?` glob, as Go's path.Match for reference filters.
@@ -93,7 +73,7 @@ pub fn list(r: Req) -> HandlerFuture {
             .transpose()?;
         let until = match f.values("until").next() {
             Some(u) => Some(
-                crate::api::routes::parse_timestamp(u)
+                crate::api::shared::parse_timestamp(u)
                     .map(|n| n / 1_000_000_000)
                     .or_else(|| {
                         chrono::DateTime::parse_from_rfc3339(u)
@@ -128,36 +108,11 @@ pub fn list(r: Req) -> HandlerFuture {
                     continue;
                 }
             }
-            out.push((created, summary(info, old_api, None)));
+            out.push((created, image_summary(info, old_api, None)));
         }
         out.sort_by_key(|v| std::cmp::Reverse(v.0));
         ok_json(&out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
     })
-}
-
-/// One `ImageSummary`. `shared` (for `/system/df`) gives SharedSize and
-/// Containers; the list endpoint reports -1 for both, as dockerd does.
-pub fn summary(info: &ImageInfo, old_api: bool, shared: Option<(u64, u64)>) -> Value {
-    let labels = info.config.labels();
-    let (shared_size, containers) = match shared {
-        Some((s, c)) => (json!(s), json!(c)),
-        None => (json!(-1), json!(-1)),
-    };
-    let mut v = json!({
-        "Id": info.record.id,
-        "ParentId": info.config.parent.clone().unwrap_or_default(),
-        "RepoTags": tags(info),
-        "RepoDigests": digests(info),
-        "Created": info.config.created_unix(),
-        "Size": info.size,
-        "SharedSize": shared_size,
-        "Labels": if labels.is_empty() { Value::Null } else { json!(labels) },
-        "Containers": containers,
-    });
-    if old_api {
-        v["VirtualSize"] = json!(info.size);
-    }
-    v
 }
 
 fn find(r: &Req) -> Result<Arc<ImageInfo>, ApiError> {
@@ -379,7 +334,7 @@ pub fn prune(r: Req) -> HandlerFuture {
         let until = f
             .values("until")
             .next()
-            .and_then(|u| crate::api::routes::parse_timestamp(u).map(|n| n / 1_000_000_000));
+            .and_then(|u| crate::api::shared::parse_timestamp(u).map(|n| n / 1_000_000_000));
         let snap = r.ctx.images.images.snapshot();
         let used: std::collections::BTreeSet<String> = r
             .ctx
@@ -416,17 +371,6 @@ pub fn prune(r: Req) -> HandlerFuture {
             "SpaceReclaimed": res.space_reclaimed,
         }))
     })
-}
-
-/// Stream a request body to a blocking reader.
-pub(crate) fn body_reader(r: &mut Req) -> Result<ChannelReader, ApiError> {
-    let incoming = r
-        .incoming
-        .take()
-        .ok_or_else(|| ApiError::system("request body already taken"))?;
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(pump_body(incoming.into_body(), tx));
-    Ok(ChannelReader::new(rx))
 }
 
 fn json_lines(lines: &[Value]) -> Response<Body> {

@@ -129,4 +129,4 @@ pub fn table(chaos: bool) -> Vec<Route> {
     t
 }
 
-pub use events::parse_timestamp;
+pub use crate::api::shared::parse_timestamp;

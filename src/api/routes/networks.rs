@@ -1,16 +1,14 @@
 //! Networks: create, list, inspect, delete, connect, disconnect, prune.
 
-use std::collections::BTreeMap;
-
 use berth_actors::container::{ContainerMsg, ContainerRecord, Containers, NetworkAttachment};
 use berth_actors::network::{NetworkError, NetworkMsg, NetworkRecord, Networks, SupervisorMsg};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use super::containers::unix_of;
 use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
+use crate::api::render::*;
 use crate::api::router::{ok_json, HandlerFuture, Req};
 
 fn err(e: NetworkError) -> ApiError {
@@ -277,135 +275,4 @@ pub fn prune(r: Req) -> HandlerFuture {
         }
         ok_json(&json!({"NetworksDeleted": deleted}))
     })
-}
-
-/// `NetworkSettings` of a container inspect.
-pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
-    let s = &rec.state;
-    let live = s.status.is_live();
-    let mut nets = serde_json::Map::new();
-    for (name, att) in &rec.networks {
-        let ep = s.endpoints.get(name).filter(|_| live);
-        let mut dns_names: Vec<String> = Vec::new();
-        if let Some(e) = ep {
-            dns_names.push(e.name.clone());
-            dns_names.extend(e.aliases.iter().cloned());
-        }
-        nets.insert(
-            name.clone(),
-            json!({
-                "IPAMConfig": match (att.ip.is_empty(), att.ip6.is_empty()) {
-                    (true, true) => Value::Null,
-                    (false, true) => json!({"IPv4Address": att.ip}),
-                    (true, false) => json!({"IPv6Address": att.ip6}),
-                    (false, false) => json!({"IPv4Address": att.ip, "IPv6Address": att.ip6}),
-                },
-                "Links": null,
-                "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
-                "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or(""),
-                "DriverOpts": null,
-                "NetworkID": att.network_id,
-                "EndpointID": ep.map(|e| e.id.as_str()).unwrap_or(""),
-                "Gateway": ep.map(|e| e.gateway.as_str()).unwrap_or(""),
-                "IPAddress": ep.map(|e| e.ip.as_str()).unwrap_or(""),
-                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": ep.map(|e| e.gateway6.as_str()).unwrap_or(""),
-                "GlobalIPv6Address": ep.map(|e| e.ipv6.as_str()).unwrap_or(""),
-                "GlobalIPv6PrefixLen": ep.map(|e| e.prefix6).unwrap_or(0),
-                "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
-            }),
-        );
-    }
-    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or("");
-    if mode == "host" || mode == "none" {
-        nets.insert(mode.to_string(), json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null}));
-    }
-    if !full {
-        return json!({"Networks": nets});
-    }
-    // The default bridge's endpoint also fills the top-level fields.
-    let bridge = s.endpoints.get("bridge").filter(|_| live);
-    json!({
-        "Bridge": "",
-        "SandboxID": if live && !s.sandbox.is_empty() { sandbox_id(&rec.id) } else { String::new() },
-        "SandboxKey": if live { s.sandbox.clone() } else { String::new() },
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": ports(rec),
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": bridge.map(|e| e.id.as_str()).unwrap_or(""),
-        "Gateway": bridge.map(|e| e.gateway.as_str()).unwrap_or(""),
-        "GlobalIPv6Address": bridge.map(|e| e.ipv6.as_str()).unwrap_or(""),
-        "GlobalIPv6PrefixLen": bridge.map(|e| e.prefix6).unwrap_or(0),
-        "IPAddress": bridge.map(|e| e.ip.as_str()).unwrap_or(""),
-        "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": bridge.map(|e| e.gateway6.as_str()).unwrap_or(""),
-        "MacAddress": bridge.map(|e| e.mac.as_str()).unwrap_or(""),
-        "Networks": nets,
-    })
-}
-
-fn sandbox_id(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(format!("sandbox/{id}").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `NetworkSettings.Ports` of a running container: every exposed or
-/// published port, with its host bindings (null when not published).
-fn ports(rec: &ContainerRecord) -> Value {
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
-    if !rec.state.status.is_live() {
-        return json!({});
-    }
-    if let Some(e) = rec.config["ExposedPorts"].as_object() {
-        for k in e.keys() {
-            let k = if k.contains('/') {
-                k.clone()
-            } else {
-                format!("{k}/tcp")
-            };
-            out.insert(k, Value::Null);
-        }
-    }
-    for ep in rec.state.endpoints.values() {
-        for m in &ep.ports {
-            let k = format!("{}/{}", m.container_port, m.proto);
-            let entry = out.entry(k).or_insert(Value::Null);
-            if entry.is_null() {
-                *entry = json!([]);
-            }
-            if let Some(a) = entry.as_array_mut() {
-                a.push(json!({"HostIp": m.host_ip, "HostPort": m.host_port.to_string()}));
-            }
-        }
-    }
-    json!(out)
-}
-
-/// `Ports` of `GET /containers/json`.
-pub fn summary_ports(rec: &ContainerRecord) -> Value {
-    let mut out = Vec::new();
-    if !rec.state.status.is_live() {
-        return json!([]);
-    }
-    let mut published = std::collections::BTreeSet::new();
-    for ep in rec.state.endpoints.values() {
-        for m in &ep.ports {
-            published.insert((m.container_port, m.proto.clone()));
-            out.push(json!({"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}));
-        }
-    }
-    if let Some(e) = rec.config["ExposedPorts"].as_object() {
-        for k in e.keys() {
-            let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-            let Ok(p) = p.parse::<u16>() else { continue };
-            if !published.contains(&(p, proto.to_string())) {
-                out.push(json!({"PrivatePort": p, "Type": proto}));
-            }
-        }
-    }
-    json!(out)
 }

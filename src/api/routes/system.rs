@@ -275,7 +275,11 @@ pub fn df(r: Req) -> HandlerFuture {
                         .filter_map(|c| index.layers.get(c))
                         .map(|l| l.size)
                         .sum();
-                    super::images::summary(i, false, Some((shared, used_by(&i.record.id))))
+                    crate::api::render::image_summary(
+                        i,
+                        false,
+                        Some((shared, used_by(&i.record.id))),
+                    )
                 })
                 .collect();
             out.insert("LayersSize".into(), json!(snap.layers_size));
@@ -286,7 +290,7 @@ pub fn df(r: Req) -> HandlerFuture {
             let list: Vec<_> = cs
                 .by_id
                 .values()
-                .map(|c| super::containers::summary(&r, c, true))
+                .map(|c| crate::api::render::container_summary(&r, c, true))
                 .collect();
             out.insert("Containers".into(), json!(list));
         }
@@ -296,7 +300,7 @@ pub fn df(r: Req) -> HandlerFuture {
                 .by_name
                 .values()
                 .map(|v| {
-                    let mut j = super::volumes::volume_json(v);
+                    let mut j = crate::api::render::volume_json(v);
                     let size = crate::sys::fsfd::tree_size(std::path::Path::new(&v.mountpoint));
                     j["UsageData"] = json!({"Size": size, "RefCount": v.users.len()});
                     j

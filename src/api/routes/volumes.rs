@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use berth_actors::container::ContainerRecord;
 use berth_actors::volume::{
     VolumeError, VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
 };
@@ -12,22 +11,11 @@ use serde_json::{json, Value};
 use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
+use crate::api::render::*;
 use crate::api::router::{ok_json, HandlerFuture, Req};
 
 fn err(e: VolumeError) -> ApiError {
     ApiError::from_err(&e)
-}
-
-pub(crate) fn volume_json(v: &VolumeRecord) -> Value {
-    json!({
-        "CreatedAt": v.created,
-        "Driver": v.driver,
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
-        "Scope": "local",
-    })
 }
 
 fn strings(v: &Value) -> BTreeMap<String, String> {
@@ -170,31 +158,4 @@ pub fn prune(r: Req) -> HandlerFuture {
         }
         ok_json(&json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}))
     })
-}
-
-/// A container's `Mounts` (inspect and list).
-pub fn mounts_json(r: &Req, rec: &ContainerRecord) -> Value {
-    let root = &r.ctx.volumes.host.root;
-    let out: Vec<Value> = rec
-        .mounts
-        .iter()
-        .map(|m| match m.kind.as_str() {
-            "volume" => json!({
-                "Type": "volume", "Name": m.name,
-                "Source": root.join(&m.name).join("_data"),
-                "Destination": m.destination, "Driver": "local",
-                "Mode": if m.mode.is_empty() { "z" } else { m.mode.as_str() },
-                "RW": m.rw, "Propagation": "",
-            }),
-            "bind" => json!({
-                "Type": "bind", "Source": m.source, "Destination": m.destination,
-                "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation,
-            }),
-            _ => json!({
-                "Type": m.kind, "Source": "", "Destination": m.destination,
-                "Mode": "", "RW": m.rw, "Propagation": "",
-            }),
-        })
-        .collect();
-    json!(out)
 }

@@ -1,0 +1,278 @@
+//! Lifecycle verbs: create, start, stop, restart, kill, remove, wait, rename,
+//! pause, unpause, update, prune.
+
+use berth_actors::container::{
+    ContainerError, ContainerMsg, Containers, Status, SupervisorMsg, WaitCondition, WaitOutcome,
+};
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::filters::Filters;
+use crate::api::router::{ok_json, HandlerFuture, Req};
+
+use crate::api::render::*;
+use crate::api::shared::*;
+
+pub fn create(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let body = r.json_of(&crate::api::schema::CONTAINER_CREATE)?;
+        let name = r.query.get("name").unwrap_or("").to_string();
+        if let Some(p) = r.query.get("platform").filter(|p| !p.is_empty()) {
+            if !p.starts_with("linux") {
+                return Err(ApiError::invalid(format!("unsupported platform: {p}")));
+            }
+        }
+        let c = r.ctx.containers.create(&name, &body).await.map_err(err)?;
+        Ok(body::json(
+            StatusCode::CREATED,
+            &json!({"Id": c.id, "Warnings": c.warnings}),
+        ))
+    })
+}
+
+fn opt_timeout(r: &Req) -> Result<Option<i64>, ApiError> {
+    match r.query.get("t").or_else(|| r.query.get("timeout")) {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("invalid value for t: {t}"))),
+    }
+}
+
+pub fn start(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        if rec.state.status.is_live() {
+            return Err(err(ContainerError::NotModified("started")));
+        }
+        Containers::ask(&rec.id, ContainerMsg::Start)
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+/// stop and restart take the same parameters: `t` and `signal`.
+fn stop_or_restart(r: Req, restart: bool) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let timeout = opt_timeout(&r)?;
+        let signal = r
+            .query
+            .get("signal")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Containers::ask(&rec.id, |reply| {
+            if restart {
+                ContainerMsg::Restart {
+                    signal,
+                    timeout,
+                    reply,
+                }
+            } else {
+                ContainerMsg::Stop {
+                    signal,
+                    timeout,
+                    reply,
+                }
+            }
+        })
+        .await
+        .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn stop(r: Req) -> HandlerFuture {
+    stop_or_restart(r, false)
+}
+
+pub fn restart(r: Req) -> HandlerFuture {
+    stop_or_restart(r, true)
+}
+
+pub fn kill(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let signal = r.query.get("signal").unwrap_or("").to_string();
+        Containers::ask(&rec.id, |reply| ContainerMsg::Kill { signal, reply })
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn delete(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        if r.query.bool("link") {
+            return Err(ApiError::invalid("links are not supported"));
+        }
+        let force = r.query.bool("force");
+        let volumes = r.query.bool("v");
+        Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
+            force,
+            volumes,
+            reply,
+        })
+        .await
+        .map_err(err)?;
+        r.ctx.containers.execs.forget_container(&rec.id);
+        Ok(body::no_content())
+    })
+}
+
+pub fn wait(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let cond = WaitCondition::parse(r.query.get("condition").unwrap_or(""))
+            .map_err(ApiError::invalid)?;
+        let actor = Containers::actor(&rec.id).map_err(err)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<WaitOutcome>();
+        actor
+            .cast(ContainerMsg::Wait {
+                condition: cond,
+                reply: tx.into(),
+            })
+            .map_err(|_| err(ContainerError::Unavailable))?;
+        // Headers now (the CLI starts the container once it has them), the
+        // status when the condition holds.
+        let (btx, brx) = mpsc::channel::<Bytes>(1);
+        let shutdown = r.ctx.shutdown.clone();
+        tokio::spawn(async move {
+            let v = tokio::select! {
+                o = rx => match o {
+                    Ok(o) => json!({"StatusCode": o.status_code, "Error": o.error.map(|m| json!({"Message": m}))}),
+                    Err(_) => json!({"StatusCode": -1, "Error": {"Message": "the container's actor stopped while waiting"}}),
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let mut b = serde_json::to_vec(&v).unwrap_or_default();
+            b.push(b'\n');
+            let _ = btx.send(Bytes::from(b)).await;
+        });
+        let mut resp = Response::new(body::channel(brx));
+        resp.headers_mut()
+            .insert("Content-Type", HeaderValue::from_static("application/json"));
+        Ok(resp)
+    })
+}
+
+pub fn rename(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let name = r
+            .query
+            .get("name")
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string();
+        if name.is_empty() {
+            return Err(ApiError::invalid("Neither old nor new names may be empty"));
+        }
+        let id = rec.id.clone();
+        Containers::ask_supervisor(|reply| SupervisorMsg::Rename { id, name, reply })
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn pause(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        Containers::ask(&rec.id, ContainerMsg::Pause)
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn unpause(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        Containers::ask(&rec.id, ContainerMsg::Unpause)
+            .await
+            .map_err(err)?;
+        Ok(body::no_content())
+    })
+}
+
+pub fn update(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let body = r.json_of(&crate::api::schema::CONTAINER_UPDATE)?;
+        let mut probe = rec.host_config.clone();
+        if let Some(o) = body.as_object() {
+            for (k, v) in o {
+                probe[k] = v.clone();
+            }
+        }
+        crate::containers::create::check_update(&probe, r.ctx.host.ncpu.max(1)).map_err(err)?;
+        // The actor updates the runtime and the record together.
+        let warnings = Containers::ask(&rec.id, |reply| ContainerMsg::Update(body.clone(), reply))
+            .await
+            .map_err(err)?;
+        ok_json(&json!({"Warnings": warnings}))
+    })
+}
+
+pub fn prune(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = Filters::parse(r.query.get("filters"))?;
+        f.validate(&["label", "label!", "until"])?;
+        let until = match f.values("until").next() {
+            Some(u) => Some(
+                parse_timestamp(u)
+                    .map(|n| n / 1_000_000_000)
+                    .ok_or_else(|| ApiError::invalid(format!("invalid filter 'until={u}'")))?,
+            ),
+            None => None,
+        };
+        let snap = r.ctx.containers.containers.snapshot();
+        let mut deleted = Vec::new();
+        let mut space = 0u64;
+        for rec in snap.by_id.values() {
+            if !matches!(
+                rec.state.status,
+                Status::Exited | Status::Created | Status::Dead
+            ) {
+                continue;
+            }
+            if !f.labels("label", &rec.labels())
+                || until.is_some_and(|u| unix_of(&rec.created) >= u)
+            {
+                continue;
+            }
+            let size = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            if Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
+                force: false,
+                volumes: false,
+                reply,
+            })
+            .await
+            .is_ok()
+            {
+                deleted.push(rec.id.clone());
+                space += size;
+            }
+        }
+        r.ctx.events.publish(
+            "container",
+            "prune",
+            "",
+            [("reclaimed".to_string(), space.to_string())]
+                .into_iter()
+                .collect(),
+        );
+        ok_json(
+            &json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": space}),
+        )
+    })
+}

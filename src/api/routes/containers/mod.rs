@@ -1,0 +1,13 @@
+//! `/containers/*`, by concern.
+
+mod fs;
+mod lifecycle;
+mod list;
+mod stats;
+mod streams;
+
+pub use fs::*;
+pub use lifecycle::*;
+pub use list::*;
+pub use stats::*;
+pub use streams::*;

@@ -1,0 +1,203 @@
+//! Streams: logs (through LogStream actors), attach, resize.
+
+use berth_actors::container::{AttachTicket, ContainerMsg, Containers};
+use berth_actors::protocol::shim::{frames, Request};
+use hyper::header::HeaderValue;
+use hyper::Response;
+use tokio::io::AsyncWriteExt;
+
+use crate::api::body;
+use crate::api::errors::ApiError;
+use crate::api::hijack::{self, InputEnd};
+use crate::api::router::{HandlerFuture, Req};
+use crate::containers::host;
+use crate::containers::logs::LogOptions;
+
+use crate::api::shared::*;
+
+fn ts(r: &Req, k: &str) -> Result<Option<i64>, ApiError> {
+    match r.query.get(k) {
+        None | Some("") | Some("0") => Ok(None),
+        Some(v) => parse_timestamp(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("invalid value for {k}: {v}"))),
+    }
+}
+
+pub fn logs(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let (stdout, stderr) = (r.query.bool("stdout"), r.query.bool("stderr"));
+        if !stdout && !stderr {
+            return Err(ApiError::invalid(
+                "Bad parameters: you must choose at least one stream",
+            ));
+        }
+        let lc = rec.host_config["LogConfig"]["Type"]
+            .as_str()
+            .unwrap_or("json-file");
+        if lc == "none" {
+            return Err(ApiError::invalid(
+                "configured logging driver does not support reading",
+            ));
+        }
+        let tail = match r.query.get("tail") {
+            None | Some("") | Some("all") => None,
+            Some(t) => Some(
+                t.parse::<usize>()
+                    .map_err(|_| ApiError::invalid(format!("invalid value for tail: {t}")))?,
+            ),
+        };
+        let o = LogOptions {
+            stdout,
+            stderr,
+            since: ts(&r, "since")?,
+            until: ts(&r, "until")?,
+            timestamps: r.query.bool("timestamps"),
+            tail,
+            follow: r.query.bool("follow"),
+            raw: rec.tty(),
+        };
+        let rx = berth_actors::logs::open_stream(&rec.id, &rec.log_path, o)
+            .await
+            .map_err(|e| ApiError::new(berth_actors::ErrorKind::Unavailable, e))?;
+        let mut resp = Response::new(body::channel(rx));
+        let ct = if rec.tty() {
+            hijack::RAW_STREAM
+        } else {
+            hijack::MULTIPLEXED_STREAM
+        };
+        resp.headers_mut()
+            .insert("Content-Type", HeaderValue::from_static(ct));
+        Ok(resp)
+    })
+}
+
+pub fn attach(mut r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let upgrade = hijack::on_upgrade(&mut r.incoming)?;
+        let keys = hijack::parse_detach_keys(r.query.get("detachKeys").unwrap_or(""))?;
+        let (want_in, want_out, want_err) = (
+            r.query.bool("stdin"),
+            r.query.bool("stdout"),
+            r.query.bool("stderr"),
+        );
+        let stream = r.query.bool("stream");
+        let logs_too = r.query.bool("logs");
+        let ticket = Containers::ask(&rec.id, ContainerMsg::Attach)
+            .await
+            .map_err(err)?;
+        let sock = r.ctx.containers.host.socket(&rec.id);
+        let tty = rec.tty();
+        let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false) && !rec.tty();
+        let events = r.ctx.events.clone();
+        let attrs = rec.event_attrs();
+        let id = rec.id.clone();
+        let log_path = rec.log_path.clone();
+        let shutdown = r.ctx.shutdown.clone();
+        tokio::spawn(async move {
+            let Some(mut client) = hijack::upgraded(upgrade).await else {
+                return;
+            };
+            events.publish("container", "attach", &id, attrs);
+            if logs_too {
+                let o = LogOptions {
+                    stdout: want_out,
+                    stderr: want_err,
+                    raw: tty,
+                    ..Default::default()
+                };
+                let Ok(mut rx) = berth_actors::logs::open_stream(&id, &log_path, o).await else {
+                    let _ = client.shutdown().await;
+                    return;
+                };
+                while let Some(b) = rx.recv().await {
+                    if client.write_all(&b).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if !stream {
+                let _ = client.shutdown().await;
+                return;
+            }
+            let go = match ticket {
+                AttachTicket::Now => None,
+                AttachTicket::AtStart(rx) => match rx.await {
+                    Ok(go) => Some(go),
+                    Err(_) => {
+                        let _ = client.shutdown().await;
+                        return;
+                    }
+                },
+            };
+            let req = Request::Attach {
+                stdin: want_in,
+                stdout: want_out,
+                stderr: want_err,
+            };
+            let conn = host::connect(&sock, &req).await;
+            if let Some(go) = go {
+                let _ = go.send(());
+            }
+            let Ok((_, shim)) = conn else {
+                let _ = client.shutdown().await;
+                return;
+            };
+            let (shim_r, shim_w) = host::split(shim);
+            let (client_r, mut client_w) = tokio::io::split(client);
+            let input = async move {
+                if !want_in {
+                    std::future::pending::<()>().await;
+                }
+                let (end, mut w) = hijack::pump_stdin(client_r, shim_w, keys).await;
+                match end {
+                    InputEnd::Eof if stdin_once => {
+                        let _ = hijack::write_frame(&mut w, frames::CLOSE_STDIN, &[]).await;
+                        std::future::pending::<()>().await;
+                    }
+                    InputEnd::Eof => std::future::pending::<()>().await,
+                    _ => {}
+                }
+            };
+            let output = hijack::pump_output(tokio::io::BufReader::new(shim_r), &mut client_w, tty);
+            tokio::select! {
+                _ = output => {}
+                _ = input => {}
+                _ = shutdown.cancelled() => {}
+            }
+            let _ = client_w.shutdown().await;
+        });
+        Ok(hijack::switching(if tty {
+            hijack::RAW_STREAM
+        } else {
+            hijack::MULTIPLEXED_STREAM
+        }))
+    })
+}
+
+pub fn resize(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let rec = find(&r)?;
+        let (w, h) = dims(&r)?;
+        if !rec.state.status.is_live() {
+            return Err(ApiError::new(
+                berth_actors::ErrorKind::Conflict,
+                format!("Container {} is not running", rec.id),
+            ));
+        }
+        let sock = r.ctx.containers.host.socket(&rec.id);
+        host::connect(
+            &sock,
+            &Request::Resize {
+                exec_id: None,
+                width: w,
+                height: h,
+            },
+        )
+        .await
+        .map_err(|e| ApiError::system(e.to_string()))?;
+        Ok(Response::new(body::empty()))
+    })
+}
