@@ -223,6 +223,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         execs: Default::default(),
         logs: berth_actors::logs::LogSessions::default(),
     });
+    let exec_table = container_service.execs.table.clone();
     let log_args = berth_actors::logs::LogSupervisorArgs {
         files: Arc::new(crate::containers::logs::FileLogs),
         index: container_service.containers.index.clone(),
@@ -304,6 +305,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             RestartPolicy::infrastructure(),
             true,
             move || (ContainerSupervisor, cont_args.clone()),
+        ),
+        // Exec instances: their actors come back over their records.
+        ChildSpec::new(
+            berth_actors::directory::EXECS,
+            RestartPolicy::infrastructure(),
+            true,
+            move || (berth_actors::exec::ExecSupervisor, exec_table.clone()),
         ),
         // Log streams resume at their positions when restarted.
         ChildSpec::new(

@@ -434,3 +434,68 @@ fn killed_log_streams_resume_where_they_delivered() {
     d.docker_ok(&["rm", "counter"]);
     d.stop();
 }
+
+/// `docker exec -i` streaming 10 MB through `cat` while its exec actor
+/// and its container's actor are killed: the output is byte-exact, the
+/// exit code right, and the exec's record (answered by its restarted
+/// actor) shows it.
+#[test]
+fn killed_exec_and_container_actors_leave_an_exec_stream_whole() {
+    use std::io::{Read, Write};
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&["run", "-d", "--name", "ex", "busybox", "sleep", "600"]);
+    let input: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut child = common::docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["exec", "-i", "ex", "sh", "-c", "cat; exit 5"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.clone();
+    let writer = std::thread::spawn(move || {
+        // About 1.5 s of streaming, so the kills land in the middle.
+        for chunk in data.chunks(64 * 1024) {
+            stdin.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(9));
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).unwrap();
+        out
+    });
+    let mut exec_id = String::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        exec_id = common::containers::inspect(&d, "ex", "{{range .ExecIDs}}{{.}}{{end}}");
+        !exec_id.is_empty()
+    }));
+    for i in 0..6 {
+        let target = if i % 2 == 0 {
+            format!("exec:{exec_id}")
+        } else {
+            "container:ex".to_string()
+        };
+        assert!(
+            wait_for(Duration::from_secs(2), || kill(&d, &target) == 204),
+            "killing {target}"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    writer.join().unwrap();
+    let status = child.wait().unwrap();
+    let out = reader.join().unwrap();
+    assert_eq!(status.code(), Some(5));
+    assert_eq!(out.len(), input.len());
+    assert!(out == input, "the output differs from the input");
+    let r = d.get(&format!("/exec/{exec_id}/json")).json();
+    assert_eq!(r["ExitCode"], 5);
+    assert_eq!(r["Running"], false);
+    d.docker_ok(&["rm", "-f", "ex"]);
+    d.stop();
+}

@@ -17,5 +17,7 @@ pub const CONTAINERS: &str = "containers";
 pub const NETWORKS: &str = "networks";
 /// The supervisor of LogStream actors (`docker logs`, attach with logs).
 pub const LOG_STREAMS: &str = "log-streams";
+/// The supervisor of exec actors.
+pub const EXECS: &str = "execs";
 /// The volume supervisor.
 pub const VOLUMES: &str = "volumes";

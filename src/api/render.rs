@@ -87,7 +87,7 @@ fn command_of(rec: &ContainerRecord) -> String {
 
 pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
     let s = &rec.state;
-    let execs = r.ctx.containers.execs.of_container(&rec.id);
+    let execs = r.ctx.containers.execs.table.of_container(&rec.id);
     let gd = r.ctx.images.driver.describe(&rec.layer);
     json!({
         "Id": rec.id,

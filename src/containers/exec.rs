@@ -1,8 +1,6 @@
-//! exec: the instances berthd knows (in memory, like dockerd's), and the
-//! OCI process of an exec derived from its container's spec.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! exec: a new instance's record from the API body (its ExecActor keeps
+//! it, see `berth_actors::exec`), and the OCI process of an exec derived
+//! from its container's spec.
 
 use berth_actors::container::{ContainerError, ContainerRecord, Status};
 use serde_json::{json, Value};
@@ -10,138 +8,52 @@ use serde_json::{json, Value};
 use super::spec::strings;
 use crate::sys::runtime::user;
 
-#[derive(Debug, Clone)]
-pub struct ExecRecord {
-    pub id: String,
-    pub container_id: String,
-    pub cmd: Vec<String>,
-    pub tty: bool,
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-    pub env: Vec<String>,
-    pub user: String,
-    pub workdir: String,
-    pub privileged: bool,
-    pub detach_keys: String,
-    pub running: bool,
-    pub started: bool,
-    pub exit_code: Option<i32>,
-    pub pid: i32,
-}
+pub use berth_actors::exec::{ExecRecord, Execs};
 
-impl ExecRecord {
-    pub fn inspect(&self) -> Value {
-        json!({
-            "ID": self.id,
-            "Running": self.running,
-            "ExitCode": self.exit_code,
-            "ProcessConfig": {
-                "tty": self.tty,
-                "entrypoint": self.cmd.first(),
-                "arguments": self.cmd.get(1..).unwrap_or_default(),
-                "privileged": self.privileged,
-                "user": self.user,
-            },
-            "OpenStdin": self.attach_stdin,
-            "OpenStderr": self.attach_stderr,
-            "OpenStdout": self.attach_stdout,
-            "CanRemove": false,
-            "ContainerID": self.container_id,
-            "DetachKeys": self.detach_keys,
-            "Pid": self.pid,
-        })
-    }
-}
-
-#[derive(Default)]
-pub struct Execs {
-    map: Mutex<HashMap<String, ExecRecord>>,
-}
-
-impl Execs {
-    pub fn get(&self, id: &str) -> Option<ExecRecord> {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
-    }
-
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut ExecRecord)) {
-        if let Some(e) = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(id)
-        {
-            f(e);
+/// A new exec instance of a running container, from the API body (the
+/// ExecSupervisor registers it).
+pub fn new_record(rec: &ContainerRecord, body: &Value) -> Result<ExecRecord, ContainerError> {
+    match rec.state.status {
+        Status::Running => {}
+        Status::Paused => {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                rec.id
+            )))
+        }
+        _ => {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )))
         }
     }
-
-    pub fn of_container(&self, cid: &str) -> Vec<String> {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|e| e.container_id == cid)
-            .map(|e| e.id.clone())
-            .collect()
+    let cmd = strings(&body["Cmd"]);
+    if cmd.is_empty() {
+        return Err(ContainerError::Invalid("No exec command specified".into()));
     }
-
-    /// Drop the execs of a container that is gone.
-    pub fn forget_container(&self, cid: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, e| e.container_id != cid);
-    }
-
-    pub fn create(&self, rec: &ContainerRecord, body: &Value) -> Result<String, ContainerError> {
-        match rec.state.status {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(ContainerError::Conflict(format!(
-                    "Container {} is paused, unpause the container before exec",
-                    rec.id
-                )))
-            }
-            _ => {
-                return Err(ContainerError::Conflict(format!(
-                    "Container {} is not running",
-                    rec.id
-                )))
-            }
-        }
-        let cmd = strings(&body["Cmd"]);
-        if cmd.is_empty() {
-            return Err(ContainerError::Invalid("No exec command specified".into()));
-        }
-        let id = crate::ids::new_id();
-        let s = |k: &str| body[k].as_str().unwrap_or("").to_string();
-        let t = |k: &str| body[k].as_bool().unwrap_or(false);
-        let e = ExecRecord {
-            id: id.clone(),
-            container_id: rec.id.clone(),
-            cmd,
-            tty: t("Tty"),
-            attach_stdin: t("AttachStdin"),
-            attach_stdout: t("AttachStdout"),
-            attach_stderr: t("AttachStderr"),
-            env: strings(&body["Env"]),
-            user: s("User"),
-            workdir: s("WorkingDir"),
-            privileged: t("Privileged"),
-            detach_keys: s("DetachKeys"),
-            running: false,
-            started: false,
-            exit_code: None,
-            pid: 0,
-        };
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(id.clone(), e);
-        Ok(id)
-    }
+    let id = crate::ids::new_id();
+    let s = |k: &str| body[k].as_str().unwrap_or("").to_string();
+    let t = |k: &str| body[k].as_bool().unwrap_or(false);
+    let e = ExecRecord {
+        id,
+        container_id: rec.id.clone(),
+        cmd,
+        tty: t("Tty"),
+        attach_stdin: t("AttachStdin"),
+        attach_stdout: t("AttachStdout"),
+        attach_stderr: t("AttachStderr"),
+        env: strings(&body["Env"]),
+        user: s("User"),
+        workdir: s("WorkingDir"),
+        privileged: t("Privileged"),
+        detach_keys: s("DetachKeys"),
+        running: false,
+        started: false,
+        exit_code: None,
+        pid: 0,
+    };
+    Ok(e)
 }
 
 /// The OCI process of an exec: the container's process with the exec's
@@ -189,5 +101,3 @@ pub fn process(
     }
     Ok(p)
 }
-
-pub type SharedExecs = Arc<Execs>;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, NETWORKS, REGISTRY_SESSIONS,
-    VOLUMES,
+    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, NETWORKS,
+    REGISTRY_SESSIONS, VOLUMES,
 };
 
 use crate::api::body;
@@ -64,6 +64,16 @@ pub fn kill(r: Req) -> HandlerFuture {
                 rec.map(|c| berth_actors::network::actor_name(&c.id))
                     .map_err(|e| ApiError::from_err(&e)),
             ))
+        } else if let Some(x) = name.strip_prefix("exec:") {
+            let known = r.ctx.containers.execs.table.get(x).is_some();
+            Some((
+                x,
+                if known {
+                    Ok(berth_actors::exec::actor_name(x))
+                } else {
+                    Err(ApiError::not_found(format!("No such exec instance: {x}")))
+                },
+            ))
         } else if let Some(n) = name.strip_prefix("volume:") {
             let rec = r.ctx.volumes.volumes.lookup(n);
             Some((
@@ -92,11 +102,12 @@ pub fn kill(r: Req) -> HandlerFuture {
             VOLUMES,
             CONTAINERS,
             LOG_STREAMS,
+            EXECS,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, registry-session, container:<id>, network:<name>, volume:<name>, logs:<container>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, registry-session, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

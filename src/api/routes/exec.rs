@@ -12,7 +12,7 @@ use crate::api::errors::ApiError;
 use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::shared::*;
-use crate::containers::exec::{self, ExecRecord};
+use crate::containers::exec;
 use crate::containers::host;
 
 fn no_such_exec(id: &str) -> ApiError {
@@ -23,7 +23,14 @@ pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
         let body = r.json_of(&crate::api::schema::EXEC_CREATE)?;
-        let id = r.ctx.containers.execs.create(&rec, &body).map_err(err)?;
+        let record = exec::new_record(&rec, &body).map_err(err)?;
+        let id = r
+            .ctx
+            .containers
+            .execs
+            .create(record)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         let cmd = body["Cmd"]
             .as_array()
             .map(|a| {
@@ -44,13 +51,14 @@ pub fn create(r: Req) -> HandlerFuture {
 
 pub fn inspect(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let id = r.param("id");
+        // Answered by the exec's actor.
         let e = r
             .ctx
             .containers
             .execs
-            .get(id)
-            .ok_or_else(|| no_such_exec(id))?;
+            .inspect(r.param("id"))
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         ok_json(&e.inspect())
     })
 }
@@ -62,6 +70,7 @@ pub fn resize(r: Req) -> HandlerFuture {
             .ctx
             .containers
             .execs
+            .table
             .get(&id)
             .ok_or_else(|| no_such_exec(&id))?;
         let (w, h) = dims(&r)?;
@@ -91,12 +100,9 @@ fn exit_code_for(msg: &str) -> i32 {
 pub fn start(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let id = r.param("id").to_string();
-        let e: ExecRecord = r
-            .ctx
-            .containers
-            .execs
-            .get(&id)
-            .ok_or_else(|| no_such_exec(&id))?;
+        if r.ctx.containers.execs.table.get(&id).is_none() {
+            return Err(no_such_exec(&id));
+        }
         let body: Value = {
             let b = read_body(&mut r).await?;
             if b.is_empty() {
@@ -110,12 +116,14 @@ pub fn start(mut r: Req) -> HandlerFuture {
             }
         };
         let detach = body["Detach"].as_bool().unwrap_or(false);
-        if e.started {
-            return Err(ApiError::new(
-                berth_actors::ErrorKind::Conflict,
-                format!("Error: Exec command {id} is already running"),
-            ));
-        }
+        // The exec's actor grants the start once.
+        let e = r
+            .ctx
+            .containers
+            .execs
+            .start(&id)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         let rec = r
             .ctx
             .containers
@@ -149,15 +157,16 @@ pub fn start(mut r: Req) -> HandlerFuture {
             tty: e.tty,
             stdin: want_in,
         };
-        r.ctx.containers.execs.update(&id, |x| x.started = true);
         let (resp, shim) = match host::connect(&sock, &req).await {
             Ok(x) => x,
             Err(er) => {
                 let msg = format!("OCI runtime exec failed: {er}: unknown");
-                r.ctx
+                let _ = r
+                    .ctx
                     .containers
                     .execs
-                    .update(&id, |x| x.exit_code = Some(exit_code_for(&msg)));
+                    .exited(&id, exit_code_for(&msg))
+                    .await;
                 let kind = if exit_code_for(&msg) == 127 {
                     berth_actors::ErrorKind::InvalidParameter
                 } else {
@@ -167,10 +176,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
             }
         };
         let pid = resp.pid.unwrap_or(0);
-        r.ctx.containers.execs.update(&id, |x| {
-            x.running = true;
-            x.pid = pid;
-        });
+        let _ = r.ctx.containers.execs.running(&id, pid).await;
         let mut attrs = rec.event_attrs();
         attrs.insert("execID".into(), id.clone());
         let cmd = e.cmd.join(" ");
@@ -189,12 +195,12 @@ pub fn start(mut r: Req) -> HandlerFuture {
             let mut shim_r = tokio::io::BufReader::new(shim_r);
             // Record the exit before the client sees the stream end: the
             // CLI inspects the exec for its code right after.
-            let finish = |exit: Option<berth_actors::protocol::shim::ExitStatus>| {
+            let finish = |exit: Option<berth_actors::protocol::shim::ExitStatus>| async move {
                 let code = exit.map(|x| x.code).unwrap_or(-1);
-                ctx.containers.execs.update(&id, |x| {
-                    x.running = false;
-                    x.exit_code = Some(code);
-                });
+                // Retried while the exec's actor is being restarted.
+                if let Err(e) = ctx.containers.execs.exited(&id, code).await {
+                    tracing::warn!(exec = %id, "recording the exit: {e}");
+                }
                 attrs.insert("exitCode".into(), code.to_string());
                 ctx.events.publish("container", "exec_die", &cid, attrs);
             };
@@ -202,7 +208,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
                 None => {
                     // Detached: follow the output to its end for the exit code.
                     let mut sink = tokio::io::sink();
-                    finish(hijack::pump_output(&mut shim_r, &mut sink, true).await);
+                    finish(hijack::pump_output(&mut shim_r, &mut sink, true).await).await;
                 }
                 Some(u) => {
                     let Some(client) = hijack::upgraded(u).await else {
@@ -226,7 +232,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
                     };
                     match exit {
                         Some(x) => {
-                            finish(Some(x));
+                            finish(Some(x)).await;
                             let _ = client_w.shutdown().await;
                         }
                         None => {
@@ -235,7 +241,8 @@ pub fn start(mut r: Req) -> HandlerFuture {
                             finish(
                                 hijack::pump_output(&mut shim_r, &mut tokio::io::sink(), true)
                                     .await,
-                            );
+                            )
+                            .await;
                         }
                     }
                 }
