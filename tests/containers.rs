@@ -693,3 +693,37 @@ fn log_rotation_follow_diff_export_and_image_in_use() {
     d.docker_ok(&["rmi", "busybox"]);
     d.stop();
 }
+
+/// Without a TTY, stdin is copied as is (dockerd): ctrl-p ctrl-q in binary
+/// input to `run -i` (attach) and `exec -i` never detach.
+#[test]
+fn binary_stdin_without_a_tty_is_never_cut_by_detach_keys() {
+    use std::io::Write;
+    let d = daemon_with_busybox();
+    let mut input = vec![b'a'; 100_000];
+    for i in (0..input.len()).step_by(1000) {
+        input[i] = 0x10;
+        input[i + 1] = 0x11;
+    }
+    let feed = |args: &[&str]| -> String {
+        let mut c = docker_cmd(d.dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(&input).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(
+        feed(&["run", "-i", "--rm", "busybox", "wc", "-c"]),
+        "100000"
+    );
+    d.docker_ok(&["run", "-d", "--name", "bin", "busybox", "sleep", "600"]);
+    assert_eq!(feed(&["exec", "-i", "bin", "wc", "-c"]), "100000");
+    d.docker_ok(&["rm", "-f", "bin"]);
+    d.stop();
+}

@@ -186,7 +186,10 @@ pub fn start(mut r: Req) -> HandlerFuture {
             &rec.id,
             attrs.clone(),
         );
+        // Detach keys apply to a TTY only (dockerd copies other input as is:
+        // binary stdin may hold ctrl-p ctrl-q).
         let keys = hijack::parse_detach_keys(&e.detach_keys)?;
+        let keys = if e.tty { keys } else { Vec::new() };
         let ctx = r.ctx.clone();
         let cid = rec.id.clone();
         let tty = e.tty;

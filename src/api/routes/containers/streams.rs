@@ -78,6 +78,9 @@ pub fn attach(mut r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let upgrade = hijack::on_upgrade(&mut r.incoming)?;
         let keys = hijack::parse_detach_keys(r.query.get("detachKeys").unwrap_or(""))?;
+        // Detach keys apply to a TTY only, as dockerd: other input is copied
+        // as is (binary stdin may hold ctrl-p ctrl-q).
+        let keys = if rec.tty() { keys } else { Vec::new() };
         let (want_in, want_out, want_err) = (
             r.query.bool("stdin"),
             r.query.bool("stdout"),
