@@ -393,8 +393,7 @@ fn ask_err(e: AskError, who: &str) -> ExecError {
 impl Execs {
     /// Register an exec (its record built and checked by the caller).
     pub async fn create(&self, record: ExecRecord) -> Result<String, ExecError> {
-        let s = ActorRef::<ExecSupervisorMsg>::where_is(EXECS)
-            .ok_or(ExecError::Unavailable)?;
+        let s = ActorRef::<ExecSupervisorMsg>::where_is(EXECS).ok_or(ExecError::Unavailable)?;
         ask_within(
             &s,
             |reply| ExecSupervisorMsg::Create {
