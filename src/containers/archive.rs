@@ -171,17 +171,6 @@ pub fn read_archive(root: &OwnedFd, path: &str, out: impl Write) -> io::Result<(
     tar.finish()
 }
 
-fn header(st: &FileStat, kind: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid as u64);
-    h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(0);
-    h
-}
-
 /// Exactly `size` bytes of `f`: a file that shrinks while it is read is
 /// padded with zeros, one that grows is cut, so the tar stays well-formed.
 pub(crate) fn sized(f: File, size: u64) -> impl Read {
@@ -203,7 +192,7 @@ fn add_entry<W: Write>(
         let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
             return Ok(());
         };
-        let mut h = header(&st, tar::EntryType::Regular);
+        let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
         let size = st.st_size.max(0) as u64;
         h.set_size(size);
         tar.append_data(&mut h, path_in_tar, sized(f, size))
@@ -214,7 +203,7 @@ fn add_entry<W: Write>(
             Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
             Err(e) => return Err(errno(e)),
         };
-        let mut h = header(st, tar::EntryType::Symlink);
+        let mut h = fsfd::tar_header(st, tar::EntryType::Symlink);
         tar.append_link(&mut h, path_in_tar, Path::new(&target))
     } else {
         // Devices, fifos, sockets: not copied.
@@ -235,7 +224,7 @@ fn add_dir<W: Write>(
             fsfd::MAX_DEPTH
         )));
     }
-    let mut h = header(st, tar::EntryType::Directory);
+    let mut h = fsfd::tar_header(st, tar::EntryType::Directory);
     let mut dir_name = path_in_tar.to_vec();
     dir_name.push(b'/');
     tar.append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())?;
@@ -453,18 +442,7 @@ fn extract_one<R: Read>(
             dir_times.push((p, mtime));
         }
         t if t.is_file() => {
-            let fd = openat(
-                cur.as_fd(),
-                *last,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(changed)?;
-            let mut f = File::from(fd);
+            let mut f = fsfd::create_new(cur.as_fd(), last).map_err(changed)?;
             io::copy(e, &mut f)?;
             fsfd::chown_fd(f.as_fd(), uid, gid).map_err(errno)?;
             fsfd::chmod_fd(f.as_fd(), mode).map_err(errno)?;

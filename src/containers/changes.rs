@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::sys::stat::{fstat, fstatat, FileStat, SFlag};
+use nix::sys::stat::{fstat, fstatat, SFlag};
 use serde_json::{json, Value};
 
 use crate::sys::fsfd::{self, errno};
@@ -177,17 +177,6 @@ pub fn export<W: Write>(root: &Path, out: W) -> io::Result<()> {
     b.into_inner()?.flush()
 }
 
-fn tar_header(st: &FileStat, kind: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid as u64);
-    h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(0);
-    h
-}
-
 fn walk_export<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &OwnedFd,
@@ -218,7 +207,7 @@ fn walk_export<W: Write>(
                 Err(e) => return Err(errno(e)),
             };
             let st = fstat(sub.as_fd()).map_err(errno)?;
-            let mut h = tar_header(&st, tar::EntryType::Directory);
+            let mut h = fsfd::tar_header(&st, tar::EntryType::Directory);
             let mut dname = rel.clone();
             dname.push(b'/');
             b.append_data(&mut h, OsStr::from_bytes(&dname), io::empty())?;
@@ -230,14 +219,14 @@ fn walk_export<W: Write>(
             if st.st_nlink > 1 {
                 let key = (st.st_dev, st.st_ino);
                 if let Some(first) = links.get(&key) {
-                    let mut h = tar_header(&st, tar::EntryType::Link);
+                    let mut h = fsfd::tar_header(&st, tar::EntryType::Link);
                     b.append_link(&mut h, OsStr::from_bytes(&rel), OsStr::from_bytes(first))?;
                     continue;
                 }
                 links.insert(key, rel.clone());
             }
             let size = st.st_size.max(0) as u64;
-            let mut h = tar_header(&st, tar::EntryType::Regular);
+            let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
             h.set_size(size);
             b.append_data(
                 &mut h,
@@ -250,11 +239,11 @@ fn walk_export<W: Write>(
                 Err(Errno::EINVAL) | Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(errno(e)),
             };
-            let mut h = tar_header(&st, tar::EntryType::Symlink);
+            let mut h = fsfd::tar_header(&st, tar::EntryType::Symlink);
             b.append_link(&mut h, OsStr::from_bytes(&rel), Path::new(&target))?;
         } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK || kind == SFlag::S_IFIFO {
             // Recorded from the stat, never opened.
-            let mut h = tar_header(
+            let mut h = fsfd::tar_header(
                 &st,
                 if kind == SFlag::S_IFCHR {
                     tar::EntryType::Char

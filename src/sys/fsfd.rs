@@ -68,6 +68,32 @@ pub fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {
     )
 }
 
+/// A new regular file `name` in `dir` (mode 0600 until its owner and
+/// mode are set on the returned file): never an existing entry, never
+/// through a symlink.
+pub fn create_new(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<File> {
+    openat(
+        dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map(File::from)
+}
+
+/// A tar header of `kind` carrying the owner, mode and mtime of `st`
+/// (size 0: the caller sets it for content).
+pub fn tar_header(st: &FileStat, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    h
+}
+
 /// An `O_PATH` descriptor of the entry `name` of `dir` itself (a symlink
 /// stays a symlink), and its stat.
 pub fn open_entry(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<(OwnedFd, FileStat)> {

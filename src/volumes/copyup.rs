@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 
 use crate::sys::fsfd::{self, errno};
@@ -89,18 +89,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, depth: usize) -> io::Result<()> {
             let Some((mut from, st)) = fsfd::open_regular(src.as_fd(), name).map_err(errno)? else {
                 continue;
             };
-            let fd = openat(
-                dst.as_fd(),
-                name,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(errno)?;
-            let mut to = File::from(fd);
+            let mut to = fsfd::create_new(dst.as_fd(), name).map_err(errno)?;
             io::copy(&mut from, &mut to)?;
             let _ = fsfd::chown_fd(to.as_fd(), st.st_uid, st.st_gid);
             fsfd::chmod_fd(to.as_fd(), st.st_mode).map_err(errno)?;

@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -395,18 +394,7 @@ impl Applier {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 self.replace(&pfd, &name, false)?;
-                let fd = openat(
-                    pfd.as_fd(),
-                    name.as_os_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(sys)?;
-                let mut f = File::from(fd);
+                let mut f = crate::sys::fsfd::create_new(pfd.as_fd(), &name).map_err(sys)?;
                 self.size += io::copy(e, &mut f)?;
                 fchown(f.as_fd(), uid, gid).map_err(sys)?;
                 fchmod(f.as_fd(), mode).map_err(sys)?;
