@@ -127,8 +127,9 @@ impl Frames {
     }
 }
 
-/// How much of a file one chunk reads.
-const CHUNK: usize = 64 * 1024;
+/// How much of a file one chunk reads: large enough that the actor's
+/// per-chunk cost (a message, a blocking read) vanishes next to the bytes.
+const CHUNK: usize = 256 * 1024;
 
 /// The file being read: its reader, inode and the offset after the last
 /// whole line taken from it.
@@ -152,6 +153,8 @@ struct FileCursor {
     pending: Vec<u8>,
     /// The first chunk collects the last N entries of everything.
     tail: Option<usize>,
+    /// The read buffer, reused by every chunk.
+    buf: Vec<u8>,
 }
 
 fn inode_of(p: &Path) -> Option<u64> {
@@ -193,8 +196,8 @@ impl FileCursor {
         let Some(cur) = self.cur.as_mut() else {
             return false;
         };
-        let mut buf = vec![0u8; CHUNK];
-        let n = match cur.reader.read(&mut buf) {
+        let buf = &mut self.buf;
+        let n = match cur.reader.read(buf) {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
@@ -325,6 +328,7 @@ impl LogFiles for FileLogs {
             cur: None,
             pending: Vec::new(),
             tail: None,
+            buf: vec![0u8; CHUNK],
         };
         match pos {
             None => {

@@ -65,7 +65,7 @@ pub struct Chunk {
 
 /// A reader of one container's log files from a position.
 pub trait LogCursor: Send {
-    /// At most about 64 KiB of whole entries past the position.
+    /// Whole entries past the position (at most a few hundred KiB).
     fn next_chunk(&mut self) -> std::io::Result<Chunk>;
 }
 
