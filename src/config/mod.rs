@@ -323,6 +323,14 @@ mod tests {
             (json!({"storage-driver": "zfs"}), "storage-driver"),
             (json!({"oom-score-adjust": 5000}), "oom-score-adjust"),
             (json!({"dns": ["1.2.3"]}), "dns"),
+            (
+                json!({"dns-search": ["a.com\nnameserver 6.6.6.6"]}),
+                "dns-search",
+            ),
+            (
+                json!({"dns-opts": ["ndots:1\nnameserver 6.6.6.6"]}),
+                "dns-opts",
+            ),
             (json!({"log-opts": {"max-size": "1Q"}}), "log-opts"),
         ];
         for (file, key) in cases {
