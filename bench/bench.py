@@ -578,6 +578,13 @@ def main():
                         os.kill(int(pid), signal.SIGTERM)
                 except OSError:
                     pass
+        # Mounts left under the bench's directory (berthd's netns bind mount,
+        # kept across its restarts for live-restore; dockerd's data-root):
+        # deepest first, before the directory goes.
+        with open("/proc/self/mountinfo") as f:
+            points = [l.split()[4] for l in f if l.split()[4].startswith(tmp)]
+        for m in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
         # dockerd leaves docker0 and its iptables (nft) tables behind, berthd
         # (live-restore) its default bridge and table: remove what is new.
