@@ -18,8 +18,9 @@ use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
 use berth_actors::network::{NetworkIndex, NetworkSupervisor, NetworkSupervisorArgs, Networks};
 use berth_actors::ports::SystemClock;
+use berth_actors::registry::RegistrySupervisor;
 use berth_actors::supervisor::{
-    ChildSpec, RestartPolicy, SessionSupervisor, Supervisor, SupervisorArgs, SupervisorMsg,
+    ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg,
 };
 use berth_actors::view::ViewPublisher;
 use berth_actors::volume::{VolumeIndex, VolumeSupervisor, VolumeSupervisorArgs, Volumes};
@@ -258,6 +259,11 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         warn!("--testing-chaos-control is set: POST /_berth/chaos/kill can kill actors of this daemon");
     }
 
+    let registry_port: Arc<dyn berth_actors::registry::RegistryPort> =
+        Arc::new(crate::images::session::OciRegistry {
+            images: ctx.images.clone(),
+            config: ctx.config.clone(),
+        });
     let fd_ctx = ctx.clone();
     let fd_listeners = bound.clone();
     let (img_records, img_events, img_driver) = (records.clone(), events.clone(), driver.clone());
@@ -269,7 +275,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             REGISTRY_SESSIONS,
             RestartPolicy::infrastructure(),
             true,
-            || (SessionSupervisor, ()),
+            move || (RegistrySupervisor, registry_port.clone()),
         ),
         // Before the front door: the API serves images from the first request.
         ChildSpec::new(

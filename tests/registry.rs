@@ -197,6 +197,7 @@ fn start_stalled_pull(
             body: blob.clone(),
             headers: vec![],
             stall_after: Some(blob.len() / 2),
+            resume: None,
         },
     );
     let (host, dir, addr) = (d.docker_host(), d.dir.path().to_path_buf(), f.addr.clone());
@@ -510,6 +511,88 @@ fn a_killed_registry_session_fails_its_pull_and_leaves_nothing() {
         blob,
     );
     d.docker_ok(&["pull", &format!("{}/x/bad:slow", f.addr)]);
+    d.stop();
+}
+
+/// Issue 12: one RegistrySession per registry host. Killing the session of
+/// one host while a pull of it and a pull of another host are in flight
+/// ends the first with an error line; the second finishes; the first pull
+/// repeated on the restarted session succeeds.
+#[test]
+fn killing_one_hosts_session_fails_its_pull_and_spares_other_hosts() {
+    let (f1, f2) = (FakeRegistry::start(), FakeRegistry::start());
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    let (puller1, blob1, ld1) = start_stalled_pull(&f1, &d, 5);
+    // Host 2: the same kind of pull, held mid-layer until `resume`.
+    let big = tar_of(&[Entry::File("big", &vec![6u8; 8 << 20])]);
+    let blob2 = gzip(&big);
+    serve_image(
+        &f2,
+        "slow",
+        &blob2,
+        &sha256(&big),
+        None,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    );
+    let resume = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    f2.put_canned(
+        &format!("/v2/x/bad/blobs/{}", sha256(&blob2)),
+        Canned {
+            content_type: "application/octet-stream".into(),
+            body: blob2.clone(),
+            headers: vec![],
+            stall_after: Some(blob2.len() / 2),
+            resume: Some(resume.clone()),
+        },
+    );
+    let name2 = format!("{}/x/bad:slow", f2.addr);
+    let (host, dir, n2) = (d.docker_host(), d.dir.path().to_path_buf(), name2.clone());
+    let puller2 = std::thread::spawn(move || {
+        docker_cmd(&dir)
+            .env("DOCKER_HOST", host)
+            .args(["pull", &n2])
+            .output()
+            .unwrap()
+    });
+    let tmp = d.data_root.join("image/overlay2/tmp");
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::read_dir(&tmp)
+            .map(|r| r.count() >= 2)
+            .unwrap_or(false)),
+        "both pulls are downloading"
+    );
+    let req = format!(
+        "POST /_berth/chaos/kill?actor=registry-session:{} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        f1.addr
+    );
+    assert_eq!(d.raw(req.as_bytes()).status, 204);
+    let o = puller1.join().unwrap();
+    assert!(
+        !o.status.success(),
+        "a killed pull must not look like a success"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(err.contains("registry session stopped"), "{err}");
+    // Host 2's pull is still in flight on its own session, and finishes.
+    assert!(!puller2.is_finished(), "the other host's pull was cut");
+    resume.store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = puller2.join().unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Downloaded newer image"));
+    // The same pull of host 1 succeeds on its restarted session.
+    f1.put(
+        &format!("/v2/x/bad/blobs/{ld1}"),
+        "application/octet-stream",
+        blob1,
+    );
+    d.docker_ok(&["pull", &format!("{}/x/bad:slow", f1.addr)]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert_eq!(images.lines().count(), 2, "{images}");
     d.stop();
 }
 

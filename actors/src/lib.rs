@@ -12,6 +12,7 @@ pub mod logs;
 pub mod network;
 pub mod ports;
 pub mod protocol;
+pub mod registry;
 pub mod supervisor;
 pub mod testing;
 pub mod view;

@@ -3,6 +3,7 @@
 //! then commit through the ImageStore actor (the only writer of records).
 
 mod archive;
+pub mod auth;
 mod changes;
 pub mod io;
 pub mod pull;

@@ -162,10 +162,11 @@ pub async fn prepare(
     reference: Reference,
     auth: RegistryAuth,
     cfg: &DaemonConfig,
+    clients: &registry::Clients,
 ) -> Result<Prepared, PullError> {
     if reference.domain() == berth_actors::image::reference::DEFAULT_DOMAIN {
         for m in &cfg.registry_mirrors {
-            let mhost = registry::registry_host(m);
+            let mhost = super::auth::registry_host(m);
             let path = reference
                 .repo
                 .split_once('/')
@@ -179,7 +180,7 @@ pub async fn prepare(
                 source.push_str(&format!("@{d}"));
             }
             let http = m.starts_with("http://") || registry::is_insecure(&mhost, cfg);
-            let client = registry::client_with(&mhost, http, cfg);
+            let client = clients.get(&mhost, http, cfg);
             match prepare_at(
                 reference.clone(),
                 client,
@@ -198,7 +199,7 @@ pub async fn prepare(
         }
     }
     let host = reference.domain().to_string();
-    let client = registry::client(&host, cfg);
+    let client = clients.for_host(&host, cfg);
     let source = reference.to_string();
     prepare_at(reference, client, &host, &source, auth, cfg).await
 }
@@ -635,9 +636,10 @@ pub async fn distribution(
     reference: Reference,
     auth: RegistryAuth,
     cfg: &DaemonConfig,
+    clients: &registry::Clients,
 ) -> Result<Value, PullError> {
     let host = reference.domain().to_string();
-    let client = registry::client(&host, cfg);
+    let client = clients.for_host(&host, cfg);
     let oref: oci_client::Reference = reference
         .to_string()
         .parse()

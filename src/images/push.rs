@@ -29,10 +29,11 @@ pub async fn run(
     reference: Reference,
     auth: RegistryAuth,
     cfg: &DaemonConfig,
+    clients: &registry::Clients,
     out: Progress,
 ) -> Result<String, PullError> {
     let host = reference.domain().to_string();
-    let client = registry::client(&host, cfg);
+    let client = clients.for_host(&host, cfg);
     let oref: oci_client::Reference = reference.to_string().parse().map_err(|e| {
         PullError(
             ErrorKind::InvalidParameter,

@@ -1,83 +1,13 @@
-//! Registry access: credentials from `X-Registry-Auth`, which registries
-//! are insecure (plain HTTP), the oci-client for a registry, and its errors
-//! in dockerd's words.
+//! Registry access: which registries are insecure (plain HTTP), the
+//! oci-clients of a registry session, and their errors in dockerd's words.
 
 use std::net::IpAddr;
 
-use base64::Engine;
 use berth_actors::ErrorKind;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
-use serde::Deserialize;
 
 use crate::config::DaemonConfig;
-
-/// The JSON the CLI sends base64-encoded in `X-Registry-Auth` and `/auth`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AuthConfig {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: String,
-    #[serde(default)]
-    pub auth: String,
-    #[serde(default)]
-    pub serveraddress: String,
-    #[serde(default)]
-    pub identitytoken: String,
-    #[serde(default)]
-    pub registrytoken: String,
-}
-
-impl AuthConfig {
-    /// Decode `X-Registry-Auth` (URL-safe or standard base64, padding optional).
-    pub fn from_header(h: Option<&str>) -> Result<AuthConfig, String> {
-        let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else {
-            return Ok(AuthConfig::default());
-        };
-        let raw = base64::engine::general_purpose::URL_SAFE
-            .decode(h)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
-            })
-            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
-            .map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
-        serde_json::from_slice(&raw).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))
-    }
-
-    pub fn registry_auth(&self) -> RegistryAuth {
-        if !self.registrytoken.is_empty() {
-            return RegistryAuth::Bearer(self.registrytoken.clone());
-        }
-        if !self.username.is_empty() {
-            return RegistryAuth::Basic(self.username.clone(), self.password.clone());
-        }
-        if !self.auth.is_empty() {
-            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(&self.auth) {
-                if let Some((u, p)) = String::from_utf8_lossy(&b).split_once(':') {
-                    return RegistryAuth::Basic(u.to_string(), p.to_string());
-                }
-            }
-        }
-        RegistryAuth::Anonymous
-    }
-}
-
-/// `host[:port]` of a server address as users write it.
-pub fn registry_host(addr: &str) -> String {
-    let a = addr.trim();
-    let a = a
-        .strip_prefix("https://")
-        .or_else(|| a.strip_prefix("http://"))
-        .unwrap_or(a);
-    let a = a.split('/').next().unwrap_or(a);
-    if a.is_empty() || a == "index.docker.io" || a == "registry-1.docker.io" {
-        "docker.io".into()
-    } else {
-        a.to_string()
-    }
-}
 
 /// dockerd's rule: loopback registries and those in `insecure-registries`
 /// (host:port or a CIDR holding the host's IP) are reached over plain HTTP.
@@ -101,23 +31,42 @@ pub fn is_insecure(host: &str, cfg: &DaemonConfig) -> bool {
     })
 }
 
-pub fn client(host: &str, cfg: &DaemonConfig) -> oci_client::Client {
-    client_with(host, is_insecure(host, cfg), cfg)
-}
+/// The OCI clients of one registry session under one set of credentials:
+/// one per host (the registry, its mirrors) and protocol, kept so their
+/// connections and cached tokens serve every later operation.
+#[derive(Default)]
+pub struct Clients(std::sync::Mutex<std::collections::HashMap<ClientKey, oci_client::Client>>);
 
-/// A client for `host`, over plain HTTP when `http`.
-pub fn client_with(host: &str, http: bool, cfg: &DaemonConfig) -> oci_client::Client {
-    let protocol = if http {
-        ClientProtocol::HttpsExcept(vec![host.to_string()])
-    } else {
-        ClientProtocol::Https
-    };
-    oci_client::Client::new(ClientConfig {
-        protocol,
-        max_concurrent_download: cfg.max_concurrent_downloads.max(1) as usize,
-        max_concurrent_upload: cfg.max_concurrent_uploads.max(1) as usize,
-        ..Default::default()
-    })
+type ClientKey = (String, bool, usize, usize);
+
+impl Clients {
+    /// The client of `host` (plain HTTP if it is an insecure registry).
+    pub fn for_host(&self, host: &str, cfg: &DaemonConfig) -> oci_client::Client {
+        self.get(host, is_insecure(host, cfg), cfg)
+    }
+
+    /// The client of `host`, over plain HTTP when `http`.
+    pub fn get(&self, host: &str, http: bool, cfg: &DaemonConfig) -> oci_client::Client {
+        let downloads = cfg.max_concurrent_downloads.max(1) as usize;
+        let uploads = cfg.max_concurrent_uploads.max(1) as usize;
+        let key = (host.to_string(), http, downloads, uploads);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                let protocol = if http {
+                    ClientProtocol::HttpsExcept(vec![host.to_string()])
+                } else {
+                    ClientProtocol::Https
+                };
+                oci_client::Client::new(ClientConfig {
+                    protocol,
+                    max_concurrent_download: downloads,
+                    max_concurrent_upload: uploads,
+                    ..Default::default()
+                })
+            })
+            .clone()
+    }
 }
 
 fn words(code: &str) -> String {
@@ -177,22 +126,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auth_header_forms() {
-        assert!(matches!(
-            AuthConfig::from_header(Some("e30="))
-                .unwrap()
-                .registry_auth(),
-            RegistryAuth::Anonymous
-        ));
-        let h = base64::engine::general_purpose::URL_SAFE
-            .encode(br#"{"username":"u","password":"p?>"}"#);
-        assert!(
-            matches!(AuthConfig::from_header(Some(&h)).unwrap().registry_auth(), RegistryAuth::Basic(u, p) if u == "u" && p == "p?>")
-        );
-        assert!(AuthConfig::from_header(Some("!!!")).is_err());
-    }
-
-    #[test]
     fn insecure_rules() {
         let mut c = DaemonConfig::default();
         assert!(is_insecure("127.0.0.1:5000", &c));
@@ -203,7 +136,5 @@ mod tests {
         assert!(is_insecure("10.1.2.3:5000", &c));
         assert!(is_insecure("reg.example:443", &c));
         assert!(!is_insecure("docker.io", &c));
-        assert_eq!(registry_host("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(registry_host("127.0.0.1:5001"), "127.0.0.1:5001");
     }
 }

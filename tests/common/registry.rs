@@ -74,6 +74,8 @@ pub struct Canned {
     pub headers: Vec<(String, String)>,
     /// Send only this many body bytes, then stall (for kill-mid-pull tests).
     pub stall_after: Option<usize>,
+    /// While stalled: once this is set, send the rest.
+    pub resume: Option<Arc<AtomicBool>>,
 }
 
 /// A minimal HTTP registry serving canned paths; unknown paths are 404.
@@ -127,6 +129,7 @@ impl FakeRegistry {
                 body,
                 headers: vec![],
                 stall_after: None,
+                resume: None,
             },
         );
     }
@@ -218,6 +221,7 @@ fn serve(
                 body: b"{}".to_vec(),
                 headers: vec![],
                 stall_after: None,
+                resume: None,
             })
         } else {
             routes.lock().unwrap().get(&path).cloned()
@@ -244,9 +248,15 @@ fn serve(
                     let _ = w.write_all(&c.body[..n.min(c.body.len())]);
                     let _ = w.flush();
                     while !stop.load(Ordering::SeqCst) {
+                        if c.resume.as_ref().is_some_and(|r| r.load(Ordering::SeqCst)) {
+                            let _ = w.write_all(&c.body[n.min(c.body.len())..]);
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(50));
                     }
-                    return;
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
                 }
                 None => {
                     let _ = w.write_all(&c.body);

@@ -4,7 +4,6 @@
 pub mod ask;
 pub mod keyed;
 mod one_for_one;
-pub mod sessions;
 pub mod strategy;
 
 #[cfg(test)]
@@ -12,5 +11,4 @@ mod tests;
 
 pub use keyed::KeyedChildren;
 pub use one_for_one::{ChildSpec, ChildStatus, Supervisor, SupervisorArgs, SupervisorMsg};
-pub use sessions::{SessionStart, SessionSupervisor, SessionsMsg};
 pub use strategy::{Decision, RestartPolicy, RestartTracker};

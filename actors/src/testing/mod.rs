@@ -4,10 +4,12 @@ mod container;
 mod flaky;
 mod logs;
 mod network;
+mod registry;
 mod volume;
 
 pub use container::{FakeContainerHost, FakeContainerState, FakeShim};
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
 pub use logs::FakeLogFiles;
 pub use network::{FakeNetState, FakeNetworkHost};
+pub use registry::FakeRegistry;
 pub use volume::{FakeVolState, FakeVolumeHost};

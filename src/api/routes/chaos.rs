@@ -16,7 +16,7 @@ use crate::api::router::{HandlerFuture, Req};
 pub fn kill(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let name = r.query.get("actor").unwrap_or_default().to_string();
-        // `registry-session` kills every running pull/push session.
+        // `registry-session` kills the session of every registry host.
         if name == "registry-session" {
             let sup = ractor::registry::where_is(REGISTRY_SESSIONS)
                 .ok_or_else(|| ApiError::not_found("the session supervisor is not running"))?;
@@ -24,8 +24,8 @@ pub fn kill(r: Req) -> HandlerFuture {
             if sessions.is_empty() {
                 return Err(ApiError::not_found("no registry session is running"));
             }
-            for s in sessions {
-                tracing::warn!(actor = ?s.get_id(), "chaos control: killing a registry session");
+            for s in &sessions {
+                tracing::warn!(actor = ?s.get_name(), "chaos control: killing a registry session");
                 s.kill();
             }
             return Ok(body::no_content());
@@ -74,6 +74,10 @@ pub fn kill(r: Req) -> HandlerFuture {
                     Err(ApiError::not_found(format!("No such exec instance: {x}")))
                 },
             ))
+        } else if let Some(h) = name.strip_prefix("registry-session:") {
+            // One registry host's session (its operations in flight end
+            // with an error line; it is started again).
+            Some((h, Ok(berth_actors::registry::actor_name(h))))
         } else if let Some(n) = name.strip_prefix("volume:") {
             let rec = r.ctx.volumes.volumes.lookup(n);
             Some((
@@ -107,7 +111,7 @@ pub fn kill(r: Req) -> HandlerFuture {
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, registry-session, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use berth_actors::image::{digest_hex, DeleteItem, ImageInfo, Reference};
+use berth_actors::registry::{self, Credentials, PushTarget, RegistryError};
 use berth_actors::ErrorKind;
 use bytes::Bytes;
 use hyper::header::HeaderValue;
@@ -18,9 +19,8 @@ use crate::api::render::*;
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::shared::*;
 use crate::api::version::ApiVersion;
-use crate::images::pull::{Progress, PullError};
+use crate::images::auth::{registry_host, AuthConfig};
 use crate::images::{apply_changes, load_archive, save_archive, ChannelWriter, ImageOpError};
-use crate::sys::registry::AuthConfig;
 
 fn op_err(e: ImageOpError) -> ApiError {
     ApiError::from_err(&e)
@@ -475,54 +475,31 @@ pub fn create(mut r: Req) -> HandlerFuture {
     })
 }
 
-fn pull_err(e: PullError) -> ApiError {
-    ApiError::new(e.0, e.1)
-}
-
-fn registry_auth(r: &Req) -> Result<oci_client::secrets::RegistryAuth, ApiError> {
+fn credentials(r: &Req) -> Result<Credentials, ApiError> {
     let h = r
         .headers
         .get("X-Registry-Auth")
         .and_then(|v| v.to_str().ok());
     Ok(AuthConfig::from_header(h)
         .map_err(ApiError::invalid)?
-        .registry_auth())
+        .credentials())
 }
 
-/// Run `work` as a supervised RegistrySession, streaming its progress
-/// lines; a failure becomes an errorDetail line.
-async fn progress_session<F>(
-    name: String,
-    work: impl FnOnce(Progress) -> F + Send + 'static,
+fn reg_err(e: RegistryError) -> ApiError {
+    ApiError::from_err(&e)
+}
+
+/// A registry operation's progress stream: `start` hands the sending end
+/// to the host's RegistrySession; once it accepted the operation, the
+/// lines stream as the answer.
+async fn progress_stream<F>(
+    start: impl FnOnce(registry::Progress) -> F,
 ) -> Result<Response<Body>, ApiError>
 where
-    F: std::future::Future<Output = Result<(), PullError>> + Send + 'static,
+    F: std::future::Future<Output = Result<(), RegistryError>>,
 {
-    /// Ends the stream with an error when the session dies before its work
-    /// finished (killed), so the client never mistakes it for success.
-    struct Unfinished(Option<Progress>);
-    impl Drop for Unfinished {
-        fn drop(&mut self) {
-            if let Some(out) = self.0.take() {
-                let m = "the registry session stopped before the operation finished";
-                out.try_send(json!({"errorDetail": {"message": m}, "error": m}));
-            }
-        }
-    }
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let out = Progress(tx);
-    let job: crate::images::session::Work = Box::pin(async move {
-        let mut guard = Unfinished(Some(out.clone()));
-        if let Err(PullError(_, m)) = work(out.clone()).await {
-            let _ = out
-                .send(json!({"errorDetail": {"message": m}, "error": m}))
-                .await;
-        }
-        guard.0 = None;
-    });
-    crate::images::session::start(name, job)
-        .await
-        .map_err(|e| ApiError::new(ErrorKind::Unavailable, e))?;
+    start(tx).await.map_err(reg_err)?;
     let mut resp = Response::new(body::channel(rx));
     resp.headers_mut()
         .insert("Content-Type", HeaderValue::from_static("application/json"));
@@ -540,19 +517,9 @@ async fn pull(r: &Req, from: &str) -> Result<Response<Body>, ApiError> {
         .map_err(|e| ApiError::from_err(&e))?;
     }
     let reference = reference.with_default_tag();
-    let auth = registry_auth(r)?;
-    let cfg = r.ctx.config();
-    let prepared = crate::images::pull::prepare(reference, auth, &cfg)
-        .await
-        .map_err(pull_err)?;
-    let svc = r.ctx.images.clone();
-    let name = format!("pull {}", prepared.reference.familiar());
-    progress_session(name, move |out| async move {
-        crate::images::pull::run(svc, prepared, out)
-            .await
-            .map(|_| ())
-    })
-    .await
+    let creds = credentials(r)?;
+    let host = reference.domain().to_string();
+    progress_stream(|tx| registry::pull(&host, reference.to_string(), creds, tx)).await
 }
 
 /// `GET /distribution/{name}/json`: what the registry has for a reference.
@@ -561,11 +528,10 @@ pub fn distribution(r: Req) -> HandlerFuture {
         let reference = Reference::parse(r.param("name"))
             .map_err(|e| ApiError::from_err(&e))?
             .with_default_tag();
-        let auth = registry_auth(&r)?;
-        let cfg = r.ctx.config();
-        let v = crate::images::pull::distribution(reference, auth, &cfg)
+        let creds = credentials(&r)?;
+        let v = registry::distribution(reference.domain(), reference.to_string(), creds)
             .await
-            .map_err(pull_err)?;
+            .map_err(reg_err)?;
         ok_json(&v)
     })
 }
@@ -575,7 +541,7 @@ pub fn push(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let repo = Reference::parse(r.param("name")).map_err(|e| ApiError::from_err(&e))?;
         let snap = r.ctx.images.images.snapshot();
-        let targets: Vec<(Arc<ImageInfo>, Reference)> = match r
+        let targets: Vec<PushTarget> = match r
             .query
             .get("tag")
             .filter(|t| !t.is_empty())
@@ -590,13 +556,19 @@ pub fn push(r: Req) -> HandlerFuture {
                         reference.familiar()
                     ))
                 })?;
-                vec![(snap.images[id].clone(), reference)]
+                vec![PushTarget {
+                    image_id: id.clone(),
+                    reference: reference.to_string(),
+                }]
             }
             None => snap
                 .refs
                 .iter()
                 .filter(|(rf, _)| rf.repo == repo.repo && rf.tag.is_some())
-                .map(|(rf, id)| (snap.images[id].clone(), rf.clone()))
+                .map(|(rf, id)| PushTarget {
+                    image_id: id.clone(),
+                    reference: rf.to_string(),
+                })
                 .collect(),
         };
         if targets.is_empty() {
@@ -605,25 +577,9 @@ pub fn push(r: Req) -> HandlerFuture {
                 repo.familiar_repo()
             )));
         }
-        let auth = registry_auth(&r)?;
-        let cfg = r.ctx.config();
-        let svc = r.ctx.images.clone();
-        let name = format!("push {}", repo.familiar_repo());
-        progress_session(name, move |out| async move {
-            for (info, reference) in targets {
-                crate::images::push::run(
-                    svc.clone(),
-                    info,
-                    reference,
-                    auth.clone(),
-                    &cfg,
-                    out.clone(),
-                )
-                .await?;
-            }
-            Ok(())
-        })
-        .await
+        let creds = credentials(&r)?;
+        let host = repo.domain().to_string();
+        progress_stream(|tx| registry::push(&host, targets, creds, tx)).await
     })
 }
 
@@ -631,83 +587,11 @@ pub fn push(r: Req) -> HandlerFuture {
 pub fn auth(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let a: AuthConfig = r.json()?;
-        let host = crate::sys::registry::registry_host(&a.serveraddress);
-        let cfg = r.ctx.config();
-        let scheme = if crate::sys::registry::is_insecure(&host, &cfg) {
-            "http"
-        } else {
-            "https"
-        };
-        let api_host = if host == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            host.clone()
-        };
-        let url = format!("{scheme}://{api_host}/v2/");
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| ApiError::system(e.to_string()))?;
-        let unreachable = |e: reqwest::Error| {
-            ApiError::new(ErrorKind::Unavailable, format!("Get \"{url}\": {e}"))
-        };
-        let resp = client
-            .get(&url)
-            .basic_auth(&a.username, Some(&a.password))
-            .send()
+        let host = registry_host(&a.serveraddress);
+        let v = registry::login(&host, a.credentials())
             .await
-            .map_err(unreachable)?;
-        let status = resp.status();
-        if status.is_success() {
-            return ok_json(&json!({"IdentityToken": "", "Status": "Login Succeeded"}));
-        }
-        // Token registries: ask the realm with the credentials.
-        let challenge = resp
-            .headers()
-            .get("WWW-Authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        if status == StatusCode::UNAUTHORIZED
-            && challenge.to_ascii_lowercase().starts_with("bearer")
-        {
-            let field = |k: &str| {
-                challenge.split(',').find_map(|p| {
-                    let p = p
-                        .trim()
-                        .trim_start_matches("Bearer ")
-                        .trim_start_matches("bearer ");
-                    p.strip_prefix(&format!("{k}="))
-                        .map(|v| v.trim_matches('"').to_string())
-                })
-            };
-            if let Some(realm) = field("realm") {
-                let mut req = client
-                    .get(&realm)
-                    .basic_auth(&a.username, Some(&a.password));
-                if let Some(svc) = field("service") {
-                    req = req.query(&[("service", svc)]);
-                }
-                let tr = req.send().await.map_err(unreachable)?;
-                if tr.status().is_success() {
-                    let v: Value = tr.json().await.unwrap_or(Value::Null);
-                    let token = v["refresh_token"].as_str().unwrap_or_default();
-                    return ok_json(&json!({"IdentityToken": token, "Status": "Login Succeeded"}));
-                }
-            }
-        }
-        Err(ApiError::new(
-            if status == StatusCode::UNAUTHORIZED {
-                ErrorKind::Unauthorized
-            } else {
-                ErrorKind::System
-            },
-            format!(
-                "login attempt to {url} failed with status: {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            ),
-        ))
+            .map_err(reg_err)?;
+        ok_json(&v)
     })
 }
 
