@@ -61,6 +61,20 @@ pub trait ContainerHost: Send + Sync + 'static {
         id: &str,
         req: crate::protocol::shim::Request,
     ) -> BoxFuture<Result<crate::protocol::shim::Response, ShimCallError>>;
+    /// A stdio connection to the container's shim: `req` is an attach or
+    /// an exec; its answer read, the frames follow.
+    fn open_stdio(
+        &self,
+        id: &str,
+        req: crate::protocol::shim::Request,
+    ) -> BoxFuture<Result<crate::container::stdio::Stdio, ShimCallError>>;
+    /// The OCI `process` of an exec in the container (from the container's
+    /// spec as written at its start and the exec's settings).
+    fn exec_process(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        exec: &crate::exec::ExecRecord,
+    ) -> Result<serde_json::Value, String>;
     /// The exit status the shim wrote, if any.
     fn exit_file(&self, id: &str) -> Option<crate::protocol::shim::ExitStatus>;
     /// After an exit was recorded: unmount the root filesystem and clear the

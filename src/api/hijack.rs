@@ -1,7 +1,8 @@
 //! Hijacked connections (attach, exec start): `Upgrade: tcp` answered with
-//! 101, then raw bytes both ways, bridged to the container's shim.
+//! 101, then raw bytes both ways, bridged to the stdio the container's
+//! actor handed out.
 
-use berth_actors::protocol::shim::{frames, ExitStatus};
+use berth_actors::container::stdio::{ExitStatus, Output, StdioInput, StdioOutput};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
@@ -98,20 +99,19 @@ pub enum InputEnd {
     Error,
 }
 
-/// Copy the client's bytes to the shim as stdin frames, watching for the
+/// Copy the client's bytes to the process's stdin, watching for the
 /// detach sequence (a partial match is held back, then released).
-pub async fn pump_stdin<R, W>(mut client: R, mut shim: W, keys: Vec<u8>) -> (InputEnd, W)
+pub async fn pump_stdin<R>(mut client: R, input: &mut StdioInput, keys: Vec<u8>) -> InputEnd
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; 32 * 1024];
     let mut matched = 0usize;
     loop {
         let n = match client.read(&mut buf).await {
-            Ok(0) => return (InputEnd::Eof, shim),
+            Ok(0) => return InputEnd::Eof,
             Ok(n) => n,
-            Err(_) => return (InputEnd::Error, shim),
+            Err(_) => return InputEnd::Error,
         };
         let mut out = Vec::with_capacity(n + keys.len());
         for &b in &buf[..n] {
@@ -119,9 +119,9 @@ where
                 matched += 1;
                 if matched == keys.len() {
                     if !out.is_empty() {
-                        let _ = write_frame(&mut shim, frames::STDIN, &out).await;
+                        let _ = input.write(&out).await;
                     }
-                    return (InputEnd::Detached, shim);
+                    return InputEnd::Detached;
                 }
                 continue;
             }
@@ -135,59 +135,46 @@ where
             }
             out.push(b);
         }
-        if !out.is_empty() && write_frame(&mut shim, frames::STDIN, &out).await.is_err() {
-            return (InputEnd::Error, shim);
+        if !out.is_empty() && input.write(&out).await.is_err() {
+            return InputEnd::Error;
         }
     }
 }
 
-pub async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    kind: u8,
-    data: &[u8],
-) -> std::io::Result<()> {
-    let mut b = Vec::with_capacity(data.len() + 8);
-    b.extend_from_slice(&frames::header(kind, data.len()));
-    b.extend_from_slice(data);
-    w.write_all(&b).await
+/// The header of a stdcopy frame (stream 1 stdout, 2 stderr).
+fn stdcopy_header(stream: u8, len: usize) -> [u8; 8] {
+    let l = (len as u32).to_be_bytes();
+    [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
 }
 
-/// Copy the shim's frames to the client: stdcopy frames as they are, or
-/// the payloads only (`raw`, TTY). Returns the exit if the shim sent it.
-pub async fn pump_output<R, W>(mut shim: R, client: &mut W, raw: bool) -> Option<ExitStatus>
+/// Copy the process's output to the client: one stdcopy frame per piece of
+/// output, or the bytes only (`raw`, TTY). Returns the exit if it came.
+pub async fn pump_output<W>(
+    output: &mut StdioOutput,
+    client: &mut W,
+    raw: bool,
+) -> Option<ExitStatus>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut h = [0u8; 8];
-    let mut buf = Vec::new();
     loop {
-        if shim.read_exact(&mut h).await.is_err() {
+        let (stream, data) = match output.next().await? {
+            Output::Exit(x) => return Some(x),
+            Output::Stdout(d) => (1, d),
+            Output::Stderr(d) => (2, d),
+        };
+        let r = if raw {
+            client.write_all(&data).await
+        } else {
+            let mut b = Vec::with_capacity(data.len() + 8);
+            b.extend_from_slice(&stdcopy_header(stream, data.len()));
+            b.extend_from_slice(&data);
+            client.write_all(&b).await
+        };
+        if r.is_err() {
             return None;
         }
-        let (kind, len) = frames::parse(&h)?;
-        buf.resize(len, 0);
-        if shim.read_exact(&mut buf).await.is_err() {
-            return None;
-        }
-        match kind {
-            frames::EXIT => return serde_json::from_slice(&buf).ok(),
-            frames::STDOUT | frames::STDERR => {
-                let r = if raw {
-                    client.write_all(&buf).await
-                } else {
-                    let mut b = Vec::with_capacity(len + 8);
-                    b.extend_from_slice(&h);
-                    b.extend_from_slice(&buf);
-                    client.write_all(&b).await
-                };
-                if r.is_err() {
-                    return None;
-                }
-                let _ = client.flush().await;
-            }
-            _ => {}
-        }
+        let _ = client.flush().await;
     }
 }
 
@@ -209,10 +196,17 @@ mod tests {
 
     #[tokio::test]
     async fn stdin_pump_holds_partial_detach_and_detaches() {
+        use berth_actors::container::stdio::Stdio;
+        use berth_actors::protocol::shim::frames;
         let input: &[u8] = b"ab\x10c\x10\x11zz";
-        let mut out = Vec::new();
-        let (end, _) = pump_stdin(input, &mut out, vec![16, 17]).await;
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let mut stdio = Stdio::new(Box::new(r), Box::new(w), None);
+        let end = pump_stdin(input, &mut stdio.input, vec![16, 17]).await;
         assert!(matches!(end, InputEnd::Detached));
+        drop(stdio);
+        let mut out = Vec::new();
+        theirs.read_to_end(&mut out).await.unwrap();
         // "ab", then the held ctrl-p released with "c".
         let mut payload = Vec::new();
         let mut rest = &out[..];

@@ -150,7 +150,7 @@ pub fn container_summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "Mounts": mounts_json(r, rec),
     });
     if size {
-        let rw = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+        let rw = r.ctx.containers.rw_size(rec);
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(rw + image_size(r, rec));
     }

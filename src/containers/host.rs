@@ -385,6 +385,34 @@ impl ContainerHost for Host {
         Box::pin(async move { connect(&sock, &req).await.map(|(r, _)| r) })
     }
 
+    fn open_stdio(
+        &self,
+        id: &str,
+        req: Request,
+    ) -> BoxFuture<Result<berth_actors::container::stdio::Stdio, ShimCallError>> {
+        let sock = self.socket(id);
+        Box::pin(async move {
+            let (resp, stream) = connect(&sock, &req).await?;
+            let (r, w) = split(stream);
+            Ok(berth_actors::container::stdio::Stdio::new(
+                Box::new(r),
+                Box::new(w),
+                resp.pid,
+            ))
+        })
+    }
+
+    fn exec_process(
+        &self,
+        rec: &ContainerRecord,
+        exec: &berth_actors::exec::ExecRecord,
+    ) -> Result<serde_json::Value, String> {
+        let bundle = self
+            .bundle_config(&rec.id)
+            .ok_or_else(|| "the container's spec is missing".to_string())?;
+        super::exec::process(&bundle, exec, rec.config["User"].as_str().unwrap_or(""))
+    }
+
     fn exit_file(&self, id: &str) -> Option<ExitStatus> {
         let b = std::fs::read(self.shim_dir(id).join(EXIT_FILE)).ok()?;
         serde_json::from_slice(&b).ok()

@@ -33,3 +33,10 @@ pub struct ContainerService {
     /// Open log streams (their LogStream actors resume from these).
     pub logs: berth_actors::logs::LogSessions,
 }
+
+impl ContainerService {
+    /// The bytes of a container's writable layer (`SizeRw`).
+    pub fn rw_size(&self, rec: &berth_actors::container::ContainerRecord) -> u64 {
+        crate::sys::fsfd::tree_size(&self.host.driver_diff(&rec.layer))
+    }
+}

@@ -17,6 +17,13 @@ pub struct VolumeService {
     pub host: Arc<host::VolHost>,
 }
 
+impl VolumeService {
+    /// The bytes a volume holds (`UsageData.Size`, prune's reclaimed space).
+    pub fn size(&self, v: &VolumeRecord) -> u64 {
+        crate::sys::fsfd::tree_size(Path::new(&v.mountpoint))
+    }
+}
+
 /// Every volume record (`<dir>/<name>/volume.json`); unreadable ones are
 /// reported and skipped.
 pub fn load_records(dir: &Path) -> Vec<VolumeRecord> {

@@ -13,8 +13,9 @@ use super::index::ContainerIndex;
 use super::model::ContainerRecord;
 use super::restart_policy::{self, Backoff};
 use super::state::Status;
+use super::stdio::Stdio;
 use super::wait::{WaitCondition, WaitOutcome};
-use super::{AttachGo, ContainerMsg, Reply};
+use super::{AttachStreams, ContainerError, ContainerMsg, Reply};
 use crate::events::Events;
 use crate::ports::{ContainerHost, ShimCallError};
 use crate::protocol::shim::{ExitStatus, Request, ShimStatus};
@@ -51,7 +52,10 @@ pub struct ContainerState {
     /// incarnation (exit, timers) are ignored.
     pub(super) gen: u64,
     pub(super) waiters: Vec<(WaitCondition, ractor::RpcReplyPort<WaitOutcome>)>,
-    pub(super) attachers: Vec<oneshot::Sender<AttachGo>>,
+    pub(super) attachers: Vec<(
+        AttachStreams,
+        oneshot::Sender<Result<Stdio, ContainerError>>,
+    )>,
     pub(super) stopping: Vec<Reply<()>>,
     pub(super) remove_after_exit: Option<Reply<()>>,
     /// The pending removal takes the anonymous volumes along (`rm -v`).
@@ -308,8 +312,22 @@ impl Actor for ContainerActor {
                 st.remove(&myself, force, reply).await
             }
             ContainerMsg::Wait { condition, reply } => st.wait(condition, reply),
-            ContainerMsg::Attach(reply) => {
-                let _ = reply.send(st.attach());
+            ContainerMsg::Attach { streams, reply } => {
+                let r = st.attach(streams).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::ExecStart { exec, stdin, reply } => {
+                let r = st.exec_start(&exec, stdin).await;
+                let _ = reply.send(r);
+            }
+            ContainerMsg::Resize {
+                exec_id,
+                width,
+                height,
+                reply,
+            } => {
+                let r = st.resize(exec_id, width, height).await;
+                let _ = reply.send(r);
             }
             ContainerMsg::Pause(reply) => {
                 let r = st.pause(true).await;

@@ -1,15 +1,26 @@
-//! attach: where a client finds the container's output.
+//! attach, exec start, resize: the decisions about a container's stdio;
+//! the stdio itself (a connection to the shim) is handed to the caller.
 
 use tokio::sync::oneshot;
 
 use super::actor::ContainerState;
 use super::state::Status;
-use super::{AttachTicket, ContainerError};
+use super::stdio::Stdio;
+use super::{AttachStreams, AttachTicket, ContainerError};
+use crate::exec::ExecRecord;
+use crate::protocol::shim::Request;
+
+fn not_running(id: &str) -> ContainerError {
+    ContainerError::Conflict(format!("Container {id} is not running"))
+}
 
 impl ContainerState {
-    pub(super) fn attach(&mut self) -> Result<AttachTicket, ContainerError> {
+    pub(super) async fn attach(
+        &mut self,
+        streams: AttachStreams,
+    ) -> Result<AttachTicket, ContainerError> {
         match self.status() {
-            Status::Running => Ok(AttachTicket::Now),
+            Status::Running => Ok(AttachTicket::Now(self.open_attach(streams).await?)),
             // dockerd's conflicts.
             Status::Paused => Err(ContainerError::Conflict(format!(
                 "container {} is paused, unpause the container before attach",
@@ -22,8 +33,8 @@ impl ContainerState {
                 // Attaching to a stopped container (`docker start -a`, the
                 // CLI's `run`) gets its output from the next start.
                 let (tx, rx) = oneshot::channel();
-                self.attachers.retain(|a| !a.is_closed());
-                self.attachers.push(tx);
+                self.attachers.retain(|(_, a)| !a.is_closed());
+                self.attachers.push((streams, tx));
                 Ok(AttachTicket::AtStart(rx))
             }
             s => Err(ContainerError::Conflict(format!(
@@ -31,5 +42,88 @@ impl ContainerState {
                 s.as_str()
             ))),
         }
+    }
+
+    /// Connect an attach to the shim.
+    pub(super) async fn open_attach(&self, s: AttachStreams) -> Result<Stdio, ContainerError> {
+        self.host
+            .open_stdio(
+                &self.rec.id,
+                Request::Attach {
+                    stdin: s.stdin,
+                    stdout: s.stdout,
+                    stderr: s.stderr,
+                },
+            )
+            .await
+            .map_err(|e| ContainerError::System(e.to_string()))
+    }
+
+    /// Connect every waiting attacher before the process runs.
+    pub(super) async fn connect_attachers(&mut self) {
+        for (streams, tx) in std::mem::take(&mut self.attachers) {
+            if tx.is_closed() {
+                continue;
+            }
+            let _ = tx.send(self.open_attach(streams).await);
+        }
+    }
+
+    pub(super) async fn exec_start(
+        &mut self,
+        exec: &ExecRecord,
+        stdin: bool,
+    ) -> Result<Stdio, ContainerError> {
+        if self.status() != Status::Running {
+            return Err(not_running(&self.rec.id));
+        }
+        let process = self
+            .host
+            .exec_process(&self.rec, exec)
+            .map_err(ContainerError::Invalid)?;
+        self.host
+            .open_stdio(
+                &self.rec.id,
+                Request::Exec {
+                    exec_id: exec.id.clone(),
+                    process,
+                    tty: exec.tty,
+                    stdin,
+                },
+            )
+            .await
+            .map_err(|e| {
+                // dockerd's words; a command that cannot be found is the
+                // client's error.
+                let msg = format!("OCI runtime exec failed: {e}: unknown");
+                if super::start::exit_code_for(&msg) == 127 {
+                    ContainerError::Runtime(msg)
+                } else {
+                    ContainerError::System(msg)
+                }
+            })
+    }
+
+    pub(super) async fn resize(
+        &mut self,
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), ContainerError> {
+        if !self.status().is_live() {
+            return Err(not_running(&self.rec.id));
+        }
+        self.host
+            .call(
+                &self.rec.id,
+                Request::Resize {
+                    exec_id,
+                    width,
+                    height,
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| ContainerError::System(e.to_string()))
     }
 }

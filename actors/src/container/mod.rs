@@ -14,6 +14,7 @@ mod remove;
 mod restart_policy;
 mod start;
 pub mod state;
+pub mod stdio;
 mod stop;
 mod supervisor;
 mod update;
@@ -85,16 +86,25 @@ impl HasKind for ContainerError {
     }
 }
 
-/// An attach before start: the actor hands a `go` sender when the shim
-/// exists and waits (bounded) for the attacher to be connected before it
-/// lets the container run, so no output is missed.
-pub type AttachGo = oneshot::Sender<()>;
+/// Which streams an attach wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// An attach before the start gets its stdio when the container starts:
+/// the actor connects it to the shim before it lets the process run, so no
+/// output is missed.
+pub type AttachLater = oneshot::Receiver<Result<stdio::Stdio, ContainerError>>;
 
 pub enum AttachTicket {
-    /// The shim serves the container now.
-    Now,
-    /// Wait for the start; then connect and answer on the sender.
-    AtStart(oneshot::Receiver<AttachGo>),
+    /// The container runs: its stdio now.
+    Now(stdio::Stdio),
+    /// The stdio of the next start (the sender is dropped if the start
+    /// fails or the container goes).
+    AtStart(AttachLater),
 }
 
 type Reply<T> = RpcReplyPort<Result<T, ContainerError>>;
@@ -108,7 +118,9 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Kill { .. } => "kill",
             ContainerMsg::Remove { .. } => "remove",
             ContainerMsg::Wait { .. } => "wait",
-            ContainerMsg::Attach(_) => "attach",
+            ContainerMsg::Attach { .. } => "attach",
+            ContainerMsg::ExecStart { .. } => "exec start",
+            ContainerMsg::Resize { .. } => "resize",
             ContainerMsg::Pause(_) => "pause",
             ContainerMsg::Unpause(_) => "unpause",
             ContainerMsg::SetName(..) => "rename",
@@ -166,7 +178,26 @@ pub enum ContainerMsg {
         condition: WaitCondition,
         reply: RpcReplyPort<WaitOutcome>,
     },
-    Attach(Reply<AttachTicket>),
+    /// Attach to the container's stdio (now, or at its next start).
+    Attach {
+        streams: AttachStreams,
+        reply: Reply<AttachTicket>,
+    },
+    /// Run an exec's process in the running container (the exec's actor
+    /// granted the start): its stdio, with the process's pid.
+    ExecStart {
+        exec: Box<crate::exec::ExecRecord>,
+        /// Attach the exec's stdin.
+        stdin: bool,
+        reply: Reply<stdio::Stdio>,
+    },
+    /// Resize the TTY of the container (or of one of its execs).
+    Resize {
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+        reply: Reply<()>,
+    },
     Pause(Reply<()>),
     Unpause(Reply<()>),
     /// Set the name (the supervisor reserved it).

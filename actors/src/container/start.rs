@@ -1,10 +1,9 @@
 //! start: create the container through its shim, let attachers connect,
 //! then run it.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::ActorRef;
-use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::actor::{now, ContainerState};
@@ -12,11 +11,8 @@ use super::state::Status;
 use super::{ContainerError, ContainerMsg};
 use crate::protocol::shim::Request;
 
-/// How long a start waits for attached clients to connect to the shim.
-const ATTACH_WAIT: Duration = Duration::from_secs(5);
-
 /// dockerd's exit codes for a command that cannot be run.
-fn exit_code_for(msg: &str) -> i32 {
+pub(super) fn exit_code_for(msg: &str) -> i32 {
     let m = msg.to_ascii_lowercase();
     if m.contains("executable file not found") || m.contains("no such file or directory") {
         127
@@ -75,17 +71,7 @@ impl ContainerState {
         };
         self.gen += 1;
         // Attachers connect to the shim before the process runs.
-        let mut acks = Vec::new();
-        for a in self.attachers.drain(..) {
-            let (tx, rx) = oneshot::channel();
-            if a.send(tx).is_ok() {
-                acks.push(rx);
-            }
-        }
-        if !acks.is_empty() {
-            let all = futures_join(acks);
-            let _ = tokio::time::timeout(ATTACH_WAIT, all).await;
-        }
+        self.connect_attachers().await;
         if let Err(e) = self.host.call(&self.rec.id, Request::Start).await {
             let _ = self
                 .host
@@ -137,11 +123,5 @@ impl ContainerState {
         } else {
             ContainerError::Runtime(msg)
         }
-    }
-}
-
-async fn futures_join(rx: Vec<oneshot::Receiver<()>>) {
-    for r in rx {
-        let _ = r.await;
     }
 }

@@ -318,3 +318,83 @@ async fn update_changes_the_runtime_and_the_record_together() {
     assert_eq!(rig.host.lock().saved["c8"].host_config["Memory"], 134217728);
     a.stop(None);
 }
+
+#[tokio::test]
+async fn an_attach_before_start_is_connected_before_the_process_runs() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c9", json!({})), false).await;
+    let streams = AttachStreams {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    };
+    // Created: the stdio comes with the start.
+    let ticket = ask(&a, |reply| ContainerMsg::Attach { streams, reply })
+        .await
+        .unwrap();
+    let AttachTicket::AtStart(later) = ticket else {
+        panic!("a created container attaches at its start");
+    };
+    // Not running: exec and resize are refused by the actor.
+    let exec = crate::exec::ExecRecord {
+        id: "e1".into(),
+        container_id: "c9".into(),
+        cmd: vec!["true".into()],
+        ..Default::default()
+    };
+    let e = ask(&a, |reply| ContainerMsg::ExecStart {
+        exec: Box::new(exec.clone()),
+        stdin: false,
+        reply,
+    })
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.to_string(), "Container c9 is not running");
+    let e = ask(&a, |reply| ContainerMsg::Resize {
+        exec_id: None,
+        width: 80,
+        height: 24,
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ContainerError::Conflict(_)), "{e:?}");
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let stdio = later.await.unwrap().unwrap();
+    assert_eq!(stdio.pid, Some(4242));
+    let calls: Vec<&str> = rig
+        .host
+        .lock()
+        .calls
+        .iter()
+        .filter(|(id, _)| id == "c9")
+        .map(|(_, c)| *c)
+        .collect();
+    let at = |c: &str| calls.iter().position(|x| *x == c).unwrap();
+    assert!(at("attach") < at("start"), "{calls:?}");
+    // Running: attach now, exec and resize are passed to the shim.
+    let ticket = ask(&a, |reply| ContainerMsg::Attach { streams, reply })
+        .await
+        .unwrap();
+    assert!(matches!(ticket, AttachTicket::Now(_)));
+    let s = ask(&a, |reply| ContainerMsg::ExecStart {
+        exec: Box::new(exec),
+        stdin: true,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.pid, Some(4242));
+    ask(&a, |reply| ContainerMsg::Resize {
+        exec_id: Some("e1".into()),
+        width: 80,
+        height: 24,
+        reply,
+    })
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = rig.host.lock().stdio.iter().map(|(_, k, _)| *k).collect();
+    assert_eq!(kinds, vec!["attach", "attach", "exec"]);
+    a.stop(None);
+}

@@ -44,6 +44,9 @@ pub struct FakeContainerState {
     pub resources: BTreeMap<String, serde_json::Value>,
     /// Make the runtime refuse updates with this message.
     pub fail_update: Option<String>,
+    /// The shim's ends of the stdio connections handed out, as
+    /// (id, request name, stream).
+    pub stdio: Vec<(String, &'static str, tokio::io::DuplexStream)>,
 }
 
 #[derive(Clone, Default)]
@@ -63,6 +66,7 @@ fn name(r: &Request) -> &'static str {
         Request::AckExit => "ack-exit",
         Request::Pause => "pause",
         Request::Resume => "resume",
+        Request::Exec { .. } => "exec",
         _ => "other",
     }
 }
@@ -195,6 +199,28 @@ impl ContainerHost for FakeContainerHost {
                 notified.await;
             }
         })
+    }
+
+    fn open_stdio(
+        &self,
+        id: &str,
+        req: Request,
+    ) -> BoxFuture<Result<crate::container::stdio::Stdio, ShimCallError>> {
+        let r = self.answer(id, &req).map(|_| {
+            let (ours, theirs) = tokio::io::duplex(1 << 16);
+            self.lock().stdio.push((id.to_string(), name(&req), theirs));
+            let (rd, wr) = tokio::io::split(ours);
+            crate::container::stdio::Stdio::new(Box::new(rd), Box::new(wr), Some(4242))
+        });
+        Box::pin(async move { r })
+    }
+
+    fn exec_process(
+        &self,
+        _rec: &ContainerRecord,
+        exec: &crate::exec::ExecRecord,
+    ) -> Result<serde_json::Value, String> {
+        Ok(serde_json::json!({ "args": exec.cmd }))
     }
 
     fn exit_file(&self, id: &str) -> Option<ExitStatus> {

@@ -1,8 +1,7 @@
 //! `/containers/{id}/exec` and `/exec/*`: processes run in a container
 //! through its shim.
 
-use berth_actors::container::{ContainerError, Status};
-use berth_actors::protocol::shim::{frames, Request};
+use berth_actors::container::{ContainerError, ContainerMsg, Containers};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -13,7 +12,6 @@ use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::shared::*;
 use crate::containers::exec;
-use crate::containers::host;
 
 fn no_such_exec(id: &str) -> ApiError {
     ApiError::not_found(format!("No such exec instance: {id}"))
@@ -73,18 +71,15 @@ pub fn resize(r: Req) -> HandlerFuture {
             .table
             .get(&id)
             .ok_or_else(|| no_such_exec(&id))?;
-        let (w, h) = dims(&r)?;
-        let sock = r.ctx.containers.host.socket(&e.container_id);
-        host::connect(
-            &sock,
-            &Request::Resize {
-                exec_id: Some(id),
-                width: w,
-                height: h,
-            },
-        )
+        let (width, height) = dims(&r)?;
+        Containers::ask(&e.container_id, |reply| ContainerMsg::Resize {
+            exec_id: Some(id),
+            width,
+            height,
+            reply,
+        })
         .await
-        .map_err(|e| ApiError::system(e.to_string()))?;
+        .map_err(err)?;
         Ok(hyper::Response::new(body::empty()))
     })
 }
@@ -124,58 +119,35 @@ pub fn start(mut r: Req) -> HandlerFuture {
             .start(&id)
             .await
             .map_err(|e| ApiError::from_err(&e))?;
+        let upgrade = if detach {
+            None
+        } else {
+            Some(hijack::on_upgrade(&mut r.incoming)?)
+        };
+        let want_in = e.attach_stdin && !detach;
+        // The container's actor decides (it runs?) and hands out the stdio.
+        let stdio = Containers::ask(&e.container_id, |reply| ContainerMsg::ExecStart {
+            exec: Box::new(e.clone()),
+            stdin: want_in,
+            reply,
+        })
+        .await;
+        let mut stdio = match stdio {
+            Ok(s) => s,
+            Err(er) => {
+                if let ContainerError::Runtime(m) | ContainerError::System(m) = &er {
+                    let _ = r.ctx.containers.execs.exited(&id, exit_code_for(m)).await;
+                }
+                return Err(err(er));
+            }
+        };
         let rec = r
             .ctx
             .containers
             .containers
             .lookup(&e.container_id)
             .map_err(err)?;
-        if rec.state.status != Status::Running {
-            return Err(err(ContainerError::Conflict(format!(
-                "Container {} is not running",
-                rec.id
-            ))));
-        }
-        let bundle = r
-            .ctx
-            .containers
-            .host
-            .bundle_config(&rec.id)
-            .ok_or_else(|| ApiError::system("the container's spec is missing"))?;
-        let process = exec::process(&bundle, &e, rec.config["User"].as_str().unwrap_or(""))
-            .map_err(ApiError::invalid)?;
-        let upgrade = if detach {
-            None
-        } else {
-            Some(hijack::on_upgrade(&mut r.incoming)?)
-        };
-        let sock = r.ctx.containers.host.socket(&rec.id);
-        let want_in = e.attach_stdin && !detach;
-        let req = Request::Exec {
-            exec_id: id.clone(),
-            process,
-            tty: e.tty,
-            stdin: want_in,
-        };
-        let (resp, shim) = match host::connect(&sock, &req).await {
-            Ok(x) => x,
-            Err(er) => {
-                let msg = format!("OCI runtime exec failed: {er}: unknown");
-                let _ = r
-                    .ctx
-                    .containers
-                    .execs
-                    .exited(&id, exit_code_for(&msg))
-                    .await;
-                let kind = if exit_code_for(&msg) == 127 {
-                    berth_actors::ErrorKind::InvalidParameter
-                } else {
-                    berth_actors::ErrorKind::System
-                };
-                return Err(ApiError::new(kind, msg));
-            }
-        };
-        let pid = resp.pid.unwrap_or(0);
+        let pid = stdio.pid.unwrap_or(0);
         let _ = r.ctx.containers.execs.running(&id, pid).await;
         let mut attrs = rec.event_attrs();
         attrs.insert("execID".into(), id.clone());
@@ -194,11 +166,9 @@ pub fn start(mut r: Req) -> HandlerFuture {
         let cid = rec.id.clone();
         let tty = e.tty;
         tokio::spawn(async move {
-            let (shim_r, shim_w) = host::split(shim);
-            let mut shim_r = tokio::io::BufReader::new(shim_r);
             // Record the exit before the client sees the stream end: the
             // CLI inspects the exec for its code right after.
-            let finish = |exit: Option<berth_actors::protocol::shim::ExitStatus>| async move {
+            let finish = |exit: Option<berth_actors::container::stdio::ExitStatus>| async move {
                 let code = exit.map(|x| x.code).unwrap_or(-1);
                 // Retried while the exec's actor is being restarted.
                 if let Err(e) = ctx.containers.execs.exited(&id, code).await {
@@ -210,25 +180,27 @@ pub fn start(mut r: Req) -> HandlerFuture {
             match upgrade {
                 None => {
                     // Detached: follow the output to its end for the exit code.
-                    let mut sink = tokio::io::sink();
-                    finish(hijack::pump_output(&mut shim_r, &mut sink, true).await).await;
+                    finish(stdio.output.exit().await).await;
                 }
                 Some(u) => {
                     let Some(client) = hijack::upgraded(u).await else {
                         return;
                     };
                     let (client_r, mut client_w) = tokio::io::split(client);
+                    let mut stdin = stdio.input;
                     let input = async move {
                         if !want_in {
                             std::future::pending::<()>().await;
                         }
-                        let (end, mut w) = hijack::pump_stdin(client_r, shim_w, keys).await;
-                        if matches!(end, InputEnd::Eof) {
-                            let _ = hijack::write_frame(&mut w, frames::CLOSE_STDIN, &[]).await;
+                        if matches!(
+                            hijack::pump_stdin(client_r, &mut stdin, keys).await,
+                            InputEnd::Eof
+                        ) {
+                            let _ = stdin.close().await;
                             std::future::pending::<()>().await;
                         }
                     };
-                    let output = hijack::pump_output(&mut shim_r, &mut client_w, tty);
+                    let output = hijack::pump_output(&mut stdio.output, &mut client_w, tty);
                     let exit = tokio::select! {
                         x = output => x,
                         _ = input => None,
@@ -241,11 +213,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
                         None => {
                             // The client left: the exec still runs; follow it.
                             let _ = client_w.shutdown().await;
-                            finish(
-                                hijack::pump_output(&mut shim_r, &mut tokio::io::sink(), true)
-                                    .await,
-                            )
-                            .await;
+                            finish(stdio.output.exit().await).await;
                         }
                     }
                 }

@@ -301,7 +301,7 @@ pub fn df(r: Req) -> HandlerFuture {
                 .values()
                 .map(|v| {
                     let mut j = crate::api::render::volume_json(v);
-                    let size = crate::sys::fsfd::tree_size(std::path::Path::new(&v.mountpoint));
+                    let size = r.ctx.volumes.size(v);
                     j["UsageData"] = json!({"Size": size, "RefCount": v.users.len()});
                     j
                 })

@@ -146,7 +146,7 @@ pub fn prune(r: Req) -> HandlerFuture {
             if !v.users.is_empty() || (!all && !v.anonymous) || !f.labels("label", &v.labels) {
                 continue;
             }
-            let size = crate::sys::fsfd::tree_size(std::path::Path::new(&v.mountpoint));
+            let size = r.ctx.volumes.size(v);
             let name = v.name.clone();
             if Volumes::ask(&name, |reply| VolumeMsg::Remove { reply })
                 .await

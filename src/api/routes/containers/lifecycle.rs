@@ -250,7 +250,7 @@ pub fn prune(r: Req) -> HandlerFuture {
             {
                 continue;
             }
-            let size = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            let size = r.ctx.containers.rw_size(rec);
             if Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
                 force: false,
                 volumes: false,

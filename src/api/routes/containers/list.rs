@@ -151,7 +151,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let mut v = inspect_json(&r, &rec);
         if r.query.bool("size") {
-            let rw = crate::sys::fsfd::tree_size(&r.ctx.containers.host.driver_diff(&rec.layer));
+            let rw = r.ctx.containers.rw_size(&rec);
             v["SizeRw"] = json!(rw);
             v["SizeRootFs"] = json!(rw + image_size(&r, &rec));
         }

@@ -1,7 +1,6 @@
 //! Streams: logs (through LogStream actors), attach, resize.
 
-use berth_actors::container::{AttachTicket, ContainerMsg, Containers};
-use berth_actors::protocol::shim::{frames, Request};
+use berth_actors::container::{AttachStreams, AttachTicket, ContainerMsg, Containers};
 use hyper::header::HeaderValue;
 use hyper::Response;
 use tokio::io::AsyncWriteExt;
@@ -10,7 +9,6 @@ use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{HandlerFuture, Req};
-use crate::containers::host;
 use crate::containers::logs::LogOptions;
 
 use crate::api::shared::*;
@@ -88,10 +86,15 @@ pub fn attach(mut r: Req) -> HandlerFuture {
         );
         let stream = r.query.bool("stream");
         let logs_too = r.query.bool("logs");
-        let ticket = Containers::ask(&rec.id, ContainerMsg::Attach)
+        // The actor decides (and connects the stdio now, or at the start).
+        let streams = AttachStreams {
+            stdin: want_in,
+            stdout: want_out,
+            stderr: want_err,
+        };
+        let ticket = Containers::ask(&rec.id, |reply| ContainerMsg::Attach { streams, reply })
             .await
             .map_err(err)?;
-        let sock = r.ctx.containers.host.socket(&rec.id);
         let tty = rec.tty();
         let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false) && !rec.tty();
         let events = r.ctx.events.clone();
@@ -125,46 +128,32 @@ pub fn attach(mut r: Req) -> HandlerFuture {
                 let _ = client.shutdown().await;
                 return;
             }
-            let go = match ticket {
-                AttachTicket::Now => None,
-                AttachTicket::AtStart(rx) => match rx.await {
-                    Ok(go) => Some(go),
-                    Err(_) => {
-                        let _ = client.shutdown().await;
-                        return;
-                    }
-                },
+            let stdio = match ticket {
+                AttachTicket::Now(s) => Ok(s),
+                AttachTicket::AtStart(rx) => rx
+                    .await
+                    .unwrap_or(Err(berth_actors::container::ContainerError::Unavailable)),
             };
-            let req = Request::Attach {
-                stdin: want_in,
-                stdout: want_out,
-                stderr: want_err,
-            };
-            let conn = host::connect(&sock, &req).await;
-            if let Some(go) = go {
-                let _ = go.send(());
-            }
-            let Ok((_, shim)) = conn else {
+            let Ok(mut stdio) = stdio else {
                 let _ = client.shutdown().await;
                 return;
             };
-            let (shim_r, shim_w) = host::split(shim);
             let (client_r, mut client_w) = tokio::io::split(client);
+            let mut stdin = stdio.input;
             let input = async move {
                 if !want_in {
                     std::future::pending::<()>().await;
                 }
-                let (end, mut w) = hijack::pump_stdin(client_r, shim_w, keys).await;
-                match end {
+                match hijack::pump_stdin(client_r, &mut stdin, keys).await {
                     InputEnd::Eof if stdin_once => {
-                        let _ = hijack::write_frame(&mut w, frames::CLOSE_STDIN, &[]).await;
+                        let _ = stdin.close().await;
                         std::future::pending::<()>().await;
                     }
                     InputEnd::Eof => std::future::pending::<()>().await,
                     _ => {}
                 }
             };
-            let output = hijack::pump_output(tokio::io::BufReader::new(shim_r), &mut client_w, tty);
+            let output = hijack::pump_output(&mut stdio.output, &mut client_w, tty);
             tokio::select! {
                 _ = output => {}
                 _ = input => {}
@@ -183,24 +172,15 @@ pub fn attach(mut r: Req) -> HandlerFuture {
 pub fn resize(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
-        let (w, h) = dims(&r)?;
-        if !rec.state.status.is_live() {
-            return Err(ApiError::new(
-                berth_actors::ErrorKind::Conflict,
-                format!("Container {} is not running", rec.id),
-            ));
-        }
-        let sock = r.ctx.containers.host.socket(&rec.id);
-        host::connect(
-            &sock,
-            &Request::Resize {
-                exec_id: None,
-                width: w,
-                height: h,
-            },
-        )
+        let (width, height) = dims(&r)?;
+        Containers::ask(&rec.id, |reply| ContainerMsg::Resize {
+            exec_id: None,
+            width,
+            height,
+            reply,
+        })
         .await
-        .map_err(|e| ApiError::system(e.to_string()))?;
+        .map_err(err)?;
         Ok(Response::new(body::empty()))
     })
 }
