@@ -225,6 +225,15 @@ fn named_volumes_copy_up_binds_tmpfs_and_anonymous_volumes() {
         !o.status.success(),
         "a stopped volume kept its tmpfs content"
     );
+    // A copy into the stopped container mounts the volume through its
+    // actor for the copy only.
+    let f = d.dir.path().join("tvcp");
+    std::fs::write(&f, "x").unwrap();
+    d.docker_ok(&["cp", f.to_str().unwrap(), "tvuser:/tv/g"]);
+    assert!(
+        common::wait_for(Duration::from_secs(3), || !mounted()),
+        "a copy into a stopped container left its volume mounted"
+    );
     assert!(!d.docker(&["volume", "rm", "tv"]).status.success());
     d.docker_ok(&["rm", "tvuser"]);
     d.docker_ok(&["volume", "rm", "tv"]);

@@ -75,6 +75,21 @@ pub trait ContainerHost: Send + Sync + 'static {
         rec: &crate::container::ContainerRecord,
         exec: &crate::exec::ExecRecord,
     ) -> Result<serde_json::Value, String>;
+    /// Mount the container's root filesystem for a copy or an export (also
+    /// while it is stopped); counted, so `give_back_root` unmounts it only
+    /// when neither the container nor another copy uses it.
+    fn borrow_root(
+        &self,
+        rec: &crate::container::ContainerRecord,
+    ) -> Result<std::path::PathBuf, String>;
+    /// Give back what `borrow_root` lent (the container's layer).
+    fn give_back_root(&self, layer: &str);
+    /// The container's writable layer and the image's layer directories (top
+    /// first); an error (the message) if the storage driver has none.
+    fn layer_dirs(
+        &self,
+        rec: &crate::container::ContainerRecord,
+    ) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>), String>;
     /// The exit status the shim wrote, if any.
     fn exit_file(&self, id: &str) -> Option<crate::protocol::shim::ExitStatus>;
     /// After an exit was recorded: unmount the root filesystem and clear the

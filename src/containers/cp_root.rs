@@ -45,15 +45,20 @@ pub enum RootSpec {
 }
 
 /// Runs `f` on a thread of its own with a descriptor of the root `spec`
-/// describes (or why it could not be made). The answer resolves when the
-/// thread is done: anything to undo on the host (unmounting the root
-/// filesystem) is done then, by the caller: the thread's own mount table is
-/// not the host's.
-pub fn spawn(
+/// describes (or why it could not be made). `keep` (the lease of the root
+/// filesystem and volumes) is dropped once the thread is done, on a thread
+/// of the host's mount namespace (the copy's thread has a namespace of its
+/// own: an unmount there would leave the host's mount in place).
+pub fn spawn<K: Send + 'static>(
     spec: RootSpec,
+    keep: K,
     f: impl FnOnce(io::Result<OwnedFd>) + Send + 'static,
-) -> io::Result<tokio::sync::oneshot::Receiver<()>> {
-    let (done, finished) = tokio::sync::oneshot::channel();
+) -> io::Result<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = finished.await;
+        let _ = tokio::task::spawn_blocking(move || drop(keep)).await;
+    });
     std::thread::Builder::new()
         .name("berth-cp".into())
         .spawn(move || {
@@ -64,7 +69,7 @@ pub fn spawn(
             f(root);
             let _ = done.send(());
         })?;
-    Ok(finished)
+    Ok(())
 }
 
 fn fd_path(fd: &OwnedFd) -> String {

@@ -413,6 +413,37 @@ impl ContainerHost for Host {
         super::exec::process(&bundle, exec, rec.config["User"].as_str().unwrap_or(""))
     }
 
+    fn borrow_root(&self, rec: &ContainerRecord) -> Result<PathBuf, String> {
+        self.driver.borrow_rw(&rec.layer).map_err(|e| e.to_string())
+    }
+
+    fn give_back_root(&self, layer: &str) {
+        if let Err(e) = self.driver.give_back_rw(layer) {
+            warn!(%layer, "giving back a container's root filesystem: {e}");
+        }
+    }
+
+    fn layer_dirs(&self, rec: &ContainerRecord) -> Result<(PathBuf, Vec<PathBuf>), String> {
+        let d = self.driver.describe(&rec.layer).unwrap_or_default();
+        let Some(upper) = d.get("UpperDir").filter(|u| !u.is_empty()) else {
+            return Err(format!(
+                "changes are not available with the {} storage driver",
+                self.driver.name()
+            ));
+        };
+        // The image's layers, compared by descriptor (never a mounted view).
+        let lowers = d
+            .get("LowerDir")
+            .map(|l| {
+                l.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((PathBuf::from(upper), lowers))
+    }
+
     fn exit_file(&self, id: &str) -> Option<ExitStatus> {
         let b = std::fs::read(self.shim_dir(id).join(EXIT_FILE)).ok()?;
         serde_json::from_slice(&b).ok()

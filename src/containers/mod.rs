@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod changes;
+pub mod copy;
 pub mod cp_root;
 pub mod create;
 pub mod etc_values;

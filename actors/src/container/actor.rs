@@ -320,6 +320,10 @@ impl Actor for ContainerActor {
                 let r = st.exec_start(&exec, stdin).await;
                 let _ = reply.send(r);
             }
+            ContainerMsg::Filesystem { want, reply } => {
+                let r = st.filesystem(want).await;
+                let _ = reply.send(r);
+            }
             ContainerMsg::Resize {
                 exec_id,
                 width,

@@ -5,6 +5,7 @@
 
 mod actor;
 mod attach;
+pub mod fs;
 mod index;
 mod kill;
 mod model;
@@ -60,6 +61,9 @@ pub enum ContainerError {
     /// The runtime refused (bad command, missing binary...).
     #[error("{0}")]
     Runtime(String),
+    /// The storage driver cannot do it.
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("container already {0}")]
     NotModified(&'static str),
     #[error("the container's actor is restarting; retry")]
@@ -81,6 +85,7 @@ impl HasKind for ContainerError {
             ContainerError::Runtime(_) => ErrorKind::InvalidParameter,
             ContainerError::System(_) => ErrorKind::System,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
+            ContainerError::NotImplemented(_) => ErrorKind::NotImplemented,
             ContainerError::Unavailable | ContainerError::Timeout(_) => ErrorKind::Unavailable,
         }
     }
@@ -121,6 +126,7 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Attach { .. } => "attach",
             ContainerMsg::ExecStart { .. } => "exec start",
             ContainerMsg::Resize { .. } => "resize",
+            ContainerMsg::Filesystem { .. } => "filesystem",
             ContainerMsg::Pause(_) => "pause",
             ContainerMsg::Unpause(_) => "unpause",
             ContainerMsg::SetName(..) => "rename",
@@ -190,6 +196,11 @@ pub enum ContainerMsg {
         /// Attach the exec's stdin.
         stdin: bool,
         reply: Reply<stdio::Stdio>,
+    },
+    /// Lend the container's filesystem for a copy, an export or a diff.
+    Filesystem {
+        want: fs::FsWant,
+        reply: Reply<fs::FsView>,
     },
     /// Resize the TTY of the container (or of one of its execs).
     Resize {

@@ -398,3 +398,48 @@ async fn an_attach_before_start_is_connected_before_the_process_runs() {
     assert_eq!(kinds, vec!["attach", "attach", "exec"]);
     a.stop(None);
 }
+
+#[tokio::test]
+async fn a_copy_gets_the_live_root_or_a_lease_of_the_stopped_root_filesystem() {
+    use super::fs::{FsView, FsWant};
+    let rig = Rig::new();
+    let a = rig.spawn(record("c10", json!({})), false).await;
+    // Stopped: the root filesystem is lent and given back with the lease.
+    let v = ask(&a, |reply| ContainerMsg::Filesystem {
+        want: FsWant::Copy,
+        reply,
+    })
+    .await
+    .unwrap();
+    let FsView::Stopped { rootfs, binds, .. } = &v else {
+        panic!("a stopped container's copy works on its root filesystem");
+    };
+    assert!(rootfs.ends_with("merged") && binds.is_empty());
+    assert_eq!(rig.host.lock().borrowed, vec!["c10".to_string()]);
+    drop(v);
+    assert!(rig.host.lock().borrowed.is_empty(), "given back");
+    // Running: its own root, nothing lent.
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let v = ask(&a, |reply| ContainerMsg::Filesystem {
+        want: FsWant::Copy,
+        reply,
+    })
+    .await
+    .unwrap();
+    let pid = rig.host.pid("c10").unwrap();
+    assert!(
+        matches!(&v, FsView::Live(p) if *p == std::path::PathBuf::from(format!("/proc/{pid}/root")))
+    );
+    assert!(rig.host.lock().borrowed.is_empty());
+    // An export always works on the root filesystem alone.
+    let v = ask(&a, |reply| ContainerMsg::Filesystem {
+        want: FsWant::Rootfs,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(v, FsView::Rootfs { .. }));
+    drop(v);
+    assert!(rig.host.lock().borrowed.is_empty());
+    a.stop(None);
+}

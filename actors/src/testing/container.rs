@@ -47,6 +47,8 @@ pub struct FakeContainerState {
     /// The shim's ends of the stdio connections handed out, as
     /// (id, request name, stream).
     pub stdio: Vec<(String, &'static str, tokio::io::DuplexStream)>,
+    /// Root filesystems lent for copies (by layer), not yet given back.
+    pub borrowed: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -221,6 +223,25 @@ impl ContainerHost for FakeContainerHost {
         exec: &crate::exec::ExecRecord,
     ) -> Result<serde_json::Value, String> {
         Ok(serde_json::json!({ "args": exec.cmd }))
+    }
+
+    fn borrow_root(&self, rec: &ContainerRecord) -> Result<std::path::PathBuf, String> {
+        self.lock().borrowed.push(rec.layer.clone());
+        Ok(format!("/fake/{}/merged", rec.layer).into())
+    }
+
+    fn give_back_root(&self, layer: &str) {
+        let mut s = self.lock();
+        if let Some(i) = s.borrowed.iter().position(|l| l == layer) {
+            s.borrowed.remove(i);
+        }
+    }
+
+    fn layer_dirs(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>), String> {
+        Ok((format!("/fake/{}/diff", rec.layer).into(), vec![]))
     }
 
     fn exit_file(&self, id: &str) -> Option<ExitStatus> {

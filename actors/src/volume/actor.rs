@@ -149,6 +149,21 @@ impl Actor for VolumeActor {
                 }
                 st.events.publish("volume", action, &st.rec.name, attrs);
             }
+            VolumeMsg::Mount { user, reply } => {
+                let r = st.host.mount(&st.rec).map_err(VolumeError::System);
+                if r.is_ok() && st.rec.active.insert(user) {
+                    st.publish();
+                }
+                let _ = reply.send(r);
+            }
+            VolumeMsg::Unmount { user } => {
+                if st.rec.active.remove(&user) {
+                    st.publish();
+                }
+                if st.rec.active.is_empty() {
+                    st.host.unmount(&st.rec);
+                }
+            }
             VolumeMsg::Remove { reply } => {
                 let r = st.remove();
                 let ok = r.is_ok();

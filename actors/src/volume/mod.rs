@@ -95,6 +95,8 @@ impl crate::supervisor::ask::Request for VolumeMsg {
             VolumeMsg::Use { .. } => "use",
             VolumeMsg::Release { .. } => "release",
             VolumeMsg::Mounted { .. } => "mounted",
+            VolumeMsg::Mount { .. } => "mount",
+            VolumeMsg::Unmount { .. } => "unmount",
             VolumeMsg::Remove { .. } => "remove",
         }
     }
@@ -119,6 +121,15 @@ pub enum VolumeMsg {
         destination: String,
         rw: bool,
     },
+    /// Mount the volume for `user` (a copy into or out of a stopped
+    /// container): the host path; no event.
+    Mount {
+        user: String,
+        reply: RpcReplyPort<Result<String, VolumeError>>,
+    },
+    /// `user` is done with the volume (a `device` volume is unmounted when
+    /// its last user leaves).
+    Unmount { user: String },
     /// Delete the volume: refused while containers use it (409), unless
     /// `force` (dockerd's `-f` only ignores a missing volume).
     Remove {

@@ -88,6 +88,13 @@ impl Volumes {
         })?
     }
 
+    /// Send without waiting (a volume that is gone is left alone).
+    pub fn tell(name: &str, msg: VolumeMsg) {
+        if let Some(a) = ActorRef::<VolumeMsg>::where_is(actor_name(name)) {
+            let _ = a.send_message(msg);
+        }
+    }
+
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, VolumeError>>) -> VolumeSupervisorMsg,
     ) -> Result<T, VolumeError> {
