@@ -90,6 +90,21 @@ pub trait ContainerHost: Send + Sync + 'static {
         &self,
         rec: &crate::container::ContainerRecord,
     ) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>), String>;
+    /// One resource-use sample of the container (`docker stats`: cgroup
+    /// counters, and the network counters of `pid`'s namespace when it is
+    /// not 0), in the Engine API's shape.
+    fn stats_sample(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        pid: i32,
+    ) -> BoxFuture<serde_json::Value>;
+    /// `docker top`: the host's `ps` with `ps_args`, filtered to the
+    /// container's processes.
+    fn top(
+        &self,
+        rec: &crate::container::ContainerRecord,
+        ps_args: &str,
+    ) -> BoxFuture<Result<serde_json::Value, String>>;
     /// The exit status the shim wrote, if any.
     fn exit_file(&self, id: &str) -> Option<crate::protocol::shim::ExitStatus>;
     /// After an exit was recorded: unmount the root filesystem and clear the

@@ -413,6 +413,27 @@ impl ContainerHost for Host {
         super::exec::process(&bundle, exec, rec.config["User"].as_str().unwrap_or(""))
     }
 
+    fn stats_sample(&self, rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {
+        let cfg = self.config.borrow().clone();
+        let cgroup = super::spec::cgroups_path(rec, &cfg);
+        let (ncpu, mem_total) = (self.facts.ncpu.max(1), self.facts.mem_total);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || super::stats::sample(&cgroup, ncpu, mem_total, pid))
+                .await
+                .unwrap_or_default()
+        })
+    }
+
+    fn top(
+        &self,
+        rec: &ContainerRecord,
+        ps_args: &str,
+    ) -> BoxFuture<Result<serde_json::Value, String>> {
+        let pids = super::top::container_pids(self, rec);
+        let args = ps_args.to_string();
+        Box::pin(async move { super::top::ps(&args, &pids?).await })
+    }
+
     fn borrow_root(&self, rec: &ContainerRecord) -> Result<PathBuf, String> {
         self.driver.borrow_rw(&rec.layer).map_err(|e| e.to_string())
     }

@@ -320,6 +320,26 @@ impl Actor for ContainerActor {
                 let r = st.exec_start(&exec, stdin).await;
                 let _ = reply.send(r);
             }
+            ContainerMsg::Stats(reply) => {
+                let live = st.status().is_live();
+                let pid = if live { st.rec.state.pid } else { 0 };
+                let sample = st.host.stats_sample(&st.rec, pid).await;
+                let _ = reply.send(Ok((sample, live)));
+            }
+            ContainerMsg::Top { ps_args, reply } => {
+                let r = if st.status().is_live() {
+                    st.host
+                        .top(&st.rec, &ps_args)
+                        .await
+                        .map_err(ContainerError::System)
+                } else {
+                    Err(ContainerError::Conflict(format!(
+                        "Container {} is not running",
+                        st.rec.id
+                    )))
+                };
+                let _ = reply.send(r);
+            }
             ContainerMsg::Filesystem { want, reply } => {
                 let r = st.filesystem(want).await;
                 let _ = reply.send(r);

@@ -127,6 +127,8 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::ExecStart { .. } => "exec start",
             ContainerMsg::Resize { .. } => "resize",
             ContainerMsg::Filesystem { .. } => "filesystem",
+            ContainerMsg::Stats(_) => "stats",
+            ContainerMsg::Top { .. } => "top",
             ContainerMsg::Pause(_) => "pause",
             ContainerMsg::Unpause(_) => "unpause",
             ContainerMsg::SetName(..) => "rename",
@@ -196,6 +198,14 @@ pub enum ContainerMsg {
         /// Attach the exec's stdin.
         stdin: bool,
         reply: Reply<stdio::Stdio>,
+    },
+    /// One resource-use sample, and whether the container runs (a stats
+    /// stream ends when it does not).
+    Stats(Reply<(Value, bool)>),
+    /// Its processes (`docker top`).
+    Top {
+        ps_args: String,
+        reply: Reply<Value>,
     },
     /// Lend the container's filesystem for a copy, an export or a diff.
     Filesystem {

@@ -443,3 +443,30 @@ async fn a_copy_gets_the_live_root_or_a_lease_of_the_stopped_root_filesystem() {
     assert!(rig.host.lock().borrowed.is_empty());
     a.stop(None);
 }
+
+#[tokio::test]
+async fn top_and_stats_follow_the_actors_status() {
+    let rig = Rig::new();
+    let a = rig.spawn(record("c11", json!({})), false).await;
+    let e = ask(&a, |reply| ContainerMsg::Top {
+        ps_args: "-ef".into(),
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), "Container c11 is not running");
+    let (sample, live) = ask(&a, ContainerMsg::Stats).await.unwrap();
+    assert_eq!((sample["pid"].as_i64(), live), (Some(0), false));
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let (sample, live) = ask(&a, ContainerMsg::Stats).await.unwrap();
+    let pid = rig.host.pid("c11").unwrap() as i64;
+    assert_eq!((sample["pid"].as_i64(), live), (Some(pid), true));
+    let top = ask(&a, |reply| ContainerMsg::Top {
+        ps_args: "aux".into(),
+        reply,
+    })
+    .await
+    .unwrap();
+    assert_eq!(top["Titles"][0], "aux");
+    a.stop(None);
+}

@@ -244,6 +244,19 @@ impl ContainerHost for FakeContainerHost {
         Ok((format!("/fake/{}/diff", rec.layer).into(), vec![]))
     }
 
+    fn stats_sample(&self, _rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {
+        Box::pin(async move { serde_json::json!({ "pid": pid }) })
+    }
+
+    fn top(
+        &self,
+        _rec: &ContainerRecord,
+        ps_args: &str,
+    ) -> BoxFuture<Result<serde_json::Value, String>> {
+        let a = ps_args.to_string();
+        Box::pin(async move { Ok(serde_json::json!({ "Titles": [a] })) })
+    }
+
     fn exit_file(&self, id: &str) -> Option<ExitStatus> {
         self.lock().exit_files.get(id).cloned()
     }
