@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod facts;
 pub mod fuzzing;
 pub mod ids;
 pub mod images;

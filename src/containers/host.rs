@@ -24,8 +24,8 @@ use tracing::{debug, warn};
 
 use super::spec::{self, SpecContext};
 use crate::config::DaemonConfig;
+use crate::facts::HostFacts;
 use crate::sys::atomic::write_atomic;
-use crate::sys::host::HostFacts;
 use crate::sys::storage::StorageDriver;
 
 /// How long berthd waits for a shim to accept and answer a request.

@@ -21,8 +21,8 @@ use berth_actors::container::Containers;
 use tokio::sync::watch;
 
 use crate::config::DaemonConfig;
+use crate::facts::HostFacts;
 use crate::images::ImageService;
-use crate::sys::host::HostFacts;
 
 pub struct ContainerService {
     pub containers: Containers,

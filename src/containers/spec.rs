@@ -7,7 +7,7 @@ use berth_actors::container::ContainerRecord;
 use serde_json::{json, Value};
 
 use crate::config::DaemonConfig;
-use crate::sys::host::HostFacts;
+use crate::facts::HostFacts;
 use crate::sys::runtime::{seccomp, spec, user, DEFAULT_CAPABILITIES};
 
 /// Where the init binary appears in the container (dockerd's path).
