@@ -286,7 +286,12 @@ impl Actor for ContainerActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ContainerMsg::Start(reply) => {
-                let r = st.start(&myself).await;
+                // A client's start of a running container: 304, as dockerd.
+                let r = if st.status().is_live() {
+                    Err(ContainerError::NotModified("started"))
+                } else {
+                    st.start(&myself).await
+                };
                 let _ = reply.send(r);
             }
             ContainerMsg::Stop {

@@ -65,7 +65,15 @@ impl ContainerState {
         tokio::spawn(async move {
             match rx.await {
                 Ok(Ok(())) | Ok(Err(ContainerError::NotModified(_))) => {
-                    let _ = me.cast(ContainerMsg::Start(reply));
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let _ = me.cast(ContainerMsg::Start(tx.into()));
+                    let r = match rx.await {
+                        // Running again already: the restart is done.
+                        Ok(Err(ContainerError::NotModified(_))) => Ok(()),
+                        Ok(r) => r,
+                        Err(_) => Err(ContainerError::Unavailable),
+                    };
+                    let _ = reply.send(r);
                 }
                 Ok(Err(e)) => {
                     let _ = reply.send(Err(e));

@@ -108,8 +108,11 @@ async fn start_then_stop_records_the_signal_exit() {
     assert_eq!(st.status, Status::Running);
     assert_eq!(Some(st.pid), rig.host.pid("c1"));
     assert_eq!(rig.host.lock().network_ups, 1);
-    // Starting again is a no-op.
-    ask(&a, ContainerMsg::Start).await.unwrap();
+    // Starting again is a no-op the actor answers with 304.
+    assert_eq!(
+        ask(&a, ContainerMsg::Start).await.unwrap_err(),
+        ContainerError::NotModified("started")
+    );
     assert_eq!(rig.host.starts("c1"), 1);
     ask(&a, |reply| ContainerMsg::Stop {
         signal: None,

@@ -48,9 +48,7 @@ fn opt_timeout(r: &Req) -> Result<Option<i64>, ApiError> {
 pub fn start(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
-        if rec.state.status.is_live() {
-            return Err(err(ContainerError::NotModified("started")));
-        }
+        // The actor decides (a running container answers 304).
         Containers::ask(&rec.id, ContainerMsg::Start)
             .await
             .map_err(err)?;
