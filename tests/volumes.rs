@@ -383,6 +383,33 @@ fn bad_mount_input_is_refused_and_nothing_is_created() {
         assert!(!o.status.success(), "{args:?}");
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
+    // A create that fails after its layer and directory were made (a bind
+    // source that cannot be created): all of it is removed, its name is free.
+    let file = d.dir.path().join("plainfile");
+    std::fs::write(&file, "x").unwrap();
+    let layers = |d: &Daemon| {
+        std::fs::read_dir(d.data_root.join("overlay2"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+    let before = layers(&d);
+    let bad_bind = format!("{}/sub:/x", file.display());
+    let o = d.docker(&[
+        "create", "--name", "late", "-v", "/anon", "-v", &bad_bind, "busybox", "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("error while creating mount source path"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(layers(&d), before, "the writable layer was removed");
+    let dirs = std::fs::read_dir(d.data_root.join("containers"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(dirs, 0, "the container's directory was removed");
+    d.docker_ok(&["create", "--name", "late", "busybox", "true"]);
+    d.docker_ok(&["rm", "late"]);
     assert!(volumes(&d).is_empty(), "{:?}", volumes(&d));
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
     let r = d.get("/v1.47/volumes/nosuch");

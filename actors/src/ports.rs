@@ -49,6 +49,12 @@ pub enum ShimCallError {
 
 /// The host side of containers: storage, the OCI bundle, the shim.
 pub trait ContainerHost: Send + Sync + 'static {
+    /// A new container's storage and files: its writable layer over its
+    /// image, its directory with hostname, hosts and resolv.conf, missing
+    /// `-v` bind sources. Undone by `discard`, also when it failed halfway.
+    fn prepare(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<Result<(), String>>;
+    /// Remove what `prepare` and `save` made (a create that failed).
+    fn discard(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<()>;
     /// Mount the root filesystem, write the bundle and start the shim,
     /// which creates the container (not started). The container's pid.
     fn create(

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_actors::container::{
-    self, ContainerError, ContainerRecord, NetworkAttachment, RunState, RECORD_VERSION,
+    self, ContainerError, ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION,
 };
 use berth_actors::image::ImageInfo;
+use berth_actors::volume::{VolumeRecord, VOLUME_RECORD_VERSION};
 use serde_json::{json, Map, Value};
 
 use super::names;
@@ -368,44 +369,10 @@ impl ContainerService {
                 mounts.push(m);
             }
         }
-        let driver = self.images.driver.clone();
+        // The volumes the mounts name: anonymous ones get their name now.
+        let volumes = self.volume_claims(&mut mounts, &hc);
         let layer = id.clone();
         let dir = self.host.container_dir(&id);
-        let (top2, layer2, dir2, hn, cfg2, hc2) = (
-            top.clone(),
-            layer.clone(),
-            dir.clone(),
-            hostname.clone(),
-            cfg.clone(),
-            hc.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            use std::os::unix::fs::DirBuilderExt;
-            driver
-                .create(&layer2, top2.as_deref())
-                .map_err(|e| format!("creating the container layer: {e}"))?;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o710)
-                .create(&dir2)
-                .map_err(|e| e.to_string())?;
-            super::host::write_etc_files(&dir2, &hn, &cfg2, &hc2).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| ContainerError::System(e.to_string()))?
-        .map_err(|e| {
-            let _ = self.images.driver.remove(&layer);
-            let _ = std::fs::remove_dir_all(&dir);
-            ContainerError::System(e)
-        })?;
-        if let Err(e) =
-            crate::volumes::mounts::realize(&mut mounts, &hc, &id, &self.host.volumes.host.root)
-                .await
-        {
-            let _ = self.images.driver.remove(&layer);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
         let rec = ContainerRecord {
             version: RECORD_VERSION,
             id: id.clone(),
@@ -432,37 +399,14 @@ impl ContainerService {
             mounts,
             extra: BTreeMap::new(),
         };
-        let volumes: Vec<(String, bool)> = rec
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-            .map(|m| (m.name.clone(), true))
-            .collect();
-        let r = container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
+        // The supervisor holds the name while the layer, files and volumes
+        // are prepared; a failure is undone there, in one place.
+        container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
             record: Box::new(rec),
+            volumes,
             reply,
         })
-        .await;
-        if let Err(e) = r {
-            let _ = self.images.driver.remove(&layer);
-            let _ = std::fs::remove_dir_all(&dir);
-            // Anonymous volumes made for it go; named ones stay.
-            let anon: Vec<(String, bool)> = volumes
-                .into_iter()
-                .map(|(n, _)| {
-                    let a = self
-                        .host
-                        .volumes
-                        .volumes
-                        .lookup(&n)
-                        .map(|v| v.anonymous)
-                        .unwrap_or(false);
-                    (n, a)
-                })
-                .collect();
-            crate::volumes::mounts::release(&anon, &id, true).await;
-            return Err(e);
-        }
+        .await?;
         let snap = self.containers.lookup(&id)?;
         self.images
             .events
@@ -516,6 +460,35 @@ fn hc_num(hc: &Value, k: &str) -> i64 {
 }
 
 impl ContainerService {
+    /// The records of the volumes `mounts` name, in order (made if missing;
+    /// an anonymous one is named here, and only those are `anonymous`: a
+    /// failed create removes them, never a volume another container made).
+    fn volume_claims(&self, mounts: &mut [MountPoint], hc: &Value) -> Vec<VolumeRecord> {
+        let opts = crate::volumes::mounts::volume_options(hc);
+        let root = &self.host.volumes.host.root;
+        let mut out = Vec::new();
+        for m in mounts.iter_mut().filter(|m| m.kind == "volume") {
+            let anonymous = m.name.is_empty();
+            if anonymous {
+                m.name = crate::ids::new_id();
+            }
+            let (labels, options) = opts.get(&m.destination).cloned().unwrap_or_default();
+            out.push(VolumeRecord {
+                version: VOLUME_RECORD_VERSION,
+                name: m.name.clone(),
+                driver: "local".into(),
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                labels,
+                options,
+                anonymous,
+                mountpoint: root.join(&m.name).join("_data").display().to_string(),
+                users: Default::default(),
+                active: Default::default(),
+            });
+        }
+        out
+    }
+
     /// The networks a new container joins (`NetworkMode` and
     /// `NetworkingConfig.EndpointsConfig`), checked as dockerd does.
     fn attachments(

@@ -370,6 +370,52 @@ async fn connect_path(socket: &Path) -> std::io::Result<UnixStream> {
 }
 
 impl ContainerHost for Host {
+    fn prepare(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), String>> {
+        let (me, rec) = (self.clone_handle(), rec.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || -> Result<(), String> {
+                use std::os::unix::fs::DirBuilderExt;
+                me.driver
+                    .create(&rec.layer, rec.image_layer.as_deref())
+                    .map_err(|e| format!("creating the container layer: {e}"))?;
+                let dir = me.container_dir(&rec.id);
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o710)
+                    .create(&dir)
+                    .map_err(|e| e.to_string())?;
+                let cfg = me.config.borrow().clone();
+                let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+                write_etc_files(&dir, hostname, &cfg, &rec.host_config)
+                    .map_err(|e| e.to_string())?;
+                // `-v /host/path:...` whose source is missing: made, as dockerd.
+                for m in rec.mounts.iter().filter(|m| m.kind == "bind") {
+                    if !Path::new(&m.source).exists() {
+                        std::fs::create_dir_all(&m.source).map_err(|e| {
+                            format!("error while creating mount source path '{}': {e}", m.source)
+                        })?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+
+    fn discard(&self, rec: &ContainerRecord) -> BoxFuture<()> {
+        let (me, rec) = (self.clone_handle(), rec.clone());
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = me.driver.remove(&rec.layer) {
+                    debug!(id = %rec.id, "removing the layer of a failed create: {e}");
+                }
+                let _ = std::fs::remove_dir_all(me.container_dir(&rec.id));
+            })
+            .await;
+        })
+    }
+
     fn create(&self, rec: &ContainerRecord) -> BoxFuture<Result<ShimStarted, String>> {
         let rec = rec.clone();
         let me = self.clone_handle();

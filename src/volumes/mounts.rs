@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_actors::container::{ContainerError, MountPoint};
-use berth_actors::volume::{
-    VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
-};
+use berth_actors::volume::{VolumeMsg, Volumes};
 use serde_json::Value;
 
 fn invalid(m: impl Into<String>) -> ContainerError {
@@ -236,87 +234,6 @@ pub fn volume_options(hc: &Value) -> BTreeMap<String, VolumeOptions> {
             )
         })
         .collect()
-}
-
-/// Create the volumes the mounts name (anonymous ones get a random name),
-/// create missing `-v` bind sources, and register the container as a user
-/// of each volume. On failure, what was done is undone.
-pub async fn realize(
-    mounts: &mut [MountPoint],
-    hc: &Value,
-    container: &str,
-    volumes_root: &std::path::Path,
-) -> Result<(), ContainerError> {
-    let opts = volume_options(hc);
-    let mut used: Vec<(String, bool)> = Vec::new();
-    let r: Result<(), ContainerError> = async {
-        for m in mounts.iter_mut() {
-            match m.kind.as_str() {
-                "bind" if !std::path::Path::new(&m.source).exists() => {
-                    std::fs::create_dir_all(&m.source).map_err(|e| {
-                        ContainerError::System(format!(
-                            "error while creating mount source path '{}': {e}",
-                            m.source
-                        ))
-                    })?;
-                }
-                "volume" => {
-                    let anonymous = m.name.is_empty();
-                    if anonymous {
-                        m.name = crate::ids::new_id();
-                    }
-                    let (labels, options) = opts.get(&m.destination).cloned().unwrap_or_default();
-                    let rec = VolumeRecord {
-                        version: VOLUME_RECORD_VERSION,
-                        name: m.name.clone(),
-                        driver: "local".into(),
-                        created: chrono::Utc::now()
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        labels,
-                        options,
-                        anonymous,
-                        mountpoint: volumes_root
-                            .join(&m.name)
-                            .join("_data")
-                            .display()
-                            .to_string(),
-                        users: Default::default(),
-                        active: Default::default(),
-                    };
-                    let name = m.name.clone();
-                    Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {
-                        record: Box::new(rec),
-                        reply,
-                    })
-                    .await
-                    .map_err(|e| ContainerError::System(e.to_string()))?;
-                    let c = container.to_string();
-                    Volumes::ask(&name, |reply| VolumeMsg::Use {
-                        container: c,
-                        reply,
-                    })
-                    .await
-                    .map_err(|e| ContainerError::System(e.to_string()))?;
-                    used.push((name, anonymous));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if r.is_err() {
-        release(
-            &used
-                .iter()
-                .map(|(n, a)| (n.clone(), *a))
-                .collect::<Vec<_>>(),
-            container,
-            true,
-        )
-        .await;
-    }
-    r
 }
 
 /// The container is gone: release its volumes, remove its anonymous ones

@@ -5,6 +5,7 @@
 
 mod actor;
 mod attach;
+pub mod create;
 pub mod fs;
 mod index;
 mod kill;

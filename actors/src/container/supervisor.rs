@@ -40,6 +40,14 @@ pub enum SupervisorMsg {
     /// Register a new container (reserving its name) and start its actor.
     Create {
         record: Box<ContainerRecord>,
+        /// The volumes its mounts name (made if missing), in mount order.
+        volumes: Vec<crate::volume::VolumeRecord>,
+        reply: RpcReplyPort<Result<(), ContainerError>>,
+    },
+    /// Internal: a create's preparation ended.
+    Prepared {
+        record: Box<ContainerRecord>,
+        made: Result<super::create::Made, ContainerError>,
         reply: RpcReplyPort<Result<(), ContainerError>>,
     },
     Rename {
@@ -71,6 +79,8 @@ impl crate::supervisor::ask::Request for SupervisorMsg {
 pub struct SupervisorState {
     args: ContainerSupervisorArgs,
     children: KeyedChildren,
+    /// Names of containers being created (name → ID).
+    reserved: BTreeMap<String, String>,
 }
 
 /// Handle for callers: the read model and the actors.
@@ -149,7 +159,13 @@ impl SupervisorState {
     }
 
     fn name_taken(&self, name: &str) -> Option<String> {
-        self.args.index.borrow().names.get(name).cloned()
+        self.args
+            .index
+            .borrow()
+            .names
+            .get(name)
+            .or_else(|| self.reserved.get(name))
+            .cloned()
     }
 }
 
@@ -174,6 +190,7 @@ impl Actor for ContainerSupervisor {
         let mut st = SupervisorState {
             args,
             children: KeyedChildren::new("container"),
+            reserved: BTreeMap::new(),
         };
         // First start: records from disk. A restart of this supervisor:
         // the records in the read model (the actors died with it).
@@ -239,7 +256,11 @@ impl Actor for ContainerSupervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Create { record, reply } => {
+            SupervisorMsg::Create {
+                record,
+                volumes,
+                reply,
+            } => {
                 let name = record.short_name().to_string();
                 if let Some(other) = st.name_taken(&name) {
                     let _ = reply.send(Err(ContainerError::Conflict(format!(
@@ -247,12 +268,45 @@ impl Actor for ContainerSupervisor {
                     ))));
                     return Ok(());
                 }
-                if let Err(e) = st.args.host.save(&record) {
-                    let _ = reply.send(Err(ContainerError::System(format!(
-                        "saving the container: {e}"
-                    ))));
-                    return Ok(());
-                }
+                // The name is held while the storage, files and volumes are
+                // prepared beside the mailbox.
+                st.reserved.insert(name, record.id.clone());
+                let (host, me) = (st.args.host.clone(), myself.clone());
+                tokio::spawn(async move {
+                    let made = super::create::prepare(&host, &record, volumes).await;
+                    let msg = SupervisorMsg::Prepared {
+                        record,
+                        made,
+                        reply,
+                    };
+                    // The supervisor died meanwhile: nothing is left behind.
+                    if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Prepared {
+                        record,
+                        made,
+                        reply,
+                    })) = me.send_message(msg)
+                    {
+                        if let Ok(made) = made {
+                            super::create::undo(&host, &record, made).await;
+                        }
+                        let _ = reply.send(Err(ContainerError::Unavailable));
+                    }
+                });
+            }
+            SupervisorMsg::Prepared {
+                record,
+                made,
+                reply,
+            } => {
+                let name = record.short_name().to_string();
+                st.reserved.remove(&name);
+                let made = match made {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                };
                 let id = record.id.clone();
                 st.args.index.send_modify(|ix| {
                     let mut next = (**ix).clone();
@@ -260,13 +314,24 @@ impl Actor for ContainerSupervisor {
                     next.by_id.insert(id.clone(), Arc::new((*record).clone()));
                     *ix = Arc::new(next);
                 });
-                let a = st.args_for(*record, true, false);
+                let a = st.args_for((*record).clone(), true, false);
                 match st.children.start(&id, spawn(myself.get_cell(), a)).await {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(ContainerError::System(e)));
+                        // The same cleanup as a failed preparation.
+                        st.args.index.send_modify(|ix| {
+                            let mut next = (**ix).clone();
+                            next.names.remove(&name);
+                            next.by_id.remove(&id);
+                            *ix = Arc::new(next);
+                        });
+                        let host = st.args.host.clone();
+                        tokio::spawn(async move {
+                            super::create::undo(&host, &record, made).await;
+                            let _ = reply.send(Err(ContainerError::System(e)));
+                        });
                     }
                 }
             }

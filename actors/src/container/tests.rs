@@ -473,3 +473,124 @@ async fn top_and_stats_follow_the_actors_status() {
     assert_eq!(top["Titles"][0], "aux");
     a.stop(None);
 }
+
+async fn ask_sup(
+    f: impl FnOnce(ractor::RpcReplyPort<Result<(), ContainerError>>) -> SupervisorMsg,
+) -> Result<(), ContainerError> {
+    Containers::ask_supervisor(f).await
+}
+
+fn volume(name: &str, anonymous: bool, driver: &str) -> crate::volume::VolumeRecord {
+    crate::volume::VolumeRecord {
+        version: crate::volume::VOLUME_RECORD_VERSION,
+        name: name.into(),
+        driver: driver.into(),
+        created: String::new(),
+        labels: Default::default(),
+        options: Default::default(),
+        anonymous,
+        mountpoint: format!("/fake/{name}/_data"),
+        users: Default::default(),
+        active: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_create_leaves_nothing_behind() {
+    let _serial = crate::volume::tests::SERIAL.lock().await;
+    let vh = crate::testing::FakeVolumeHost::default();
+    let vols = crate::volume::tests::start(&vh).await;
+    let rig = Rig::new();
+    let args = ContainerSupervisorArgs {
+        host: Arc::new(rig.host.clone()),
+        index: rig.index.clone(),
+        events: Events::new(Arc::new(SystemClock)),
+        view: rig.view.clone(),
+        initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),
+        live_restore: true,
+    };
+    let (sup, _) = Actor::spawn(
+        Some(crate::directory::CONTAINERS.into()),
+        ContainerSupervisor,
+        args,
+    )
+    .await
+    .unwrap();
+    // A volume of another driver holds the name the create wants.
+    crate::volume::Volumes::ask_supervisor(|reply| crate::volume::VolumeSupervisorMsg::Create {
+        record: Box::new(volume("taken", false, "local")),
+        reply,
+    })
+    .await
+    .unwrap();
+    let nothing_left = |id: &str| {
+        let h = rig.host.lock();
+        assert!(!h.prepared.contains(id), "layer and directory removed");
+        assert!(!h.saved.contains_key(id), "no record");
+        drop(h);
+        assert!(!rig.index.borrow().by_id.contains_key(id), "not listed");
+        assert!(
+            ractor::registry::where_is(actor_name(id)).is_none(),
+            "no actor"
+        );
+    };
+    // 1. The second volume is refused after the first (anonymous) one was
+    //    made and used: both steps are undone.
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(record("f1", json!({}))),
+        volumes: vec![
+            volume("anon1", true, "local"),
+            volume("taken", false, "other"),
+        ],
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("volume name must be unique"), "{e}");
+    nothing_left("f1");
+    assert!(
+        vols.lookup("anon1").is_err(),
+        "the anonymous volume it made is gone"
+    );
+    assert!(vols.lookup("taken").unwrap().users.is_empty());
+    // 2. The storage fails halfway: what it made is removed.
+    rig.host.lock().fail_prepare = Some("no space left on device".into());
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(record("f2", json!({}))),
+        volumes: vec![volume("anon2", true, "local")],
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), "no space left on device");
+    nothing_left("f2");
+    assert!(vols.lookup("anon2").is_err(), "no volume was made");
+    rig.host.lock().fail_prepare = None;
+    // 3. The name of a failed create is free; a good create has it all.
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(record("f2", json!({}))),
+        volumes: vec![
+            volume("anon3", true, "local"),
+            volume("taken", false, "local"),
+        ],
+        reply,
+    })
+    .await;
+    e.unwrap();
+    assert!(rig.host.lock().prepared.contains("f2"));
+    assert!(rig.host.lock().saved.contains_key("f2"));
+    assert!(rig.index.borrow().by_id.contains_key("f2"));
+    assert!(vols.lookup("anon3").unwrap().users.contains("f2"));
+    assert!(vols.lookup("taken").unwrap().users.contains("f2"));
+    // Its name is taken now.
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(record("f2", json!({}))),
+        volumes: vec![],
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ContainerError::Conflict(_)), "{e:?}");
+    sup.stop(None);
+    crate::volume::tests::stop_supervisor().await;
+}

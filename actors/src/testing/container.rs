@@ -49,6 +49,10 @@ pub struct FakeContainerState {
     pub stdio: Vec<(String, &'static str, tokio::io::DuplexStream)>,
     /// Root filesystems lent for copies (by layer), not yet given back.
     pub borrowed: Vec<String>,
+    /// Containers whose layer and directory exist (prepared, not discarded).
+    pub prepared: BTreeSet<String>,
+    /// Make `prepare` fail with this message.
+    pub fail_prepare: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -169,6 +173,24 @@ impl FakeContainerHost {
 }
 
 impl ContainerHost for FakeContainerHost {
+    fn prepare(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), String>> {
+        let mut s = self.lock();
+        // Made halfway, then refused: `discard` must clean it.
+        s.prepared.insert(rec.id.clone());
+        let r = match &s.fail_prepare {
+            Some(m) => Err(m.clone()),
+            None => Ok(()),
+        };
+        Box::pin(async move { r })
+    }
+
+    fn discard(&self, rec: &ContainerRecord) -> BoxFuture<()> {
+        let mut s = self.lock();
+        s.prepared.remove(&rec.id);
+        s.saved.remove(&rec.id);
+        Box::pin(async {})
+    }
+
     fn create(&self, rec: &ContainerRecord) -> BoxFuture<Result<ShimStarted, String>> {
         let mut s = self.lock();
         s.next_pid += 1;

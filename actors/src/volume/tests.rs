@@ -32,7 +32,7 @@ fn record(name: &str) -> VolumeRecord {
     }
 }
 
-async fn start(host: &FakeVolumeHost) -> Volumes {
+pub(crate) async fn start(host: &FakeVolumeHost) -> Volumes {
     let (tx, rx) = watch::channel(Arc::new(VolumeIndex::default()));
     let args = VolumeSupervisorArgs {
         host: Arc::new(host.clone()),
@@ -52,9 +52,9 @@ async fn start(host: &FakeVolumeHost) -> Volumes {
     Volumes { index: rx }
 }
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn stop_supervisor() {
+pub(crate) async fn stop_supervisor() {
     if let Some(s) = ractor::ActorRef::<VolumeSupervisorMsg>::where_is(crate::directory::VOLUMES) {
         s.stop(None);
     }
