@@ -116,13 +116,8 @@ pub trait ContainerHost: Send + Sync + 'static {
     /// After an exit was recorded: unmount the root filesystem and clear the
     /// container's runtime state directory.
     fn release(&self, rec: &crate::container::ContainerRecord);
-    /// Remove the container's writable layer and its directory (logs);
-    /// release its volumes (and remove its anonymous ones with `volumes`).
-    fn destroy(
-        &self,
-        rec: &crate::container::ContainerRecord,
-        volumes: bool,
-    ) -> BoxFuture<Result<(), String>>;
+    /// Remove the container's writable layer and its directory (logs).
+    fn destroy(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<Result<(), String>>;
     /// Persist a record atomically.
     fn save(&self, rec: &crate::container::ContainerRecord) -> std::io::Result<()>;
     /// Before the runtime creates the container: its network namespace

@@ -517,7 +517,6 @@ impl ContainerHost for Host {
     }
 
     fn release(&self, rec: &ContainerRecord) {
-        self.unmount_events(rec);
         self.delete_runtime_state(rec);
         if let Err(e) = self.driver.unmount(&rec.layer) {
             debug!(id = %rec.id, "unmounting: {e}");
@@ -525,7 +524,7 @@ impl ContainerHost for Host {
         let _ = std::fs::remove_dir_all(self.shim_dir(&rec.id));
     }
 
-    fn destroy(&self, rec: &ContainerRecord, volumes: bool) -> BoxFuture<Result<(), String>> {
+    fn destroy(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), String>> {
         let (me, rec) = (self.clone_handle(), rec.clone());
         Box::pin(async move {
             me.release(&rec);
@@ -537,23 +536,6 @@ impl ContainerHost for Host {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.to_string()),
             }
-            let vols: Vec<(String, bool)> = rec
-                .mounts
-                .iter()
-                .filter(|m| m.kind == "volume")
-                .map(|m| {
-                    // Another container's anonymous volume is not ours.
-                    let anon = m.from.is_empty()
-                        && me
-                            .volumes
-                            .volumes
-                            .lookup(&m.name)
-                            .map(|v| v.anonymous)
-                            .unwrap_or(false);
-                    (m.name.clone(), anon)
-                })
-                .collect();
-            crate::volumes::mounts::release(&vols, &rec.id, volumes).await;
             Ok(())
         })
     }
@@ -745,19 +727,17 @@ pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value, embedded: bool) -
 }
 
 impl Host {
-    /// Volumes ready to mount (a `device` volume mounted once) and, for an
-    /// empty volume over a path with content in the image, copy-up.
+    /// Copy-up: an empty volume over a path with content in the image gets
+    /// that content (the VolumeActors mounted the volumes already).
     fn prepare_volumes(&self, rec: &ContainerRecord, rootfs: &Path) -> Result<(), String> {
-        use berth_actors::ports::VolumeHost;
-        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume" && m.copy) {
             let vol = self
                 .volumes
                 .volumes
                 .lookup(&m.name)
                 .map_err(|e| e.to_string())?;
-            let data = self.volumes.host.mount(&vol)?;
-            let data = Path::new(&data);
-            if m.copy && crate::volumes::copyup::is_empty(data) {
+            let data = Path::new(&vol.mountpoint);
+            if crate::volumes::copyup::is_empty(data) {
                 crate::volumes::copyup::copy_up(rootfs, &m.destination, data).map_err(|e| {
                     format!(
                         "copying the image's {} into volume {}: {e}",
@@ -765,39 +745,8 @@ impl Host {
                     )
                 })?;
             }
-            volume_event(rec, m, "mount");
         }
         Ok(())
-    }
-}
-
-/// Tell a volume's actor that a container mounted or unmounted it (the
-/// event); a message, never a wait.
-fn volume_event(
-    rec: &ContainerRecord,
-    m: &berth_actors::container::MountPoint,
-    action: &'static str,
-) {
-    use berth_actors::volume::{actor_name, VolumeMsg};
-    if let Some(a) = ractor::ActorRef::<VolumeMsg>::where_is(actor_name(&m.name)) {
-        let _ = a.send_message(VolumeMsg::Mounted {
-            action,
-            container: rec.id.clone(),
-            destination: m.destination.clone(),
-            rw: m.rw,
-        });
-    }
-}
-
-impl Host {
-    /// After a run (its state directory still there): `unmount` events.
-    fn unmount_events(&self, rec: &ContainerRecord) {
-        if !self.shim_dir(&rec.id).exists() {
-            return;
-        }
-        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
-            volume_event(rec, m, "unmount");
-        }
     }
 }
 

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_actors::container::{ContainerError, MountPoint};
-use berth_actors::volume::{VolumeMsg, Volumes};
 use serde_json::Value;
 
 fn invalid(m: impl Into<String>) -> ContainerError {
@@ -234,22 +233,6 @@ pub fn volume_options(hc: &Value) -> BTreeMap<String, VolumeOptions> {
             )
         })
         .collect()
-}
-
-/// The container is gone: release its volumes, remove its anonymous ones
-/// when asked.
-pub async fn release(volumes: &[(String, bool)], container: &str, remove_anonymous: bool) {
-    for (name, anonymous) in volumes {
-        let c = container.to_string();
-        let _ = Volumes::ask(name, |reply| VolumeMsg::Release {
-            container: c,
-            reply,
-        })
-        .await;
-        if *anonymous && remove_anonymous {
-            let _ = Volumes::ask(name, |reply| VolumeMsg::Remove { reply }).await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct ContainerState {
     pub(super) remove_after_exit: Option<Reply<()>>,
     /// The pending removal takes the anonymous volumes along (`rm -v`).
     pub(super) remove_volumes: bool,
+    /// Its volumes are mounted for a run (unmounted once after it).
+    pub(super) volumes_mounted: bool,
     pub(super) backoff: Backoff,
     pub(super) started: Instant,
     wait_task: Option<tokio::task::JoinHandle<()>>,
@@ -168,6 +170,7 @@ impl ContainerState {
         s.shim_pid = 0;
         let _ = self.host.call(&self.rec.id, Request::AckExit).await;
         self.host.release(&self.rec);
+        self.unmount_volumes();
         self.network_down().await;
         if exit.oom_killed {
             self.event("oom", &[]);
@@ -258,6 +261,7 @@ impl Actor for ContainerActor {
         myself: ActorRef<ContainerMsg>,
         a: ContainerArgs,
     ) -> Result<ContainerState, ActorProcessingErr> {
+        let volumes_mounted = a.record.state.status.is_live();
         let mut st = ContainerState {
             rec: a.record,
             host: a.host,
@@ -270,6 +274,9 @@ impl Actor for ContainerActor {
             stopping: Vec::new(),
             remove_after_exit: None,
             remove_volumes: false,
+            // A container that was running when the record was written had
+            // its volumes mounted (berthd recounts them at start).
+            volumes_mounted,
             backoff: Backoff::default(),
             started: Instant::now(),
             wait_task: None,

@@ -74,10 +74,12 @@ async fn steps(
 pub async fn undo(host: &Arc<dyn ContainerHost>, rec: &ContainerRecord, made: Made) {
     for (name, ours) in made.volumes {
         let container = rec.id.clone();
-        let _ = Volumes::ask(&name, |reply| VolumeMsg::Release { container, reply }).await;
-        if ours {
-            let _ = Volumes::ask(&name, |reply| VolumeMsg::Remove { reply }).await;
-        }
+        let _ = Volumes::ask(&name, |reply| VolumeMsg::Release {
+            container,
+            remove_anonymous: ours,
+            reply,
+        })
+        .await;
     }
     if made.prepared {
         host.discard(rec).await;

@@ -72,6 +72,7 @@ impl Drop for FsLease {
                 &v,
                 VolumeMsg::Unmount {
                     user: self.user.clone(),
+                    event: false,
                 },
             );
         }
@@ -113,11 +114,13 @@ impl ContainerState {
                     "bind" => PathBuf::from(&m.source),
                     "volume" => {
                         let user = lease.user.clone();
-                        let path = Volumes::ask(&m.name, |reply| VolumeMsg::Mount { user, reply })
-                            .await
-                            .map_err(|e| {
-                                sys(&format!("mounting volume {}", m.name), e.to_string())
-                            })?;
+                        let path = Volumes::ask(&m.name, |reply| VolumeMsg::Mount {
+                            user,
+                            event: None,
+                            reply,
+                        })
+                        .await
+                        .map_err(|e| sys(&format!("mounting volume {}", m.name), e.to_string()))?;
                         lease.volumes.push(m.name.clone());
                         PathBuf::from(path)
                     }

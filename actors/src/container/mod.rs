@@ -20,6 +20,7 @@ pub mod stdio;
 mod stop;
 mod supervisor;
 mod update;
+mod volumes;
 mod wait;
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl ContainerState {
         self.publish();
         // `rm -v` and `--rm` take the anonymous volumes along.
         let volumes = self.remove_volumes || self.rec.auto_remove();
-        if let Err(e) = self.host.destroy(&self.rec, volumes).await {
+        if let Err(e) = self.host.destroy(&self.rec).await {
             self.rec.state.status = Status::Dead;
             self.rec.state.error = e.clone();
             self.save();
@@ -67,6 +67,7 @@ impl ContainerState {
                 self.rec.id
             )));
         }
+        self.release_volumes(volumes).await;
         self.unpublish();
         self.event("destroy", &[]);
         let outcome = WaitOutcome::exited(self.rec.state.exit_code);

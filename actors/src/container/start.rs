@@ -62,9 +62,15 @@ impl ContainerState {
                 return Err(e);
             }
         }
+        if let Err(e) = self.mount_volumes().await {
+            self.network_down().await;
+            self.failed_start(e.to_string());
+            return Err(e);
+        }
         let started = match self.host.create(&self.rec).await {
             Ok(s) => s,
             Err(e) => {
+                self.unmount_volumes();
                 self.network_down().await;
                 return Err(self.failed_start(e));
             }
@@ -88,6 +94,7 @@ impl ContainerState {
             }
             let _ = self.host.call(&self.rec.id, Request::AckExit).await;
             self.host.release(&self.rec);
+            self.unmount_volumes();
             self.network_down().await;
             return Err(self.failed_start(e.to_string()));
         }

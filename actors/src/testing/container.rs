@@ -287,7 +287,7 @@ impl ContainerHost for FakeContainerHost {
         self.lock().released.push(rec.id.clone());
     }
 
-    fn destroy(&self, rec: &ContainerRecord, _volumes: bool) -> BoxFuture<Result<(), String>> {
+    fn destroy(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), String>> {
         self.lock().destroyed.push(rec.id.clone());
         Box::pin(async { Ok(()) })
     }

@@ -110,7 +110,11 @@ impl Actor for VolumeActor {
                 };
                 let _ = reply.send(r);
             }
-            VolumeMsg::Release { container, reply } => {
+            VolumeMsg::Release {
+                container,
+                remove_anonymous,
+                reply,
+            } => {
                 let r = if st.rec.users.remove(&container) {
                     st.save()
                 } else {
@@ -120,48 +124,48 @@ impl Actor for VolumeActor {
                     st.host.unmount(&st.rec);
                 }
                 let _ = reply.send(r);
+                if remove_anonymous && st.rec.anonymous && st.rec.users.is_empty() {
+                    if let Err(e) = st.remove() {
+                        tracing::warn!(volume = %st.rec.name, "removing an anonymous volume: {e}");
+                    } else {
+                        if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
+                            let _ =
+                                s.send_message(VolumeSupervisorMsg::Forget(st.rec.name.clone()));
+                        }
+                        myself.stop(Some("removed".into()));
+                    }
+                }
             }
-            VolumeMsg::Mounted {
-                action,
-                container,
-                destination,
-                rw,
-            } => {
-                let changed = if action == "mount" {
-                    st.rec.active.insert(container.clone())
-                } else {
-                    st.rec.active.remove(&container)
-                };
-                if changed {
-                    st.publish();
-                }
-                if action == "unmount" && st.rec.active.is_empty() {
-                    // The last running container stopped: a `device`
-                    // volume is unmounted (its next user mounts it again).
-                    st.host.unmount(&st.rec);
-                }
-                let mut attrs = st.rec.event_attrs();
-                attrs.insert("container".into(), container);
-                if action == "mount" {
-                    attrs.insert("destination".into(), destination);
-                    attrs.insert("read/write".into(), rw.to_string());
-                    attrs.insert("propagation".into(), String::new());
-                }
-                st.events.publish("volume", action, &st.rec.name, attrs);
-            }
-            VolumeMsg::Mount { user, reply } => {
+            VolumeMsg::Mount { user, event, reply } => {
                 let r = st.host.mount(&st.rec).map_err(VolumeError::System);
-                if r.is_ok() && st.rec.active.insert(user) {
-                    st.publish();
+                if r.is_ok() {
+                    if st.rec.active.insert(user.clone()) {
+                        st.publish();
+                    }
+                    if let Some((destination, rw)) = event {
+                        let mut attrs = st.rec.event_attrs();
+                        attrs.insert("container".into(), user);
+                        attrs.insert("destination".into(), destination);
+                        attrs.insert("read/write".into(), rw.to_string());
+                        attrs.insert("propagation".into(), String::new());
+                        st.events.publish("volume", "mount", &st.rec.name, attrs);
+                    }
                 }
                 let _ = reply.send(r);
             }
-            VolumeMsg::Unmount { user } => {
+            VolumeMsg::Unmount { user, event } => {
                 if st.rec.active.remove(&user) {
                     st.publish();
                 }
                 if st.rec.active.is_empty() {
+                    // The last running container stopped: a `device`
+                    // volume is unmounted (its next user mounts it again).
                     st.host.unmount(&st.rec);
+                }
+                if event {
+                    let mut attrs = st.rec.event_attrs();
+                    attrs.insert("container".into(), user);
+                    st.events.publish("volume", "unmount", &st.rec.name, attrs);
                 }
             }
             VolumeMsg::Remove { reply } => {

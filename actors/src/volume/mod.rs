@@ -94,7 +94,6 @@ impl crate::supervisor::ask::Request for VolumeMsg {
         match self {
             VolumeMsg::Use { .. } => "use",
             VolumeMsg::Release { .. } => "release",
-            VolumeMsg::Mounted { .. } => "mounted",
             VolumeMsg::Mount { .. } => "mount",
             VolumeMsg::Unmount { .. } => "unmount",
             VolumeMsg::Remove { .. } => "remove",
@@ -108,28 +107,24 @@ pub enum VolumeMsg {
         container: String,
         reply: RpcReplyPort<Result<(), VolumeError>>,
     },
-    /// The container is gone.
+    /// The container is gone; with `remove_anonymous`, an anonymous
+    /// volume nobody else uses goes with it (`rm -v`, `--rm`).
     Release {
         container: String,
+        remove_anonymous: bool,
         reply: RpcReplyPort<Result<(), VolumeError>>,
     },
-    /// A container mounted (`mount`) or unmounted (`unmount`) the volume:
-    /// the event, with the container, destination and mode.
-    Mounted {
-        action: &'static str,
-        container: String,
-        destination: String,
-        rw: bool,
-    },
-    /// Mount the volume for `user` (a copy into or out of a stopped
-    /// container): the host path; no event.
+    /// Mount the volume for `user`: a container about to run (`event`: its
+    /// destination and mode, for the `mount` event) or a copy into or out of
+    /// a stopped container (no event). The host path.
     Mount {
         user: String,
+        event: Option<(String, bool)>,
         reply: RpcReplyPort<Result<String, VolumeError>>,
     },
     /// `user` is done with the volume (a `device` volume is unmounted when
-    /// its last user leaves).
-    Unmount { user: String },
+    /// its last user leaves); `event`: the `unmount` event.
+    Unmount { user: String, event: bool },
     /// Delete the volume: refused while containers use it (409), unless
     /// `force` (dockerd's `-f` only ignores a missing volume).
     Remove {

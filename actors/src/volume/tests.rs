@@ -89,6 +89,7 @@ async fn release(name: &str, c: &str) {
     let c = c.to_string();
     Volumes::ask(name, |reply| VolumeMsg::Release {
         container: c,
+        remove_anonymous: false,
         reply,
     })
     .await
@@ -96,14 +97,22 @@ async fn release(name: &str, c: &str) {
 }
 
 fn mounted(name: &str, action: &'static str, c: &str) {
+    let msg = if action == "mount" {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        VolumeMsg::Mount {
+            user: c.into(),
+            event: Some(("/d".into(), true)),
+            reply: tx.into(),
+        }
+    } else {
+        VolumeMsg::Unmount {
+            user: c.into(),
+            event: true,
+        }
+    };
     ractor::ActorRef::<VolumeMsg>::where_is(actor_name(name))
         .unwrap()
-        .send_message(VolumeMsg::Mounted {
-            action,
-            container: c.into(),
-            destination: "/d".into(),
-            rw: true,
-        })
+        .send_message(msg)
         .unwrap();
 }
 
@@ -124,6 +133,7 @@ async fn answering(name: &str) -> bool {
         {
             let _ = Volumes::ask(&n, |reply| VolumeMsg::Release {
                 container: "probe".into(),
+                remove_anonymous: false,
                 reply,
             })
             .await;
