@@ -1,6 +1,5 @@
 //! The real [`ContainerHost`]: storage mounts, the OCI bundle, the shim.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,19 +16,16 @@ use berth_actors::protocol::shim::{
     SOCKET_FILE,
 };
 use berth_actors::HasKind;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::etc_files::{resolv_conf, upstream_resolvers, write_etc_files, write_hosts};
+use super::shim_client::{connect, split};
 use super::spec::{self, SpecContext};
 use crate::config::DaemonConfig;
 use crate::facts::HostFacts;
 use crate::sys::atomic::write_atomic;
 use crate::sys::storage::StorageDriver;
-
-/// How long berthd waits for a shim to accept and answer a request.
-pub const SHIM_DEADLINE: Duration = Duration::from_secs(5);
 
 pub struct Host {
     /// `<data-root>/containers`
@@ -299,76 +295,6 @@ fn log_config(rec: &ContainerRecord, cfg: &DaemonConfig) -> Option<LogConfig> {
     })
 }
 
-/// Open a connection to a shim and send one request; the response line and
-/// the stream (for attach and exec).
-pub async fn connect(
-    socket: &Path,
-    req: &Request,
-) -> Result<(Response, tokio::io::BufReader<UnixStream>), ShimCallError> {
-    let stream = tokio::time::timeout(SHIM_DEADLINE, connect_path(socket))
-        .await
-        .map_err(|_| ShimCallError::Gone("timed out connecting".into()))?
-        .map_err(|e| ShimCallError::Gone(e.to_string()))?;
-    let mut stream = tokio::io::BufReader::new(stream);
-    let mut line = serde_json::to_vec(req).map_err(|e| ShimCallError::Failed(e.to_string()))?;
-    line.push(b'\n');
-    stream
-        .get_mut()
-        .write_all(&line)
-        .await
-        .map_err(|e| ShimCallError::Gone(e.to_string()))?;
-    let mut resp = String::new();
-    let read = stream.read_line(&mut resp);
-    let n = if matches!(req, Request::Wait) {
-        read.await
-    } else {
-        // The runtime may take a while (start, pause): a generous deadline.
-        tokio::time::timeout(Duration::from_secs(60), read)
-            .await
-            .map_err(|_| ShimCallError::Gone("timed out waiting for the shim".into()))?
-    }
-    .map_err(|e| ShimCallError::Gone(e.to_string()))?;
-    if n == 0 {
-        return Err(ShimCallError::Gone("the shim closed the connection".into()));
-    }
-    let r: Response = serde_json::from_str(&resp)
-        .map_err(|e| ShimCallError::Failed(format!("bad shim response: {e}")))?;
-    if let Some(e) = &r.error {
-        return Err(ShimCallError::Failed(e.clone()));
-    }
-    Ok((r, stream))
-}
-
-/// Split a shim connection after its response line, keeping the frames
-/// already buffered behind that line.
-pub fn split(
-    stream: tokio::io::BufReader<UnixStream>,
-) -> (
-    impl tokio::io::AsyncRead + Unpin + Send,
-    tokio::net::unix::OwnedWriteHalf,
-) {
-    use tokio::io::AsyncReadExt;
-    let buffered = stream.buffer().to_vec();
-    let (r, w) = stream.into_inner().into_split();
-    (std::io::Cursor::new(buffered).chain(r), w)
-}
-
-/// Connect to a socket whose path may be longer than a socket address
-/// holds (108 bytes): then through `/proc/self/fd/<dir fd>/<name>`.
-async fn connect_path(socket: &Path) -> std::io::Result<UnixStream> {
-    if socket.as_os_str().len() < 100 {
-        return UnixStream::connect(socket).await;
-    }
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    let name = socket.file_name().unwrap_or_default();
-    let d = std::fs::File::open(dir)?;
-    use std::os::fd::AsRawFd;
-    let short = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd())).join(name);
-    let r = UnixStream::connect(&short).await;
-    drop(d);
-    r
-}
-
 impl ContainerHost for Host {
     fn prepare(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), String>> {
         let (me, rec) = (self.clone_handle(), rec.clone());
@@ -635,95 +561,6 @@ impl Host {
             containers: self.containers.clone(),
         })
     }
-}
-
-/// Files a container gets at create: hostname, hosts, resolv.conf.
-pub fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    cfg: &DaemonConfig,
-    hc: &serde_json::Value,
-) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(dir.join("hostname"))?;
-    writeln!(f, "{hostname}")?;
-    write_hosts(dir, hc, None)?;
-    std::fs::write(dir.join("resolv.conf"), resolv_conf(cfg, hc, false))?;
-    Ok(())
-}
-
-/// The container's /etc/hosts: localhost, `--add-host`, and its own
-/// address with its hostname once it has one.
-pub fn write_hosts(
-    dir: &Path,
-    hc: &serde_json::Value,
-    own: Option<(&str, &str)>,
-) -> std::io::Result<()> {
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    if let Some(extra) = hc["ExtraHosts"].as_array() {
-        for h in extra.iter().filter_map(|h| h.as_str()) {
-            if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!("{ip}\t{name}\n"));
-            }
-        }
-    }
-    if let Some((ip, name)) = own {
-        if !name.is_empty() {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
-    std::fs::write(dir.join("hosts"), hosts)
-}
-
-/// The host's resolv.conf without loopback resolvers (unreachable from the
-/// container), with `--dns*` options over the daemon's.
-pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value, embedded: bool) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let pick = |c: Vec<String>, d: &Vec<String>| if !c.is_empty() { c } else { d.clone() };
-    let dns = pick(super::spec::strings(&hc["Dns"]), &cfg.dns);
-    let search = pick(super::spec::strings(&hc["DnsSearch"]), &cfg.dns_search);
-    let opts = pick(super::spec::strings(&hc["DnsOptions"]), &cfg.dns_opts);
-    let mut out = String::new();
-    let mut servers = Vec::new();
-    for line in BufReader::new(host.as_bytes())
-        .lines()
-        .map_while(Result::ok)
-    {
-        let t = line.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if !(ns.starts_with("127.") || ns == "::1") {
-                servers.push(ns.to_string());
-            }
-        } else if ((t.starts_with("search") || t.starts_with("domain")) && search.is_empty())
-            || (t.starts_with("options") && opts.is_empty())
-        {
-            out.push_str(t);
-            out.push('\n');
-        }
-    }
-    if !dns.is_empty() {
-        servers = dns;
-    }
-    if embedded {
-        // The embedded server forwards to the others.
-        servers = vec![crate::network::dns::DNS_ADDR.to_string()];
-    }
-    if servers.is_empty() {
-        servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
-    }
-    let mut head = String::new();
-    for s in servers {
-        head.push_str(&format!("nameserver {s}\n"));
-    }
-    if !search.is_empty() {
-        head.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if !opts.is_empty() {
-        head.push_str(&format!("options {}\n", opts.join(" ")));
-    }
-    head + &out
 }
 
 impl Host {
@@ -1027,25 +864,4 @@ impl Host {
             let _ = tokio::task::spawn_blocking(move || crate::network::netns::remove(&ours)).await;
         }
     }
-}
-
-/// The resolvers the embedded DNS server forwards to: `--dns`, `dns`, else
-/// the host's (loopback ones too: berthd forwards from its namespace).
-pub fn upstream_resolvers(cfg: &DaemonConfig, hc: &serde_json::Value) -> Vec<std::net::SocketAddr> {
-    let mut ips = super::spec::strings(&hc["Dns"]);
-    if ips.is_empty() {
-        ips = cfg.dns.clone();
-    }
-    if ips.is_empty() {
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        ips = host
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("nameserver"))
-            .map(|s| s.trim().to_string())
-            .collect();
-    }
-    ips.iter()
-        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
-        .collect()
 }
