@@ -233,6 +233,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let cont_args = ContainerSupervisorArgs {
         host: cont_host.clone(),
         index: cindex_tx,
+        networks: net_service.networks.clone(),
         events: events.clone(),
         view: view_pub.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(cont_records))),

@@ -120,40 +120,35 @@ pub trait ContainerHost: Send + Sync + 'static {
     fn destroy(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<Result<(), String>>;
     /// Persist a record atomically.
     fn save(&self, rec: &crate::container::ContainerRecord) -> std::io::Result<()>;
-    /// Before the runtime creates the container: its network namespace
-    /// and an endpoint on each of its networks.
-    fn network_up(
+    /// The container's own network namespace, made afresh (loopback up)
+    /// for a run: its path.
+    fn sandbox_create(
         &self,
         rec: &crate::container::ContainerRecord,
-    ) -> BoxFuture<Result<NetworkUp, crate::container::ContainerError>>;
-    /// After the container is gone: its endpoints and its namespace.
-    fn network_down(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<()>;
-    /// Join one more network while running.
-    fn network_connect(
+    ) -> BoxFuture<Result<String, String>>;
+    /// Remove the namespace `sandbox_create` made (not another container's).
+    fn sandbox_remove(&self, rec: &crate::container::ContainerRecord) -> BoxFuture<()>;
+    /// The address ports are published on when a binding names none (the
+    /// daemon's `ip`; empty: every address).
+    fn publish_ip(&self) -> String;
+    /// The embedded DNS server in the container's namespace (user-defined
+    /// networks); with `wait`, until it serves.
+    fn dns_start(&self, rec: &crate::container::ContainerRecord, wait: bool) -> BoxFuture<()>;
+    fn dns_stop(&self, rec: &crate::container::ContainerRecord);
+    /// Its hosts file (with its address `ip` when given) and resolv.conf
+    /// (the embedded server when `embedded`).
+    fn write_net_files(
         &self,
         rec: &crate::container::ContainerRecord,
-        network: &str,
-    ) -> BoxFuture<Result<crate::network::Endpoint, crate::container::ContainerError>>;
+        ip: Option<&str>,
+        embedded: bool,
+    );
     /// Push the record's resource limits (`docker update`) to the runtime
     /// of the running container.
     fn apply_resources(
         &self,
         rec: &crate::container::ContainerRecord,
     ) -> BoxFuture<Result<(), ShimCallError>>;
-    /// Leave a network while running.
-    fn network_disconnect(
-        &self,
-        rec: &crate::container::ContainerRecord,
-        network: &str,
-    ) -> BoxFuture<Result<(), crate::container::ContainerError>>;
-}
-
-/// A container's network as set up before its start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkUp {
-    /// The namespace file (empty: the runtime makes one, or none is needed).
-    pub sandbox: String,
-    pub endpoints: std::collections::BTreeMap<String, crate::network::Endpoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,16 +6,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_actors::container::{ContainerError, ContainerRecord};
-use berth_actors::network::{
-    Endpoint, EndpointRequest, NetworkError, NetworkMsg, Networks, PortMapping,
-};
-use berth_actors::ports::{BoxFuture, ContainerHost, NetworkUp, ShimCallError, ShimStarted};
+use berth_actors::container::ContainerRecord;
+use berth_actors::ports::{BoxFuture, ContainerHost, ShimCallError, ShimStarted};
 use berth_actors::protocol::shim::{
     ExitStatus, LogConfig, Request, Response, ShimConfig, CONFIG_FILE, EXIT_FILE, PROTOCOL_VERSION,
     SOCKET_FILE,
 };
-use berth_actors::HasKind;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -466,45 +462,89 @@ impl ContainerHost for Host {
         })
     }
 
-    fn network_up(&self, rec: &ContainerRecord) -> BoxFuture<Result<NetworkUp, ContainerError>> {
-        let (me, rec) = (self.clone_handle(), rec.clone());
-        Box::pin(async move { me.network_up_inner(&rec).await })
-    }
-
-    fn network_down(&self, rec: &ContainerRecord) -> BoxFuture<()> {
-        let (me, rec) = (self.clone_handle(), rec.clone());
-        Box::pin(async move { me.network_down_inner(&rec).await })
-    }
-
-    fn network_connect(
-        &self,
-        rec: &ContainerRecord,
-        network: &str,
-    ) -> BoxFuture<Result<Endpoint, ContainerError>> {
-        let (me, rec, network) = (self.clone_handle(), rec.clone(), network.to_string());
+    fn sandbox_create(&self, rec: &ContainerRecord) -> BoxFuture<Result<String, String>> {
+        let path = self.network.sandbox_path(&rec.id);
         Box::pin(async move {
-            let used: Vec<&str> = rec
-                .state
-                .endpoints
-                .values()
-                .map(|e| e.ifname.as_str())
-                .collect();
-            let ifname = (0..)
-                .map(|i| format!("eth{i}"))
-                .find(|n| !used.contains(&n.as_str()))
-                .unwrap_or_default();
-            let ep = me.join(&rec, &network, ifname, false).await?;
-            let net = me.network.networks.lookup(&network).map_err(net_err)?;
-            if net.user_defined() {
-                // The embedded server takes over name resolution (dockerd
-                // rewrites resolv.conf the same way).
-                me.start_dns(&rec);
-                let cfg = me.config.borrow().clone();
-                let path = me.container_dir(&rec.id).join("resolv.conf");
-                let _ = std::fs::write(path, resolv_conf(&cfg, &rec.host_config, true));
-            }
-            Ok(ep)
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), String> {
+                crate::network::netns::remove(&p);
+                crate::network::netns::create(&p)
+                    .map_err(|e| format!("creating the network namespace: {e}"))?;
+                crate::network::netns::run_in(&p, || {
+                    crate::network::link::configure_inside(
+                        None,
+                        [0; 6],
+                        std::net::Ipv4Addr::UNSPECIFIED,
+                        0,
+                        None,
+                        None,
+                    )
+                })
+                .map_err(|e| e.to_string())?
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            Ok(path.display().to_string())
         })
+    }
+
+    fn sandbox_remove(&self, rec: &ContainerRecord) -> BoxFuture<()> {
+        let ours = self.network.sandbox_path(&rec.id);
+        let mine = Path::new(&rec.state.sandbox) == ours || rec.state.sandbox.is_empty();
+        Box::pin(async move {
+            if mine {
+                let _ =
+                    tokio::task::spawn_blocking(move || crate::network::netns::remove(&ours)).await;
+            }
+        })
+    }
+
+    fn publish_ip(&self) -> String {
+        // `ip` left at 0.0.0.0: published on every address of both
+        // families (the network host expands the empty address).
+        match self.config.borrow().ip.as_str() {
+            "0.0.0.0" => String::new(),
+            ip => ip.to_string(),
+        }
+    }
+
+    fn dns_start(&self, rec: &ContainerRecord, wait: bool) -> BoxFuture<()> {
+        self.start_dns(rec);
+        let (dns, sandbox, id) = (
+            self.network.dns.clone(),
+            self.network.sandbox_path(&rec.id),
+            rec.id.clone(),
+        );
+        Box::pin(async move {
+            if !wait {
+                return;
+            }
+            let served = tokio::task::spawn_blocking(move || {
+                dns.wait_served(&sandbox, Duration::from_secs(2))
+            })
+            .await
+            .unwrap_or(false);
+            if !served {
+                warn!(%id, "the embedded DNS server is not serving the container yet");
+            }
+        })
+    }
+
+    fn dns_stop(&self, rec: &ContainerRecord) {
+        self.network.dns.stop(&rec.id);
+    }
+
+    fn write_net_files(&self, rec: &ContainerRecord, ip: Option<&str>, embedded: bool) {
+        let cfg = self.config.borrow().clone();
+        let dir = self.container_dir(&rec.id);
+        if let Some(ip) = ip {
+            let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+            let _ = write_hosts(&dir, &rec.host_config, Some((ip, hostname)));
+        }
+        let _ = std::fs::write(
+            dir.join("resolv.conf"),
+            resolv_conf(&cfg, &rec.host_config, embedded),
+        );
     }
 
     fn apply_resources(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), ShimCallError>> {
@@ -514,24 +554,6 @@ impl ContainerHost for Host {
             connect(&sock, &Request::Update { resources })
                 .await
                 .map(|_| ())
-        })
-    }
-
-    fn network_disconnect(
-        &self,
-        rec: &ContainerRecord,
-        network: &str,
-    ) -> BoxFuture<Result<(), ContainerError>> {
-        let (rec, network) = (rec.clone(), network.to_string());
-        let nets = self.network.networks.clone();
-        Box::pin(async move {
-            let net = nets.lookup(&network).map_err(net_err)?;
-            Networks::ask(&net.id, |reply| NetworkMsg::Disconnect {
-                container: rec.id.clone(),
-                reply,
-            })
-            .await
-            .map_err(net_err)
         })
     }
 
@@ -587,145 +609,7 @@ impl Host {
     }
 }
 
-/// A network error as a container error of the same kind.
-fn net_err(e: NetworkError) -> ContainerError {
-    match e {
-        NetworkError::NotFound(_) | NetworkError::PluginNotFound(_) => {
-            ContainerError::NetworkNotFound(e.to_string())
-        }
-        NetworkError::Conflict(m) => ContainerError::Conflict(m),
-        NetworkError::Invalid(m) => ContainerError::Invalid(m),
-        NetworkError::Forbidden(m) => ContainerError::Forbidden(m),
-        NetworkError::System(m) => ContainerError::System(m),
-        NetworkError::Unavailable => ContainerError::Unavailable,
-        NetworkError::Timeout(m) => ContainerError::Timeout(m),
-    }
-}
-
-/// The ports a container publishes: `-p` bindings, and with `-P` every
-/// exposed port on an ephemeral host port.
-pub fn port_requests(rec: &ContainerRecord, default_ip: &str) -> Vec<PortMapping> {
-    let hc = &rec.host_config;
-    let mut out: Vec<PortMapping> = Vec::new();
-    let split = |k: &str| -> Option<(u16, String)> {
-        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-        Some((p.parse().ok()?, proto.to_string()))
-    };
-    if let Some(b) = hc["PortBindings"].as_object() {
-        for (k, v) in b {
-            let Some((cport, proto)) = split(k) else {
-                continue;
-            };
-            for binding in v.as_array().into_iter().flatten() {
-                let ip = binding["HostIp"].as_str().unwrap_or("");
-                let hp = binding["HostPort"].as_str().unwrap_or("");
-                let (lo, hi) = match hp.split_once('-') {
-                    Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
-                    None => (hp.parse().unwrap_or(0), 0),
-                };
-                out.push(PortMapping {
-                    proto: proto.clone(),
-                    container_port: cport,
-                    host_ip: if ip.is_empty() {
-                        default_ip.to_string()
-                    } else {
-                        ip.to_string()
-                    },
-                    host_port: lo,
-                    host_port_end: hi,
-                });
-            }
-        }
-    }
-    if hc["PublishAllPorts"].as_bool() == Some(true) {
-        if let Some(e) = rec.config["ExposedPorts"].as_object() {
-            for k in e.keys() {
-                let Some((cport, proto)) = split(k) else {
-                    continue;
-                };
-                if out
-                    .iter()
-                    .any(|m| m.container_port == cport && m.proto == proto)
-                {
-                    continue;
-                }
-                out.push(PortMapping {
-                    proto,
-                    container_port: cport,
-                    host_ip: default_ip.to_string(),
-                    host_port: 0,
-                    host_port_end: 0,
-                });
-            }
-        }
-    }
-    out
-}
-
 impl Host {
-    /// The network a container names in `NetworkMode` (`default` is the
-    /// default bridge).
-    pub fn primary_network(rec: &ContainerRecord) -> String {
-        match rec.host_config["NetworkMode"].as_str().unwrap_or("") {
-            "" | "default" => "bridge".into(),
-            m => m.to_string(),
-        }
-    }
-
-    async fn join(
-        &self,
-        rec: &ContainerRecord,
-        network: &str,
-        ifname: String,
-        primary: bool,
-    ) -> Result<Endpoint, ContainerError> {
-        let net = self.network.networks.lookup(network).map_err(net_err)?;
-        let att = rec.networks.get(network).cloned().unwrap_or_default();
-        let cfg = self.config.borrow().clone();
-        // `ip` left at 0.0.0.0: published on every address of both
-        // families (the network host expands the empty address).
-        let default_ip = match cfg.ip.as_str() {
-            "0.0.0.0" => String::new(),
-            ip => ip.to_string(),
-        };
-        let mut aliases = att.aliases.clone();
-        if net.user_defined() && !aliases.contains(&rec.id[..12].to_string()) {
-            aliases.push(rec.id[..12].to_string());
-        }
-        let req = EndpointRequest {
-            container: rec.id.clone(),
-            name: rec.short_name().to_string(),
-            aliases,
-            ip: if att.ip.is_empty() {
-                None
-            } else {
-                Some(att.ip.parse().map_err(|_| {
-                    ContainerError::Invalid(format!("invalid IPv4 address: {}", att.ip))
-                })?)
-            },
-            ip6: if att.ip6.is_empty() {
-                None
-            } else {
-                Some(att.ip6.parse().map_err(|_| {
-                    ContainerError::Invalid(format!("invalid IPv6 address: {}", att.ip6))
-                })?)
-            },
-            sandbox: self.network.sandbox_path(&rec.id).display().to_string(),
-            ifname,
-            ports: if primary {
-                port_requests(rec, &default_ip)
-            } else {
-                vec![]
-            },
-        };
-        Networks::ask(&net.id, |reply| NetworkMsg::Connect {
-            req: Box::new(req),
-            reply,
-        })
-        .await
-        .map_err(net_err)
-    }
-
     fn start_dns(&self, rec: &ContainerRecord) {
         let cfg = self.config.borrow().clone();
         let upstreams = upstream_resolvers(&cfg, &rec.host_config);
@@ -741,127 +625,6 @@ impl Host {
         let snap = self.network.networks.snapshot();
         if snap.of_container(&rec.id).any(|n| n.user_defined()) {
             self.start_dns(rec);
-        }
-    }
-
-    async fn network_up_inner(&self, rec: &ContainerRecord) -> Result<NetworkUp, ContainerError> {
-        let mode = rec.host_config["NetworkMode"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if mode == "host" || mode == "none" {
-            return Ok(NetworkUp::default());
-        }
-        if let Some(other) = mode.strip_prefix("container:") {
-            let ix = self.containers.borrow().clone();
-            let o = ix.lookup(other)?;
-            if !o.state.status.is_live() || o.state.pid <= 0 {
-                return Err(ContainerError::Conflict(format!(
-                    "cannot join network namespace of a non running container: {}",
-                    o.id
-                )));
-            }
-            let sandbox = if o.state.sandbox.is_empty() {
-                format!("/proc/{}/ns/net", o.state.pid)
-            } else {
-                o.state.sandbox.clone()
-            };
-            return Ok(NetworkUp {
-                sandbox,
-                endpoints: Default::default(),
-            });
-        }
-        let primary = Self::primary_network(rec);
-        let mut order = vec![primary.clone()];
-        order.extend(rec.networks.keys().filter(|k| **k != primary).cloned());
-        // Every network must exist before anything is created.
-        for n in &order {
-            self.network.networks.lookup(n).map_err(net_err)?;
-        }
-        let sandbox = self.network.sandbox_path(&rec.id);
-        let path = sandbox.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            crate::network::netns::remove(&path);
-            crate::network::netns::create(&path)
-                .map_err(|e| format!("creating the network namespace: {e}"))?;
-            crate::network::netns::run_in(&path, || {
-                crate::network::link::configure_inside(
-                    None,
-                    [0; 6],
-                    std::net::Ipv4Addr::UNSPECIFIED,
-                    0,
-                    None,
-                    None,
-                )
-            })
-            .map_err(|e| e.to_string())?
-        })
-        .await
-        .map_err(|e| ContainerError::System(e.to_string()))?
-        .map_err(ContainerError::System)?;
-        let mut up = NetworkUp {
-            sandbox: sandbox.display().to_string(),
-            endpoints: Default::default(),
-        };
-        for (i, n) in order.iter().enumerate() {
-            match self.join(rec, n, format!("eth{i}"), i == 0).await {
-                Ok(ep) => {
-                    up.endpoints.insert(n.clone(), ep);
-                }
-                Err(e) => {
-                    let mut r = rec.clone();
-                    r.state.sandbox = up.sandbox.clone();
-                    self.network_down_inner(&r).await;
-                    return Err(e);
-                }
-            }
-        }
-        let snap = self.network.networks.snapshot();
-        let user = order
-            .iter()
-            .any(|n| snap.by_name(n).is_some_and(|r| r.user_defined()));
-        if user {
-            self.start_dns(rec);
-            let (dns, sandbox) = (self.network.dns.clone(), PathBuf::from(&up.sandbox));
-            let served = tokio::task::spawn_blocking(move || {
-                dns.wait_served(&sandbox, Duration::from_secs(2))
-            })
-            .await
-            .unwrap_or(false);
-            if !served {
-                warn!(id = %rec.id, "the embedded DNS server is not serving the container yet");
-            }
-        }
-        // hosts and resolv.conf for this start.
-        let cfg = self.config.borrow().clone();
-        let dir = self.container_dir(&rec.id);
-        if let Some(ep) = up.endpoints.get(&primary) {
-            let hostname = rec.config["Hostname"].as_str().unwrap_or("");
-            let _ = write_hosts(&dir, &rec.host_config, Some((&ep.ip, hostname)));
-        }
-        let _ = std::fs::write(
-            dir.join("resolv.conf"),
-            resolv_conf(&cfg, &rec.host_config, user),
-        );
-        Ok(up)
-    }
-
-    async fn network_down_inner(&self, rec: &ContainerRecord) {
-        self.network.dns.stop(&rec.id);
-        let snap = self.network.networks.snapshot();
-        for net in snap.of_container(&rec.id) {
-            let r = Networks::ask(&net.id, |reply| NetworkMsg::Disconnect {
-                container: rec.id.clone(),
-                reply,
-            })
-            .await;
-            if let Err(e) = r {
-                warn!(id = %rec.id, network = %net.name, "leaving the network: {e} ({:?})", e.kind());
-            }
-        }
-        let ours = self.network.sandbox_path(&rec.id);
-        if Path::new(&rec.state.sandbox) == ours || rec.state.sandbox.is_empty() {
-            let _ = tokio::task::spawn_blocking(move || crate::network::netns::remove(&ours)).await;
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct ContainerArgs {
     pub record: ContainerRecord,
     pub host: Arc<dyn ContainerHost>,
     pub index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    /// The networks' read model (their actors are asked by ID).
+    pub networks: crate::network::Networks,
     pub events: Events,
     pub view: ViewPublisher,
     /// Adopt a running container (live-restore, actor restart); otherwise a
@@ -45,7 +47,8 @@ pub struct ContainerArgs {
 pub struct ContainerState {
     pub(super) rec: ContainerRecord,
     pub(super) host: Arc<dyn ContainerHost>,
-    index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    pub(super) index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    pub(super) networks: crate::network::Networks,
     pub(super) events: Events,
     view: ViewPublisher,
     /// Incarnation: bumped by every start, so late messages of an older
@@ -266,6 +269,7 @@ impl Actor for ContainerActor {
             rec: a.record,
             host: a.host,
             index: a.index,
+            networks: a.networks,
             events: a.events,
             view: a.view,
             gen: 1,

@@ -1,11 +1,201 @@
-//! network connect / disconnect: the container's configured networks
-//! change; a running container joins or leaves now.
+//! The container's networks, through their NetworkActors: at each start
+//! the container's namespace is made (a host port) and it joins every
+//! network it names (each NetworkActor allocates its address and plumbs
+//! its endpoint); after the run it leaves them. `network connect` and
+//! `disconnect` change the configured networks and, while it runs, join
+//! or leave now. The host adapter only makes namespaces, files and DNS
+//! servers: it never speaks to a NetworkActor.
 
 use super::actor::ContainerState;
-use super::model::NetworkAttachment;
+use super::model::{ContainerRecord, NetworkAttachment};
 use super::ContainerError;
+use crate::network::{Endpoint, EndpointRequest, NetworkError, NetworkMsg, Networks, PortMapping};
+
+/// A network error as a container error of the same kind.
+fn net_err(e: NetworkError) -> ContainerError {
+    match e {
+        NetworkError::NotFound(_) | NetworkError::PluginNotFound(_) => {
+            ContainerError::NetworkNotFound(e.to_string())
+        }
+        NetworkError::Conflict(m) => ContainerError::Conflict(m),
+        NetworkError::Invalid(m) => ContainerError::Invalid(m),
+        NetworkError::Forbidden(m) => ContainerError::Forbidden(m),
+        NetworkError::System(m) => ContainerError::System(m),
+        NetworkError::Unavailable => ContainerError::Unavailable,
+        NetworkError::Timeout(m) => ContainerError::Timeout(m),
+    }
+}
+
+/// The network a container names in `NetworkMode` (`default` is the
+/// default bridge).
+pub fn primary_network(rec: &ContainerRecord) -> String {
+    match rec.host_config["NetworkMode"].as_str().unwrap_or("") {
+        "" | "default" => "bridge".into(),
+        m => m.to_string(),
+    }
+}
+
+/// The ports a container publishes: `-p` bindings, and with `-P` every
+/// exposed port on an ephemeral host port.
+pub fn port_requests(rec: &ContainerRecord, default_ip: &str) -> Vec<PortMapping> {
+    let hc = &rec.host_config;
+    let mut out: Vec<PortMapping> = Vec::new();
+    let split = |k: &str| -> Option<(u16, String)> {
+        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        Some((p.parse().ok()?, proto.to_string()))
+    };
+    if let Some(b) = hc["PortBindings"].as_object() {
+        for (k, v) in b {
+            let Some((cport, proto)) = split(k) else {
+                continue;
+            };
+            for binding in v.as_array().into_iter().flatten() {
+                let ip = binding["HostIp"].as_str().unwrap_or("");
+                let hp = binding["HostPort"].as_str().unwrap_or("");
+                let (lo, hi) = match hp.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
+                    None => (hp.parse().unwrap_or(0), 0),
+                };
+                out.push(PortMapping {
+                    proto: proto.clone(),
+                    container_port: cport,
+                    host_ip: if ip.is_empty() {
+                        default_ip.to_string()
+                    } else {
+                        ip.to_string()
+                    },
+                    host_port: lo,
+                    host_port_end: hi,
+                });
+            }
+        }
+    }
+    if hc["PublishAllPorts"].as_bool() == Some(true) {
+        if let Some(e) = rec.config["ExposedPorts"].as_object() {
+            for k in e.keys() {
+                let Some((cport, proto)) = split(k) else {
+                    continue;
+                };
+                if out
+                    .iter()
+                    .any(|m| m.container_port == cport && m.proto == proto)
+                {
+                    continue;
+                }
+                out.push(PortMapping {
+                    proto,
+                    container_port: cport,
+                    host_ip: default_ip.to_string(),
+                    host_port: 0,
+                    host_port_end: 0,
+                });
+            }
+        }
+    }
+    out
+}
 
 impl ContainerState {
+    /// Before the runtime creates the container: its namespace (its own,
+    /// or another container's) and an endpoint on each of its networks;
+    /// hosts, resolv.conf and the embedded DNS server to match.
+    pub(super) async fn network_up(&mut self) -> Result<(), ContainerError> {
+        let mode = self.rec.host_config["NetworkMode"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if mode == "host" || mode == "none" {
+            return Ok(());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.index.borrow().lookup(other)?;
+            if !o.state.status.is_live() || o.state.pid <= 0 {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot join network namespace of a non running container: {}",
+                    o.id
+                )));
+            }
+            self.rec.state.sandbox = if o.state.sandbox.is_empty() {
+                format!("/proc/{}/ns/net", o.state.pid)
+            } else {
+                o.state.sandbox.clone()
+            };
+            return Ok(());
+        }
+        let primary = primary_network(&self.rec);
+        let mut order = vec![primary.clone()];
+        order.extend(self.rec.networks.keys().filter(|k| **k != primary).cloned());
+        // Every network must exist before anything is created.
+        for n in &order {
+            self.networks.lookup(n).map_err(net_err)?;
+        }
+        self.rec.state.sandbox = self
+            .host
+            .sandbox_create(&self.rec)
+            .await
+            .map_err(ContainerError::System)?;
+        for (i, n) in order.iter().enumerate() {
+            let ep = self.join(n, format!("eth{i}"), i == 0).await?;
+            self.rec.state.endpoints.insert(n.clone(), ep);
+        }
+        let snap = self.networks.snapshot();
+        let user = order
+            .iter()
+            .any(|n| snap.by_name(n).is_some_and(|r| r.user_defined()));
+        if user {
+            self.host.dns_start(&self.rec, true).await;
+        }
+        // hosts and resolv.conf for this run.
+        let ip = self.rec.state.endpoints.get(&primary).map(|e| e.ip.clone());
+        self.host.write_net_files(&self.rec, ip.as_deref(), user);
+        Ok(())
+    }
+
+    /// An endpoint for the container on `network`, from its NetworkActor.
+    async fn join(
+        &self,
+        network: &str,
+        ifname: String,
+        primary: bool,
+    ) -> Result<Endpoint, ContainerError> {
+        let rec = &self.rec;
+        let net = self.networks.lookup(network).map_err(net_err)?;
+        let att = rec.networks.get(network).cloned().unwrap_or_default();
+        let mut aliases = att.aliases.clone();
+        let short = rec.id.get(..12).unwrap_or(&rec.id).to_string();
+        if net.user_defined() && !aliases.contains(&short) {
+            aliases.push(short);
+        }
+        let parse =
+            |s: &str, what: &str| ContainerError::Invalid(format!("invalid {what} address: {s}"));
+        let req = EndpointRequest {
+            container: rec.id.clone(),
+            name: rec.short_name().to_string(),
+            aliases,
+            ip: match att.ip.as_str() {
+                "" => None,
+                s => Some(s.parse().map_err(|_| parse(s, "IPv4"))?),
+            },
+            ip6: match att.ip6.as_str() {
+                "" => None,
+                s => Some(s.parse().map_err(|_| parse(s, "IPv6"))?),
+            },
+            sandbox: rec.state.sandbox.clone(),
+            ifname,
+            ports: if primary {
+                port_requests(rec, &self.host.publish_ip())
+            } else {
+                vec![]
+            },
+        };
+        Networks::ask(&net.id, |reply| NetworkMsg::Connect {
+            req: Box::new(req),
+            reply,
+        })
+        .await
+        .map_err(net_err)
+    }
+
     pub(super) async fn connect(
         &mut self,
         network: String,
@@ -25,7 +215,18 @@ impl ContainerState {
         }
         self.rec.networks.insert(network.clone(), attachment);
         if self.status().is_live() && !self.rec.state.sandbox.is_empty() {
-            match self.host.network_connect(&self.rec, &network).await {
+            let used: Vec<&str> = self
+                .rec
+                .state
+                .endpoints
+                .values()
+                .map(|e| e.ifname.as_str())
+                .collect();
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !used.contains(&n.as_str()))
+                .unwrap_or_default();
+            match self.join(&network, ifname, false).await {
                 Ok(ep) => {
                     self.rec.state.endpoints.insert(network.clone(), ep);
                 }
@@ -33,6 +234,16 @@ impl ContainerState {
                     self.rec.networks.remove(&network);
                     return Err(e);
                 }
+            }
+            if self
+                .networks
+                .lookup(&network)
+                .is_ok_and(|n| n.user_defined())
+            {
+                // The embedded server takes over name resolution (dockerd
+                // rewrites resolv.conf the same way).
+                self.host.dns_start(&self.rec, false).await;
+                self.host.write_net_files(&self.rec, None, true);
             }
         }
         self.save();
@@ -47,7 +258,7 @@ impl ContainerState {
             )));
         }
         if self.rec.state.endpoints.contains_key(&network) {
-            let r = self.host.network_disconnect(&self.rec, &network).await;
+            let r = self.leave(&network).await;
             self.rec.state.endpoints.remove(&network);
             if let Err(e) = r {
                 tracing::warn!(id = %self.rec.id, "disconnecting from {network}: {e}");
@@ -57,12 +268,33 @@ impl ContainerState {
         Ok(())
     }
 
-    /// The container is gone: leave its networks, drop its namespace.
+    async fn leave(&self, network: &str) -> Result<(), ContainerError> {
+        let net = self.networks.lookup(network).map_err(net_err)?;
+        let container = self.rec.id.clone();
+        Networks::ask(&net.id, |reply| NetworkMsg::Disconnect { container, reply })
+            .await
+            .map_err(net_err)
+    }
+
+    /// After a run (or a failed start): leave its networks, drop its
+    /// namespace and DNS server.
     pub(super) async fn network_down(&mut self) {
         if self.rec.state.sandbox.is_empty() && self.rec.state.endpoints.is_empty() {
             return;
         }
-        self.host.network_down(&self.rec).await;
+        self.host.dns_stop(&self.rec);
+        // Every network that has an endpoint of it (also one its record
+        // lost, e.g. after a failed start).
+        let snap = self.networks.snapshot();
+        for net in snap.of_container(&self.rec.id) {
+            let container = self.rec.id.clone();
+            let r =
+                Networks::ask(&net.id, |reply| NetworkMsg::Disconnect { container, reply }).await;
+            if let Err(e) = r {
+                tracing::warn!(id = %self.rec.id, network = %net.name, "leaving the network: {e}");
+            }
+        }
+        self.host.sandbox_remove(&self.rec).await;
         self.rec.state.sandbox.clear();
         self.rec.state.endpoints.clear();
     }

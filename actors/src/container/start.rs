@@ -51,16 +51,10 @@ impl ContainerState {
             }
             _ => {}
         }
-        match self.host.network_up(&self.rec).await {
-            Ok(up) => {
-                self.rec.state.sandbox = up.sandbox;
-                self.rec.state.endpoints = up.endpoints;
-            }
-            Err(e) => {
-                self.network_down().await;
-                self.failed_start(e.to_string());
-                return Err(e);
-            }
+        if let Err(e) = self.network_up().await {
+            self.network_down().await;
+            self.failed_start(e.to_string());
+            return Err(e);
         }
         if let Err(e) = self.mount_volumes().await {
             self.network_down().await;

@@ -29,6 +29,8 @@ pub struct ContainerSupervisor;
 pub struct ContainerSupervisorArgs {
     pub host: Arc<dyn ContainerHost>,
     pub index: Arc<watch::Sender<Arc<ContainerIndex>>>,
+    /// The networks' read model.
+    pub networks: crate::network::Networks,
     pub events: Events,
     pub view: ViewPublisher,
     /// Records read from disk at berthd start (first incarnation only).
@@ -151,6 +153,7 @@ impl SupervisorState {
             record,
             host: self.args.host.clone(),
             index: self.args.index.clone(),
+            networks: self.args.networks.clone(),
             events: self.args.events.clone(),
             view: self.args.view.clone(),
             adopt,

@@ -15,7 +15,11 @@ use crate::ports::SystemClock;
 use crate::testing::FakeContainerHost;
 use crate::view::ViewPublisher;
 
-fn record(id: &str, host_config: serde_json::Value) -> ContainerRecord {
+fn record(id: &str, mut host_config: serde_json::Value) -> ContainerRecord {
+    // No network unless the test sets one up.
+    if host_config.get("NetworkMode").is_none() {
+        host_config["NetworkMode"] = json!("none");
+    }
     ContainerRecord {
         version: RECORD_VERSION,
         id: id.into(),
@@ -46,6 +50,7 @@ fn record(id: &str, host_config: serde_json::Value) -> ContainerRecord {
 
 struct Rig {
     host: FakeContainerHost,
+    networks: crate::network::Networks,
     index: Arc<watch::Sender<Arc<ContainerIndex>>>,
     view: ViewPublisher,
 }
@@ -55,6 +60,9 @@ impl Rig {
         let (tx, _rx) = watch::channel(Arc::new(ContainerIndex::default()));
         Rig {
             host: FakeContainerHost::default(),
+            networks: crate::network::Networks {
+                index: watch::channel(Arc::new(crate::network::NetworkIndex::default())).1,
+            },
             index: Arc::new(tx),
             view: ViewPublisher::new().0,
         }
@@ -65,6 +73,7 @@ impl Rig {
             record: rec,
             host: Arc::new(self.host.clone()),
             index: self.index.clone(),
+            networks: self.networks.clone(),
             events: Events::new(Arc::new(SystemClock)),
             view: self.view.clone(),
             adopt,
@@ -101,13 +110,28 @@ async fn ask<T: Send + 'static>(
 
 #[tokio::test]
 async fn start_then_stop_records_the_signal_exit() {
-    let rig = Rig::new();
-    let a = rig.spawn(record("c1", json!({})), true).await;
+    // A real NetworkSupervisor (over a fake host): the container joins its
+    // network through the NetworkActor at start and leaves it at exit.
+    let _serial = crate::network::tests::SERIAL.lock().await;
+    let nh = crate::testing::FakeNetworkHost::default();
+    let (networks, nsup) = crate::network::tests::start(&nh).await;
+    crate::network::tests::create(crate::network::tests::record("br1", Some("10.9.8.0/24")))
+        .await
+        .unwrap();
+    let mut rig = Rig::new();
+    rig.networks = networks.clone();
+    let a = rig
+        .spawn(record("c1", json!({"NetworkMode": "br1"})), true)
+        .await;
     ask(&a, ContainerMsg::Start).await.unwrap();
     let st = rig.state("c1");
     assert_eq!(st.status, Status::Running);
     assert_eq!(Some(st.pid), rig.host.pid("c1"));
     assert_eq!(rig.host.lock().network_ups, 1);
+    assert_eq!(st.sandbox, "/fake/netns/c1");
+    let ep = &st.endpoints["br1"];
+    assert!(ep.ip.starts_with("10.9.8."), "{ep:?}");
+    assert!(networks.lookup("br1").unwrap().endpoints.contains_key("c1"));
     // Starting again is a no-op the actor answers with 304.
     assert_eq!(
         ask(&a, ContainerMsg::Start).await.unwrap_err(),
@@ -125,6 +149,11 @@ async fn start_then_stop_records_the_signal_exit() {
     assert_eq!((st.status, st.exit_code, st.pid), (Status::Exited, 143, 0));
     assert!(st.manually_stopped);
     assert_eq!(rig.host.lock().network_downs, 1);
+    assert!(
+        !networks.lookup("br1").unwrap().endpoints.contains_key("c1"),
+        "left its network"
+    );
+    assert!(st.endpoints.is_empty() && st.sandbox.is_empty());
     assert!(rig.host.lock().released.contains(&"c1".to_string()));
     // The saved record is the published one.
     assert_eq!(rig.host.lock().saved["c1"].state, st);
@@ -137,6 +166,13 @@ async fn start_then_stop_records_the_signal_exit() {
     .await;
     assert!(matches!(again, Err(ContainerError::NotModified("stopped"))));
     a.stop(None);
+    nsup.stop(None);
+    for _ in 0..100 {
+        if ractor::registry::where_is(crate::directory::NETWORKS.to_string()).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -504,6 +540,7 @@ async fn a_failed_create_leaves_nothing_behind() {
     let args = ContainerSupervisorArgs {
         host: Arc::new(rig.host.clone()),
         index: rig.index.clone(),
+        networks: rig.networks.clone(),
         events: Events::new(Arc::new(SystemClock)),
         view: rig.view.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),

@@ -84,4 +84,4 @@ pub enum NetworkMsg {
     },
 }
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,7 +14,7 @@ use crate::events::Events;
 use crate::ports::SystemClock;
 use crate::testing::FakeNetworkHost;
 
-fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
+pub(crate) fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
     NetworkRecord {
         version: NETWORK_RECORD_VERSION,
         id: format!("{name:0<64}"),
@@ -55,7 +55,7 @@ fn req(container: &str) -> Box<EndpointRequest> {
     })
 }
 
-async fn start(host: &FakeNetworkHost) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
+pub(crate) async fn start(host: &FakeNetworkHost) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
     let (tx, rx) = watch::channel(Arc::new(NetworkIndex::default()));
     let args = NetworkSupervisorArgs {
         host: Arc::new(host.clone()),
@@ -75,7 +75,7 @@ async fn start(host: &FakeNetworkHost) -> (Networks, ractor::ActorRef<Supervisor
     (Networks { index: rx }, s)
 }
 
-async fn create(rec: NetworkRecord) -> Result<Arc<NetworkRecord>, NetworkError> {
+pub(crate) async fn create(rec: NetworkRecord) -> Result<Arc<NetworkRecord>, NetworkError> {
     let pools = vec![AutoPool {
         base: "172.17.0.0/16".into(),
         size: 24,
@@ -88,7 +88,7 @@ async fn create(rec: NetworkRecord) -> Result<Arc<NetworkRecord>, NetworkError> 
     .await
 }
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn ipam_failures_removal_and_rebuild() {

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::container::{ContainerError, ContainerRecord};
-use crate::network::Endpoint;
-use crate::ports::{BoxFuture, ContainerHost, NetworkUp, ShimCallError, ShimStarted};
+use crate::container::ContainerRecord;
+use crate::ports::{BoxFuture, ContainerHost, ShimCallError, ShimStarted};
 use crate::protocol::shim::{ExitStatus, Request, Response, ShimStatus};
 
 /// One container's shim and process.
@@ -297,32 +296,32 @@ impl ContainerHost for FakeContainerHost {
         Ok(())
     }
 
-    fn network_up(&self, _rec: &ContainerRecord) -> BoxFuture<Result<NetworkUp, ContainerError>> {
+    fn sandbox_create(&self, rec: &ContainerRecord) -> BoxFuture<Result<String, String>> {
         self.lock().network_ups += 1;
-        Box::pin(async {
-            Ok(NetworkUp {
-                sandbox: "/fake/netns".into(),
-                endpoints: BTreeMap::new(),
-            })
-        })
+        let p = format!("/fake/netns/{}", rec.id);
+        Box::pin(async move { Ok(p) })
     }
 
-    fn network_down(&self, _rec: &ContainerRecord) -> BoxFuture<()> {
+    fn sandbox_remove(&self, _rec: &ContainerRecord) -> BoxFuture<()> {
         self.lock().network_downs += 1;
         Box::pin(async {})
     }
 
-    fn network_connect(
-        &self,
-        _rec: &ContainerRecord,
-        network: &str,
-    ) -> BoxFuture<Result<Endpoint, ContainerError>> {
-        let n = network.to_string();
-        Box::pin(async move {
-            Err(ContainerError::Invalid(format!(
-                "fake host: no network {n}"
-            )))
-        })
+    fn publish_ip(&self) -> String {
+        String::new()
+    }
+
+    fn dns_start(&self, rec: &ContainerRecord, _wait: bool) -> BoxFuture<()> {
+        self.lock().calls.push((rec.id.clone(), "dns-start"));
+        Box::pin(async {})
+    }
+
+    fn dns_stop(&self, rec: &ContainerRecord) {
+        self.lock().calls.push((rec.id.clone(), "dns-stop"));
+    }
+
+    fn write_net_files(&self, rec: &ContainerRecord, _ip: Option<&str>, _embedded: bool) {
+        self.lock().calls.push((rec.id.clone(), "net-files"));
     }
 
     fn apply_resources(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), ShimCallError>> {
@@ -338,13 +337,5 @@ impl ContainerHost for FakeContainerHost {
             Ok(())
         };
         Box::pin(async move { r })
-    }
-
-    fn network_disconnect(
-        &self,
-        _rec: &ContainerRecord,
-        _network: &str,
-    ) -> BoxFuture<Result<(), ContainerError>> {
-        Box::pin(async { Ok(()) })
     }
 }
