@@ -198,7 +198,12 @@ impl Daemon {
 
     /// berthd with this daemon's temp roots and config file (no -H).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(berthd_bin());
+        self.command_with(Path::new(berthd_bin()))
+    }
+
+    /// The same with another berthd binary (an earlier build).
+    pub fn command_with(&self, berthd: &Path) -> Command {
+        let mut cmd = Command::new(berthd);
         cmd.arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")
