@@ -168,7 +168,7 @@ async fn start_then_stop_records_the_signal_exit() {
     a.stop(None);
     nsup.stop(None);
     for _ in 0..100 {
-        if ractor::registry::where_is(crate::directory::NETWORKS.to_string()).is_none() {
+        if ractor::registry::where_is(crate::directory::NETWORKS).is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -467,7 +467,7 @@ async fn a_copy_gets_the_live_root_or_a_lease_of_the_stopped_root_filesystem() {
     .unwrap();
     let pid = rig.host.pid("c10").unwrap();
     assert!(
-        matches!(&v, FsView::Live(p) if *p == std::path::PathBuf::from(format!("/proc/{pid}/root")))
+        matches!(&v, FsView::Live(p) if p.as_path() == std::path::Path::new(&format!("/proc/{pid}/root")))
     );
     assert!(rig.host.lock().borrowed.is_empty());
     // An export always works on the root filesystem alone.
