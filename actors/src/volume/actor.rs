@@ -123,17 +123,22 @@ impl Actor for VolumeActor {
                 if st.rec.users.is_empty() {
                     st.host.unmount(&st.rec);
                 }
-                let _ = reply.send(r);
+                // Removed before the answer: `rm -v` returns with it gone.
+                let mut removed = false;
                 if remove_anonymous && st.rec.anonymous && st.rec.users.is_empty() {
-                    if let Err(e) = st.remove() {
-                        tracing::warn!(volume = %st.rec.name, "removing an anonymous volume: {e}");
-                    } else {
-                        if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
-                            let _ =
-                                s.send_message(VolumeSupervisorMsg::Forget(st.rec.name.clone()));
+                    match st.remove() {
+                        Ok(()) => removed = true,
+                        Err(e) => {
+                            tracing::warn!(volume = %st.rec.name, "removing an anonymous volume: {e}")
                         }
-                        myself.stop(Some("removed".into()));
                     }
+                }
+                let _ = reply.send(r);
+                if removed {
+                    if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
+                        let _ = s.send_message(VolumeSupervisorMsg::Forget(st.rec.name.clone()));
+                    }
+                    myself.stop(Some("removed".into()));
                 }
             }
             VolumeMsg::Mount { user, event, reply } => {
