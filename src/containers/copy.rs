@@ -136,9 +136,20 @@ pub async fn archive_put(
     let (spec, lease) = root_of(view).map_err(ExtractError::Io)?;
     let (res_tx, res_rx) = oneshot::channel();
     cp_root::spawn(spec, lease, move |root| {
+        let mut reader = reader;
         let r = root
             .map_err(ExtractError::Io)
-            .and_then(|root| super::archive::extract(&root, &path, reader, &opts));
+            .and_then(|root| super::archive::extract(&root, &path, &mut reader, &opts));
+        // What follows the archive's end (its second zero block, padding)
+        // is read before the answer goes out: answering with part of the
+        // upload unread cuts the client's write ("broken pipe"). Bounded.
+        let (mut buf, mut left) = (vec![0u8; 64 << 10], 1usize << 20);
+        while left > 0 {
+            match reader.read(&mut buf[..left.min(64 << 10)]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n,
+            }
+        }
         let _ = res_tx.send(r);
     })
     .map_err(ExtractError::Io)?;
