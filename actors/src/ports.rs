@@ -80,7 +80,7 @@ pub trait ContainerHost: Send + Sync + 'static {
         &self,
         rec: &crate::container::ContainerRecord,
         exec: &crate::exec::ExecRecord,
-    ) -> Result<serde_json::Value, String>;
+    ) -> Result<serde_json::Value, crate::container::ContainerError>;
     /// Mount the container's root filesystem for a copy or an export (also
     /// while it is stopped); counted, so `give_back_root` unmounts it only
     /// when neither the container nor another copy uses it.

@@ -374,11 +374,15 @@ impl ContainerHost for Host {
         &self,
         rec: &ContainerRecord,
         exec: &berth_actors::exec::ExecRecord,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, berth_actors::container::ContainerError> {
+        use berth_actors::container::ContainerError;
+        // A spec that is gone is the daemon's trouble (500); a process that
+        // cannot be built from the exec's settings is the client's (400).
         let bundle = self
             .bundle_config(&rec.id)
-            .ok_or_else(|| "the container's spec is missing".to_string())?;
+            .ok_or_else(|| ContainerError::System("the container's spec is missing".into()))?;
         super::exec::process(&bundle, exec, rec.config["User"].as_str().unwrap_or(""))
+            .map_err(ContainerError::Invalid)
     }
 
     fn stats_sample(&self, rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {

@@ -77,10 +77,7 @@ impl ContainerState {
         if self.status() != Status::Running {
             return Err(not_running(&self.rec.id));
         }
-        let process = self
-            .host
-            .exec_process(&self.rec, exec)
-            .map_err(ContainerError::Invalid)?;
+        let process = self.host.exec_process(&self.rec, exec)?;
         self.host
             .open_stdio(
                 &self.rec.id,

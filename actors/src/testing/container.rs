@@ -242,7 +242,7 @@ impl ContainerHost for FakeContainerHost {
         &self,
         _rec: &ContainerRecord,
         exec: &crate::exec::ExecRecord,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, crate::container::ContainerError> {
         Ok(serde_json::json!({ "args": exec.cmd }))
     }
 

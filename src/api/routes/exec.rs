@@ -135,8 +135,11 @@ pub fn start(mut r: Req) -> HandlerFuture {
         let mut stdio = match stdio {
             Ok(s) => s,
             Err(er) => {
+                // The runtime refused the process: the exec ended (its code).
                 if let ContainerError::Runtime(m) | ContainerError::System(m) = &er {
-                    let _ = r.ctx.containers.execs.exited(&id, exit_code_for(m)).await;
+                    if m.starts_with("OCI runtime exec failed") {
+                        let _ = r.ctx.containers.execs.exited(&id, exit_code_for(m)).await;
+                    }
                 }
                 return Err(err(er));
             }
