@@ -50,7 +50,12 @@ pub fn create_body(data: &[u8]) {
     let once = v.clone();
     assert!(crate::api::schema::check(&mut v, &crate::api::schema::CONTAINER_CREATE).is_ok());
     assert_eq!(once, v, "normalizing twice changed the body");
-    let _ = crate::containers::etc_values::check_create(&v, &v["HostConfig"]);
+    // What the check accepts, the typed request decodes whole: nothing is
+    // dropped on the way to the record.
+    let req: berth_actors::container::config::CreateRequest =
+        serde_json::from_value(v.clone()).expect("a checked body decodes");
+    let hc = req.host_config.unwrap_or_default();
+    let _ = crate::containers::etc_values::check_create(&req.config, &hc);
 }
 
 /// A tar applied as a layer (both whiteout modes) and extracted as

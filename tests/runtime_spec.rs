@@ -85,7 +85,7 @@ fn the_spec_runs_under_runc_with_user_caps_and_seccomp() {
         hostname: "berthtest",
         terminal: false,
         capabilities: &caps,
-        seccomp: Some(sc),
+        seccomp: Some(seccomp::to_oci(sc).unwrap()),
         shm_size: 64 << 20,
         no_new_privileges: true,
         oom_score_adj: 0,

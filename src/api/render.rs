@@ -145,7 +145,7 @@ pub fn container_summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {
         "Labels": rec.labels(),
         "State": rec.state.status.as_str(),
         "Status": status_text(rec),
-        "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"]},
+        "HostConfig": {"NetworkMode": rec.host_config.network_mode},
         "NetworkSettings": settings(rec, false),
         "Mounts": mounts_json(r, rec),
     });
@@ -206,7 +206,7 @@ pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
             }),
         );
     }
-    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or("");
+    let mode = rec.host_config.network_mode.as_str();
     if mode == "host" || mode == "none" {
         nets.insert(mode.to_string(), json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null}));
     }
@@ -250,8 +250,8 @@ fn ports(rec: &ContainerRecord) -> Value {
     if !rec.state.status.is_live() {
         return json!({});
     }
-    if let Some(e) = rec.config["ExposedPorts"].as_object() {
-        for k in e.keys() {
+    {
+        for k in rec.config.exposed() {
             let k = if k.contains('/') {
                 k.clone()
             } else {
@@ -288,8 +288,8 @@ pub fn summary_ports(rec: &ContainerRecord) -> Value {
             out.push(json!({"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}));
         }
     }
-    if let Some(e) = rec.config["ExposedPorts"].as_object() {
-        for k in e.keys() {
+    {
+        for k in rec.config.exposed() {
             let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
             let Ok(p) = p.parse::<u16>() else { continue };
             if !published.contains(&(p, proto.to_string())) {

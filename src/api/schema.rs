@@ -547,6 +547,10 @@ fn check_value(v: &mut Value, ty: &Ty, ctx: &Ctx) -> Result<(), String> {
             Value::Array(a) => {
                 for x in a.iter_mut() {
                     check_value(x, elem, ctx)?;
+                    if x.is_null() {
+                        // Go decodes a null element as the zero value.
+                        *x = zero(elem, true);
+                    }
                 }
                 Ok(())
             }
@@ -556,6 +560,9 @@ fn check_value(v: &mut Value, ty: &Ty, ctx: &Ctx) -> Result<(), String> {
             Value::Object(o) => {
                 for x in o.values_mut() {
                     check_value(x, val, ctx)?;
+                    if x.is_null() {
+                        *x = zero(val, false);
+                    }
                 }
                 Ok(())
             }
@@ -569,6 +576,21 @@ fn check_value(v: &mut Value, ty: &Ty, ctx: &Ctx) -> Result<(), String> {
             Value::Object(o) => check_struct(o, s, ctx.stack),
             _ => Err(mismatch(kind(v), s.go, ctx)),
         },
+    }
+}
+
+/// The zero value Go decodes a `null` element of a list (or value of a
+/// map) into. In a map a null list or struct stays null (a nil slice or
+/// pointer, as Go keeps it); in a list it becomes empty.
+fn zero(ty: &Ty, in_list: bool) -> Value {
+    match ty {
+        Ty::Str => Value::String(String::new()),
+        Ty::Bool => Value::Bool(false),
+        Ty::Int(..) | Ty::Uint(..) => Value::from(0),
+        Ty::Empty => Value::Object(Map::new()),
+        Ty::StrSlice | Ty::List(..) if in_list => Value::Array(Vec::new()),
+        Ty::Map(..) | Ty::Struct(_) if in_list => Value::Object(Map::new()),
+        _ => Value::Null,
     }
 }
 

@@ -3,15 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_actors::container::config::{self, CreateRequest, NetworkingConfig, RestartPolicy};
 use berth_actors::container::{
-    self, ContainerError, ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION,
+    self, Config, ContainerError, ContainerRecord, HostConfig, MountPoint, NetworkAttachment,
+    RunState, RECORD_VERSION,
 };
 use berth_actors::image::ImageInfo;
 use berth_actors::volume::{VolumeRecord, VOLUME_RECORD_VERSION};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::names;
-use super::spec::strings;
 use super::ContainerService;
 use crate::sys::runtime::spec::check_workdir;
 
@@ -40,28 +41,28 @@ fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
 }
 
 /// Resource checks with dockerd's messages (create and update).
-pub fn check_update(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
+pub fn check_update(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
     check_resources(hc, ncpu)
 }
 
-fn check_resources(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
-    let n = |k: &str| hc[k].as_i64().unwrap_or(0);
-    let nano = n("NanoCpus");
+fn check_resources(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
+    let r = &hc.resources;
+    let nano = r.nano_cpus;
     if nano != 0 && (nano < 10_000_000 || nano > ncpu as i64 * 1_000_000_000) {
         return Err(invalid(format!(
             "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));
     }
-    if nano > 0 && (n("CpuPeriod") > 0 || n("CpuQuota") > 0) {
+    if nano > 0 && (r.cpu_period > 0 || r.cpu_quota > 0) {
         return Err(invalid(
             "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
         ));
     }
-    let mem = n("Memory");
+    let mem = r.memory;
     if mem < 0 || (mem > 0 && mem < 6 * 1024 * 1024) {
         return Err(invalid("Minimum memory limit allowed is 6MB"));
     }
-    let swap = n("MemorySwap");
+    let swap = r.memory_swap;
     if swap > 0 && mem > 0 && swap < mem {
         return Err(invalid(
             "Minimum memoryswap limit should be larger than memory limit, see usage",
@@ -72,13 +73,14 @@ fn check_resources(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
             "You should always set the Memory limit when using Memoryswap limit, see usage",
         ));
     }
-    if n("CpuShares") < 0 {
+    if r.cpu_shares < 0 {
         return Err(invalid("invalid CPU shares: it must not be negative"));
     }
-    if n("ShmSize") < 0 {
+    if hc.shm_size < 0 {
         return Err(invalid("SHM size can not be less than 0"));
     }
-    if let Some(cpus) = hc["CpusetCpus"].as_str().filter(|s| !s.is_empty()) {
+    let cpus = &r.cpuset_cpus;
+    if !cpus.is_empty() {
         let ok = cpus.split(',').all(|part| {
             part.split('-')
                 .all(|x| x.parse::<usize>().is_ok_and(|c| c < ncpu))
@@ -90,17 +92,12 @@ fn check_resources(hc: &Value, ncpu: usize) -> Result<(), ContainerError> {
             )));
         }
     }
-    if let Some(us) = hc["Ulimits"].as_array() {
-        for u in us {
-            let (s, h) = (
-                u["Soft"].as_i64().unwrap_or(0),
-                u["Hard"].as_i64().unwrap_or(0),
-            );
-            if s > h {
-                return Err(invalid(format!(
-                    "ulimit soft limit must be less than or equal to hard limit: {s} > {h}"
-                )));
-            }
+    for u in r.ulimits.iter().flatten() {
+        if u.soft > u.hard {
+            return Err(invalid(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+                u.soft, u.hard
+            )));
         }
     }
     Ok(())
@@ -133,7 +130,9 @@ impl ContainerService {
             }
             n.to_string()
         };
-        let image_name = body["Image"].as_str().unwrap_or("").to_string();
+        let req: CreateRequest = config::from_value_lenient("create request", body.clone());
+        let mut c = req.config;
+        let image_name = c.image.clone();
         if image_name.is_empty() {
             return Err(invalid("config.Image: an image is required"));
         }
@@ -149,54 +148,46 @@ impl ContainerService {
                     .unwrap_or_else(|_| image_name.clone());
                 ContainerError::NoSuchImage(shown)
             })?;
-        let icfg = img.config.config.clone().unwrap_or(Value::Null);
-        let mut hc = body["HostConfig"].clone();
-        if !hc.is_object() {
-            hc = json!({});
-        }
+        let icfg: Config = config::from_value_lenient(
+            "image config",
+            img.config.config.clone().unwrap_or(Value::Null),
+        );
+        let mut hc = req.host_config.unwrap_or_default();
         check_resources(&hc, self.facts.ncpu.max(1))?;
-        super::etc_values::check_create(body, &hc).map_err(invalid)?;
-        let policy = hc["RestartPolicy"]["Name"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let max = hc["RestartPolicy"]["MaximumRetryCount"]
-            .as_i64()
-            .unwrap_or(0);
+        super::etc_values::check_create(&c, &hc).map_err(invalid)?;
+        let policy = hc.restart_policy.name.clone();
+        let max = hc.restart_policy.maximum_retry_count;
         container::restart_policy_validate(&policy, max).map_err(invalid)?;
-        if hc["AutoRemove"].as_bool().unwrap_or(false) && !matches!(policy.as_str(), "" | "no") {
+        if hc.auto_remove && !matches!(policy.as_str(), "" | "no") {
             return Err(invalid(
                 "can't create 'AutoRemove' container with restart policy",
             ));
         }
         if policy.is_empty() {
-            hc["RestartPolicy"] = json!({"Name": "no", "MaximumRetryCount": 0});
+            hc.restart_policy = RestartPolicy {
+                name: "no".into(),
+                maximum_retry_count: 0,
+            };
         }
-        let runtime = hc["Runtime"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&cfg.default_runtime)
-            .to_string();
+        let runtime = match hc.runtime.as_str() {
+            "" => cfg.default_runtime.clone(),
+            r => r.to_string(),
+        };
         if !cfg.all_runtimes().contains_key(&runtime) {
             return Err(invalid(format!("Unknown runtime specified {runtime}")));
         }
-        hc["Runtime"] = json!(runtime);
+        hc.runtime = runtime.clone();
         super::spec::validate(&hc).map_err(invalid)?;
-        if hc["LogConfig"]["Type"].as_str().unwrap_or("").is_empty() {
-            hc["LogConfig"]["Type"] = json!(cfg.log_driver);
+        let lc = &mut hc.log_config;
+        if lc.kind.is_empty() {
+            lc.kind = cfg.log_driver.clone();
         }
-        let opts_empty = hc["LogConfig"]["Config"]
-            .as_object()
-            .is_none_or(|o| o.is_empty());
-        if opts_empty && hc["LogConfig"]["Type"] == json!(cfg.log_driver) {
-            hc["LogConfig"]["Config"] = json!(cfg.log_opts);
+        if lc.config.as_ref().is_none_or(|o| o.is_empty()) && lc.kind == cfg.log_driver {
+            lc.config = Some(cfg.log_opts.clone());
         }
-        if let Some(o) = hc["LogConfig"]["Config"].as_object() {
-            check_log_opts(o)?;
-        } else {
-            hc["LogConfig"]["Config"] = json!({});
-        }
-        match hc["LogConfig"]["Type"].as_str().unwrap_or("") {
+        let opts = lc.config.get_or_insert_with(Default::default);
+        check_log_opts(opts)?;
+        match lc.kind.as_str() {
             "json-file" | "none" => {}
             other => {
                 return Err(invalid(format!(
@@ -204,31 +195,22 @@ impl ContainerService {
                 )))
             }
         }
-        if hc["NetworkMode"].as_str().unwrap_or("").is_empty() {
-            hc["NetworkMode"] = json!("default");
+        if hc.network_mode.is_empty() {
+            hc.network_mode = "default".into();
         }
-        let networks = self.attachments(&mut hc, &body["NetworkingConfig"])?;
+        let networks = self.attachments(&mut hc, req.networking_config.as_ref())?;
 
         // Config: the request over the image's.
-        let mut c: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
-        c.remove("HostConfig");
-        c.remove("NetworkingConfig");
-        let entry_given = !body["Entrypoint"].is_null()
-            && body["Entrypoint"].as_array().is_none_or(|a| !a.is_empty())
-            || body["Entrypoint"].as_str().is_some();
-        let entrypoint = if body["Entrypoint"].is_string() {
-            vec![body["Entrypoint"].as_str().unwrap_or("").to_string()]
-        } else if entry_given {
-            strings(&body["Entrypoint"])
+        let entry_given = c.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+        let entrypoint = if entry_given {
+            c.entrypoint.clone().unwrap_or_default()
         } else {
-            strings(&icfg["Entrypoint"])
+            icfg.entrypoint.clone().unwrap_or_default()
         };
-        let cmd = if body["Cmd"].is_string() {
-            vec![body["Cmd"].as_str().unwrap_or("").to_string()]
-        } else {
-            let given = strings(&body["Cmd"]);
+        let cmd = {
+            let given = c.cmd.clone().unwrap_or_default();
             if given.is_empty() && !entry_given {
-                strings(&icfg["Cmd"])
+                icfg.cmd.clone().unwrap_or_default()
             } else {
                 given
             }
@@ -238,101 +220,54 @@ impl ContainerService {
             return Err(invalid("No command specified"));
         }
         let path = argv.remove(0);
-        let env = merge_env(&strings(&icfg["Env"]), &strings(&body["Env"]));
-        let workdir = match body["WorkingDir"].as_str().filter(|s| !s.is_empty()) {
-            Some(w) => w.to_string(),
-            None => icfg["WorkingDir"].as_str().unwrap_or("").to_string(),
+        let env = merge_env(icfg.env(), c.env());
+        let workdir = if c.working_dir.is_empty() {
+            icfg.working_dir.clone()
+        } else {
+            c.working_dir.clone()
         };
         let workdir = if workdir.is_empty() {
             String::new()
         } else {
             check_workdir(&workdir).map_err(|e| invalid(e.to_string()))?
         };
-        let mut labels: BTreeMap<String, Value> = icfg["Labels"]
-            .as_object()
-            .map(|m| m.clone().into_iter().collect())
-            .unwrap_or_default();
-        if let Some(l) = body["Labels"].as_object() {
-            labels.extend(l.clone());
-        }
+        let mut labels = icfg.labels();
+        labels.extend(c.labels());
         let id = crate::ids::new_id();
-        let hostname = body["Hostname"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&id[..12])
-            .to_string();
-        c.insert("Hostname".into(), json!(hostname));
-        c.insert("Env".into(), json!(env));
-        c.insert("Cmd".into(), json!(cmd));
-        c.insert(
-            "Entrypoint".into(),
-            if entrypoint.is_empty() {
-                Value::Null
-            } else {
-                json!(entrypoint)
-            },
-        );
-        c.insert("WorkingDir".into(), json!(workdir));
-        c.insert("Labels".into(), json!(labels));
-        c.insert("Image".into(), json!(image_name));
-        if c.get("User")
-            .and_then(|u| u.as_str())
-            .unwrap_or("")
-            .is_empty()
-        {
-            c.insert(
-                "User".into(),
-                icfg["User"]
-                    .clone()
-                    .as_str()
-                    .map(Value::from)
-                    .unwrap_or(json!("")),
-            );
+        if c.hostname.is_empty() {
+            c.hostname = id[..12].to_string();
         }
-        if c.get("StopSignal")
-            .and_then(|u| u.as_str())
-            .unwrap_or("")
-            .is_empty()
-        {
-            if let Some(s) = icfg["StopSignal"].as_str() {
-                c.insert("StopSignal".into(), json!(s));
-            }
+        c.env = Some(env);
+        c.cmd = Some(cmd);
+        c.entrypoint = (!entrypoint.is_empty()).then_some(entrypoint);
+        c.working_dir = workdir;
+        c.labels = Some(labels);
+        if c.user.is_empty() {
+            c.user = icfg.user.clone();
         }
-        if let Some(s) = c
-            .get("StopSignal")
-            .and_then(|s| s.as_str())
-            .filter(|s| !s.is_empty())
-        {
-            container::parse_signal(s).map_err(|_| invalid(format!("Invalid signal: {s}")))?;
+        if c.stop_signal.is_empty() {
+            c.stop_signal = icfg.stop_signal.clone();
+        }
+        if !c.stop_signal.is_empty() {
+            container::parse_signal(&c.stop_signal)
+                .map_err(|_| invalid(format!("Invalid signal: {}", c.stop_signal)))?;
         }
         // The image's VOLUMEs and the request's (`-v /path`) together.
-        if let Some(iv) = icfg["Volumes"].as_object() {
-            let mut v = c
-                .get("Volumes")
-                .and_then(|v| v.as_object())
-                .cloned()
-                .unwrap_or_default();
+        if let Some(iv) = &icfg.volumes {
+            let v = c.volumes.get_or_insert_with(Default::default);
             for (k, x) in iv {
-                v.entry(k.clone()).or_insert(x.clone());
-            }
-            c.insert("Volumes".into(), Value::Object(v));
-        }
-        for k in ["ExposedPorts", "Volumes", "Healthcheck", "OnBuild"] {
-            if c.get(k).is_none_or(|v| v.is_null()) && !icfg[k].is_null() {
-                c.insert(k.into(), icfg[k].clone());
+                v.entry(k.clone()).or_insert(*x);
             }
         }
-        for k in [
-            "AttachStdin",
-            "AttachStdout",
-            "AttachStderr",
-            "Tty",
-            "OpenStdin",
-            "StdinOnce",
-        ] {
-            c.entry(k).or_insert(json!(false));
+        if c.exposed_ports.is_none() {
+            c.exposed_ports = icfg.exposed_ports.clone();
         }
-        c.entry("Domainname").or_insert(json!(""));
+        if c.healthcheck.is_none() {
+            c.healthcheck = icfg.healthcheck.clone();
+        }
+        if c.on_build.is_none() {
+            c.on_build = icfg.on_build.clone();
+        }
 
         // Storage and files, then the record through the supervisor.
         let top = img.record.layers.last().and_then(|chain| {
@@ -344,10 +279,10 @@ impl ContainerService {
                 .map(|l| l.cache_id.clone())
         });
         // Mounts: checked before anything is created.
-        let mut mounts = crate::volumes::mounts::parse(&hc, &Value::Object(c.clone()))?;
+        let mut mounts = crate::volumes::mounts::parse(&hc, &c)?;
         // `--volumes-from ctr[:ro|:rw]`: its volumes and binds, at the same
         // destinations, unless this container mounts something there.
-        for spec in super::spec::strings(&hc["VolumesFrom"]) {
+        for spec in hc.volumes_from() {
             let (name, mode) = match spec.rsplit_once(':') {
                 Some((n, m)) if m == "ro" || m == "rw" => (n.to_string(), Some(m == "rw")),
                 Some(_) => return Err(invalid(format!("invalid mode for volumes-from: {spec}"))),
@@ -372,6 +307,7 @@ impl ContainerService {
         // The volumes the mounts name: anonymous ones get their name now.
         let volumes = self.volume_claims(&mut mounts, &hc);
         let layer = id.clone();
+        let memory = hc.resources.memory;
         let dir = self.host.container_dir(&id);
         let rec = ContainerRecord {
             version: RECORD_VERSION,
@@ -380,7 +316,7 @@ impl ContainerService {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             image: img.record.id.clone(),
             image_name,
-            config: Value::Object(c),
+            config: c,
             host_config: hc,
             path,
             args: argv,
@@ -412,7 +348,7 @@ impl ContainerService {
             .events
             .publish("container", "create", &id, snap.event_attrs());
         let mut warnings = Vec::new();
-        if hc_num(&body["HostConfig"], "Memory") > 0 && !self.facts.swap_limit {
+        if memory > 0 && !self.facts.swap_limit {
             warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
         }
         Ok(Created { id, warnings })
@@ -420,9 +356,8 @@ impl ContainerService {
 }
 
 /// json-file's options, as dockerd validates them.
-fn check_log_opts(o: &Map<String, Value>) -> Result<(), ContainerError> {
+fn check_log_opts(o: &BTreeMap<String, String>) -> Result<(), ContainerError> {
     for (k, v) in o {
-        let v = v.as_str().unwrap_or("");
         match k.as_str() {
             "max-size" => {
                 crate::config::units::parse_size(v).ok_or_else(|| {
@@ -455,15 +390,11 @@ fn check_log_opts(o: &Map<String, Value>) -> Result<(), ContainerError> {
     Ok(())
 }
 
-fn hc_num(hc: &Value, k: &str) -> i64 {
-    hc[k].as_i64().unwrap_or(0)
-}
-
 impl ContainerService {
     /// The records of the volumes `mounts` name, in order (made if missing;
     /// an anonymous one is named here, and only those are `anonymous`: a
     /// failed create removes them, never a volume another container made).
-    fn volume_claims(&self, mounts: &mut [MountPoint], hc: &Value) -> Vec<VolumeRecord> {
+    fn volume_claims(&self, mounts: &mut [MountPoint], hc: &HostConfig) -> Vec<VolumeRecord> {
         let opts = crate::volumes::mounts::volume_options(hc);
         let root = &self.host.volumes.host.root;
         let mut out = Vec::new();
@@ -493,17 +424,17 @@ impl ContainerService {
     /// `NetworkingConfig.EndpointsConfig`), checked as dockerd does.
     fn attachments(
         &self,
-        hc: &mut Value,
-        nc: &Value,
+        hc: &mut HostConfig,
+        nc: Option<&NetworkingConfig>,
     ) -> Result<BTreeMap<String, NetworkAttachment>, ContainerError> {
-        let mode = hc["NetworkMode"].as_str().unwrap_or("default").to_string();
+        let mode = hc.network_mode.clone();
         let mut out = BTreeMap::new();
         if mode == "host" || mode == "none" {
             return Ok(out);
         }
         if let Some(other) = mode.strip_prefix("container:") {
             let o = self.containers.lookup(other)?;
-            hc["NetworkMode"] = json!(format!("container:{}", o.id));
+            hc.network_mode = format!("container:{}", o.id);
             return Ok(out);
         }
         let primary = if mode == "default" {
@@ -512,9 +443,8 @@ impl ContainerService {
             mode.clone()
         };
         let nets = self.host.network.networks.snapshot();
-        let eps = nc["EndpointsConfig"]
-            .as_object()
-            .cloned()
+        let eps = nc
+            .and_then(|n| n.endpoints_config.clone())
             .unwrap_or_default();
         let mut names: Vec<String> = vec![primary.clone()];
         names.extend(
@@ -537,16 +467,11 @@ impl ContainerService {
                     }
                 })
                 .cloned()
-                .unwrap_or(Value::Null);
-            let aliases = strings(&ep["Aliases"]);
-            let ip = ep["IPAMConfig"]["IPv4Address"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let ip6 = ep["IPAMConfig"]["IPv6Address"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
+                .flatten()
+                .unwrap_or_default();
+            let aliases = ep.aliases.unwrap_or_default();
+            let ipam = ep.ipam_config.unwrap_or_default();
+            let (ip, ip6) = (ipam.ipv4_address, ipam.ipv6_address);
             if !ip6.is_empty() && ip6.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(invalid(format!("invalid IPv6 address: {ip6}")));
             }
@@ -588,6 +513,11 @@ impl ContainerService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn check_resources(hc: Value, ncpu: usize) -> Result<(), ContainerError> {
+        super::check_resources(&serde_json::from_value(hc).unwrap(), ncpu)
+    }
 
     #[test]
     fn env_merge_overrides_by_name() {
@@ -600,15 +530,15 @@ mod tests {
 
     #[test]
     fn resource_checks() {
-        assert!(check_resources(&json!({"NanoCpus": -1000000000i64}), 2)
+        assert!(check_resources(json!({"NanoCpus": -1000000000i64}), 2)
             .unwrap_err()
             .to_string()
             .contains("Range of CPUs"));
-        assert!(check_resources(&json!({"Memory": 1024}), 2).is_err());
-        assert!(check_resources(&json!({"Memory": 33554432, "MemorySwap": 1000}), 2).is_err());
-        assert!(check_resources(&json!({"CpusetCpus": "0-7"}), 2).is_err());
+        assert!(check_resources(json!({"Memory": 1024}), 2).is_err());
+        assert!(check_resources(json!({"Memory": 33554432, "MemorySwap": 1000}), 2).is_err());
+        assert!(check_resources(json!({"CpusetCpus": "0-7"}), 2).is_err());
         assert!(check_resources(
-            &json!({"Memory": 33554432, "NanoCpus": 1500000000i64, "CpusetCpus": "0,1"}),
+            json!({"Memory": 33554432, "NanoCpus": 1500000000i64, "CpusetCpus": "0,1"}),
             2
         )
         .is_ok());

@@ -5,6 +5,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+use berth_actors::container::HostConfig;
+
 use crate::config::DaemonConfig;
 
 /// Files a container gets at create: hostname, hosts, resolv.conf.
@@ -12,7 +14,7 @@ pub fn write_etc_files(
     dir: &Path,
     hostname: &str,
     cfg: &DaemonConfig,
-    hc: &serde_json::Value,
+    hc: &HostConfig,
 ) -> std::io::Result<()> {
     let mut f = std::fs::File::create(dir.join("hostname"))?;
     writeln!(f, "{hostname}")?;
@@ -23,19 +25,13 @@ pub fn write_etc_files(
 
 /// The container's /etc/hosts: localhost, `--add-host`, and its own
 /// address with its hostname once it has one.
-pub fn write_hosts(
-    dir: &Path,
-    hc: &serde_json::Value,
-    own: Option<(&str, &str)>,
-) -> std::io::Result<()> {
+pub fn write_hosts(dir: &Path, hc: &HostConfig, own: Option<(&str, &str)>) -> std::io::Result<()> {
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
-    if let Some(extra) = hc["ExtraHosts"].as_array() {
-        for h in extra.iter().filter_map(|h| h.as_str()) {
-            if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!("{ip}\t{name}\n"));
-            }
+    for h in hc.extra_hosts() {
+        if let Some((name, ip)) = h.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
     if let Some((ip, name)) = own {
@@ -48,12 +44,18 @@ pub fn write_hosts(
 
 /// The host's resolv.conf without loopback resolvers (unreachable from the
 /// container), with `--dns*` options over the daemon's.
-pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value, embedded: bool) -> String {
+pub fn resolv_conf(cfg: &DaemonConfig, hc: &HostConfig, embedded: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let pick = |c: Vec<String>, d: &Vec<String>| if !c.is_empty() { c } else { d.clone() };
-    let dns = pick(super::spec::strings(&hc["Dns"]), &cfg.dns);
-    let search = pick(super::spec::strings(&hc["DnsSearch"]), &cfg.dns_search);
-    let opts = pick(super::spec::strings(&hc["DnsOptions"]), &cfg.dns_opts);
+    let pick = |c: &[String], d: &Vec<String>| {
+        if !c.is_empty() {
+            c.to_vec()
+        } else {
+            d.clone()
+        }
+    };
+    let dns = pick(hc.dns(), &cfg.dns);
+    let search = pick(hc.dns_search(), &cfg.dns_search);
+    let opts = pick(hc.dns_options(), &cfg.dns_opts);
     let mut out = String::new();
     let mut servers = Vec::new();
     for line in BufReader::new(host.as_bytes())
@@ -98,8 +100,8 @@ pub fn resolv_conf(cfg: &DaemonConfig, hc: &serde_json::Value, embedded: bool) -
 
 /// The resolvers the embedded DNS server forwards to: `--dns`, `dns`, else
 /// the host's (loopback ones too: berthd forwards from its namespace).
-pub fn upstream_resolvers(cfg: &DaemonConfig, hc: &serde_json::Value) -> Vec<std::net::SocketAddr> {
-    let mut ips = super::spec::strings(&hc["Dns"]);
+pub fn upstream_resolvers(cfg: &DaemonConfig, hc: &HostConfig) -> Vec<std::net::SocketAddr> {
+    let mut ips = hc.dns().to_vec();
     if ips.is_empty() {
         ips = cfg.dns.clone();
     }

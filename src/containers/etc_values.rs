@@ -5,6 +5,7 @@
 //! create and in daemon.json, and refused with dockerd's message where
 //! dockerd has one.
 
+use berth_actors::container::{Config, HostConfig};
 use std::net::IpAddr;
 
 /// Whitespace or a control character: never part of one /etc field.
@@ -66,33 +67,24 @@ pub fn check_extra_host(v: &str) -> Result<(), String> {
 }
 
 /// Every /etc value of a create request (`Config` and its `HostConfig`).
-pub fn check_create(cfg: &serde_json::Value, hc: &serde_json::Value) -> Result<(), String> {
-    let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    if let Some(h) = cfg["Hostname"].as_str() {
-        check_hostname("hostname", h)?;
+pub fn check_create(cfg: &Config, hc: &HostConfig) -> Result<(), String> {
+    if !cfg.hostname.is_empty() {
+        check_hostname("hostname", &cfg.hostname)?;
     }
-    if let Some(d) = cfg["Domainname"].as_str() {
-        check_hostname("domainname", d)?;
+    if !cfg.domainname.is_empty() {
+        check_hostname("domainname", &cfg.domainname)?;
     }
-    for v in strs(&hc["Dns"]) {
-        check_dns(&v)?;
+    for v in hc.dns() {
+        check_dns(v)?;
     }
-    for v in strs(&hc["DnsSearch"]) {
-        check_dns_search(&v)?;
+    for v in hc.dns_search() {
+        check_dns_search(v)?;
     }
-    for v in strs(&hc["DnsOptions"]) {
-        check_dns_option(&v)?;
+    for v in hc.dns_options() {
+        check_dns_option(v)?;
     }
-    for v in strs(&hc["ExtraHosts"]) {
-        check_extra_host(&v)?;
+    for v in hc.extra_hosts() {
+        check_extra_host(v)?;
     }
     Ok(())
 }
@@ -103,11 +95,18 @@ mod tests {
 
     use super::*;
 
+    fn check(cfg: serde_json::Value, hc: serde_json::Value) -> Result<(), String> {
+        check_create(
+            &serde_json::from_value(cfg).unwrap(),
+            &serde_json::from_value(hc).unwrap(),
+        )
+    }
+
     #[test]
     fn line_breaks_never_reach_etc_files() {
-        let ok = check_create(
-            &json!({"Hostname": "web-1", "Domainname": "example.org"}),
-            &json!({"Dns": ["10.0.0.2", "fd00::53"], "DnsSearch": ["a.example"],
+        let ok = check(
+            json!({"Hostname": "web-1", "Domainname": "example.org"}),
+            json!({"Dns": ["10.0.0.2", "fd00::53"], "DnsSearch": ["a.example"],
                     "DnsOptions": ["ndots:2", "rotate"],
                     "ExtraHosts": ["db:10.0.0.9", "v6:[fd00::1]", "v6b:fd00::2", "gw:host-gateway", "eq=10.0.0.8"]}),
         );
@@ -159,7 +158,7 @@ mod tests {
                 "bad format for add-host",
             ),
         ] {
-            let e = check_create(&cfg, &hc).unwrap_err();
+            let e = check(cfg, hc).unwrap_err();
             assert!(e.contains(want), "{e}");
         }
     }

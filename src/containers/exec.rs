@@ -3,10 +3,11 @@
 //! from its container's spec.
 
 use berth_actors::container::{ContainerError, ContainerRecord, Status};
-use serde_json::{json, Value};
+use oci_spec::runtime::Spec;
+use serde_json::Value;
 
 use super::spec::strings;
-use crate::sys::runtime::user;
+use crate::sys::runtime::{spec, user};
 
 pub use berth_actors::exec::{ExecRecord, Execs};
 
@@ -58,18 +59,13 @@ pub fn new_record(rec: &ContainerRecord, body: &Value) -> Result<ExecRecord, Con
 
 /// The OCI process of an exec: the container's process with the exec's
 /// command, env, user, working directory and terminal.
-pub fn process(
-    bundle_config: &Value,
-    e: &ExecRecord,
-    container_user: &str,
-) -> Result<Value, String> {
-    let mut p = bundle_config["process"].clone();
-    if !p.is_object() {
-        return Err("the container's spec has no process".into());
-    }
-    p["args"] = json!(e.cmd);
-    p["terminal"] = json!(e.tty);
-    let mut env = strings(&p["env"]);
+pub fn process(bundle: &Spec, e: &ExecRecord, container_user: &str) -> Result<Value, String> {
+    let mut p = bundle
+        .process()
+        .clone()
+        .ok_or("the container's spec has no process")?;
+    p.set_args(Some(e.cmd.clone())).set_terminal(Some(e.tty));
+    let mut env = p.env().clone().unwrap_or_default();
     if !e.tty {
         env.retain(|v| !v.starts_with("TERM="));
     } else if !env.iter().any(|v| v.starts_with("TERM=")) {
@@ -80,10 +76,11 @@ pub fn process(
         env.retain(|x| x.split('=').next() != Some(k));
         env.push(v.clone());
     }
-    p["env"] = json!(env);
+    p.set_env(Some(env));
     if !e.workdir.is_empty() {
-        p["cwd"] =
-            json!(crate::sys::runtime::spec::check_workdir(&e.workdir).map_err(|e| e.to_string())?);
+        let cwd =
+            crate::sys::runtime::spec::check_workdir(&e.workdir).map_err(|e| e.to_string())?;
+        p.set_cwd(cwd.into());
     }
     let u = if e.user.is_empty() {
         container_user
@@ -91,13 +88,18 @@ pub fn process(
         e.user.as_str()
     };
     if !e.user.is_empty() {
-        let root = bundle_config["root"]["path"].as_str().unwrap_or("/");
-        let r = user::resolve(std::path::Path::new(root), u).map_err(|e| e.to_string())?;
-        p["user"] = json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        let root = bundle
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_else(|| "/".into());
+        let r = user::resolve(&root, u).map_err(|e| e.to_string())?;
+        p.set_user(spec::user(&r));
     }
     if e.privileged {
-        let all = json!(super::spec::host_capabilities());
-        p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+        let all =
+            spec::capability_set(&super::spec::host_capabilities()).map_err(|e| e.to_string())?;
+        p.set_capabilities(Some(spec::capabilities(all)));
     }
-    Ok(p)
+    serde_json::to_value(&p).map_err(|e| e.to_string())
 }

@@ -75,9 +75,11 @@ impl Host {
     }
 
     /// The container's OCI spec as written at its start.
-    pub fn bundle_config(&self, id: &str) -> Option<serde_json::Value> {
+    pub fn bundle_config(&self, id: &str) -> Option<oci_spec::runtime::Spec> {
         let b = std::fs::read(self.shim_dir(id).join("config.json")).ok()?;
-        serde_json::from_slice(&b).ok()
+        serde_json::from_slice(&b)
+            .map_err(|e| tracing::warn!(container = id, "reading its config.json: {e}"))
+            .ok()
     }
 }
 
@@ -183,8 +185,8 @@ impl Host {
                     .to_string(),
                 log: log_config(rec, &cfg),
                 tty: rec.tty(),
-                stdin: rec.config["OpenStdin"].as_bool().unwrap_or(false),
-                stdin_once: rec.config["StdinOnce"].as_bool().unwrap_or(false),
+                stdin: rec.config.open_stdin,
+                stdin_once: rec.config.stdin_once,
                 memory_cgroup: Some(format!(
                     "/sys/fs/cgroup/memory{}",
                     spec::cgroups_path(rec, &cfg)
@@ -223,22 +225,17 @@ impl Host {
 
 /// The json-file options of a container (its LogConfig over the daemon's).
 fn log_config(rec: &ContainerRecord, cfg: &DaemonConfig) -> Option<LogConfig> {
-    let lc = &rec.host_config["LogConfig"];
-    let driver = lc["Type"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&cfg.log_driver);
+    let lc = &rec.host_config.log_config;
+    let driver = match lc.kind.as_str() {
+        "" => cfg.log_driver.as_str(),
+        d => d,
+    };
     if driver == "none" {
         return None;
     }
     let mut opts = cfg.log_opts.clone();
-    if let Some(o) = lc["Config"].as_object() {
-        if !o.is_empty() {
-            opts = o
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect();
-        }
+    if let Some(o) = lc.config.as_ref().filter(|o| !o.is_empty()) {
+        opts = o.clone();
     }
     let mut attrs = std::collections::BTreeMap::new();
     let labels = rec.labels();
@@ -250,14 +247,7 @@ fn log_config(rec: &ContainerRecord, cfg: &DaemonConfig) -> Option<LogConfig> {
         }
     }
     if let Some(keys) = opts.get("env") {
-        let env: Vec<String> = rec.config["Env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let env = rec.config.env();
         for k in keys.split(',').filter(|k| !k.is_empty()) {
             if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{k}="))) {
                 attrs.insert(k.to_string(), v.to_string());
@@ -307,7 +297,7 @@ impl ContainerHost for Host {
                     .create(&dir)
                     .map_err(|e| e.to_string())?;
                 let cfg = me.config.borrow().clone();
-                let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+                let hostname = rec.config.hostname.as_str();
                 write_etc_files(&dir, hostname, &cfg, &rec.host_config)
                     .map_err(|e| e.to_string())?;
                 // `-v /host/path:...` whose source is missing: made, as dockerd.
@@ -381,8 +371,7 @@ impl ContainerHost for Host {
         let bundle = self
             .bundle_config(&rec.id)
             .ok_or_else(|| ContainerError::System("the container's spec is missing".into()))?;
-        super::exec::process(&bundle, exec, rec.config["User"].as_str().unwrap_or(""))
-            .map_err(ContainerError::Invalid)
+        super::exec::process(&bundle, exec, &rec.config.user).map_err(ContainerError::Invalid)
     }
 
     fn stats_sample(&self, rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {
@@ -542,7 +531,7 @@ impl ContainerHost for Host {
         let cfg = self.config.borrow().clone();
         let dir = self.container_dir(&rec.id);
         if let Some(ip) = ip {
-            let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+            let hostname = rec.config.hostname.as_str();
             let _ = write_hosts(&dir, &rec.host_config, Some((ip, hostname)));
         }
         let _ = std::fs::write(
@@ -552,7 +541,7 @@ impl ContainerHost for Host {
     }
 
     fn apply_resources(&self, rec: &ContainerRecord) -> BoxFuture<Result<(), ShimCallError>> {
-        let resources = super::spec::merge_resources(serde_json::json!({}), &rec.host_config);
+        let resources = super::spec::update_resources(&rec.host_config);
         let sock = self.socket(&rec.id);
         Box::pin(async move {
             connect(&sock, &Request::Update { resources })

@@ -3,7 +3,11 @@
 
 use std::path::Path;
 
-use berth_actors::container::ContainerRecord;
+use berth_actors::container::{ContainerRecord, HostConfig};
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespaceType, LinuxPids,
+    LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
+};
 use serde_json::{json, Value};
 
 use crate::config::DaemonConfig;
@@ -98,18 +102,15 @@ pub fn strings(v: &Value) -> Vec<String> {
 }
 
 /// The capability set after `--cap-add`/`--cap-drop`; unknown names fail.
-pub fn capabilities(hc: &Value) -> Result<Vec<String>, String> {
-    if hc["Privileged"].as_bool().unwrap_or(false) {
+pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, String> {
+    if hc.privileged {
         return Ok(host_capabilities());
     }
-    let add: Vec<String> = strings(&hc["CapAdd"])
-        .iter()
-        .map(|c| normalize_cap(c))
-        .collect();
-    let drop: Vec<String> = strings(&hc["CapDrop"])
-        .iter()
-        .map(|c| normalize_cap(c))
-        .collect();
+    let norm = |l: &Option<Vec<String>>| -> Vec<String> {
+        l.iter().flatten().map(|c| normalize_cap(c)).collect()
+    };
+    let add = norm(&hc.cap_add);
+    let drop = norm(&hc.cap_drop);
     for c in add.iter().chain(&drop) {
         if c != "ALL" && !ALL_CAPABILITIES.contains(&c.as_str()) {
             return Err(format!("unknown capability: \"{c}\""));
@@ -136,10 +137,10 @@ pub fn capabilities(hc: &Value) -> Result<Vec<String>, String> {
 }
 
 /// `--security-opt` values: (no-new-privileges, seccomp option).
-fn security_opts(hc: &Value) -> Result<(bool, Option<String>), String> {
+fn security_opts(hc: &HostConfig) -> Result<(bool, Option<String>), String> {
     let mut nnp = false;
     let mut seccomp = None;
-    for o in strings(&hc["SecurityOpt"]) {
+    for o in hc.security_opt() {
         let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
         match k {
             "no-new-privileges" => {
@@ -158,7 +159,7 @@ fn security_opts(hc: &Value) -> Result<(bool, Option<String>), String> {
 }
 
 /// Check the options a spec needs, at create time (400 on bad input).
-pub fn validate(hc: &Value) -> Result<(), String> {
+pub fn validate(hc: &HostConfig) -> Result<(), String> {
     capabilities(hc)?;
     security_opts(hc)?;
     Ok(())
@@ -187,10 +188,8 @@ fn goarch() -> &'static str {
 }
 
 pub fn cgroups_path(rec: &ContainerRecord, cfg: &DaemonConfig) -> String {
-    let parent = rec.host_config["CgroupParent"]
-        .as_str()
+    let parent = Some(rec.host_config.resources.cgroup_parent.clone())
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
         .or_else(|| (!cfg.cgroup_parent.is_empty()).then(|| cfg.cgroup_parent.clone()))
         .unwrap_or_else(|| "/docker".into());
     let parent = if parent.starts_with('/') {
@@ -201,14 +200,13 @@ pub fn cgroups_path(rec: &ContainerRecord, cfg: &DaemonConfig) -> String {
     format!("{}/{}", parent.trim_end_matches('/'), rec.id)
 }
 
-pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
+pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     let hc = &rec.host_config;
     let cfg = &rec.config;
-    let privileged = hc["Privileged"].as_bool().unwrap_or(false);
+    let privileged = hc.privileged;
     let caps = capabilities(hc)?;
     let (nnp_opt, seccomp_opt) = security_opts(hc)?;
-    let user =
-        user::resolve(c.rootfs, cfg["User"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    let user = user::resolve(c.rootfs, &cfg.user).map_err(|e| e.to_string())?;
     let seccomp_value = if privileged {
         None
     } else {
@@ -226,30 +224,30 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
         };
         match profile {
             None => None,
-            Some(p) => Some(seccomp::translate(
+            Some(p) => Some(seccomp::to_oci(seccomp::translate(
                 &p,
                 &seccomp::Target {
                     goarch: goarch(),
                     capabilities: &caps,
                     kernel: seccomp::kernel_version(&c.host.kernel_version),
                 },
-            )?),
+            )?)?),
         }
     };
-    let shm = hc["ShmSize"]
-        .as_u64()
+    let shm = Some(hc.shm_size)
         .filter(|s| *s > 0)
+        .map(|s| s as u64)
         .unwrap_or_else(|| c.cfg.default_shm_bytes());
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
-    let init = hc["Init"].as_bool().unwrap_or(c.cfg.init);
+    let init = hc.init.unwrap_or(c.cfg.init);
     if init {
         let mut a = vec![INIT_IN_CONTAINER.to_string(), "--".to_string()];
         a.extend(args);
         args = a;
     }
     let cgns = {
-        let m = hc["CgroupnsMode"].as_str().unwrap_or("");
+        let m = hc.cgroupns_mode.as_str();
         let m = if m.is_empty() {
             c.cfg.default_cgroupns_mode.as_str()
         } else {
@@ -259,13 +257,13 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
     };
     let cgroups = cgroups_path(rec, c.cfg);
     let rootfs = c.rootfs.display().to_string();
-    let hostname = cfg["Hostname"].as_str().unwrap_or("").to_string();
+    let hostname = cfg.hostname.clone();
     let mut s = spec::build(&spec::SpecInput {
         rootfs: &rootfs,
-        readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+        readonly_rootfs: hc.readonly_rootfs,
         args,
-        env: strings(&cfg["Env"]),
-        workdir: cfg["WorkingDir"].as_str().unwrap_or(""),
+        env: cfg.env().to_vec(),
+        workdir: &cfg.working_dir,
         user: &user,
         hostname: &hostname,
         terminal: rec.tty(),
@@ -273,14 +271,15 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
         seccomp: seccomp_value,
         shm_size: shm,
         no_new_privileges: nnp_opt || c.cfg.no_new_privileges,
-        oom_score_adj: hc["OomScoreAdj"].as_i64().unwrap_or(0),
+        oom_score_adj: hc.oom_score_adj,
         cgroups_path: &cgroups,
         cgroupns: cgns,
     })
     .map_err(|e| e.to_string())?;
     // The container's own /etc files, bind-mounted like dockerd's.
-    let ro = hc["ReadonlyRootfs"].as_bool().unwrap_or(false);
-    let mut mounts = s["mounts"].as_array().cloned().unwrap_or_default();
+    let ro = hc.readonly_rootfs;
+    let mut mounts = s.mounts().clone().unwrap_or_default();
+    let path_of = |p: &Path| p.display().to_string();
     for (dest, file) in [
         ("/etc/resolv.conf", "resolv.conf"),
         ("/etc/hostname", "hostname"),
@@ -290,7 +289,8 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
         if ro {
             opts.push("ro");
         }
-        mounts.push(json!({"destination": dest, "type": "bind", "source": c.container_dir.join(file), "options": opts}));
+        let src = path_of(&c.container_dir.join(file));
+        mounts.push(spec::mount(dest, "bind", &src, &opts));
     }
     if init {
         let init_path = if c.cfg.init_path.is_empty() {
@@ -300,33 +300,27 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
         };
         let found =
             which(init_path).ok_or_else(|| format!("docker-init binary not found: {init_path}"))?;
-        mounts.push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": found, "options": ["bind", "ro"]}));
+        mounts.push(spec::mount(
+            INIT_IN_CONTAINER,
+            "bind",
+            &path_of(&found),
+            &["bind", "ro"],
+        ));
     }
-    if let Some(t) = hc["Tmpfs"].as_object() {
-        for (dest, opts) in t {
-            let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-            o.extend(
-                opts.as_str()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string),
-            );
-            mounts.push(
-                json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}),
-            );
-        }
+    for (dest, opts) in hc.tmpfs.iter().flatten() {
+        let mut o: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+        o.extend(opts.split(',').filter(|x| !x.is_empty()));
+        mounts.push(spec::mount(dest, "tmpfs", "tmpfs", &o));
     }
     // Volumes, bind mounts, --mount tmpfs: parents before children.
     let mut user: Vec<&berth_actors::container::MountPoint> = rec.mounts.iter().collect();
     user.sort_by_key(|m| m.destination.matches('/').count());
     for m in user {
         let rw = if m.rw { "rw" } else { "ro" };
-        match m.kind.as_str() {
+        let made = match m.kind.as_str() {
             "volume" => {
-                let src = c.volumes_root.join(&m.name).join("_data");
-                mounts.retain(|x| x["destination"] != json!(m.destination));
-                mounts.push(json!({"destination": m.destination, "type": "bind", "source": src, "options": ["rbind", rw, "rprivate"]}));
+                let src = path_of(&c.volumes_root.join(&m.name).join("_data"));
+                spec::mount(&m.destination, "bind", &src, &["rbind", rw, "rprivate"])
             }
             "bind" => {
                 let prop = if m.propagation.is_empty() {
@@ -334,145 +328,174 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Value, String> {
                 } else {
                     m.propagation.as_str()
                 };
-                mounts.retain(|x| x["destination"] != json!(m.destination));
-                mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": ["rbind", rw, prop]}));
+                spec::mount(&m.destination, "bind", &m.source, &["rbind", rw, prop])
             }
             "tmpfs" => {
-                let mut o: Vec<String> =
-                    vec!["nosuid".into(), "nodev".into(), "noexec".into(), rw.into()];
-                o.extend(
-                    m.tmpfs
-                        .split(',')
-                        .filter(|x| !x.is_empty())
-                        .map(str::to_string),
-                );
-                mounts.retain(|x| x["destination"] != json!(m.destination));
-                mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
+                let mut o: Vec<&str> = vec!["nosuid", "nodev", "noexec", rw];
+                o.extend(m.tmpfs.split(',').filter(|x| !x.is_empty()));
+                spec::mount(&m.destination, "tmpfs", "tmpfs", &o)
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        mounts.retain(|x| x.destination() != Path::new(&m.destination));
+        mounts.push(made);
     }
-    s["mounts"] = Value::from(mounts);
     if privileged {
-        let linux = &mut s["linux"];
-        linux["maskedPaths"] = json!([]);
-        linux["readonlyPaths"] = json!([]);
-        linux["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
-        if let Some(ms) = s["mounts"].as_array_mut() {
-            for m in ms.iter_mut() {
-                if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
-                    if let Some(o) = m["options"].as_array_mut() {
-                        o.retain(|x| x != "ro");
-                        o.push(json!("rw"));
-                    }
-                }
+        for m in mounts.iter_mut() {
+            let d = m.destination();
+            if d == Path::new("/sys") || d == Path::new("/sys/fs/cgroup") {
+                let mut o = m.options().clone().unwrap_or_default();
+                o.retain(|x| x != "ro");
+                o.push("rw".into());
+                m.set_options(Some(o));
             }
         }
     }
-    if hc["NetworkMode"].as_str() == Some("host") {
-        if let Some(ns) = s["linux"]["namespaces"].as_array_mut() {
-            ns.retain(|n| n["type"] != "network");
-        }
+    s.set_mounts(Some(mounts));
+    let mut linux = s.linux().clone().unwrap_or_default();
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if privileged {
+        linux
+            .set_masked_paths(Some(vec![]))
+            .set_readonly_paths(Some(vec![]));
+        let mut all = LinuxDeviceCgroup::default();
+        all.set_allow(true).set_access(Some("rwm".into()));
+        resources.set_devices(Some(vec![all]));
+    }
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    if hc.network_mode == "host" {
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
     } else if !rec.state.sandbox.is_empty() {
         // The namespace berthd prepared (bridge networks) or another
         // container's (`--network container:`).
-        if let Some(ns) = s["linux"]["namespaces"].as_array_mut() {
-            for n in ns.iter_mut().filter(|n| n["type"] == "network") {
-                n["path"] = json!(rec.state.sandbox);
-            }
+        for n in namespaces
+            .iter_mut()
+            .filter(|n| n.typ() == LinuxNamespaceType::Network)
+        {
+            n.set_path(Some(rec.state.sandbox.clone().into()));
         }
     }
-    s["linux"]["resources"] = merge_resources(s["linux"]["resources"].take(), hc);
-    let rl = rlimits(hc, c.cfg);
+    linux.set_namespaces(Some(namespaces));
+    set_resources(&mut resources, hc);
+    linux.set_resources(Some(resources));
+    s.set_linux(Some(linux));
+    let rl = rlimits(hc, c.cfg)?;
     if !rl.is_empty() {
-        s["process"]["rlimits"] = Value::from(rl);
+        if let Some(p) = s.process_mut() {
+            p.set_rlimits(Some(rl));
+        }
     }
     Ok(s)
 }
 
-pub fn merge_resources(mut r: Value, hc: &Value) -> Value {
-    let num = |k: &str| hc[k].as_i64().unwrap_or(0);
-    let mem = num("Memory");
-    let swap = num("MemorySwap");
-    let mut memory = serde_json::Map::new();
-    if mem > 0 {
-        memory.insert("limit".into(), mem.into());
-        let sw = match swap {
-            0 => mem * 2,
+/// The cgroup limits of a container's `HostConfig` over `r` (the runtime
+/// spec's, or nothing for `docker update`).
+pub fn set_resources(r: &mut LinuxResources, hc: &HostConfig) {
+    let hc = &hc.resources;
+    let mut memory = LinuxMemory::default();
+    let mut any_memory = false;
+    if hc.memory > 0 {
+        let sw = match hc.memory_swap {
+            0 => hc.memory * 2,
             -1 => -1,
             s => s,
         };
-        memory.insert("swap".into(), sw.into());
+        memory.set_limit(Some(hc.memory)).set_swap(Some(sw));
+        any_memory = true;
     }
-    if num("MemoryReservation") > 0 {
-        memory.insert("reservation".into(), num("MemoryReservation").into());
+    if hc.memory_reservation > 0 {
+        memory.set_reservation(Some(hc.memory_reservation));
+        any_memory = true;
     }
-    if hc["OomKillDisable"].as_bool().unwrap_or(false) {
-        memory.insert("disableOOMKiller".into(), true.into());
+    if hc.oom_kill_disable == Some(true) {
+        memory.set_disable_oom_killer(Some(true));
+        any_memory = true;
     }
-    if !memory.is_empty() {
-        r["memory"] = Value::Object(memory);
+    if any_memory {
+        r.set_memory(Some(memory));
     }
-    let mut cpu = serde_json::Map::new();
-    if num("CpuShares") > 0 {
-        cpu.insert("shares".into(), num("CpuShares").into());
+    let mut cpu = LinuxCpu::default();
+    let mut any_cpu = false;
+    if hc.cpu_shares > 0 {
+        cpu.set_shares(Some(hc.cpu_shares as u64));
+        any_cpu = true;
     }
-    if num("NanoCpus") > 0 {
-        let period = 100_000i64;
-        cpu.insert("period".into(), period.into());
-        cpu.insert(
-            "quota".into(),
-            (num("NanoCpus") * period / 1_000_000_000).into(),
-        );
+    if hc.nano_cpus > 0 {
+        let period = 100_000u64;
+        cpu.set_period(Some(period))
+            .set_quota(Some(hc.nano_cpus * period as i64 / 1_000_000_000));
+        any_cpu = true;
     } else {
-        if num("CpuPeriod") > 0 {
-            cpu.insert("period".into(), num("CpuPeriod").into());
+        if hc.cpu_period > 0 {
+            cpu.set_period(Some(hc.cpu_period as u64));
+            any_cpu = true;
         }
-        if num("CpuQuota") > 0 {
-            cpu.insert("quota".into(), num("CpuQuota").into());
-        }
-    }
-    for (k, o) in [("CpusetCpus", "cpus"), ("CpusetMems", "mems")] {
-        if let Some(v) = hc[k].as_str().filter(|v| !v.is_empty()) {
-            cpu.insert(o.into(), v.into());
+        if hc.cpu_quota > 0 {
+            cpu.set_quota(Some(hc.cpu_quota));
+            any_cpu = true;
         }
     }
-    if !cpu.is_empty() {
-        r["cpu"] = Value::Object(cpu);
+    if !hc.cpuset_cpus.is_empty() {
+        cpu.set_cpus(Some(hc.cpuset_cpus.clone()));
+        any_cpu = true;
     }
-    if let Some(p) = hc["PidsLimit"].as_i64().filter(|p| *p != 0) {
-        r["pids"] = json!({"limit": p});
+    if !hc.cpuset_mems.is_empty() {
+        cpu.set_mems(Some(hc.cpuset_mems.clone()));
+        any_cpu = true;
     }
-    if let Some(w) = hc["BlkioWeight"].as_u64().filter(|w| *w > 0) {
-        r["blockIO"] = json!({"weight": w});
+    if any_cpu {
+        r.set_cpu(Some(cpu));
     }
-    r
+    if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(p);
+        r.set_pids(Some(pids));
+    }
+    if hc.blkio_weight > 0 {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(hc.blkio_weight));
+        r.set_block_io(Some(b));
+    }
+}
+
+/// `docker update`'s resources as the shim hands them to `runc update`.
+pub fn update_resources(hc: &HostConfig) -> Value {
+    let mut r = LinuxResources::default();
+    r.set_devices(None);
+    set_resources(&mut r, hc);
+    serde_json::to_value(&r).unwrap_or_else(|_| json!({}))
 }
 
 /// `default-ulimits` overridden per name by `--ulimit`. None by default:
 /// the container inherits the shim's limits (never above them: root here
 /// may lack CAP_SYS_RESOURCE).
-fn rlimits(hc: &Value, cfg: &DaemonConfig) -> Vec<Value> {
+fn rlimits(hc: &HostConfig, cfg: &DaemonConfig) -> Result<Vec<PosixRlimit>, String> {
     let mut m: std::collections::BTreeMap<String, (i64, i64)> = cfg
         .default_ulimits
         .iter()
         .map(|(k, u)| (k.clone(), (u.hard, u.soft)))
         .collect();
-    if let Some(a) = hc["Ulimits"].as_array() {
-        for u in a {
-            if let Some(n) = u["Name"].as_str() {
-                m.insert(
-                    n.to_string(),
-                    (
-                        u["Hard"].as_i64().unwrap_or(0),
-                        u["Soft"].as_i64().unwrap_or(0),
-                    ),
-                );
-            }
-        }
+    for u in hc
+        .resources
+        .ulimits
+        .iter()
+        .flatten()
+        .filter(|u| !u.name.is_empty())
+    {
+        m.insert(u.name.clone(), (u.hard, u.soft));
     }
     m.into_iter()
-        .map(|(n, (h, s))| json!({"type": format!("RLIMIT_{}", n.to_ascii_uppercase()), "hard": h as u64, "soft": s as u64}))
+        .map(|(n, (h, s))| {
+            let name = format!("RLIMIT_{}", n.to_ascii_uppercase());
+            let typ: PosixRlimitType = serde_json::from_value(Value::String(name))
+                .map_err(|_| format!("invalid ulimit type: {n}"))?;
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .hard(h as u64)
+                .soft(s as u64)
+                .build()
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -506,31 +529,40 @@ pub fn which(bin: &str) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn capability_arithmetic() {
-        let c = capabilities(&json!({"CapAdd": ["sys_admin"], "CapDrop": ["CHOWN", "cap_kill"]}))
-            .unwrap();
+        let c = capabilities(&hc(
+            json!({"CapAdd": ["sys_admin"], "CapDrop": ["CHOWN", "cap_kill"]}),
+        ))
+        .unwrap();
         assert!(c.contains(&"CAP_SYS_ADMIN".to_string()));
         assert!(!c.contains(&"CAP_CHOWN".to_string()) && !c.contains(&"CAP_KILL".to_string()));
         assert_eq!(
-            capabilities(&json!({"CapDrop": ["ALL"], "CapAdd": ["NET_RAW"]})).unwrap(),
+            capabilities(&hc(json!({"CapDrop": ["ALL"], "CapAdd": ["NET_RAW"]}))).unwrap(),
             vec!["CAP_NET_RAW"]
         );
         assert_eq!(
-            capabilities(&json!({"Privileged": true})).unwrap(),
+            capabilities(&hc(json!({"Privileged": true}))).unwrap(),
             host_capabilities()
         );
         assert!(host_capabilities().contains(&"CAP_SYS_ADMIN".to_string()));
-        assert!(capabilities(&json!({"CapAdd": ["CAP_NOPE"]}))
+        assert!(capabilities(&hc(json!({"CapAdd": ["CAP_NOPE"]})))
             .unwrap_err()
             .contains("CAP_NOPE"));
     }
 
     #[test]
     fn resources() {
-        let r = merge_resources(
-            json!({}),
-            &json!({"Memory": 33554432, "NanoCpus": 1500000000i64, "PidsLimit": 10, "CpuShares": 512}),
+        let r = update_resources(&hc(
+            json!({"Memory": 33554432, "NanoCpus": 1500000000i64, "PidsLimit": 10, "CpuShares": 512}),
+        ));
+        assert!(
+            r.get("devices").is_none(),
+            "an update leaves the devices alone"
         );
         assert_eq!(r["memory"]["limit"], 33554432);
         assert_eq!(r["memory"]["swap"], 67108864);

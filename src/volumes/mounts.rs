@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use berth_actors::container::{ContainerError, MountPoint};
-use serde_json::Value;
+use berth_actors::container::config::Mount;
+use berth_actors::container::{Config, ContainerError, HostConfig, MountPoint};
 
 fn invalid(m: impl Into<String>) -> ContainerError {
     ContainerError::Invalid(m.into())
@@ -17,17 +17,12 @@ const PROPAGATIONS: &[&str] = &[
 ];
 
 /// The mount points, without creating anything.
-pub fn parse(hc: &Value, config: &Value) -> Result<Vec<MountPoint>, ContainerError> {
+pub fn parse(hc: &HostConfig, config: &Config) -> Result<Vec<MountPoint>, ContainerError> {
     let mut out: Vec<MountPoint> = Vec::new();
-    for b in hc["Binds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|b| b.as_str())
-    {
+    for b in hc.binds() {
         out.push(parse_bind(b)?);
     }
-    for m in hc["Mounts"].as_array().into_iter().flatten() {
+    for m in hc.mounts() {
         out.push(parse_mount(m)?);
     }
     let mut seen = BTreeSet::new();
@@ -37,7 +32,7 @@ pub fn parse(hc: &Value, config: &Value) -> Result<Vec<MountPoint>, ContainerErr
         }
     }
     // Anonymous volumes for `Config.Volumes` not covered by a mount.
-    if let Some(v) = config["Volumes"].as_object() {
+    if let Some(v) = &config.volumes {
         for dest in v.keys() {
             let d = clean(dest);
             if !d.starts_with('/') {
@@ -126,10 +121,10 @@ fn parse_bind(spec: &str) -> Result<MountPoint, ContainerError> {
 }
 
 /// `--mount type=...,source=...,target=...`.
-fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
-    let kind = v["Type"].as_str().unwrap_or("");
-    let target = v["Target"].as_str().unwrap_or("");
-    let source = v["Source"].as_str().unwrap_or("");
+fn parse_mount(v: &Mount) -> Result<MountPoint, ContainerError> {
+    let kind = v.kind.as_str();
+    let target = v.target.as_str();
+    let source = v.source.as_str();
     let cfg = |m: &str| invalid(format!("invalid mount config for type \"{kind}\": {m}"));
     if target.is_empty() {
         return Err(cfg("field Target must not be empty"));
@@ -139,7 +134,7 @@ fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
             "invalid mount path: '{target}' mount path must be absolute"
         )));
     }
-    let ro = v["ReadOnly"].as_bool().unwrap_or(false);
+    let ro = v.read_only;
     let mut m = MountPoint {
         kind: kind.to_string(),
         destination: clean(target),
@@ -160,7 +155,11 @@ fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
                 return Err(cfg(&format!("bind source path does not exist: {source}")));
             }
             m.source = clean(source);
-            let p = v["BindOptions"]["Propagation"].as_str().unwrap_or("");
+            let p = v
+                .bind_options
+                .as_ref()
+                .map(|b| b.propagation.as_str())
+                .unwrap_or("");
             if !p.is_empty() && !PROPAGATIONS.contains(&p) {
                 return Err(cfg(&format!("invalid propagation mode: {p}")));
             }
@@ -175,18 +174,19 @@ fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
                 return Err(cfg(&format!("invalid volume name: {source}")));
             }
             m.name = source.to_string();
-            m.copy = !v["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false);
+            m.copy = !v.volume_options.as_ref().is_some_and(|o| o.no_copy);
         }
         "tmpfs" => {
             if !source.is_empty() {
                 return Err(cfg("field Source must not be specified"));
             }
             let mut o = Vec::new();
-            if let Some(s) = v["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
-                o.push(format!("size={s}"));
+            let t = v.tmpfs_options.clone().unwrap_or_default();
+            if t.size_bytes > 0 {
+                o.push(format!("size={}", t.size_bytes));
             }
-            if let Some(mode) = v["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m > 0) {
-                o.push(format!("mode={mode:o}"));
+            if t.mode > 0 {
+                o.push(format!("mode={:o}", t.mode));
             }
             m.tmpfs = o.join(",");
         }
@@ -208,29 +208,14 @@ fn parse_mount(v: &Value) -> Result<MountPoint, ContainerError> {
 type VolumeOptions = (BTreeMap<String, String>, BTreeMap<String, String>);
 
 /// Volume labels and driver options of `--mount` volumes, by target.
-pub fn volume_options(hc: &Value) -> BTreeMap<String, VolumeOptions> {
-    let strings = |v: &Value| -> BTreeMap<String, String> {
-        v.as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    hc["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["Type"] == "volume")
+pub fn volume_options(hc: &HostConfig) -> BTreeMap<String, VolumeOptions> {
+    hc.mounts()
+        .iter()
+        .filter(|m| m.kind == "volume")
         .map(|m| {
-            (
-                clean(m["Target"].as_str().unwrap_or("")),
-                (
-                    strings(&m["VolumeOptions"]["Labels"]),
-                    strings(&m["VolumeOptions"]["DriverConfig"]["Options"]),
-                ),
-            )
+            let o = m.volume_options.clone().unwrap_or_default();
+            let driver = o.driver_config.and_then(|d| d.options).unwrap_or_default();
+            (clean(&m.target), (o.labels.unwrap_or_default(), driver))
         })
         .collect()
 }
@@ -238,7 +223,14 @@ pub fn volume_options(hc: &Value) -> BTreeMap<String, VolumeOptions> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn parse(hc: &Value, cfg: &Value) -> Result<Vec<MountPoint>, ContainerError> {
+        super::parse(
+            &serde_json::from_value(hc.clone()).unwrap(),
+            &serde_json::from_value(cfg.clone()).unwrap(),
+        )
+    }
 
     #[test]
     fn binds_mounts_and_volumes() {

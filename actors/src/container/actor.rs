@@ -384,7 +384,7 @@ impl Actor for ContainerActor {
                 let _ = reply.send(Ok(()));
             }
             ContainerMsg::Update(patch, reply) => {
-                let r = st.update(patch).await;
+                let r = st.update(*patch).await;
                 let _ = reply.send(r);
             }
             ContainerMsg::Connect {

@@ -5,6 +5,7 @@
 
 mod actor;
 mod attach;
+pub mod config;
 pub mod create;
 pub mod fs;
 mod index;
@@ -31,6 +32,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use actor::{actor_name, ContainerActor, ContainerArgs};
+pub use config::{Config, HostConfig};
 pub use index::ContainerIndex;
 pub use kill::parse_signal;
 pub use model::{ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION};
@@ -226,7 +228,7 @@ pub enum ContainerMsg {
     /// Set the name (the supervisor reserved it).
     SetName(String, Reply<()>),
     /// Merge these HostConfig fields (resources, restart policy).
-    Update(Value, Reply<Vec<String>>),
+    Update(Box<config::UpdateConfig>, Reply<Vec<String>>),
     /// Join a network (now if running, at every start from now on).
     Connect {
         network: String,

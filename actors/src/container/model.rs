@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::config::{Config, HostConfig};
 use super::state::Status;
 
 /// Record format version; bump only with a migration.
@@ -96,10 +97,12 @@ pub struct ContainerRecord {
     pub image: String,
     /// The image as the user named it (`Config.Image`).
     pub image_name: String,
-    /// The API's `Config` object as stored (normalized at create).
-    pub config: Value,
-    /// The API's `HostConfig` object as stored.
-    pub host_config: Value,
+    /// The API's `Config` (merged with the image's at create).
+    #[serde(deserialize_with = "super::config::lenient")]
+    pub config: Config,
+    /// The API's `HostConfig` (defaults filled in at create).
+    #[serde(deserialize_with = "super::config::lenient")]
+    pub host_config: HostConfig,
     pub path: String,
     pub args: Vec<String>,
     pub state: RunState,
@@ -138,45 +141,35 @@ impl ContainerRecord {
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.config["Labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.config.labels()
     }
 
     /// `RestartPolicy` from the host config: name and maximum retries.
     pub fn restart_policy(&self) -> (String, u64) {
-        let p = &self.host_config["RestartPolicy"];
-        (
-            p["Name"].as_str().unwrap_or("no").to_string(),
-            p["MaximumRetryCount"].as_u64().unwrap_or(0),
-        )
+        let p = &self.host_config.restart_policy;
+        let name = if p.name.is_empty() { "no" } else { &p.name };
+        (name.to_string(), p.maximum_retry_count.max(0) as u64)
     }
 
     pub fn auto_remove(&self) -> bool {
-        self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+        self.host_config.auto_remove
     }
 
     pub fn tty(&self) -> bool {
-        self.config["Tty"].as_bool().unwrap_or(false)
+        self.config.tty
     }
 
     /// The stop signal (`Config.StopSignal`, default SIGTERM) as a name.
     pub fn stop_signal(&self) -> String {
-        self.config["StopSignal"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("SIGTERM")
-            .to_string()
+        match self.config.stop_signal.as_str() {
+            "" => "SIGTERM".to_string(),
+            s => s.to_string(),
+        }
     }
 
     /// `Config.StopTimeout` in seconds (default 10).
     pub fn stop_timeout(&self) -> i64 {
-        self.config["StopTimeout"].as_i64().unwrap_or(10)
+        self.config.stop_timeout.unwrap_or(10)
     }
 
     /// Event attributes: image, name and the labels.

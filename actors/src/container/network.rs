@@ -29,7 +29,7 @@ fn net_err(e: NetworkError) -> ContainerError {
 /// The network a container names in `NetworkMode` (`default` is the
 /// default bridge).
 pub fn primary_network(rec: &ContainerRecord) -> String {
-    match rec.host_config["NetworkMode"].as_str().unwrap_or("") {
+    match rec.host_config.network_mode.as_str() {
         "" | "default" => "bridge".into(),
         m => m.to_string(),
     }
@@ -44,14 +44,14 @@ pub fn port_requests(rec: &ContainerRecord, default_ip: &str) -> Vec<PortMapping
         let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
         Some((p.parse().ok()?, proto.to_string()))
     };
-    if let Some(b) = hc["PortBindings"].as_object() {
+    if let Some(b) = &hc.port_bindings {
         for (k, v) in b {
             let Some((cport, proto)) = split(k) else {
                 continue;
             };
-            for binding in v.as_array().into_iter().flatten() {
-                let ip = binding["HostIp"].as_str().unwrap_or("");
-                let hp = binding["HostPort"].as_str().unwrap_or("");
+            for binding in v.iter().flatten() {
+                let ip = binding.host_ip.as_str();
+                let hp = binding.host_port.as_str();
                 let (lo, hi) = match hp.split_once('-') {
                     Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
                     None => (hp.parse().unwrap_or(0), 0),
@@ -70,9 +70,9 @@ pub fn port_requests(rec: &ContainerRecord, default_ip: &str) -> Vec<PortMapping
             }
         }
     }
-    if hc["PublishAllPorts"].as_bool() == Some(true) {
-        if let Some(e) = rec.config["ExposedPorts"].as_object() {
-            for k in e.keys() {
+    if hc.publish_all_ports {
+        {
+            for k in rec.config.exposed() {
                 let Some((cport, proto)) = split(k) else {
                     continue;
                 };
@@ -100,10 +100,7 @@ impl ContainerState {
     /// or another container's) and an endpoint on each of its networks;
     /// hosts, resolv.conf and the embedded DNS server to match.
     pub(super) async fn network_up(&mut self) -> Result<(), ContainerError> {
-        let mode = self.rec.host_config["NetworkMode"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let mode = self.rec.host_config.network_mode.clone();
         if mode == "host" || mode == "none" {
             return Ok(());
         }
@@ -207,7 +204,7 @@ impl ContainerState {
                 self.rec.short_name()
             )));
         }
-        let mode = self.rec.host_config["NetworkMode"].as_str().unwrap_or("");
+        let mode = self.rec.host_config.network_mode.as_str();
         if mode == "host" || mode == "none" || mode.starts_with("container:") {
             return Err(ContainerError::Forbidden(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network (network mode {mode})"

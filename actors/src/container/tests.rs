@@ -15,6 +15,10 @@ use crate::ports::SystemClock;
 use crate::testing::FakeContainerHost;
 use crate::view::ViewPublisher;
 
+fn memory(bytes: i64) -> crate::container::config::UpdateConfig {
+    serde_json::from_value(json!({"Memory": bytes})).unwrap()
+}
+
 fn record(id: &str, mut host_config: serde_json::Value) -> ContainerRecord {
     // No network unless the test sets one up.
     if host_config.get("NetworkMode").is_none() {
@@ -27,8 +31,8 @@ fn record(id: &str, mut host_config: serde_json::Value) -> ContainerRecord {
         created: "2026-01-01T00:00:00Z".into(),
         image: "sha256:0".into(),
         image_name: "busybox".into(),
-        config: json!({"Cmd": ["true"]}),
-        host_config,
+        config: serde_json::from_value(json!({"Cmd": ["true"]})).unwrap(),
+        host_config: serde_json::from_value(host_config).unwrap(),
         path: "true".into(),
         args: vec![],
         state: RunState::default(),
@@ -327,34 +331,33 @@ async fn update_changes_the_runtime_and_the_record_together() {
     let rig = Rig::new();
     let a = rig.spawn(record("c8", json!({})), true).await;
     // Stopped: only the record.
-    ask(&a, |r| ContainerMsg::Update(json!({"Memory": 67108864}), r))
+    ask(&a, |r| ContainerMsg::Update(Box::new(memory(67108864)), r))
         .await
         .unwrap();
-    assert_eq!(rig.record("c8").host_config["Memory"], 67108864);
+    assert_eq!(rig.record("c8").host_config.resources.memory, 67108864);
     assert!(rig.host.lock().resources.is_empty());
     // Running: the runtime, then the record.
     ask(&a, ContainerMsg::Start).await.unwrap();
-    ask(&a, |r| {
-        ContainerMsg::Update(json!({"Memory": 134217728}), r)
-    })
-    .await
-    .unwrap();
+    ask(&a, |r| ContainerMsg::Update(Box::new(memory(134217728)), r))
+        .await
+        .unwrap();
     assert_eq!(rig.host.lock().resources["c8"], 134217728);
-    assert_eq!(rig.record("c8").host_config["Memory"], 134217728);
+    assert_eq!(rig.record("c8").host_config.resources.memory, 134217728);
     // A refused update changes nothing.
     rig.host.lock().fail_update = Some("cgroup says no".into());
-    let e = ask(&a, |r| {
-        ContainerMsg::Update(json!({"Memory": 268435456}), r)
-    })
-    .await
-    .unwrap_err();
+    let e = ask(&a, |r| ContainerMsg::Update(Box::new(memory(268435456)), r))
+        .await
+        .unwrap_err();
     assert!(
         e.to_string()
             .contains("Cannot update container c8: cgroup says no"),
         "{e}"
     );
-    assert_eq!(rig.record("c8").host_config["Memory"], 134217728);
-    assert_eq!(rig.host.lock().saved["c8"].host_config["Memory"], 134217728);
+    assert_eq!(rig.record("c8").host_config.resources.memory, 134217728);
+    assert_eq!(
+        rig.host.lock().saved["c8"].host_config.resources.memory,
+        134217728
+    );
     a.stop(None);
 }
 

@@ -40,7 +40,7 @@ pub struct FakeContainerState {
     pub calls: Vec<(String, &'static str)>,
     pub next_pid: i32,
     /// `docker update`: the Memory last pushed to each runtime.
-    pub resources: BTreeMap<String, serde_json::Value>,
+    pub resources: BTreeMap<String, i64>,
     /// Make the runtime refuse updates with this message.
     pub fail_update: Option<String>,
     /// The shim's ends of the stdio connections handed out, as
@@ -333,7 +333,7 @@ impl ContainerHost for FakeContainerHost {
             Err(ShimCallError::Failed(e))
         } else {
             s.resources
-                .insert(rec.id.clone(), rec.host_config["Memory"].clone());
+                .insert(rec.id.clone(), rec.host_config.resources.memory);
             Ok(())
         };
         Box::pin(async move { r })

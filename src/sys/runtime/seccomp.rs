@@ -166,6 +166,12 @@ pub fn translate(profile_json: &str, target: &Target) -> Result<Value, String> {
     Ok(out)
 }
 
+/// A translated profile as the runtime spec's type (a profile the OCI
+/// types cannot hold is refused: unknown action, architecture or flag).
+pub fn to_oci(v: Value) -> Result<oci_spec::runtime::LinuxSeccomp, String> {
+    serde_json::from_value(v).map_err(|e| format!("invalid seccomp profile: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +213,11 @@ mod tests {
         assert!(allowed(&spec, "read"));
         assert!(allowed(&spec, "arch_prctl"), "amd64-only rule included");
         assert!(!allowed(&spec, "mount"), "mount needs CAP_SYS_ADMIN");
+        // The runtime spec's types hold it whole, and write it back the same.
+        let oci = to_oci(spec.clone()).unwrap();
+        let back = serde_json::to_value(&oci).unwrap();
+        assert_eq!(back["syscalls"], spec["syscalls"]);
+        assert_eq!(back["architectures"], spec["architectures"]);
         assert!(!allowed(&spec, "reboot"));
         assert!(allowed(&spec, "ptrace"), "ptrace on kernels >= 4.8");
         // Arguments are carried through (socket families).

@@ -2,7 +2,12 @@
 //! defaults: namespaces, mounts, masked and read-only paths, the default
 //! capability set, the device allow-list, seccomp.
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Capabilities, Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Mount, Process, Root, Spec,
+    User,
+};
+use serde_json::Value;
 
 use super::user::ResolvedUser;
 
@@ -41,6 +46,8 @@ pub enum SpecError {
     RelativeWorkdir(String),
     #[error("the working directory {0:?} is not allowed: it is under /proc")]
     ProcWorkdir(String),
+    #[error("unknown capability: {0:?}")]
+    Capability(String),
 }
 
 impl berth_actors::HasKind for SpecError {
@@ -62,7 +69,7 @@ pub struct SpecInput<'a> {
     pub hostname: &'a str,
     pub terminal: bool,
     pub capabilities: &'a [String],
-    pub seccomp: Option<Value>,
+    pub seccomp: Option<LinuxSeccomp>,
     pub shm_size: u64,
     pub no_new_privileges: bool,
     pub oom_score_adj: i64,
@@ -106,7 +113,71 @@ pub fn check_workdir(w: &str) -> Result<String, SpecError> {
     Ok(format!("/{}", clean.join("/")))
 }
 
-pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
+/// An OCI mount.
+pub fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(destination.into())
+        .set_typ(Some(typ.into()))
+        .set_source(Some(source.into()))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+/// A capability set from names (`CAP_CHOWN`); a name the OCI types do
+/// not know is refused.
+pub fn capability_set(names: &[String]) -> Result<Capabilities, SpecError> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<Capability>(Value::String(n.clone()))
+                .map_err(|_| SpecError::Capability(n.clone()))
+        })
+        .collect()
+}
+
+/// The same set as bounding, effective and permitted.
+pub fn capabilities(set: Capabilities) -> LinuxCapabilities {
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(set.clone()))
+        .set_effective(Some(set.clone()))
+        .set_permitted(Some(set))
+        .set_inheritable(None)
+        .set_ambient(None);
+    c
+}
+
+/// The process user.
+pub fn user(u: &ResolvedUser) -> User {
+    let mut out = User::default();
+    out.set_uid(u.uid)
+        .set_gid(u.gid)
+        .set_additional_gids(Some(u.additional_gids.clone()));
+    out
+}
+
+fn namespace(t: LinuxNamespaceType) -> LinuxNamespace {
+    let mut n = LinuxNamespace::default();
+    n.set_typ(t);
+    n
+}
+
+fn device(
+    allow: bool,
+    t: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut d = LinuxDeviceCgroup::default();
+    d.set_allow(allow)
+        .set_typ(t)
+        .set_major(major)
+        .set_minor(minor)
+        .set_access(Some(access.into()));
+    d
+}
+
+pub fn build(i: &SpecInput) -> Result<Spec, SpecError> {
     let cwd = check_workdir(i.workdir)?;
     let mut env = i.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -115,60 +186,123 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     if i.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    let caps = json!(i.capabilities);
     let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "network"}),
+        namespace(LinuxNamespaceType::Pid),
+        namespace(LinuxNamespaceType::Ipc),
+        namespace(LinuxNamespaceType::Uts),
+        namespace(LinuxNamespaceType::Mount),
+        namespace(LinuxNamespaceType::Network),
     ];
     if i.cgroupns {
-        namespaces.push(json!({"type": "cgroup"}));
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup));
     }
-    let dev = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
-        "cgroupsPath": i.cgroups_path,
-        "resources": {"devices": [
-            {"allow": false, "access": "rwm"},
-            dev("c", None, None, "m"), dev("b", None, None, "m"),
-            dev("c", Some(1), Some(3), "rwm"), dev("c", Some(1), Some(8), "rwm"), dev("c", Some(1), Some(7), "rwm"),
-            dev("c", Some(5), Some(0), "rwm"), dev("c", Some(1), Some(5), "rwm"), dev("c", Some(1), Some(9), "rwm"),
-            dev("c", Some(5), Some(1), "rwm"), dev("c", Some(136), None, "rwm"), dev("c", Some(5), Some(2), "rwm"),
-            dev("c", Some(10), Some(200), "rwm"),
-        ]},
-    });
-    if let Some(s) = &i.seccomp {
-        linux["seccomp"] = s.clone();
-    }
-    Ok(json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": i.terminal,
-            "user": {"uid": i.user.uid, "gid": i.user.gid, "additionalGids": i.user.additional_gids},
-            "args": i.args,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": i.no_new_privileges,
-            "oomScoreAdj": i.oom_score_adj,
-        },
-        "root": {"path": i.rootfs, "readonly": i.readonly_rootfs},
-        "hostname": i.hostname,
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", i.shm_size)]},
-        ],
-        "linux": linux,
-    }))
+    let (c, b) = (Some(LinuxDeviceType::C), Some(LinuxDeviceType::B));
+    let devices = vec![
+        device(false, None, None, None, "rwm"),
+        device(true, c, None, None, "m"),
+        device(true, b, None, None, "m"),
+        device(true, c, Some(1), Some(3), "rwm"),
+        device(true, c, Some(1), Some(8), "rwm"),
+        device(true, c, Some(1), Some(7), "rwm"),
+        device(true, c, Some(5), Some(0), "rwm"),
+        device(true, c, Some(1), Some(5), "rwm"),
+        device(true, c, Some(1), Some(9), "rwm"),
+        device(true, c, Some(5), Some(1), "rwm"),
+        device(true, c, Some(136), None, "rwm"),
+        device(true, c, Some(5), Some(2), "rwm"),
+        device(true, c, Some(10), Some(200), "rwm"),
+    ];
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(devices));
+    let mut linux = Linux::default();
+    linux
+        .set_namespaces(Some(namespaces))
+        .set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()))
+        .set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()))
+        .set_cgroups_path(Some(i.cgroups_path.into()))
+        .set_resources(Some(resources))
+        .set_seccomp(i.seccomp.clone())
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_devices(None)
+        .set_sysctl(None)
+        .set_rootfs_propagation(None)
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_personality(None);
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(i.terminal))
+        .set_user(user(i.user))
+        .set_args(Some(i.args.clone()))
+        .set_env(Some(env))
+        .set_cwd(cwd.into())
+        .set_capabilities(Some(capabilities(capability_set(i.capabilities)?)))
+        .set_no_new_privileges(Some(i.no_new_privileges))
+        .set_oom_score_adj(Some(i.oom_score_adj as i32))
+        .set_rlimits(None)
+        .set_apparmor_profile(None)
+        .set_selinux_label(None);
+    let mut root = Root::default();
+    root.set_path(i.rootfs.into())
+        .set_readonly(Some(i.readonly_rootfs));
+    let shm = format!("size={}", i.shm_size);
+    let mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm],
+        ),
+    ];
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".into())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some(i.hostname.into()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux))
+        .set_hooks(None)
+        .set_annotations(None);
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ async fn archive_put_to(r: &mut Req) -> Result<Response<body::Body>, ApiError> {
         no_overwrite_dir_non_dir: r.query.bool("noOverwriteDirNonDir"),
         copy_uid_gid: r.query.bool("copyUIDGID"),
     };
-    let ro_rootfs = rec.host_config["ReadonlyRootfs"].as_bool() == Some(true);
+    let ro_rootfs = rec.host_config.readonly_rootfs;
     if let Some(m) = crate::containers::archive::read_only_refusal(&rec.mounts, ro_rootfs, &path) {
         // dockerd answers these as a system error (500).
         return Err(ApiError::system(m));

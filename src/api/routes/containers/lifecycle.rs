@@ -1,8 +1,10 @@
 //! Lifecycle verbs: create, start, stop, restart, kill, remove, wait, rename,
 //! pause, unpause, update, prune.
 
+use berth_actors::container::config::{self, UpdateConfig};
 use berth_actors::container::{
-    ContainerError, ContainerMsg, Containers, Status, SupervisorMsg, WaitCondition, WaitOutcome,
+    ContainerError, ContainerMsg, Containers, HostConfig, Status, SupervisorMsg, WaitCondition,
+    WaitOutcome,
 };
 use bytes::Bytes;
 use hyper::header::HeaderValue;
@@ -206,15 +208,17 @@ pub fn update(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
         let body = r.json_of(&crate::api::schema::CONTAINER_UPDATE)?;
-        let mut probe = rec.host_config.clone();
-        if let Some(o) = body.as_object() {
-            for (k, v) in o {
-                probe[k] = v.clone();
-            }
+        // The checks see the record with every field the body names.
+        let mut probe = serde_json::to_value(&rec.host_config).unwrap_or_default();
+        if let (Some(p), Some(o)) = (probe.as_object_mut(), body.as_object()) {
+            p.extend(o.clone());
         }
+        let probe: HostConfig = config::from_value_lenient("update", probe);
+        let patch: UpdateConfig = config::from_value_lenient("update", body);
         crate::containers::create::check_update(&probe, r.ctx.host.ncpu.max(1)).map_err(err)?;
         // The actor updates the runtime and the record together.
-        let warnings = Containers::ask(&rec.id, |reply| ContainerMsg::Update(body.clone(), reply))
+        let patch = Box::new(patch);
+        let warnings = Containers::ask(&rec.id, |reply| ContainerMsg::Update(patch.clone(), reply))
             .await
             .map_err(err)?;
         ok_json(&json!({"Warnings": warnings}))

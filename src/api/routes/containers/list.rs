@@ -118,7 +118,7 @@ pub fn list(r: Req) -> HandlerFuture {
             }
             if f.contains("network")
                 && !f.values("network").any(|n| {
-                    rec.host_config["NetworkMode"].as_str() == Some(n)
+                    rec.host_config.network_mode == *n
                         || rec
                             .networks
                             .iter()

@@ -31,9 +31,7 @@ pub fn logs(r: Req) -> HandlerFuture {
                 "Bad parameters: you must choose at least one stream",
             ));
         }
-        let lc = rec.host_config["LogConfig"]["Type"]
-            .as_str()
-            .unwrap_or("json-file");
+        let lc = rec.host_config.log_config.kind.as_str();
         if lc == "none" {
             return Err(ApiError::invalid(
                 "configured logging driver does not support reading",
@@ -96,7 +94,7 @@ pub fn attach(mut r: Req) -> HandlerFuture {
             .await
             .map_err(err)?;
         let tty = rec.tty();
-        let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false) && !rec.tty();
+        let stdin_once = rec.config.stdin_once && !rec.tty();
         let events = r.ctx.events.clone();
         let attrs = rec.event_attrs();
         let id = rec.id.clone();
