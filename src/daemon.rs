@@ -147,6 +147,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     // Networks: records, the predefined networks, the host side.
     let (cindex_tx, cindex_rx) = watch::channel(Arc::new(ContainerIndex::default()));
     let cindex_tx = Arc::new(cindex_tx);
+    let img_users_rx = cindex_rx.clone();
     let net = open_networks(&cfg, &cont_records).await?;
     let (nindex_tx, nindex_rx) = watch::channel(Arc::new(NetworkIndex::default()));
     let networks = Networks { index: nindex_rx };
@@ -268,6 +269,22 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let fd_ctx = ctx.clone();
     let fd_listeners = bound.clone();
     let (img_records, img_events, img_driver) = (records.clone(), events.clone(), driver.clone());
+    // The store decides "in use" from the containers' read model.
+    let image_users: berth_actors::image::ImageUsers = {
+        let cindex = img_users_rx;
+        Arc::new(move || {
+            cindex
+                .borrow()
+                .by_id
+                .values()
+                .map(|c| berth_actors::image::ImageUser {
+                    container: c.id.clone(),
+                    image: c.image.clone(),
+                    live: c.state.status.is_live(),
+                })
+                .collect()
+        })
+    };
     let children = vec![
         ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
             (EventBus, ())
@@ -293,6 +310,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                         view: view_pub.clone(),
                         events: img_events.clone(),
                         present_layers: Arc::new(move || d.list().unwrap_or_default()),
+                        users: image_users.clone(),
                     },
                 )
             },

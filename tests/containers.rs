@@ -688,6 +688,15 @@ fn log_rotation_follow_diff_export_and_image_in_use() {
     d.docker_ok(&["image", "inspect", "busybox"]);
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(df.contains("Containers 2"), "{df}");
+    // `label!` keeps the containers that carry the label.
+    d.docker_ok(&[
+        "create", "--name", "keepme", "--label", "keep=1", "busybox", "true",
+    ]);
+    d.docker_ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "keepme"
+    );
     d.docker_ok(&["container", "prune", "-f"]);
     assert_eq!(d.docker_ok(&["ps", "-a", "-q"]), "");
     d.docker_ok(&["rmi", "busybox"]);

@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use super::model::ContainerRecord;
 use super::ContainerError;
+use crate::image::{ImageError, Images};
 use crate::ports::ContainerHost;
 use crate::volume::{VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes};
 
 /// What a create made so far, so a failure undoes exactly that.
 #[derive(Debug, Default)]
 pub struct Made {
+    /// Its image is claimed: no delete takes it meanwhile.
+    claimed: bool,
     /// The writable layer and the container's directory (files, record).
     prepared: bool,
     /// Volumes it became a user of, and whether it made them (anonymous).
@@ -48,6 +51,15 @@ async fn steps(
     volumes: Vec<VolumeRecord>,
     made: &mut Made,
 ) -> Result<(), ContainerError> {
+    // The image first: a delete racing with this create either ran
+    // before (the image is gone: "No such image") or waits for it.
+    Images::claim(&rec.image, &rec.id)
+        .await
+        .map_err(|e| match e {
+            ImageError::NotFound(_) => ContainerError::NoSuchImage(rec.image_name.clone()),
+            e => sys("claiming its image", e),
+        })?;
+    made.claimed = true;
     // Marked first: a half-made layer or directory is removed too.
     made.prepared = true;
     host.prepare(rec).await.map_err(ContainerError::System)?;
@@ -83,5 +95,8 @@ pub async fn undo(host: &Arc<dyn ContainerHost>, rec: &ContainerRecord, made: Ma
     }
     if made.prepared {
         host.discard(rec).await;
+    }
+    if made.claimed {
+        Images::unclaim(&rec.id);
     }
 }

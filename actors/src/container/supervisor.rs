@@ -320,6 +320,8 @@ impl Actor for ContainerSupervisor {
                 let a = st.args_for((*record).clone(), true, false);
                 match st.children.start(&id, spawn(myself.get_cell(), a)).await {
                     Ok(()) => {
+                        // Listed now: the record holds its image from here.
+                        crate::image::Images::unclaim(&id);
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {

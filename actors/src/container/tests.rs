@@ -537,6 +537,13 @@ fn volume(name: &str, anonymous: bool, driver: &str) -> crate::volume::VolumeRec
 #[tokio::test]
 async fn a_failed_create_leaves_nothing_behind() {
     let _serial = crate::volume::tests::SERIAL.lock().await;
+    let _images_serial = crate::image::tests::SERIAL.lock().await;
+    let (images, image_users, image) = crate::image::tests::start().await;
+    let record = |id: &str, hc| {
+        let mut r = record(id, hc);
+        r.image = image.clone();
+        r
+    };
     let vh = crate::testing::FakeVolumeHost::default();
     let vols = crate::volume::tests::start(&vh).await;
     let rig = Rig::new();
@@ -631,6 +638,21 @@ async fn a_failed_create_leaves_nothing_behind() {
     .await
     .unwrap_err();
     assert!(matches!(e, ContainerError::Conflict(_)), "{e:?}");
+    // No claim is left behind by the failed creates nor by the good one
+    // (its record speaks for it): with no container listed, the image goes.
+    assert!(image_users.lock().unwrap().is_empty());
+    images.delete("t:1".into(), false).await.unwrap();
+    // A create after that is refused with the image's name.
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(record("f3", json!({}))),
+        volumes: vec![],
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e, ContainerError::NoSuchImage("busybox".into()));
+    nothing_left("f3");
     sup.stop(None);
     crate::volume::tests::stop_supervisor().await;
+    crate::image::tests::stop().await;
 }

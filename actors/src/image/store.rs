@@ -95,6 +95,8 @@ impl crate::supervisor::ask::Request for ImageStoreMsg {
             ImageStoreMsg::Tag { .. } => "tag",
             ImageStoreMsg::Delete { .. } => "delete",
             ImageStoreMsg::Prune { .. } => "prune",
+            ImageStoreMsg::Claim { .. } => "claim",
+            ImageStoreMsg::Unclaim { .. } => "unclaim",
         }
     }
 }
@@ -130,12 +132,40 @@ pub enum ImageStoreMsg {
         force: bool,
         reply: RpcReplyPort<Result<(Vec<DeleteItem>, Released), ImageError>>,
     },
-    /// Delete the images `select` picks (dangling-only or all unused).
+    /// Delete the images `select` picks that no container uses.
     Prune {
-        ids: Vec<String>,
+        select: PruneSelect,
         reply: RpcReplyPort<Result<PruneResult, ImageError>>,
     },
+    /// A container being created will use the image (`NotFound` if it is
+    /// gone): it cannot be deleted until [`ImageStoreMsg::Unclaim`].
+    Claim {
+        image: String,
+        container: String,
+        reply: RpcReplyPort<Result<(), ImageError>>,
+    },
+    /// The create ended: its record (or its failure) speaks for it now.
+    Unclaim { container: String },
 }
+
+/// A container that uses an image: its writable layer sits on the image's
+/// layers, so the image stays while the container does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    pub container: String,
+    /// The image ID (`sha256:...`).
+    pub image: String,
+    /// Running, paused or restarting (never removable while so).
+    pub live: bool,
+}
+
+/// The containers and the images they use (the containers' read model),
+/// read by the store when a delete or prune decides.
+pub type ImageUsers = Arc<dyn Fn() -> Vec<ImageUser> + Send + Sync>;
+
+/// Which images a prune considers (the request's filters); the store
+/// leaves out every image a container uses or claims.
+pub type PruneSelect = Box<dyn Fn(&ImageInfo) -> bool + Send>;
 
 pub struct ImageStoreArgs {
     pub records: Arc<dyn RecordStore>,
@@ -145,6 +175,7 @@ pub struct ImageStoreArgs {
     /// Cache IDs present in the storage driver, to drop records whose
     /// layer directory vanished.
     pub present_layers: Arc<dyn Fn() -> BTreeSet<String> + Send + Sync>,
+    pub users: ImageUsers,
 }
 
 pub struct ImageStore;
@@ -155,6 +186,10 @@ pub struct State {
     view: ViewPublisher,
     events: Events,
     idx: ImageIndex,
+    users: ImageUsers,
+    /// Containers being created, by ID, and the image each claimed: a
+    /// delete between a create's image lookup and its record sees them.
+    claims: BTreeMap<String, String>,
 }
 
 fn now_rfc3339() -> String {
@@ -481,6 +516,8 @@ impl Actor for ImageStore {
             view: args.view,
             events: args.events,
             idx: ImageIndex::default(),
+            users: args.users,
+            claims: BTreeMap::new(),
         };
         st.load(&present)?;
         st.publish();
@@ -542,6 +579,7 @@ impl Actor for ImageStore {
                         .resolve(&name)
                         .cloned()
                         .ok_or_else(|| ImageError::NotFound(name.clone()))?;
+                    st.check_in_use(&info, &name, force)?;
                     let id = info.record.id.clone();
                     let mut items = Vec::new();
                     if let Some(r) = st.idx.is_reference(&name) {
@@ -586,8 +624,16 @@ impl Actor for ImageStore {
                 })();
                 let _ = reply.send(r);
             }
-            ImageStoreMsg::Prune { ids, reply } => {
+            ImageStoreMsg::Prune { select, reply } => {
                 let r = (|| {
+                    let used = st.used();
+                    let ids: Vec<String> = st
+                        .idx
+                        .images
+                        .values()
+                        .filter(|i| !used.contains_key(&i.record.id) && select(i))
+                        .map(|i| i.record.id.clone())
+                        .collect();
                     let mut res = PruneResult::default();
                     for id in ids {
                         if !st.idx.images.contains_key(&id) {
@@ -604,8 +650,85 @@ impl Actor for ImageStore {
                 })();
                 let _ = reply.send(r);
             }
+            ImageStoreMsg::Claim {
+                image,
+                container,
+                reply,
+            } => {
+                let r = if st.idx.images.contains_key(&image) {
+                    st.claims.insert(container, image);
+                    Ok(())
+                } else {
+                    Err(ImageError::NotFound(image))
+                };
+                let _ = reply.send(r);
+            }
+            ImageStoreMsg::Unclaim { container } => {
+                st.claims.remove(&container);
+            }
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// The containers using each image: the read model's and the claims
+    /// of creates in flight (as stopped users).
+    fn used(&self) -> BTreeMap<String, Vec<ImageUser>> {
+        let mut out: BTreeMap<String, Vec<ImageUser>> = BTreeMap::new();
+        for u in (self.users)() {
+            out.entry(u.image.clone()).or_default().push(u);
+        }
+        for (container, image) in &self.claims {
+            let list = out.entry(image.clone()).or_default();
+            if !list.iter().any(|u| &u.container == container) {
+                list.push(ImageUser {
+                    container: container.clone(),
+                    image: image.clone(),
+                    live: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// Refuse to delete an image that containers use (their layers sit on
+    /// it), with dockerd's messages; removing one of several tags is fine.
+    fn check_in_use(&self, img: &ImageInfo, name: &str, force: bool) -> Result<(), ImageError> {
+        let mut users = self.used().remove(&img.record.id).unwrap_or_default();
+        if users.is_empty() {
+            return Ok(());
+        }
+        users.sort_by(|a, b| a.container.cmp(&b.container));
+        let is_ref = self.idx.is_reference(name).is_some();
+        if is_ref && img.refs.len() > 1 {
+            return Ok(());
+        }
+        let short = |s: &str| digest_hex(s).chars().take(12).collect::<String>();
+        let img12 = short(&img.record.id);
+        let conflict = |m: String| Err(ImageError::Conflict(m));
+        if let Some(c) = users.iter().find(|c| c.live) {
+            return conflict(format!(
+                "conflict: unable to delete {img12} (cannot be forced) - image is being used by running container {}",
+                short(&c.container)
+            ));
+        }
+        let c12 = short(&users[0].container);
+        if force {
+            // dockerd untags and keeps the image; berth keeps both (see api-compat.md).
+            return conflict(format!(
+                "conflict: unable to delete {img12} (cannot be forced) - image is being used by stopped container {c12}"
+            ));
+        }
+        if is_ref {
+            conflict(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {c12} is using its referenced image {img12}"
+            ))
+        } else {
+            conflict(format!(
+                "conflict: unable to delete {img12} (must be forced) - image is being used by stopped container {c12}"
+            ))
+        }
     }
 }
 
@@ -663,8 +786,30 @@ impl Images {
         ask_store(&s, |reply| ImageStoreMsg::Delete { name, force, reply }).await
     }
 
-    pub async fn prune(&self, ids: Vec<String>) -> Result<PruneResult, ImageError> {
+    /// Delete the unused images `select` picks.
+    pub async fn prune(&self, select: PruneSelect) -> Result<PruneResult, ImageError> {
         let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Prune { ids, reply }).await
+        ask_store(&s, |reply| ImageStoreMsg::Prune { select, reply }).await
+    }
+
+    /// A create claims its image (see [`ImageStoreMsg::Claim`]).
+    pub async fn claim(image: &str, container: &str) -> Result<(), ImageError> {
+        let s = Self::store()?;
+        let (image, container) = (image.to_string(), container.to_string());
+        ask_store(&s, |reply| ImageStoreMsg::Claim {
+            image,
+            container,
+            reply,
+        })
+        .await
+    }
+
+    /// The create ended (see [`ImageStoreMsg::Unclaim`]).
+    pub fn unclaim(container: &str) {
+        if let Ok(s) = Self::store() {
+            let _ = s.cast(ImageStoreMsg::Unclaim {
+                container: container.to_string(),
+            });
+        }
     }
 }

@@ -4,6 +4,7 @@ mod container;
 mod flaky;
 mod logs;
 mod network;
+mod records;
 mod registry;
 mod volume;
 
@@ -11,5 +12,6 @@ pub use container::{FakeContainerHost, FakeContainerState, FakeShim};
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
 pub use logs::FakeLogFiles;
 pub use network::{FakeNetState, FakeNetworkHost};
+pub use records::MemRecords;
 pub use registry::FakeRegistry;
 pub use volume::{FakeVolState, FakeVolumeHost};

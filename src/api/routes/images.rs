@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use berth_actors::image::{digest_hex, DeleteItem, ImageInfo, Reference};
 use berth_actors::registry::{self, Credentials, PushTarget, RegistryError};
-use berth_actors::ErrorKind;
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
@@ -261,55 +260,8 @@ fn items_json(items: &[DeleteItem]) -> Vec<Value> {
         .collect()
 }
 
-/// Refuse to delete an image that containers use (their layers sit on it),
-/// with dockerd's messages; removing one of several tags is fine.
-fn check_in_use(r: &Req, name: &str, force: bool) -> Result<(), ApiError> {
-    let snap = r.ctx.images.images.snapshot();
-    let Some(img) = snap.resolve(name) else {
-        return Ok(());
-    };
-    let cs = r.ctx.containers.containers.snapshot();
-    let users: Vec<_> = cs
-        .by_id
-        .values()
-        .filter(|c| c.image == img.record.id)
-        .collect();
-    if users.is_empty() {
-        return Ok(());
-    }
-    let is_ref = snap.is_reference(name).is_some();
-    if is_ref && img.refs.len() > 1 {
-        return Ok(());
-    }
-    let img12 = &digest_hex(&img.record.id)[..12];
-    let conflict = |m: String| Err(ApiError::new(ErrorKind::Conflict, m));
-    if let Some(c) = users.iter().find(|c| c.state.status.is_live()) {
-        return conflict(format!(
-            "conflict: unable to delete {img12} (cannot be forced) - image is being used by running container {}",
-            &c.id[..12]
-        ));
-    }
-    let c12 = &users[0].id[..12];
-    if force {
-        // dockerd untags and keeps the image; berth keeps both (see api-compat.md).
-        return conflict(format!(
-            "conflict: unable to delete {img12} (cannot be forced) - image is being used by stopped container {c12}"
-        ));
-    }
-    if is_ref {
-        conflict(format!(
-            "conflict: unable to remove repository reference \"{name}\" (must force) - container {c12} is using its referenced image {img12}"
-        ))
-    } else {
-        conflict(format!(
-            "conflict: unable to delete {img12} (must be forced) - image is being used by stopped container {c12}"
-        ))
-    }
-}
-
 pub fn delete(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        check_in_use(&r, r.param("name"), r.query.bool("force"))?;
         let svc = r.ctx.images.clone();
         let (items, released) = svc
             .images
@@ -335,30 +287,18 @@ pub fn prune(r: Req) -> HandlerFuture {
             .values("until")
             .next()
             .and_then(|u| crate::api::shared::parse_timestamp(u).map(|n| n / 1_000_000_000));
-        let snap = r.ctx.images.images.snapshot();
-        let used: std::collections::BTreeSet<String> = r
-            .ctx
-            .containers
-            .containers
-            .snapshot()
-            .by_id
-            .values()
-            .map(|c| c.image.clone())
-            .collect();
-        let ids: Vec<String> = snap
-            .images
-            .values()
-            .filter(|i| !used.contains(&i.record.id))
-            .filter(|i| !dangling_only || i.refs.is_empty())
-            .filter(|i| f.labels("label", &i.config.labels()))
-            .filter(|i| !f.contains("label!") || !f.labels("label!", &i.config.labels()))
-            .filter(|i| until.is_none_or(|u| i.config.created_unix() < u))
-            .map(|i| i.record.id.clone())
-            .collect();
+        // The store leaves out the images containers use, deciding under
+        // its mailbox (a create claims its image there first).
+        let select = Box::new(move |i: &berth_actors::image::ImageInfo| {
+            (!dangling_only || i.refs.is_empty())
+                && f.labels("label", &i.config.labels())
+                && (!f.contains("label!") || !f.labels("label!", &i.config.labels()))
+                && until.is_none_or(|u| i.config.created_unix() < u)
+        });
         let svc = r.ctx.images.clone();
         let res = svc
             .images
-            .prune(ids)
+            .prune(select)
             .await
             .map_err(|e| ApiError::from_err(&e))?;
         let released = res.released.clone();

@@ -240,6 +240,8 @@ pub fn prune(r: Req) -> HandlerFuture {
         let snap = r.ctx.containers.containers.snapshot();
         let mut deleted = Vec::new();
         let mut space = 0u64;
+        // The snapshot picks candidates by the filters; each actor decides
+        // (a remove without force refuses a container that runs by now).
         for rec in snap.by_id.values() {
             if !matches!(
                 rec.state.status,
@@ -247,7 +249,9 @@ pub fn prune(r: Req) -> HandlerFuture {
             ) {
                 continue;
             }
-            if !f.labels("label", &rec.labels())
+            let labels = rec.labels();
+            if !f.labels("label", &labels)
+                || (f.contains("label!") && f.labels("label!", &labels))
                 || until.is_some_and(|u| unix_of(&rec.created) >= u)
             {
                 continue;
