@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_actors::container::{
-    ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers,
+    ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers, Service,
 };
 use berth_actors::directory::{
     CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, ROOT, VOLUMES,
@@ -19,6 +19,7 @@ use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
 use berth_actors::network::{NetworkIndex, NetworkSupervisor, NetworkSupervisorArgs, Networks};
 use berth_actors::ports::SystemClock;
 use berth_actors::registry::RegistrySupervisor;
+use berth_actors::supervisor::keyed::spawn_child;
 use berth_actors::supervisor::{
     ChildSpec, RestartPolicy, Supervisor, SupervisorArgs, SupervisorMsg,
 };
@@ -239,6 +240,33 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         view: view_pub.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(cont_records))),
         live_restore: cfg.live_restore,
+        // Under the ContainerSupervisor: exec instances (their actors come
+        // back over their records) and log streams (they resume at their
+        // positions).
+        services: vec![
+            Service {
+                name: berth_actors::directory::EXECS,
+                spawn: Arc::new(move |parent| {
+                    spawn_child(
+                        berth_actors::directory::EXECS.to_string(),
+                        berth_actors::exec::ExecSupervisor,
+                        exec_table.clone(),
+                        parent,
+                    )
+                }),
+            },
+            Service {
+                name: berth_actors::directory::LOG_STREAMS,
+                spawn: Arc::new(move |parent| {
+                    spawn_child(
+                        berth_actors::directory::LOG_STREAMS.to_string(),
+                        berth_actors::logs::LogSupervisor,
+                        log_args.clone(),
+                        parent,
+                    )
+                }),
+            },
+        ],
     };
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ApiContext {
@@ -330,20 +358,6 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             RestartPolicy::infrastructure(),
             true,
             move || (ContainerSupervisor, cont_args.clone()),
-        ),
-        // Exec instances: their actors come back over their records.
-        ChildSpec::new(
-            berth_actors::directory::EXECS,
-            RestartPolicy::infrastructure(),
-            true,
-            move || (berth_actors::exec::ExecSupervisor, exec_table.clone()),
-        ),
-        // Log streams resume at their positions when restarted.
-        ChildSpec::new(
-            berth_actors::directory::LOG_STREAMS,
-            RestartPolicy::infrastructure(),
-            true,
-            move || (berth_actors::logs::LogSupervisor, log_args.clone()),
         ),
         ChildSpec::new(
             FRONT_DOOR,

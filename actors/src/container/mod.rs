@@ -39,7 +39,7 @@ pub use model::{ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD
 pub use restart_policy::{validate as restart_policy_validate, Backoff};
 pub use state::Status;
 pub use supervisor::{
-    valid_name, ContainerSupervisor, ContainerSupervisorArgs, Containers, SupervisorMsg,
+    valid_name, ContainerSupervisor, ContainerSupervisorArgs, Containers, Service, SupervisorMsg,
 };
 pub use wait::{WaitCondition, WaitOutcome};
 

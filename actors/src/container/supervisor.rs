@@ -19,11 +19,26 @@ use crate::directory::CONTAINERS;
 use crate::events::Events;
 use crate::ports::ContainerHost;
 use crate::supervisor::ask::{ask_within, AskError};
-use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::keyed::{
+    spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
+};
 use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
 
 pub struct ContainerSupervisor;
+
+/// A supervisor of what containers serve beside their actors (the
+/// ExecSupervisor, the LogSupervisor), started under the
+/// ContainerSupervisor: its registry name and how to spawn it linked.
+#[derive(Clone)]
+pub struct Service {
+    pub name: &'static str,
+    pub spawn: Arc<dyn Fn(ActorCell) -> SpawnFuture + Send + Sync>,
+}
+
+/// Rebuilds of a service allowed per window before the ContainerSupervisor
+/// fails (its parent restarts it, and it starts the service again).
+const SERVICE_REBUILDS: usize = 10;
 
 #[derive(Clone)]
 pub struct ContainerSupervisorArgs {
@@ -36,6 +51,8 @@ pub struct ContainerSupervisorArgs {
     /// Records read from disk at berthd start (first incarnation only).
     pub initial: Arc<std::sync::Mutex<Option<Vec<ContainerRecord>>>>,
     pub live_restore: bool,
+    /// Started before the containers' actors, rebuilt when they die.
+    pub services: Vec<Service>,
 }
 
 pub enum SupervisorMsg {
@@ -61,6 +78,8 @@ pub enum SupervisorMsg {
     Forget(String),
     /// Rebuild the actor of a container.
     Rebuild(String),
+    /// Start a service again (by its name).
+    RebuildService(String),
     /// IDs of the containers whose actor runs.
     List(RpcReplyPort<Vec<String>>),
     /// The actor of this container did not answer a request in time.
@@ -81,6 +100,7 @@ impl crate::supervisor::ask::Request for SupervisorMsg {
 pub struct SupervisorState {
     args: ContainerSupervisorArgs,
     children: KeyedChildren,
+    services: KeyedChildren,
     /// Names of containers being created (name → ID).
     reserved: BTreeMap<String, String>,
 }
@@ -193,8 +213,21 @@ impl Actor for ContainerSupervisor {
         let mut st = SupervisorState {
             args,
             children: KeyedChildren::new("container"),
+            services: KeyedChildren::with_limit("service", SERVICE_REBUILDS, REBUILD_WINDOW),
             reserved: BTreeMap::new(),
         };
+        // Services first: exec and log requests are served as soon as the
+        // front door opens. A name still held by the previous incarnation's
+        // service is retried.
+        let spawns = st
+            .args
+            .services
+            .iter()
+            .map(|s| (s.name.to_string(), (s.spawn)(myself.get_cell())))
+            .collect();
+        for name in st.services.restore(spawns).await {
+            myself.send_after(RETRY_AFTER, move || SupervisorMsg::RebuildService(name));
+        }
         // First start: records from disk. A restart of this supervisor:
         // the records in the read model (the actors died with it).
         let (records, first) = match st
@@ -400,6 +433,20 @@ impl Actor for ContainerSupervisor {
                     .rebuild(id, a, |id| rebuild_later(&myself, id, RETRY_AFTER))
                     .await;
             }
+            SupervisorMsg::RebuildService(name) => {
+                let spawn = st
+                    .args
+                    .services
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| (s.spawn)(myself.get_cell()));
+                let me = myself.clone();
+                st.services
+                    .rebuild(name, spawn, move |name| {
+                        me.send_after(RETRY_AFTER, move || SupervisorMsg::RebuildService(name));
+                    })
+                    .await;
+            }
             SupervisorMsg::List(reply) => {
                 let _ = reply.send(st.children.keys());
             }
@@ -419,6 +466,20 @@ impl Actor for ContainerSupervisor {
             .exited(&ev, |id| index.borrow().by_id.contains_key(id))
         {
             rebuild_later(&myself, id, REBUILD_AFTER);
+        }
+        let service = match &ev {
+            SupervisionEvent::ActorTerminated(c, ..) | SupervisionEvent::ActorFailed(c, _) => {
+                st.services.key_of(&c.get_id())
+            }
+            _ => None,
+        };
+        if let Some(name) = service {
+            // At once: a service's facts (exec records, log sessions) are
+            // outside it. One that keeps failing fails this supervisor.
+            match st.services.exited(&ev, |_| true) {
+                Some(name) => myself.send_message(SupervisorMsg::RebuildService(name))?,
+                None => return Err(format!("the {name} service keeps failing").into()),
+            }
         }
         Ok(())
     }

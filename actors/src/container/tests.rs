@@ -555,6 +555,7 @@ async fn a_failed_create_leaves_nothing_behind() {
         view: rig.view.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),
         live_restore: true,
+        services: vec![],
     };
     let (sup, _) = Actor::spawn(
         Some(crate::directory::CONTAINERS.into()),

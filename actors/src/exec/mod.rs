@@ -21,6 +21,9 @@ use tracing::warn;
 
 use crate::directory::EXECS;
 use crate::supervisor::ask::{ask_within, AskError, Request};
+use crate::supervisor::keyed::{
+    spawn_child, KeyedChildren, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
+};
 use crate::{ErrorKind, HasKind};
 
 #[cfg(test)]
@@ -250,27 +253,22 @@ pub struct ExecSupervisor;
 
 pub struct ExecSupervisorState {
     table: ExecTable,
-    /// Child actor → exec.
-    children: BTreeMap<ractor::ActorId, String>,
-    /// Restarts per exec (a flapping actor is left down, its record stays).
-    restarts: BTreeMap<String, u32>,
+    /// One actor per exec, rebuilt over its record when it dies (a
+    /// flapping one is left down; its record stays).
+    children: KeyedChildren,
 }
 
-async fn spawn_exec(
-    st: &mut ExecSupervisorState,
+fn spawn_exec(
+    st: &ExecSupervisorState,
     myself: &ActorRef<ExecSupervisorMsg>,
     id: &str,
-) -> Result<(), String> {
-    let (a, _) = Actor::spawn_linked(
-        Some(actor_name(id)),
+) -> SpawnFuture {
+    spawn_child(
+        actor_name(id),
         ExecActor,
         (id.to_string(), st.table.clone()),
         myself.get_cell(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    st.children.insert(a.get_id(), id.to_string());
-    Ok(())
 }
 
 impl Actor for ExecSupervisor {
@@ -283,16 +281,14 @@ impl Actor for ExecSupervisor {
         myself: ActorRef<ExecSupervisorMsg>,
         table: ExecTable,
     ) -> Result<ExecSupervisorState, ActorProcessingErr> {
-        // A restarted supervisor: every exec gets its actor back.
+        // A restarted supervisor: every exec gets its actor back (the old
+        // incarnation's names may be registered a moment longer).
         for id in table.all_ids() {
-            myself.send_after(Duration::from_millis(20), move || {
-                ExecSupervisorMsg::Respawn(id)
-            });
+            myself.send_after(REBUILD_AFTER, move || ExecSupervisorMsg::Respawn(id));
         }
         Ok(ExecSupervisorState {
             table,
-            children: BTreeMap::new(),
-            restarts: BTreeMap::new(),
+            children: KeyedChildren::with_limit("exec", 100, REBUILD_WINDOW),
         })
     }
 
@@ -306,7 +302,8 @@ impl Actor for ExecSupervisor {
             ExecSupervisorMsg::Create { record, reply } => {
                 let id = record.id.clone();
                 st.table.lock().insert(id.clone(), *record);
-                let r = spawn_exec(st, &myself, &id).await;
+                let spawn = spawn_exec(st, &myself, &id);
+                let r = st.children.start(&id, spawn).await;
                 if r.is_err() {
                     st.table.lock().remove(&id);
                 }
@@ -319,29 +316,20 @@ impl Actor for ExecSupervisor {
                 let ids = st.table.of_container(&cid);
                 st.table.lock().retain(|_, e| e.container_id != cid);
                 for id in ids {
-                    st.restarts.remove(&id);
+                    st.children.forget(&id);
                     if let Some(a) = ractor::registry::where_is(actor_name(&id)) {
                         a.stop(None);
                     }
                 }
             }
             ExecSupervisorMsg::Respawn(id) => {
-                if st.table.get(&id).is_none() {
-                    return Ok(());
-                }
-                if ractor::registry::where_is(actor_name(&id)).is_some() {
-                    // The old incarnation's name is still registered.
-                    myself.send_after(Duration::from_millis(20), move || {
-                        ExecSupervisorMsg::Respawn(id)
-                    });
-                    return Ok(());
-                }
-                if let Err(e) = spawn_exec(st, &myself, &id).await {
-                    warn!(exec = %id, "restarting an exec actor: {e}; retrying");
-                    myself.send_after(Duration::from_millis(200), move || {
-                        ExecSupervisorMsg::Respawn(id)
-                    });
-                }
+                let spawn = st.table.get(&id).map(|_| spawn_exec(st, &myself, &id));
+                let me = myself.clone();
+                st.children
+                    .rebuild(id, spawn, move |id| {
+                        me.send_after(RETRY_AFTER, move || ExecSupervisorMsg::Respawn(id));
+                    })
+                    .await;
             }
         }
         Ok(())
@@ -353,26 +341,12 @@ impl Actor for ExecSupervisor {
         evt: SupervisionEvent,
         st: &mut ExecSupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let cell = match &evt {
-            SupervisionEvent::ActorTerminated(c, _, _) | SupervisionEvent::ActorFailed(c, _) => {
-                c.clone()
-            }
-            _ => return Ok(()),
-        };
-        let Some(id) = st.children.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        if st.table.get(&id).is_none() {
-            return Ok(()); // forgotten: it stopped for good
+        // A forgotten exec stopped for good; any other comes back.
+        let table = st.table.clone();
+        if let Some(id) = st.children.exited(&evt, |id| table.get(id).is_some()) {
+            // At once: the facts it serves from are outside it.
+            myself.send_message(ExecSupervisorMsg::Respawn(id))?;
         }
-        let n = st.restarts.entry(id.clone()).or_default();
-        *n += 1;
-        if *n > 100 {
-            warn!(exec = %id, "exec actor restarted too often; left down");
-            return Ok(());
-        }
-        warn!(exec = %id, "exec actor stopped; restarting it over its record");
-        myself.send_message(ExecSupervisorMsg::Respawn(id))?;
         Ok(())
     }
 }

@@ -25,6 +25,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::container::ContainerIndex;
+use crate::supervisor::keyed::{
+    spawn_child, KeyedChildren, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
+};
 
 #[cfg(test)]
 mod tests;
@@ -203,18 +206,21 @@ pub struct LogSupervisor;
 
 pub struct LogSupervisorState {
     args: LogSupervisorArgs,
-    /// Child actor → session.
-    children: BTreeMap<ractor::ActorId, u64>,
+    /// One actor per open session (keyed by the session's number).
+    children: KeyedChildren,
 }
 
-async fn spawn_stream(
-    st: &mut LogSupervisorState,
+/// Starts of one session before it is ended instead of restarted.
+const MAX_STARTS: u64 = 1000;
+
+fn spawn_stream(
+    st: &LogSupervisorState,
     myself: &ActorRef<LogSupervisorMsg>,
     s: Arc<LogSession>,
-) -> Result<(), String> {
+) -> SpawnFuture {
     s.starts.fetch_add(1, Ordering::SeqCst);
-    let (a, _) = Actor::spawn_linked(
-        Some(actor_name(&s.container, s.id)),
+    spawn_child(
+        actor_name(&s.container, s.id),
         LogStream,
         LogStreamArgs {
             session: s.clone(),
@@ -223,10 +229,6 @@ async fn spawn_stream(
         },
         myself.get_cell(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    st.children.insert(a.get_id(), s.id);
-    Ok(())
 }
 
 impl Actor for LogSupervisor {
@@ -241,7 +243,7 @@ impl Actor for LogSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let st = LogSupervisorState {
             args,
-            children: BTreeMap::new(),
+            children: KeyedChildren::with_limit("log stream", MAX_STARTS as usize, REBUILD_WINDOW),
         };
         // A restart of this supervisor: its children died with it; every
         // session still open gets its actor back, at its position.
@@ -252,9 +254,7 @@ impl Actor for LogSupervisor {
             }
             // The old incarnation's name may still be registered for a
             // moment: retried through the mailbox.
-            myself.send_after(Duration::from_millis(20), move || {
-                LogSupervisorMsg::Respawn(s.id)
-            });
+            myself.send_after(REBUILD_AFTER, move || LogSupervisorMsg::Respawn(s.id));
         }
         Ok(st)
     }
@@ -289,7 +289,8 @@ impl Actor for LogSupervisor {
                     starts: AtomicU64::new(0),
                 });
                 st.args.sessions.insert(s.clone());
-                match spawn_stream(st, &myself, s).await {
+                let spawn = spawn_stream(st, &myself, s);
+                match st.children.start(&id.to_string(), spawn).await {
                     Ok(()) => {
                         let _ = reply.send(Ok((id, rx)));
                     }
@@ -300,25 +301,17 @@ impl Actor for LogSupervisor {
                 }
             }
             LogSupervisorMsg::Respawn(id) => {
-                let Some(s) = st.args.sessions.get(id) else {
-                    return Ok(());
-                };
-                if s.is_done() {
+                let live = st.args.sessions.get(id).filter(|s| !s.is_done());
+                if live.is_none() {
                     st.args.sessions.remove(id);
-                    return Ok(());
                 }
-                if ractor::registry::where_is(actor_name(&s.container, s.id)).is_some() {
-                    myself.send_after(Duration::from_millis(20), move || {
-                        LogSupervisorMsg::Respawn(id)
-                    });
-                    return Ok(());
-                }
-                if let Err(e) = spawn_stream(st, &myself, s.clone()).await {
-                    warn!(session = id, "restarting a log stream: {e}; retrying");
-                    myself.send_after(Duration::from_millis(200), move || {
-                        LogSupervisorMsg::Respawn(id)
-                    });
-                }
+                let spawn = live.map(|s| spawn_stream(st, &myself, s));
+                let me = myself.clone();
+                st.children
+                    .rebuild(id.to_string(), spawn, move |_| {
+                        me.send_after(RETRY_AFTER, move || LogSupervisorMsg::Respawn(id));
+                    })
+                    .await;
             }
         }
         Ok(())
@@ -344,31 +337,38 @@ impl Actor for LogSupervisor {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match &evt {
-            SupervisionEvent::ActorTerminated(c, _, _) => (c.clone(), None),
-            SupervisionEvent::ActorFailed(c, e) => (c.clone(), Some(e.to_string())),
-            _ => return Ok(()),
+        let session = |k: &str| {
+            k.parse::<u64>()
+                .ok()
+                .and_then(|id| st.args.sessions.get(id))
         };
-        let Some(id) = st.children.remove(&cell.get_id()) else {
+        let key = match &evt {
+            SupervisionEvent::ActorTerminated(c, ..) | SupervisionEvent::ActorFailed(c, _) => {
+                st.children.key_of(&c.get_id())
+            }
+            _ => None,
+        };
+        let Some(s) = key.as_deref().and_then(session) else {
+            let _ = st.children.exited(&evt, |_| false);
             return Ok(());
         };
-        let Some(s) = st.args.sessions.get(id) else {
-            return Ok(());
-        };
-        if s.is_done() {
-            debug!(session = id, "log stream ended");
-            st.args.sessions.remove(id);
-            return Ok(());
-        }
         // Killed or failed before the stream ended: back at its position.
-        warn!(session = id, container = %s.container, failure = ?failure, "log stream stopped early; restarting it");
-        if s.starts.load(Ordering::SeqCst) > 1000 {
-            warn!(session = id, "log stream restarted too often; ending it");
-            s.finish();
-            st.args.sessions.remove(id);
-            return Ok(());
+        let wanted = !s.is_done() && s.starts.load(Ordering::SeqCst) <= MAX_STARTS;
+        match st.children.exited(&evt, |_| wanted) {
+            Some(_) => {
+                // At once: the facts it serves from are outside it.
+                myself.send_message(LogSupervisorMsg::Respawn(s.id))?;
+            }
+            None if s.is_done() => {
+                debug!(session = s.id, "log stream ended");
+                st.args.sessions.remove(s.id);
+            }
+            None => {
+                warn!(session = s.id, container = %s.container, "log stream restarted too often; ending it");
+                s.finish();
+                st.args.sessions.remove(s.id);
+            }
         }
-        myself.send_message(LogSupervisorMsg::Respawn(id))?;
         Ok(())
     }
 }

@@ -31,6 +31,9 @@ use tracing::warn;
 use crate::directory::REGISTRY_SESSIONS;
 use crate::ports::BoxFuture;
 use crate::supervisor::ask::{ask_within, AskError, Request};
+use crate::supervisor::keyed::{
+    spawn_child, KeyedChildren, SpawnFuture, REBUILD_WINDOW, RETRY_AFTER,
+};
 use crate::{ErrorKind, HasKind};
 
 #[cfg(test)]
@@ -390,28 +393,22 @@ pub struct RegistrySupervisor;
 
 pub struct RegistrySupervisorState {
     port: Arc<dyn RegistryPort>,
-    /// Child actor → host.
-    children: BTreeMap<ractor::ActorId, String>,
-    /// Hosts that had a session (they get it back after a kill).
-    hosts: BTreeMap<String, u32>,
+    /// One session per host; a killed one comes back (a flapping one is
+    /// left down and started again on its host's next operation).
+    children: KeyedChildren,
 }
 
-async fn spawn_session(
-    st: &mut RegistrySupervisorState,
+fn spawn_session(
+    st: &RegistrySupervisorState,
     myself: &ActorRef<RegistrySupervisorMsg>,
     host: &str,
-) -> Result<ActorRef<SessionMsg>, String> {
-    let (a, _) = Actor::spawn_linked(
-        Some(actor_name(host)),
+) -> SpawnFuture {
+    spawn_child(
+        actor_name(host),
         RegistrySession,
         (host.to_string(), st.port.clone()),
         myself.get_cell(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    st.children.insert(a.get_id(), host.to_string());
-    st.hosts.entry(host.to_string()).or_default();
-    Ok(a)
 }
 
 fn running(host: &str) -> Option<ActorRef<SessionMsg>> {
@@ -432,8 +429,7 @@ impl Actor for RegistrySupervisor {
         // hold nothing a later operation needs.
         Ok(RegistrySupervisorState {
             port,
-            children: BTreeMap::new(),
-            hosts: BTreeMap::new(),
+            children: KeyedChildren::with_limit("registry session", 100, REBUILD_WINDOW),
         })
     }
 
@@ -446,10 +442,17 @@ impl Actor for RegistrySupervisor {
         match msg {
             RegistrySupervisorMsg::Session { host, reply } => {
                 let r = match running(&host) {
-                    Some(a) if st.children.contains_key(&a.get_id()) => Ok(a),
+                    Some(a) if st.children.has(&a.get_id()) => Ok(a),
                     // A killed session whose name is not released yet.
                     Some(_) => Err("the registry session is restarting; retry".to_string()),
-                    None => spawn_session(st, &myself, &host).await,
+                    None => {
+                        let spawn = spawn_session(st, &myself, &host);
+                        match st.children.start(&host, spawn).await {
+                            Ok(()) => running(&host)
+                                .ok_or_else(|| "the registry session stopped".to_string()),
+                            Err(e) => Err(e),
+                        }
+                    }
                 };
                 let _ = reply.send(r.map_err(|e| {
                     warn!(%host, "starting a registry session: {e}");
@@ -457,21 +460,16 @@ impl Actor for RegistrySupervisor {
                 }));
             }
             RegistrySupervisorMsg::Hosts(reply) => {
-                let _ = reply.send(st.children.values().cloned().collect());
+                let _ = reply.send(st.children.keys());
             }
             RegistrySupervisorMsg::Respawn(host) => {
-                if running(&host).is_some() {
-                    myself.send_after(Duration::from_millis(20), move || {
-                        RegistrySupervisorMsg::Respawn(host)
-                    });
-                    return Ok(());
-                }
-                if let Err(e) = spawn_session(st, &myself, &host).await {
-                    warn!(%host, "restarting a registry session: {e}; retrying");
-                    myself.send_after(Duration::from_millis(200), move || {
-                        RegistrySupervisorMsg::Respawn(host)
-                    });
-                }
+                let spawn = Some(spawn_session(st, &myself, &host));
+                let me = myself.clone();
+                st.children
+                    .rebuild(host, spawn, move |host| {
+                        me.send_after(RETRY_AFTER, move || RegistrySupervisorMsg::Respawn(host));
+                    })
+                    .await;
             }
         }
         Ok(())
@@ -483,25 +481,10 @@ impl Actor for RegistrySupervisor {
         evt: SupervisionEvent,
         st: &mut RegistrySupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let cell = match &evt {
-            SupervisionEvent::ActorTerminated(c, _, _) | SupervisionEvent::ActorFailed(c, _) => {
-                c.clone()
-            }
-            _ => return Ok(()),
-        };
-        let Some(host) = st.children.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        let n = st.hosts.entry(host.clone()).or_default();
-        *n += 1;
-        if *n > 100 {
-            // Started again on its next operation.
-            warn!(%host, "registry session restarted too often; left down");
-            st.hosts.remove(&host);
-            return Ok(());
+        if let Some(host) = st.children.exited(&evt, |_| true) {
+            // At once: the facts it serves from are outside it.
+            myself.send_message(RegistrySupervisorMsg::Respawn(host))?;
         }
-        warn!(%host, "registry session stopped; restarting it");
-        myself.send_message(RegistrySupervisorMsg::Respawn(host))?;
         Ok(())
     }
 }

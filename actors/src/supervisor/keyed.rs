@@ -51,16 +51,38 @@ pub struct KeyedChildren {
     actors: HashMap<ActorId, String>,
     forgotten: HashSet<String>,
     rebuilds: HashMap<String, Vec<Instant>>,
+    /// Rebuilds of one key allowed per window.
+    max_rebuilds: usize,
+    window: Duration,
 }
 
 impl KeyedChildren {
     pub fn new(kind: &'static str) -> Self {
+        Self::with_limit(kind, MAX_REBUILDS, REBUILD_WINDOW)
+    }
+
+    /// Children whose actors are cheap to restart over facts kept outside
+    /// them (exec records, log sessions, registry sessions) may be rebuilt
+    /// more often than records' actors.
+    pub fn with_limit(kind: &'static str, max_rebuilds: usize, window: Duration) -> Self {
         KeyedChildren {
             kind,
             actors: HashMap::new(),
             forgotten: HashSet::new(),
             rebuilds: HashMap::new(),
+            max_rebuilds,
+            window,
         }
+    }
+
+    /// Whether `id` is the current actor of one of the keys.
+    pub fn has(&self, id: &ActorId) -> bool {
+        self.actors.contains_key(id)
+    }
+
+    /// The key whose current actor is `id`.
+    pub fn key_of(&self, id: &ActorId) -> Option<String> {
+        self.actors.get(id).cloned()
     }
 
     /// Spawns all children in parallel; answers the keys whose spawn
@@ -156,8 +178,9 @@ impl KeyedChildren {
         }
         let now = Instant::now();
         let times = self.rebuilds.entry(key.clone()).or_default();
-        times.retain(|t| now.duration_since(*t) < REBUILD_WINDOW);
-        if times.len() >= MAX_REBUILDS {
+        let window = self.window;
+        times.retain(|t| now.duration_since(*t) < window);
+        if times.len() >= self.max_rebuilds {
             error!(kind = self.kind, %key, "the actor keeps failing ({why}); it is no longer rebuilt");
             return None;
         }
