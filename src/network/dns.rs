@@ -22,11 +22,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use berth_actors::network::{NetworkIndex, Networks};
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Header, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::Server;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -368,7 +371,7 @@ pub async fn serve(dir: PathBuf) -> Result<(), String> {
     std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
         .map_err(|e| format!("writing the pid file: {e}"))?;
     let view: Shared = Arc::new(RwLock::new(Arc::new(View::default())));
-    let mut servers: HashMap<String, (String, Vec<JoinHandle<()>>)> = HashMap::new();
+    let mut servers: HashMap<String, (String, Server<Asker>)> = HashMap::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     // inotify on the directory: the view is renamed into place.
     let d = dir.clone();
@@ -412,11 +415,7 @@ pub async fn serve(dir: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-fn reload(
-    dir: &Path,
-    shared: &Shared,
-    servers: &mut HashMap<String, (String, Vec<JoinHandle<()>>)>,
-) {
+fn reload(dir: &Path, shared: &Shared, servers: &mut HashMap<String, (String, Server<Asker>)>) {
     let Ok(bytes) = std::fs::read(dir.join(VIEW_FILE)) else {
         return;
     };
@@ -427,17 +426,9 @@ fn reload(
             return;
         }
     };
-    // Stop what is gone or moved, start what is new.
-    servers.retain(|id, (sandbox, tasks)| {
-        let keep = view.clients.get(id).is_some_and(|c| c.sandbox == *sandbox)
-            && tasks.iter().all(|t| !t.is_finished());
-        if !keep {
-            for t in tasks.iter() {
-                t.abort();
-            }
-        }
-        keep
-    });
+    // Stop what is gone or moved (a dropped server aborts its tasks),
+    // start what is new.
+    servers.retain(|id, (sandbox, _)| view.clients.get(id).is_some_and(|c| c.sandbox == *sandbox));
     let view = Arc::new(view);
     *shared.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
     for (id, c) in &view.clients {
@@ -445,17 +436,18 @@ fn reload(
             continue;
         }
         match bind(id, c, shared) {
-            Ok(tasks) => {
+            Ok(server) => {
                 debug!(container = %id, "serving");
-                servers.insert(id.clone(), (c.sandbox.clone(), tasks));
+                servers.insert(id.clone(), (c.sandbox.clone(), server));
             }
             Err(e) => debug!(container = %id, "not served yet: {e}"),
         }
     }
 }
 
-/// Bind 127.0.0.11:53 (UDP and TCP) inside a container's namespace.
-fn bind(id: &str, c: &Client, shared: &Shared) -> Result<Vec<JoinHandle<()>>, String> {
+/// Bind 127.0.0.11:53 (UDP and TCP) inside a container's namespace and
+/// serve them with a hickory-server `Server` answering as that container.
+fn bind(id: &str, c: &Client, shared: &Shared) -> Result<Server<Asker>, String> {
     let (udp, tcp) = netns::run_in(Path::new(&c.sandbox), || -> std::io::Result<_> {
         let u = std::net::UdpSocket::bind((DNS_ADDR, 53))?;
         let t = std::net::TcpListener::bind((DNS_ADDR, 53))?;
@@ -465,58 +457,36 @@ fn bind(id: &str, c: &Client, shared: &Shared) -> Result<Vec<JoinHandle<()>>, St
     })
     .map_err(|e| format!("entering the container's namespace: {e}"))?
     .map_err(|e| format!("binding: {e}"))?;
-    let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).map_err(|e| e.to_string())?);
+    let udp = tokio::net::UdpSocket::from_std(udp).map_err(|e| e.to_string())?;
     let tcp = tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?;
-    let asker = Arc::new(Asker {
+    let mut server = Server::new(Asker {
         container: id.to_string(),
         upstreams: c.upstreams.clone(),
         view: shared.clone(),
     });
-    let a1 = asker.clone();
-    let udp_task = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
-                return;
-            };
-            let q = buf[..n].to_vec();
-            let (a, u) = (a1.clone(), udp.clone());
-            tokio::spawn(async move {
-                if let Some(r) = a.answer(&q).await {
-                    let _ = u.send_to(&r, peer).await;
-                }
-            });
-        }
-    });
-    let tcp_task = tokio::spawn(async move {
-        loop {
-            let Ok((mut c, _)) = tcp.accept().await else {
-                return;
-            };
-            let a = asker.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok(len) = c.read_u16().await else { return };
-                    let mut q = vec![0u8; len as usize];
-                    if c.read_exact(&mut q).await.is_err() {
-                        return;
-                    }
-                    let Some(r) = a.answer(&q).await else { return };
-                    if c.write_u16(r.len() as u16).await.is_err() || c.write_all(&r).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok(vec![udp_task, tcp_task])
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE, TCP_RESPONSE_BUFFER);
+    Ok(server)
 }
 
+/// A TCP connection idle this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 16;
+
+/// The server of one container: answers from the view as that container
+/// (its networks only), forwards the rest to its resolvers.
 struct Asker {
     container: String,
     upstreams: Vec<SocketAddr>,
     view: Shared,
+}
+
+/// Records of a local answer, or the upstream's reply, or nothing.
+enum Answer {
+    Local(Vec<Record>),
+    Upstream(Message),
+    Fail(ResponseCode),
 }
 
 impl Asker {
@@ -524,73 +494,61 @@ impl Asker {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The answer to one query, or `None` for garbage.
-    async fn answer(&self, q: &[u8]) -> Option<Vec<u8>> {
-        let req = Message::from_vec(q).ok()?;
-        if req.metadata.message_type != MessageType::Query {
-            return None;
-        }
-        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
-        resp.metadata.recursion_desired = req.metadata.recursion_desired;
-        resp.metadata.recursion_available = true;
-        if req.metadata.op_code != OpCode::Query || req.queries.len() != 1 {
-            resp.metadata.response_code = ResponseCode::FormErr;
-            return resp.to_vec().ok();
-        }
-        let query = req.queries[0].clone();
-        resp.add_query(query.clone());
-        let qname = query.name().to_ascii().to_ascii_lowercase();
+    /// Names of the asker's networks (A, AAAA, PTR); `None` when the view
+    /// does not know the name (it is forwarded).
+    fn local(&self, name: &Name, qtype: RecordType) -> Option<Vec<Record>> {
+        let qname = name.to_ascii().to_ascii_lowercase();
         let qname = qname.trim_end_matches('.');
         let view = self.view();
-        match query.query_type() {
+        match qtype {
             RecordType::A | RecordType::AAAA => {
                 let (v4, v6) = view.lookup(&self.container, qname);
-                if !v4.is_empty() || !v6.is_empty() {
-                    resp.metadata.authoritative = true;
-                    let name = query.name().clone();
-                    if query.query_type() == RecordType::A {
-                        for ip in v4 {
-                            resp.add_answer(Record::from_rdata(name.clone(), TTL, RData::A(A(ip))));
-                        }
-                    } else {
-                        for ip in v6 {
-                            resp.add_answer(Record::from_rdata(
-                                name.clone(),
-                                TTL,
-                                RData::AAAA(AAAA(ip)),
-                            ));
-                        }
-                    }
-                    return resp.to_vec().ok();
+                if v4.is_empty() && v6.is_empty() {
+                    return None;
                 }
+                Some(if qtype == RecordType::A {
+                    v4.into_iter()
+                        .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(ip))))
+                        .collect()
+                } else {
+                    v6.into_iter()
+                        .map(|ip| Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(ip))))
+                        .collect()
+                })
             }
-            RecordType::PTR => {
-                if let Some(names) = view.reverse(&self.container, qname) {
-                    resp.metadata.authoritative = true;
-                    for n in names {
-                        if let Ok(name) = Name::from_str(&format!("{n}.")) {
-                            resp.add_answer(Record::from_rdata(
-                                query.name().clone(),
-                                TTL,
-                                RData::PTR(PTR(name)),
-                            ));
-                        }
-                    }
-                    return resp.to_vec().ok();
-                }
-            }
-            _ => {}
-        }
-        match self.forward(q).await {
-            Some(r) => Some(r),
-            None => {
-                resp.metadata.response_code = ResponseCode::ServFail;
-                resp.to_vec().ok()
-            }
+            RecordType::PTR => view.reverse(&self.container, qname).map(|names| {
+                names
+                    .into_iter()
+                    .filter_map(|n| Name::from_str(&format!("{n}.")).ok())
+                    .map(|n| Record::from_rdata(name.clone(), TTL, RData::PTR(PTR(n))))
+                    .collect()
+            }),
+            _ => None,
         }
     }
 
-    async fn forward(&self, q: &[u8]) -> Option<Vec<u8>> {
+    async fn answer(&self, request: &Request) -> Answer {
+        if request.metadata.message_type != MessageType::Query
+            || request.metadata.op_code != OpCode::Query
+        {
+            return Answer::Fail(ResponseCode::FormErr);
+        }
+        let Ok(info) = request.request_info() else {
+            return Answer::Fail(ResponseCode::FormErr);
+        };
+        let name = Name::from(info.query.name().clone());
+        if let Some(records) = self.local(&name, info.query.query_type()) {
+            return Answer::Local(records);
+        }
+        match self.forward(request.as_slice()).await {
+            Some(m) => Answer::Upstream(m),
+            None => Answer::Fail(ResponseCode::ServFail),
+        }
+    }
+
+    /// The query as the client sent it, to each resolver in turn (from
+    /// berth-dns's own namespace, the host's).
+    async fn forward(&self, q: &[u8]) -> Option<Message> {
         for up in &self.upstreams {
             let bind: SocketAddr = if up.is_ipv4() {
                 (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -605,11 +563,64 @@ impl Asker {
             }
             let mut buf = vec![0u8; 4096];
             match tokio::time::timeout(FORWARD_TIMEOUT, s.recv_from(&mut buf)).await {
-                Ok(Ok((n, from))) if from == *up => return Some(buf[..n].to_vec()),
+                Ok(Ok((n, from))) if from == *up => match Message::from_vec(&buf[..n]) {
+                    Ok(m) => return Some(m),
+                    Err(e) => debug!(upstream = %up, "unreadable answer: {e}"),
+                },
                 _ => debug!(upstream = %up, "no answer from the resolver"),
             }
         }
         None
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Asker {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let mut md = Metadata::response_from_request(&request.metadata);
+        md.recursion_available = true;
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let answer = self.answer(request).await;
+        let sent = match &answer {
+            Answer::Local(records) => {
+                md.authoritative = true;
+                let none: [&Record; 0] = [];
+                let msg = builder.build(md, records.iter(), none, none, none);
+                response.send_response(msg).await
+            }
+            Answer::Upstream(m) => {
+                md.response_code = m.metadata.response_code;
+                md.authoritative = m.metadata.authoritative;
+                md.authentic_data = m.metadata.authentic_data;
+                let none: [&Record; 0] = [];
+                let msg = builder.build(
+                    md,
+                    m.answers.iter(),
+                    m.authorities.iter(),
+                    none,
+                    m.additionals.iter(),
+                );
+                response.send_response(msg).await
+            }
+            Answer::Fail(code) => {
+                response
+                    .send_response(builder.error_msg(&request.metadata, *code))
+                    .await
+            }
+        };
+        sent.unwrap_or_else(|e| {
+            debug!("sending the answer: {e}");
+            let mut md = Metadata::response_from_request(&request.metadata);
+            md.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata: md,
+                counts: Default::default(),
+            })
+        })
     }
 }
 
@@ -656,5 +667,126 @@ mod tests {
             v.reverse(&a, "3.0.0.10.in-addr.arpa"),
             Some(vec!["db.front".to_string()])
         );
+    }
+
+    fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = id;
+        m.metadata.recursion_desired = true;
+        m.add_query(hickory_proto::op::Query::query(
+            Name::from_str(name).unwrap(),
+            qtype,
+        ));
+        m.to_vec().unwrap()
+    }
+
+    /// The hickory-server side over real sockets (in this namespace): a
+    /// name of the asker's network is answered from the view over UDP and
+    /// over TCP (several queries on one connection), another network's
+    /// name and an outside name are forwarded to the container's resolver
+    /// (a test one here), whose answer and NXDOMAIN come back as they were.
+    #[tokio::test]
+    async fn answers_over_udp_and_tcp_and_forwards_the_rest() {
+        // The resolver: 192.0.2.7 for `outside.test.`, NXDOMAIN otherwise.
+        let up = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let up_addr = up.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, peer)) = up.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+                r.add_query(q.queries[0].clone());
+                if q.queries[0].name().to_ascii() == "outside.test." {
+                    r.add_answer(Record::from_rdata(
+                        q.queries[0].name().clone(),
+                        60,
+                        RData::A(A(Ipv4Addr::new(192, 0, 2, 7))),
+                    ));
+                } else {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                }
+                let _ = up.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        let asker = format!("{:0<64}", "a");
+        let mut v = View::default();
+        for (id, net, name, ip) in [
+            ("n1", "front", "web", "10.0.0.2"),
+            ("n1", "front", "me", "10.0.0.9"),
+            ("n2", "back", "secret", "10.1.0.2"),
+        ] {
+            let container = if name == "me" {
+                asker.clone()
+            } else {
+                format!("{name:0<64}")
+            };
+            v.networks
+                .entry(id.into())
+                .or_insert_with(|| ViewNetwork {
+                    name: net.into(),
+                    endpoints: vec![],
+                })
+                .endpoints
+                .push(ViewEndpoint {
+                    container,
+                    name: name.into(),
+                    aliases: vec![],
+                    ip: ip.into(),
+                    ipv6: String::new(),
+                });
+        }
+        let shared: Shared = Arc::new(RwLock::new(Arc::new(v)));
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (ua, ta) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+        let mut server = Server::new(Asker {
+            container: asker,
+            upstreams: vec![up_addr],
+            view: shared,
+        });
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE, TCP_RESPONSE_BUFFER);
+
+        let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ask = async |name: &str, qtype| {
+            c.send_to(&query(name, qtype, 7), ua).await.unwrap();
+            let mut buf = [0u8; 4096];
+            let (n, _) = c.recv_from(&mut buf).await.unwrap();
+            Message::from_vec(&buf[..n]).unwrap()
+        };
+        let r = ask("web.", RecordType::A).await;
+        assert_eq!(r.metadata.id, 7);
+        assert!(r.metadata.authoritative && r.metadata.recursion_available);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(&r.answers[0].data, &RData::A(A(Ipv4Addr::new(10, 0, 0, 2))));
+        let r = ask("2.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+        assert_eq!(r.answers[0].data.to_string(), "web.front.");
+        let r = ask("outside.test.", RecordType::A).await;
+        assert!(!r.metadata.authoritative);
+        assert_eq!(
+            &r.answers[0].data,
+            &RData::A(A(Ipv4Addr::new(192, 0, 2, 7)))
+        );
+        let r = ask("secret.", RecordType::A).await;
+        assert_eq!(
+            r.metadata.response_code,
+            ResponseCode::NXDomain,
+            "not the asker's network"
+        );
+        assert!(r.answers.is_empty());
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut t = tokio::net::TcpStream::connect(ta).await.unwrap();
+        for id in 1..=3u16 {
+            let q = query("web.front.", RecordType::A, id);
+            t.write_u16(q.len() as u16).await.unwrap();
+            t.write_all(&q).await.unwrap();
+            let n = t.read_u16().await.unwrap();
+            let mut buf = vec![0u8; n as usize];
+            t.read_exact(&mut buf).await.unwrap();
+            let r = Message::from_vec(&buf).unwrap();
+            assert_eq!((r.metadata.id, r.answers.len()), (id, 1));
+        }
+        drop(server);
     }
 }
