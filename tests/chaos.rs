@@ -505,3 +505,71 @@ fn killed_exec_and_container_actors_leave_an_exec_stream_whole() {
     d.docker_ok(&["rm", "-f", "ex"]);
     d.stop();
 }
+
+/// A `docker wait` outlives the container's actor: while the CLI waits,
+/// the actor is killed three times and the ContainerSupervisor once; the
+/// wait still prints the container's own exit code (it exits while its
+/// actors come and go), and `docker run` (which waits with `next-exit`)
+/// ends with its container's code across a kill too.
+#[test]
+fn a_docker_wait_outlives_killed_container_actors() {
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "waited",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 3; exit 7",
+    ]);
+    let waiter = common::docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .args(["wait", "waited"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for target in [
+        "container:waited",
+        "container:waited",
+        "containers",
+        "container:waited",
+    ] {
+        assert_eq!(kill(&d, target), 204, "{target}");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let o = waiter.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "7");
+
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1200));
+            assert_eq!(kill(&d, "container:runner"), 204);
+        });
+        common::docker_cmd(d.dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            .args([
+                "run",
+                "--name",
+                "runner",
+                "busybox",
+                "sh",
+                "-c",
+                "sleep 3; exit 5",
+            ])
+            .output()
+            .unwrap()
+    });
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.stop();
+}

@@ -73,6 +73,21 @@ impl Rig {
     }
 
     async fn spawn(&self, rec: ContainerRecord, adopt: bool) -> ActorRef<ContainerMsg> {
+        self.spawn_as(None, rec, adopt).await
+    }
+
+    /// Registered under its name, as the supervisor does (for callers that
+    /// find the actor by name).
+    async fn spawn_named(&self, rec: ContainerRecord) -> ActorRef<ContainerMsg> {
+        self.spawn_as(Some(actor_name(&rec.id)), rec, true).await
+    }
+
+    async fn spawn_as(
+        &self,
+        name: Option<String>,
+        rec: ContainerRecord,
+        adopt: bool,
+    ) -> ActorRef<ContainerMsg> {
         let args = ContainerArgs {
             record: rec,
             host: Arc::new(self.host.clone()),
@@ -83,7 +98,7 @@ impl Rig {
             adopt,
             autostart: false,
         };
-        Actor::spawn(None, ContainerActor, args).await.unwrap().0
+        Actor::spawn(name, ContainerActor, args).await.unwrap().0
     }
 
     fn state(&self, id: &str) -> RunState {
@@ -263,6 +278,40 @@ async fn an_exit_while_the_actor_is_dead_is_read_back_and_a_live_container_is_ad
     let d = rig.spawn((*rig.record("c4")).clone(), true).await;
     assert_eq!(rig.state("c4").exit_code, 255);
     d.stop(None);
+}
+
+/// A wait outlives the actor: killed twice while a `next-exit` wait is
+/// pending, the actor is rebuilt each time, and the wait answers the
+/// container's exit code (the second exit happens while no actor runs).
+#[tokio::test]
+async fn a_wait_outlives_its_actor() {
+    let rig = Rig::new();
+    let a = rig.spawn_named(record("w1", json!({}))).await;
+    ask(&a, ContainerMsg::Start).await.unwrap();
+    let containers = crate::container::Containers {
+        index: rig.index.subscribe(),
+    };
+    let waiting = tokio::spawn(async move {
+        containers
+            .wait("w1", crate::container::WaitCondition::NextExit)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = rig.spawn_named((*rig.record("w1")).clone()).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(!waiting.is_finished(), "still running: still waiting");
+    b.kill();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.host.exit("w1", 9);
+    let c = rig.spawn_named((*rig.record("w1")).clone()).await;
+    let o = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wait ends")
+        .unwrap();
+    assert_eq!(o, crate::container::WaitOutcome::exited(9));
+    c.stop(None);
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! wait: answered when the condition holds.
 
+use std::time::{Duration, Instant};
+
 use ractor::RpcReplyPort;
 
 use super::actor::ContainerState;
 use super::state::Status;
+use super::{ContainerMsg, Containers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -49,5 +52,65 @@ impl ContainerState {
             return;
         }
         self.waiters.push((c, reply));
+    }
+}
+
+/// How long a wait looks for its container's actor (being rebuilt)
+/// before it gives up.
+const NO_ACTOR_LIMIT: Duration = Duration::from_secs(10);
+
+impl Containers {
+    /// `POST /containers/{id}/wait` as a client sees it: the condition is
+    /// the ContainerActor's to decide, and a wait outlives the actor. When
+    /// the actor dies before answering (killed, rebuilt), the wait asks its
+    /// next incarnation; the shim kept the exit, so the answer is the
+    /// container's, not the actor's. A `next-exit` that finds the container
+    /// stopped by then answers that exit (it happened while the actor was
+    /// down). Without any actor for 10 s, the wait ends with an error.
+    pub async fn wait(&self, id: &str, condition: WaitCondition) -> WaitOutcome {
+        let mut condition = condition;
+        let mut since = Instant::now();
+        // The exit code last seen in the read model (a container removed
+        // meanwhile answers with it).
+        let mut last = 0;
+        loop {
+            let rec = self.snapshot().by_id.get(id).cloned();
+            if let Some(r) = &rec {
+                last = r.state.exit_code;
+            }
+            let Ok(actor) = Self::actor(id) else {
+                match rec {
+                    // Removed meanwhile: that is what a `removed` wait
+                    // waits for; the others see the last exit.
+                    None => return WaitOutcome::exited(last),
+                    Some(_) if since.elapsed() > NO_ACTOR_LIMIT => {
+                        return WaitOutcome {
+                            status_code: -1,
+                            error: Some("the container's actor did not come back".into()),
+                        }
+                    }
+                    Some(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel::<WaitOutcome>();
+            let sent = actor.cast(ContainerMsg::Wait {
+                condition,
+                reply: tx.into(),
+            });
+            if sent.is_ok() {
+                if let Ok(o) = rx.await {
+                    return o;
+                }
+            }
+            // The actor stopped before answering: ask the next one.
+            if condition == WaitCondition::NextExit {
+                condition = WaitCondition::NotRunning;
+            }
+            since = Instant::now();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

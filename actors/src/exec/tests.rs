@@ -105,13 +105,12 @@ async fn the_container_supervisor_keeps_its_exec_service() {
     execs.create(rec("e2", "c2")).await.unwrap();
     execs.exited("e2", 3).await.unwrap();
     for _ in 0..3 {
-        let first = ractor::registry::where_is(EXECS.to_string()).unwrap();
+        let first = ractor::registry::where_is(EXECS).unwrap();
         first.kill();
         let mut back = None;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            back = ractor::registry::where_is(EXECS.to_string())
-                .filter(|a| a.get_id() != first.get_id());
+            back = ractor::registry::where_is(EXECS).filter(|a| a.get_id() != first.get_id());
             if back.is_some() {
                 break;
             }
@@ -122,13 +121,13 @@ async fn the_container_supervisor_keeps_its_exec_service() {
     sup.stop(None);
     handle.await.unwrap();
     for _ in 0..100 {
-        if ractor::registry::where_is(EXECS.to_string()).is_none() {
+        if ractor::registry::where_is(EXECS).is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        ractor::registry::where_is(EXECS.to_string()).is_none(),
+        ractor::registry::where_is(EXECS).is_none(),
         "stopped with its supervisor"
     );
 }

@@ -52,12 +52,11 @@ pub(crate) async fn start() -> (Images, Users, String) {
 }
 
 pub(crate) async fn stop() {
-    if let Some(s) = ActorRef::<ImageStoreMsg>::where_is(crate::directory::IMAGE_STORE.to_string())
-    {
+    if let Some(s) = ActorRef::<ImageStoreMsg>::where_is(crate::directory::IMAGE_STORE) {
         s.stop(None);
     }
     for _ in 0..100 {
-        if ractor::registry::where_is(crate::directory::IMAGE_STORE.to_string()).is_none() {
+        if ractor::registry::where_is(crate::directory::IMAGE_STORE).is_none() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

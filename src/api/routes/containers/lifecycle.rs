@@ -3,8 +3,7 @@
 
 use berth_actors::container::config::{self, UpdateConfig};
 use berth_actors::container::{
-    ContainerError, ContainerMsg, Containers, HostConfig, Status, SupervisorMsg, WaitCondition,
-    WaitOutcome,
+    ContainerMsg, Containers, HostConfig, Status, SupervisorMsg, WaitCondition,
 };
 use bytes::Bytes;
 use hyper::header::HeaderValue;
@@ -133,24 +132,17 @@ pub fn wait(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let cond = WaitCondition::parse(r.query.get("condition").unwrap_or(""))
             .map_err(ApiError::invalid)?;
-        let actor = Containers::actor(&rec.id).map_err(err)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<WaitOutcome>();
-        actor
-            .cast(ContainerMsg::Wait {
-                condition: cond,
-                reply: tx.into(),
-            })
-            .map_err(|_| err(ContainerError::Unavailable))?;
         // Headers now (the CLI starts the container once it has them), the
-        // status when the condition holds.
+        // status when the condition holds (asked of the ContainerActor, and
+        // of its next incarnation if it dies meanwhile).
         let (btx, brx) = mpsc::channel::<Bytes>(1);
         let shutdown = r.ctx.shutdown.clone();
+        let containers = r.ctx.containers.containers.clone();
         tokio::spawn(async move {
             let v = tokio::select! {
-                o = rx => match o {
-                    Ok(o) => json!({"StatusCode": o.status_code, "Error": o.error.map(|m| json!({"Message": m}))}),
-                    Err(_) => json!({"StatusCode": -1, "Error": {"Message": "the container's actor stopped while waiting"}}),
-                },
+                o = containers.wait(&rec.id, cond) => {
+                    json!({"StatusCode": o.status_code, "Error": o.error.map(|m| json!({"Message": m}))})
+                }
                 _ = shutdown.cancelled() => return,
             };
             let mut b = serde_json::to_vec(&v).unwrap_or_default();
