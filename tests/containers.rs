@@ -736,3 +736,41 @@ fn binary_stdin_without_a_tty_is_never_cut_by_detach_keys() {
     d.docker_ok(&["rm", "-f", "bin"]);
     d.stop();
 }
+
+/// `GET /containers/{id}/logs` as an SDK reads it: one stdcopy frame per
+/// log entry (dockerd's framing), even for lines written together and for
+/// consecutive entries of one stream.
+#[test]
+fn logs_come_as_one_frame_per_entry() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "framed",
+        "busybox",
+        "sh",
+        "-c",
+        "printf 'hello\\nworld\\n'; echo oops >&2; echo again",
+    ]);
+    let r = d.get("/containers/framed/logs?stdout=1&stderr=1");
+    assert_eq!(r.status, 200);
+    let mut frames = Vec::new();
+    let mut rest = &r.body[..];
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        frames.push((
+            rest[0],
+            String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+        ));
+        rest = &rest[8 + len..];
+    }
+    assert!(rest.is_empty(), "a partial frame: {rest:?}");
+    let out: Vec<&str> = frames
+        .iter()
+        .filter(|(k, _)| *k == 1)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert_eq!(out, ["hello\n", "world\n", "again\n"], "{frames:?}");
+    assert!(frames.contains(&(2, "oops\n".to_string())), "{frames:?}");
+    d.stop();
+}

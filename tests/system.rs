@@ -129,6 +129,19 @@ fn ping_and_headers_match_dockerd() {
         r.header("Cache-Control"),
         Some("no-cache, no-store, must-revalidate")
     );
+    // On the wire in Go's canonical case, as dockerd writes them (scripts
+    // grep for `Api-Version:`).
+    let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+    for want in [
+        "Api-Version",
+        "Ostype",
+        "Docker-Experimental",
+        "Server",
+        "Content-Length",
+        "Cache-Control",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
     let g = d.get("/_ping");
     assert_eq!(g.text(), "OK");
     let v = d.get("/v1.40/version").json();

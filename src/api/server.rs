@@ -148,8 +148,11 @@ where
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(router::handle(ctx, req).await) }
     });
+    // Header names as Go's net/http writes them (`Api-Version`, `Ostype`,
+    // `X-Docker-Container-Path-Stat`): scripts match them by case.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
+        .title_case_headers(true)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::pin!(conn);

@@ -85,44 +85,26 @@ impl Formatter {
     }
 }
 
-/// Frames merge consecutive entries of one stream up to this size: the
-/// client writes one payload per frame, so a million one-line frames cost
-/// it a million writes.
-const MERGE_LIMIT: usize = 32 * 1024;
-
-/// Bytes for the client: stdcopy frames (consecutive entries of one
-/// stream merged), or raw bytes for TTY containers (kind 0).
+/// Bytes for the client: one stdcopy frame per log entry, as dockerd
+/// sends them (SDKs hand each frame to the application as one message),
+/// many frames in one buffer so a chunk is still one write; raw bytes for
+/// TTY containers (kind 0).
 #[derive(Default)]
 struct Frames {
     batch: Vec<u8>,
-    /// Where the open frame's header is in `batch`, and its stream.
-    open: Option<(usize, u8)>,
 }
 
 impl Frames {
     fn push(&mut self, kind: u8, payload: &[u8]) {
         use berth_actors::protocol::shim::frames;
-        if kind == 0 {
-            self.batch.extend_from_slice(payload);
-            return;
+        if kind != 0 {
+            self.batch
+                .extend_from_slice(&frames::header(kind, payload.len()));
         }
-        if let Some((at, k)) = self.open {
-            let len = self.batch.len() - at - 8;
-            if k == kind && len + payload.len() <= MERGE_LIMIT {
-                self.batch.extend_from_slice(payload);
-                let h = frames::header(kind, len + payload.len());
-                self.batch[at..at + 8].copy_from_slice(&h);
-                return;
-            }
-        }
-        self.open = Some((self.batch.len(), kind));
-        self.batch
-            .extend_from_slice(&frames::header(kind, payload.len()));
         self.batch.extend_from_slice(payload);
     }
 
     fn take(&mut self) -> Bytes {
-        self.open = None;
         Bytes::from(std::mem::take(&mut self.batch))
     }
 }
@@ -431,5 +413,35 @@ mod tests {
         // file is found by its inode (now `.1`), then the new one.
         let mut c = FileLogs.open(&ps, &opts(None), pos).unwrap();
         assert_eq!(drain(c.as_mut()).0, (20..30).collect::<Vec<_>>());
+    }
+
+    /// One stdcopy frame per entry, never merged (dockerd's framing), all
+    /// of a chunk in one buffer.
+    #[test]
+    fn one_frame_per_entry() {
+        let mut f = Frames::default();
+        f.push(1, b"hello\n");
+        f.push(1, b"world\n");
+        f.push(2, b"oops\n");
+        let b = f.take();
+        let mut frames = Vec::new();
+        let mut rest = &b[..];
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+            frames.push((rest[0], rest[8..8 + len].to_vec()));
+            rest = &rest[8 + len..];
+        }
+        assert_eq!(
+            frames,
+            vec![
+                (1, b"hello\n".to_vec()),
+                (1, b"world\n".to_vec()),
+                (2, b"oops\n".to_vec())
+            ]
+        );
+        // A TTY's output is raw.
+        f.push(0, b"a");
+        f.push(0, b"b");
+        assert_eq!(&f.take()[..], b"ab");
     }
 }
