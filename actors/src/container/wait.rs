@@ -104,12 +104,15 @@ impl Containers {
                 if let Ok(o) = rx.await {
                     return o;
                 }
+                // It took the wait and stopped before answering: the
+                // time without an actor starts now.
+                since = Instant::now();
             }
-            // The actor stopped before answering: ask the next one.
+            // Ask the next incarnation (a cast refused by a stopping actor
+            // counts as time without one).
             if condition == WaitCondition::NextExit {
                 condition = WaitCondition::NotRunning;
             }
-            since = Instant::now();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
