@@ -11,6 +11,7 @@ pub mod routes;
 pub mod schema;
 pub mod server;
 pub mod shared;
+pub mod target;
 pub mod version;
 
 use std::sync::atomic::AtomicUsize;

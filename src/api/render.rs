@@ -79,9 +79,17 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     }
 }
 
+/// The `Command` column as dockerd builds it: arguments with a space in
+/// single quotes, the path as it is.
 fn command_of(rec: &ContainerRecord) -> String {
     let mut parts = vec![rec.path.clone()];
-    parts.extend(rec.args.iter().cloned());
+    parts.extend(rec.args.iter().map(|a| {
+        if a.contains(' ') {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    }));
     parts.join(" ")
 }
 

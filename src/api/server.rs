@@ -153,7 +153,7 @@ where
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .title_case_headers(true)
-        .serve_connection(TokioIo::new(io), svc)
+        .serve_connection(TokioIo::new(super::target::Lenient::new(io)), svc)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {

@@ -1,5 +1,6 @@
 //! The route table. One file per API area.
 
+mod absent;
 mod chaos;
 pub(crate) mod containers;
 pub(crate) mod events;
@@ -123,6 +124,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::POST, "/exec/{id}/resize", exec::resize),
         r(Method::GET, "/exec/{id}/json", exec::inspect),
     ];
+    t.extend(absent::routes());
     if chaos {
         t.push(r(Method::POST, "/_berth/chaos/kill", chaos::kill));
     }
