@@ -177,3 +177,146 @@ fn features_berth_lacks_answer_as_a_dockerd_without_them() {
     );
     d.stop();
 }
+
+/// Read everything until the daemon closes the connection.
+fn read_to_close(s: &mut UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn split_head(raw: &[u8]) -> (String, Vec<u8>) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(raw)))
+        + 4;
+    (
+        String::from_utf8_lossy(&raw[..end]).into_owned(),
+        raw[end..].to_vec(),
+    )
+}
+
+fn exec_create(d: &Daemon, ctr: &str, body: &str) -> String {
+    let r = d.raw(
+        format!(
+            "POST /containers/{ctr}/exec HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn attach_and_exec_start_without_upgrade_stream_as_dockerd() {
+    let d = daemon_with_busybox();
+    // attach without `Upgrade`: 200, raw-stream, stdcopy frames, closed
+    // when the container ends (curl reads it to the end).
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pa1",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo hello; echo err >&2; sleep 0.5; echo bye",
+    ]);
+    let o = Command::new("curl")
+        .args(["-s", "-i", "-XPOST", "--max-time", "20", "--unix-socket"])
+        .arg(&d.sock)
+        .arg("http://d/v1.41/containers/pa1/attach?stream=1&stdout=1&stderr=1")
+        .output()
+        .unwrap();
+    let (head, body) = split_head(&o.stdout);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/vnd.docker.raw-stream\r\n"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("Upgrade") && !head.contains("X-Berth"),
+        "{head}"
+    );
+    assert_eq!(
+        body,
+        b"\x01\0\0\0\0\0\0\x06hello\n\x02\0\0\0\0\0\0\x04err\n\x01\0\0\0\0\0\0\x04bye\n"
+    );
+
+    // exec start without `Upgrade`, with stdin written after the request
+    // on the same connection (dockerd hijacks it either way).
+    d.docker_ok(&["run", "-d", "--name", "pa2", "busybox", "sleep", "60"]);
+    let id = exec_create(
+        &d,
+        "pa2",
+        r#"{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Cmd":["sh","-c","cat; echo done >&2"]}"#,
+    );
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /exec/{id}/start HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"typed in\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let (head, body) = split_head(&read_to_close(&mut s));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/vnd.docker.raw-stream"),
+        "{head}"
+    );
+    assert_eq!(
+        body,
+        b"\x01\0\0\0\0\0\0\x09typed in\n\x02\0\0\0\0\0\0\x05done\n"
+    );
+    let v = d.get(&format!("/exec/{id}/json")).json();
+    assert_eq!(v["ExitCode"], 0, "{v}");
+
+    // With the upgrade headers: 101, multiplexed from API 1.42 without a
+    // TTY, raw-stream before 1.42 and with a TTY.
+    for (version, body, want) in [
+        (
+            "v1.44",
+            r#"{"AttachStdout":true,"Cmd":["echo","x"]}"#,
+            "multiplexed-stream",
+        ),
+        (
+            "v1.41",
+            r#"{"AttachStdout":true,"Cmd":["echo","x"]}"#,
+            "raw-stream",
+        ),
+        (
+            "v1.44",
+            r#"{"AttachStdout":true,"Tty":true,"Cmd":["echo","x"]}"#,
+            "raw-stream",
+        ),
+    ] {
+        let id = exec_create(&d, "pa2", body);
+        let mut s = UnixStream::connect(&d.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /{version}/exec/{id}/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        .unwrap();
+        let (head, _) = split_head(&read_to_close(&mut s));
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        assert!(
+            head.contains(&format!("Content-Type: application/vnd.docker.{want}\r\n")),
+            "{version} {body}: {head}"
+        );
+        assert!(head.contains("Upgrade: tcp"), "{head}");
+    }
+    // The CLI (upgrade, API 1.50) still works.
+    assert_eq!(
+        d.docker_ok(&["exec", "pa2", "echo", "via cli"]),
+        "via cli\n"
+    );
+    d.docker_ok(&["rm", "-f", "pa1", "pa2"]);
+    d.stop();
+}

@@ -1,5 +1,6 @@
 //! Hijacked connections (attach, exec start): `Upgrade: tcp` answered with
-//! 101, then raw bytes both ways, bridged to the stdio the container's
+//! 101 (or, for a client that did not ask for the upgrade, `200 OK`: see
+//! [`super::target`]), then raw bytes both ways, bridged to the stdio the container's
 //! actor handed out.
 
 use berth_actors::container::stdio::{ExitStatus, Output, StdioInput, StdioOutput};
@@ -13,30 +14,54 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::body::{self, Body};
 use super::errors::ApiError;
+use super::version::ApiVersion;
 
 pub const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
 pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream";
 
-/// Take the upgrade of a request that asks for one.
-pub fn on_upgrade(req: &mut Option<Request<Incoming>>) -> Result<OnUpgrade, ApiError> {
+/// A connection to be taken over once the answer is out.
+pub struct Hijack {
+    pub upgrade: OnUpgrade,
+    /// The client did not ask for an upgrade: dockerd answers `200 OK`
+    /// with the raw-stream type (see [`super::target`]).
+    pub plain: bool,
+}
+
+impl Hijack {
+    /// The answer's content type, as dockerd picks it: multiplexed only
+    /// for an upgrade without TTY from API 1.42 on.
+    pub fn content_type(&self, tty: bool, version: ApiVersion) -> &'static str {
+        if self.plain || tty || version < ApiVersion(1, 42) {
+            RAW_STREAM
+        } else {
+            MULTIPLEXED_STREAM
+        }
+    }
+}
+
+/// Take over the connection of an attach or exec start.
+pub fn on_upgrade(req: &mut Option<Request<Incoming>>) -> Result<Hijack, ApiError> {
     let Some(req) = req.as_mut() else {
         return Err(ApiError::system("no request to hijack"));
     };
-    let wants = req
-        .headers()
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !wants {
+    let plain = req.headers().contains_key(super::target::PLAIN_HIJACK);
+    // dockerd takes over the connection whatever protocol was named. Only a
+    // request the connection reader could not frame (it follows a refused
+    // one on the same connection) arrives without the header.
+    if !req.headers().contains_key(UPGRADE) {
         return Err(ApiError::invalid(
             "this endpoint needs a hijacked connection: send `Connection: Upgrade` and `Upgrade: tcp`",
         ));
     }
-    Ok(hyper::upgrade::on(req))
+    Ok(Hijack {
+        upgrade: hyper::upgrade::on(req),
+        plain,
+    })
 }
 
-/// The 101 answer dockerd gives.
-pub fn switching(content_type: &str) -> Response<Body> {
+/// The 101 answer dockerd gives (a plain hijack's is marked for the
+/// connection writer, which makes it `200 OK`).
+pub fn switching(content_type: &str, plain: bool) -> Response<Body> {
     let mut r = Response::new(body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -46,6 +71,9 @@ pub fn switching(content_type: &str) -> Response<Body> {
     );
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    if plain {
+        h.insert(super::target::PLAIN_HIJACK, HeaderValue::from_static("1"));
+    }
     r
 }
 

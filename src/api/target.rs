@@ -10,12 +10,48 @@
 //! it), and nothing else: it follows the message framing (`Content-Length`,
 //! chunked bodies) so request bodies pass through untouched, and after a
 //! request that asks for a protocol upgrade it steps aside for good.
+//!
+//! It also gives attach and exec start dockerd's plain hijack: dockerd
+//! takes over the connection of `POST /containers/{id}/attach` and
+//! `POST /exec/{id}/start` whether or not the client sent `Upgrade: tcp`,
+//! answering `HTTP/1.1 200 OK` with `Content-Type:
+//! application/vnd.docker.raw-stream` and then raw bytes both ways until
+//! either side closes. hyper hands a connection over only for an upgrade,
+//! so for such a request without `Upgrade` the reader adds `Upgrade: tcp`
+//! and [`PLAIN_HIJACK`]; the handler answers with the raw-stream type and
+//! marks its `101` with the same header, and the writer turns that `101`
+//! back into `200 OK` without the upgrade headers and the mark.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The request header the reader adds to an attach or exec start that did
+/// not ask for an upgrade (the handler answers it as dockerd answers one).
+pub const PLAIN_HIJACK: &str = "X-Berth-Plain-Hijack";
+
+/// `POST /containers/{id}/attach` or `POST /exec/{id}/start`, with or
+/// without a version prefix: the endpoints dockerd always hijacks.
+fn is_hijack_target(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"POST ") else {
+        return false;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b' ' || b == b'?')
+        .unwrap_or(rest.len());
+    let path = String::from_utf8_lossy(&rest[..end]);
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let segs = match segs.first() {
+        Some(v) if v.starts_with('v') && v[1..].chars().all(|c| c.is_ascii_digit() || c == '.') => {
+            &segs[1..]
+        }
+        _ => &segs[..],
+    };
+    matches!(segs, ["containers", id, "attach"] | ["exec", id, "start"] if !id.is_empty())
+}
 
 /// A request head longer than this is handed to hyper as it is (hyper
 /// refuses it).
@@ -166,6 +202,9 @@ pub struct Framer {
     mode: Mode,
     /// An incomplete request head.
     head: Vec<u8>,
+    /// An attach or exec start without `Upgrade` was made an upgrade: its
+    /// `101` must go out as `200 OK`.
+    plain_hijack: bool,
 }
 
 impl Default for Framer {
@@ -173,6 +212,7 @@ impl Default for Framer {
         Framer {
             mode: Mode::Head,
             head: Vec::new(),
+            plain_hijack: false,
         }
     }
 }
@@ -252,12 +292,22 @@ impl Framer {
                     let line = head[..line_end]
                         .strip_suffix(b"\r")
                         .unwrap_or(&head[..line_end]);
+                    let plain = self.mode != Mode::Through && is_hijack_target(line);
                     match rewrite_request_line(line) {
                         Some(fixed) => {
                             out.extend_from_slice(&fixed);
                             out.extend_from_slice(&head[line.len()..]);
                         }
                         None => out.extend_from_slice(&head),
+                    }
+                    if plain {
+                        // Before the blank line that ends the head.
+                        let blank = if out.ends_with(b"\r\n\r\n") { 2 } else { 1 };
+                        let at = out.len() - blank;
+                        let add = format!("Upgrade: tcp\r\n{PLAIN_HIJACK}: 1\r\n");
+                        out.splice(at..at, add.into_bytes());
+                        self.plain_hijack = true;
+                        self.mode = Mode::Through;
                     }
                 }
                 None => {
@@ -340,6 +390,9 @@ pub struct Lenient<IO> {
     ready: Vec<u8>,
     ready_at: usize,
     eof: bool,
+    /// A rewritten response head still to be written, from `out_at` on.
+    out: Vec<u8>,
+    out_at: usize,
 }
 
 impl<IO> Lenient<IO> {
@@ -350,7 +403,70 @@ impl<IO> Lenient<IO> {
             ready: Vec::new(),
             ready_at: 0,
             eof: false,
+            out: Vec::new(),
+            out_at: 0,
         }
+    }
+}
+
+/// The `101` head at the start of `buf` as dockerd's plain hijack answers
+/// (`200 OK`, without the upgrade headers), and the length of the head it
+/// replaces; `None` when `buf` does not start with a whole `101` head that
+/// the handler marked with [`PLAIN_HIJACK`].
+pub fn plain_hijack_head(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+    if !buf.starts_with(b"HTTP/1.1 101 ") {
+        return None;
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut out = String::from("HTTP/1.1 200 OK\r\n");
+    let mut marked = false;
+    for line in text.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case(PLAIN_HIJACK) {
+            marked = true;
+            continue;
+        }
+        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("upgrade") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    // Only the handler's answer to the request the reader changed carries
+    // the mark (never a genuine upgrade, never body bytes).
+    marked.then(|| (out.into_bytes(), end))
+}
+
+impl<IO: AsyncWrite + Unpin> Lenient<IO> {
+    /// Write out a pending rewritten head.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_at < self.out.len() {
+            let n = std::task::ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_at..])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_at += n;
+        }
+        self.out.clear();
+        self.out_at = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// The `101` of a plain hijack, taken over: how many bytes of `buf`
+    /// it consumed.
+    fn take_plain_head(&mut self, buf: &[u8]) -> Option<usize> {
+        if !self.framer.plain_hijack {
+            return None;
+        }
+        let (head, used) = plain_hijack_head(buf)?;
+        self.framer.plain_hijack = false;
+        self.out = head;
+        self.out_at = 0;
+        Some(used)
     }
 }
 
@@ -415,23 +531,45 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Lenient<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        if let Some(used) = this.take_plain_head(buf) {
+            // Reported written now; the rewritten head drains first on the
+            // next write or flush.
+            let _ = this.poll_drain(cx)?;
+            return Poll::Ready(Ok(used));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        if this.framer.plain_hijack {
+            if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+                if let Some(used) = this.take_plain_head(first) {
+                    let _ = this.poll_drain(cx)?;
+                    return Poll::Ready(Ok(used));
+                }
+            }
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -536,6 +674,49 @@ mod tests {
             rewrite_request_line("GET /a?n=\u{e9} HTTP/1.1".as_bytes()).as_deref(),
             Some(&b"GET /a?n=%C3%A9 HTTP/1.1"[..])
         );
+    }
+
+    #[test]
+    fn attach_and_exec_start_without_upgrade_are_made_upgrades() {
+        let out = run(&[
+            b"POST /v1.41/containers/web/attach?stream=1 HTTP/1.1\r\nHost: d\r\n\r\nstdin bytes",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("POST /v1.41/containers/web/attach?stream=1 HTTP/1.1\r\nHost: d\r\nUpgrade: tcp\r\n{PLAIN_HIJACK}: 1\r\n\r\nstdin bytes")
+        );
+        let out = run(&[b"POST /exec/abc/start HTTP/1.1\nContent-Length: 2\n\n{}"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("POST /exec/abc/start HTTP/1.1\nContent-Length: 2\nUpgrade: tcp\r\n{PLAIN_HIJACK}: 1\r\n\n{{}}")
+        );
+        // Asked for: left as it is. Other paths: not touched.
+        let asked: &[u8] =
+            b"POST /containers/web/attach HTTP/1.1\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n";
+        assert_eq!(run(&[asked]), asked);
+        for other in [
+            &b"POST /containers/web/attach/x HTTP/1.1\r\n\r\n"[..],
+            b"GET /containers/web/attach HTTP/1.1\r\n\r\n",
+            b"POST /containers//attach HTTP/1.1\r\n\r\n",
+            b"POST /exec/abc/resize HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(run(&[other]), other);
+        }
+    }
+
+    #[test]
+    fn only_a_marked_101_becomes_200() {
+        let head = format!("HTTP/1.1 101 Switching Protocols\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n{PLAIN_HIJACK}: 1\r\nApi-Version: 1.53\r\n\r\nrest");
+        let (out, used) = plain_hijack_head(head.as_bytes()).unwrap();
+        assert_eq!(used, head.len() - 4);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\nApi-Version: 1.53\r\n\r\n"
+        );
+        let genuine =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+        assert!(plain_hijack_head(genuine).is_none());
+        assert!(plain_hijack_head(b"HTTP/1.1 200 OK\r\n\r\n").is_none());
     }
 
     #[tokio::test]

@@ -119,11 +119,17 @@ pub fn start(mut r: Req) -> HandlerFuture {
             .start(&id)
             .await
             .map_err(|e| ApiError::from_err(&e))?;
-        let upgrade = if detach {
+        let hijack = if detach {
             None
         } else {
             Some(hijack::on_upgrade(&mut r.incoming)?)
         };
+        let content_type = hijack
+            .as_ref()
+            .map(|h| h.content_type(e.tty, r.version))
+            .unwrap_or(hijack::RAW_STREAM);
+        let plain = hijack.as_ref().is_some_and(|h| h.plain);
+        let upgrade = hijack.map(|h| h.upgrade);
         let want_in = e.attach_stdin && !detach;
         // The container's actor decides (it runs?) and hands out the stdio.
         let stdio = Containers::ask(&e.container_id, |reply| ContainerMsg::ExecStart {
@@ -225,10 +231,6 @@ pub fn start(mut r: Req) -> HandlerFuture {
         if detach {
             return Ok(hyper::Response::new(body::empty()));
         }
-        Ok(hijack::switching(if tty {
-            hijack::RAW_STREAM
-        } else {
-            hijack::MULTIPLEXED_STREAM
-        }))
+        Ok(hijack::switching(content_type, plain))
     })
 }

@@ -58,7 +58,8 @@ pub fn logs(r: Req) -> HandlerFuture {
             .await
             .map_err(|e| ApiError::new(berth_actors::ErrorKind::Unavailable, e))?;
         let mut resp = Response::new(body::channel(rx));
-        let ct = if rec.tty() {
+        // As dockerd: the multiplexed type from API 1.42 on.
+        let ct = if rec.tty() || r.version < crate::api::version::ApiVersion(1, 42) {
             hijack::RAW_STREAM
         } else {
             hijack::MULTIPLEXED_STREAM
@@ -72,7 +73,10 @@ pub fn logs(r: Req) -> HandlerFuture {
 pub fn attach(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
-        let upgrade = hijack::on_upgrade(&mut r.incoming)?;
+        let hijack = hijack::on_upgrade(&mut r.incoming)?;
+        let content_type = hijack.content_type(rec.tty(), r.version);
+        let plain = hijack.plain;
+        let upgrade = hijack.upgrade;
         let keys = hijack::parse_detach_keys(r.query.get("detachKeys").unwrap_or(""))?;
         // Detach keys apply to a TTY only, as dockerd: other input is copied
         // as is (binary stdin may hold ctrl-p ctrl-q).
@@ -159,11 +163,7 @@ pub fn attach(mut r: Req) -> HandlerFuture {
             }
             let _ = client_w.shutdown().await;
         });
-        Ok(hijack::switching(if tty {
-            hijack::RAW_STREAM
-        } else {
-            hijack::MULTIPLEXED_STREAM
-        }))
+        Ok(hijack::switching(content_type, plain))
     })
 }
 
