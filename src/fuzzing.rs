@@ -108,3 +108,31 @@ pub fn tar_extract(data: &[u8]) {
         "an entry landed outside its root"
     );
 }
+
+/// Bytes of a connection through the request-target reader: cut anywhere,
+/// the output is the same as in one piece, and it only ever adds bytes
+/// (escapes, the plain-hijack headers), never drops any.
+pub fn request_stream(data: &[u8]) {
+    use crate::api::target::Framer;
+    let Some((&cut, rest)) = data.split_first() else {
+        return;
+    };
+    let whole = {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        f.feed(rest, &mut out);
+        f.finish(&mut out);
+        out
+    };
+    let at = (cut as usize * rest.len()) / 255;
+    let pieces = {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        f.feed(&rest[..at], &mut out);
+        f.feed(&rest[at..], &mut out);
+        f.finish(&mut out);
+        out
+    };
+    assert_eq!(whole, pieces, "output depends on how the input was cut");
+    assert!(whole.len() >= rest.len());
+}

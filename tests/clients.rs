@@ -320,3 +320,53 @@ fn attach_and_exec_start_without_upgrade_stream_as_dockerd() {
     d.docker_ok(&["rm", "-f", "pa1", "pa2"]);
     d.stop();
 }
+
+#[test]
+fn sigkill_answers_after_the_exit_so_remove_follows_at_once() {
+    let d = daemon_with_busybox();
+    for i in 0..5 {
+        let name = format!("kr{i}");
+        // A shell that ignores nothing: SIGKILL ends it whatever it runs.
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 60",
+        ]);
+        let post = |path: &str| {
+            d.raw(format!("POST {path} HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
+        };
+        let r = post(&format!("/containers/{name}/kill"));
+        assert_eq!(r.status, 204, "{}", r.text());
+        let v = d.get(&format!("/containers/{name}/json")).json();
+        assert_eq!(v["State"]["Running"], false, "{}", v["State"]);
+        assert_eq!(v["State"]["ExitCode"], 137);
+        let r = d.raw(
+            format!("DELETE /containers/{name} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    // Another signal does not wait: the container may handle it.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ku",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got' USR1; while true; do sleep 0.1; done",
+    ]);
+    d.docker_ok(&["kill", "-s", "USR1", "ku"]);
+    assert_eq!(
+        common::containers::inspect(&d, "ku", "{{.State.Running}}"),
+        "true"
+    );
+    d.docker_ok(&["rm", "-f", "ku"]);
+    d.stop();
+}

@@ -37,3 +37,8 @@ fn create_body_corpus() {
 fn tar_extract_corpus() {
     replay("tar_extract", berth::fuzzing::tar_extract);
 }
+
+#[test]
+fn request_stream_corpus() {
+    replay("request_stream", berth::fuzzing::request_stream);
+}

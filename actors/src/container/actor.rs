@@ -44,6 +44,9 @@ pub struct ContainerArgs {
     pub autostart: bool,
 }
 
+/// How long a kill with SIGKILL waits for the exit before it answers.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub struct ContainerState {
     pub(super) rec: ContainerRecord,
     pub(super) host: Arc<dyn ContainerHost>,
@@ -60,6 +63,9 @@ pub struct ContainerState {
         oneshot::Sender<Result<Stdio, ContainerError>>,
     )>,
     pub(super) stopping: Vec<Reply<()>>,
+    /// Kills with SIGKILL, answered at the exit (as dockerd, so a client
+    /// that kills then inspects or removes sees the container stopped).
+    pub(super) killing: Vec<Reply<()>>,
     pub(super) remove_after_exit: Option<Reply<()>>,
     /// The pending removal takes the anonymous volumes along (`rm -v`).
     pub(super) remove_volumes: bool,
@@ -179,17 +185,13 @@ impl ContainerState {
             self.event("oom", &[]);
         }
         self.event("die", &[("exitCode", exit.code.to_string())]);
-        let stopped = !self.stopping.is_empty();
-        for r in self.stopping.drain(..) {
-            let _ = r.send(Ok(()));
-        }
-        if stopped {
+        if !self.stopping.is_empty() {
             self.event("stop", &[]);
         }
         let outcome = WaitOutcome::exited(exit.code);
-        self.answer_waiters(|c| c != WaitCondition::Removed, &outcome);
         if let Some(reply) = self.remove_after_exit.take() {
             let r = self.destroy(myself).await;
+            self.answer_exit(&outcome);
             let _ = reply.send(r);
             return;
         }
@@ -205,14 +207,25 @@ impl ContainerState {
             let delay = self.backoff.next(self.started.elapsed());
             self.rec.state.status = Status::Restarting;
             self.save();
+            self.answer_exit(&outcome);
             let gen = self.gen;
             myself.send_after(delay, move || ContainerMsg::RestartNow { gen });
             return;
         }
         self.save();
+        self.answer_exit(&outcome);
         if self.rec.auto_remove() {
             let _ = self.destroy(myself).await;
         }
+    }
+
+    /// After the exit is recorded (so a client that reads the container
+    /// next sees it stopped): answer stops, SIGKILLs and exit waits.
+    fn answer_exit(&mut self, outcome: &WaitOutcome) {
+        for r in self.stopping.drain(..).chain(self.killing.drain(..)) {
+            let _ = r.send(Ok(()));
+        }
+        self.answer_waiters(|c| c != WaitCondition::Removed, outcome);
     }
 
     pub(super) fn answer_waiters(
@@ -276,6 +289,7 @@ impl Actor for ContainerActor {
             waiters: Vec::new(),
             attachers: Vec::new(),
             stopping: Vec::new(),
+            killing: Vec::new(),
             remove_after_exit: None,
             remove_volumes: false,
             // A container that was running when the record was written had
@@ -315,10 +329,18 @@ impl Actor for ContainerActor {
                 timeout,
                 reply,
             } => st.restart(&myself, signal, timeout, reply).await,
-            ContainerMsg::Kill { signal, reply } => {
-                let r = st.kill(&signal).await;
-                let _ = reply.send(r);
-            }
+            ContainerMsg::Kill { signal, reply } => match st.kill(&signal).await {
+                Ok(true) => {
+                    st.killing.push(reply);
+                    myself.send_after(KILL_WAIT, || ContainerMsg::KillTimeout);
+                }
+                Ok(false) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             ContainerMsg::Remove {
                 force,
                 volumes,
@@ -420,6 +442,14 @@ impl Actor for ContainerActor {
                         st.save();
                     } else {
                         st.event("restart", &[]);
+                    }
+                }
+            }
+            ContainerMsg::KillTimeout => {
+                if !st.killing.is_empty() {
+                    warn!(id = %st.rec.id, "no exit {KILL_WAIT:?} after SIGKILL");
+                    for r in st.killing.drain(..) {
+                        let _ = r.send(Ok(()));
                     }
                 }
             }

@@ -73,7 +73,9 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
 }
 
 impl ContainerState {
-    pub(super) async fn kill(&mut self, signal: &str) -> Result<(), ContainerError> {
+    /// Deliver the signal; `true` when it is SIGKILL, whose answer waits
+    /// for the exit (dockerd's `Kill` waits for the container to stop).
+    pub(super) async fn kill(&mut self, signal: &str) -> Result<bool, ContainerError> {
         let sig = if signal.is_empty() {
             9
         } else {
@@ -88,7 +90,8 @@ impl ContainerState {
         }
         self.rec.state.manually_stopped = true;
         self.save();
-        self.signal(sig, false).await
+        self.signal(sig, false).await?;
+        Ok(sig == 9)
     }
 
     /// Send `sig` to the container's init (`all`: every process).

@@ -141,7 +141,8 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Disconnect { .. } => "network disconnect",
             ContainerMsg::Exited { .. }
             | ContainerMsg::RestartNow { .. }
-            | ContainerMsg::StopTimeout { .. } => "internal",
+            | ContainerMsg::StopTimeout { .. }
+            | ContainerMsg::KillTimeout => "internal",
         }
     }
 
@@ -250,6 +251,9 @@ pub enum ContainerMsg {
         gen: u64,
     },
     /// Internal: a stop's grace period is over.
+    /// A SIGKILL's exit did not come in time: answer the kills waiting
+    /// for it (the signal was delivered).
+    KillTimeout,
     StopTimeout {
         gen: u64,
     },
