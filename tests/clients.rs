@@ -370,3 +370,104 @@ fn sigkill_answers_after_the_exit_so_remove_follows_at_once() {
     d.docker_ok(&["rm", "-f", "ku"]);
     d.stop();
 }
+
+#[test]
+fn cli_env_entrypoint_and_missing_network_as_dockerd() {
+    let d = daemon_with_busybox();
+    let run = |args: &[&str]| -> std::process::Output {
+        docker_cmd(d.dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            .env_remove("BERTH_UNSET_VAR")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // `-e V` with V unset in the client: V left out (the CLI sends the bare
+    // name, which unsets it; HOSTNAME is set as dockerd sets it).
+    let o = run(&[
+        "run",
+        "--rm",
+        "-e",
+        "BERTH_UNSET_VAR",
+        "-e",
+        "A=1",
+        "busybox",
+        "env",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let env = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!env.contains("BERTH_UNSET_VAR"), "{env}");
+    assert!(env.contains("A=1\n") && env.contains("HOSTNAME="), "{env}");
+    // Config.Env: the container's variables first, then the image's.
+    let rootfs = d.dir.path().join("rootfs.tar");
+    std::fs::write(&rootfs, busybox_full_rootfs()).unwrap();
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "ENV PATH=/bin",
+        "-c",
+        "ENV B=img",
+        "-c",
+        "ENV C=img",
+        rootfs.to_str().unwrap(),
+        "envimg",
+    ]);
+    d.docker_ok(&[
+        "create", "--name", "en1", "-e", "A=1", "-e", "C=mine", "envimg", "true",
+    ]);
+    assert_eq!(
+        common::containers::inspect(&d, "en1", "{{json .Config.Env}}"),
+        r#"["A=1","C=mine","PATH=/bin","B=img"]"#
+    );
+    // A bare name also takes the image's variable away.
+    let o = run(&[
+        "run",
+        "--rm",
+        "-e",
+        "BERTH_UNSET_VAR",
+        "-e",
+        "B",
+        "envimg",
+        "env",
+    ]);
+    let env = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!env.contains("B=") && env.contains("C=img\n"), "{env}");
+    // exec -e V likewise; the exec's TTY decides TERM.
+    d.docker_ok(&["run", "-d", "--name", "en2", "busybox", "sleep", "60"]);
+    let o = run(&["exec", "-e", "BERTH_UNSET_VAR", "-e", "X=2", "en2", "env"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let env = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        !env.contains("BERTH_UNSET_VAR") && env.contains("X=2\n"),
+        "{env}"
+    );
+    assert!(!env.contains("TERM="), "{env}");
+    // --entrypoint '' resets the entrypoint: the command runs as given.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--entrypoint", "", "busybox", "echo", "x"]),
+        "x\n"
+    );
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "en3",
+        "--entrypoint",
+        "",
+        "busybox",
+        "echo",
+        "y",
+    ]);
+    assert_eq!(
+        common::containers::inspect(&d, "en3", "{{json .Path}} {{json .Config.Entrypoint}}"),
+        r#""echo" null"#
+    );
+    // A network that does not exist: created, refused at start with 404,
+    // so the CLI says so (125) instead of trying to pull the image.
+    let o = d.docker(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("network nosuchnet not found"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    d.docker_ok(&["rm", "-f", "en1", "en2", "en3"]);
+    d.stop();
+}

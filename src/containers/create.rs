@@ -25,15 +25,14 @@ fn invalid(m: impl Into<String>) -> ContainerError {
     ContainerError::Invalid(m.into())
 }
 
-/// Image env first, the container's variables override by name.
+/// `Config.Env` as dockerd merges it: the container's variables first,
+/// then the image's whose name the container does not set (a bare `V`
+/// counts: it unsets V when the process starts).
 fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
     let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
-    let mut out: Vec<String> = image.to_vec();
-    for e in container {
-        let k = key(e);
-        if let Some(pos) = out.iter().position(|x| key(x) == k) {
-            out[pos] = e.clone();
-        } else {
+    let mut out: Vec<String> = container.to_vec();
+    for e in image {
+        if !container.iter().any(|c| key(c) == key(e)) {
             out.push(e.clone());
         }
     }
@@ -200,13 +199,18 @@ impl ContainerService {
         }
         let networks = self.attachments(&mut hc, req.networking_config.as_ref())?;
 
-        // Config: the request over the image's.
+        // Config: the request over the image's, as dockerd merges them: an
+        // entrypoint given drops the image's command; `null` (not `[]`)
+        // takes the image's entrypoint; `[""]` (`--entrypoint ''`) is none.
         let entry_given = c.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
-        let entrypoint = if entry_given {
-            c.entrypoint.clone().unwrap_or_default()
-        } else {
-            icfg.entrypoint.clone().unwrap_or_default()
+        let mut entrypoint = match &c.entrypoint {
+            Some(e) if !e.is_empty() => e.clone(),
+            Some(_) => Vec::new(),
+            None => icfg.entrypoint.clone().unwrap_or_default(),
         };
+        if entrypoint.len() == 1 && entrypoint[0].is_empty() {
+            entrypoint.clear();
+        }
         let cmd = {
             let given = c.cmd.clone().unwrap_or_default();
             if given.is_empty() && !entry_given {
@@ -453,9 +457,23 @@ impl ContainerService {
                 .cloned(),
         );
         for name in names {
-            let net = nets.lookup(&name).map_err(|_| {
-                ContainerError::NetworkNotFound(format!("network {name} not found"))
-            })?;
+            let Ok(net) = nets.lookup(&name) else {
+                // As dockerd: a network that does not exist is kept by name
+                // and refused at start (404 "network X not found"), so the
+                // CLI reports it instead of pulling the image.
+                let ep = eps.get(&name).cloned().flatten().unwrap_or_default();
+                let ipam = ep.ipam_config.unwrap_or_default();
+                out.insert(
+                    name.clone(),
+                    NetworkAttachment {
+                        network_id: String::new(),
+                        aliases: ep.aliases.unwrap_or_default(),
+                        ip: ipam.ipv4_address,
+                        ip6: ipam.ipv6_address,
+                    },
+                );
+                continue;
+            };
             let ep = eps
                 .get(&name)
                 .or_else(|| eps.get(&net.id))
@@ -523,8 +541,8 @@ mod tests {
     fn env_merge_overrides_by_name() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            merge_env(&s(&["PATH=/bin", "A=1"]), &s(&["A=2", "B=3"])),
-            s(&["PATH=/bin", "A=2", "B=3"])
+            merge_env(&s(&["PATH=/bin", "A=1", "V=img"]), &s(&["A=2", "B=3", "V"])),
+            s(&["A=2", "B=3", "V", "PATH=/bin"])
         );
     }
 

@@ -59,24 +59,25 @@ pub fn new_record(rec: &ContainerRecord, body: &Value) -> Result<ExecRecord, Con
 
 /// The OCI process of an exec: the container's process with the exec's
 /// command, env, user, working directory and terminal.
-pub fn process(bundle: &Spec, e: &ExecRecord, container_user: &str) -> Result<Value, String> {
+pub fn process(
+    bundle: &Spec,
+    e: &ExecRecord,
+    container: &berth_actors::container::config::Config,
+) -> Result<Value, String> {
+    let container_user = container.user.as_str();
     let mut p = bundle
         .process()
         .clone()
         .ok_or("the container's spec has no process")?;
     p.set_args(Some(e.cmd.clone())).set_terminal(Some(e.tty));
-    let mut env = p.env().clone().unwrap_or_default();
-    if !e.tty {
-        env.retain(|v| !v.starts_with("TERM="));
-    } else if !env.iter().any(|v| v.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    for v in &e.env {
-        let k = v.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(k));
-        env.push(v.clone());
-    }
-    p.set_env(Some(env));
+    // As dockerd: the daemon's defaults for the exec's TTY, the
+    // container's variables, then the exec's.
+    p.set_env(Some(super::spec::process_env(
+        &container.hostname,
+        e.tty,
+        container.env(),
+        &e.env,
+    )));
     if !e.workdir.is_empty() {
         let cwd =
             crate::sys::runtime::spec::check_workdir(&e.workdir).map_err(|e| e.to_string())?;

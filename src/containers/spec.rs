@@ -262,7 +262,7 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         rootfs: &rootfs,
         readonly_rootfs: hc.readonly_rootfs,
         args,
-        env: cfg.env().to_vec(),
+        env: process_env(&hostname, rec.tty(), cfg.env(), &[]),
         workdir: &cfg.working_dir,
         user: &user,
         hostname: &hostname,
@@ -525,12 +525,62 @@ pub fn which(bin: &str) -> Option<std::path::PathBuf> {
         })
 }
 
+/// A process's environment as dockerd builds it (`CreateDaemonEnvironment`
+/// then `ReplaceOrAppendEnvValues`): `PATH`, `HOSTNAME` and, with a TTY,
+/// `TERM=xterm` first; the container's variables, then an exec's, replace
+/// those of the same name or are appended; a name without `=` removes the
+/// variable (`docker run -e V` with V unset in the client's environment).
+pub fn process_env(hostname: &str, tty: bool, config: &[String], exec: &[String]) -> Vec<String> {
+    let mut env = vec![
+        spec::DEFAULT_PATH.to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    replace_or_append(&mut env, config);
+    replace_or_append(&mut env, exec);
+    env
+}
+
+fn replace_or_append(env: &mut Vec<String>, overrides: &[String]) {
+    let key = |e: &str| e.split_once('=').map(|(k, _)| k.to_string());
+    for v in overrides {
+        match key(v) {
+            None => env.retain(|e| key(e).as_deref() != Some(v.as_str())),
+            Some(k) => match env.iter().position(|e| key(e).as_deref() == Some(&k)) {
+                Some(i) => env[i] = v.clone(),
+                None => env.push(v.clone()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hc(v: Value) -> HostConfig {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn process_env_as_dockerd_builds_it() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            process_env("h1", false, &s(&["A=1", "PATH=/bin"]), &[]),
+            s(&["PATH=/bin", "HOSTNAME=h1", "A=1"])
+        );
+        // A bare name unsets, the exec's variables come last.
+        assert_eq!(
+            process_env(
+                "h1",
+                true,
+                &s(&["V", "A=1", "HOSTNAME"]),
+                &s(&["A=2", "TERM"])
+            ),
+            s(&[spec::DEFAULT_PATH, "A=2"])
+        );
     }
 
     #[test]

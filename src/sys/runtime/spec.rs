@@ -179,13 +179,7 @@ fn device(
 
 pub fn build(i: &SpecInput) -> Result<Spec, SpecError> {
     let cwd = check_workdir(i.workdir)?;
-    let mut env = i.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH.into());
-    }
-    if i.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
+    let env = i.env.clone();
     let mut namespaces = vec![
         namespace(LinuxNamespaceType::Pid),
         namespace(LinuxNamespaceType::Ipc),
