@@ -471,3 +471,48 @@ fn cli_env_entrypoint_and_missing_network_as_dockerd() {
     d.docker_ok(&["rm", "-f", "en1", "en2", "en3"]);
     d.stop();
 }
+
+#[test]
+fn exec_failures_reach_the_cli_in_the_stream_with_126_or_127() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["run", "-d", "--name", "xf1", "busybox", "sleep", "60"]);
+    for (args, code, text) in [
+        (
+            &["exec", "xf1", "nosuchcmd"][..],
+            127,
+            "executable file not found",
+        ),
+        (&["exec", "xf1", "/etc/passwd"], 126, "permission denied"),
+        (
+            &["exec", "-w", "/nonexistent", "xf1", "pwd"],
+            127,
+            "/nonexistent",
+        ),
+        (
+            &["exec", "-u", "nosuchuser", "xf1", "id"],
+            126,
+            "unable to find user nosuchuser",
+        ),
+        (
+            &["exec", "-t", "xf1", "nosuchcmd"],
+            127,
+            "executable file not found",
+        ),
+    ] {
+        let o = d.docker(args);
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {out}");
+        assert!(out.contains(text), "{args:?}: {out}");
+        assert!(!out.contains("unable to upgrade"), "{args:?}: {out}");
+    }
+    // Detached, the refusal is the HTTP answer.
+    let o = d.docker(&["exec", "-d", "xf1", "nosuchcmd"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("executable file not found"));
+    d.docker_ok(&["rm", "-f", "xf1"]);
+    d.stop();
+}

@@ -745,15 +745,19 @@ fn bad_network_input_is_refused_and_nothing_is_half_created() {
         "{}",
         stderr(&o)
     );
-    // (Through the API: the CLI answers any 404 of a create with a pull.)
+    // A network that does not exist: created (as dockerd), refused at
+    // start with 404, and nothing of it is plumbed.
     let b =
         serde_json::json!({"Image": "busybox", "HostConfig": {"NetworkMode": "nonet"}}).to_string();
     let r = d.raw(format!(
-        "POST /v1.47/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        "POST /v1.47/containers/create?name=nonetc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
         b.len()
     ).as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = d.raw(b"POST /containers/nonetc/start HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "network nonet not found");
+    d.docker_ok(&["rm", "nonetc"]);
     // The daemon is up; the endpoints are the one container's.
     let eps = d.docker_ok(&["network", "inspect", "goodnet", "-f", "{{len .Containers}}"]);
     assert_eq!(eps.trim(), "1");

@@ -175,6 +175,17 @@ fn stdcopy_header(stream: u8, len: usize) -> [u8; 8] {
     [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
 }
 
+/// `data` as the client reads it: a stdcopy frame (stream 1 stdout, 2
+/// stderr), or the bytes alone with a TTY.
+pub fn frame(stream: u8, data: &[u8], tty: bool) -> Vec<u8> {
+    let mut b = Vec::with_capacity(data.len() + 8);
+    if !tty {
+        b.extend_from_slice(&stdcopy_header(stream, data.len()));
+    }
+    b.extend_from_slice(data);
+    b
+}
+
 /// Copy the process's output to the client: one stdcopy frame per piece of
 /// output, or the bytes only (`raw`, TTY). Returns the exit if it came.
 pub async fn pump_output<W>(
@@ -194,10 +205,7 @@ where
         let r = if raw {
             client.write_all(&data).await
         } else {
-            let mut b = Vec::with_capacity(data.len() + 8);
-            b.extend_from_slice(&stdcopy_header(stream, data.len()));
-            b.extend_from_slice(&data);
-            client.write_all(&b).await
+            client.write_all(&frame(stream, &data, false)).await
         };
         if r.is_err() {
             return None;

@@ -92,6 +92,56 @@ fn exit_code_for(msg: &str) -> i32 {
     }
 }
 
+/// Grant the exec's start (its actor) and start its process (the
+/// container's actor): its record and stdio. A process the runtime or the
+/// exec's settings refused has ended: its exit code is recorded.
+async fn launch(
+    r: &Req,
+    id: &str,
+    detach: bool,
+) -> Result<
+    (
+        berth_actors::exec::ExecRecord,
+        berth_actors::container::stdio::Stdio,
+    ),
+    ApiError,
+> {
+    let e = r
+        .ctx
+        .containers
+        .execs
+        .start(id)
+        .await
+        .map_err(|e| ApiError::from_err(&e))?;
+    let want_in = e.attach_stdin && !detach;
+    // The container's actor decides (it runs?) and hands out the stdio.
+    let stdio = Containers::ask(&e.container_id, |reply| ContainerMsg::ExecStart {
+        exec: Box::new(e.clone()),
+        stdin: want_in,
+        reply,
+    })
+    .await;
+    match stdio {
+        Ok(s) => Ok((e, s)),
+        Err(er) => {
+            let code = match &er {
+                ContainerError::Runtime(m) | ContainerError::System(m)
+                    if m.starts_with("OCI runtime exec failed") =>
+                {
+                    Some(exit_code_for(m))
+                }
+                // The exec's settings (user, working directory) refused.
+                ContainerError::Invalid(_) => Some(126),
+                _ => None,
+            };
+            if let Some(code) = code {
+                let _ = r.ctx.containers.execs.exited(id, code).await;
+            }
+            Err(err(er))
+        }
+    }
+}
+
 pub fn start(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let id = r.param("id").to_string();
@@ -111,14 +161,10 @@ pub fn start(mut r: Req) -> HandlerFuture {
             }
         };
         let detach = body["Detach"].as_bool().unwrap_or(false);
-        // The exec's actor grants the start once.
-        let e = r
-            .ctx
-            .containers
-            .execs
-            .start(&id)
-            .await
-            .map_err(|e| ApiError::from_err(&e))?;
+        let tty = r.ctx.containers.execs.table.get(&id).is_some_and(|e| e.tty);
+        // As dockerd: the connection is taken over first; a failure to
+        // start the process is then written into the stream (the CLI prints
+        // it and reads the exec's exit code: 126, 127 when not found).
         let hijack = if detach {
             None
         } else {
@@ -126,28 +172,27 @@ pub fn start(mut r: Req) -> HandlerFuture {
         };
         let content_type = hijack
             .as_ref()
-            .map(|h| h.content_type(e.tty, r.version))
+            .map(|h| h.content_type(tty, r.version))
             .unwrap_or(hijack::RAW_STREAM);
         let plain = hijack.as_ref().is_some_and(|h| h.plain);
         let upgrade = hijack.map(|h| h.upgrade);
-        let want_in = e.attach_stdin && !detach;
-        // The container's actor decides (it runs?) and hands out the stdio.
-        let stdio = Containers::ask(&e.container_id, |reply| ContainerMsg::ExecStart {
-            exec: Box::new(e.clone()),
-            stdin: want_in,
-            reply,
-        })
-        .await;
-        let mut stdio = match stdio {
-            Ok(s) => s,
+        let (e, mut stdio) = match launch(&r, &id, detach).await {
+            Ok(l) => l,
             Err(er) => {
-                // The runtime refused the process: the exec ended (its code).
-                if let ContainerError::Runtime(m) | ContainerError::System(m) = &er {
-                    if m.starts_with("OCI runtime exec failed") {
-                        let _ = r.ctx.containers.execs.exited(&id, exit_code_for(m)).await;
-                    }
-                }
-                return Err(err(er));
+                let Some(u) = upgrade else {
+                    return Err(er);
+                };
+                tokio::spawn(async move {
+                    let Some(mut client) = hijack::upgraded(u).await else {
+                        return;
+                    };
+                    let text = format!("{}\r\n", er.message);
+                    let _ = client
+                        .write_all(&hijack::frame(1, text.as_bytes(), tty))
+                        .await;
+                    let _ = client.shutdown().await;
+                });
+                return Ok(hijack::switching(content_type, plain));
             }
         };
         let rec = r
@@ -156,6 +201,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
             .containers
             .lookup(&e.container_id)
             .map_err(err)?;
+        let want_in = e.attach_stdin && !detach;
         let pid = stdio.pid.unwrap_or(0);
         let _ = r.ctx.containers.execs.running(&id, pid).await;
         let mut attrs = rec.event_attrs();
