@@ -421,7 +421,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
-    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network"], default="all")
+    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk"], default="all")
+    ap.add_argument("--sdk-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                          "..", "target", "sdk-venv", "bin", "python"),
+                    help="a python with the pinned docker SDK (made by `cargo test --test python_sdk`)")
     args = ap.parse_args()
     want = lambda part: args.only in ("all", part)
 
@@ -477,6 +480,26 @@ def main():
                 res[n].update(container_figures(n, socks[n], args.loadgen, args.seconds, args.runs))
                 res[n]["restart_ready_s"] = restart_to_ready(n, socks[n], procs, argv[n], logs[n])
                 print(n, json.dumps(res[n]), flush=True)
+        # The Python SDK suite (tests/python/sdk_suite.py) on both, side by
+        # side: a difference is a compatibility finding, not a figure.
+        if args.only == "sdk":
+            bb = os.path.join(tmp, "busybox.tar")
+            make_busybox(bb)
+            suite = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python", "sdk_suite.py")
+            results = {}
+            for n, k in (("berthd", 6), ("dockerd", 7)):
+                docker(socks[n], "load", "-i", bb)
+                env = dict(os.environ, DOCKER_HOST=f"unix://{socks[n]}", SUITE_PREFIX="sdkcmp",
+                           SUITE_SUBNET4=f"10.252.{k}.0/24", SUITE_SUBNET6=f"fd00:b5:252:{k}::/64")
+                r = subprocess.run([args.sdk_python, suite], env=env, capture_output=True, text=True)
+                results[n] = {l.split()[1]: l.split()[0] for l in r.stdout.splitlines()
+                              if l.startswith(("ok ", "FAIL "))}
+                res[n]["sdk"] = results[n]
+                if r.returncode != 0:
+                    print(f"--- {n}\n{r.stdout}{r.stderr}", flush=True)
+            print(f"{'Python SDK check':44} {'berthd':>8} {'dockerd':>8}")
+            for c in sorted(results["berthd"].keys() | results["dockerd"].keys()):
+                print(f"{c:44} {results['berthd'].get(c, '-'):>8} {results['dockerd'].get(c, '-'):>8}")
         # Network: run --rm on a user network, port throughput, DNS latency.
         if net:
             bb = os.path.join(tmp, "busybox.tar")

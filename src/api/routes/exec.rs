@@ -1,7 +1,11 @@
 //! `/containers/{id}/exec` and `/exec/*`: processes run in a container
 //! through its shim.
 
+use std::sync::Arc;
+
+use berth_actors::container::stdio::{ExitStatus, Stdio};
 use berth_actors::container::{ContainerError, ContainerMsg, Containers};
+use berth_actors::exec::ExecRecord;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -11,6 +15,7 @@ use crate::api::errors::ApiError;
 use crate::api::hijack::{self, InputEnd};
 use crate::api::router::{ok_json, HandlerFuture, Req};
 use crate::api::shared::*;
+use crate::api::ApiContext;
 use crate::containers::exec;
 
 fn no_such_exec(id: &str) -> ApiError {
@@ -96,18 +101,11 @@ fn exit_code_for(msg: &str) -> i32 {
 /// container's actor): its record and stdio. A process the runtime or the
 /// exec's settings refused has ended: its exit code is recorded.
 async fn launch(
-    r: &Req,
+    ctx: &Arc<ApiContext>,
     id: &str,
     detach: bool,
-) -> Result<
-    (
-        berth_actors::exec::ExecRecord,
-        berth_actors::container::stdio::Stdio,
-    ),
-    ApiError,
-> {
-    let e = r
-        .ctx
+) -> Result<(ExecRecord, Stdio), ApiError> {
+    let e = ctx
         .containers
         .execs
         .start(id)
@@ -135,19 +133,68 @@ async fn launch(
                 _ => None,
             };
             if let Some(code) = code {
-                let _ = r.ctx.containers.execs.exited(id, code).await;
+                let _ = ctx.containers.execs.exited(id, code).await;
             }
             Err(err(er))
         }
     }
 }
 
+/// A started exec: recorded as running, `exec_start` published; `finish`
+/// records its exit and publishes `exec_die`.
+struct Started {
+    ctx: Arc<ApiContext>,
+    id: String,
+    container: String,
+    attrs: std::collections::BTreeMap<String, String>,
+}
+
+impl Started {
+    async fn begin(ctx: &Arc<ApiContext>, id: &str, e: &ExecRecord, pid: i32) -> Self {
+        let _ = ctx.containers.execs.running(id, pid).await;
+        let mut attrs = ctx
+            .containers
+            .containers
+            .lookup(&e.container_id)
+            .map(|rec| rec.event_attrs())
+            .unwrap_or_default();
+        attrs.insert("execID".into(), id.to_string());
+        let cmd = e.cmd.join(" ");
+        ctx.events.publish(
+            "container",
+            &format!("exec_start: {cmd}"),
+            &e.container_id,
+            attrs.clone(),
+        );
+        Started {
+            ctx: ctx.clone(),
+            id: id.to_string(),
+            container: e.container_id.clone(),
+            attrs,
+        }
+    }
+
+    /// Record the exit (before the client sees the stream end: the CLI
+    /// inspects the exec for its code right after).
+    async fn finish(mut self, exit: Option<ExitStatus>) {
+        let code = exit.map(|x| x.code).unwrap_or(-1);
+        // Retried while the exec's actor is being restarted.
+        if let Err(e) = self.ctx.containers.execs.exited(&self.id, code).await {
+            tracing::warn!(exec = %self.id, "recording the exit: {e}");
+        }
+        self.attrs.insert("exitCode".into(), code.to_string());
+        self.ctx
+            .events
+            .publish("container", "exec_die", &self.container, self.attrs);
+    }
+}
+
 pub fn start(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let id = r.param("id").to_string();
-        if r.ctx.containers.execs.table.get(&id).is_none() {
+        let Some(rec) = r.ctx.containers.execs.table.get(&id) else {
             return Err(no_such_exec(&id));
-        }
+        };
         let body: Value = {
             let b = read_body(&mut r).await?;
             if b.is_empty() {
@@ -161,122 +208,77 @@ pub fn start(mut r: Req) -> HandlerFuture {
             }
         };
         let detach = body["Detach"].as_bool().unwrap_or(false);
-        let tty = r.ctx.containers.execs.table.get(&id).is_some_and(|e| e.tty);
-        // As dockerd: the connection is taken over first; a failure to
-        // start the process is then written into the stream (the CLI prints
-        // it and reads the exec's exit code: 126, 127 when not found).
-        let hijack = if detach {
-            None
-        } else {
-            Some(hijack::on_upgrade(&mut r.incoming)?)
-        };
-        let content_type = hijack
-            .as_ref()
-            .map(|h| h.content_type(tty, r.version))
-            .unwrap_or(hijack::RAW_STREAM);
-        let plain = hijack.as_ref().is_some_and(|h| h.plain);
-        let upgrade = hijack.map(|h| h.upgrade);
-        let (e, mut stdio) = match launch(&r, &id, detach).await {
-            Ok(l) => l,
-            Err(er) => {
-                let Some(u) = upgrade else {
-                    return Err(er);
-                };
-                tokio::spawn(async move {
-                    let Some(mut client) = hijack::upgraded(u).await else {
-                        return;
-                    };
+        let tty = rec.tty;
+        // Detach keys apply to a TTY only (dockerd copies other input as is:
+        // binary stdin may hold ctrl-p ctrl-q).
+        let keys = hijack::parse_detach_keys(&rec.detach_keys)?;
+        let keys = if tty { keys } else { Vec::new() };
+        let ctx = r.ctx.clone();
+        if detach {
+            let (e, mut stdio) = launch(&ctx, &id, true).await?;
+            let started = Started::begin(&ctx, &id, &e, stdio.pid.unwrap_or(0)).await;
+            // Follow the output to its end for the exit code.
+            tokio::spawn(async move { started.finish(stdio.output.exit().await).await });
+            return Ok(hyper::Response::new(body::empty()));
+        }
+        let hijack = hijack::on_upgrade(&mut r.incoming)?;
+        let content_type = hijack.content_type(tty, r.version);
+        let plain = hijack.plain;
+        let upgrade = hijack.upgrade;
+        tokio::spawn(async move {
+            // As dockerd: the connection is taken over first and the
+            // process started after the answer's head is out, so no output
+            // shares a read with the head (the Python SDK reads the head
+            // through a buffer and then takes the raw socket: bytes in that
+            // buffer would be lost). A process that cannot start is written
+            // into the stream (the CLI prints it and reads the exit code).
+            let Some(mut client) = hijack::upgraded(upgrade).await else {
+                return;
+            };
+            let (e, mut stdio) = match launch(&ctx, &id, false).await {
+                Ok(l) => l,
+                Err(er) => {
                     let text = format!("{}\r\n", er.message);
                     let _ = client
                         .write_all(&hijack::frame(1, text.as_bytes(), tty))
                         .await;
                     let _ = client.shutdown().await;
-                });
-                return Ok(hijack::switching(content_type, plain));
-            }
-        };
-        let rec = r
-            .ctx
-            .containers
-            .containers
-            .lookup(&e.container_id)
-            .map_err(err)?;
-        let want_in = e.attach_stdin && !detach;
-        let pid = stdio.pid.unwrap_or(0);
-        let _ = r.ctx.containers.execs.running(&id, pid).await;
-        let mut attrs = rec.event_attrs();
-        attrs.insert("execID".into(), id.clone());
-        let cmd = e.cmd.join(" ");
-        r.ctx.events.publish(
-            "container",
-            &format!("exec_start: {cmd}"),
-            &rec.id,
-            attrs.clone(),
-        );
-        // Detach keys apply to a TTY only (dockerd copies other input as is:
-        // binary stdin may hold ctrl-p ctrl-q).
-        let keys = hijack::parse_detach_keys(&e.detach_keys)?;
-        let keys = if e.tty { keys } else { Vec::new() };
-        let ctx = r.ctx.clone();
-        let cid = rec.id.clone();
-        let tty = e.tty;
-        tokio::spawn(async move {
-            // Record the exit before the client sees the stream end: the
-            // CLI inspects the exec for its code right after.
-            let finish = |exit: Option<berth_actors::container::stdio::ExitStatus>| async move {
-                let code = exit.map(|x| x.code).unwrap_or(-1);
-                // Retried while the exec's actor is being restarted.
-                if let Err(e) = ctx.containers.execs.exited(&id, code).await {
-                    tracing::warn!(exec = %id, "recording the exit: {e}");
+                    return;
                 }
-                attrs.insert("exitCode".into(), code.to_string());
-                ctx.events.publish("container", "exec_die", &cid, attrs);
             };
-            match upgrade {
-                None => {
-                    // Detached: follow the output to its end for the exit code.
-                    finish(stdio.output.exit().await).await;
+            let started = Started::begin(&ctx, &id, &e, stdio.pid.unwrap_or(0)).await;
+            let want_in = e.attach_stdin;
+            let (client_r, mut client_w) = tokio::io::split(client);
+            let mut stdin = stdio.input;
+            let input = async move {
+                if !want_in {
+                    std::future::pending::<()>().await;
                 }
-                Some(u) => {
-                    let Some(client) = hijack::upgraded(u).await else {
-                        return;
-                    };
-                    let (client_r, mut client_w) = tokio::io::split(client);
-                    let mut stdin = stdio.input;
-                    let input = async move {
-                        if !want_in {
-                            std::future::pending::<()>().await;
-                        }
-                        if matches!(
-                            hijack::pump_stdin(client_r, &mut stdin, keys).await,
-                            InputEnd::Eof
-                        ) {
-                            let _ = stdin.close().await;
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    let output = hijack::pump_output(&mut stdio.output, &mut client_w, tty);
-                    let exit = tokio::select! {
-                        x = output => x,
-                        _ = input => None,
-                    };
-                    match exit {
-                        Some(x) => {
-                            finish(Some(x)).await;
-                            let _ = client_w.shutdown().await;
-                        }
-                        None => {
-                            // The client left: the exec still runs; follow it.
-                            let _ = client_w.shutdown().await;
-                            finish(stdio.output.exit().await).await;
-                        }
-                    }
+                if matches!(
+                    hijack::pump_stdin(client_r, &mut stdin, keys).await,
+                    InputEnd::Eof
+                ) {
+                    let _ = stdin.close().await;
+                    std::future::pending::<()>().await;
+                }
+            };
+            let output = hijack::pump_output(&mut stdio.output, &mut client_w, tty);
+            let exit = tokio::select! {
+                x = output => x,
+                _ = input => None,
+            };
+            match exit {
+                Some(x) => {
+                    started.finish(Some(x)).await;
+                    let _ = client_w.shutdown().await;
+                }
+                None => {
+                    // The client left: the exec still runs; follow it.
+                    let _ = client_w.shutdown().await;
+                    started.finish(stdio.output.exit().await).await;
                 }
             }
         });
-        if detach {
-            return Ok(hyper::Response::new(body::empty()));
-        }
         Ok(hijack::switching(content_type, plain))
     })
 }

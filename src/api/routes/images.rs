@@ -187,15 +187,8 @@ pub fn history(r: Req) -> HandlerFuture {
             .collect();
         let mut rows = Vec::new();
         let mut layer = 0usize;
-        let hist = if info.config.history.is_empty() {
-            sizes
-                .iter()
-                .map(|_| berth_actors::image::History::default())
-                .collect()
-        } else {
-            info.config.history.clone()
-        };
-        for h in &hist {
+        // A config without history has none to show (dockerd answers `[]`).
+        for h in &info.config.history {
             let size = if h.empty_layer {
                 0
             } else {
