@@ -198,7 +198,7 @@ pub fn settings(rec: &ContainerRecord, full: bool) -> Value {
                     (true, false) => json!({"IPv6Address": att.ip6}),
                     (false, false) => json!({"IPv4Address": att.ip, "IPv6Address": att.ip6}),
                 },
-                "Links": null,
+                "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
                 "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
                 "MacAddress": ep.map(|e| e.mac.as_str()).unwrap_or(""),
                 "DriverOpts": null,

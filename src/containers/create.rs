@@ -470,6 +470,7 @@ impl ContainerService {
                         aliases: ep.aliases.unwrap_or_default(),
                         ip: ipam.ipv4_address,
                         ip6: ipam.ipv6_address,
+                        links: ep.links.unwrap_or_default(),
                     },
                 );
                 continue;
@@ -514,6 +515,22 @@ impl ContainerService {
             if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
                 return Err(invalid(format!("invalid IPv4 address: {ip}")));
             }
+            // As dockerd: on a user-defined network, links are the
+            // endpoint's (HostConfig.Links of its primary network move
+            // there); on the default bridge they stay legacy links.
+            let mut links = ep.links.unwrap_or_default();
+            if net.user_defined() && name == primary {
+                if let Some(hl) = hc.links.take() {
+                    links.extend(hl);
+                }
+            }
+            for l in &links {
+                berth_actors::container::parse_link(l).map_err(invalid)?;
+            }
+            if !net.user_defined() && !links.is_empty() {
+                // EndpointSettings.Links on the default bridge: legacy.
+                hc.links.get_or_insert_with(Vec::new).append(&mut links);
+            }
             out.insert(
                 net.name.clone(),
                 NetworkAttachment {
@@ -521,6 +538,7 @@ impl ContainerService {
                     aliases,
                     ip,
                     ip6,
+                    links,
                 },
             );
         }

@@ -58,6 +58,9 @@ pub struct ViewEndpoint {
     pub ip: String,
     #[serde(default)]
     pub ipv6: String,
+    /// The container's links (`target:alias`): names it alone resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,7 @@ impl View {
                         aliases: e.aliases.clone(),
                         ip: e.ip.clone(),
                         ipv6: e.ipv6.clone(),
+                        links: e.links.clone(),
                     })
                     .collect();
                 (
@@ -123,6 +127,17 @@ impl View {
         for net in self.networks_of(asker) {
             let suffix = format!(".{}", net.name.to_ascii_lowercase());
             let name = qname.strip_suffix(&suffix).unwrap_or(qname);
+            // A link's alias names its target, for the linking container.
+            let linked = net
+                .endpoints
+                .iter()
+                .filter(|e| e.container == asker)
+                .flat_map(|e| e.links.iter())
+                .find_map(|l| {
+                    let (target, alias) = berth_actors::container::parse_link(l).ok()?;
+                    alias.eq_ignore_ascii_case(name).then_some(target)
+                });
+            let name = linked.as_deref().unwrap_or(name);
             for ep in &net.endpoints {
                 let hit = ep.name.eq_ignore_ascii_case(name)
                     || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
@@ -636,6 +651,7 @@ mod tests {
             aliases: vec![format!("{n}-alias")],
             ip: ip.into(),
             ipv6: String::new(),
+            links: vec![],
         };
         let mut v = View::default();
         v.networks.insert(
@@ -666,6 +682,17 @@ mod tests {
         assert_eq!(
             v.reverse(&a, "3.0.0.10.in-addr.arpa"),
             Some(vec!["db.front".to_string()])
+        );
+        // A link's alias resolves for the linking container only, in
+        // dockerd's stored form too.
+        let front = v.networks.get_mut("n1").unwrap();
+        front.endpoints[0].links = vec!["db:database".into(), "/db:/web/store".into()];
+        assert_eq!(v.lookup(&a, "database").0.len(), 1);
+        assert_eq!(v.lookup(&a, "store.front").0.len(), 1);
+        let b = format!("{:0<64}", "b");
+        assert!(
+            v.lookup(&b, "database").0.is_empty(),
+            "another container's link"
         );
     }
 
@@ -733,6 +760,7 @@ mod tests {
                     aliases: vec![],
                     ip: ip.into(),
                     ipv6: String::new(),
+                    links: vec![],
                 });
         }
         let shared: Shared = Arc::new(RwLock::new(Arc::new(v)));

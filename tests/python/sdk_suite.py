@@ -128,7 +128,8 @@ def run_returns_output_and_raises_on_failure():
         eq(e.exit_status, 3, "exit status")
         assert b"bad" in (e.stderr or b""), e.stderr
     try:
-        client.containers.run(IMAGE, ["nosuchcommand"], remove=True)
+        # (left created, as with dockerd: the SDK removes after the wait)
+        client.containers.run(IMAGE, ["nosuchcommand"], name=f"{P}-nocmd", remove=True)
         raise AssertionError("no error for a missing command")
     except docker.errors.APIError as e:
         assert "executable file not found" in str(e), str(e)

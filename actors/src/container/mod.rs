@@ -35,7 +35,9 @@ pub use actor::{actor_name, ContainerActor, ContainerArgs};
 pub use config::{Config, HostConfig};
 pub use index::ContainerIndex;
 pub use kill::parse_signal;
-pub use model::{ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION};
+pub use model::{
+    parse_link, ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION,
+};
 pub use restart_policy::{validate as restart_policy_validate, Backoff};
 pub use state::Status;
 pub use supervisor::{

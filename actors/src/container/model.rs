@@ -71,6 +71,24 @@ pub struct MountPoint {
     pub from: String,
 }
 
+/// A link as dockerd parses it: `target` or `target:alias`, and the form
+/// dockerd itself stores (`/target:/container/alias`).
+pub fn parse_link(v: &str) -> Result<(String, String), String> {
+    if v.is_empty() {
+        return Err("empty string specified for links".into());
+    }
+    let parts: Vec<&str> = v.split(':').collect();
+    match parts[..] {
+        [one] => Ok((one.to_string(), one.to_string())),
+        [target, alias] if target.starts_with('/') => {
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            Ok((target[1..].to_string(), alias.to_string()))
+        }
+        [target, alias] => Ok((target.to_string(), alias.to_string())),
+        _ => Err(format!("bad format for links: {v}")),
+    }
+}
+
 /// A network a container is configured to join (`--network`, `network
 /// connect`): its settings, kept while the container is stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +102,10 @@ pub struct NetworkAttachment {
     /// `--ip6`
     #[serde(default)]
     pub ip6: String,
+    /// Links on a user-defined network (`target:alias`, as given): the
+    /// alias resolves to the target for this container only.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

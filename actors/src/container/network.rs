@@ -169,6 +169,7 @@ impl ContainerState {
             container: rec.id.clone(),
             name: rec.short_name().to_string(),
             aliases,
+            links: att.links.clone(),
             ip: match att.ip.as_str() {
                 "" => None,
                 s => Some(s.parse().map_err(|_| parse(s, "IPv4"))?),

@@ -187,6 +187,7 @@ impl NetworkState {
             container: req.container.clone(),
             name: req.name.clone(),
             aliases: req.aliases.clone(),
+            links: req.links.clone(),
             ip: ip.to_string(),
             prefix: subnet.prefix,
             gateway,

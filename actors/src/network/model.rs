@@ -44,6 +44,9 @@ pub struct Endpoint {
     pub name: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Links (`target:alias`): names only this container resolves.
+    #[serde(default)]
+    pub links: Vec<String>,
     pub ip: String,
     pub prefix: u8,
     pub gateway: String,
@@ -74,6 +77,7 @@ pub struct EndpointRequest {
     pub container: String,
     pub name: String,
     pub aliases: Vec<String>,
+    pub links: Vec<String>,
     /// `--ip`
     pub ip: Option<Ipv4Addr>,
     /// `--ip6`

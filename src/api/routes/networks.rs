@@ -188,11 +188,21 @@ pub fn connect(r: Req) -> HandlerFuture {
         if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
             return Err(ApiError::invalid(format!("invalid IPv4 address: {ip}")));
         }
+        let links = crate::containers::spec::strings(&ec["Links"]);
+        if !links.is_empty() && !n.user_defined() {
+            return Err(ApiError::invalid(
+                "links are only supported for user-defined networks",
+            ));
+        }
+        for l in &links {
+            berth_actors::container::parse_link(l).map_err(ApiError::invalid)?;
+        }
         let attachment = NetworkAttachment {
             network_id: n.id.clone(),
             aliases,
             ip,
             ip6,
+            links,
         };
         let network = n.name.clone();
         Containers::ask(&c.id, |reply| ContainerMsg::Connect {

@@ -1,0 +1,127 @@
+//! Debian's docker-compose (1.29, through the Docker SDK for Python 5)
+//! against a berthd: a three-service project with a user network, a named
+//! volume, a published port, depends_on, links, environment and restart
+//! policies; up, ps, logs, exec, restart, down -v. The same file gives the
+//! same results on Debian's dockerd (see docs/api-compat.md).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::containers::*;
+use common::*;
+
+fn http_get(port: u16) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn compose_project_up_ps_logs_exec_restart_down() {
+    let d = daemon_with_busybox();
+    let port = free_port();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose/three-services.yml");
+    let compose = |args: &[&str]| -> Output {
+        Command::new("docker-compose")
+            .args(["--no-ansi", "-f"])
+            .arg(&file)
+            .args(["-p", "bcp"])
+            .args(args)
+            .env("DOCKER_HOST", d.docker_host())
+            .env("PORT", port.to_string())
+            .env("SUBNET", d.subnet(2))
+            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            .output()
+            .expect("docker-compose")
+    };
+    let ok = |args: &[&str]| -> String {
+        let o = compose(args);
+        assert!(
+            o.status.success(),
+            "docker-compose {args:?}: {}\n{}\nberthd log:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            d.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["up", "-d"]);
+    let ps = ok(&["ps"]);
+    for svc in ["bcp_db_1", "bcp_web_1", "bcp_worker_1"] {
+        let line = ps
+            .lines()
+            .find(|l| l.starts_with(svc))
+            .unwrap_or_else(|| panic!("{ps}"));
+        assert!(line.contains(" Up "), "{ps}");
+    }
+    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
+    // The published port, the environment, and the link alias (the web
+    // page names the database by its link alias).
+    let page = http_get(port);
+    assert!(page.contains("hello from web via database"), "{page}");
+    // The worker reaches db by its link alias (resolved for it alone by
+    // the embedded DNS) and web by its service name.
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let logs = ok(&["logs", "--no-color", "worker"]);
+            logs.contains("dbdata") && logs.contains("hello from web via database")
+        }),
+        "{}",
+        ok(&["logs", "--no-color"])
+    );
+    let links = inspect(
+        &d,
+        "bcp_worker_1",
+        "{{json .NetworkSettings.Networks.bcp_back.Links}}",
+    );
+    assert!(links.contains("bcp_db_1:database"), "{links}");
+    assert_eq!(
+        inspect(&d, "bcp_worker_1", "{{json .HostConfig.Links}}"),
+        "null"
+    );
+    // The named volume holds db's data.
+    let out = ok(&["exec", "-T", "db", "cat", "/data/x"]);
+    assert_eq!(out, "dbdata\n");
+    assert_eq!(
+        inspect(&d, "bcp_db_1", "{{range .Mounts}}{{.Name}}{{end}}"),
+        "bcp_dbvol"
+    );
+    assert_eq!(
+        inspect(&d, "bcp_db_1", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    let started = inspect(&d, "bcp_web_1", "{{.State.StartedAt}}");
+    ok(&["restart"]);
+    assert_ne!(inspect(&d, "bcp_web_1", "{{.State.StartedAt}}"), started);
+    let ps = ok(&["ps"]);
+    assert_eq!(ps.lines().filter(|l| l.contains(" Up ")).count(), 3, "{ps}");
+    assert!(
+        wait_for(Duration::from_secs(10), || http_get(port)
+            .contains("hello from web")),
+        "web after restart"
+    );
+    ok(&["down", "-v"]);
+    // Nothing of the project is left: containers, network, volume.
+    let left = d.docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=com.docker.compose.project=bcp",
+    ]);
+    assert_eq!(left.trim(), "");
+    let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("bcp_back"), "{nets}");
+    let vols = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(!vols.contains("bcp_dbvol"), "{vols}");
+    d.stop();
+}
