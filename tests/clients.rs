@@ -516,3 +516,85 @@ fn exec_failures_reach_the_cli_in_the_stream_with_126_or_127() {
     d.docker_ok(&["rm", "-f", "xf1"]);
     d.stop();
 }
+
+#[test]
+fn create_fills_dockerd_defaults_and_ipc_modes_apply() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["create", "--name", "df1", "busybox", "true"]);
+    let hc: serde_json::Value = serde_json::from_str(&common::containers::inspect(
+        &d,
+        "df1",
+        "{{json .HostConfig}}",
+    ))
+    .unwrap();
+    assert_eq!(hc["ShmSize"], 67108864);
+    assert_eq!(hc["IpcMode"], "private");
+    assert_eq!(hc["CgroupnsMode"], "host", "cgroup v1 hybrid host");
+    assert_eq!(hc["PidsLimit"], serde_json::Value::Null);
+    assert_eq!(hc["MemorySwappiness"], serde_json::Value::Null);
+    assert_eq!(hc["OomKillDisable"], false);
+    let masked: Vec<&str> = hc["MaskedPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        masked.contains(&"/proc/timer_list") && masked.contains(&"/sys/firmware"),
+        "{masked:?}"
+    );
+    // (/proc/timer_list is not empty on the host: masked, it reads empty.)
+    assert!(!std::fs::read("/proc/timer_list").unwrap().is_empty());
+    assert!(hc["ReadonlyPaths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "/proc/sys"));
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "df2",
+        "-m",
+        "64m",
+        "--privileged",
+        "busybox",
+        "true",
+    ]);
+    let hc: serde_json::Value = serde_json::from_str(&common::containers::inspect(
+        &d,
+        "df2",
+        "{{json .HostConfig}}",
+    ))
+    .unwrap();
+    assert_eq!(hc["MemorySwap"], 128 << 20);
+    assert_eq!(hc["MaskedPaths"], serde_json::Value::Null);
+    // What the record says is what runs: the masked paths, the IPC modes.
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "wc -c < /proc/timer_list; readlink /proc/self/ns/ipc",
+    ]);
+    let mut lines = o.lines();
+    assert_eq!(lines.next(), Some("0"), "{o}");
+    let own_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_ne!(lines.next().unwrap(), own_ipc.to_str().unwrap());
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "host",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_eq!(o.trim(), own_ipc.to_str().unwrap());
+    let o = d.docker(&["run", "--rm", "--ipc", "none", "busybox", "ls", "/dev/shm"]);
+    assert!(!o.status.success());
+    let o = d.docker(&["create", "--ipc", "bogus", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid IPC mode: bogus"));
+    d.docker_ok(&["rm", "df1", "df2"]);
+    d.stop();
+}

@@ -39,6 +39,63 @@ fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
     out
 }
 
+/// dockerd's defaults, written into the HostConfig at create (so inspect
+/// shows what runs, as dockerd's `adaptContainerSettings` does): shm size,
+/// IPC and cgroup namespace modes, masked and read-only paths, swap twice
+/// the memory limit, OOM killer on; `-1` swappiness and a zero or negative
+/// pids limit are unset. The IPC mode is checked as dockerd checks it.
+fn apply_defaults(
+    hc: &mut HostConfig,
+    cfg: &crate::config::DaemonConfig,
+) -> Result<(), ContainerError> {
+    if hc.shm_size == 0 {
+        hc.shm_size = cfg.default_shm_bytes() as i64;
+    }
+    match hc.ipc_mode.as_str() {
+        "" => hc.ipc_mode = "private".into(),
+        "private" | "shareable" | "host" | "none" => {}
+        m if m.starts_with("container:") => {
+            return Err(ContainerError::NotImplemented(format!(
+                "IpcMode {m} is not supported by berthd yet"
+            )))
+        }
+        m => return Err(invalid(format!("invalid IPC mode: {m}"))),
+    }
+    if hc.cgroupns_mode.is_empty() {
+        let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        hc.cgroupns_mode = if !cfg.default_cgroupns_mode.is_empty() && (!hc.privileged || unified) {
+            cfg.default_cgroupns_mode.clone()
+        } else if unified {
+            "private".into()
+        } else {
+            "host".into()
+        };
+    }
+    if !hc.privileged {
+        let list = |l: &[&str]| Some(l.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        if hc.masked_paths.is_none() {
+            hc.masked_paths = list(crate::sys::runtime::spec::MASKED_PATHS);
+        }
+        if hc.readonly_paths.is_none() {
+            hc.readonly_paths = list(crate::sys::runtime::spec::READONLY_PATHS);
+        }
+    }
+    let r = &mut hc.resources;
+    if r.memory > 0 && r.memory_swap == 0 {
+        r.memory_swap = r.memory * 2;
+    }
+    if r.memory_swappiness == Some(-1) {
+        r.memory_swappiness = None;
+    }
+    if r.pids_limit.is_some_and(|n| n <= 0) {
+        r.pids_limit = None;
+    }
+    if r.oom_kill_disable.is_none() {
+        r.oom_kill_disable = Some(false);
+    }
+    Ok(())
+}
+
 /// Resource checks with dockerd's messages (create and update).
 pub fn check_update(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
     check_resources(hc, ncpu)
@@ -197,6 +254,7 @@ impl ContainerService {
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
         }
+        apply_defaults(&mut hc, &cfg)?;
         let networks = self.attachments(&mut hc, req.networking_config.as_ref())?;
 
         // Config: the request over the image's, as dockerd merges them: an

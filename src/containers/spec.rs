@@ -279,6 +279,20 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     // The container's own /etc files, bind-mounted like dockerd's.
     let ro = hc.readonly_rootfs;
     let mut mounts = s.mounts().clone().unwrap_or_default();
+    match hc.ipc_mode.as_str() {
+        // No /dev/shm at all (dockerd's `none`), or the host's.
+        "none" => mounts.retain(|m| m.destination() != Path::new("/dev/shm")),
+        "host" => {
+            mounts.retain(|m| m.destination() != Path::new("/dev/shm"));
+            mounts.push(spec::mount(
+                "/dev/shm",
+                "bind",
+                "/dev/shm",
+                &["rbind", "rprivate"],
+            ));
+        }
+        _ => {}
+    }
     let path_of = |p: &Path| p.display().to_string();
     for (dest, file) in [
         ("/etc/resolv.conf", "resolv.conf"),
@@ -354,6 +368,14 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     s.set_mounts(Some(mounts));
     let mut linux = s.linux().clone().unwrap_or_default();
     let mut resources = linux.resources().clone().unwrap_or_default();
+    // The record's lists (dockerd's defaults, filled at create, or the
+    // client's); none for a privileged container.
+    if let Some(m) = &hc.masked_paths {
+        linux.set_masked_paths(Some(m.clone()));
+    }
+    if let Some(r) = &hc.readonly_paths {
+        linux.set_readonly_paths(Some(r.clone()));
+    }
     if privileged {
         linux
             .set_masked_paths(Some(vec![]))
@@ -363,6 +385,10 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         resources.set_devices(Some(vec![all]));
     }
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    if hc.ipc_mode == "host" {
+        // The host's IPC namespace and its /dev/shm, as dockerd does.
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Ipc);
+    }
     if hc.network_mode == "host" {
         namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
     } else if !rec.state.sandbox.is_empty() {
