@@ -123,6 +123,78 @@ fn fd_activation_serves_the_passed_socket() {
     drop(listener);
 }
 
+/// The unit in docs/systemd: its ExecStart's arguments, socket activation
+/// as systemd passes it (fd 3, LISTEN_PID, LISTEN_FDS) and the notify
+/// protocol its `Type=notify` relies on (READY=1 once the API serves).
+#[test]
+fn the_shipped_systemd_unit_starts_berthd_through_fd_activation() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/systemd/berthd.service"),
+    )
+    .unwrap();
+    let line = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= missing from the unit"))
+            .to_string()
+    };
+    assert_eq!(line("KillMode"), "process", "shims must outlive berthd");
+    assert_eq!(line("Type"), "notify");
+    let exec = line("ExecStart");
+    let mut words = exec.split_whitespace();
+    assert!(words.next().unwrap().ends_with("/berthd"), "{exec}");
+    let unit_args: Vec<String> = words.map(String::from).collect();
+    assert_eq!(unit_args, ["-H", "fd://"], "{exec}");
+    let socket = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/systemd/berthd.socket"),
+    )
+    .unwrap();
+    assert!(
+        socket.contains("ListenStream=/var/run/docker.sock"),
+        "{socket}"
+    );
+
+    let mut d = Daemon::prepare();
+    d.owns_socket = false;
+    let listener = std::os::unix::net::UnixListener::bind(&d.sock).unwrap();
+    let fd = listener.as_raw_fd();
+    let notify_path = d.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let inner = d.command();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(&unit_args)
+        .env("NOTIFY_SOCKET", &notify_path);
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let d = d.spawn(cmd);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("no READY=1 from berthd");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.contains("READY=1"), "{msg}");
+    let out = d.docker_ok(&["version", "--format", "{{.Server.Platform.Name}}"]);
+    assert_eq!(out.trim(), "Berth");
+    d.stop();
+    drop(listener);
+}
+
 #[test]
 fn fd_host_without_activation_is_refused() {
     let d = Daemon::prepare();
