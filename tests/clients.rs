@@ -598,3 +598,51 @@ fn create_fills_dockerd_defaults_and_ipc_modes_apply() {
     d.docker_ok(&["rm", "df1", "df2"]);
     d.stop();
 }
+
+#[test]
+fn small_semantics_sdks_rely_on() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sm1",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    // Resizing a container without a TTY: accepted, nothing to do.
+    let r = d.raw(b"POST /containers/sm1/resize?h=20&w=80 HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A fresh container has no changes (the runtime's mount points in /etc
+    // are not the user's); a file it writes is.
+    assert_eq!(d.docker_ok(&["diff", "sm1"]), "");
+    d.docker_ok(&["exec", "sm1", "touch", "/etc/mine"]);
+    assert_eq!(d.docker_ok(&["diff", "sm1"]), "C /etc\nA /etc/mine\n");
+    // host-gateway is the host's address on the default bridge.
+    let hosts = d.docker_ok(&["exec", "sm1", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{}\tgw\n", d.gateway())), "{hosts}");
+    d.docker_ok(&["rm", "-f", "sm1"]);
+    // Every network of one engine is local.
+    let (code, body) = curl(&d, &["http://d/networks?filters={\"scope\":[\"global\"]}"]);
+    assert_eq!((code, body.as_str()), (200, "[]"));
+    let (_, body) = curl(&d, &["http://d/networks?filters={\"scope\":[\"local\"]}"]);
+    assert!(body.contains("\"Name\":\"bridge\""), "{body}");
+    // volume prune honours label!.
+    d.docker_ok(&["volume", "create", "--label", "keep=1", "vkeep"]);
+    d.docker_ok(&["volume", "create", "vgo"]);
+    let (code, body) = curl(
+        &d,
+        &[
+            "-XPOST",
+            "http://d/v1.41/volumes/prune?filters={\"label!\":[\"keep=1\"]}",
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["VolumesDeleted"], serde_json::json!(["vgo"]));
+    d.docker_ok(&["volume", "rm", "vkeep"]);
+    d.stop();
+}

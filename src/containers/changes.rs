@@ -154,6 +154,7 @@ fn walk_changes(
                 continue;
             }
         }
+        let at = out.len();
         out.push(json!({"Path": shown, "Kind": kind}));
         if let Some(d) = sub {
             let below = if fsfd::is_opaque(d.as_fd()) {
@@ -162,6 +163,20 @@ fn walk_changes(
                 lower_children(lowers, name)
             };
             walk_changes(&d, &below, &path, out, depth + 1)?;
+            // A directory in the upper layer only because the runtime made
+            // its mount points there (/etc for /etc/hosts): dockerd has
+            // them in its init layer and reports nothing.
+            if kind != 2 && out.len() == at + 1 {
+                let names = fsfd::names(d.as_fd())?;
+                let only_mount_points = !names.is_empty()
+                    && names.iter().all(|c| {
+                        let p = format!("{shown}/{}", String::from_utf8_lossy(c));
+                        MOUNT_POINTS.contains(&p.as_str())
+                    });
+                if only_mount_points {
+                    out.truncate(at);
+                }
+            }
         }
     }
     Ok(())
@@ -300,6 +315,21 @@ mod tests {
                 ("/etc/passwd".into(), 0),
                 ("/gone".into(), 2)
             ]
+        );
+        // A fresh container: /etc in the upper layer holds only the
+        // runtime's empty mount points, so nothing is reported.
+        let fresh = t.path().join("fresh");
+        std::fs::create_dir_all(fresh.join("etc")).unwrap();
+        for f in ["hosts", "hostname", "resolv.conf"] {
+            std::fs::write(fresh.join("etc").join(f), "").unwrap();
+        }
+        assert!(changes(&fresh, std::slice::from_ref(&low))
+            .unwrap()
+            .is_empty());
+        std::fs::write(fresh.join("etc/mine"), "m").unwrap();
+        assert_eq!(
+            changes(&fresh, std::slice::from_ref(&low)).unwrap().len(),
+            2
         );
         let mut tarball = Vec::new();
         export(&up, &mut tarball).unwrap();

@@ -15,22 +15,35 @@ pub fn write_etc_files(
     hostname: &str,
     cfg: &DaemonConfig,
     hc: &HostConfig,
+    host_gateway: &str,
 ) -> std::io::Result<()> {
     let mut f = std::fs::File::create(dir.join("hostname"))?;
     writeln!(f, "{hostname}")?;
-    write_hosts(dir, hc, None)?;
+    write_hosts(dir, hc, None, host_gateway)?;
     std::fs::write(dir.join("resolv.conf"), resolv_conf(cfg, hc, false))?;
     Ok(())
 }
 
-/// The container's /etc/hosts: localhost, `--add-host`, and its own
-/// address with its hostname once it has one.
-pub fn write_hosts(dir: &Path, hc: &HostConfig, own: Option<(&str, &str)>) -> std::io::Result<()> {
+/// The container's /etc/hosts: localhost, `--add-host` (`host-gateway` is
+/// the host's address on the default bridge, as dockerd's default
+/// `host-gateway-ip`), and its own address with its hostname once it has one.
+pub fn write_hosts(
+    dir: &Path,
+    hc: &HostConfig,
+    own: Option<(&str, &str)>,
+    host_gateway: &str,
+) -> std::io::Result<()> {
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     for h in hc.extra_hosts() {
         if let Some((name, ip)) = h.split_once(':') {
+            let ip = match ip {
+                // No default bridge (`bridge: none`): nothing to point at.
+                "host-gateway" if host_gateway.is_empty() => continue,
+                "host-gateway" => host_gateway,
+                ip => ip,
+            };
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }

@@ -298,7 +298,7 @@ impl ContainerHost for Host {
                     .map_err(|e| e.to_string())?;
                 let cfg = me.config.borrow().clone();
                 let hostname = rec.config.hostname.as_str();
-                write_etc_files(&dir, hostname, &cfg, &rec.host_config)
+                write_etc_files(&dir, hostname, &cfg, &rec.host_config, &me.host_gateway())
                     .map_err(|e| e.to_string())?;
                 // `-v /host/path:...` whose source is missing: made, as dockerd.
                 for m in rec.mounts.iter().filter(|m| m.kind == "bind") {
@@ -532,7 +532,12 @@ impl ContainerHost for Host {
         let dir = self.container_dir(&rec.id);
         if let Some(ip) = ip {
             let hostname = rec.config.hostname.as_str();
-            let _ = write_hosts(&dir, &rec.host_config, Some((ip, hostname)));
+            let _ = write_hosts(
+                &dir,
+                &rec.host_config,
+                Some((ip, hostname)),
+                &self.host_gateway(),
+            );
         }
         let _ = std::fs::write(
             dir.join("resolv.conf"),
@@ -608,6 +613,18 @@ impl Host {
         let upstreams = upstream_resolvers(&cfg, &rec.host_config);
         let sandbox = self.network.sandbox_path(&rec.id);
         self.network.dns.start(&rec.id, &sandbox, upstreams);
+    }
+
+    /// The address `host-gateway` stands for: the default bridge's gateway
+    /// (dockerd's default `host-gateway-ip`); empty without a default bridge.
+    fn host_gateway(&self) -> String {
+        self.network
+            .networks
+            .snapshot()
+            .lookup("bridge")
+            .ok()
+            .and_then(|n| n.pools.first().map(|p| p.gateway.clone()))
+            .unwrap_or_default()
     }
 
     /// After a berthd restart: serve DNS again to a running container.

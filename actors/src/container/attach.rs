@@ -110,6 +110,10 @@ impl ContainerState {
         if !self.status().is_live() {
             return Err(not_running(&self.rec.id));
         }
+        if exec_id.is_none() && !self.rec.tty() {
+            // No terminal to size: dockerd accepts it and does nothing.
+            return Ok(());
+        }
         self.host
             .call(
                 &self.rec.id,

@@ -84,6 +84,9 @@ fn matches(f: &Filters, n: &NetworkRecord) -> bool {
             (v == "true" || v == "1") == dangling
         })
         && f.labels("label", &n.labels)
+        // Every network of a single engine is `local` (dockerd: `swarm`
+        // and `global` networks come from a swarm or a cluster store).
+        && f.values("scope").all(|v| v == "local")
 }
 
 pub fn list(r: Req) -> HandlerFuture {

@@ -143,7 +143,12 @@ pub fn prune(r: Req) -> HandlerFuture {
         let mut deleted = Vec::new();
         let mut space = 0u64;
         for v in snap.by_name.values() {
-            if !v.users.is_empty() || (!all && !v.anonymous) || !f.labels("label", &v.labels) {
+            // `label!`: kept when every one of them matches (moby's rule).
+            if !v.users.is_empty()
+                || (!all && !v.anonymous)
+                || !f.labels("label", &v.labels)
+                || (f.contains("label!") && f.labels("label!", &v.labels))
+            {
                 continue;
             }
             let size = r.ctx.volumes.size(v);
