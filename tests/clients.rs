@@ -646,3 +646,161 @@ fn small_semantics_sdks_rely_on() {
     d.docker_ok(&["volume", "rm", "vkeep"]);
     d.stop();
 }
+
+fn create_raw(d: &Daemon, body: &str) -> Response {
+    d.raw(
+        format!(
+            "POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn create_refuses_what_dockerd_refuses_and_applies_what_it_accepts() {
+    let d = daemon_with_busybox();
+    for (part, msg) in [
+        (
+            r#""HostConfig":{"MemorySwappiness":200}"#,
+            "Invalid value: 200, valid memory swappiness range is 0-100",
+        ),
+        (
+            r#""HostConfig":{"BlkioWeight":5}"#,
+            "Range of blkio weight is from 10 to 1000",
+        ),
+        (
+            r#""HostConfig":{"OomScoreAdj":5000}"#,
+            "Invalid value 5000, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            r#""HostConfig":{"CpuPeriod":1}"#,
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
+            r#""HostConfig":{"CpuQuota":500}"#,
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ),
+        (
+            r#""HostConfig":{"Isolation":"hyperv"}"#,
+            "Invalid isolation: \"hyperv\" - linux only supports 'default'",
+        ),
+        (
+            r#""HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"70000"}]}}"#,
+            "invalid port specification: \"70000\"",
+        ),
+        (
+            r#""HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"70-60"}]}}"#,
+            "invalid port specification: \"70-60\"",
+        ),
+        (
+            r#""ExposedPorts":{"99999/tcp":{}}"#,
+            "invalid port specification: \"99999\"",
+        ),
+        (
+            r#""Healthcheck":{"Test":["CMD","true"],"Interval":-1}"#,
+            "Interval in Healthcheck cannot be less than 1ms",
+        ),
+        (
+            r#""Healthcheck":{"Test":["CMD","true"],"Retries":-1}"#,
+            "Retries in Healthcheck cannot be negative",
+        ),
+    ] {
+        let r = create_raw(
+            &d,
+            &format!(r#"{{"Image":"busybox","Cmd":["true"],{part}}}"#),
+        );
+        assert_eq!(r.status, 400, "{part}: {}", r.text());
+        assert_eq!(r.json()["message"], msg, "{part}");
+    }
+    // Accepted as dockerd accepts them.
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NanoCpus":500000}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_string();
+    d.docker_ok(&["rm", &id]);
+    // --device: the node is made and usable; a missing one fails the start.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/n2",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -l /dev/n2 && echo x > /dev/n2 && echo wrote",
+    ]);
+    assert!(out.contains("1,   3") && out.ends_with("wrote\n"), "{out}");
+    let o = d.docker(&["run", "--rm", "--device", "/dev/nosuch", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("error gathering device information while adding custom device \"/dev/nosuch\""));
+    // Sysctls: a namespaced one is applied; one outside the container's
+    // namespaces is refused by the runtime at start.
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "busybox",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward"
+        ]),
+        "1\n"
+    );
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Sysctls":{"vm.swappiness":"10"}}}"#,
+    );
+    let id = r.json()["Id"].as_str().unwrap().to_string();
+    let o = d.docker(&["start", &id]);
+    assert!(!o.status.success());
+    d.docker_ok(&["rm", &id]);
+    // GroupAdd by number and name; the primary group is listed as dockerd
+    // lists it; an exec's user gets the added groups too.
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--group-add",
+            "50",
+            "--group-add",
+            "root",
+            "busybox",
+            "id"
+        ]),
+        "uid=0(root) gid=0(root) groups=0(root),50\n"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-u", "1000:1000", "busybox", "id", "-G"]),
+        "1000\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "nosuchgroup",
+        "busybox",
+        "true",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Unable to find group nosuchgroup"));
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ga1",
+        "--group-add",
+        "77",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["exec", "-u", "1000", "ga1", "id", "-G"]),
+        "0 77\n"
+    );
+    d.docker_ok(&["rm", "-f", "ga1"]);
+    d.stop();
+}

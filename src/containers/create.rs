@@ -39,6 +39,62 @@ fn merge_env(image: &[String], container: &[String]) -> Vec<String> {
     out
 }
 
+/// `invalid port specification: "X"` unless `X` is a port (1-65535) or a
+/// range of them (`a-b`, a <= b); `empty_ok` for a host port left to choose.
+fn check_port(spec: &str, empty_ok: bool) -> Result<(), ContainerError> {
+    let bad = || invalid(format!("invalid port specification: {spec:?}"));
+    if spec.is_empty() {
+        return if empty_ok { Ok(()) } else { Err(bad()) };
+    }
+    let port = |s: &str| s.parse::<u16>().ok().filter(|p| *p > 0);
+    match spec.split_once('-') {
+        Some((a, b)) => match (port(a), port(b)) {
+            (Some(a), Some(b)) if a <= b => Ok(()),
+            _ => Err(bad()),
+        },
+        None => port(spec).map(|_| ()).ok_or_else(bad),
+    }
+}
+
+/// Checks of the create body dockerd makes with these messages: ports,
+/// the isolation, the healthcheck's durations.
+fn check_config(c: &Config, hc: &HostConfig) -> Result<(), ContainerError> {
+    let container_port = |k: &str| k.split_once('/').map(|(p, _)| p).unwrap_or(k).to_string();
+    for k in c.exposed() {
+        check_port(&container_port(k), false)?;
+    }
+    for (k, bindings) in hc.port_bindings.iter().flatten() {
+        check_port(&container_port(k), false)?;
+        for b in bindings.iter().flatten() {
+            check_port(&b.host_port, true)?;
+        }
+    }
+    if !matches!(hc.isolation.as_str(), "" | "default") {
+        return Err(invalid(format!(
+            "Invalid isolation: {:?} - linux only supports 'default'",
+            hc.isolation
+        )));
+    }
+    if let Some(h) = &c.healthcheck {
+        const MS: i64 = 1_000_000;
+        for (name, v) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+        ] {
+            if v != 0 && v < MS {
+                return Err(invalid(format!(
+                    "{name} in Healthcheck cannot be less than 1ms"
+                )));
+            }
+        }
+        if h.retries < 0 {
+            return Err(invalid("Retries in Healthcheck cannot be negative"));
+        }
+    }
+    Ok(())
+}
+
 /// dockerd's defaults, written into the HostConfig at create (so inspect
 /// shows what runs, as dockerd's `adaptContainerSettings` does): shm size,
 /// IPC and cgroup namespace modes, masked and read-only paths, swap twice
@@ -104,7 +160,8 @@ pub fn check_update(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> 
 fn check_resources(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
     let r = &hc.resources;
     let nano = r.nano_cpus;
-    if nano != 0 && (nano < 10_000_000 || nano > ncpu as i64 * 1_000_000_000) {
+    // As dockerd: only the upper bound (the 0.01 is in the message only).
+    if nano < 0 || nano > ncpu as i64 * 1_000_000_000 {
         return Err(invalid(format!(
             "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));
@@ -131,6 +188,33 @@ fn check_resources(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
     }
     if r.cpu_shares < 0 {
         return Err(invalid("invalid CPU shares: it must not be negative"));
+    }
+    if let Some(v) = r
+        .memory_swappiness
+        .filter(|v| *v != -1 && !(0..=100).contains(v))
+    {
+        return Err(invalid(format!(
+            "Invalid value: {v}, valid memory swappiness range is 0-100"
+        )));
+    }
+    if r.cpu_period != 0 && !(1000..=1_000_000).contains(&r.cpu_period) {
+        return Err(invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
+    }
+    if r.cpu_quota > 0 && r.cpu_quota < 1000 {
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
+        return Err(invalid("Range of blkio weight is from 10 to 1000"));
+    }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return Err(invalid(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        )));
     }
     if hc.shm_size < 0 {
         return Err(invalid("SHM size can not be less than 0"));
@@ -210,6 +294,7 @@ impl ContainerService {
         );
         let mut hc = req.host_config.unwrap_or_default();
         check_resources(&hc, self.facts.ncpu.max(1))?;
+        check_config(&c, &hc)?;
         super::etc_values::check_create(&c, &hc).map_err(invalid)?;
         let policy = hc.restart_policy.name.clone();
         let max = hc.restart_policy.maximum_retry_count;

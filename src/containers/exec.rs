@@ -63,6 +63,7 @@ pub fn process(
     bundle: &Spec,
     e: &ExecRecord,
     container: &berth_actors::container::config::Config,
+    group_add: &[String],
 ) -> Result<Value, String> {
     let container_user = container.user.as_str();
     let mut p = bundle
@@ -94,7 +95,13 @@ pub fn process(
             .as_ref()
             .map(|r| r.path().clone())
             .unwrap_or_else(|| "/".into());
-        let r = user::resolve(&root, u).map_err(|e| e.to_string())?;
+        let mut r = user::resolve(&root, u).map_err(|e| e.to_string())?;
+        // The container's `--group-add` applies to an exec's user too.
+        for g in user::resolve_groups(&root, group_add).map_err(|e| e.to_string())? {
+            if !r.additional_gids.contains(&g) {
+                r.additional_gids.push(g);
+            }
+        }
         p.set_user(spec::user(&r));
     }
     if e.privileged {

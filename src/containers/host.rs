@@ -371,7 +371,8 @@ impl ContainerHost for Host {
         let bundle = self
             .bundle_config(&rec.id)
             .ok_or_else(|| ContainerError::System("the container's spec is missing".into()))?;
-        super::exec::process(&bundle, exec, &rec.config).map_err(ContainerError::Invalid)
+        super::exec::process(&bundle, exec, &rec.config, rec.host_config.group_add())
+            .map_err(ContainerError::Invalid)
     }
 
     fn stats_sample(&self, rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::config::DaemonConfig;
 use crate::facts::HostFacts;
-use crate::sys::runtime::{seccomp, spec, user, DEFAULT_CAPABILITIES};
+use crate::sys::runtime::{devices, seccomp, spec, user, DEFAULT_CAPABILITIES};
 
 /// Where the init binary appears in the container (dockerd's path).
 pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
@@ -206,7 +206,12 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     let privileged = hc.privileged;
     let caps = capabilities(hc)?;
     let (nnp_opt, seccomp_opt) = security_opts(hc)?;
-    let user = user::resolve(c.rootfs, &cfg.user).map_err(|e| e.to_string())?;
+    let mut user = user::resolve(c.rootfs, &cfg.user).map_err(|e| e.to_string())?;
+    for g in user::resolve_groups(c.rootfs, hc.group_add()).map_err(|e| e.to_string())? {
+        if !user.additional_gids.contains(&g) {
+            user.additional_gids.push(g);
+        }
+    }
     let seccomp_value = if privileged {
         None
     } else {
@@ -375,6 +380,36 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     }
     if let Some(r) = &hc.readonly_paths {
         linux.set_readonly_paths(Some(r.clone()));
+    }
+    // `--device`: the nodes, and the cgroup rule that lets them be used.
+    let mut devices = linux.devices().clone().unwrap_or_default();
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    for m in hc.resources.devices.iter().flatten() {
+        let access = if m.cgroup_permissions.is_empty() {
+            "rwm"
+        } else {
+            m.cgroup_permissions.as_str()
+        };
+        for d in devices::gather(&m.path_on_host, &m.path_in_container)? {
+            let mut rule = LinuxDeviceCgroup::default();
+            rule.set_allow(true)
+                .set_typ(Some(d.typ()))
+                .set_major(Some(d.major()))
+                .set_minor(Some(d.minor()))
+                .set_access(Some(access.into()));
+            rules.push(rule);
+            devices.retain(|x| x.path() != d.path());
+            devices.push(d);
+        }
+    }
+    linux.set_devices((!devices.is_empty()).then_some(devices));
+    resources.set_devices(Some(rules));
+    // Sysctls as given: runc refuses one the container's namespaces do not
+    // cover when it starts (as with dockerd).
+    if let Some(s) = hc.sysctls.as_ref().filter(|s| !s.is_empty()) {
+        linux.set_sysctl(Some(
+            s.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ));
     }
     if privileged {
         linux

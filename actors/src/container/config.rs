@@ -590,6 +590,10 @@ impl HostConfig {
         self.dns_options.as_deref().unwrap_or_default()
     }
 
+    pub fn group_add(&self) -> &[String] {
+        self.group_add.as_deref().unwrap_or_default()
+    }
+
     pub fn extra_hosts(&self) -> &[String] {
         self.extra_hosts.as_deref().unwrap_or_default()
     }

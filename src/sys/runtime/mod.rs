@@ -2,6 +2,7 @@
 //! (used by the containers work): the default capability set and the
 //! seccomp profile translation.
 
+pub mod devices;
 pub mod seccomp;
 pub mod spec;
 pub mod user;

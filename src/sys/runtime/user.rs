@@ -26,6 +26,8 @@ pub enum UserError {
     NoUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    #[error("Unable to find group {0}: no matching entries in group file")]
+    NoAddedGroup(String),
     #[error("invalid user spec {0:?}")]
     Invalid(String),
     #[error("reading {0} of the container: {1}")]
@@ -150,7 +152,11 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
             .collect(),
         None => vec![],
     };
-    additional.retain(|g| *g != gid);
+    // As runc's user lookup that dockerd uses: without a group listing the
+    // user, the supplementary groups are the primary one (`id -G` shows it).
+    if additional.is_empty() {
+        additional.push(gid);
+    }
     additional.dedup();
     Ok(ResolvedUser {
         uid,
@@ -158,6 +164,28 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
         additional_gids: additional,
         home: if home.is_empty() { "/".into() } else { home },
     })
+}
+
+/// `--group-add` (`HostConfig.GroupAdd`): numbers as they are, names from
+/// the container's /etc/group.
+pub fn resolve_groups(rootfs: &Path, names: &[String]) -> Result<Vec<u32>, UserError> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let root: OwnedFd = File::open(rootfs)
+        .map_err(|e| UserError::Io("/", e.to_string()))?
+        .into();
+    let groups = read_in_root(&root, "etc/group")?;
+    names
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => group_entries(&groups)
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
+                .ok_or_else(|| UserError::NoAddedGroup(g.clone())),
+        })
+        .collect()
 }
 
 #[cfg(test)]
