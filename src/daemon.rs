@@ -534,15 +534,31 @@ async fn open_networks(
     for r in records.iter_mut() {
         r.endpoints.retain(|id, _| live.contains(id.as_str()));
     }
-    let named = if cfg.bridge.is_empty() {
+    let named = if cfg.bridge.is_empty() || cfg.bridge == "none" {
         None
     } else {
         n::link::ipv4_of(&host.bridge.nl, &cfg.bridge)
             .await
             .map_err(StartupError::Network)?
     };
+    let stale_bridge: Vec<berth_actors::network::NetworkRecord> = if cfg.bridge == "none" {
+        records
+            .iter()
+            .filter(|r| r.name == "bridge")
+            .cloned()
+            .collect()
+    } else {
+        vec![]
+    };
     let records = n::with_predefined(records, cfg, named).map_err(StartupError::Network)?;
     let handle = NetHostHandle(host.clone());
+    // `bridge: none`: no default bridge. One a previous run made goes, with
+    // its device and rules.
+    for r in &stale_bridge {
+        use berth_actors::ports::NetworkHost;
+        let _ = handle.teardown(r).await;
+        let _ = handle.delete(&r.id);
+    }
     for r in &records {
         use berth_actors::ports::NetworkHost;
         handle

@@ -804,3 +804,125 @@ fn create_refuses_what_dockerd_refuses_and_applies_what_it_accepts() {
     d.docker_ok(&["rm", "-f", "ga1"]);
     d.stop();
 }
+
+#[test]
+fn bridge_none_means_no_default_bridge() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({"bridge": "none"}))
+        .start();
+    load_busybox(&d);
+    let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(nets, "host\nnone\n");
+    // Without --network (or with the default bridge named): loopback only.
+    for args in [
+        &["run", "--rm", "busybox", "ip", "-o", "addr"][..],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "busybox",
+            "ip",
+            "-o",
+            "addr",
+        ],
+    ] {
+        let out = d.docker_ok(args);
+        let ifs: Vec<&str> = out
+            .lines()
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert!(ifs.iter().all(|i| *i == "lo"), "{out}");
+    }
+    // User networks work as ever.
+    let subnet = d.subnet(1);
+    d.docker_ok(&["network", "create", "--subnet", &subnet, "bn-user"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bn-user",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains(&subnet.replace("0/24", "2/24")), "{out}");
+    d.docker_ok(&["network", "rm", "bn-user"]);
+    // The network names of inspect: the default bridge, as dockerd shows it.
+    d.docker_ok(&["create", "--name", "bn1", "busybox", "true"]);
+    assert_eq!(
+        common::containers::inspect(&d, "bn1", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{$v.NetworkID}}{{end}}"),
+        "default bridge:"
+    );
+    d.docker_ok(&["rm", "bn1"]);
+    d.stop();
+}
+
+#[test]
+fn load_errors_network_names_and_aliases_by_api_version() {
+    let d = daemon_with_busybox();
+    // A bad archive: 200 and the error as the stream's last line.
+    let body = b"this is not a tar archive".repeat(40);
+    let mut req = format!(
+        "POST /images/load HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last: serde_json::Value = serde_json::from_str(r.text().lines().last().unwrap()).unwrap();
+    assert!(
+        last["errorDetail"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{last}"
+    );
+    assert_eq!(last["error"], last["errorDetail"]["message"]);
+    // Network names with spaces, as dockerd takes them.
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(2), "my net"]);
+    assert_eq!(
+        d.docker_ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{json .Options}}",
+            "my net"
+        ]),
+        "my net {}\n"
+    );
+    // Aliases: the short ID first before API 1.45, no DNSNames before 1.44.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al1",
+        "--network",
+        "my net",
+        "--network-alias",
+        "web",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let short = &common::containers::inspect(&d, "al1", "{{.Id}}")[..12];
+    let net = |v: &str| {
+        d.get(&format!("/{v}/containers/al1/json")).json()["NetworkSettings"]["Networks"]["my net"]
+            .clone()
+    };
+    assert_eq!(net("v1.41")["Aliases"], serde_json::json!([short, "web"]));
+    assert!(net("v1.41").get("DNSNames").is_none());
+    assert_eq!(net("v1.44")["Aliases"], serde_json::json!([short, "web"]));
+    assert_eq!(
+        net("v1.44")["DNSNames"],
+        serde_json::json!(["al1", "web", short])
+    );
+    assert_eq!(net("v1.50")["Aliases"], serde_json::json!(["web"]));
+    d.docker_ok(&["rm", "-f", "al1"]);
+    d.docker_ok(&["network", "rm", "my net"]);
+    d.stop();
+}

@@ -132,8 +132,41 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "GraphDriver": {"Name": rec.driver, "Data": gd},
         "Mounts": mounts_json(r, rec),
         "Config": rec.config,
-        "NetworkSettings": settings(rec, true),
+        "NetworkSettings": versioned_settings(r, rec, settings(rec, true)),
     })
+}
+
+/// `NetworkSettings.Networks` as older API versions show them: before
+/// 1.45 the short ID is the first alias on a user-defined network (the
+/// endpoint has it), before 1.44 there is no `DNSNames`.
+fn versioned_settings(r: &Req, rec: &ContainerRecord, mut v: Value) -> Value {
+    use crate::api::version::ApiVersion;
+    if r.version >= ApiVersion(1, 45) {
+        return v;
+    }
+    let short = rec.id.get(..12).unwrap_or(&rec.id).to_string();
+    if let Some(nets) = v["Networks"].as_object_mut() {
+        for (name, n) in nets.iter_mut() {
+            let has_short = rec
+                .state
+                .endpoints
+                .get(name)
+                .is_some_and(|e| e.aliases.contains(&short));
+            if has_short {
+                let mut aliases = vec![json!(short)];
+                if let Some(a) = n["Aliases"].as_array() {
+                    aliases.extend(a.iter().filter(|x| **x != json!(short)).cloned());
+                }
+                n["Aliases"] = json!(aliases);
+            }
+            if r.version < ApiVersion(1, 44) {
+                if let Some(o) = n.as_object_mut() {
+                    o.remove("DNSNames");
+                }
+            }
+        }
+    }
+    v
 }
 
 pub fn container_summary(r: &Req, rec: &ContainerRecord, size: bool) -> Value {

@@ -87,9 +87,15 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
     if name.is_empty() {
         return Err(NetworkError::Invalid("network name is required".into()));
     }
-    if !berth_actors::container::valid_name(&name) && name.len() > 1 {
+    // As dockerd: any name that is not blank (`my net` too). A `/` would
+    // make it unreachable through `/networks/{id}`; control characters
+    // would break the listings.
+    if name.trim().is_empty() {
+        return Err(NetworkError::Invalid(format!("invalid name: {name}")));
+    }
+    if name.contains('/') || name.chars().any(char::is_control) {
         return Err(NetworkError::Invalid(format!(
-            "invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "invalid network name {name:?}: '/' and control characters are not allowed"
         )));
     }
     if ["bridge", "host", "none"].contains(&name.as_str()) {

@@ -155,6 +155,12 @@ pub fn with_predefined(
             recs.push(predefined(name, driver));
         }
     }
+    if cfg.bridge == "none" {
+        // dockerd's `bridge: none`: no default bridge at all; containers
+        // left on it get only their loopback.
+        recs.retain(|r| r.name != "bridge");
+        return Ok(recs);
+    }
     let pos = match recs.iter().position(|r| r.name == "bridge") {
         Some(p) => p,
         None => {

@@ -122,6 +122,12 @@ impl ContainerState {
         let primary = primary_network(&self.rec);
         let mut order = vec![primary.clone()];
         order.extend(self.rec.networks.keys().filter(|k| **k != primary).cloned());
+        // No default bridge (`bridge: none`): a container left on it gets
+        // only its loopback, as with dockerd.
+        order.retain(|n| n != "bridge" || self.networks.lookup(n).is_ok());
+        if order.is_empty() {
+            return Ok(());
+        }
         // Every network must exist before anything is created.
         for n in &order {
             self.networks.lookup(n).map_err(net_err)?;

@@ -535,8 +535,18 @@ pub fn load(mut r: Req) -> HandlerFuture {
         let rt = tokio::runtime::Handle::current();
         let loaded = tokio::task::spawn_blocking(move || load_archive(&svc, reader, &rt))
             .await
-            .map_err(|e| ApiError::system(e.to_string()))?
-            .map_err(op_err)?;
+            .map_err(|e| ApiError::system(e.to_string()))?;
+        // As dockerd: a load that fails is a 200 whose stream ends with the
+        // error (SDKs raise their load error from that line).
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                let m = op_err(e).message;
+                return Ok(json_lines(&[
+                    json!({"errorDetail": {"message": m}, "error": m}),
+                ]));
+            }
+        };
         let mut lines = Vec::new();
         for img in loaded {
             if img.tags.is_empty() {
