@@ -926,3 +926,32 @@ fn load_errors_network_names_and_aliases_by_api_version() {
     d.docker_ok(&["network", "rm", "my net"]);
     d.stop();
 }
+
+#[test]
+fn a_compressed_tar_goes_into_a_container_as_dockerd_takes_it() {
+    use std::io::Write as _;
+    let d = daemon_with_busybox();
+    d.docker_ok(&["create", "--name", "gz1", "busybox", "true"]);
+    let mut tar = tar::Builder::new(Vec::new());
+    let data = b"zipped\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "gz.txt", &data[..]).unwrap();
+    let plain = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let body = gz.finish().unwrap();
+    let mut req = format!(
+        "PUT /containers/gz1/archive?path=/tmp HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let out = d.docker_ok(&["cp", "gz1:/tmp/gz.txt", "-"]);
+    assert!(out.contains("zipped\n"), "{out}");
+    d.docker_ok(&["rm", "gz1"]);
+    d.stop();
+}

@@ -136,7 +136,14 @@ pub async fn archive_put(
     let (spec, lease) = root_of(view).map_err(ExtractError::Io)?;
     let (res_tx, res_rx) = oneshot::channel();
     cp_root::spawn(spec, lease, move |root| {
-        let mut reader = reader;
+        // A compressed tar is taken as dockerd takes it (gzip, zstd).
+        let (_, mut reader) = match crate::sys::layers::decompress(reader) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = res_tx.send(Err(ExtractError::Io(e)));
+                return;
+            }
+        };
         let r = root
             .map_err(ExtractError::Io)
             .and_then(|root| super::archive::extract(&root, &path, &mut reader, &opts));
