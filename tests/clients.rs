@@ -955,3 +955,68 @@ fn a_compressed_tar_goes_into_a_container_as_dockerd_takes_it() {
     d.docker_ok(&["rm", "gz1"]);
     d.stop();
 }
+
+#[test]
+fn list_filters_as_dockerd_matches_them() {
+    let d = daemon_with_busybox();
+    let port = free_port().to_string();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "--expose",
+        "8080",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    d.docker_ok(&["run", "-d", "--name", "webx", "busybox", "sleep", "60"]);
+    let ps = |filter: &str| d.docker_ok(&["ps", "--filter", filter, "--format", "{{.Names}}"]);
+    // Names are regular expressions, with or without the leading slash.
+    assert_eq!(ps("name=^web$"), "web\n");
+    assert_eq!(ps("name=^/web$"), "web\n");
+    assert_eq!(ps("name=web").lines().count(), 2);
+    // publish: the host port bound (as dockerd 20.10); expose: the
+    // container's exposed ports, -p ones included.
+    assert_eq!(ps(&format!("publish={port}")), "web\n");
+    assert_eq!(ps(&format!("publish={port}/udp")), "");
+    assert_eq!(ps("expose=8080"), "web\n");
+    assert_eq!(ps("expose=79-81/tcp"), "web\n");
+    assert!(!d.docker(&["ps", "--filter", "expose=x"]).status.success());
+    d.docker_ok(&["rm", "-f", "web", "webx"]);
+    // Images by reference list only the matching names.
+    d.docker_ok(&["tag", "busybox:latest", "other:x"]);
+    assert_eq!(
+        d.docker_ok(&["images", "busybox", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "busybox:latest\n"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "images",
+            "--filter",
+            "reference=oth*",
+            "--format",
+            "{{.Repository}}:{{.Tag}}"
+        ]),
+        "other:x\n"
+    );
+    d.docker_ok(&["rmi", "other:x"]);
+    // network prune honours label!.
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &d.subnet(1),
+        "--label",
+        "keep=1",
+        "nkeep",
+    ]);
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(2), "ngo"]);
+    let out = d.docker_ok(&["network", "prune", "-f", "--filter", "label!=keep=1"]);
+    assert!(out.contains("ngo") && !out.contains("nkeep"), "{out}");
+    d.docker_ok(&["network", "rm", "nkeep"]);
+    d.stop();
+}

@@ -97,17 +97,32 @@ pub fn list(r: Req) -> HandlerFuture {
             {
                 continue;
             }
+            let mut summary = image_summary(info, old_api, None);
             if f.contains("reference") {
-                let hit = f.values("reference").any(|pat| {
-                    info.refs
-                        .iter()
-                        .any(|rf| glob(pat, &rf.familiar()) || glob(pat, &rf.familiar_repo()))
-                });
-                if !hit {
+                // As dockerd: only the references that match are listed
+                // (`docker images busybox` leaves out other names of the
+                // same image).
+                let matching: Vec<String> = info
+                    .refs
+                    .iter()
+                    .filter(|rf| {
+                        f.values("reference")
+                            .any(|pat| glob(pat, &rf.familiar()) || glob(pat, &rf.familiar_repo()))
+                    })
+                    .map(|rf| rf.familiar())
+                    .collect();
+                if matching.is_empty() {
                     continue;
                 }
+                for key in ["RepoTags", "RepoDigests"] {
+                    if let Some(list) = summary[key].as_array_mut() {
+                        list.retain(|v| {
+                            v.as_str().is_some_and(|s| matching.iter().any(|m| m == s))
+                        });
+                    }
+                }
             }
-            out.push((created, image_summary(info, old_api, None)));
+            out.push((created, summary));
         }
         out.sort_by_key(|v| std::cmp::Reverse(v.0));
         ok_json(&out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())

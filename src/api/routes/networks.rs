@@ -276,7 +276,11 @@ pub fn prune(r: Req) -> HandlerFuture {
             if n.predefined || !n.endpoints.is_empty() || used.contains(n.id.as_str()) {
                 continue;
             }
-            if !f.labels("label", &n.labels) || until.is_some_and(|u| unix_of(&n.created) >= u) {
+            // `label!`: kept when every one of them matches (moby's rule).
+            if !f.labels("label", &n.labels)
+                || (f.contains("label!") && f.labels("label!", &n.labels))
+                || until.is_some_and(|u| unix_of(&n.created) >= u)
+            {
                 continue;
             }
             if Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })

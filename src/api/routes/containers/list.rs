@@ -62,6 +62,12 @@ pub fn list(r: Req) -> HandlerFuture {
         };
         let before = f.values("before").next().map(created_of).transpose()?;
         let since_f = f.values("since").next().map(created_of).transpose()?;
+        let names: Vec<regex::Regex> = f
+            .values("name")
+            .filter_map(|v| regex::Regex::new(v).ok())
+            .collect();
+        let publish = port_ranges(&f, "publish")?;
+        let expose = port_ranges(&f, "expose")?;
         let images = r.ctx.images.images.snapshot();
         let ancestors: Vec<String> = f
             .values("ancestor")
@@ -87,12 +93,27 @@ pub fn list(r: Req) -> HandlerFuture {
             if f.contains("id") && !f.values("id").any(|v| rec.id.starts_with(v.as_str())) {
                 continue;
             }
+            // Regular expressions against the name with and without its
+            // slash, as dockerd matches them (`^web$`, `^/web$`).
             if f.contains("name")
-                && !f
-                    .values("name")
-                    .any(|v| rec.short_name().contains(v.trim_start_matches('/')))
+                && !names
+                    .iter()
+                    .any(|re| re.is_match(&rec.name) || re.is_match(rec.short_name()))
             {
                 continue;
+            }
+            if !publish.is_empty() || !expose.is_empty() {
+                let (published, exposed) = container_ports(rec);
+                let hit = |want: &[(u16, u16, String)], have: &[Port]| {
+                    want.iter().any(|(lo, hi, proto)| {
+                        have.iter().any(|(p, pr)| p >= lo && p <= hi && pr == proto)
+                    })
+                };
+                if (!publish.is_empty() && !hit(&publish, &published))
+                    || (!expose.is_empty() && !hit(&expose, &exposed))
+                {
+                    continue;
+                }
             }
             if !f.labels("label", &rec.labels()) {
                 continue;
@@ -144,6 +165,52 @@ pub fn list(r: Req) -> HandlerFuture {
         }
         ok_json(&out)
     })
+}
+
+/// `publish`/`expose` filter values: `80`, `80/udp`, `8000-8080[/tcp]`.
+fn port_ranges(f: &Filters, key: &str) -> Result<Vec<(u16, u16, String)>, ApiError> {
+    f.values(key)
+        .map(|v| {
+            let bad = || ApiError::invalid(format!("invalid filter '{key}={v}'"));
+            let (ports, proto) = v.split_once('/').unwrap_or((v.as_str(), "tcp"));
+            let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+            let (lo, hi) = (
+                lo.parse::<u16>().map_err(|_| bad())?,
+                hi.parse::<u16>().map_err(|_| bad())?,
+            );
+            if lo > hi || !matches!(proto, "tcp" | "udp" | "sctp") {
+                return Err(bad());
+            }
+            Ok((lo, hi, proto.to_string()))
+        })
+        .collect()
+}
+
+/// A port and its protocol.
+type Port = (u16, String);
+
+/// The ports dockerd's list filters see: `publish` the host ports a
+/// running container is bound to (as dockerd 20.10 matches them),
+/// `expose` the container's exposed ports (`-p` ones included).
+fn container_ports(rec: &ContainerRecord) -> (Vec<Port>, Vec<Port>) {
+    let published = rec
+        .state
+        .endpoints
+        .values()
+        .filter(|_| rec.state.status.is_live())
+        .flat_map(|e| e.ports.iter())
+        .filter(|p| p.host_port > 0)
+        .map(|p| (p.host_port, p.proto.clone()))
+        .collect();
+    let exposed = rec
+        .config
+        .exposed()
+        .filter_map(|k| {
+            let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            Some((p.parse().ok()?, proto.to_string()))
+        })
+        .collect();
+    (published, exposed)
 }
 
 pub fn inspect(r: Req) -> HandlerFuture {
