@@ -1020,3 +1020,37 @@ fn list_filters_as_dockerd_matches_them() {
     d.docker_ok(&["network", "rm", "nkeep"]);
     d.stop();
 }
+
+#[test]
+fn events_carry_the_legacy_fields_for_older_clients() {
+    let d = daemon_with_busybox();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    d.docker_ok(&["create", "--name", "ev1", "busybox", "true"]);
+    d.docker_ok(&["rm", "ev1"]);
+    let until = since + 5;
+    let events = |v: &str| -> Vec<serde_json::Value> {
+        d.get(&format!("/{v}/events?since={since}&until={until}&filters=%7B%22type%22%3A%5B%22container%22%5D%7D"))
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let old = events("v1.41");
+    assert!(!old.is_empty());
+    for e in &old {
+        assert_eq!(e["status"], e["Action"], "{e}");
+        assert_eq!(e["id"], e["Actor"]["ID"], "{e}");
+        assert_eq!(e["from"], "busybox", "{e}");
+    }
+    for e in events("v1.52") {
+        assert!(
+            e.get("status").is_none() && e.get("id").is_none() && e.get("from").is_none(),
+            "{e}"
+        );
+    }
+    d.stop();
+}

@@ -69,15 +69,31 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
         && by_name("config")
 }
 
-fn line(e: &Event) -> Bytes {
-    let mut v = serde_json::to_vec(e).unwrap_or_default();
-    v.push(b'\n');
-    Bytes::from(v)
+/// One JSON line. Before API 1.52 container and image events also carry
+/// the deprecated `status`, `id` and (containers) `from`, as dockerd sends
+/// them to older clients.
+fn line(e: &Event, legacy: bool) -> Bytes {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if legacy && (e.kind == "container" || e.kind == "image") {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("status".into(), e.action.clone().into());
+            o.insert("id".into(), e.actor.id.clone().into());
+            if e.kind == "container" {
+                if let Some(from) = e.actor.attributes.get("image") {
+                    o.insert("from".into(), from.clone().into());
+                }
+            }
+        }
+    }
+    let mut b = serde_json::to_vec(&v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
 }
 
 pub fn events(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let filters = Filters::parse(r.query.get("filters"))?;
+        let legacy = r.version < crate::api::version::ApiVersion(1, 52);
         filters.validate(EVENT_FILTERS)?;
         let ts = |key: &str| -> Result<Option<i64>, ApiError> {
             match r.query.get(key).filter(|v| !v.is_empty()) {
@@ -107,7 +123,7 @@ pub fn events(r: Req) -> HandlerFuture {
                     .iter()
                     .filter(|e| in_range(e) && matches(&filters, e))
                 {
-                    if tx.send(line(e)).await.is_err() {
+                    if tx.send(line(e, legacy)).await.is_err() {
                         break 'stream;
                     }
                 }
@@ -127,7 +143,7 @@ pub fn events(r: Req) -> HandlerFuture {
                         ev = sub.live.recv() => match ev {
                             Some(e) if !in_range(&e) => break,
                             Some(e) if matches(&filters, &e) => {
-                                if tx.send(line(&e)).await.is_err() { break; }
+                                if tx.send(line(&e, legacy)).await.is_err() { break; }
                             }
                             Some(_) => {}
                             None => break,
