@@ -1054,3 +1054,60 @@ fn events_carry_the_legacy_fields_for_older_clients() {
     }
     d.stop();
 }
+
+#[test]
+fn mac_addresses_are_applied() {
+    let d = daemon_with_busybox();
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--mac-address",
+            "02:42:AC:11:00:99",
+            "busybox",
+            "cat",
+            "/sys/class/net/eth0/address"
+        ]),
+        "02:42:ac:11:00:99\n"
+    );
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(1), "macnet"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mc1",
+        "--network",
+        "macnet",
+        "--mac-address",
+        "02:aa:bb:cc:dd:ee",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["exec", "mc1", "cat", "/sys/class/net/eth0/address"]),
+        "02:aa:bb:cc:dd:ee\n"
+    );
+    assert_eq!(
+        common::containers::inspect(&d, "mc1", "{{.NetworkSettings.Networks.macnet.MacAddress}}"),
+        "02:aa:bb:cc:dd:ee"
+    );
+    // network connect with EndpointConfig.MacAddress (through the API).
+    d.docker_ok(&["run", "-d", "--name", "mc2", "busybox", "sleep", "60"]);
+    let body = r#"{"Container":"mc2","EndpointConfig":{"MacAddress":"02:12:34:56:78:9a"}}"#;
+    let r = d.raw(format!("POST /networks/macnet/connect HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        d.docker_ok(&["exec", "mc2", "cat", "/sys/class/net/eth1/address"]),
+        "02:12:34:56:78:9a\n"
+    );
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"zz"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "invalid MAC address zz");
+    d.docker_ok(&["rm", "-f", "mc1", "mc2"]);
+    d.docker_ok(&["network", "rm", "macnet"]);
+    d.stop();
+}

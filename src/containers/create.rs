@@ -340,7 +340,7 @@ impl ContainerService {
             hc.network_mode = "default".into();
         }
         apply_defaults(&mut hc, &cfg)?;
-        let networks = self.attachments(&mut hc, req.networking_config.as_ref())?;
+        let networks = self.attachments(&mut hc, req.networking_config.as_ref(), &c.mac_address)?;
 
         // Config: the request over the image's, as dockerd merges them: an
         // entrypoint given drops the image's command; `null` (not `[]`)
@@ -573,6 +573,7 @@ impl ContainerService {
         &self,
         hc: &mut HostConfig,
         nc: Option<&NetworkingConfig>,
+        container_mac: &str,
     ) -> Result<BTreeMap<String, NetworkAttachment>, ContainerError> {
         let mode = hc.network_mode.clone();
         let mut out = BTreeMap::new();
@@ -614,6 +615,7 @@ impl ContainerService {
                         ip: ipam.ipv4_address,
                         ip6: ipam.ipv6_address,
                         links: ep.links.unwrap_or_default(),
+                        mac: String::new(),
                     },
                 );
                 continue;
@@ -670,6 +672,17 @@ impl ContainerService {
             for l in &links {
                 berth_actors::container::parse_link(l).map_err(invalid)?;
             }
+            // The endpoint's MAC, or the create's `Config.MacAddress` for
+            // the first network (API before 1.44).
+            let mac = match (ep.mac_address.as_str(), name == primary) {
+                ("", true) => container_mac,
+                (m, _) => m,
+            };
+            let mac = if mac.is_empty() {
+                String::new()
+            } else {
+                berth_actors::container::parse_mac(mac).map_err(invalid)?
+            };
             if !net.user_defined() && !links.is_empty() {
                 // EndpointSettings.Links on the default bridge: legacy.
                 hc.links.get_or_insert_with(Vec::new).append(&mut links);
@@ -682,6 +695,7 @@ impl ContainerService {
                     ip,
                     ip6,
                     links,
+                    mac,
                 },
             );
         }

@@ -36,7 +36,7 @@ pub use config::{Config, HostConfig};
 pub use index::ContainerIndex;
 pub use kill::parse_signal;
 pub use model::{
-    parse_link, ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION,
+    parse_link, parse_mac, ContainerRecord, MountPoint, NetworkAttachment, RunState, RECORD_VERSION,
 };
 pub use restart_policy::{validate as restart_policy_validate, Backoff};
 pub use state::Status;

@@ -89,6 +89,21 @@ pub fn parse_link(v: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A MAC address as dockerd takes it (`02:42:ac:11:00:02`, also with
+/// `-`), in the lower-case colon form; dockerd's message when it is not.
+pub fn parse_mac(v: &str) -> Result<String, String> {
+    let parts: Vec<&str> = v.split([':', '-']).collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(parts.join(":").to_ascii_lowercase())
+    } else {
+        Err(format!("invalid MAC address {v}"))
+    }
+}
+
 /// A network a container is configured to join (`--network`, `network
 /// connect`): its settings, kept while the container is stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +121,10 @@ pub struct NetworkAttachment {
     /// alias resolves to the target for this container only.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `--mac-address` (`EndpointSettings.MacAddress`, or the create's
+    /// `Config.MacAddress` for the first network).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

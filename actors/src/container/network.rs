@@ -176,6 +176,7 @@ impl ContainerState {
             name: rec.short_name().to_string(),
             aliases,
             links: att.links.clone(),
+            mac: (!att.mac.is_empty()).then(|| att.mac.clone()),
             ip: match att.ip.as_str() {
                 "" => None,
                 s => Some(s.parse().map_err(|_| parse(s, "IPv4"))?),

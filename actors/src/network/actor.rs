@@ -191,7 +191,7 @@ impl NetworkState {
             ip: ip.to_string(),
             prefix: subnet.prefix,
             gateway,
-            mac: mac_for(ip),
+            mac: req.mac.clone().unwrap_or_else(|| mac_for(ip)),
             sandbox: req.sandbox.clone(),
             ifname: req.ifname.clone(),
             host_ifname: host_ifname(&self.rec.id, &req.container),

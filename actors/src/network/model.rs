@@ -78,6 +78,8 @@ pub struct EndpointRequest {
     pub name: String,
     pub aliases: Vec<String>,
     pub links: Vec<String>,
+    /// `--mac-address`; none: derived from the address.
+    pub mac: Option<String>,
     /// `--ip`
     pub ip: Option<Ipv4Addr>,
     /// `--ip6`

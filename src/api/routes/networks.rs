@@ -200,12 +200,17 @@ pub fn connect(r: Req) -> HandlerFuture {
         for l in &links {
             berth_actors::container::parse_link(l).map_err(ApiError::invalid)?;
         }
+        let mac = match ec["MacAddress"].as_str().unwrap_or("") {
+            "" => String::new(),
+            m => berth_actors::container::parse_mac(m).map_err(ApiError::invalid)?,
+        };
         let attachment = NetworkAttachment {
             network_id: n.id.clone(),
             aliases,
             ip,
             ip6,
             links,
+            mac,
         };
         let network = n.name.clone();
         Containers::ask(&c.id, |reply| ContainerMsg::Connect {
