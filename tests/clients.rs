@@ -1111,3 +1111,54 @@ fn mac_addresses_are_applied() {
     d.docker_ok(&["network", "rm", "macnet"]);
     d.stop();
 }
+
+#[test]
+fn pid_and_uts_host_share_the_hosts_namespaces() {
+    let d = daemon_with_busybox();
+    let own_pid = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--pid",
+            "host",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/pid"
+        ])
+        .trim(),
+        own_pid.to_str().unwrap()
+    );
+    assert_ne!(
+        d.docker_ok(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/pid"])
+            .trim(),
+        own_pid.to_str().unwrap()
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--uts", "host", "busybox", "hostname"])
+            .trim(),
+        host
+    );
+    // Under --network host the host's name too, in $HOSTNAME and /etc/hostname.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; echo $HOSTNAME",
+    ]);
+    assert_eq!(out, format!("{host}\n{host}\n{host}\n"));
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"PidMode":"bogus"}}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (400, "invalid PID mode: bogus")
+    );
+    d.stop();
+}

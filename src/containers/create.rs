@@ -107,6 +107,19 @@ fn apply_defaults(
     if hc.shm_size == 0 {
         hc.shm_size = cfg.default_shm_bytes() as i64;
     }
+    match hc.pid_mode.as_str() {
+        "" | "host" => {}
+        m if m.starts_with("container:") => {
+            return Err(ContainerError::NotImplemented(format!(
+                "PidMode {m} is not supported by berthd yet"
+            )))
+        }
+        m => return Err(invalid(format!("invalid PID mode: {m}"))),
+    }
+    match hc.uts_mode.as_str() {
+        "" | "host" => {}
+        m => return Err(invalid(format!("invalid UTS mode: {m}"))),
+    }
     match hc.ipc_mode.as_str() {
         "" => hc.ipc_mode = "private".into(),
         "private" | "shareable" | "host" | "none" => {}
@@ -382,7 +395,16 @@ impl ContainerService {
         labels.extend(c.labels());
         let id = crate::ids::new_id();
         if c.hostname.is_empty() {
-            c.hostname = id[..12].to_string();
+            // As dockerd: the host's name when the container shares the
+            // host's network or UTS namespace, else its short ID.
+            c.hostname = if hc.network_mode == "host" || hc.uts_mode == "host" {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| id[..12].to_string())
+            } else {
+                id[..12].to_string()
+            };
         }
         c.env = Some(env);
         c.cmd = Some(cmd);

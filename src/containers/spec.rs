@@ -424,6 +424,14 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         // The host's IPC namespace and its /dev/shm, as dockerd does.
         namespaces.retain(|n| n.typ() != LinuxNamespaceType::Ipc);
     }
+    if hc.pid_mode == "host" {
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Pid);
+    }
+    if hc.uts_mode == "host" {
+        // The host's name: runc sets none without a UTS namespace.
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Uts);
+        s.set_hostname(None);
+    }
     if hc.network_mode == "host" {
         namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
     } else if !rec.state.sandbox.is_empty() {
