@@ -1162,3 +1162,37 @@ fn pid_and_uts_host_share_the_hosts_namespaces() {
     );
     d.stop();
 }
+
+#[test]
+fn dockerenv_and_etc_files_over_a_volume_on_etc() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["volume", "create", "etcv"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "myhost",
+        "-v",
+        "etcv:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "test -f /.dockerenv && echo env; cat /etc/hostname; grep -c myhost /etc/hosts",
+    ]);
+    assert_eq!(out, "env\nmyhost\n1\n");
+    // Mounting one of them explicitly wins over berth's file.
+    let f = d.dir.path().join("myhosts");
+    std::fs::write(&f, "1.2.3.4 mine\n").unwrap();
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/etc/hosts:ro", f.display()),
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_eq!(out, "1.2.3.4 mine\n");
+    d.docker_ok(&["volume", "rm", "etcv"]);
+    d.stop();
+}

@@ -34,6 +34,7 @@ const MOUNT_POINTS: &[&str] = &[
     "/etc/resolv.conf",
     "/sbin/docker-init",
     "/sbin",
+    "/.dockerenv",
 ];
 
 fn open_root(p: &Path) -> io::Result<OwnedFd> {

@@ -19,6 +19,8 @@ pub fn write_etc_files(
 ) -> std::io::Result<()> {
     let mut f = std::fs::File::create(dir.join("hostname"))?;
     writeln!(f, "{hostname}")?;
+    // Bind-mounted empty at /.dockerenv, as dockerd's init layer has it.
+    std::fs::File::create(dir.join(".dockerenv"))?;
     write_hosts(dir, hc, None, host_gateway)?;
     std::fs::write(dir.join("resolv.conf"), resolv_conf(cfg, hc, false))?;
     Ok(())

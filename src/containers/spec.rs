@@ -299,18 +299,6 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         _ => {}
     }
     let path_of = |p: &Path| p.display().to_string();
-    for (dest, file) in [
-        ("/etc/resolv.conf", "resolv.conf"),
-        ("/etc/hostname", "hostname"),
-        ("/etc/hosts", "hosts"),
-    ] {
-        let mut opts = vec!["rbind", "rprivate"];
-        if ro {
-            opts.push("ro");
-        }
-        let src = path_of(&c.container_dir.join(file));
-        mounts.push(spec::mount(dest, "bind", &src, &opts));
-    }
     if init {
         let init_path = if c.cfg.init_path.is_empty() {
             "docker-init"
@@ -358,6 +346,31 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         };
         mounts.retain(|x| x.destination() != Path::new(&m.destination));
         mounts.push(made);
+    }
+    // The container's own /etc files, bind-mounted like dockerd's: after
+    // the user's mounts (a volume on /etc does not hide them), unless the
+    // user mounted that very path. And /.dockerenv, which tools test for.
+    for (dest, file, always_ro) in [
+        ("/etc/resolv.conf", "resolv.conf", false),
+        ("/etc/hostname", "hostname", false),
+        ("/etc/hosts", "hosts", false),
+        ("/.dockerenv", ".dockerenv", true),
+    ] {
+        if rec.mounts.iter().any(|m| m.destination == dest) {
+            continue;
+        }
+        let mut opts = vec!["rbind", "rprivate"];
+        if ro || always_ro {
+            opts.push("ro");
+        }
+        let src = c.container_dir.join(file);
+        if file == ".dockerenv" && !src.exists() {
+            // Containers created before berthd made it at create.
+            if std::fs::File::create(&src).is_err() {
+                continue;
+            }
+        }
+        mounts.push(spec::mount(dest, "bind", &path_of(&src), &opts));
     }
     if privileged {
         for m in mounts.iter_mut() {
