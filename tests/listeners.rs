@@ -90,11 +90,14 @@ fn a_live_pidfile_holder_refuses_a_second_daemon() {
     first.stop();
 }
 
-#[test]
-fn fd_activation_serves_the_passed_socket() {
-    let mut d = Daemon::prepare();
-    d.owns_socket = false;
-    let listener = std::os::unix::net::UnixListener::bind(&d.sock).unwrap();
+/// Start `d` as systemd starts a socket-activated service: `listener` as
+/// fd 3, `LISTEN_PID` and `LISTEN_FDS=1`, with `args` after berthd's own.
+fn spawn_activated(
+    d: Daemon,
+    listener: &std::os::unix::net::UnixListener,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Daemon {
     let fd = listener.as_raw_fd();
     let inner = d.command();
     let mut cmd = std::process::Command::new("/bin/sh");
@@ -102,7 +105,10 @@ fn fd_activation_serves_the_passed_socket() {
         .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
         .arg(inner.get_program())
         .args(inner.get_args())
-        .args(["-H", "fd://"]);
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -116,7 +122,15 @@ fn fd_activation_serves_the_passed_socket() {
             Ok(())
         });
     }
-    let d = d.spawn(cmd);
+    d.spawn(cmd)
+}
+
+#[test]
+fn fd_activation_serves_the_passed_socket() {
+    let mut d = Daemon::prepare();
+    d.owns_socket = false;
+    let listener = std::os::unix::net::UnixListener::bind(&d.sock).unwrap();
+    let d = spawn_activated(d, &listener, &["-H", "fd://"], &[]);
     let out = d.docker_ok(&["version", "--format", "{{.Server.Platform.Name}}"]);
     assert_eq!(out.trim(), "Berth");
     d.stop();
@@ -157,34 +171,13 @@ fn the_shipped_systemd_unit_starts_berthd_through_fd_activation() {
     let mut d = Daemon::prepare();
     d.owns_socket = false;
     let listener = std::os::unix::net::UnixListener::bind(&d.sock).unwrap();
-    let fd = listener.as_raw_fd();
     let notify_path = d.dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let inner = d.command();
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .args(&unit_args)
-        .env("NOTIFY_SOCKET", &notify_path);
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if fd == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let d = d.spawn(cmd);
+    let args: Vec<&str> = unit_args.iter().map(String::as_str).collect();
+    let d = spawn_activated(d, &listener, &args, &[("NOTIFY_SOCKET", &notify_path)]);
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("no READY=1 from berthd");
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
