@@ -90,6 +90,7 @@ pub fn tar_extract(data: &[u8]) {
         let opts = crate::containers::archive::ExtractOptions {
             no_overwrite_dir_non_dir: true,
             copy_uid_gid: true,
+            user: String::new(),
         };
         let _ = crate::containers::archive::extract(&OwnedFd::from(f), "/", data, &opts);
     }

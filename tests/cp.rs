@@ -58,7 +58,8 @@ fn cp_both_ways_through_volumes_and_with_ownership() {
     d.docker_ok(&["cp", t.join("up.txt").to_str().unwrap(), "box:/data/in-vol"]);
     let host_side = d.data_root.join("volumes/cpvol/_data/in-vol");
     assert_eq!(std::fs::read_to_string(host_side).unwrap(), "hello");
-    // Ownership: kept with -a, root of the container without.
+    // Ownership: the archive's kept, with -a or without (as dockerd: the
+    // CLI sends the host's owners; -a only matters with a Config.User).
     let owned = t.join("owned");
     std::fs::write(&owned, "o").unwrap();
     std::os::unix::fs::chown(&owned, Some(1234), Some(4321)).unwrap();
@@ -74,7 +75,7 @@ fn cp_both_ways_through_volumes_and_with_ownership() {
         "/srv/owned-root",
     ]);
     assert!(ls.contains("/srv/owned-a 1234 4321"), "{ls}");
-    assert!(ls.contains("/srv/owned-root 0 0"), "{ls}");
+    assert!(ls.contains("/srv/owned-root 1234 4321"), "{ls}");
     d.docker_ok(&[
         "cp",
         "-a",
@@ -434,5 +435,140 @@ fn cp_of_a_stopped_container_sees_its_volumes_and_binds_in_its_root() {
     for c in ["parked", "ran", "trap", "rofs"] {
         d.docker_ok(&["rm", c]);
     }
+    d.stop();
+}
+
+/// What dockerd does that a naive walk gets wrong: `dir/.` copies the
+/// directory's content, a running container's `/` leaves out /proc and
+/// /sys content (dockerd archives the root filesystem), hard links stay
+/// hard links both ways, set-id bits and owners survive, names that are
+/// not UTF-8 pass, `-a` with `--user` gives the files to that user.
+#[test]
+fn cp_keeps_links_modes_odd_names_and_dot_paths() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let d = daemon_with_busybox();
+    let t = d.dir.path().join("cp");
+    let src = t.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a"), "hi\n").unwrap();
+    std::fs::hard_link(src.join("a"), src.join("sub/b")).unwrap();
+    std::fs::write(src.join("suid"), "x").unwrap();
+    std::os::unix::fs::chown(src.join("suid"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(
+        src.join("suid"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"n\xe9");
+    std::fs::write(src.join(odd), "latin1").unwrap();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-u",
+        "1000:1001",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.docker_ok(&["cp", src.to_str().unwrap(), "box:/tmp/t"]);
+    let ls = d.docker_ok(&[
+        "exec",
+        "box",
+        "stat",
+        "-c",
+        "%n %i %h %u %g %a",
+        "/tmp/t/a",
+        "/tmp/t/sub/b",
+        "/tmp/t/suid",
+    ]);
+    let rows: Vec<Vec<&str>> = ls.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(rows.len(), 3, "{ls}");
+    assert_eq!(rows[0][1], rows[1][1], "one inode for both names: {ls}");
+    assert_eq!(rows[0][2], "2", "{ls}");
+    assert_eq!(&rows[2][3..], ["1000", "1000", "4755"], "{ls}");
+    let names = d.docker_ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "for f in /tmp/t/n*; do echo \"$f\"; done | od -An -tx1",
+    ]);
+    assert!(
+        names.contains("6e e9"),
+        "the non-UTF-8 name arrived: {names}"
+    );
+    // Back out: hard links, set-id, the odd name.
+    let out = t.join("out");
+    std::fs::create_dir(&out).unwrap();
+    d.docker_ok(&["cp", "box:/tmp/t", out.to_str().unwrap()]);
+    let a = std::fs::metadata(out.join("t/a")).unwrap();
+    let b = std::fs::metadata(out.join("t/sub/b")).unwrap();
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+    let suid = std::fs::metadata(out.join("t/suid")).unwrap();
+    assert_eq!(suid.mode() & 0o7777, 0o4755);
+    assert_eq!(std::fs::read(out.join("t").join(odd)).unwrap(), b"latin1");
+    // dir/. : the content, named `.` in the stat and the archive.
+    let etc = t.join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    d.docker_ok(&["cp", "box:/etc/.", etc.to_str().unwrap()]);
+    assert!(etc.join("passwd").is_file() && etc.join("hostname").is_file());
+    assert!(!etc.join("bin").exists() && !etc.join("etc").exists());
+    let r = d.raw(b"HEAD /v1.47/containers/box/archive?path=/etc/. HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let stat = r
+        .header("X-Docker-Container-Path-Stat")
+        .unwrap()
+        .to_string();
+    let stat = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(stat)
+            .unwrap()
+    };
+    let stat = String::from_utf8(stat).unwrap();
+    assert!(stat.contains("\"name\":\".\""), "{stat}");
+    // The running container's whole root: complete, /proc and /sys empty,
+    // /etc/mtab the init layer's link.
+    let o = d.docker(&["cp", "box:/", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let mut names = Vec::new();
+    let mut mtab = None;
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        if p == "etc/mtab" {
+            mtab = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+        }
+        names.push(p);
+    }
+    assert!(names.iter().any(|n| n == "proc/") && names.iter().any(|n| n == "sys/"));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("proc/1") || n.starts_with("sys/kernel")));
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert_eq!(mtab.as_deref(), Some("/proc/mounts"));
+    assert_eq!(
+        d.docker_ok(&["diff", "box"])
+            .lines()
+            .filter(|l| l.contains("mtab"))
+            .count(),
+        0
+    );
+    // -a with a Config.User: owned by that user and group.
+    let plain = t.join("plain");
+    std::fs::write(&plain, "p").unwrap();
+    d.docker_ok(&["cp", "-a", plain.to_str().unwrap(), "box:/tmp/plain"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "stat", "-c", "%u %g", "/tmp/plain"])
+            .trim(),
+        "1000 1001"
+    );
+    d.docker_ok(&["rm", "-f", "box"]);
     d.stop();
 }

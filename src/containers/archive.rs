@@ -10,6 +10,7 @@
 //! the container is executed, loaded or looked up (no NSS): ownership is
 //! numeric.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -37,9 +38,18 @@ pub(crate) fn open_in_root(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Res
     )
 }
 
-/// `path` split into its parent (resolved in the root) and last name.
+/// `path` split into its parent (resolved in the root) and last name;
+/// `/.` at the end names the directory itself (dockerd calls it `.`).
 fn split(path: &str) -> (String, String) {
-    let p = path.trim_end_matches('/');
+    let mut p = path;
+    loop {
+        let q = p.trim_end_matches('/');
+        let q = q.strip_suffix("/.").unwrap_or(q);
+        if q == p {
+            break;
+        }
+        p = q;
+    }
     match p.rsplit_once('/') {
         Some((parent, name)) if !name.is_empty() && name != "." => (
             if parent.is_empty() {
@@ -49,8 +59,15 @@ fn split(path: &str) -> (String, String) {
             },
             name.into(),
         ),
+        None if !p.is_empty() && p != "." => ("/".into(), p.into()),
         _ => ("/".into(), String::new()),
     }
+}
+
+/// Whether `path` asks for the content of a directory (`dir/.`), which
+/// dockerd archives under the name `.`.
+fn names_content(path: &str) -> bool {
+    path == "." || path.ends_with("/.")
 }
 
 /// The entry at `path`: the directory holding it, its name, its stat,
@@ -64,14 +81,15 @@ pub fn resolve(
 ) -> io::Result<(OwnedFd, String, FileStat, Option<OwnedFd>)> {
     let (parent, name) = split(path);
     let dir = open_in_root(root, &parent, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(errno)?;
+    let dot = names_content(path);
     if name.is_empty() {
         let st = nix::sys::stat::fstat(dir.as_fd()).map_err(errno)?;
-        return Ok((dir, "/".into(), st, None));
+        return Ok((dir, if dot { "." } else { "/" }.into(), st, None));
     }
-    if path.ends_with('/') || path.ends_with("/.") {
+    if path.ends_with('/') || dot {
         let fd = open_in_root(root, path, OFlag::O_PATH).map_err(errno)?;
         let st = nix::sys::stat::fstat(fd.as_fd()).map_err(errno)?;
-        return Ok((dir, name, st, Some(fd)));
+        return Ok((dir, if dot { ".".into() } else { name }, st, Some(fd)));
     }
     let st = fstatat(dir.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
     Ok((dir, name, st, None))
@@ -136,19 +154,26 @@ pub fn stat_header(root: &OwnedFd, path: &str) -> io::Result<String> {
 }
 
 /// A tar of the entry at `path` (directories with their content), names
-/// relative to its parent, as dockerd sends it.
+/// relative to its parent, as dockerd sends it; hard links stay hard
+/// links. The content of kernel filesystems a running container has
+/// mounted (/proc, /sys, /dev/pts, cgroups, ...) is left out: dockerd
+/// archives the container's root filesystem, where those are empty.
 pub fn read_archive(root: &OwnedFd, path: &str, out: impl Write) -> io::Result<()> {
     let (dir, name, st, followed) = resolve(root, path)?;
-    let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
+    let mut w = TarWalk {
+        tar: tar::Builder::new(out),
+        links: HashMap::new(),
+    };
+    w.tar.follow_symlinks(false);
     let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    let is_root = followed.is_none() && (name == "/" || name == ".");
     let top = if name == "/" {
         b".".to_vec()
     } else {
         name.as_bytes().to_vec()
     };
     if kind == SFlag::S_IFDIR {
-        let fd = if name == "/" {
+        let fd = if is_root {
             open_in_root(root, "/", OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(errno)?
         } else if followed.is_some() {
             // Resolved in the root again, now to read it.
@@ -162,13 +187,13 @@ pub fn read_archive(root: &OwnedFd, path: &str, out: impl Write) -> io::Result<(
             )
             .map_err(errno)?
         };
-        add_dir(&mut tar, fd, &top, &st, 0)?;
+        w.add_dir(fd, &top, &st, 0)?;
     } else if followed.is_some() {
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
     } else {
-        add_entry(&mut tar, &dir, OsStr::new(&name), &top, &st)?;
+        w.add_entry(&dir, OsStr::new(&name), &top, &st)?;
     }
-    tar.finish()
+    w.tar.finish()
 }
 
 /// Exactly `size` bytes of `f`: a file that shrinks while it is read is
@@ -177,83 +202,130 @@ pub(crate) fn sized(f: File, size: u64) -> impl Read {
     f.take(size).chain(io::repeat(0)).take(size)
 }
 
-fn add_entry<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &OwnedFd,
-    name: &OsStr,
-    path_in_tar: &[u8],
-    st: &FileStat,
-) -> io::Result<()> {
-    let path_in_tar = OsStr::from_bytes(path_in_tar);
-    let kind = fsfd::kind(st);
-    if kind == SFlag::S_IFREG {
-        // Re-opened from its O_PATH descriptor: a fifo or device node
-        // swapped in at this name is never opened.
-        let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
-            return Ok(());
-        };
-        let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
-        let size = st.st_size.max(0) as u64;
-        h.set_size(size);
-        tar.append_data(&mut h, path_in_tar, sized(f, size))
-    } else if kind == SFlag::S_IFLNK {
-        let target = match readlinkat(dir.as_fd(), name) {
-            Ok(t) => t,
-            // No longer a symlink: changed while we walked.
-            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(errno(e)),
-        };
-        let mut h = fsfd::tar_header(st, tar::EntryType::Symlink);
-        tar.append_link(&mut h, path_in_tar, Path::new(&target))
-    } else {
-        // Devices, fifos, sockets: not copied.
-        Ok(())
-    }
+/// Kernel filesystems whose content is not the container's files.
+fn is_kernel_fs(fd: &OwnedFd) -> bool {
+    use nix::sys::statfs::{self, FsType};
+    const KINDS: &[FsType] = &[
+        statfs::PROC_SUPER_MAGIC,
+        statfs::SYSFS_MAGIC,
+        statfs::DEVPTS_SUPER_MAGIC,
+        statfs::CGROUP_SUPER_MAGIC,
+        statfs::CGROUP2_SUPER_MAGIC,
+        statfs::SECURITYFS_MAGIC,
+        statfs::DEBUGFS_MAGIC,
+        statfs::TRACEFS_MAGIC,
+        statfs::BPF_FS_MAGIC,
+        statfs::HUGETLBFS_MAGIC,
+        FsType(0x1980_0202), // mqueue
+        FsType(0x6265_6570), // configfs
+        FsType(0x6573_5546), // fusectl
+        FsType(0x6165_676c), // pstore
+    ];
+    statfs::fstatfs(fd).is_ok_and(|s| KINDS.contains(&s.filesystem_type()))
 }
 
-fn add_dir<W: Write>(
-    tar: &mut tar::Builder<W>,
-    fd: OwnedFd,
-    path_in_tar: &[u8],
-    st: &FileStat,
-    depth: usize,
-) -> io::Result<()> {
-    if depth > fsfd::MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "directory tree deeper than {} levels",
-            fsfd::MAX_DEPTH
-        )));
-    }
-    let mut h = fsfd::tar_header(st, tar::EntryType::Directory);
-    let mut dir_name = path_in_tar.to_vec();
-    dir_name.push(b'/');
-    tar.append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())?;
-    for n in fsfd::names(fd.as_fd())? {
-        let name = OsStr::from_bytes(&n);
-        let mut child = path_in_tar.to_vec();
-        child.push(b'/');
-        child.extend_from_slice(&n);
-        let st = match fstatat(fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(nix::errno::Errno::ENOENT) => continue,
-            Err(e) => return Err(errno(e)),
-        };
-        if fsfd::kind(&st) == SFlag::S_IFDIR {
-            let sub = match fsfd::open_dir(fd.as_fd(), name) {
-                Ok(sub) => sub,
-                // Gone or swapped for a link meanwhile: never followed.
-                Err(nix::errno::Errno::ENOENT)
-                | Err(nix::errno::Errno::ELOOP)
-                | Err(nix::errno::Errno::ENOTDIR) => continue,
+struct TarWalk<W: Write> {
+    tar: tar::Builder<W>,
+    /// Files with more than one link, by (device, inode): their first name.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+impl<W: Write> TarWalk<W> {
+    fn add_entry(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path_in_tar: &[u8],
+        st: &FileStat,
+    ) -> io::Result<()> {
+        let kind = fsfd::kind(st);
+        if kind == SFlag::S_IFREG {
+            // Re-opened from its O_PATH descriptor: a fifo or device node
+            // swapped in at this name is never opened.
+            let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
+                return Ok(());
+            };
+            if st.st_nlink > 1 {
+                let key = (st.st_dev, st.st_ino);
+                if let Some(first) = self.links.get(&key) {
+                    let mut h = fsfd::tar_header(&st, tar::EntryType::Link);
+                    return self.tar.append_link(
+                        &mut h,
+                        OsStr::from_bytes(path_in_tar),
+                        OsStr::from_bytes(first),
+                    );
+                }
+                self.links.insert(key, path_in_tar.to_vec());
+            }
+            let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
+            let size = st.st_size.max(0) as u64;
+            h.set_size(size);
+            self.tar
+                .append_data(&mut h, OsStr::from_bytes(path_in_tar), sized(f, size))
+        } else if kind == SFlag::S_IFLNK {
+            let target = match readlinkat(dir.as_fd(), name) {
+                Ok(t) => t,
+                // No longer a symlink: changed while we walked.
+                Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
                 Err(e) => return Err(errno(e)),
             };
-            let st = nix::sys::stat::fstat(sub.as_fd()).map_err(errno)?;
-            add_dir(tar, sub, &child, &st, depth + 1)?;
+            let mut h = fsfd::tar_header(st, tar::EntryType::Symlink);
+            self.tar
+                .append_link(&mut h, OsStr::from_bytes(path_in_tar), Path::new(&target))
         } else {
-            add_entry(tar, &fd, name, &child, &st)?;
+            // Devices, fifos, sockets: not copied.
+            Ok(())
         }
     }
-    Ok(())
+
+    fn add_dir(
+        &mut self,
+        fd: OwnedFd,
+        path_in_tar: &[u8],
+        st: &FileStat,
+        depth: usize,
+    ) -> io::Result<()> {
+        if depth > fsfd::MAX_DEPTH {
+            return Err(io::Error::other(format!(
+                "directory tree deeper than {} levels",
+                fsfd::MAX_DEPTH
+            )));
+        }
+        let mut h = fsfd::tar_header(st, tar::EntryType::Directory);
+        let mut dir_name = path_in_tar.to_vec();
+        dir_name.push(b'/');
+        self.tar
+            .append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())?;
+        if is_kernel_fs(&fd) {
+            return Ok(());
+        }
+        for n in fsfd::names(fd.as_fd())? {
+            let name = OsStr::from_bytes(&n);
+            let mut child = path_in_tar.to_vec();
+            child.push(b'/');
+            child.extend_from_slice(&n);
+            let st = match fstatat(fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            };
+            if fsfd::kind(&st) == SFlag::S_IFDIR {
+                let sub = match fsfd::open_dir(fd.as_fd(), name) {
+                    Ok(sub) => sub,
+                    // Gone or swapped for a link meanwhile: never followed.
+                    Err(nix::errno::Errno::ENOENT)
+                    | Err(nix::errno::Errno::ELOOP)
+                    | Err(nix::errno::Errno::ENOTDIR) => continue,
+                    Err(e) => return Err(errno(e)),
+                };
+                let st = nix::sys::stat::fstat(sub.as_fd()).map_err(errno)?;
+                self.add_dir(sub, &child, &st, depth + 1)?;
+            } else {
+                self.add_entry(&fd, name, &child, &st)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why an extraction was refused.
@@ -272,8 +344,13 @@ pub enum ExtractError {
 pub struct ExtractOptions {
     /// Refuse to replace a directory with a non-directory (and back).
     pub no_overwrite_dir_non_dir: bool,
-    /// Keep the archive's owners; else root of the container (0:0).
+    /// `copyUIDGID` (`docker cp -a`): everything owned by the container's
+    /// configured user (`Config.User`, resolved in the container's own
+    /// /etc/passwd and /etc/group) when it has one. Otherwise, as dockerd,
+    /// the archive's owners are kept.
     pub copy_uid_gid: bool,
+    /// The container's `Config.User`.
+    pub user: String,
 }
 
 fn invalid_entry(p: &[u8], why: impl std::fmt::Display) -> ExtractError {
@@ -336,12 +413,19 @@ pub fn extract(
             nix::errno::Errno::ENOTDIR => ExtractError::NotADirectory,
             e => ExtractError::Io(errno(e)),
         })?;
+    let owner = if opts.copy_uid_gid && !opts.user.is_empty() {
+        let u = crate::sys::runtime::user::resolve_in(root, &opts.user)
+            .map_err(|e| ExtractError::Invalid(e.to_string()))?;
+        Some((u.uid, u.gid))
+    } else {
+        None
+    };
     // Directories' times are set last: extracting their children changes them.
     let mut dir_times: Vec<(Vec<u8>, i64)> = Vec::new();
     fsfd::entries(
         input,
         |e| ExtractError::Invalid(format!("invalid tar archive: {e}")),
-        |e| extract_one(&base, e, opts, &mut dir_times),
+        |e| extract_one(&base, e, opts, owner, &mut dir_times),
     )?;
     for (p, mtime) in dir_times.iter().rev() {
         let comps: Vec<&OsStr> = p
@@ -360,6 +444,7 @@ fn extract_one<R: Read>(
     base: &OwnedFd,
     e: &mut tar::Entry<'_, R>,
     opts: &ExtractOptions,
+    owner: Option<(u32, u32)>,
     dir_times: &mut Vec<(Vec<u8>, i64)>,
 ) -> Result<(), ExtractError> {
     let kind = e.header().entry_type();
@@ -391,11 +476,7 @@ fn extract_one<R: Read>(
     let h = e.header().clone();
     let mode = h.mode().unwrap_or(0o644) & 0o7777;
     let mtime = h.mtime().unwrap_or(0) as i64;
-    let (uid, gid) = if opts.copy_uid_gid {
-        (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32)
-    } else {
-        (0, 0)
-    };
+    let (uid, gid) = owner.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
     let existing = fstatat(cur.as_fd(), *last, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
     let existing_dir = existing.is_some_and(|s| fsfd::kind(&s) == SFlag::S_IFDIR);
     let is_dir = kind.is_dir();

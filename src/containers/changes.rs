@@ -35,6 +35,7 @@ const MOUNT_POINTS: &[&str] = &[
     "/sbin/docker-init",
     "/sbin",
     "/.dockerenv",
+    "/etc/mtab",
 ];
 
 fn open_root(p: &Path) -> io::Result<OwnedFd> {
@@ -146,6 +147,13 @@ fn walk_changes(
         } else {
             None
         };
+        if kind == 1 && shown == "/etc/mtab" && fsfd::kind(&st) == SFlag::S_IFLNK {
+            // dockerd's init layer link, made at start (host.rs).
+            let target = nix::fcntl::readlinkat(dir.as_fd(), name).ok();
+            if target.is_some_and(|t| t.as_os_str() == "/proc/mounts") {
+                continue;
+            }
+        }
         if kind == 1 && MOUNT_POINTS.contains(&shown.as_str()) {
             let empty = match &sub {
                 Some(d) => fsfd::names(d.as_fd())?.is_empty(),

@@ -151,6 +151,7 @@ impl Host {
             .mount_rw(&rec.layer)
             .map_err(|e| format!("mounting the container's filesystem: {e}"))?;
         let result = (|| {
+            init_paths(&rootfs);
             self.prepare_volumes(rec, &rootfs)?;
             let runtimes = cfg.all_runtimes();
             let rt = runtimes
@@ -221,6 +222,40 @@ impl Host {
         }
         result
     }
+}
+
+/// What dockerd's init layer gives every container and a runtime does not
+/// make: `/etc/mtab` as a link to `/proc/mounts` (mount, df and friends
+/// read it), unless the image has its own. Made in the container's
+/// writable layer, resolved inside the root; `docker diff` leaves it out,
+/// as dockerd does. Best effort: a read-only or odd root just lacks it.
+fn init_paths(rootfs: &Path) {
+    use nix::fcntl::OFlag;
+    let Ok(root) = std::fs::File::open(rootfs).map(std::os::fd::OwnedFd::from) else {
+        return;
+    };
+    let etc = match super::archive::open_in_root(&root, "/etc", OFlag::O_PATH | OFlag::O_DIRECTORY)
+    {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => {
+            if nix::sys::stat::mkdirat(
+                &root,
+                "etc",
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            )
+            .is_err()
+            {
+                return;
+            }
+            match super::archive::open_in_root(&root, "/etc", OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(_) => return,
+            }
+        }
+        Err(_) => return,
+    };
+    // EEXIST (the image's own mtab, or a start before this one) is fine.
+    let _ = nix::unistd::symlinkat("/proc/mounts", &etc, "mtab");
 }
 
 /// The json-file options of a container (its LogConfig over the daemon's).

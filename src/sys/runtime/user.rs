@@ -116,6 +116,11 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
     let root: OwnedFd = File::open(rootfs)
         .map_err(|e| UserError::Io("/", e.to_string()))?
         .into();
+    resolve_in(&root, spec)
+}
+
+/// [`resolve`] from a descriptor of the container root.
+pub fn resolve_in(root: &OwnedFd, spec: &str) -> Result<ResolvedUser, UserError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -123,7 +128,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
     if user.contains(':') || group.is_some_and(|g| g.is_empty() || g.contains(':')) {
         return Err(UserError::Invalid(spec.to_string()));
     }
-    let passwd = read_in_root(&root, "etc/passwd")?;
+    let passwd = read_in_root(root, "etc/passwd")?;
     let user = if user.is_empty() { "0" } else { user };
     let numeric = user.parse::<u32>().ok();
     let entry = passwd_entries(&passwd).find(|p| match numeric {
@@ -135,7 +140,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
         (None, Some(n)) => (n, 0, "/".to_string(), None),
         (None, None) => return Err(UserError::NoUser(user.to_string())),
     };
-    let groups = read_in_root(&root, "etc/group")?;
+    let groups = read_in_root(root, "etc/group")?;
     if let Some(g) = group {
         gid = match g.parse::<u32>() {
             Ok(n) => n,

@@ -114,6 +114,7 @@ async fn archive_put_to(r: &mut Req) -> Result<Response<body::Body>, ApiError> {
     let opts = crate::containers::archive::ExtractOptions {
         no_overwrite_dir_non_dir: r.query.bool("noOverwriteDirNonDir"),
         copy_uid_gid: r.query.bool("copyUIDGID"),
+        user: rec.config.user.clone(),
     };
     let ro_rootfs = rec.host_config.readonly_rootfs;
     if let Some(m) = crate::containers::archive::read_only_refusal(&rec.mounts, ro_rootfs, &path) {
