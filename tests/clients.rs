@@ -1196,3 +1196,91 @@ fn dockerenv_and_etc_files_over_a_volume_on_etc() {
     d.docker_ok(&["volume", "rm", "etcv"]);
     d.stop();
 }
+
+/// Legacy links on the default bridge, as dockerd gives them: the
+/// child's variables and a hosts line in the parent (run and exec), the
+/// link in inspect as `/child:/parent/alias`, `docker rm --link`, and
+/// dockerd's refusals (a missing child at create, a stopped one at start).
+#[test]
+fn legacy_links_on_the_default_bridge() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run", "-d", "--name", "web", "--expose", "80", "--expose", "81/udp", "-e", "SECRET=s",
+        "-h", "webhost", "busybox", "sleep", "600",
+    ]);
+    let ip = inspect(&d, "web", "{{.NetworkSettings.IPAddress}}");
+    assert!(!ip.is_empty());
+    let env = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "app",
+        "--link",
+        "web:my-db",
+        "busybox",
+        "env",
+    ]);
+    for want in [
+        format!("MY_DB_PORT=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP_ADDR={ip}"),
+        "MY_DB_PORT_80_TCP_PORT=80".into(),
+        "MY_DB_PORT_80_TCP_PROTO=tcp".into(),
+        format!("MY_DB_PORT_81_UDP=udp://{ip}:81"),
+        "MY_DB_NAME=/app/my-db".into(),
+        "MY_DB_ENV_SECRET=s".into(),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
+    assert!(!env.contains("MY_DB_ENV_PATH"), "{env}");
+    // The child by its alias, hostname and name.
+    d.docker_ok(&[
+        "run", "-d", "--name", "app2", "--link", "web:db", "busybox", "sleep", "600",
+    ]);
+    let hosts = d.docker_ok(&["exec", "app2", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{ip}\tdb webhost web\n")),
+        "{hosts}"
+    );
+    d.docker_ok(&["exec", "app2", "ping", "-c1", "-W2", "db"]);
+    assert!(d
+        .docker_ok(&["exec", "app2", "env"])
+        .contains("DB_NAME=/app2/db"));
+    assert_eq!(
+        inspect(&d, "app2", "{{json .HostConfig.Links}}"),
+        r#"["/web:/app2/db"]"#
+    );
+    // docker rm --link: the parent forgets it, both containers stay.
+    d.docker_ok(&["rm", "--link", "app2/db"]);
+    assert_eq!(inspect(&d, "app2", "{{json .HostConfig.Links}}"), "null");
+    let o = d.docker(&["rm", "--link", "app2/zz"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: app2/zz"));
+    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    // Refusals, with dockerd's words and statuses.
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Links":["nosuch:db"]}}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "could not get container for nosuch: No such container: nosuch"
+    );
+    let r = create_raw(
+        &d,
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"host","Links":["web:db"]}}"#,
+    );
+    assert_eq!(r.status, 400);
+    d.docker_ok(&["stop", "-t", "0", "web"]);
+    let o = d.docker(&[
+        "run", "--rm", "--name", "late", "--link", "web:db", "busybox", "true",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Cannot link to a non running container: /web AS /late/db"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.docker_ok(&["rm", "-f", "web", "app2"]);
+    d.stop();
+}

@@ -93,6 +93,21 @@ fn command_of(rec: &ContainerRecord) -> String {
     parts.join(" ")
 }
 
+/// `HostConfig` as stored, legacy links as dockerd shows them
+/// (`/child:/parent/alias`, the child by its current name).
+fn host_config_json(r: &Req, rec: &ContainerRecord) -> Value {
+    let mut hc = json!(rec.host_config);
+    if let Some(links) = rec.host_config.links.as_deref().filter(|l| !l.is_empty()) {
+        let index = r.ctx.containers.containers.snapshot();
+        let shown: Vec<String> = links
+            .iter()
+            .filter_map(|l| berth_actors::container::links::shown(&index, rec, l))
+            .collect();
+        hc["Links"] = json!(shown);
+    }
+    hc
+}
+
 pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
     let s = &rec.state;
     let execs = r.ctx.containers.execs.table.of_container(&rec.id);
@@ -128,7 +143,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
-        "HostConfig": rec.host_config,
+        "HostConfig": host_config_json(r, rec),
         "GraphDriver": {"Name": rec.driver, "Data": gd},
         "Mounts": mounts_json(r, rec),
         "Config": rec.config,

@@ -354,6 +354,7 @@ impl ContainerService {
         }
         apply_defaults(&mut hc, &cfg)?;
         let networks = self.attachments(&mut hc, req.networking_config.as_ref(), &c.mac_address)?;
+        self.check_legacy_links(&hc)?;
 
         // Config: the request over the image's, as dockerd merges them: an
         // entrypoint given drops the image's command; `null` (not `[]`)
@@ -591,6 +592,34 @@ impl ContainerService {
 
     /// The networks a new container joins (`NetworkMode` and
     /// `NetworkingConfig.EndpointsConfig`), checked as dockerd does.
+    /// Legacy links (left in `HostConfig.Links` for the default bridge):
+    /// each child must exist now (dockerd registers them at create).
+    fn check_legacy_links(&self, hc: &HostConfig) -> Result<(), ContainerError> {
+        let links = hc.links.as_deref().unwrap_or_default();
+        if links.is_empty() {
+            return Ok(());
+        }
+        if hc.network_mode == "host" {
+            return Err(invalid(
+                "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+            ));
+        }
+        if hc.network_mode.starts_with("container:") {
+            return Err(invalid(
+                "conflicting options: container type network can't be used with links. This would result in undefined behavior",
+            ));
+        }
+        for l in links {
+            let (target, _) = berth_actors::container::parse_link(l).map_err(invalid)?;
+            if self.containers.lookup(&target).is_err() {
+                return Err(invalid(format!(
+                    "could not get container for {target}: No such container: {target}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn attachments(
         &self,
         hc: &mut HostConfig,

@@ -21,7 +21,7 @@ pub fn write_etc_files(
     writeln!(f, "{hostname}")?;
     // Bind-mounted empty at /.dockerenv, as dockerd's init layer has it.
     std::fs::File::create(dir.join(".dockerenv"))?;
-    write_hosts(dir, hc, None, host_gateway)?;
+    write_hosts(dir, hc, &[], None, host_gateway)?;
     std::fs::write(dir.join("resolv.conf"), resolv_conf(cfg, hc, false))?;
     Ok(())
 }
@@ -32,6 +32,7 @@ pub fn write_etc_files(
 pub fn write_hosts(
     dir: &Path,
     hc: &HostConfig,
+    links: &[String],
     own: Option<(&str, &str)>,
     host_gateway: &str,
 ) -> std::io::Result<()> {
@@ -48,6 +49,11 @@ pub fn write_hosts(
             };
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
+    }
+    // Legacy links' children: `ip\talias hostname name`.
+    for l in links {
+        hosts.push_str(l);
+        hosts.push('\n');
     }
     if let Some((ip, name)) = own {
         if !name.is_empty() {

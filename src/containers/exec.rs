@@ -64,6 +64,7 @@ pub fn process(
     e: &ExecRecord,
     container: &berth_actors::container::config::Config,
     group_add: &[String],
+    links: &[String],
 ) -> Result<Value, String> {
     let container_user = container.user.as_str();
     let mut p = bundle
@@ -76,6 +77,7 @@ pub fn process(
     p.set_env(Some(super::spec::process_env(
         &container.hostname,
         e.tty,
+        links,
         container.env(),
         &e.env,
     )));

@@ -406,8 +406,14 @@ impl ContainerHost for Host {
         let bundle = self
             .bundle_config(&rec.id)
             .ok_or_else(|| ContainerError::System("the container's spec is missing".into()))?;
-        super::exec::process(&bundle, exec, &rec.config, rec.host_config.group_add())
-            .map_err(ContainerError::Invalid)
+        super::exec::process(
+            &bundle,
+            exec,
+            &rec.config,
+            rec.host_config.group_add(),
+            &rec.state.link_env,
+        )
+        .map_err(ContainerError::Invalid)
     }
 
     fn stats_sample(&self, rec: &ContainerRecord, pid: i32) -> BoxFuture<serde_json::Value> {
@@ -571,6 +577,7 @@ impl ContainerHost for Host {
             let _ = write_hosts(
                 &dir,
                 &rec.host_config,
+                &rec.state.link_hosts,
                 Some((ip, hostname)),
                 &self.host_gateway(),
             );

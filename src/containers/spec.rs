@@ -267,7 +267,7 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
         rootfs: &rootfs,
         readonly_rootfs: hc.readonly_rootfs,
         args,
-        env: process_env(&hostname, rec.tty(), cfg.env(), &[]),
+        env: process_env(&hostname, rec.tty(), &rec.state.link_env, cfg.env(), &[]),
         workdir: &cfg.working_dir,
         user: &user,
         hostname: &hostname,
@@ -612,7 +612,13 @@ pub fn which(bin: &str) -> Option<std::path::PathBuf> {
 /// `TERM=xterm` first; the container's variables, then an exec's, replace
 /// those of the same name or are appended; a name without `=` removes the
 /// variable (`docker run -e V` with V unset in the client's environment).
-pub fn process_env(hostname: &str, tty: bool, config: &[String], exec: &[String]) -> Vec<String> {
+pub fn process_env(
+    hostname: &str,
+    tty: bool,
+    links: &[String],
+    config: &[String],
+    exec: &[String],
+) -> Vec<String> {
     let mut env = vec![
         spec::DEFAULT_PATH.to_string(),
         format!("HOSTNAME={hostname}"),
@@ -620,6 +626,8 @@ pub fn process_env(hostname: &str, tty: bool, config: &[String], exec: &[String]
     if tty {
         env.push("TERM=xterm".into());
     }
+    // Legacy links' variables, then the container's over them (dockerd).
+    replace_or_append(&mut env, links);
     replace_or_append(&mut env, config);
     replace_or_append(&mut env, exec);
     env
@@ -650,7 +658,7 @@ mod tests {
     fn process_env_as_dockerd_builds_it() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            process_env("h1", false, &s(&["A=1", "PATH=/bin"]), &[]),
+            process_env("h1", false, &[], &s(&["A=1", "PATH=/bin"]), &[]),
             s(&["PATH=/bin", "HOSTNAME=h1", "A=1"])
         );
         // A bare name unsets, the exec's variables come last.
@@ -658,10 +666,11 @@ mod tests {
             process_env(
                 "h1",
                 true,
+                &s(&["DB_NAME=/p/db"]),
                 &s(&["V", "A=1", "HOSTNAME"]),
                 &s(&["A=2", "TERM"])
             ),
-            s(&[spec::DEFAULT_PATH, "A=2"])
+            s(&[spec::DEFAULT_PATH, "DB_NAME=/p/db", "A=2"])
         );
     }
 

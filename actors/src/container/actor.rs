@@ -405,6 +405,22 @@ impl Actor for ContainerActor {
                 st.event("rename", &[("oldName", old)]);
                 let _ = reply.send(Ok(()));
             }
+            ContainerMsg::Unlink(alias, reply) => {
+                if let Some(links) = st.rec.host_config.links.as_mut() {
+                    links.retain(|l| super::model::parse_link(l).map_or(true, |(_, a)| a != alias));
+                }
+                if st
+                    .rec
+                    .host_config
+                    .links
+                    .as_ref()
+                    .is_some_and(|l| l.is_empty())
+                {
+                    st.rec.host_config.links = None;
+                }
+                st.save();
+                let _ = reply.send(Ok(()));
+            }
             ContainerMsg::Update(patch, reply) => {
                 let r = st.update(*patch).await;
                 let _ = reply.send(r);

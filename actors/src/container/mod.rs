@@ -10,6 +10,7 @@ pub mod create;
 pub mod fs;
 mod index;
 mod kill;
+pub mod links;
 mod model;
 mod network;
 mod pause;
@@ -138,6 +139,7 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Pause(_) => "pause",
             ContainerMsg::Unpause(_) => "unpause",
             ContainerMsg::SetName(..) => "rename",
+            ContainerMsg::Unlink(..) => "unlink",
             ContainerMsg::Update(..) => "update",
             ContainerMsg::Connect { .. } => "network connect",
             ContainerMsg::Disconnect { .. } => "network disconnect",
@@ -230,6 +232,8 @@ pub enum ContainerMsg {
     Unpause(Reply<()>),
     /// Set the name (the supervisor reserved it).
     SetName(String, Reply<()>),
+    /// Drop the legacy link of this alias (`DELETE ...?link=true`).
+    Unlink(String, Reply<()>),
     /// Merge these HostConfig fields (resources, restart policy).
     Update(Box<config::UpdateConfig>, Reply<Vec<String>>),
     /// Join a network (now if running, at every start from now on).

@@ -38,6 +38,12 @@ pub struct RunState {
     /// Its endpoints while it runs, by network name.
     #[serde(default)]
     pub endpoints: BTreeMap<String, crate::network::Endpoint>,
+    /// Its legacy links on the default bridge, resolved at start
+    /// (`links.rs`): the variables its processes get, its hosts lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_hosts: Vec<String>,
 }
 
 /// A mount of a container: a volume, a bind mount or a tmpfs.

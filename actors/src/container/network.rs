@@ -148,6 +148,10 @@ impl ContainerState {
         if user {
             self.host.dns_start(&self.rec, true).await;
         }
+        // Legacy links, from the children as they run now.
+        let links = super::links::resolve(&self.index.borrow(), &self.rec)?;
+        self.rec.state.link_env = links.env;
+        self.rec.state.link_hosts = links.hosts;
         // hosts and resolv.conf for this run.
         let ip = self.rec.state.endpoints.get(&primary).map(|e| e.ip.clone());
         self.host.write_net_files(&self.rec, ip.as_deref(), user);

@@ -102,7 +102,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
             "/containers/{id}/archive",
             containers::archive_put,
         ),
-        r(Method::DELETE, "/containers/{id}", containers::delete),
+        r(Method::DELETE, "/containers/{id*}", containers::delete),
         r(Method::POST, "/containers/{id}/exec", exec::create),
         r(Method::GET, "/volumes", volumes::list),
         r(Method::POST, "/volumes/create", volumes::create),

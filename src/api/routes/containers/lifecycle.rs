@@ -107,12 +107,45 @@ pub fn kill(r: Req) -> HandlerFuture {
     })
 }
 
+/// `DELETE /containers/{parent}/{alias}?link=true` (`docker rm --link`):
+/// the parent forgets that legacy link; both containers stay.
+async fn unlink(r: &Req) -> Result<Response<body::Body>, ApiError> {
+    let name = r.param("id").trim_start_matches('/');
+    let Some((parent, alias)) = name.rsplit_once('/') else {
+        return Err(ApiError::system(
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    };
+    let no_such = || ApiError::not_found(format!("No such container: {name}"));
+    let p = r
+        .ctx
+        .containers
+        .containers
+        .lookup(parent)
+        .map_err(|_| no_such())?;
+    let linked = p
+        .host_config
+        .links
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|l| berth_actors::container::parse_link(l).is_ok_and(|(_, a)| a == alias));
+    if !linked || p.name.trim_start_matches('/') != parent.trim_start_matches('/') {
+        return Err(no_such());
+    }
+    let alias = alias.to_string();
+    Containers::ask(&p.id, |reply| ContainerMsg::Unlink(alias, reply))
+        .await
+        .map_err(err)?;
+    Ok(body::no_content())
+}
+
 pub fn delete(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let rec = find(&r)?;
         if r.query.bool("link") {
-            return Err(ApiError::invalid("links are not supported"));
+            return unlink(&r).await;
         }
+        let rec = find(&r)?;
         let force = r.query.bool("force");
         let volumes = r.query.bool("v");
         Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
