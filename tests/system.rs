@@ -108,9 +108,35 @@ fn docker_events_and_system_df() {
     for row in ["Images", "Containers", "Local Volumes", "Build Cache"] {
         assert!(df.contains(row), "{df}");
     }
-    let v = d.get("/v1.53/system/df?type=image").json();
+    // The shape follows the API version: lists before 1.52, both in 1.52,
+    // per-type usage only from 1.53.
+    let v = d.get("/v1.51/system/df?type=image").json();
     assert_eq!(v["LayersSize"], 0);
-    assert!(v.get("Containers").is_none());
+    assert!(v.get("Containers").is_none() && v.get("ImageUsage").is_none());
+    let v = d.get("/v1.52/system/df").json();
+    assert!(
+        v["Images"].is_array() && v["ImageUsage"]["TotalCount"] == 0,
+        "{v}"
+    );
+    let v = d.get("/v1.53/system/df").json();
+    assert!(
+        v.get("Images").is_none() && v.get("LayersSize").is_none(),
+        "{v}"
+    );
+    for k in [
+        "ImageUsage",
+        "ContainerUsage",
+        "VolumeUsage",
+        "BuildCacheUsage",
+    ] {
+        assert_eq!(v[k]["TotalCount"], 0, "{v}");
+        assert!(v[k].get("Items").is_none(), "{v}");
+    }
+    d.docker_ok(&["volume", "create", "dfvol"]);
+    let v = d.get("/v1.53/system/df?verbose=1&type=volume").json();
+    assert_eq!(v["VolumeUsage"]["TotalCount"], 1, "{v}");
+    assert_eq!(v["VolumeUsage"]["Items"][0]["Name"], "dfvol", "{v}");
+    assert!(v.get("ImageUsage").is_none(), "{v}");
     assert_eq!(d.get("/system/df?type=bogus").status, 400);
     d.stop();
 }

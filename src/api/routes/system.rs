@@ -251,7 +251,23 @@ pub fn df(r: Req) -> HandlerFuture {
         }
         let want = |t: &str| types.is_empty() || types.contains(&t);
         let snap = r.ctx.view.borrow().clone();
+        let verbose = r.query.bool("verbose");
+        // API 1.52 added per-type usage and dropped the lists (kept in 1.52
+        // unless verbose); from 1.53 only the usage, with `Items` if verbose.
+        let usage = r.version >= crate::api::version::ApiVersion(1, 52);
+        let legacy = r.version < crate::api::version::ApiVersion(1, 52)
+            || (r.version < crate::api::version::ApiVersion(1, 53) && !verbose);
         let mut out = serde_json::Map::new();
+        let summary = |active: u64, total: u64, size: u64, reclaimable: u64, items: &[Value]| {
+            let mut u = json!({
+                "ActiveCount": active, "TotalCount": total,
+                "TotalSize": size, "Reclaimable": reclaimable,
+            });
+            if verbose && !items.is_empty() {
+                u["Items"] = json!(items);
+            }
+            u
+        };
         if want("image") {
             let index = r.ctx.images.images.snapshot();
             let cs = r.ctx.containers.containers.snapshot();
@@ -282,8 +298,35 @@ pub fn df(r: Req) -> HandlerFuture {
                     )
                 })
                 .collect();
-            out.insert("LayersSize".into(), json!(snap.layers_size));
-            out.insert("Images".into(), json!(images));
+            if legacy {
+                out.insert("LayersSize".into(), json!(snap.layers_size));
+                out.insert("Images".into(), json!(images));
+            }
+            if usage {
+                // Reclaimable: the layers no image in use holds.
+                let active: Vec<_> = index
+                    .images
+                    .values()
+                    .filter(|i| used_by(&i.record.id) > 0)
+                    .collect();
+                let held: std::collections::HashSet<&String> =
+                    active.iter().flat_map(|i| i.record.layers.iter()).collect();
+                let held_size: u64 = held
+                    .iter()
+                    .filter_map(|c| index.layers.get(*c))
+                    .map(|l| l.size)
+                    .sum();
+                out.insert(
+                    "ImageUsage".into(),
+                    summary(
+                        active.len() as u64,
+                        index.images.len() as u64,
+                        snap.layers_size,
+                        snap.layers_size.saturating_sub(held_size),
+                        &images,
+                    ),
+                );
+            }
         }
         if want("container") {
             let cs = r.ctx.containers.containers.snapshot();
@@ -292,7 +335,25 @@ pub fn df(r: Req) -> HandlerFuture {
                 .values()
                 .map(|c| crate::api::render::container_summary(&r, c, true))
                 .collect();
-            out.insert("Containers".into(), json!(list));
+            if usage {
+                let (mut active, mut size, mut reclaimable) = (0u64, 0u64, 0u64);
+                for (c, j) in cs.by_id.values().zip(&list) {
+                    let rw = j["SizeRw"].as_u64().unwrap_or(0);
+                    size += rw;
+                    if c.state.status.is_live() {
+                        active += 1;
+                    } else {
+                        reclaimable += rw;
+                    }
+                }
+                out.insert(
+                    "ContainerUsage".into(),
+                    summary(active, list.len() as u64, size, reclaimable, &list),
+                );
+            }
+            if legacy {
+                out.insert("Containers".into(), json!(list));
+            }
         }
         if want("volume") {
             let vs = r.ctx.volumes.volumes.snapshot();
@@ -306,10 +367,33 @@ pub fn df(r: Req) -> HandlerFuture {
                     j
                 })
                 .collect();
-            out.insert("Volumes".into(), json!(list));
+            if usage {
+                let (mut active, mut size, mut reclaimable) = (0u64, 0u64, 0u64);
+                for j in &list {
+                    let s = j["UsageData"]["Size"].as_u64().unwrap_or(0);
+                    size += s;
+                    if j["UsageData"]["RefCount"].as_u64().unwrap_or(0) > 0 {
+                        active += 1;
+                    } else {
+                        reclaimable += s;
+                    }
+                }
+                out.insert(
+                    "VolumeUsage".into(),
+                    summary(active, list.len() as u64, size, reclaimable, &list),
+                );
+            }
+            if legacy {
+                out.insert("Volumes".into(), json!(list));
+            }
         }
         if want("build-cache") {
-            out.insert("BuildCache".into(), json!([]));
+            if usage {
+                out.insert("BuildCacheUsage".into(), summary(0, 0, 0, 0, &[]));
+            }
+            if legacy {
+                out.insert("BuildCache".into(), json!([]));
+            }
         }
         ok_json(&out)
     })
