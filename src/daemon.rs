@@ -101,6 +101,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         );
     }
     driver.reconcile_mounts(&cont_layers);
+    crate::containers::subpath::sweep(Path::new(&cfg.exec_root));
     crate::images::remove_orphan_layers(&*records, &*driver, &cont_layers);
     crate::images::remove_orphan_blobs(&*records, &blobs);
 

@@ -1284,3 +1284,207 @@ fn legacy_links_on_the_default_bridge() {
     d.docker_ok(&["rm", "-f", "web", "app2"]);
     d.stop();
 }
+
+fn create_at(d: &Daemon, version: &str, name: &str, body: &str) -> Response {
+    d.raw(
+        format!(
+            "POST /{version}/containers/create?name={name} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// API 1.45 mounts as dockerd 28 takes them: `VolumeOptions.Subpath`
+/// (resolved inside the volume: a symlink planted there never leads out),
+/// read-only binds read-only below their submounts from API 1.44
+/// (`ReadOnlyNonRecursive` and older clients keep the old way),
+/// `NonRecursive`, `CreateMountpoint`, options of another mount type
+/// refused, fields newer than the client refused.
+#[test]
+fn api_1_45_mount_options() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "spv:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /v/a/b && echo deep > /v/a/b/f && ln -s / /v/evil && ln -s ../../.. /v/a/up",
+    ]);
+    let run = |name: &str, version: &str, mounts: &str, cmd: &str| {
+        let body = format!(
+            r#"{{"Image":"busybox","Cmd":["sh","-c",{cmd:?}],"HostConfig":{{"Mounts":{mounts}}}}}"#
+        );
+        let r = create_at(&d, version, name, &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        d.docker(&["start", "-a", name])
+    };
+    let sub = |p: &str| {
+        format!(
+            r#"[{{"Type":"volume","Source":"spv","Target":"/m","VolumeOptions":{{"Subpath":"{p}"}}}}]"#
+        )
+    };
+    let o = run("s1", "v1.45", &sub("a/b"), "cat /m/f");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "deep\n");
+    // Links out of the volume resolve inside it.
+    for (name, p) in [("s2", "evil"), ("s3", "a/up")] {
+        let o = run(name, "v1.45", &sub(p), "ls /m");
+        let ls = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(ls, "a\nevil\n", "{p} must stay in the volume");
+    }
+    let r = create_at(
+        &d,
+        "v1.45",
+        "s4",
+        &format!(
+            r#"{{"Image":"busybox","HostConfig":{{"Mounts":{}}}}}"#,
+            sub("nope")
+        ),
+    );
+    assert_eq!(r.status, 201);
+    let r =
+        d.raw(b"POST /v1.45/containers/s4/start HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
+    assert!(
+        r.status >= 400 && r.text().contains("cannot access path"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("spv/_data/nope: no such file or directory"),
+        "{}",
+        r.text()
+    );
+    for (version, p, want) in [
+        (
+            "v1.45",
+            "../x",
+            "subpath must be a relative path within the volume",
+        ),
+        (
+            "v1.45",
+            "/etc",
+            "subpath must be a relative path within the volume",
+        ),
+        (
+            "v1.44",
+            "a",
+            "VolumeOptions.Subpath needs API v1.45 or newer",
+        ),
+    ] {
+        let r = create_at(
+            &d,
+            version,
+            "bad",
+            &format!(
+                r#"{{"Image":"busybox","HostConfig":{{"Mounts":{}}}}}"#,
+                sub(p)
+            ),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains(want), "{}", r.text());
+    }
+    let staged = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !staged.contains(d.real_exec_root().join("subpaths").to_str().unwrap()),
+        "staging mounts are gone once the containers run"
+    );
+
+    // A bind source with a submount (a tmpfs), mounted read-only.
+    let src = d.dir.path().join("rosrc");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &src.join("sub"),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let bind = |opts: &str| {
+        format!(
+            r#"[{{"Type":"bind","Source":"{}","Target":"/r","ReadOnly":true{opts}}}]"#,
+            src.display()
+        )
+    };
+    let probe = "touch /r/sub/x 2>/dev/null && echo sub-rw || echo sub-ro";
+    let o = run("r1", "v1.44", &bind(""), probe);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "sub-ro\n");
+    let o = run(
+        "r2",
+        "v1.44",
+        &bind(r#","BindOptions":{"ReadOnlyNonRecursive":true}"#),
+        probe,
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "sub-rw\n");
+    let o = run("r3", "v1.43", &bind(""), probe);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "sub-rw\n");
+    let o = run(
+        "r4",
+        "v1.44",
+        &bind(r#","BindOptions":{"ReadOnlyForceRecursive":true}"#),
+        probe,
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "sub-ro\n");
+    let r = create_at(
+        &d,
+        "v1.43",
+        "bad",
+        &format!(
+            r#"{{"Image":"busybox","HostConfig":{{"Mounts":{}}}}}"#,
+            bind(r#","BindOptions":{"ReadOnlyForceRecursive":true}"#)
+        ),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r
+        .text()
+        .contains("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"));
+    // NonRecursive: the submount stays out.
+    let nr = format!(
+        r#"[{{"Type":"bind","Source":"{}","Target":"/r","BindOptions":{{"NonRecursive":true}}}}]"#,
+        src.display()
+    );
+    let o = run(
+        "n1",
+        "v1.45",
+        &nr,
+        "grep -c ' /r/sub ' /proc/mounts || true",
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n");
+    // CreateMountpoint: a missing source is made.
+    let made = d.dir.path().join("made/here");
+    let cm = format!(
+        r#"[{{"Type":"bind","Source":"{}","Target":"/c","BindOptions":{{"CreateMountpoint":true}}}}]"#,
+        made.display()
+    );
+    run("c1", "v1.45", &cm, "true");
+    assert!(made.is_dir());
+    // Options of another type: refused from 1.42, dropped before.
+    let wrong = r#"[{"Type":"tmpfs","Target":"/t","VolumeOptions":{"NoCopy":true}}]"#;
+    let r = create_at(
+        &d,
+        "v1.45",
+        "bad",
+        &format!(r#"{{"Image":"busybox","HostConfig":{{"Mounts":{wrong}}}}}"#),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        r#"VolumeOptions must not be specified on mount type "tmpfs""#
+    );
+    let r = create_at(
+        &d,
+        "v1.41",
+        "w1",
+        &format!(r#"{{"Image":"busybox","HostConfig":{{"Mounts":{wrong}}}}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    d.docker_ok(&[
+        "rm", "-f", "s1", "s2", "s3", "s4", "r1", "r2", "r3", "r4", "n1", "c1", "w1",
+    ]);
+    let _ = nix::mount::umount2(&src.join("sub"), nix::mount::MntFlags::MNT_DETACH);
+    d.stop();
+}

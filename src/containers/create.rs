@@ -257,7 +257,14 @@ fn check_resources(hc: &HostConfig, ncpu: usize) -> Result<(), ContainerError> {
 }
 
 impl ContainerService {
-    pub async fn create(&self, name: &str, body: &Value) -> Result<Created, ContainerError> {
+    /// `recursive_ro`: read-only mounts are read-only below their
+    /// submounts too (API 1.44 and later).
+    pub async fn create(
+        &self,
+        name: &str,
+        body: &Value,
+        recursive_ro: bool,
+    ) -> Result<Created, ContainerError> {
         if !body.is_object() {
             return Err(invalid(
                 "config cannot be empty in order to create a container",
@@ -449,7 +456,7 @@ impl ContainerService {
                 .map(|l| l.cache_id.clone())
         });
         // Mounts: checked before anything is created.
-        let mut mounts = crate::volumes::mounts::parse(&hc, &c)?;
+        let mut mounts = crate::volumes::mounts::parse(&hc, &c, recursive_ro)?;
         // `--volumes-from ctr[:ro|:rw]`: its volumes and binds, at the same
         // destinations, unless this container mounts something there.
         for spec in hc.volumes_from() {

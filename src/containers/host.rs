@@ -153,6 +153,8 @@ impl Host {
         let result = (|| {
             init_paths(&rootfs);
             self.prepare_volumes(rec, &rootfs)?;
+            // Unmounted when this closure ends: after the runtime's create.
+            let staged = super::subpath::stage(rec, &self.volumes.host.root, &self.exec_root)?;
             let runtimes = cfg.all_runtimes();
             let rt = runtimes
                 .get(&rec.runtime)
@@ -165,6 +167,7 @@ impl Host {
                     rootfs: &rootfs,
                     container_dir: &self.container_dir(&rec.id),
                     volumes_root: &self.volumes.host.root,
+                    staged: &staged.by_destination,
                 },
             )?;
             // A shim that died without cleaning up leaves the runtime's
@@ -630,7 +633,11 @@ impl Host {
     /// Copy-up: an empty volume over a path with content in the image gets
     /// that content (the VolumeActors mounted the volumes already).
     fn prepare_volumes(&self, rec: &ContainerRecord, rootfs: &Path) -> Result<(), String> {
-        for m in rec.mounts.iter().filter(|m| m.kind == "volume" && m.copy) {
+        for m in rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && m.copy && m.subpath.is_empty())
+        {
             let vol = self
                 .volumes
                 .volumes

@@ -15,6 +15,7 @@ pub mod names;
 pub mod shim_client;
 pub mod spec;
 pub mod stats;
+pub mod subpath;
 pub mod top;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! A container's OCI spec from its record: dockerd's defaults (in
 //! `sys::runtime::spec`) plus the container's options.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_actors::container::{ContainerRecord, HostConfig};
 use oci_spec::runtime::{
@@ -172,6 +172,9 @@ pub struct SpecContext<'a> {
     pub container_dir: &'a Path,
     /// `<data-root>/volumes`
     pub volumes_root: &'a Path,
+    /// Volume subpaths resolved and bind-mounted by berthd for this start,
+    /// by destination (`subpath.rs`).
+    pub staged: &'a std::collections::BTreeMap<String, PathBuf>,
 }
 
 fn goarch() -> &'static str {
@@ -322,12 +325,40 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     // Volumes, bind mounts, --mount tmpfs: parents before children.
     let mut user: Vec<&berth_actors::container::MountPoint> = rec.mounts.iter().collect();
     user.sort_by_key(|m| m.destination.matches('/').count());
+    let runtime_path = c
+        .cfg
+        .all_runtimes()
+        .get(&rec.runtime)
+        .map(|r| r.path.clone())
+        .unwrap_or_default();
     for m in user {
         let rw = if m.rw { "rw" } else { "ro" };
+        // Read-only below submounts too, where asked and possible.
+        let rro = match m.ro_recursive.as_str() {
+            _ if m.rw => None,
+            "try" => crate::sys::runtime::supports_recursive_ro(&runtime_path).then_some("rro"),
+            "force" => {
+                if !crate::sys::runtime::supports_recursive_ro(&runtime_path) {
+                    return Err(format!(
+                        "recursive read-only mount of {} is not supported by the kernel or the runtime ({})",
+                        m.destination, rec.runtime
+                    ));
+                }
+                Some("rro")
+            }
+            _ => None,
+        };
+        let bind = if m.non_recursive { "bind" } else { "rbind" };
         let made = match m.kind.as_str() {
             "volume" => {
-                let src = path_of(&c.volumes_root.join(&m.name).join("_data"));
-                spec::mount(&m.destination, "bind", &src, &["rbind", rw, "rprivate"])
+                let src = match c.staged.get(&m.destination) {
+                    // A subpath, mounted where berthd resolved it.
+                    Some(p) => path_of(p),
+                    None => path_of(&c.volumes_root.join(&m.name).join("_data")),
+                };
+                let mut o = vec![bind, rw, "rprivate"];
+                o.extend(rro);
+                spec::mount(&m.destination, "bind", &src, &o)
             }
             "bind" => {
                 let prop = if m.propagation.is_empty() {
@@ -335,7 +366,9 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
                 } else {
                     m.propagation.as_str()
                 };
-                spec::mount(&m.destination, "bind", &m.source, &["rbind", rw, prop])
+                let mut o = vec![bind, rw, prop];
+                o.extend(rro);
+                spec::mount(&m.destination, "bind", &m.source, &o)
             }
             "tmpfs" => {
                 let mut o: Vec<&str> = vec!["nosuid", "nodev", "noexec", rw];

@@ -16,14 +16,25 @@ const PROPAGATIONS: &[&str] = &[
     "shared", "slave", "private", "rshared", "rslave", "rprivate",
 ];
 
-/// The mount points, without creating anything.
-pub fn parse(hc: &HostConfig, config: &Config) -> Result<Vec<MountPoint>, ContainerError> {
+/// The mount points, without creating anything (but a missing bind
+/// source asked for with `BindOptions.CreateMountpoint`). `recursive_ro`:
+/// read-only mounts are read-only below their submounts too (API 1.44's
+/// default; older clients keep the mount itself read-only only).
+pub fn parse(
+    hc: &HostConfig,
+    config: &Config,
+    recursive_ro: bool,
+) -> Result<Vec<MountPoint>, ContainerError> {
     let mut out: Vec<MountPoint> = Vec::new();
     for b in hc.binds() {
-        out.push(parse_bind(b)?);
+        let mut m = parse_bind(b)?;
+        if !m.rw && recursive_ro {
+            m.ro_recursive = "try".into();
+        }
+        out.push(m);
     }
     for m in hc.mounts() {
-        out.push(parse_mount(m)?);
+        out.push(parse_mount(m, recursive_ro)?);
     }
     let mut seen = BTreeSet::new();
     for m in &out {
@@ -121,11 +132,21 @@ fn parse_bind(spec: &str) -> Result<MountPoint, ContainerError> {
 }
 
 /// `--mount type=...,source=...,target=...`.
-fn parse_mount(v: &Mount) -> Result<MountPoint, ContainerError> {
+fn parse_mount(v: &Mount, recursive_ro: bool) -> Result<MountPoint, ContainerError> {
     let kind = v.kind.as_str();
     let target = v.target.as_str();
     let source = v.source.as_str();
     let cfg = |m: &str| invalid(format!("invalid mount config for type \"{kind}\": {m}"));
+    let extra = |f: &str| cfg(&format!("field {f} must not be specified"));
+    match kind {
+        "bind" if v.volume_options.is_some() => return Err(extra("VolumeOptions")),
+        "bind" if v.tmpfs_options.is_some() => return Err(extra("TmpfsOptions")),
+        "volume" if v.bind_options.is_some() => return Err(extra("BindOptions")),
+        "volume" if v.tmpfs_options.is_some() => return Err(extra("TmpfsOptions")),
+        "tmpfs" if v.bind_options.is_some() => return Err(extra("BindOptions")),
+        "tmpfs" if v.volume_options.is_some() => return Err(extra("VolumeOptions")),
+        _ => {}
+    }
     if target.is_empty() {
         return Err(cfg("field Target must not be empty"));
     }
@@ -151,15 +172,34 @@ fn parse_mount(v: &Mount) -> Result<MountPoint, ContainerError> {
                     "invalid mount path: '{source}' mount path must be absolute"
                 )));
             }
+            let bo = v.bind_options.clone().unwrap_or_default();
             if !std::path::Path::new(source).exists() {
-                return Err(cfg(&format!("bind source path does not exist: {source}")));
+                if !bo.create_mountpoint {
+                    return Err(cfg(&format!("bind source path does not exist: {source}")));
+                }
+                // `CreateMountpoint`: made as `-v` makes a missing source.
+                std::fs::create_dir_all(source).map_err(|e| {
+                    cfg(&format!("failed to create bind source path {source}: {e}"))
+                })?;
             }
             m.source = clean(source);
-            let p = v
-                .bind_options
-                .as_ref()
-                .map(|b| b.propagation.as_str())
-                .unwrap_or("");
+            m.non_recursive = bo.non_recursive;
+            if (bo.read_only_non_recursive || bo.read_only_force_recursive) && !ro {
+                return Err(cfg("must also set ReadOnly"));
+            }
+            if bo.read_only_non_recursive && bo.read_only_force_recursive {
+                return Err(invalid(
+                    "mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive",
+                ));
+            }
+            if ro && !bo.read_only_non_recursive {
+                if bo.read_only_force_recursive {
+                    m.ro_recursive = "force".into();
+                } else if recursive_ro {
+                    m.ro_recursive = "try".into();
+                }
+            }
+            let p = bo.propagation.as_str();
             if !p.is_empty() && !PROPAGATIONS.contains(&p) {
                 return Err(cfg(&format!("invalid propagation mode: {p}")));
             }
@@ -175,6 +215,40 @@ fn parse_mount(v: &Mount) -> Result<MountPoint, ContainerError> {
             }
             m.name = source.to_string();
             m.copy = !v.volume_options.as_ref().is_some_and(|o| o.no_copy);
+            let sub = v
+                .volume_options
+                .as_ref()
+                .map(|o| o.subpath.as_str())
+                .unwrap_or("");
+            if !sub.is_empty() {
+                if source.is_empty() {
+                    return Err(cfg("must not set Subpath when using anonymous volumes"));
+                }
+                // Relative, and never above the volume (Go's filepath.IsLocal).
+                let mut depth = 0i32;
+                for c in sub.split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => depth -= 1,
+                        _ => depth += 1,
+                    }
+                    if depth < 0 {
+                        break;
+                    }
+                }
+                if sub.starts_with('/') || depth < 0 || sub.contains('\0') {
+                    return Err(cfg("subpath must be a relative path within the volume"));
+                }
+                m.subpath = sub.to_string();
+            }
+            if ro && source.is_empty() {
+                return Err(cfg(
+                    "must not set ReadOnly mode when using anonymous volumes",
+                ));
+            }
+            if ro && recursive_ro {
+                m.ro_recursive = "try".into();
+            }
         }
         "tmpfs" => {
             if !source.is_empty() {
@@ -229,6 +303,7 @@ mod tests {
         super::parse(
             &serde_json::from_value(hc.clone()).unwrap(),
             &serde_json::from_value(cfg.clone()).unwrap(),
+            true,
         )
     }
 

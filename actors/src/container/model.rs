@@ -75,6 +75,18 @@ pub struct MountPoint {
     /// is not this container's to remove).
     #[serde(default)]
     pub from: String,
+    /// `VolumeOptions.Subpath`: the part of the volume mounted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+    /// `BindOptions.NonRecursive`: the source's submounts stay out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
+    /// How a read-only mount is read-only below its submounts: `try`
+    /// (recursively where the kernel and runtime can, API 1.44's default),
+    /// `force` (`ReadOnlyForceRecursive`: recursively or not at all), or
+    /// empty (the mount itself only: older clients, `ReadOnlyNonRecursive`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ro_recursive: String,
 }
 
 /// A link as dockerd parses it: `target` or `target:alias`, and the form

@@ -15,20 +15,83 @@ use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
 use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::version::ApiVersion;
 
 use crate::api::render::*;
 use crate::api::shared::*;
 
+/// dockerd's per-version handling of `HostConfig.Mounts` options: fields
+/// older clients could not know are ignored, options of another mount
+/// type dropped (before 1.42) or refused (from 1.42), fields newer than
+/// the client refused. Read-only mounts are recursive from 1.44.
+fn versioned_mounts(v: ApiVersion, body: &mut serde_json::Value) -> Result<bool, ApiError> {
+    let mut none = Vec::new();
+    let mounts = body["HostConfig"]["Mounts"].as_array_mut();
+    for m in mounts.unwrap_or(&mut none) {
+        let kind = m["Type"].as_str().unwrap_or("").to_string();
+        if v < ApiVersion(1, 40) {
+            if let Some(b) = m["BindOptions"].as_object_mut() {
+                b.remove("NonRecursive");
+            }
+        }
+        for (field, owner) in [
+            ("VolumeOptions", "volume"),
+            ("BindOptions", "bind"),
+            ("TmpfsOptions", "tmpfs"),
+        ] {
+            let set = m.get(field).is_some_and(|o| !o.is_null());
+            if !set || kind == owner {
+                continue;
+            }
+            if v < ApiVersion(1, 42) {
+                if field != "BindOptions" {
+                    m[field] = serde_json::Value::Null;
+                }
+            } else {
+                return Err(ApiError::invalid(format!(
+                    "{field} must not be specified on mount type {kind:?}"
+                )));
+            }
+        }
+        if v < ApiVersion(1, 42) {
+            if let Some(b) = m["BindOptions"].as_object_mut() {
+                b.remove("CreateMountpoint");
+            }
+        }
+        if v < ApiVersion(1, 44)
+            && kind == "bind"
+            && m["BindOptions"]["ReadOnlyForceRecursive"].as_bool() == Some(true)
+        {
+            return Err(ApiError::invalid(
+                "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
+            ));
+        }
+        let sub = m["VolumeOptions"]["Subpath"].as_str().unwrap_or("");
+        if v < ApiVersion(1, 45) && !sub.is_empty() {
+            return Err(ApiError::invalid(
+                "VolumeOptions.Subpath needs API v1.45 or newer",
+            ));
+        }
+    }
+    Ok(v >= ApiVersion(1, 44))
+}
+
 pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
-        let body = r.json_of(&crate::api::schema::CONTAINER_CREATE)?;
+        let mut body = r.json_of(&crate::api::schema::CONTAINER_CREATE)?;
+        let recursive_ro = versioned_mounts(r.version, &mut body)?;
         let name = r.query.get("name").unwrap_or("").to_string();
         if let Some(p) = r.query.get("platform").filter(|p| !p.is_empty()) {
             if !p.starts_with("linux") {
                 return Err(ApiError::invalid(format!("unsupported platform: {p}")));
             }
         }
-        let c = r.ctx.containers.create(&name, &body).await.map_err(err)?;
+        let c = r
+            .ctx
+            .containers
+            .create(&name, &body, recursive_ro)
+            .await
+            .map_err(err)?;
         Ok(body::json(
             StatusCode::CREATED,
             &json!({"Id": c.id, "Warnings": c.warnings}),
