@@ -1488,3 +1488,110 @@ fn api_1_45_mount_options() {
     let _ = nix::mount::umount2(&src.join("sub"), nix::mount::MntFlags::MNT_DETACH);
     d.stop();
 }
+
+/// `--ipc container:X` (X shareable: its namespace and its /dev/shm, a
+/// host tmpfs gone when X stops) and `--pid container:X`, with dockerd's
+/// refusals: X missing at create (400), not running or not shareable at
+/// start; the mode kept with X's full ID.
+#[test]
+fn ipc_and_pid_namespaces_of_another_container() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/mark; exec sleep 600",
+    ]);
+    assert!(common::wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "donor", "test", "-f", "/dev/shm/mark"])
+        .status
+        .success()));
+    let donor_ipc = d.docker_ok(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]);
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; cat /dev/shm/mark; df -k /dev/shm | tail -1",
+    ]);
+    let mut l = o.lines();
+    assert_eq!(l.next(), Some(donor_ipc.trim()));
+    assert_eq!(l.next(), Some("shared"));
+    assert!(l.next().unwrap().contains(" 8192 "), "{o}");
+    let o = d.docker(&["run", "--rm", "--ipc", "container:plain", "busybox", "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ps = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:plain",
+        "busybox",
+        "ps",
+        "-o",
+        "pid,args",
+    ]);
+    assert!(ps.contains("1 sleep 600"), "{ps}");
+    let plain_id = inspect(&d, "plain", "{{.Id}}");
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "joiner",
+        "--pid",
+        "container:plain",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&d, "joiner", "{{.HostConfig.PidMode}}"),
+        format!("container:{plain_id}")
+    );
+    for mode in ["IpcMode", "PidMode"] {
+        let r = create_raw(
+            &d,
+            &format!(
+                r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{{"{mode}":"container:nosuch"}}}}"#
+            ),
+        );
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["message"], "No such container: nosuch");
+    }
+    // The shareable /dev/shm is a host tmpfs while the donor runs.
+    let shm = d
+        .real_exec_root()
+        .join("shm")
+        .join(inspect(&d, "donor", "{{.Id}}"));
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", shm.display()))
+    };
+    assert!(mounted());
+    d.docker_ok(&["stop", "-t", "0", "donor", "plain"]);
+    assert!(!mounted() && !shm.exists());
+    let o = d.docker(&["start", "joiner"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains(&format!("container {plain_id} is not running")),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.docker_ok(&["rm", "-f", "donor", "plain", "joiner"]);
+    d.stop();
+}

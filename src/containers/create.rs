@@ -109,11 +109,8 @@ fn apply_defaults(
     }
     match hc.pid_mode.as_str() {
         "" | "host" => {}
-        m if m.starts_with("container:") => {
-            return Err(ContainerError::NotImplemented(format!(
-                "PidMode {m} is not supported by berthd yet"
-            )))
-        }
+        // The donor is looked up (and named by its ID) in `create`.
+        m if m.starts_with("container:") => {}
         m => return Err(invalid(format!("invalid PID mode: {m}"))),
     }
     match hc.uts_mode.as_str() {
@@ -123,11 +120,7 @@ fn apply_defaults(
     match hc.ipc_mode.as_str() {
         "" => hc.ipc_mode = "private".into(),
         "private" | "shareable" | "host" | "none" => {}
-        m if m.starts_with("container:") => {
-            return Err(ContainerError::NotImplemented(format!(
-                "IpcMode {m} is not supported by berthd yet"
-            )))
-        }
+        m if m.starts_with("container:") => {}
         m => return Err(invalid(format!("invalid IPC mode: {m}"))),
     }
     if hc.cgroupns_mode.is_empty() {
@@ -360,6 +353,17 @@ impl ContainerService {
             hc.network_mode = "default".into();
         }
         apply_defaults(&mut hc, &cfg)?;
+        // `--ipc`/`--pid container:X`: X must exist now and is kept by its
+        // ID (dockerd's 400 and form); it must run when this one starts.
+        for mode in [&mut hc.ipc_mode, &mut hc.pid_mode] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                let o = self
+                    .containers
+                    .lookup(other)
+                    .map_err(|_| invalid(format!("No such container: {other}")))?;
+                *mode = format!("container:{}", o.id);
+            }
+        }
         let networks = self.attachments(&mut hc, req.networking_config.as_ref(), &c.mac_address)?;
         self.check_legacy_links(&hc)?;
 

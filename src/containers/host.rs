@@ -155,6 +155,19 @@ impl Host {
             self.prepare_volumes(rec, &rootfs)?;
             // Unmounted when this closure ends: after the runtime's create.
             let staged = super::subpath::stage(rec, &self.volumes.host.root, &self.exec_root)?;
+            let hc = &rec.host_config;
+            let shm = if hc.ipc_mode == "shareable" {
+                let size = if hc.shm_size > 0 {
+                    hc.shm_size as u64
+                } else {
+                    cfg.default_shm_bytes()
+                };
+                Some(super::shm::mount_shm(&self.exec_root, &rec.id, size)?)
+            } else {
+                hc.ipc_mode
+                    .strip_prefix("container:")
+                    .map(|donor| super::shm::path(&self.exec_root, donor))
+            };
             let runtimes = cfg.all_runtimes();
             let rt = runtimes
                 .get(&rec.runtime)
@@ -168,6 +181,7 @@ impl Host {
                     container_dir: &self.container_dir(&rec.id),
                     volumes_root: &self.volumes.host.root,
                     staged: &staged.by_destination,
+                    shm: shm.as_deref(),
                 },
             )?;
             // A shim that died without cleaning up leaves the runtime's
@@ -220,6 +234,7 @@ impl Host {
             })
         })();
         if result.is_err() {
+            super::shm::unmount_shm(&self.exec_root, &rec.id);
             let _ = self.driver.unmount(&rec.layer);
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -478,6 +493,7 @@ impl ContainerHost for Host {
 
     fn release(&self, rec: &ContainerRecord) {
         self.delete_runtime_state(rec);
+        super::shm::unmount_shm(&self.exec_root, &rec.id);
         if let Err(e) = self.driver.unmount(&rec.layer) {
             debug!(id = %rec.id, "unmounting: {e}");
         }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod logs;
 pub mod names;
 pub mod shim_client;
+pub mod shm;
 pub mod spec;
 pub mod stats;
 pub mod subpath;

@@ -175,6 +175,9 @@ pub struct SpecContext<'a> {
     /// Volume subpaths resolved and bind-mounted by berthd for this start,
     /// by destination (`subpath.rs`).
     pub staged: &'a std::collections::BTreeMap<String, PathBuf>,
+    /// The host tmpfs mounted at /dev/shm: the container's own (shareable
+    /// IPC) or its donor's (`container:ID`).
+    pub shm: Option<&'a Path>,
 }
 
 fn goarch() -> &'static str {
@@ -290,6 +293,18 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     match hc.ipc_mode.as_str() {
         // No /dev/shm at all (dockerd's `none`), or the host's.
         "none" => mounts.retain(|m| m.destination() != Path::new("/dev/shm")),
+        // A shareable IPC's /dev/shm lives on the host, so containers
+        // joining it (`container:ID`) mount the same one (`shm.rs`).
+        _ if c.shm.is_some() => {
+            let shm = c.shm.map(|p| p.display().to_string()).unwrap_or_default();
+            mounts.retain(|m| m.destination() != Path::new("/dev/shm"));
+            mounts.push(spec::mount(
+                "/dev/shm",
+                "bind",
+                &shm,
+                &["rbind", "rprivate"],
+            ));
+        }
         "host" => {
             mounts.retain(|m| m.destination() != Path::new("/dev/shm"));
             mounts.push(spec::mount(
@@ -472,6 +487,17 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
     }
     if hc.pid_mode == "host" {
         namespaces.retain(|n| n.typ() != LinuxNamespaceType::Pid);
+    }
+    // Another container's namespaces (`container:ID`), through its process.
+    for (kind, pid, name) in [
+        (LinuxNamespaceType::Ipc, rec.state.ipc_donor_pid, "ipc"),
+        (LinuxNamespaceType::Pid, rec.state.pid_donor_pid, "pid"),
+    ] {
+        if pid > 0 {
+            for n in namespaces.iter_mut().filter(|n| n.typ() == kind) {
+                n.set_path(Some(format!("/proc/{pid}/ns/{name}").into()));
+            }
+        }
     }
     if hc.uts_mode == "host" {
         // The host's name: runc sets none without a UTS namespace.

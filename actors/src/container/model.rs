@@ -44,6 +44,16 @@ pub struct RunState {
     pub link_env: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_hosts: Vec<String>,
+    /// `--ipc container:X` / `--pid container:X`: X's process while this
+    /// run started (its namespaces, and its /dev/shm, are joined).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ipc_donor_pid: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pid_donor_pid: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// A mount of a container: a volume, a bind mount or a tmpfs.

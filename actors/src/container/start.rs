@@ -51,6 +51,7 @@ impl ContainerState {
             }
             _ => {}
         }
+        self.join_donors()?;
         if let Err(e) = self.network_up().await {
             self.network_down().await;
             self.failed_start(e.to_string());
@@ -106,6 +107,38 @@ impl ContainerState {
         self.save();
         self.event("start", &[]);
         self.watch_exit(myself);
+        Ok(())
+    }
+
+    /// The containers whose IPC or PID namespace this one joins
+    /// (`container:ID` modes): running now, and for IPC shareable.
+    fn join_donors(&mut self) -> Result<(), ContainerError> {
+        self.rec.state.ipc_donor_pid = 0;
+        self.rec.state.pid_donor_pid = 0;
+        let index = self.index.borrow().clone();
+        let running = |id: &str| {
+            index
+                .lookup(id)
+                .ok()
+                .filter(|d| d.state.status.is_live() && d.state.pid > 0)
+        };
+        let hc = &self.rec.host_config;
+        if let Some(id) = hc.ipc_mode.strip_prefix("container:") {
+            let why =
+                |m: &str| ContainerError::System(format!("can't join IPC of container {id}: {m}"));
+            let d = running(id).ok_or_else(|| why(&format!("container {id} is not running")))?;
+            if d.host_config.ipc_mode != "shareable" {
+                return Err(why(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+                ));
+            }
+            self.rec.state.ipc_donor_pid = d.state.pid;
+        }
+        if let Some(id) = self.rec.host_config.pid_mode.strip_prefix("container:") {
+            let d = running(id)
+                .ok_or_else(|| ContainerError::System(format!("container {id} is not running")))?;
+            self.rec.state.pid_donor_pid = d.state.pid;
+        }
         Ok(())
     }
 
