@@ -433,7 +433,8 @@ def main():
     try:
         # live-restore on both: the restart figure needs it, nothing else
         # notices. The network figures give each its own default bridge.
-        net = want("network")
+        # The SDK suite's links need a default bridge on both too.
+        net = want("network") or args.only == "sdk"
         cfgs = {}
         for n, bip in (("berthd", "10.250.1.1/24"), ("dockerd", "10.250.0.1/24")):
             cfgs[n] = os.path.join(tmp, f"{n}.json")

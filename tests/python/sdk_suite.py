@@ -83,7 +83,12 @@ def system_ping_version_info():
     info = client.info()
     assert info["Containers"] >= 0 and info["OSType"] == "linux", info
     df = client.df()
-    assert "Images" in df and "Volumes" in df, df
+    # The lists before API 1.52 (dockerd 20.10), per-type usage from 1.53.
+    if tuple(int(x) for x in api.api_version.split(".")) >= (1, 53):
+        eq(df["ImageUsage"]["TotalCount"], len(client.images.list()), "images counted")
+        assert "Images" not in df, df
+    else:
+        assert "Images" in df and "Volumes" in df, df
 
 
 @check
@@ -345,6 +350,37 @@ def networks_ipam_ipv6_connect_aliases():
     web.remove(force=True)
     n4.remove()
     n6.remove()
+
+
+@check
+def links_legacy_and_on_a_user_network():
+    # The default bridge: the child's variables and a hosts line.
+    child = client.containers.run(
+        IMAGE, ["sleep", "60"], name=f"{P}-lchild", detach=True, environment={"SECRET": "s"}, ports={"80/tcp": None}
+    )
+    child.reload()
+    ip = child.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    out = client.containers.run(
+        IMAGE, ["sh", "-c", "env; cat /etc/hosts"], name=f"{P}-lparent", links={f"{P}-lchild": "db"}, remove=True
+    ).decode()
+    for want in (f"DB_PORT=tcp://{ip}:80", f"DB_PORT_80_TCP_ADDR={ip}", f"DB_NAME=/{P}-lparent/db", "DB_ENV_SECRET=s"):
+        assert want in out.splitlines(), (want, out)
+    assert any(l.startswith(f"{ip}\tdb ") for l in out.splitlines()), out
+    # A user network: the alias resolves for the linking container only.
+    n = client.networks.create(f"{P}-net4", driver="bridge", ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=NET4)]))
+    child.remove(force=True)
+    child = client.containers.run(IMAGE, ["sleep", "60"], name=f"{P}-lchild", detach=True, network=n.name)
+    out = client.containers.run(
+        IMAGE, ["sh", "-c", "ping -c1 -W2 db >/dev/null && echo linked"], network=n.name,
+        links={f"{P}-lchild": "db"}, remove=True,
+    )
+    eq(out, b"linked\n", "link alias on a user network")
+    out = client.containers.run(
+        IMAGE, ["sh", "-c", "nslookup db 127.0.0.11 >/dev/null && echo found || echo none"], network=n.name, remove=True
+    )
+    eq(out, b"none\n", "the alias is the linker's only")
+    child.remove(force=True)
+    n.remove()
 
 
 @check
