@@ -1250,6 +1250,22 @@ fn legacy_links_on_the_default_bridge() {
         inspect(&d, "app2", "{{json .HostConfig.Links}}"),
         r#"["/web:/app2/db"]"#
     );
+    // The child restarts with another address (a container took its old
+    // one meanwhile): the running parent's hosts line follows, as dockerd.
+    d.docker_ok(&["stop", "-t", "0", "web"]);
+    d.docker_ok(&["run", "-d", "--name", "squatter", "busybox", "sleep", "600"]);
+    d.docker_ok(&["start", "web"]);
+    let ip2 = inspect(&d, "web", "{{.NetworkSettings.IPAddress}}");
+    assert_ne!(ip, ip2);
+    assert!(
+        common::wait_for(Duration::from_secs(5), || d
+            .docker_ok(&["exec", "app2", "cat", "/etc/hosts"])
+            .contains(&format!("{ip2}\tdb webhost web\n"))),
+        "{}",
+        d.docker_ok(&["exec", "app2", "cat", "/etc/hosts"])
+    );
+    d.docker_ok(&["exec", "app2", "ping", "-c1", "-W2", "db"]);
+    d.docker_ok(&["rm", "-f", "squatter"]);
     // docker rm --link: the parent forgets it, both containers stay.
     d.docker_ok(&["rm", "--link", "app2/db"]);
     assert_eq!(inspect(&d, "app2", "{{json .HostConfig.Links}}"), "null");

@@ -405,6 +405,26 @@ impl Actor for ContainerActor {
                 st.event("rename", &[("oldName", old)]);
                 let _ = reply.send(Ok(()));
             }
+            ContainerMsg::LinkedChildStarted(child) => {
+                let index = st.index.borrow().clone();
+                if let Some(hosts) = super::links::hosts_after_move(&index, &st.rec, &child) {
+                    if hosts != st.rec.state.link_hosts {
+                        st.rec.state.link_hosts = hosts;
+                        let primary = super::network::primary_network(&st.rec);
+                        let ip = st.rec.state.endpoints.get(&primary).map(|e| e.ip.clone());
+                        // resolv.conf is written again: as it is now.
+                        let snap = st.networks.snapshot();
+                        let embedded = st
+                            .rec
+                            .state
+                            .endpoints
+                            .keys()
+                            .any(|n| snap.by_name(n).is_some_and(|r| r.user_defined()));
+                        st.host.write_net_files(&st.rec, ip.as_deref(), embedded);
+                        st.save();
+                    }
+                }
+            }
             ContainerMsg::Unlink(alias, reply) => {
                 if let Some(links) = st.rec.host_config.links.as_mut() {
                     links.retain(|l| super::model::parse_link(l).map_or(true, |(_, a)| a != alias));

@@ -37,6 +37,42 @@ pub fn resolve(
     index: &ContainerIndex,
     parent: &ContainerRecord,
 ) -> Result<Resolved, ContainerError> {
+    resolve_with(|t| index.lookup(t).ok(), parent, true)
+}
+
+/// The hosts lines of a running `parent` after its child `moved` got a
+/// new address (dockerd rewrites a parent's hosts when a child starts);
+/// `None` when `parent` does not link to it. Its variables stay as the
+/// parent's process got them.
+pub fn hosts_after_move(
+    index: &ContainerIndex,
+    parent: &ContainerRecord,
+    moved: &ContainerRecord,
+) -> Option<Vec<String>> {
+    let links = parent.host_config.links.as_deref().unwrap_or_default();
+    let names_it = links.iter().any(|l| {
+        parse_link(l).is_ok_and(|(t, _)| {
+            t == moved.id || t == moved.short_name() || (t.len() >= 12 && moved.id.starts_with(&t))
+        })
+    });
+    if !names_it || !parent.state.status.is_live() {
+        return None;
+    }
+    let lookup = |t: &str| {
+        if t == moved.id || t == moved.short_name() || moved.id.starts_with(t) && t.len() >= 12 {
+            Some(std::sync::Arc::new(moved.clone()))
+        } else {
+            index.lookup(t).ok()
+        }
+    };
+    resolve_with(lookup, parent, false).ok().map(|r| r.hosts)
+}
+
+fn resolve_with(
+    lookup: impl Fn(&str) -> Option<std::sync::Arc<ContainerRecord>>,
+    parent: &ContainerRecord,
+    strict: bool,
+) -> Result<Resolved, ContainerError> {
     let mut out = Resolved::default();
     let links = parent.host_config.links.as_deref().unwrap_or_default();
     if links.is_empty() || !parent.state.endpoints.contains_key(BRIDGE) {
@@ -45,18 +81,25 @@ pub fn resolve(
     for l in links {
         let (target, alias) = parse_link(l).map_err(ContainerError::Invalid)?;
         let link_name = format!("{}/{alias}", parent.name);
-        let child = index.lookup(&target).map_err(|_| {
-            ContainerError::Invalid(format!(
-                "could not get container for {target}: No such container: {target}"
-            ))
-        })?;
-        if !child.state.status.is_live() {
+        let child = match lookup(&target) {
+            Some(c) => c,
+            None if !strict => continue,
+            None => {
+                return Err(ContainerError::Invalid(format!(
+                    "could not get container for {target}: No such container: {target}"
+                )))
+            }
+        };
+        if strict && !child.state.status.is_live() {
             return Err(ContainerError::System(format!(
                 "Cannot link to a non running container: {} AS {link_name}",
                 child.name
             )));
         }
         let Some(ep) = child.state.endpoints.get(BRIDGE) else {
+            if !strict {
+                continue;
+            }
             return Err(ContainerError::System(format!(
                 "container {} not attached to default bridge network",
                 child.id

@@ -140,6 +140,7 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Unpause(_) => "unpause",
             ContainerMsg::SetName(..) => "rename",
             ContainerMsg::Unlink(..) => "unlink",
+            ContainerMsg::LinkedChildStarted(..) => "internal",
             ContainerMsg::Update(..) => "update",
             ContainerMsg::Connect { .. } => "network connect",
             ContainerMsg::Disconnect { .. } => "network disconnect",
@@ -232,6 +233,9 @@ pub enum ContainerMsg {
     Unpause(Reply<()>),
     /// Set the name (the supervisor reserved it).
     SetName(String, Reply<()>),
+    /// A container this one links to (legacy link) started with this
+    /// record: rewrite the hosts lines (dockerd updates a parent's hosts).
+    LinkedChildStarted(Box<ContainerRecord>),
     /// Drop the legacy link of this alias (`DELETE ...?link=true`).
     Unlink(String, Reply<()>),
     /// Merge these HostConfig fields (resources, restart policy).

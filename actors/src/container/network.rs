@@ -8,7 +8,7 @@
 
 use super::actor::ContainerState;
 use super::model::{ContainerRecord, NetworkAttachment};
-use super::ContainerError;
+use super::{ContainerError, ContainerMsg};
 use crate::network::{Endpoint, EndpointRequest, NetworkError, NetworkMsg, Networks, PortMapping};
 
 /// A network error as a container error of the same kind.
@@ -152,6 +152,18 @@ impl ContainerState {
         let links = super::links::resolve(&self.index.borrow(), &self.rec)?;
         self.rec.state.link_env = links.env;
         self.rec.state.link_hosts = links.hosts;
+        // Running parents linking to this container learn its address.
+        if self.rec.state.endpoints.contains_key("bridge") {
+            let index = self.index.borrow().clone();
+            for p in index.by_id.values().filter(|p| p.state.status.is_live()) {
+                if p.host_config.links.as_ref().is_some_and(|l| !l.is_empty()) {
+                    if let Ok(a) = super::supervisor::Containers::actor(&p.id) {
+                        let _ =
+                            a.cast(ContainerMsg::LinkedChildStarted(Box::new(self.rec.clone())));
+                    }
+                }
+            }
+        }
         // hosts and resolv.conf for this run.
         let ip = self.rec.state.endpoints.get(&primary).map(|e| e.ip.clone());
         self.host.write_net_files(&self.rec, ip.as_deref(), user);
