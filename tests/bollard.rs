@@ -298,6 +298,29 @@ async fn bollard_drives_containers_logs_attach_exec_and_archives() {
         .unwrap()
         .iter()
         .any(|p| p.iter().any(|c| c == "cat")));
+    // Commit the running container (paused meanwhile): its file is in
+    // the image, the config the container's, the comment kept.
+    let committed = docker
+        .commit_container(
+            q::CommitContainerOptionsBuilder::default()
+                .container("echoer")
+                .repo("committed")
+                .tag("v1")
+                .comment("by bollard")
+                .build(),
+            bollard::models::ContainerConfig::default(),
+        )
+        .await
+        .unwrap();
+    let img = docker.inspect_image("committed:v1").await.unwrap();
+    assert_eq!(img.id.as_deref(), Some(committed.id.as_str()));
+    assert_eq!(img.comment.as_deref(), Some("by bollard"));
+    assert_eq!(
+        img.config.and_then(|c| c.cmd),
+        Some(vec!["cat".to_string()])
+    );
+    let i = docker.inspect_container("echoer", None).await.unwrap();
+    assert_eq!(i.state.unwrap().running, Some(true));
     // Stats, one shot.
     let mut st = docker.stats(
         "echoer",

@@ -24,6 +24,30 @@ pub(crate) fn find(r: &Req) -> Result<Arc<ContainerRecord>, ApiError> {
         .map_err(err)
 }
 
+/// The `repo` and `tag` query of an import or a commit as the reference
+/// to tag (none without `repo`); a bad one is dockerd's 400.
+pub(crate) fn repo_tag(r: &Req) -> Result<Vec<berth_actors::image::Reference>, ApiError> {
+    use berth_actors::image::Reference;
+    let Some(repo) = r.query.get("repo").filter(|s| !s.is_empty()) else {
+        return Ok(vec![]);
+    };
+    let mut reference = Reference::parse(repo).map_err(|e| ApiError::from_err(&e))?;
+    if let Some(t) = r.query.get("tag").filter(|t| !t.is_empty()) {
+        reference = Reference::parse(&format!("{}:{t}", reference.repo))
+            .map_err(|e| ApiError::from_err(&e))?;
+    }
+    Ok(vec![reference.with_default_tag()])
+}
+
+/// The `changes` query (`--change` lines) of an import or a commit.
+pub(crate) fn change_lines(r: &Req) -> Vec<String> {
+    r.query
+        .all("changes")
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
 /// `w` and `h` of a resize.
 pub(crate) fn dims(r: &Req) -> Result<(u16, u16), ApiError> {
     let p = |k: &str| -> Result<u16, ApiError> {

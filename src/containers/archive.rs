@@ -238,44 +238,16 @@ impl<W: Write> TarWalk<W> {
         path_in_tar: &[u8],
         st: &FileStat,
     ) -> io::Result<()> {
-        let kind = fsfd::kind(st);
-        if kind == SFlag::S_IFREG {
-            // Re-opened from its O_PATH descriptor: a fifo or device node
-            // swapped in at this name is never opened.
-            let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
-                return Ok(());
-            };
-            if st.st_nlink > 1 {
-                let key = (st.st_dev, st.st_ino);
-                if let Some(first) = self.links.get(&key) {
-                    let mut h = fsfd::tar_header(&st, tar::EntryType::Link);
-                    return self.tar.append_link(
-                        &mut h,
-                        OsStr::from_bytes(path_in_tar),
-                        OsStr::from_bytes(first),
-                    );
-                }
-                self.links.insert(key, path_in_tar.to_vec());
-            }
-            let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
-            let size = st.st_size.max(0) as u64;
-            h.set_size(size);
-            self.tar
-                .append_data(&mut h, OsStr::from_bytes(path_in_tar), sized(f, size))
-        } else if kind == SFlag::S_IFLNK {
-            let target = match readlinkat(dir.as_fd(), name) {
-                Ok(t) => t,
-                // No longer a symlink: changed while we walked.
-                Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
-                Err(e) => return Err(errno(e)),
-            };
-            let mut h = fsfd::tar_header(st, tar::EntryType::Symlink);
-            self.tar
-                .append_link(&mut h, OsStr::from_bytes(path_in_tar), Path::new(&target))
-        } else {
-            // Devices, fifos, sockets: not copied.
-            Ok(())
-        }
+        // Devices, fifos, sockets: not copied.
+        super::changes::append_entry(
+            &mut self.tar,
+            dir,
+            name,
+            path_in_tar,
+            st,
+            &mut self.links,
+            false,
+        )
     }
 
     fn add_dir(

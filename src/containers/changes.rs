@@ -191,22 +191,51 @@ fn walk_changes(
     Ok(())
 }
 
-/// `docker export`: the container's whole filesystem (its mounted root)
-/// as a tar stream; hard links stay hard links.
-pub fn export<W: Write>(root: &Path, out: W) -> io::Result<()> {
+/// `docker commit`: the container's writable layer (overlay2's upper
+/// directory) as a layer tar: its files as they are, overlay whiteouts as
+/// `.wh.NAME` entries, opaque directories with `.wh..wh..opq`; hard links
+/// stay hard links. The runtime's mount points (and /etc/mtab's link) are
+/// left out, as dockerd's init layer keeps them out of a commit. Walked
+/// by descriptor, never following a symlink.
+pub fn layer_diff<W: Write>(upper: &Path, out: W) -> io::Result<W> {
     let mut b = tar::Builder::new(out);
-    let fd = open_root(root)?;
+    let fd = open_root(upper)?;
     let mut links = HashMap::new();
-    walk_export(&mut b, &fd, b"", &mut links, 0)?;
-    b.into_inner()?.flush()
+    walk(&mut b, &fd, b"", &mut links, 0, true)?;
+    b.into_inner()
 }
 
-fn walk_export<W: Write>(
+/// Whether `shown` (`/etc/hosts`) at `st` in `dir` is the runtime's, not
+/// the container's: an empty mount point or the init layer's mtab link.
+fn runtime_made(dir: &OwnedFd, name: &OsStr, shown: &str, st: &nix::sys::stat::FileStat) -> bool {
+    let kind = fsfd::kind(st);
+    if shown == "/etc/mtab" && kind == SFlag::S_IFLNK {
+        return nix::fcntl::readlinkat(dir.as_fd(), name)
+            .is_ok_and(|t| t.as_os_str() == "/proc/mounts");
+    }
+    if !MOUNT_POINTS.contains(&shown) {
+        return false;
+    }
+    match kind {
+        SFlag::S_IFREG => st.st_size == 0,
+        SFlag::S_IFDIR => fsfd::open_dir(dir.as_fd(), name)
+            .ok()
+            .and_then(|d| fsfd::names(d.as_fd()).ok())
+            .is_some_and(|n| n.is_empty()),
+        _ => false,
+    }
+}
+
+/// The tar of the tree below `dir`: a root filesystem as it is (`diff`
+/// false: export), or an overlay upper directory as a layer (`diff`: the
+/// runtime's files left out, whiteouts and opaque directories converted).
+fn walk<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &OwnedFd,
     prefix: &[u8],
     links: &mut HashMap<(u64, u64), Vec<u8>>,
     depth: usize,
+    diff: bool,
 ) -> io::Result<()> {
     if depth > fsfd::MAX_DEPTH {
         return Err(too_deep());
@@ -218,70 +247,145 @@ fn walk_export<W: Write>(
             rel.push(b'/');
         }
         rel.extend_from_slice(&n);
+        let shown = format!("/{}", String::from_utf8_lossy(&rel));
         let st = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(errno(e)),
         };
+        if diff && runtime_made(dir, name, &shown, &st) {
+            continue;
+        }
         let kind = fsfd::kind(&st);
-        if kind == SFlag::S_IFDIR {
+        if diff && fsfd::is_whiteout(&st) {
+            let mut wh = prefix.to_vec();
+            if !wh.is_empty() {
+                wh.push(b'/');
+            }
+            wh.extend_from_slice(b".wh.");
+            wh.extend_from_slice(&n);
+            let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            b.append_data(&mut h, OsStr::from_bytes(&wh), io::empty())?;
+        } else if kind == SFlag::S_IFDIR {
             let sub = match fsfd::open_dir(dir.as_fd(), name) {
                 Ok(d) => d,
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) | Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(errno(e)),
             };
+            let opaque = diff && fsfd::is_opaque(sub.as_fd());
+            // A directory made only to hold the runtime's mount points
+            // (/etc for /etc/hosts) is not the container's change.
+            let names = if diff {
+                fsfd::names(sub.as_fd())?
+            } else {
+                vec![]
+            };
+            if diff
+                && !opaque
+                && !names.is_empty()
+                && names.iter().all(|c| {
+                    let p = format!("{shown}/{}", String::from_utf8_lossy(c));
+                    fstatat(
+                        sub.as_fd(),
+                        OsStr::from_bytes(c),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .is_ok_and(|st| runtime_made(&sub, OsStr::from_bytes(c), &p, &st))
+                })
+            {
+                continue;
+            }
             let st = fstat(sub.as_fd()).map_err(errno)?;
             let mut h = fsfd::tar_header(&st, tar::EntryType::Directory);
             let mut dname = rel.clone();
             dname.push(b'/');
             b.append_data(&mut h, OsStr::from_bytes(&dname), io::empty())?;
-            walk_export(b, &sub, &rel, links, depth + 1)?;
-        } else if kind == SFlag::S_IFREG {
-            let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
-                continue;
-            };
-            if st.st_nlink > 1 {
-                let key = (st.st_dev, st.st_ino);
-                if let Some(first) = links.get(&key) {
-                    let mut h = fsfd::tar_header(&st, tar::EntryType::Link);
-                    b.append_link(&mut h, OsStr::from_bytes(&rel), OsStr::from_bytes(first))?;
-                    continue;
-                }
-                links.insert(key, rel.clone());
+            if opaque {
+                let mut opq = rel.clone();
+                opq.extend_from_slice(b"/.wh..wh..opq");
+                let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
+                h.set_mode(0o600);
+                b.append_data(&mut h, OsStr::from_bytes(&opq), io::empty())?;
             }
-            let size = st.st_size.max(0) as u64;
-            let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
-            h.set_size(size);
-            b.append_data(
-                &mut h,
-                OsStr::from_bytes(&rel),
-                super::archive::sized(f, size),
-            )?;
-        } else if kind == SFlag::S_IFLNK {
-            let target = match nix::fcntl::readlinkat(dir.as_fd(), name) {
-                Ok(t) => t,
-                Err(Errno::EINVAL) | Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(errno(e)),
-            };
-            let mut h = fsfd::tar_header(&st, tar::EntryType::Symlink);
-            b.append_link(&mut h, OsStr::from_bytes(&rel), Path::new(&target))?;
-        } else if kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK || kind == SFlag::S_IFIFO {
-            // Recorded from the stat, never opened.
-            let mut h = fsfd::tar_header(
-                &st,
-                if kind == SFlag::S_IFCHR {
-                    tar::EntryType::Char
-                } else if kind == SFlag::S_IFBLK {
-                    tar::EntryType::Block
-                } else {
-                    tar::EntryType::Fifo
-                },
-            );
-            h.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
-            h.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
-            b.append_data(&mut h, OsStr::from_bytes(&rel), io::empty())?;
+            walk(b, &sub, &rel, links, depth + 1, diff)?;
+        } else {
+            append_entry(b, dir, name, &rel, &st, links, true)?;
         }
-        // Sockets: not exported.
+    }
+    Ok(())
+}
+
+/// `docker export`: the container's whole filesystem (its mounted root)
+/// as a tar stream; hard links stay hard links.
+pub fn export<W: Write>(root: &Path, out: W) -> io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    let fd = open_root(root)?;
+    let mut links = HashMap::new();
+    walk(&mut b, &fd, b"", &mut links, 0, false)?;
+    b.into_inner()?.flush()
+}
+
+/// One entry that is not a directory: a file (a hard link to its first
+/// name when `links` saw its inode), a symlink, and with `devices` a
+/// device or a fifo (recorded from the stat, never opened); sockets are
+/// left out. A file that changed kind meanwhile is skipped.
+pub(crate) fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &OwnedFd,
+    name: &OsStr,
+    rel: &[u8],
+    st: &nix::sys::stat::FileStat,
+    links: &mut HashMap<(u64, u64), Vec<u8>>,
+    devices: bool,
+) -> io::Result<()> {
+    let kind = fsfd::kind(st);
+    if kind == SFlag::S_IFREG {
+        let Some((f, st)) = fsfd::open_regular(dir.as_fd(), name).map_err(errno)? else {
+            return Ok(());
+        };
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = links.get(&key) {
+                let mut h = fsfd::tar_header(&st, tar::EntryType::Link);
+                b.append_link(&mut h, OsStr::from_bytes(rel), OsStr::from_bytes(first))?;
+                return Ok(());
+            }
+            links.insert(key, rel.to_vec());
+        }
+        let size = st.st_size.max(0) as u64;
+        let mut h = fsfd::tar_header(&st, tar::EntryType::Regular);
+        h.set_size(size);
+        b.append_data(
+            &mut h,
+            OsStr::from_bytes(rel),
+            super::archive::sized(f, size),
+        )?;
+    } else if kind == SFlag::S_IFLNK {
+        let target = match nix::fcntl::readlinkat(dir.as_fd(), name) {
+            Ok(t) => t,
+            Err(Errno::EINVAL) | Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(errno(e)),
+        };
+        let mut h = fsfd::tar_header(st, tar::EntryType::Symlink);
+        b.append_link(&mut h, OsStr::from_bytes(rel), Path::new(&target))?;
+    } else if devices
+        && (kind == SFlag::S_IFCHR || kind == SFlag::S_IFBLK || kind == SFlag::S_IFIFO)
+    {
+        // Recorded from the stat, never opened.
+        let mut h = fsfd::tar_header(
+            st,
+            if kind == SFlag::S_IFCHR {
+                tar::EntryType::Char
+            } else if kind == SFlag::S_IFBLK {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            },
+        );
+        h.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
+        h.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
+        b.append_data(&mut h, OsStr::from_bytes(rel), io::empty())?;
     }
     Ok(())
 }

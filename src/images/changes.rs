@@ -65,7 +65,11 @@ fn pairs(arg: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
 
 /// Apply `--change` lines; errors are dockerd's wording where it has one.
 pub fn apply_changes(changes: &[String]) -> Result<Value, String> {
-    let mut c = empty_config();
+    apply_changes_to(empty_config(), changes)
+}
+
+/// Apply `--change` lines over the container config `c` (`docker commit`).
+pub fn apply_changes_to(mut c: Value, changes: &[String]) -> Result<Value, String> {
     for line in changes
         .iter()
         .flat_map(|l| l.lines())

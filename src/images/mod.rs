@@ -5,6 +5,7 @@
 mod archive;
 pub mod auth;
 mod changes;
+pub mod commit;
 pub mod io;
 pub mod pull;
 pub mod push;
@@ -19,7 +20,7 @@ use berth_actors::image::{BlobRef, ImageError, Images, NewLayer, Released};
 use berth_actors::{ErrorKind, HasKind};
 
 pub use archive::{load_archive, save_archive, LoadedImage};
-pub use changes::{apply_changes, empty_config as changes_empty_config};
+pub use changes::{apply_changes, apply_changes_to, empty_config as changes_empty_config};
 pub use io::{pump_body, ChannelReader, ChannelWriter};
 
 use crate::sys::blobs::{random_hex, BlobStore};

@@ -106,6 +106,9 @@ pub struct ImageConfig {
     pub config: Option<serde_json::Value>,
     #[serde(default)]
     pub container_config: Option<serde_json::Value>,
+    /// The container a commit made it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     #[serde(default)]
     pub parent: Option<String>,
     pub rootfs: RootFs,

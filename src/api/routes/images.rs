@@ -165,7 +165,7 @@ pub fn inspect(r: Req) -> HandlerFuture {
             v["Variant"] = json!(var);
         }
         if r.version < ApiVersion(1, 45) {
-            v["Container"] = json!("");
+            v["Container"] = json!(c.container.clone().unwrap_or_default());
             v["ContainerConfig"] = c
                 .container_config
                 .clone()
@@ -350,22 +350,8 @@ pub fn create(mut r: Req) -> HandlerFuture {
                 ))
             }
         }
-        let mut refs = Vec::new();
-        if let Some(repo) = r.query.get("repo").filter(|s| !s.is_empty()) {
-            let mut reference = Reference::parse(repo).map_err(|e| ApiError::from_err(&e))?;
-            if let Some(t) = r.query.get("tag").filter(|t| !t.is_empty()) {
-                reference = Reference::parse(&format!("{}:{t}", reference.repo))
-                    .map_err(|e| ApiError::from_err(&e))?;
-            }
-            refs.push(reference.with_default_tag());
-        }
-        let changes: Vec<String> = r
-            .query
-            .all("changes")
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let container_config = apply_changes(&changes).map_err(ApiError::invalid)?;
+        let refs = repo_tag(&r)?;
+        let container_config = apply_changes(&change_lines(&r)).map_err(ApiError::invalid)?;
         let message = r.query.get("message").unwrap_or_default().to_string();
         let reader = body_reader(&mut r)?;
         let svc = r.ctx.images.clone();

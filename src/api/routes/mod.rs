@@ -60,6 +60,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
         ),
         r(Method::DELETE, "/images/{name*}", images::delete),
         r(Method::POST, "/containers/create", containers::create),
+        r(Method::POST, "/commit", containers::commit),
         r(Method::GET, "/containers/json", containers::list),
         r(Method::POST, "/containers/prune", containers::prune),
         r(Method::GET, "/containers/{id}/json", containers::inspect),
