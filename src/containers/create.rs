@@ -723,13 +723,13 @@ impl ContainerService {
                 return Err(invalid(format!("invalid IPv4 address: {ip}")));
             }
             // As dockerd: on a user-defined network, links are the
-            // endpoint's (HostConfig.Links of its primary network move
-            // there); on the default bridge they stay legacy links.
+            // endpoint's (`EndpointSettings.Links`, where the CLI puts
+            // `--link`); `HostConfig.Links` there are dropped (dockerd
+            // registers no legacy link for such a container and inspect
+            // shows none). On the default bridge they are legacy links.
             let mut links = ep.links.unwrap_or_default();
             if net.user_defined() && name == primary {
-                if let Some(hl) = hc.links.take() {
-                    links.extend(hl);
-                }
+                hc.links = None;
             }
             for l in &links {
                 berth_actors::container::parse_link(l).map_err(invalid)?;

@@ -370,11 +370,18 @@ def links_legacy_and_on_a_user_network():
     n = client.networks.create(f"{P}-net4", driver="bridge", ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=NET4)]))
     child.remove(force=True)
     child = client.containers.run(IMAGE, ["sleep", "60"], name=f"{P}-lchild", detach=True, network=n.name)
+    # The endpoint's links (where the CLI puts --link, and compose links:).
     out = client.containers.run(
         IMAGE, ["sh", "-c", "ping -c1 -W2 db >/dev/null && echo linked"], network=n.name,
-        links={f"{P}-lchild": "db"}, remove=True,
+        networking_config={n.name: api.create_endpoint_config(links={f"{P}-lchild": "db"})}, remove=True,
     )
     eq(out, b"linked\n", "link alias on a user network")
+    # HostConfig.Links (the SDK's links=) on a user network: dropped, as dockerd drops them.
+    c = client.containers.create(IMAGE, ["true"], name=f"{P}-lhc", network=n.name, links={f"{P}-lchild": "db"})
+    c.reload()
+    eq(c.attrs["HostConfig"]["Links"], None, "HostConfig.Links on a user network")
+    eq(c.attrs["NetworkSettings"]["Networks"][n.name]["Links"], None, "not moved to the endpoint")
+    c.remove()
     out = client.containers.run(
         IMAGE, ["sh", "-c", "nslookup db 127.0.0.11 >/dev/null && echo found || echo none"], network=n.name, remove=True
     )
