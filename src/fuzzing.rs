@@ -137,3 +137,18 @@ pub fn request_stream(data: &[u8]) {
     assert_eq!(whole, pieces, "output depends on how the input was cut");
     assert!(whole.len() >= rest.len());
 }
+
+/// A Dockerfile through the parser, and every word of it through the
+/// variable substitution (with a lookup that knows some names).
+pub fn dockerfile(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(d) = crate::build::dockerfile::parse(&text) else {
+        return;
+    };
+    let lookup = |k: &str| (k.len() % 2 == 0).then(|| format!("v{k}"));
+    for s in &d.steps {
+        for w in s.original.split_whitespace() {
+            let _ = crate::build::expand::expand(w, &lookup, d.escape);
+        }
+    }
+}

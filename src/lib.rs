@@ -2,6 +2,7 @@
 //! berthd as a library: configuration, the API front door, host adapters.
 
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod containers;
 pub mod daemon;

@@ -42,3 +42,8 @@ fn tar_extract_corpus() {
 fn request_stream_corpus() {
     replay("request_stream", berth::fuzzing::request_stream);
 }
+
+#[test]
+fn dockerfile_corpus() {
+    replay("dockerfile", berth::fuzzing::dockerfile);
+}

@@ -1,0 +1,6 @@
+//! The image builder (`POST /build`, the legacy builder's API): so far the
+//! Dockerfile parser and its variable substitution; the steps, the build
+//! cache and the endpoint come next (issue 14).
+
+pub mod dockerfile;
+pub mod expand;
