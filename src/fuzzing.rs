@@ -139,9 +139,16 @@ pub fn request_stream(data: &[u8]) {
 }
 
 /// A Dockerfile through the parser, and every word of it through the
-/// variable substitution (with a lookup that knows some names).
+/// variable substitution (with a lookup that knows some names); the same
+/// text as a `.dockerignore`.
 pub fn dockerfile(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
+    // The same bytes as a `.dockerignore`, against its own lines as paths.
+    if let Ok(ig) = crate::build::ignore::Ignore::parse(&text) {
+        for l in text.lines().take(64) {
+            let _ = ig.excludes(l);
+        }
+    }
     let Ok(d) = crate::build::dockerfile::parse(&text) else {
         return;
     };
