@@ -241,6 +241,18 @@ pub fn info(r: Req) -> HandlerFuture {
 
 const DF_TYPES: &[&str] = &["container", "image", "volume", "build-cache"];
 
+/// `(count in use, total size, size of those not in use)` of `(size, in
+/// use)` items: a usage entry of `system df` from API 1.52.
+fn tally(items: impl Iterator<Item = (u64, bool)>) -> (u64, u64, u64) {
+    items.fold((0, 0, 0), |(active, size, free), (s, used)| {
+        if used {
+            (active + 1, size + s, free)
+        } else {
+            (active, size + s, free + s)
+        }
+    })
+}
+
 pub fn df(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let types = r.query.all("type");
@@ -336,16 +348,10 @@ pub fn df(r: Req) -> HandlerFuture {
                 .map(|c| crate::api::render::container_summary(&r, c, true))
                 .collect();
             if usage {
-                let (mut active, mut size, mut reclaimable) = (0u64, 0u64, 0u64);
-                for (c, j) in cs.by_id.values().zip(&list) {
-                    let rw = j["SizeRw"].as_u64().unwrap_or(0);
-                    size += rw;
-                    if c.state.status.is_live() {
-                        active += 1;
-                    } else {
-                        reclaimable += rw;
-                    }
-                }
+                let (active, size, reclaimable) =
+                    tally(cs.by_id.values().zip(&list).map(|(c, j)| {
+                        (j["SizeRw"].as_u64().unwrap_or(0), c.state.status.is_live())
+                    }));
                 out.insert(
                     "ContainerUsage".into(),
                     summary(active, list.len() as u64, size, reclaimable, &list),
@@ -368,16 +374,13 @@ pub fn df(r: Req) -> HandlerFuture {
                 })
                 .collect();
             if usage {
-                let (mut active, mut size, mut reclaimable) = (0u64, 0u64, 0u64);
-                for j in &list {
-                    let s = j["UsageData"]["Size"].as_u64().unwrap_or(0);
-                    size += s;
-                    if j["UsageData"]["RefCount"].as_u64().unwrap_or(0) > 0 {
-                        active += 1;
-                    } else {
-                        reclaimable += s;
-                    }
-                }
+                let (active, size, reclaimable) = tally(list.iter().map(|j| {
+                    let u = &j["UsageData"];
+                    (
+                        u["Size"].as_u64().unwrap_or(0),
+                        u["RefCount"].as_u64().unwrap_or(0) > 0,
+                    )
+                }));
                 out.insert(
                     "VolumeUsage".into(),
                     summary(active, list.len() as u64, size, reclaimable, &list),
