@@ -455,6 +455,17 @@ pub fn try_request(sock: &Path, req: &[u8]) -> std::io::Result<Response> {
     }
 }
 
+/// One `read`, again when a signal interrupted it (a test binary's other
+/// tests spawn processes; a SIGCHLD handler may be installed).
+fn read_some(s: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Read one response (Content-Length, chunked, or until EOF).
 pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
     let mut buf = Vec::new();
@@ -463,7 +474,7 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i;
         }
-        let n = s.read(&mut tmp)?;
+        let n = read_some(s, &mut tmp)?;
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -492,7 +503,7 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
     };
     let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
         while rest.len() < len {
-            let n = s.read(&mut tmp)?;
+            let n = read_some(s, &mut tmp)?;
             if n == 0 {
                 break;
             }
@@ -505,7 +516,7 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
             if find(&rest, b"0\r\n\r\n").is_some() && dechunk(&rest).is_some() {
                 break;
             }
-            let n = s.read(&mut tmp)?;
+            let n = read_some(s, &mut tmp)?;
             if n == 0 {
                 break;
             }
