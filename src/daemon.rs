@@ -102,6 +102,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     }
     driver.reconcile_mounts(&cont_layers);
     crate::containers::subpath::sweep(Path::new(&cfg.exec_root));
+    crate::build::context::sweep(&data_root.join("tmp"));
     crate::images::remove_orphan_layers(&*records, &*driver, &cont_layers);
     crate::images::remove_orphan_blobs(&*records, &blobs);
 

@@ -12,19 +12,20 @@ use regex::Regex;
 
 use super::dockerfile::ParseError;
 
+#[derive(Clone)]
 struct Pattern {
     exclusion: bool,
     re: Regex,
 }
 
 /// The patterns of one `.dockerignore`.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Ignore {
     patterns: Vec<Pattern>,
 }
 
 /// Go's `filepath.Clean` on a slash path.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let abs = p.starts_with('/');
     let mut out: Vec<&str> = Vec::new();
     for c in p.split('/') {
@@ -49,7 +50,7 @@ fn clean(p: &str) -> String {
 }
 
 /// The regular expression of one (cleaned) pattern.
-fn compile(pattern: &str) -> Result<Regex, ParseError> {
+pub(crate) fn compile(pattern: &str) -> Result<Regex, ParseError> {
     let mut re = String::from("^");
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;

@@ -1,8 +1,19 @@
-//! `docker commit`: the image config of a container's writable layer over
-//! its image, as dockerd's `NewChildImage` writes it, and the container
-//! config the commit's request and `--change` lines make (`merge`).
+//! `docker commit` and the builder's steps: the image config of a new
+//! layer (or none) over an image, as dockerd's `NewChildImage` writes it,
+//! the container config the commit's request and `--change` lines make
+//! (`merge`), and the two operations both use: a container's writable
+//! layer as a new layer in the store ([`ImageService::container_layer`])
+//! and the child image committed through the ImageStore
+//! ([`ImageService::commit_child`]).
 
+use std::sync::Arc;
+
+use berth_actors::container::fs::{FsView, FsWant};
+use berth_actors::container::{ContainerMsg, Containers};
+use berth_actors::image::{CommitResult, ImageInfo, NewLayer, Reference};
 use serde_json::{json, Map, Value};
+
+use super::{ImageOpError, ImageService};
 
 /// The diff ID of an empty layer tar (two zero blocks): a commit with no
 /// change adds no layer, only a history entry marked `empty_layer`.
@@ -118,15 +129,21 @@ pub fn child_image(parent: &Value, c: Child<'_>) -> Value {
     let mut out = json!({
         "architecture": parent.get("architecture").cloned().unwrap_or(json!("amd64")),
         "config": c.config,
-        "container": c.container_id,
         "container_config": c.container_config,
         "created": c.created,
         "docker_version": concat!("berth-", env!("CARGO_PKG_VERSION")),
         "history": history,
         "os": parent.get("os").cloned().unwrap_or(json!("linux")),
-        "parent": c.parent_id,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
+    // A step of a build made without a container, or on `scratch`, has
+    // neither.
+    if !c.container_id.is_empty() {
+        out["container"] = json!(c.container_id);
+    }
+    if !c.parent_id.is_empty() {
+        out["parent"] = json!(c.parent_id);
+    }
     if let Some(v) = parent.get("variant").filter(|v| !empty(v)) {
         out["variant"] = v.clone();
     }
@@ -137,6 +154,137 @@ pub fn child_image(parent: &Value, c: Child<'_>) -> Value {
         out["comment"] = json!(c.comment);
     }
     out
+}
+
+/// The config `FROM scratch` starts from.
+pub fn scratch_config() -> Value {
+    json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [],
+    })
+}
+
+/// The time an image is made at, as dockerd writes it.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn sys(m: impl std::fmt::Display) -> ImageOpError {
+    ImageOpError::Io(std::io::Error::other(m.to_string()))
+}
+
+impl ImageService {
+    /// The writable layer of container `id` (whose image's top layer is
+    /// `parent`) as a new layer in the store: the tar is written on one
+    /// thread and read into the storage driver on another. Its actor lends
+    /// the layer directories (as for `docker diff`).
+    pub async fn container_layer(
+        self: &Arc<Self>,
+        id: &str,
+        parent: Option<String>,
+    ) -> Result<NewLayer, ImageOpError> {
+        let view = Containers::ask(id, |reply| ContainerMsg::Filesystem {
+            want: FsWant::Layers,
+            reply,
+        })
+        .await
+        .map_err(ImageOpError::Container)?;
+        let FsView::Layers { upper, .. } = view else {
+            return Err(sys("not the container's layers"));
+        };
+        self.layer_of_dir(upper, parent).await
+    }
+
+    /// The changes in an overlay upper directory as a new layer above
+    /// `parent` (an empty diff gives [`EMPTY_LAYER`]'s layer).
+    pub async fn layer_of_dir(
+        self: &Arc<Self>,
+        upper: std::path::PathBuf,
+        parent: Option<String>,
+    ) -> Result<NewLayer, ImageOpError> {
+        let (reader, writer) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys(e.to_string()))?;
+        let (reader, writer) = (std::fs::File::from(reader), std::fs::File::from(writer));
+        let writing = std::thread::Builder::new()
+            .name("berth-commit".into())
+            .spawn(move || crate::containers::changes::layer_diff(&upper, writer).map(drop))?;
+        let svc = self.clone();
+        let built = tokio::task::spawn_blocking(move || svc.build_layer(parent.as_deref(), reader))
+            .await
+            .map_err(sys)?;
+        let written = writing
+            .join()
+            .map_err(|_| sys("the layer's writer failed"))?;
+        match (built, written) {
+            (Ok(l), Ok(())) => Ok(l),
+            (Ok(l), Err(e)) => {
+                let s = self.clone();
+                let _ = tokio::task::spawn_blocking(move || s.discard(&[l])).await;
+                Err(sys(format!("reading the container's changes: {e}")))
+            }
+            (Err(e), _) => Err(sys(format!("storing the container's changes: {e}"))),
+        }
+    }
+
+    /// Commit the image `child` describes over `parent` (`None`: scratch),
+    /// with `layer` on top unless it is empty; `refs` point at it. On
+    /// failure the new layer is freed.
+    pub async fn commit_child(
+        self: &Arc<Self>,
+        parent: Option<&ImageInfo>,
+        mut child: Child<'_>,
+        layer: Option<NewLayer>,
+        refs: Vec<Reference>,
+    ) -> Result<CommitResult, ImageOpError> {
+        let snap = self.images.snapshot();
+        let mut layers: Vec<NewLayer> = Vec::new();
+        for chain in parent.map(|p| p.record.layers.as_slice()).unwrap_or(&[]) {
+            let l = snap
+                .layers
+                .get(chain)
+                .ok_or_else(|| sys(format!("layer {chain} is missing")))?;
+            layers.push(NewLayer {
+                diff_id: l.diff_id.clone(),
+                cache_id: l.cache_id.clone(),
+                size: l.size,
+                tar_size: l.tar_size,
+                blob: l.blob.clone(),
+            });
+        }
+        let parent_config: Value = match parent {
+            Some(p) => serde_json::from_slice(&p.raw_config)
+                .map_err(|e| sys(format!("the image's config: {e}")))?,
+            None => scratch_config(),
+        };
+        let (layer, empty) = match layer {
+            Some(l) if l.diff_id == EMPTY_LAYER => (None, Some(l)),
+            other => (other, None),
+        };
+        if let Some(e) = empty {
+            let s = self.clone();
+            let _ = tokio::task::spawn_blocking(move || s.discard(&[e])).await;
+        }
+        child.diff_id = layer.as_ref().map(|l| l.diff_id.as_str());
+        let image = child_image(&parent_config, child);
+        let raw = serde_json::to_vec(&image).map_err(sys)?;
+        let new: Vec<NewLayer> = layer.iter().cloned().collect();
+        layers.extend(layer);
+        match self.images.commit(raw, layers, refs).await {
+            Ok(res) => {
+                let (s, released) = (self.clone(), res.released.clone());
+                let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;
+                Ok(res)
+            }
+            Err(e) => {
+                let s = self.clone();
+                let _ = tokio::task::spawn_blocking(move || s.discard(&new)).await;
+                Err(e.into())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub enum ImageOpError {
     Invalid(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A container the operation works on (a commit's) refused.
+    #[error("{0}")]
+    Container(berth_actors::container::ContainerError),
 }
 
 impl HasKind for ImageOpError {
@@ -46,6 +49,7 @@ impl HasKind for ImageOpError {
             ImageOpError::Image(e) => e.kind(),
             ImageOpError::Invalid(_) => ErrorKind::InvalidParameter,
             ImageOpError::Io(_) => ErrorKind::System,
+            ImageOpError::Container(e) => e.kind(),
         }
     }
 }

@@ -689,7 +689,7 @@ async fn a_failed_create_leaves_nothing_behind() {
     // No claim is left behind by the failed creates nor by the good one
     // (its record speaks for it): with no container listed, the image goes.
     assert!(image_users.lock().unwrap().is_empty());
-    images.delete("t:1".into(), false).await.unwrap();
+    images.delete("t:1".into(), false, true).await.unwrap();
     // A create after that is refused with the image's name.
     let e = ask_sup(|reply| SupervisorMsg::Create {
         record: Box::new(record("f3", json!({}))),

@@ -196,6 +196,18 @@ pub struct ImageIndex {
 }
 
 impl ImageIndex {
+    /// How many images name each image as their parent (a build's steps,
+    /// commits): images with children are "intermediate" when untagged.
+    pub fn children(&self) -> BTreeMap<String, usize> {
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for i in self.images.values() {
+            if let Some(p) = i.config.parent.as_deref().filter(|p| !p.is_empty()) {
+                *out.entry(p.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
     /// dockerd's lookup: a reference (normalised, `latest` added), a full or
     /// `sha256:`-prefixed ID, or a unique ID prefix.
     pub fn resolve(&self, name: &str) -> Option<&Arc<ImageInfo>> {

@@ -130,6 +130,9 @@ pub enum ImageStoreMsg {
     Delete {
         name: String,
         force: bool,
+        /// Also delete the untagged parents nothing else uses (dockerd's
+        /// default; `noprune=1` keeps them).
+        prune: bool,
         reply: RpcReplyPort<Result<(Vec<DeleteItem>, Released), ImageError>>,
     },
     /// Delete the images `select` picks that no container uses.
@@ -425,6 +428,31 @@ impl State {
         })
     }
 
+    /// Delete `parent` and its own parents while each is untagged, has no
+    /// other child and no container uses it (dockerd's prune of a
+    /// deleted image's parents).
+    fn delete_parents(
+        &mut self,
+        mut parent: Option<String>,
+        items: &mut Vec<DeleteItem>,
+        rel: &mut Released,
+    ) -> Result<(), ImageError> {
+        while let Some(p) = parent.take().filter(|p| !p.is_empty()) {
+            let Some(info) = self.idx.images.get(&p).cloned() else {
+                break;
+            };
+            let tagged = self.idx.refs.values().any(|i| *i == p);
+            if tagged || self.idx.children().contains_key(&p) || self.used().contains_key(&p) {
+                break;
+            }
+            let r = self.delete_image(&p, items)?;
+            rel.cache_ids.extend(r.cache_ids);
+            rel.blobs.extend(r.blobs);
+            parent = info.config.parent.clone();
+        }
+        Ok(())
+    }
+
     /// Rebuild the index from the records; drop what is inconsistent.
     fn load(&mut self, present: &BTreeSet<String>) -> Result<(), ImageError> {
         for name in self.records.list("layers").map_err(io)? {
@@ -572,7 +600,12 @@ impl Actor for ImageStore {
                 })();
                 let _ = reply.send(r);
             }
-            ImageStoreMsg::Delete { name, force, reply } => {
+            ImageStoreMsg::Delete {
+                name,
+                force,
+                prune,
+                reply,
+            } => {
                 let r = (|| {
                     let info = st
                         .idx
@@ -581,8 +614,16 @@ impl Actor for ImageStore {
                         .ok_or_else(|| ImageError::NotFound(name.clone()))?;
                     st.check_in_use(&info, &name, force)?;
                     let id = info.record.id.clone();
+                    let has_children = st.idx.children().contains_key(&id);
+                    let by_reference = st.idx.is_reference(&name);
+                    if has_children && by_reference.is_none() {
+                        return Err(ImageError::Conflict(format!(
+                            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                            &digest_hex(&id)[..12]
+                        )));
+                    }
                     let mut items = Vec::new();
-                    if let Some(r) = st.idx.is_reference(&name) {
+                    if let Some(r) = by_reference {
                         // By reference: untag it; when no tag of that
                         // repository is left, its digest references go too
                         // (dockerd's rule). Delete only when nothing is left.
@@ -604,7 +645,9 @@ impl Actor for ImageStore {
                             }
                         }
                         st.save_refs()?;
-                        if st.idx.refs.values().any(|i| *i == id) {
+                        // Still tagged, or the parent of other images: the
+                        // untag was all.
+                        if st.idx.refs.values().any(|i| *i == id) || has_children {
                             st.publish();
                             return Ok((items, Released::default()));
                         }
@@ -618,7 +661,10 @@ impl Actor for ImageStore {
                             )));
                         }
                     }
-                    let rel = st.delete_image(&id, &mut items)?;
+                    let mut rel = st.delete_image(&id, &mut items)?;
+                    if prune {
+                        st.delete_parents(info.config.parent.clone(), &mut items, &mut rel)?;
+                    }
                     st.publish();
                     Ok((items, rel))
                 })();
@@ -627,23 +673,32 @@ impl Actor for ImageStore {
             ImageStoreMsg::Prune { select, reply } => {
                 let r = (|| {
                     let used = st.used();
-                    let ids: Vec<String> = st
-                        .idx
-                        .images
-                        .values()
-                        .filter(|i| !used.contains_key(&i.record.id) && select(i))
-                        .map(|i| i.record.id.clone())
-                        .collect();
                     let mut res = PruneResult::default();
-                    for id in ids {
-                        if !st.idx.images.contains_key(&id) {
-                            continue;
+                    // Images with children go once their children are
+                    // gone (a build's steps, from the top down).
+                    loop {
+                        let children = st.idx.children();
+                        let ids: Vec<String> = st
+                            .idx
+                            .images
+                            .values()
+                            .filter(|i| {
+                                !used.contains_key(&i.record.id)
+                                    && !children.contains_key(&i.record.id)
+                                    && select(i)
+                            })
+                            .map(|i| i.record.id.clone())
+                            .collect();
+                        if ids.is_empty() {
+                            break;
                         }
-                        let before = st.idx.layers_size();
-                        let rel = st.delete_image(&id, &mut res.items)?;
-                        res.space_reclaimed += before.saturating_sub(st.idx.layers_size());
-                        res.released.cache_ids.extend(rel.cache_ids);
-                        res.released.blobs.extend(rel.blobs);
+                        for id in ids {
+                            let before = st.idx.layers_size();
+                            let rel = st.delete_image(&id, &mut res.items)?;
+                            res.space_reclaimed += before.saturating_sub(st.idx.layers_size());
+                            res.released.cache_ids.extend(rel.cache_ids);
+                            res.released.blobs.extend(rel.blobs);
+                        }
                     }
                     st.publish();
                     Ok(res)
@@ -781,9 +836,16 @@ impl Images {
         &self,
         name: String,
         force: bool,
+        prune: bool,
     ) -> Result<(Vec<DeleteItem>, Released), ImageError> {
         let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Delete { name, force, reply }).await
+        ask_store(&s, |reply| ImageStoreMsg::Delete {
+            name,
+            force,
+            prune,
+            reply,
+        })
+        .await
     }
 
     /// Delete the unused images `select` picks.

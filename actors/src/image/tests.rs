@@ -73,13 +73,13 @@ async fn a_claimed_or_used_image_is_neither_deleted_nor_pruned() {
     let (images, users, id) = start().await;
     // A create claims the image: delete and prune leave it.
     Images::claim(&id, "c1").await.unwrap();
-    let e = images.delete("t:1".into(), false).await.unwrap_err();
+    let e = images.delete("t:1".into(), false, true).await.unwrap_err();
     assert!(
         e.to_string()
             .contains("container c1 is using its referenced image"),
         "{e}"
     );
-    let e = images.delete(id.clone(), true).await.unwrap_err();
+    let e = images.delete(id.clone(), true, true).await.unwrap_err();
     assert!(e.to_string().contains("cannot be forced"), "{e}");
     assert!(images.prune(everything()).await.unwrap().items.is_empty());
     // The create is listed (a user of the read model) and its claim ends.
@@ -89,7 +89,7 @@ async fn a_claimed_or_used_image_is_neither_deleted_nor_pruned() {
         live: true,
     });
     Images::unclaim("c1");
-    let e = images.delete(id.clone(), true).await.unwrap_err();
+    let e = images.delete(id.clone(), true, true).await.unwrap_err();
     assert!(
         e.to_string()
             .contains("image is being used by running container c1"),
@@ -117,7 +117,7 @@ async fn a_failed_create_releases_its_claim() {
     let (images, _users, id) = start().await;
     Images::claim(&id, "c3").await.unwrap();
     Images::unclaim("c3");
-    let (items, _) = images.delete("t:1".into(), false).await.unwrap();
+    let (items, _) = images.delete("t:1".into(), false, true).await.unwrap();
     assert!(items.contains(&DeleteItem::Deleted(id)), "{items:?}");
     stop().await;
 }

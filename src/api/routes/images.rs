@@ -86,7 +86,14 @@ pub fn list(r: Req) -> HandlerFuture {
         let snap = r.ctx.images.images.snapshot();
         let old_api = r.version < ApiVersion(1, 44);
         let mut out: Vec<(i64, Value)> = Vec::new();
+        // Untagged images with children (a build's intermediate steps) are
+        // listed only with `all`, as dockerd lists them.
+        let all = r.query.bool("all");
+        let children = snap.children();
         for info in snap.images.values() {
+            if !all && info.refs.is_empty() && children.contains_key(&info.record.id) {
+                continue;
+            }
             let created = info.config.created_unix();
             let labels = info.config.labels();
             if dangling.is_some_and(|d| d != info.refs.is_empty())
@@ -223,10 +230,21 @@ pub fn history(r: Req) -> HandlerFuture {
             }));
         }
         rows.reverse();
-        if let Some(top) = rows.first_mut() {
-            top["Id"] = json!(info.record.id);
-            let t = tags(&info);
-            top["Tags"] = if t.is_empty() { Value::Null } else { json!(t) };
+        // The IDs down the parent chain, as dockerd fills them in: each
+        // row's image is the parent of the one above (until one is
+        // missing).
+        let mut cur = Some(info.clone());
+        for row in rows.iter_mut() {
+            let Some(img) = cur.take() else { break };
+            row["Id"] = json!(img.record.id);
+            let t = tags(&img);
+            row["Tags"] = if t.is_empty() { Value::Null } else { json!(t) };
+            cur = img
+                .config
+                .parent
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .and_then(|p| snap.images.get(p).cloned());
         }
         ok_json(&rows)
     })
@@ -273,7 +291,11 @@ pub fn delete(r: Req) -> HandlerFuture {
         let svc = r.ctx.images.clone();
         let (items, released) = svc
             .images
-            .delete(r.param("name").to_string(), r.query.bool("force"))
+            .delete(
+                r.param("name").to_string(),
+                r.query.bool("force"),
+                !r.query.bool("noprune"),
+            )
             .await
             .map_err(|e| ApiError::from_err(&e))?;
         // Freed before the reply, as dockerd: a client that lists the

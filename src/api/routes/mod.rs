@@ -1,6 +1,7 @@
 //! The route table. One file per API area.
 
 mod absent;
+mod build;
 mod chaos;
 pub(crate) mod containers;
 pub(crate) mod events;
@@ -171,7 +172,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
             "/plugins/{name*}/set",
             absent::plugin_not_found,
         ),
-        r(Method::POST, "/build", absent::no_builder),
+        stream(Method::POST, "/build", build::build),
         r(Method::POST, "/build/prune", absent::build_prune),
         r(Method::GET, "/build/cancel", absent::no_builder),
         r(Method::POST, "/session", absent::no_session),

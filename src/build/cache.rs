@@ -1,0 +1,121 @@
+//! The build cache, as dockerd's legacy builder keeps it: every step's
+//! image records the container config that made it (`container_config`,
+//! whose `Cmd` names the step: the `RUN` command with its build args, or
+//! `#(nop) COPY file:<checksum> in /dest`). A step is cached when an image
+//! whose parent is the step's parent image has the same config; the
+//! newest such image wins. `--cache-from` images are candidates too,
+//! matched by their history instead (their parents are not local).
+
+use std::sync::Arc;
+
+use berth_actors::image::{ImageIndex, ImageInfo};
+
+use serde_json::{Map, Value};
+
+/// The config fields that say nothing about what a step did.
+const IGNORED: &[&str] = &[
+    "Hostname",
+    "Domainname",
+    "Image",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "ArgsEscaped",
+];
+
+/// `config` with what the comparison ignores removed and empty values
+/// (null, "", [], {}) dropped, so `null` and `[]` compare equal.
+pub fn normalize(config: &Value) -> Value {
+    let Some(o) = config.as_object() else {
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    for (k, v) in o {
+        if IGNORED.contains(&k.as_str()) {
+            continue;
+        }
+        let empty = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(m) => m.is_empty(),
+            Value::Bool(b) => !b,
+            _ => false,
+        };
+        if !empty {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// The cached image for a step over `parent` (`""`: scratch) whose probe
+/// config is `probe`.
+pub fn probe(idx: &ImageIndex, parent: &str, probe: &Value) -> Option<Arc<ImageInfo>> {
+    let want = normalize(probe);
+    idx.images
+        .values()
+        .filter(|i| i.config.parent.as_deref().unwrap_or("") == parent)
+        .filter(|i| {
+            // An image of `FROM scratch` has no parent, as a pulled one:
+            // only a build's own (with its container config) may match.
+            i.config
+                .container_config
+                .as_ref()
+                .is_some_and(|c| normalize(c) == want)
+        })
+        .max_by_key(|i| i.config.created.clone().unwrap_or_default())
+        .cloned()
+}
+
+/// A `--cache-from` image that holds the step: its history continues the
+/// parent's with this step (`created_by`), and its layers continue the
+/// parent's (with one more when the step adds one). The answer is that
+/// image and how many of its layers the step's image has: the builder
+/// makes the step's image from them (dockerd's `restoreCachedImage`).
+pub fn probe_from(
+    sources: &[Arc<ImageInfo>],
+    parent: Option<&ImageInfo>,
+    created_by: &str,
+    adds_layer: bool,
+) -> Option<(Arc<ImageInfo>, usize)> {
+    let (ph, pl) = parent
+        .map(|p| (p.config.history.clone(), p.record.layers.clone()))
+        .unwrap_or_default();
+    for src in sources {
+        let h = &src.config.history;
+        if h.len() <= ph.len() || h[..ph.len()] != ph[..] {
+            continue;
+        }
+        let step = &h[ph.len()];
+        if step.created_by.as_deref() != Some(created_by) || step.empty_layer == adds_layer {
+            continue;
+        }
+        let n = pl.len() + usize::from(adds_layer);
+        if src.record.layers.len() < n || src.record.layers[..pl.len()] != pl[..] {
+            continue;
+        }
+        return Some((src.clone(), n));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn empty_and_ignored_fields_do_not_matter() {
+        let a = json!({"Cmd": ["/bin/sh", "-c", "#(nop) ", "ENV A=1"], "Env": ["A=1"],
+            "Hostname": "abc", "Image": "sha256:1", "Entrypoint": null, "Labels": {}});
+        let b = json!({"Cmd": ["/bin/sh", "-c", "#(nop) ", "ENV A=1"], "Env": ["A=1"],
+            "Hostname": "def", "Entrypoint": [], "Volumes": null});
+        assert_eq!(normalize(&a), normalize(&b));
+        let c = json!({"Cmd": ["/bin/sh", "-c", "#(nop) ", "ENV A=2"], "Env": ["A=2"]});
+        assert_ne!(normalize(&a), normalize(&c));
+    }
+}

@@ -1,0 +1,228 @@
+//! The build context: the tar the client sends (plain, gzip, bzip2, xz or
+//! zstd), extracted into a directory of its own under the data root with
+//! the same in-root extractor `docker cp` uses (no entry leaves the
+//! directory, no symlink is followed while extracting), with its
+//! `.dockerignore` and the Dockerfile read from it. The directory goes
+//! when the context is dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+
+use super::ignore::Ignore;
+use super::BuildError;
+use crate::containers::archive::{extract, open_in_root, ExtractError, ExtractOptions};
+
+pub struct Context {
+    /// The extracted context (removed on drop).
+    pub dir: PathBuf,
+    /// The build's scratch space beside it (packed sources, downloads).
+    pub work: PathBuf,
+    pub ignore: Ignore,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    top: PathBuf,
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.top) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.top.display(), "removing a build context: {e}");
+            }
+        }
+    }
+}
+
+/// At startup: remove the contexts of builds a stopped berthd left.
+pub fn sweep(tmp_root: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp_root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with("build-") {
+            tracing::info!(dir = %e.path().display(), "removing a build context left behind");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The reader of `r`'s content, whatever of the context compressions it
+/// has (dockerd's `DecompressStream`: gzip, bzip2, xz, zstd, or none).
+pub fn decompressed<'a, R: Read + Send + 'a>(r: R) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    let mut br = BufReader::with_capacity(256 * 1024, r);
+    let head = br.fill_buf()?;
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(br)));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Ok(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(br)));
+    }
+    Ok(crate::sys::layers::decompress(br)?.1)
+}
+
+/// Whether `head` (the first bytes of a file) is a tar archive or a
+/// compressed stream `ADD` extracts.
+pub fn looks_like_archive(head: &[u8]) -> bool {
+    let compressed = head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    compressed || head.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// The root of a directory, as a descriptor the in-root helpers resolve
+/// paths from.
+pub fn root_fd(dir: &Path) -> std::io::Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(crate::sys::fsfd::errno)
+}
+
+/// Read a file of the context (resolved inside it), `None` if missing.
+fn read_in(root: &OwnedFd, path: &str, limit: u64) -> Result<Option<String>, BuildError> {
+    match open_in_root(root, path, OFlag::O_RDONLY) {
+        Ok(fd) => {
+            let mut s = String::new();
+            std::fs::File::from(fd)
+                .take(limit)
+                .read_to_string(&mut s)
+                .map_err(|e| BuildError::Invalid(format!("reading {path}: {e}")))?;
+            Ok(Some(s))
+        }
+        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(BuildError::Invalid(format!("reading {path}: {e}"))),
+    }
+}
+
+/// Extract the context `input` carries into a new directory under
+/// `tmp_root`, and read its `.dockerignore` and the Dockerfile at
+/// `dockerfile` (a path in the context; `Dockerfile` then `dockerfile`
+/// by default).
+pub fn receive(
+    tmp_root: &Path,
+    input: impl Read + Send,
+    dockerfile: Option<&str>,
+) -> Result<Context, BuildError> {
+    let top = tmp_root.join(format!("build-{}", crate::sys::blobs::random_hex(16)));
+    let dir = top.join("context");
+    let work = top.join("work");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&work)?;
+    let mut ctx = Context {
+        dir,
+        work,
+        ignore: Ignore::default(),
+        dockerfile: String::new(),
+        top,
+    };
+    let root = root_fd(&ctx.dir)?;
+    let mut reader = decompressed(input)
+        .map_err(|e| BuildError::Invalid(format!("Error processing tar file({e}): ")))?;
+    let opts = ExtractOptions {
+        no_overwrite_dir_non_dir: false,
+        copy_uid_gid: false,
+        user: String::new(),
+    };
+    extract(&root, "/", &mut reader, &opts).map_err(|e| match e {
+        ExtractError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => BuildError::Io(e),
+        e => BuildError::Invalid(format!("Error processing tar file({e}): ")),
+    })?;
+    // What follows the archive's end (padding) is read, bounded.
+    let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
+    if let Some(text) = read_in(&root, ".dockerignore", 1 << 20)? {
+        ctx.ignore = Ignore::parse(&text)
+            .map_err(|e| BuildError::Invalid(format!("failed to parse .dockerignore: {e}")))?;
+    }
+    let wanted = dockerfile.filter(|d| !d.is_empty());
+    let names: Vec<&str> = match wanted {
+        Some(d) => vec![d],
+        None => vec!["Dockerfile", "dockerfile"],
+    };
+    for n in &names {
+        if let Some(text) = read_in(&root, n, 64 << 20)? {
+            ctx.dockerfile = text;
+            return Ok(ctx);
+        }
+    }
+    Err(BuildError::Invalid(format!(
+        "Cannot locate specified Dockerfile: {}",
+        wanted.unwrap_or("Dockerfile")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (n, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, n, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn every_compression_and_the_dockerfile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let raw = tar_of(&[("Dockerfile", b"FROM scratch\n"), ("a/b", b"x")]);
+        let mut bz = Vec::new();
+        std::io::copy(
+            &mut bzip2::read::BzEncoder::new(&raw[..], bzip2::Compression::fast()),
+            &mut bz,
+        )
+        .unwrap();
+        let mut xz = Vec::new();
+        std::io::copy(&mut liblzma::read::XzEncoder::new(&raw[..], 1), &mut xz).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let gz = gz.finish().unwrap();
+        for input in [raw.clone(), bz, xz, gz] {
+            let c = receive(tmp.path(), &input[..], None).unwrap();
+            assert_eq!(c.dockerfile, "FROM scratch\n");
+            assert_eq!(std::fs::read(c.dir.join("a/b")).unwrap(), b"x");
+            let top = c.top.clone();
+            drop(c);
+            assert!(!top.exists(), "the context goes with the build");
+        }
+        let e = receive(tmp.path(), &raw[..], Some("nope")).err().unwrap();
+        assert_eq!(e.to_string(), "Cannot locate specified Dockerfile: nope");
+        let e = receive(tmp.path(), &b"not a tar at all"[..], None)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().starts_with("Error processing tar file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_path_never_leaves_the_context() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("outside"), "FROM evil\n").unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "Dockerfile", "../../../outside")
+            .unwrap();
+        let raw = b.into_inner().unwrap();
+        let e = receive(tmp.path(), &raw[..], None).err().unwrap();
+        assert!(e.to_string().contains("Cannot locate"), "{e}");
+        let e = receive(tmp.path(), &raw[..], Some("../../outside"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("Cannot locate"), "{e}");
+    }
+}
