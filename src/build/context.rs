@@ -63,6 +63,88 @@ pub fn decompressed<'a, R: Read + Send + 'a>(r: R) -> std::io::Result<Box<dyn Re
     Ok(crate::sys::layers::decompress(br)?.1)
 }
 
+/// The context as the docker CLI sends it with a Dockerfile from outside
+/// the context (`-f /elsewhere/Dockerfile`): its last entry's data is
+/// not padded to a block and the end-of-archive blocks are missing (Go's
+/// tar reader takes that). This reader follows the tar's blocks and, when
+/// the input ends right after an entry's data, adds the padding and the
+/// end blocks; an input that ends inside a header or inside an entry's
+/// data stays truncated (and fails as such).
+pub struct FinishTar<R> {
+    inner: R,
+    /// Bytes of the current header block read so far.
+    header: Vec<u8>,
+    /// Data bytes of the current entry still to come, then its padding.
+    data_left: u64,
+    pad_left: u64,
+    /// What is added at the end.
+    tail: Option<std::io::Cursor<Vec<u8>>>,
+}
+
+impl<R: Read> FinishTar<R> {
+    pub fn new(inner: R) -> Self {
+        FinishTar {
+            inner,
+            header: Vec::with_capacity(512),
+            data_left: 0,
+            pad_left: 0,
+            tail: None,
+        }
+    }
+
+    fn track(&mut self, mut b: &[u8]) {
+        while !b.is_empty() {
+            if self.data_left > 0 {
+                let n = (self.data_left as usize).min(b.len());
+                self.data_left -= n as u64;
+                b = &b[n..];
+            } else if self.pad_left > 0 {
+                let n = (self.pad_left as usize).min(b.len());
+                self.pad_left -= n as u64;
+                b = &b[n..];
+            } else {
+                let n = (512 - self.header.len()).min(b.len());
+                self.header.extend_from_slice(&b[..n]);
+                b = &b[n..];
+                if self.header.len() == 512 {
+                    let size = tar::Header::from_byte_slice(&self.header)
+                        .entry_size()
+                        .unwrap_or(0);
+                    let all_zero = self.header.iter().all(|x| *x == 0);
+                    self.data_left = if all_zero { 0 } else { size };
+                    self.pad_left = (512 - size % 512) % 512;
+                    if all_zero {
+                        self.pad_left = 0;
+                    }
+                    self.header.clear();
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for FinishTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(t) = self.tail.as_mut() {
+            return t.read(buf);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.track(&buf[..n]);
+            return Ok(n);
+        }
+        // The end: finished only after a whole entry's data.
+        if self.data_left == 0 && self.header.is_empty() {
+            let mut t = vec![0u8; self.pad_left as usize];
+            t.extend_from_slice(&[0u8; 1024]);
+            self.pad_left = 0;
+            self.tail = Some(std::io::Cursor::new(t));
+            return self.read(buf);
+        }
+        Ok(0)
+    }
+}
+
 /// Whether `head` (the first bytes of a file) is a tar archive or a
 /// compressed stream `ADD` extracts.
 pub fn looks_like_archive(head: &[u8]) -> bool {
@@ -122,8 +204,9 @@ pub fn receive(
         top,
     };
     let root = root_fd(&ctx.dir)?;
-    let mut reader = decompressed(input)
+    let reader = decompressed(input)
         .map_err(|e| BuildError::Invalid(format!("Error processing tar file({e}): ")))?;
+    let mut reader = FinishTar::new(reader);
     let opts = ExtractOptions {
         no_overwrite_dir_non_dir: false,
         copy_uid_gid: false,

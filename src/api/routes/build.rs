@@ -92,11 +92,14 @@ fn options(r: &Req, experimental: bool) -> Result<BuildOptions, ApiError> {
     o.labels = json_query(r, "labels")?;
     o.cache_from = json_query(r, "cachefrom")?;
     let mut hc = Map::new();
-    let mode = match r.query.get("networkmode").unwrap_or("") {
-        "" | "default" => "bridge".to_string(),
-        m => m.to_string(),
-    };
-    hc.insert("NetworkMode".into(), json!(mode));
+    // `default` (or none): the daemon's default network, as `docker run`.
+    if let Some(m) = r
+        .query
+        .get("networkmode")
+        .filter(|m| !m.is_empty() && *m != "default")
+    {
+        hc.insert("NetworkMode".into(), json!(m));
+    }
     for (key, field) in [
         ("shmsize", "ShmSize"),
         ("cpushares", "CpuShares"),

@@ -1,0 +1,455 @@
+//! `docker build` through the real CLI (its builder API, as the CLI 28
+//! uses it without buildx) against a berthd the test started: steps run
+//! as real containers and layers, the image has dockerd's config and
+//! history, the cache reuses steps, stages and targets, COPY/ADD rules,
+//! dockerd's errors, a client that goes away stops the build.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::containers::{daemon_with_busybox, inspect};
+use common::Daemon;
+
+/// `docker build ARGS` in `dir` with the legacy builder.
+fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    common::docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(dir)
+        .arg("build")
+        .args(args)
+        .output()
+        .expect("docker build")
+}
+
+fn build_ok(d: &Daemon, dir: &Path, args: &[&str]) -> String {
+    let o = build(d, dir, args);
+    assert!(
+        o.status.success(),
+        "docker build {args:?} failed: {}\n{}\n{}\nberthd log:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        d.log()
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// Build contexts left in the data root.
+fn leftover_contexts(d: &Daemon) -> Vec<String> {
+    std::fs::read_dir(d.data_root.join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("build-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn containers(d: &Daemon) -> String {
+    d.docker_ok(&["ps", "-aq"])
+}
+
+#[test]
+fn build_runs_the_steps_with_cache_config_and_history() {
+    let d = daemon_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 ARG V=1\n\
+                 ENV A=1 B=\"two words\"\n\
+                 RUN echo hi $V && echo err >&2 && echo made > /made\n\
+                 COPY a.txt /app/\n\
+                 COPY d /app/d\n\
+                 WORKDIR /app/sub\n\
+                 LABEL x=y\n\
+                 EXPOSE 8080 53/udp\n\
+                 USER 1234\n\
+                 STOPSIGNAL SIGINT\n\
+                 CMD [\"cat\", \"/app/a.txt\"]\n",
+            ),
+            ("a.txt", "hello\n"),
+            ("d/e/f", "deep\n"),
+        ],
+    );
+    let out = build_ok(&d, ctx.path(), &["-t", "b1", "-t", "b1:two", "."]);
+    for want in [
+        "Step 1/12 : FROM busybox",
+        "Step 4/12 : RUN echo hi $V && echo err >&2 && echo made > /made",
+        " ---> Running in ",
+        "hi 1\n",
+        "Removing intermediate container ",
+        "Step 12/12 : CMD [\"cat\", \"/app/a.txt\"]",
+        "Successfully built ",
+        "Successfully tagged b1:latest",
+        "Successfully tagged b1:two",
+    ] {
+        assert!(out.contains(want), "{want:?} missing in:\n{out}");
+    }
+    assert!(!out.contains("Using cache"), "{out}");
+    // The image runs what it was given, with the files and the settings.
+    assert_eq!(d.docker_ok(&["run", "--rm", "b1"]), "hello\n");
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "b1",
+            "sh",
+            "-c",
+            "cat /made /app/d/e/f; pwd; id -u; echo $A/$B; stat -c %u:%g /app/a.txt"
+        ]),
+        "made\ndeep\n/app/sub\n1234\n1/two words\n0:0\n"
+    );
+    assert_eq!(
+        inspect(
+            &d,
+            "b1",
+            "{{.Config.WorkingDir}}|{{.Config.User}}|{{.Config.StopSignal}}|{{index .Config.Labels \"x\"}}|{{json .Config.ExposedPorts}}|{{json .Config.Cmd}}"
+        ),
+        "/app/sub|1234|SIGINT|y|{\"53/udp\":{},\"8080/tcp\":{}}|[\"cat\",\"/app/a.txt\"]"
+    );
+    let env = inspect(&d, "b1", "{{json .Config.Env}}");
+    assert!(
+        env.contains("\"A=1\"") && env.contains("\"B=two words\""),
+        "{env}"
+    );
+    assert!(
+        !env.contains("V=1"),
+        "build args stay out of the image: {env}"
+    );
+    // History: one row per step (and the base), dockerd's `created_by`.
+    let hist = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}",
+        "b1",
+    ]);
+    let rows: Vec<&str> = hist.lines().collect();
+    assert_eq!(rows.len(), 12, "{hist}");
+    assert!(
+        rows[0].contains("/bin/sh -c #(nop)  CMD [\"cat\" \"/app/a.txt\"]"),
+        "{hist}"
+    );
+    assert!(rows[8].contains("|1 V=1 /bin/sh -c echo hi $V"), "{hist}");
+    assert!(rows[7].contains("#(nop) COPY file:"), "{hist}");
+    assert!(
+        rows.iter().all(|r| !r.starts_with("<missing>")),
+        "each step's image is named:\n{hist}"
+    );
+    let b1 = inspect(&d, "b1", "{{.Id}}");
+    let parent = inspect(&d, "b1", "{{.Parent}}");
+    assert!(parent.starts_with("sha256:") && parent != b1);
+    // No container is left, nor the context.
+    assert_eq!(containers(&d), "");
+    assert!(leftover_contexts(&d).is_empty());
+
+    // Again: every step from the cache, the same image.
+    let again = build_ok(&d, ctx.path(), &["-t", "b1", "."]);
+    assert_eq!(again.matches(" ---> Using cache").count(), 11, "{again}");
+    assert!(!again.contains("Running in"), "{again}");
+    assert_eq!(inspect(&d, "b1", "{{.Id}}"), b1);
+    // A changed file: the steps before it cached, the rest built again.
+    write(ctx.path(), &[("a.txt", "changed\n")]);
+    let changed = build_ok(&d, ctx.path(), &["-t", "b1", "."]);
+    assert_eq!(changed.matches(" ---> Using cache").count(), 3, "{changed}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "b1"]), "changed\n");
+    // --no-cache runs everything.
+    let fresh = build_ok(&d, ctx.path(), &["--no-cache", "-t", "b2", "."]);
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+    assert!(fresh.contains("Running in"), "{fresh}");
+    // Quiet: the ID only (the newest cached steps: b2's, as dockerd).
+    let q = build_ok(&d, ctx.path(), &["-q", "."]);
+    assert_eq!(q.trim(), inspect(&d, "b2", "{{.Id}}"));
+
+    // The intermediate images are listed with -a only; removing the last
+    // tag removes the chain nobody else uses.
+    let listed = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!listed.contains("<none>"), "{listed}");
+    let all = d.docker_ok(&["images", "-a", "--format", "{{.Repository}}"]);
+    assert!(all.matches("<none>").count() >= 10, "{all}");
+    let o = d.docker(&["rmi", &parent]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("image has dependent child images"),
+        "{o:?}"
+    );
+    d.docker_ok(&["rmi", "b2"]);
+    let before = d.docker_ok(&["images", "-aq"]).lines().count();
+    d.docker_ok(&["rmi", "b1:two"]);
+    let rm = d.docker_ok(&["rmi", "b1"]);
+    assert!(rm.matches("Deleted: ").count() >= 3, "{rm}");
+    let after = d.docker_ok(&["images", "-aq"]).lines().count();
+    assert!(after < before, "{before} -> {after}");
+}
+
+#[test]
+fn stages_targets_copy_rules_and_build_args() {
+    let d = daemon_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    // A gzip tar ADD extracts, with its owners.
+    let mut tgz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    {
+        let mut b = tar::Builder::new(&mut tgz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o640);
+        h.set_uid(77);
+        h.set_gid(88);
+        h.set_cksum();
+        b.append_data(&mut h, "in/tar.txt", &b"tar"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    std::fs::write(ctx.path().join("bundle.tgz"), tgz.finish().unwrap()).unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\n\
+                 FROM ${BASE} AS one\n\
+                 ARG WHO=nobody\n\
+                 RUN echo \"from one: $WHO\" > /one.txt && echo 'app:x:1234:4321::/:/bin/sh' >> /etc/passwd && echo 'app:x:4321:' >> /etc/group\n\
+                 COPY --chown=app keep.txt /owned/\n\
+                 COPY --chown=7:8 --chmod=600 keep.txt /numeric.txt\n\
+                 FROM busybox AS two\n\
+                 COPY --from=one /one.txt /copied/\n\
+                 COPY *.txt /txt/\n\
+                 ADD bundle.tgz /unpacked/\n\
+                 COPY keep.txt renamed.txt\n\
+                 FROM two AS three\n\
+                 RUN echo never > /three\n",
+            ),
+            ("keep.txt", "keep\n"),
+            ("secret.txt", "secret\n"),
+            (".dockerignore", "secret.txt\n"),
+        ],
+    );
+    let out = build_ok(
+        &d,
+        ctx.path(),
+        &[
+            "--target",
+            "two",
+            "--build-arg",
+            "WHO=me",
+            "--build-arg",
+            "UNUSED=1",
+            "-t",
+            "st",
+            ".",
+        ],
+    );
+    assert!(out.contains("Step 1/11 : ARG BASE=busybox"), "{out}");
+    assert!(!out.contains("never"), "stopped at the target:\n{out}");
+    assert!(
+        out.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{out}"
+    );
+    let o = d.docker_ok(&[
+        "run", "--rm", "st", "sh", "-c",
+        "cat /copied/one.txt; ls /txt; stat -c %u:%g:%a /unpacked/in/tar.txt; cat /unpacked/in/tar.txt; echo; cat renamed.txt; ls /owned 2>&1 | head -1",
+    ]);
+    assert_eq!(
+        o,
+        "from one: me\nkeep.txt\n77:88:640\ntar\nkeep\nls: /owned: No such file or directory\n"
+    );
+    // The first stage as its own target: --chown by name (the image's
+    // /etc/passwd) and by number, --chmod.
+    build_ok(&d, ctx.path(), &["--target", "one", "-t", "one", "."]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "one",
+            "stat",
+            "-c",
+            "%u:%g:%a",
+            "/owned/keep.txt",
+            "/numeric.txt",
+            "/owned"
+        ]),
+        "1234:4321:644\n7:8:600\n1234:4321:755\n"
+    );
+    // A build-arg given later changes the RUN step (its cache key).
+    let again = build_ok(
+        &d,
+        ctx.path(),
+        &["--target", "one", "--build-arg", "WHO=other", "."],
+    );
+    assert_eq!(again.matches("Using cache").count(), 1, "{again}");
+    // The Dockerfile from elsewhere (`-f`), named differently.
+    let other = tempfile::tempdir().unwrap();
+    write(
+        other.path(),
+        &[("Build.file", "FROM busybox\nCOPY keep.txt /k\n")],
+    );
+    let f = other.path().join("Build.file");
+    build_ok(
+        &d,
+        ctx.path(),
+        &["-f", f.to_str().unwrap(), "-t", "fromf", "."],
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fromf", "cat", "/k"]),
+        "keep\n"
+    );
+    assert_eq!(containers(&d), "");
+}
+
+#[test]
+fn bad_builds_fail_as_dockerd_and_leave_nothing() {
+    let d = daemon_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    let case = |dockerfile: &str, extra: &[&str]| -> (bool, String) {
+        write(ctx.path(), &[("Dockerfile", dockerfile)]);
+        let mut args: Vec<&str> = extra.to_vec();
+        args.push(".");
+        let o = build(&d, ctx.path(), &args);
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (ok, out) = case("FROM busybox\nFOO bar\n", &[]);
+    assert!(
+        !ok && out.contains("dockerfile parse error on line 2: unknown instruction: FOO"),
+        "{out}"
+    );
+    let (ok, out) = case("FROM busybox\nENV\n", &[]);
+    assert!(
+        !ok && out.contains("line 2: ENV requires at least one argument"),
+        "{out}"
+    );
+    let (ok, out) = case("FROM busybox\nCOPY nope /x\n", &[]);
+    assert!(!ok && out.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat nope: file does not exist"), "{out}");
+    let (ok, out) = case("FROM busybox\nCOPY ../x /x\n", &[]);
+    assert!(
+        !ok && out.contains("COPY failed: forbidden path outside the build context: ../x ()"),
+        "{out}"
+    );
+    let (ok, out) = case("FROM busybox\nRUN true\n", &["--target", "nope"]);
+    assert!(
+        !ok && out.contains("failed to reach build target nope in Dockerfile"),
+        "{out}"
+    );
+    // A registry that is not there: a clear error, quickly.
+    let port = common::free_port();
+    let (ok, out) = case(&format!("FROM 127.0.0.1:{port}/nothing:1\n"), &[]);
+    assert!(!ok && out.contains(&format!("127.0.0.1:{port}")), "{out}");
+    // A context symlink to a host file: only the context is read.
+    std::os::unix::fs::symlink("/etc/shadow", ctx.path().join("shadow")).unwrap();
+    std::fs::create_dir_all(ctx.path().join("links")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", ctx.path().join("links/s")).unwrap();
+    let (ok, out) = case("FROM busybox\nCOPY shadow /x\n", &[]);
+    assert!(
+        !ok && out.contains("file not found in build context"),
+        "{out}"
+    );
+    let (ok, out) = case("FROM busybox\nCOPY links /links/\n", &["-t", "links"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "links", "readlink", "/links/s"]),
+        "/etc/shadow\n"
+    );
+    // A RUN that fails: dockerd's message and code; its container stays
+    // unless --force-rm.
+    let (ok, out) = case("FROM busybox\nRUN echo out; exit 3\n", &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3"),
+        "{out}"
+    );
+    let kept = containers(&d);
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    d.docker_ok(&["rm", kept.trim()]);
+    let (ok, _) = case("FROM busybox\nRUN exit 4\n", &["--force-rm"]);
+    assert!(!ok);
+    assert_eq!(containers(&d), "");
+    // Not a tar, through raw HTTP: 400 with dockerd's words.
+    let body = b"this is not a tar archive at all, just some text that goes on";
+    let mut req = format!(
+        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Error processing tar file"));
+    // A version 2 (BuildKit) request is refused clearly.
+    let r = d.raw(b"POST /v1.41/build?version=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 501, "{}", r.text());
+    // berthd is up, and nothing is left behind.
+    d.docker_ok(&["version"]);
+    assert!(
+        leftover_contexts(&d).is_empty(),
+        "{:?}",
+        leftover_contexts(&d)
+    );
+}
+
+#[test]
+fn a_client_that_goes_away_stops_the_build() {
+    let d = daemon_with_busybox();
+    let mut tarball = tar::Builder::new(Vec::new());
+    let df = b"FROM busybox\nRUN echo started; sleep 600\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(df.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tarball.append_data(&mut h, "Dockerfile", &df[..]).unwrap();
+    let body = tarball.into_inner().unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(d.dir.path().join("berthd.sock")).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1.41/build?t=never HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("started") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(containers(&d).lines().count(), 1);
+    drop(s);
+    assert!(
+        common::wait_for(Duration::from_secs(30), || containers(&d).is_empty()
+            && leftover_contexts(&d).is_empty()),
+        "the build's container and context are gone: {}\n{}",
+        containers(&d),
+        d.log()
+    );
+    let o = d.docker(&["image", "inspect", "never"]);
+    assert!(!o.status.success());
+}
