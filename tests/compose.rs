@@ -125,3 +125,62 @@ fn compose_project_up_ps_logs_exec_restart_down() {
     assert!(!vols.contains("bcp_dbvol"), "{vols}");
     d.stop();
 }
+
+/// A service with `build:`: compose builds it through the builder API
+/// (context, Dockerfile, args, target), runs it, and builds it again
+/// from the cache.
+#[test]
+fn compose_builds_a_service_and_runs_it() {
+    let d = daemon_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/Dockerfile.web"),
+        "FROM busybox AS base\nARG GREETING=hi\nRUN echo \"$GREETING from the build\" > /greeting\nFROM base AS final\nCOPY page.txt /page.txt\nCMD [\"sh\", \"-c\", \"cat /greeting /page.txt; sleep 600\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app/page.txt"), "the page\n").unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "version: \"2.4\"\nservices:\n  web:\n    build:\n      context: ./app\n      dockerfile: Dockerfile.web\n      args:\n        GREETING: hello\n      target: final\n    image: bcb-web:1\n    stop_grace_period: 1s\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| -> String {
+        let o = Command::new("docker-compose")
+            .args(["--no-ansi", "-p", "bcb"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            .output()
+            .expect("docker-compose");
+        assert!(
+            o.status.success(),
+            "docker-compose {args:?}: {}\n{}\nberthd log:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            d.log()
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = compose(&["build"]);
+    assert!(out.contains("Successfully tagged bcb-web:1"), "{out}");
+    compose(&["up", "-d"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            compose(&["logs", "web"]).contains("the page")
+        }),
+        "{}",
+        compose(&["logs", "web"])
+    );
+    let logs = compose(&["logs", "web"]);
+    assert!(logs.contains("hello from the build"), "{logs}");
+    let again = compose(&["build"]);
+    assert!(again.contains("Using cache"), "{again}");
+    assert!(!again.contains("Running in"), "{again}");
+    compose(&["down"]);
+}

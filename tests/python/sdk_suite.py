@@ -448,6 +448,46 @@ def archives_put_get_and_prune():
 
 
 @check
+def build_from_a_path_and_a_fileobj_and_commit():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as ctx:
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("FROM busybox\nARG WHO\nCOPY hello.txt /\nRUN echo \"built by $WHO\" > /by\nCMD [\"cat\", \"/by\"]\n")
+        with open(os.path.join(ctx, "hello.txt"), "w") as f:
+            f.write("hello\n")
+        with open(os.path.join(ctx, "ignored.txt"), "w") as f:
+            f.write("x\n")
+        with open(os.path.join(ctx, ".dockerignore"), "w") as f:
+            f.write("ignored.txt\n")
+        img, logs = client.images.build(
+            path=ctx, tag=f"{P}-img:1", buildargs={"WHO": "sdk"}, rm=True, gzip=True
+        )
+        text = "".join(l.get("stream", "") for l in logs)
+        assert "Successfully tagged" in text, text
+        eq(client.containers.run(f"{P}-img:1", remove=True), b"built by sdk\n", "built image runs")
+        # Again: from the cache, the same image.
+        again, logs = client.images.build(path=ctx, tag=f"{P}-img:1", buildargs={"WHO": "sdk"})
+        eq(again.id, img.id, "cached build")
+        assert any("Using cache" in l.get("stream", "") for l in logs)
+    # A Dockerfile alone, and a failing one.
+    img2, _ = client.images.build(fileobj=io.BytesIO(b"FROM busybox\nENV X=2\n"), tag=f"{P}-img:2")
+    eq(img2.attrs["Config"]["Env"][-1], "X=2", "env")
+    try:
+        client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 7\n"), forcerm=True)
+        raise AssertionError("a failing RUN must raise BuildError")
+    except docker.errors.BuildError as e:
+        assert "returned a non-zero code: 7" in str(e), str(e)
+    # Commit a container's change as an image.
+    c = client.containers.run(IMAGE, ["sh", "-c", "echo committed > /c"], name=f"{P}-commit", detach=True)
+    c.wait()
+    snap = c.commit(repository=f"{P}-img", tag="2", message="from the sdk", changes=["CMD cat /c"])
+    eq(client.containers.run(snap.id, remove=True), b"committed\n", "committed image runs")
+    eq(snap.attrs["Comment"], "from the sdk", "comment")
+    c.remove()
+
+
+@check
 def events_stream_sees_create_and_destroy():
     since = int(time.time()) - 1
     c = client.containers.create(IMAGE, ["true"], name=f"{P}-ev")
