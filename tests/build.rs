@@ -453,3 +453,67 @@ fn a_client_that_goes_away_stops_the_build() {
     let o = d.docker(&["image", "inspect", "never"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn the_build_cache_in_system_df_and_builder_prune() {
+    let d = daemon_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY big /big\nRUN echo x > /x\nCMD [\"true\"]\n",
+            ),
+            ("big", &"b".repeat(100_000)),
+        ],
+    );
+    build_ok(&d, ctx.path(), &["-t", "kept", "."]);
+    // A dangling build: its steps stand on no tag.
+    write(ctx.path(), &[("big", &"c".repeat(50_000))]);
+    build_ok(&d, ctx.path(), &["."]);
+    d.docker_ok(&["tag", "kept", "kept:again"]);
+    let df = d.get("/v1.41/system/df").json();
+    let cache = df["BuildCache"].as_array().unwrap().clone();
+    // kept's two steps below it (shared) and the dangling build's steps
+    // below its top image.
+    assert!(cache.len() >= 4, "{cache:?}");
+    assert!(cache
+        .iter()
+        .any(|c| c["Shared"] == true && c["Size"].as_u64() >= Some(100_000)));
+    assert!(cache
+        .iter()
+        .any(|c| c["Shared"] == false && c["Size"].as_u64() >= Some(50_000)));
+    let all_desc: Vec<&str> = cache
+        .iter()
+        .filter_map(|c| c["Description"].as_str())
+        .collect();
+    assert!(
+        all_desc.iter().any(|d| d.contains("#(nop) COPY file:")),
+        "{all_desc:?}"
+    );
+    // Without -a: only what no tag stands on.
+    let out = d.docker_ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Deleted build cache objects:"), "{out}");
+    let left = d.get("/v1.41/system/df").json()["BuildCache"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(left.iter().all(|c| c["Shared"] == true), "{left:?}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "kept", "cat", "/x"]), "x\n");
+    // -a: everything; the tagged image still runs, its history's steps
+    // are gone (`<missing>`), the next build runs every step.
+    d.docker_ok(&["builder", "prune", "-af"]);
+    let left = d.get("/v1.41/system/df").json()["BuildCache"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "kept", "cat", "/x"]), "x\n");
+    let hist = d.docker_ok(&["history", "-q", "kept"]);
+    assert!(hist.contains("<missing>"), "{hist}");
+    let again = build_ok(&d, ctx.path(), &["."]);
+    assert!(!again.contains("Using cache"), "{again}");
+    let r = d.raw(b"POST /v1.41/build/prune?filters=%7B%22nope%22%3A%5B%221%22%5D%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+}

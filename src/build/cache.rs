@@ -103,6 +103,83 @@ pub fn probe_from(
     None
 }
 
+/// One entry of the build cache as `docker system df` and `docker builder
+/// prune` see it: an untagged image made over another (a build's step).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub parent: String,
+    pub description: String,
+    /// Its own layer's size (0 for a configuration step).
+    pub size: u64,
+    pub created: String,
+    /// An ancestor of a tagged image (its layer is that image's too).
+    pub shared: bool,
+}
+
+/// The build cache of `idx`: untagged images with a parent that no
+/// container uses.
+pub fn records(idx: &ImageIndex, used: &std::collections::BTreeSet<String>) -> Vec<Record> {
+    let mut ancestors = std::collections::BTreeSet::new();
+    for i in idx.images.values().filter(|i| !i.refs.is_empty()) {
+        let mut p = i.config.parent.clone();
+        while let Some(id) = p.filter(|p| !p.is_empty()) {
+            if !ancestors.insert(id.clone()) {
+                break;
+            }
+            p = idx.images.get(&id).and_then(|x| x.config.parent.clone());
+        }
+    }
+    let mut out: Vec<Record> = idx
+        .images
+        .values()
+        .filter(|i| i.refs.is_empty() && !used.contains(&i.record.id))
+        .filter_map(|i| {
+            let parent = i.config.parent.clone().filter(|p| !p.is_empty())?;
+            let last = i.config.history.last();
+            let adds = last.is_some_and(|h| !h.empty_layer);
+            let size = if adds {
+                i.record
+                    .layers
+                    .last()
+                    .and_then(|c| idx.layers.get(c))
+                    .map_or(0, |l| l.size)
+            } else {
+                0
+            };
+            Some(Record {
+                id: i.record.id.clone(),
+                parent,
+                description: last.and_then(|h| h.created_by.clone()).unwrap_or_default(),
+                size,
+                created: i.config.created.clone().unwrap_or_default(),
+                shared: ancestors.contains(&i.record.id),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.created.cmp(&b.created));
+    out
+}
+
+impl Record {
+    /// The API's `BuildCache` entry.
+    pub fn json(&self) -> Value {
+        serde_json::json!({
+            "ID": super::progress::short(&self.id),
+            "Parent": super::progress::short(&self.parent),
+            "Parents": [super::progress::short(&self.parent)],
+            "Type": "regular",
+            "Description": self.description,
+            "InUse": false,
+            "Shared": self.shared,
+            "Size": self.size,
+            "CreatedAt": self.created,
+            "LastUsedAt": self.created,
+            "UsageCount": 0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -220,7 +220,7 @@ fn go_list(v: &[String]) -> String {
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds.
-fn duration(s: &str) -> Result<i64, BuildError> {
+pub(crate) fn duration(s: &str) -> Result<i64, BuildError> {
     let bad = || BuildError::Invalid(format!("time: invalid duration \"{s}\""));
     if s == "0" {
         return Ok(0);

@@ -138,6 +138,9 @@ pub enum ImageStoreMsg {
     /// Delete the images `select` picks that no container uses.
     Prune {
         select: PruneSelect,
+        /// Also images other images name as parent (the build cache's
+        /// steps): their children keep their layers.
+        with_children: bool,
         reply: RpcReplyPort<Result<PruneResult, ImageError>>,
     },
     /// A container being created will use the image (`NotFound` if it is
@@ -670,7 +673,11 @@ impl Actor for ImageStore {
                 })();
                 let _ = reply.send(r);
             }
-            ImageStoreMsg::Prune { select, reply } => {
+            ImageStoreMsg::Prune {
+                select,
+                with_children,
+                reply,
+            } => {
                 let r = (|| {
                     let used = st.used();
                     let mut res = PruneResult::default();
@@ -684,7 +691,7 @@ impl Actor for ImageStore {
                             .values()
                             .filter(|i| {
                                 !used.contains_key(&i.record.id)
-                                    && !children.contains_key(&i.record.id)
+                                    && (with_children || !children.contains_key(&i.record.id))
                                     && select(i)
                             })
                             .map(|i| i.record.id.clone())
@@ -851,7 +858,24 @@ impl Images {
     /// Delete the unused images `select` picks.
     pub async fn prune(&self, select: PruneSelect) -> Result<PruneResult, ImageError> {
         let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Prune { select, reply }).await
+        ask_store(&s, |reply| ImageStoreMsg::Prune {
+            select,
+            with_children: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Delete the images `select` picks that no container uses, parents
+    /// of other images too (the build cache).
+    pub async fn prune_cache(&self, select: PruneSelect) -> Result<PruneResult, ImageError> {
+        let s = Self::store()?;
+        ask_store(&s, |reply| ImageStoreMsg::Prune {
+            select,
+            with_children: true,
+            reply,
+        })
+        .await
     }
 
     /// A create claims its image (see [`ImageStoreMsg::Claim`]).

@@ -7,8 +7,9 @@
 //!   one; joining or creating a swarm is refused with 501.
 //! - Managed plugins: none are installed, so the list is empty and a named
 //!   plugin is not found; installing one is refused with 501.
-//! - The build cache: berthd has none yet, so pruning it frees nothing.
-//! - `POST /build` and `POST /session` (the image builder): 501.
+//! - BuildKit: `POST /session` and `/build/cancel` (a BuildKit build's
+//!   cancellation by ID): 501. The builder of API version 1 is
+//!   `routes/build.rs`.
 
 use crate::api::errors::ApiError;
 use crate::api::filters::Filters;
@@ -64,18 +65,11 @@ pub fn plugins_unsupported(_r: Req) -> HandlerFuture {
     })
 }
 
-pub fn build_prune(r: Req) -> HandlerFuture {
-    Box::pin(async move {
-        Filters::parse(r.query.get("filters"))?;
-        ok_json(&serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
-    })
-}
-
 pub fn no_builder(_r: Req) -> HandlerFuture {
     Box::pin(async {
         Err(ApiError::new(
             ErrorKind::NotImplemented,
-            "berthd has no image builder yet: POST /build (docker build) is not supported",
+            "berthd builds with the builder of API version 1 only: BuildKit's build cancellation is not supported",
         ))
     })
 }

@@ -203,3 +203,120 @@ pub fn build(mut r: Req) -> HandlerFuture {
         Ok(resp)
     })
 }
+
+/// The images containers use (never build cache).
+fn used_images(r: &Req) -> std::collections::BTreeSet<String> {
+    r.ctx
+        .containers
+        .containers
+        .snapshot()
+        .by_id
+        .values()
+        .map(|c| c.image.clone())
+        .collect()
+}
+
+/// `GET /system/df`'s build cache: its entries and their total size.
+pub fn cache_entries(r: &Req) -> Vec<crate::build::cache::Record> {
+    let snap = r.ctx.images.images.snapshot();
+    crate::build::cache::records(&snap, &used_images(r))
+}
+
+/// `POST /build/prune` (`docker builder prune`): the build's steps no
+/// tagged image stands on (all of them with `all`), those older than the
+/// `until` filter, the oldest first down to `keep-storage` bytes.
+pub fn prune(r: Req) -> HandlerFuture {
+    Box::pin(async move {
+        let f = crate::api::filters::Filters::parse(r.query.get("filters"))?;
+        f.validate(&[
+            "until",
+            "unused-for",
+            "id",
+            "parent",
+            "type",
+            "description",
+            "inuse",
+            "shared",
+            "private",
+        ])?;
+        let all = r.query.bool("all");
+        let keep: u64 = match r
+            .query
+            .get("keep-storage")
+            .or_else(|| r.query.get("reserved-space"))
+            .filter(|v| !v.is_empty())
+        {
+            None => 0,
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(format!("invalid keep-storage value: {v}")))?,
+        };
+        let until = match f.values("until").chain(f.values("unused-for")).next() {
+            None => None,
+            Some(u) => {
+                let ns = crate::build::session::duration(u).map_err(|e| ApiError::from_err(&e))?;
+                Some(chrono::Utc::now() - chrono::Duration::nanoseconds(ns))
+            }
+        };
+        let ids: Vec<String> = f.values("id").cloned().collect();
+        let records = cache_entries(&r);
+        let total: u64 = records.iter().map(|c| c.size).sum();
+        let mut chosen: Vec<&crate::build::cache::Record> = records
+            .iter()
+            .filter(|c| all || !c.shared)
+            .filter(|c| {
+                until.is_none_or(|u| {
+                    chrono::DateTime::parse_from_rfc3339(&c.created).is_ok_and(|t| t < u)
+                })
+            })
+            .filter(|c| {
+                ids.is_empty()
+                    || ids.iter().any(|i| {
+                        c.id.trim_start_matches("sha256:")
+                            .starts_with(i.trim_start_matches("sha256:"))
+                    })
+            })
+            .collect();
+        if keep > 0 {
+            // Oldest first, until what is left fits.
+            let mut left = total;
+            chosen.retain(|c| {
+                if left <= keep {
+                    return false;
+                }
+                left = left.saturating_sub(c.size);
+                true
+            });
+        }
+        let picked: std::collections::BTreeSet<String> =
+            chosen.iter().map(|c| c.id.clone()).collect();
+        if picked.is_empty() {
+            return crate::api::router::ok_json(
+                &json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+            );
+        }
+        let svc = r.ctx.images.clone();
+        let sel = picked.clone();
+        let res = svc
+            .images
+            .prune_cache(Box::new(move |i| sel.contains(&i.record.id)))
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
+        let released = res.released.clone();
+        let s = svc.clone();
+        let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;
+        let deleted: Vec<String> = picked
+            .iter()
+            .filter(|id| {
+                res.items
+                    .iter()
+                    .any(|it| matches!(it, berth_actors::image::DeleteItem::Deleted(d) if d == *id))
+            })
+            .map(|id| crate::build::progress::short(id))
+            .collect();
+        crate::api::router::ok_json(&json!({
+            "CachesDeleted": deleted,
+            "SpaceReclaimed": res.space_reclaimed,
+        }))
+    })
+}

@@ -173,7 +173,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
             absent::plugin_not_found,
         ),
         stream(Method::POST, "/build", build::build),
-        r(Method::POST, "/build/prune", absent::build_prune),
+        r(Method::POST, "/build/prune", build::prune),
         r(Method::GET, "/build/cancel", absent::no_builder),
         r(Method::POST, "/session", absent::no_session),
         r(Method::GET, "/nodes", absent::not_manager),

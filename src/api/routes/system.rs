@@ -391,11 +391,17 @@ pub fn df(r: Req) -> HandlerFuture {
             }
         }
         if want("build-cache") {
+            let records = super::build::cache_entries(&r);
+            let list: Vec<Value> = records.iter().map(|c| c.json()).collect();
             if usage {
-                out.insert("BuildCacheUsage".into(), summary(0, 0, 0, 0, &[]));
+                let (active, size, reclaimable) = tally(records.iter().map(|c| (c.size, c.shared)));
+                out.insert(
+                    "BuildCacheUsage".into(),
+                    summary(active, list.len() as u64, size, reclaimable, &list),
+                );
             }
             if legacy {
-                out.insert("BuildCache".into(), json!([]));
+                out.insert("BuildCache".into(), json!(list));
             }
         }
         ok_json(&out)
