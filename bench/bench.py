@@ -400,6 +400,92 @@ def restart_to_ready(name, sock, procs, argv, logf, live=50):
     return secs
 
 
+def make_build_context(d):
+    """A 15-step Dockerfile (busybox base; ENV, RUN, COPY of 1 MiB files,
+    WORKDIR, CMD) and its files."""
+    os.makedirs(d, exist_ok=True)
+    for i in range(4):
+        with open(os.path.join(d, f"f{i}.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+    lines = [
+        "FROM busybox",
+        "ENV A=1",
+        "RUN echo one > /one",
+        "COPY f0.bin /data/",
+        "ENV B=2",
+        "RUN echo two > /two && ls /data",
+        "COPY f1.bin /data/",
+        "WORKDIR /srv",
+        "RUN echo three > three",
+        "COPY f2.bin f3.bin /data/",
+        "ENV C=3",
+        "RUN cat /one /two > /both",
+        "LABEL bench=build",
+        "RUN wc -c /data/f0.bin",
+        "CMD [\"cat\", \"/both\"]",
+    ]
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def build_cli(sock, ctx, *extra):
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_BUILDKIT="0")
+    t = time.monotonic()
+    r = subprocess.run([DOCKER, "build", "-q", *extra, ctx], env=env, capture_output=True, text=True)
+    dt = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"docker build failed: {r.stderr}")
+    return dt
+
+
+def build_raw(sock, ctx_tar):
+    """The daemon's own time for a build: the context posted, the stream
+    read to its end (no CLI)."""
+    body = open(ctx_tar, "rb").read()
+    t = time.monotonic()
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sock)
+    c.sendall(f"POST /v1.41/build?q=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+              f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    out = b""
+    while True:
+        try:
+            b = c.recv(65536)
+        except ConnectionResetError:
+            # dockerd resets the connection after its last chunk when
+            # the tar's trailing record padding was left unread.
+            break
+        if not b:
+            break
+        out += b
+    c.close()
+    dt = time.monotonic() - t
+    if b"sha256:" not in out:
+        raise RuntimeError(f"raw build failed: {out[-300:]!r}")
+    return dt
+
+
+def build_figures(sock, tmp, runs=3):
+    """Cold (--no-cache), fully cached, one copied file changed: medians."""
+    ctx = os.path.join(tmp, "buildctx")
+    if not os.path.exists(ctx):
+        make_build_context(ctx)
+    ctx_tar = os.path.join(tmp, "buildctx.tar")
+    subprocess.run(["tar", "cf", ctx_tar, "-C", ctx, "."], check=True)
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    out = {"build_cold_s": med([build_cli(sock, ctx, "--no-cache") for _ in range(runs)])}
+    out["build_cached_s"] = med([build_cli(sock, ctx) for _ in range(runs * 2)])
+    out["build_cached_raw_s"] = med([build_raw(sock, ctx_tar) for _ in range(runs * 2)])
+    changed = []
+    for i in range(runs):
+        with open(os.path.join(ctx, "f1.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        changed.append(build_cli(sock, ctx))
+    out["build_changed_s"] = med(changed)
+    return out
+
+
 def wait_ping(sock_path, proc, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -421,7 +507,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
-    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk"], default="all")
+    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build"], default="all")
     ap.add_argument("--sdk-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "..", "target", "sdk-venv", "bin", "python"),
                     help="a python with the pinned docker SDK (made by `cargo test --test python_sdk`)")
@@ -434,7 +520,7 @@ def main():
         # live-restore on both: the restart figure needs it, nothing else
         # notices. The network figures give each its own default bridge.
         # The SDK suite's links need a default bridge on both too.
-        net = want("network") or args.only == "sdk"
+        net = want("network") or args.only in ("sdk", "build")
         cfgs = {}
         for n, bip in (("berthd", "10.250.1.1/24"), ("dockerd", "10.250.0.1/24")):
             cfgs[n] = os.path.join(tmp, f"{n}.json")
@@ -501,6 +587,16 @@ def main():
             print(f"{'Python SDK check':44} {'berthd':>8} {'dockerd':>8}")
             for c in sorted(results["berthd"].keys() | results["dockerd"].keys()):
                 print(f"{c:44} {results['berthd'].get(c, '-'):>8} {results['dockerd'].get(c, '-'):>8}")
+        # Build: the same 15-step Dockerfile, cold, cached, one file changed.
+        if want("build"):
+            bb = os.path.join(tmp, "busybox.tar")
+            if not os.path.exists(bb):
+                make_busybox(bb)
+            for n in ("berthd", "dockerd"):
+                if not want("containers"):
+                    docker(socks[n], "load", "-i", bb)
+                res[n].update(build_figures(socks[n], tmp))
+                print(n, json.dumps(res[n]), flush=True)
         # Network: run --rm on a user network, port throughput, DNS latency.
         if net:
             bb = os.path.join(tmp, "busybox.tar")
@@ -562,6 +658,10 @@ def main():
             ("run --rm --network appnet median (s)", "net_run_rm_s", "<= 0.35"),
             ("TCP via published port MB/s", "port_tcp_mbps", ">= 1"),
             ("DNS lookup of a container name (ms)", "dns_lookup_ms", "<= 1"),
+            ("build, 15 steps, --no-cache (s)", "build_cold_s", "<= 0.5"),
+            ("build, 15 steps, all cached (s)", "build_cached_s", "<= 0.5"),
+            ("  the same, daemon only (s)", "build_cached_raw_s", "berthd < 0.1 s"),
+            ("build, one copied file changed (s)", "build_changed_s", "<= 0.5"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:
