@@ -517,3 +517,120 @@ fn the_build_cache_in_system_df_and_builder_prune() {
     let r = d.raw(b"POST /v1.41/build/prune?filters=%7B%22nope%22%3A%5B%221%22%5D%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+/// A one-file HTTP server on loopback for `ADD <url>`: (port, thread).
+fn serve_once(body: &'static [u8]) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn onbuild_shell_entrypoint_healthcheck_volume_scratch_and_urls() {
+    let d = daemon_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    let port = serve_once(b"downloaded\n");
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\n\
+                     ONBUILD RUN echo triggered > /trig\n\
+                     SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+                     RUN echo $0 > /shell-was\n\
+                     ENTRYPOINT [\"echo\", \"entry\"]\n\
+                     HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD true\n\
+                     VOLUME /vol\n\
+                     ADD http://127.0.0.1:{port}/files/got.txt /web/\n\
+                     MAINTAINER someone\n"
+                ),
+            ),
+            ("child/Dockerfile", "FROM base\nCMD [\"x\"]\n"),
+            (
+                "scratch/Dockerfile",
+                "FROM scratch\nCOPY only.txt /\nENV S=1\n",
+            ),
+            ("scratch/only.txt", "alone\n"),
+        ],
+    );
+    let out = build_ok(&d, ctx.path(), &["-t", "base", "."]);
+    assert!(
+        !out.contains("# Executing"),
+        "a trigger waits for a child: {out}"
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "base", "x"]), "entry x\n");
+    assert_eq!(
+        inspect(
+            &d,
+            "base",
+            "{{json .Config.Shell}}|{{json .Config.Healthcheck}}|{{json .Config.Volumes}}|{{.Author}}|{{json .Config.OnBuild}}"
+        ),
+        "[\"/bin/sh\",\"-e\",\"-c\"]|{\"Test\":[\"CMD-SHELL\",\"true\"],\"Interval\":5000000000,\"Timeout\":2000000000,\"Retries\":4}|{\"/vol\":{}}|someone|[\"RUN echo triggered > /trig\"]"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            "base",
+            "-c",
+            "cat /shell-was /web/got.txt; stat -c %a /web/got.txt; date -u -r /web/got.txt +%Y"
+        ]),
+        "/bin/sh\ndownloaded\n600\n2015\n"
+    );
+    // The child runs the trigger after its FROM, and does not keep it.
+    let out = build_ok(&d, &ctx.path().join("child"), &["-t", "child", "."]);
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--entrypoint", "cat", "child", "/trig"]),
+        "triggered\n"
+    );
+    assert_eq!(inspect(&d, "child", "{{json .Config.OnBuild}}"), "null");
+    // FROM scratch: an image of one layer, its config alone.
+    build_ok(&d, &ctx.path().join("scratch"), &["-t", "scr", "."]);
+    assert_eq!(
+        inspect(&d, "scr", "{{len .RootFS.Layers}}|{{json .Config.Env}}"),
+        "1|[\"S=1\"]"
+    );
+    let o = d.docker_ok(&["save", "scr"]);
+    assert!(!o.is_empty());
+    // A URL nobody answers: a clear error, quickly.
+    let dead = common::free_port();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD http://127.0.0.1:{dead}/x /x\n"),
+        )],
+    );
+    let o = build(&d, ctx.path(), &["."]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("ADD failed: failed to GET"),
+        "{err}"
+    );
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nCOPY http://127.0.0.1/x /x\n")],
+    );
+    let o = build(&d, ctx.path(), &["."]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("source can't be a URL for COPY"));
+}

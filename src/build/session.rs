@@ -954,7 +954,16 @@ impl Session<'_> {
         let (t, p) = (tmp.clone(), top.clone());
         let d = driver.clone();
         let upper = tokio::task::spawn_blocking(move || -> Result<PathBuf, BuildError> {
-            d.create(&t, p.as_deref())?;
+            let diff = d.create(&t, p.as_deref())?;
+            if p.is_none() {
+                // Over nothing (`FROM scratch`): the new layer's own
+                // directory is the whole root, and its changes.
+                let r = f(&diff);
+                if r.is_err() {
+                    let _ = d.remove(&t);
+                }
+                return r.map(|()| diff);
+            }
             let r = (|| {
                 let root = d.mount_rw(&t)?;
                 let r = f(&root);
@@ -1178,7 +1187,10 @@ impl Session<'_> {
             let tmp = crate::sys::blobs::random_hex(32);
             let (d, t) = (driver.clone(), tmp.clone());
             let root = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-                d.create(&t, top.as_deref())?;
+                let diff = d.create(&t, top.as_deref())?;
+                if top.is_none() {
+                    return Ok(diff);
+                }
                 d.mount_rw(&t).inspect_err(|_| {
                     let _ = d.remove(&t);
                 })
