@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -633,4 +634,236 @@ fn onbuild_shell_entrypoint_healthcheck_volume_scratch_and_urls() {
     );
     let o = build(&d, ctx.path(), &["."]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("source can't be a URL for COPY"));
+}
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        // The whole group: git daemon forks a process per connection.
+        let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Serve `files` over HTTP on loopback for as many requests as come.
+fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let _ = s.write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = s.write_all(body);
+                }
+                None => {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn remote_contexts_from_http_and_git() {
+    let d = daemon_with_busybox();
+    // A tar context and a Dockerfile alone, over HTTP.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "Dockerfile",
+            &b"FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n"[..],
+        ),
+        ("f", &b"from a remote tar\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let port = serve_files(vec![
+        ("/ctx.tar", b.into_inner().unwrap()),
+        (
+            "/Dockerfile",
+            b"FROM busybox\nCMD [\"echo\", \"from a remote Dockerfile\"]\n".to_vec(),
+        ),
+    ]);
+    let here = tempfile::tempdir().unwrap();
+    build_ok(
+        &d,
+        here.path(),
+        &["-t", "rt", &format!("http://127.0.0.1:{port}/ctx.tar")],
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "rt"]), "from a remote tar\n");
+    build_ok(
+        &d,
+        here.path(),
+        &["-t", "rd", &format!("http://127.0.0.1:{port}/Dockerfile")],
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "rd"]),
+        "from a remote Dockerfile\n"
+    );
+    let o = build(
+        &d,
+        here.path(),
+        &[&format!("http://127.0.0.1:{port}/missing")],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unable to download remote context"),
+        "{o:?}"
+    );
+    // A git repository served by `git daemon` on loopback, at a branch and
+    // a directory of it.
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("proj.git");
+    let git = |args: &[&str], dir: &Path| {
+        let o = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    git(&["init", "-q", "-b", "main"], &repo);
+    write(
+        &repo,
+        &[
+            (
+                "sub/Dockerfile",
+                "FROM busybox\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n",
+            ),
+            ("sub/hello", "from git\n"),
+        ],
+    );
+    git(&["add", "."], &repo);
+    git(&["commit", "-q", "-m", "one"], &repo);
+    git(&["checkout", "-q", "-b", "feature"], &repo);
+    write(&repo, &[("sub/hello", "from the feature branch\n")]);
+    git(&["commit", "-q", "-am", "two"], &repo);
+    git(&["checkout", "-q", "main"], &repo);
+    let gport = common::free_port();
+    let _daemon = Kill(
+        std::process::Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={gport}"))
+            .arg(format!("--base-path={}", repos.path().display()))
+            .arg(repos.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    assert!(common::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", gport)).is_ok()
+    }));
+    build_ok(
+        &d,
+        here.path(),
+        &[
+            "-t",
+            "g1",
+            &format!("git://127.0.0.1:{gport}/proj.git#main:sub"),
+        ],
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "g1"]), "from git\n");
+    build_ok(
+        &d,
+        here.path(),
+        &[
+            "-t",
+            "g2",
+            &format!("git://127.0.0.1:{gport}/proj.git#feature:sub"),
+        ],
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "g2"]),
+        "from the feature branch\n"
+    );
+    // A repository nobody serves: a clear error, no hang.
+    let dead = common::free_port();
+    let o = build(
+        &d,
+        here.path(),
+        &[&format!("git://127.0.0.1:{dead}/none.git")],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unable to 'git clone'"),
+        "{o:?}"
+    );
+    assert!(leftover_contexts(&d).is_empty());
+}
+
+#[test]
+fn a_decompression_bomb_context_is_refused() {
+    let d = daemon_with_busybox();
+    // A tar with one 1 GiB file of zeros, gzipped to about 1 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("zeros").unwrap();
+    h.set_size(1 << 30);
+    h.set_mode(0o644);
+    h.set_cksum();
+    std::fs::write(dir.path().join("head"), h.as_bytes()).unwrap();
+    let bomb = dir.path().join("bomb.tgz");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{{ cat head; head -c 1073741824 /dev/zero; head -c 1024 /dev/zero; }} | gzip -1 > {}",
+            bomb.display()
+        ))
+        .current_dir(dir.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let body = std::fs::read(&bomb).unwrap();
+    assert!(body.len() < 8 << 20, "{}", body.len());
+    let mut req = format!(
+        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let m = r.json()["message"].as_str().unwrap().to_string();
+    assert!(m.contains("decompression bomb"), "{m}");
+    assert!(leftover_contexts(&d).is_empty());
+    d.docker_ok(&["version"]);
 }

@@ -42,7 +42,8 @@ pub fn sweep(tmp_root: &Path) {
         return;
     };
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with("build-") {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("build-") || n.starts_with("remote-") {
             tracing::info!(dir = %e.path().display(), "removing a build context left behind");
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -182,42 +183,26 @@ fn read_in(root: &OwnedFd, path: &str, limit: u64) -> Result<Option<String>, Bui
     }
 }
 
-/// Extract the context `input` carries into a new directory under
-/// `tmp_root`, and read its `.dockerignore` and the Dockerfile at
-/// `dockerfile` (a path in the context; `Dockerfile` then `dockerfile`
-/// by default).
-pub fn receive(
-    tmp_root: &Path,
-    input: impl Read + Send,
-    dockerfile: Option<&str>,
-) -> Result<Context, BuildError> {
+/// An empty context under `tmp_root` (removed when dropped).
+fn empty(tmp_root: &Path) -> Result<Context, BuildError> {
     let top = tmp_root.join(format!("build-{}", crate::sys::blobs::random_hex(16)));
     let dir = top.join("context");
     let work = top.join("work");
     std::fs::create_dir_all(&dir)?;
     std::fs::create_dir_all(&work)?;
-    let mut ctx = Context {
+    Ok(Context {
         dir,
         work,
         ignore: Ignore::default(),
         dockerfile: String::new(),
         top,
-    };
+    })
+}
+
+/// Read the context's `.dockerignore` and the Dockerfile at `dockerfile`
+/// (a path in the context; `Dockerfile` then `dockerfile` by default).
+fn finish(mut ctx: Context, dockerfile: Option<&str>) -> Result<Context, BuildError> {
     let root = root_fd(&ctx.dir)?;
-    let reader = decompressed(input)
-        .map_err(|e| BuildError::Invalid(format!("Error processing tar file({e}): ")))?;
-    let mut reader = FinishTar::new(reader);
-    let opts = ExtractOptions {
-        no_overwrite_dir_non_dir: false,
-        copy_uid_gid: false,
-        user: String::new(),
-    };
-    extract(&root, "/", &mut reader, &opts).map_err(|e| match e {
-        ExtractError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => BuildError::Io(e),
-        e => BuildError::Invalid(format!("Error processing tar file({e}): ")),
-    })?;
-    // What follows the archive's end (padding) is read, bounded.
-    let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
     if let Some(text) = read_in(&root, ".dockerignore", 1 << 20)? {
         ctx.ignore = Ignore::parse(&text)
             .map_err(|e| BuildError::Invalid(format!("failed to parse .dockerignore: {e}")))?;
@@ -237,6 +222,195 @@ pub fn receive(
         "Cannot locate specified Dockerfile: {}",
         wanted.unwrap_or("Dockerfile")
     )))
+}
+
+/// Counts what passes through.
+struct Counted<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// A compressed context may expand this much (and past [`BOMB_FLOOR`])
+/// before it is refused as a decompression bomb.
+pub const BOMB_RATIO: u64 = 200;
+/// Below this the ratio is not checked.
+pub const BOMB_FLOOR: u64 = 64 << 20;
+
+/// Stops a decompressed stream that grows past [`BOMB_RATIO`] times what
+/// it was made from.
+struct BombCheck<R> {
+    inner: R,
+    raw: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    out: u64,
+}
+
+impl<R: Read> Read for BombCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.out += k as u64;
+        let raw = self.raw.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        if self.out > BOMB_FLOOR && self.out / raw > BOMB_RATIO {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the context expands to more than {} bytes from {raw} compressed (over {BOMB_RATIO} times): refused as a decompression bomb",
+                    self.out
+                ),
+            ));
+        }
+        Ok(k)
+    }
+}
+
+/// Extract the context `input` carries into a new directory under
+/// `tmp_root`, and read its `.dockerignore` and Dockerfile.
+pub fn receive(
+    tmp_root: &Path,
+    input: impl Read + Send,
+    dockerfile: Option<&str>,
+) -> Result<Context, BuildError> {
+    let ctx = empty(tmp_root)?;
+    let root = root_fd(&ctx.dir)?;
+    let raw = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Counted {
+        inner: input,
+        n: raw.clone(),
+    };
+    let reader = decompressed(counted)
+        .map_err(|e| BuildError::Invalid(format!("Error processing tar file({e}): ")))?;
+    let mut reader = FinishTar::new(BombCheck {
+        inner: reader,
+        raw,
+        out: 0,
+    });
+    let opts = ExtractOptions {
+        no_overwrite_dir_non_dir: false,
+        copy_uid_gid: false,
+        user: String::new(),
+    };
+    extract(&root, "/", &mut reader, &opts).map_err(|e| match e {
+        ExtractError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => BuildError::Io(e),
+        e => BuildError::Invalid(format!("Error processing tar file({e}): ")),
+    })?;
+    // What follows the archive's end (padding) is read, bounded.
+    let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
+    finish(ctx, dockerfile)
+}
+
+/// A context that is a Dockerfile alone (a `remote` URL that serves a
+/// text file, as dockerd takes it).
+pub fn from_dockerfile(
+    tmp_root: &Path,
+    text: &[u8],
+    dockerfile: Option<&str>,
+) -> Result<Context, BuildError> {
+    let ctx = empty(tmp_root)?;
+    let name = dockerfile
+        .filter(|d| !d.is_empty() && !d.contains('/'))
+        .unwrap_or("Dockerfile");
+    std::fs::write(ctx.dir.join(name), text)?;
+    finish(ctx, Some(name))
+}
+
+/// A context cloned from a git repository (`remote` as dockerd's
+/// `IsGitURL` takes it: `git://`, `git@`, `github.com/`, an http(s) URL
+/// ending in `.git`), at the ref and directory of its fragment
+/// (`#ref:dir`); shallow, no prompt, bounded in time.
+pub fn from_git(
+    tmp_root: &Path,
+    remote: &str,
+    dockerfile: Option<&str>,
+) -> Result<Context, BuildError> {
+    let ctx = empty(tmp_root)?;
+    let (url, fragment) = remote.split_once('#').unwrap_or((remote, ""));
+    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+    let url = match url.strip_prefix("github.com/") {
+        Some(rest) => format!("https://github.com/{rest}"),
+        None => url.to_string(),
+    };
+    let clone = ctx.top.join("clone");
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["clone", "--quiet", "--depth", "1", "--recurse-submodules"]);
+    if !reference.is_empty() {
+        cmd.args(["--branch", reference]);
+    }
+    cmd.arg("--").arg(&url).arg(&clone);
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env(
+            "GIT_SSH_COMMAND",
+            "ssh -o BatchMode=yes -o ConnectTimeout=15",
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| BuildError::Invalid(format!("unable to run git to fetch {remote}: {e}")))?;
+    let deadline = std::time::Instant::now() + GIT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BuildError::Invalid(format!(
+                "unable to prepare context: git clone of {remote} took longer than {} s",
+                GIT_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(BuildError::Invalid(format!(
+            "unable to prepare context: unable to 'git clone' to temporary context directory: error fetching: {}: exit status {}",
+            err.trim(),
+            status.code().unwrap_or(-1)
+        )));
+    }
+    // The directory of the fragment, resolved inside the clone.
+    let src = if subdir.is_empty() {
+        clone.clone()
+    } else {
+        let fd = open_in_root(&root_fd(&clone)?, subdir, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|e| {
+                BuildError::Invalid(format!(
+                    "unable to prepare context: error setting git context, not a directory: {subdir} ({e})"
+                ))
+            })?;
+        std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))?
+    };
+    std::fs::remove_dir(&ctx.dir)?;
+    std::fs::rename(&src, &ctx.dir)?;
+    finish(ctx, dockerfile)
+}
+
+const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether `remote` names a git repository (dockerd's `urlutil.IsGitURL`).
+pub fn is_git_url(remote: &str) -> bool {
+    let http = remote.starts_with("http://") || remote.starts_with("https://");
+    let path = remote.split('#').next().unwrap_or(remote);
+    remote.starts_with("git://")
+        || remote.starts_with("git@")
+        || remote.starts_with("github.com/")
+        || (http && path.ends_with(".git"))
 }
 
 #[cfg(test)]

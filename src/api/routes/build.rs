@@ -157,23 +157,112 @@ fn options(r: &Req, experimental: bool) -> Result<BuildOptions, ApiError> {
     Ok(o)
 }
 
+struct RemoveFile(std::path::PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Download a `remote` context into a file under `tmp` (bounded waits:
+/// 15 s to connect, 5 minutes in all).
+async fn fetch_remote(url: &str, tmp: &std::path::Path) -> Result<std::path::PathBuf, BuildError> {
+    let fail = |m: String| BuildError::Invalid(format!("unable to prepare context: {m}"));
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(format!("unable to download remote context {url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!(
+            "unable to download remote context {url}: status {}",
+            resp.status()
+        )));
+    }
+    let path = tmp.join(format!("remote-{}", crate::sys::blobs::random_hex(8)));
+    let mut f = tokio::fs::File::create(&path).await?;
+    use tokio::io::AsyncWriteExt;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => f.write_all(&c).await?,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(fail(format!("reading remote context {url}: {e}")));
+            }
+        }
+    }
+    f.flush().await?;
+    Ok(path)
+}
+
 pub fn build(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let cfg = r.ctx.config.borrow().clone();
         let opts = options(&r, cfg.experimental)?;
-        if let Some(remote) = r.query.get("remote").filter(|v| !v.is_empty()) {
-            return Err(ApiError::from_err(&BuildError::NotImplemented(format!(
-                "berthd does not fetch build contexts ({remote}): send the context in the request body"
-            ))));
-        }
         let dockerfile = r.query.get("dockerfile").map(String::from);
-        let reader = body_reader(&mut r)?;
         let tmp = std::path::Path::new(&cfg.data_root).join("tmp");
-        let ctx = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&tmp)?;
-            context::receive(&tmp, reader, dockerfile.as_deref())
-        })
-        .await
+        std::fs::create_dir_all(&tmp).map_err(|e| ApiError::system(e.to_string()))?;
+        let remote = r
+            .query
+            .get("remote")
+            .filter(|v| !v.is_empty() && *v != "context")
+            .map(String::from);
+        let ctx = match remote {
+            None => {
+                let reader = body_reader(&mut r)?;
+                tokio::task::spawn_blocking(move || {
+                    context::receive(&tmp, reader, dockerfile.as_deref())
+                })
+                .await
+            }
+            Some(remote) if context::is_git_url(&remote) => {
+                tokio::task::spawn_blocking(move || {
+                    context::from_git(&tmp, &remote, dockerfile.as_deref())
+                })
+                .await
+            }
+            Some(remote) if remote.starts_with("http://") || remote.starts_with("https://") => {
+                let file = fetch_remote(&remote, &tmp)
+                    .await
+                    .map_err(|e| ApiError::from_err(&e))?;
+                tokio::task::spawn_blocking(move || {
+                    let _cleanup = RemoveFile(file.clone());
+                    let mut head = [0u8; 512];
+                    let mut f = std::fs::File::open(&file)?;
+                    let n = read_full(&mut f, &mut head)?;
+                    if context::looks_like_archive(&head[..n]) {
+                        context::receive(&tmp, std::fs::File::open(&file)?, dockerfile.as_deref())
+                    } else {
+                        let text = std::fs::read(&file)?;
+                        context::from_dockerfile(&tmp, &text, dockerfile.as_deref())
+                    }
+                })
+                .await
+            }
+            Some(remote) => {
+                return Err(bad(format!(
+                    "unable to prepare context: remote {remote:?} is not a git repository or an http(s) URL"
+                )))
+            }
+        }
         .map_err(|e| ApiError::system(e.to_string()))?
         .map_err(|e| ApiError::from_err(&e))?;
         let plan = session::plan(&ctx.dockerfile, &opts).map_err(|e| ApiError::from_err(&e))?;
