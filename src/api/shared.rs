@@ -100,3 +100,15 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     };
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
+
+/// The images containers use (never build cache).
+pub(crate) fn used_images(r: &Req) -> std::collections::BTreeSet<String> {
+    r.ctx
+        .containers
+        .containers
+        .snapshot()
+        .by_id
+        .values()
+        .map(|c| c.image.clone())
+        .collect()
+}

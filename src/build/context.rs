@@ -401,6 +401,60 @@ pub fn from_git(
     finish(ctx, dockerfile)
 }
 
+/// The context of a build from where `source` says, under `tmp_root`.
+pub async fn acquire(
+    tmp_root: &Path,
+    source: super::Source,
+    dockerfile: Option<String>,
+) -> Result<Context, BuildError> {
+    let tmp = tmp_root.to_path_buf();
+    std::fs::create_dir_all(&tmp)?;
+    let joined = |e: tokio::task::JoinError| BuildError::Io(std::io::Error::other(e.to_string()));
+    match source {
+        super::Source::Body(reader) => {
+            tokio::task::spawn_blocking(move || receive(&tmp, reader, dockerfile.as_deref()))
+                .await
+                .map_err(joined)?
+        }
+        super::Source::Remote(remote) if is_git_url(&remote) => {
+            tokio::task::spawn_blocking(move || from_git(&tmp, &remote, dockerfile.as_deref()))
+                .await
+                .map_err(joined)?
+        }
+        super::Source::Remote(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let file = tmp.join(format!("remote-{}", crate::sys::blobs::random_hex(8)));
+            super::fetch::to_file(&url, &file, std::time::Duration::from_secs(300))
+                .await
+                .map_err(|e| {
+                    BuildError::Invalid(format!(
+                        "unable to prepare context: unable to download remote context {url}: {e}"
+                    ))
+                })?;
+            tokio::task::spawn_blocking(move || {
+                let r = (|| {
+                    let mut head = Vec::with_capacity(512);
+                    std::fs::File::open(&file)?
+                        .take(512)
+                        .read_to_end(&mut head)?;
+                    if looks_like_archive(&head) {
+                        receive(&tmp, std::fs::File::open(&file)?, dockerfile.as_deref())
+                    } else {
+                        let text = std::fs::read(&file)?;
+                        from_dockerfile(&tmp, &text, dockerfile.as_deref())
+                    }
+                })();
+                let _ = std::fs::remove_file(&file);
+                r
+            })
+            .await
+            .map_err(joined)?
+        }
+        super::Source::Remote(other) => Err(BuildError::Invalid(format!(
+            "unable to prepare context: remote {other:?} is not a git repository or an http(s) URL"
+        ))),
+    }
+}
+
 const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Whether `remote` names a git repository (dockerd's `urlutil.IsGitURL`).

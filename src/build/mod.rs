@@ -16,12 +16,17 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod expand;
+pub mod fetch;
 pub mod ignore;
 pub mod progress;
 pub mod run;
 pub mod session;
 
 use std::collections::BTreeMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use berth_actors::image::Reference;
 use berth_actors::{ErrorKind, HasKind};
@@ -101,4 +106,42 @@ pub struct BuildOptions {
     pub cache_from: Vec<String>,
     /// `X-Registry-Config`: credentials per registry host, for pulls.
     pub registry_auth: BTreeMap<String, crate::images::auth::AuthConfig>,
+}
+
+/// Where the context comes from.
+pub enum Source {
+    /// The request's body (a tar, maybe compressed).
+    Body(Box<dyn Read + Send>),
+    /// `remote`: a git repository or an http(s) URL.
+    Remote(String),
+}
+
+/// Receive the context and check the Dockerfile (the request fails with
+/// these errors), then run the build in a task of its own; its progress
+/// stream. The stream's receiver going away (the client) cancels it.
+pub async fn start(
+    builder: session::Builder,
+    opts: BuildOptions,
+    source: Source,
+    dockerfile: Option<String>,
+) -> Result<mpsc::Receiver<Bytes>, BuildError> {
+    let ctx = context::acquire(&builder.tmp_root, source, dockerfile).await?;
+    let plan = session::plan(&ctx.dockerfile, &opts)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut p = progress::Progress::new(tx, opts.quiet);
+        let shutdown = builder.shutdown.clone();
+        let res = tokio::select! {
+            r = session::build(&builder, plan, &ctx, &opts, &mut p) => r,
+            _ = shutdown.cancelled() => Err(BuildError::Cancelled),
+        };
+        match res {
+            Ok(id) => tracing::info!(%id, "image built"),
+            Err(BuildError::Cancelled) => tracing::info!("build cancelled"),
+            Err(e) => p.error(&e).await,
+        }
+        // The context goes once the build is done.
+        let _ = tokio::task::spawn_blocking(move || drop(ctx)).await;
+    });
+    Ok(rx)
 }

@@ -47,6 +47,10 @@ const BUILTIN_ARGS: &[&str] = &[
 pub struct Builder {
     pub images: Arc<ImageService>,
     pub containers: Arc<ContainerService>,
+    /// Where contexts are received (`<data-root>/tmp`).
+    pub tmp_root: PathBuf,
+    /// berthd's shutdown: builds stop with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// A parsed Dockerfile, cut at the target, ready to run.
@@ -197,6 +201,16 @@ impl Stage {
             .filter(|(k, _)| self.env_get(k).is_none())
             .map(|(k, v)| format!("{k}={v}"))
             .collect()
+    }
+
+    /// An object field of the config (`Labels`, `ExposedPorts`,
+    /// `Volumes`), empty when unset.
+    fn object(&self, key: &str) -> Map<String, Value> {
+        self.config
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn workdir(&self) -> String {
@@ -695,12 +709,7 @@ impl Session<'_> {
                 self.meta(st, cmd).await
             }
             Instruction::Label(pairs) => {
-                let mut labels = st
-                    .config
-                    .get("Labels")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut labels = st.object("Labels");
                 let mut comment = String::from("LABEL");
                 for (k, v) in pairs {
                     let k = self.expand(st, k)?;
@@ -758,12 +767,7 @@ impl Session<'_> {
                 self.meta(st, n).await
             }
             Instruction::Expose(ports) => {
-                let mut exposed = st
-                    .config
-                    .get("ExposedPorts")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut exposed = st.object("ExposedPorts");
                 let mut shown = Vec::new();
                 for p in ports {
                     let p = self.expand(st, p)?;
@@ -778,12 +782,7 @@ impl Session<'_> {
                 self.meta(st, n).await
             }
             Instruction::Volume(vols) => {
-                let mut all = st
-                    .config
-                    .get("Volumes")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut all = st.object("Volumes");
                 let mut shown = Vec::new();
                 for v in vols {
                     let v = self.expand(st, v)?;
@@ -1351,40 +1350,15 @@ async fn download(url: &str, dir: &Path) -> Result<String, BuildError> {
         .and_then(|mut s| s.next_back().map(String::from))
         .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| "__unnamed__".into());
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(600))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut resp = client
-        .get(parsed.clone())
-        .send()
-        .await
-        .map_err(|e| fail(format!("failed to GET {url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!(
-            "failed to GET {url} with status {}",
-            resp.status()
-        )));
-    }
-    let mtime = resp
-        .headers()
-        .get("Last-Modified")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-        .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)));
     let path = dir.join(&name);
-    let mut f = tokio::fs::File::create(&path).await?;
-    use tokio::io::AsyncWriteExt;
-    while let Some(chunk) = resp
-        .chunk()
+    let mtime = super::fetch::to_file(url, &path, std::time::Duration::from_secs(600))
         .await
-        .map_err(|e| fail(format!("reading {url}: {e}")))?
-    {
-        f.write_all(&chunk).await?;
-    }
-    f.flush().await?;
-    drop(f);
+        .map_err(|e| match e {
+            super::fetch::FetchError::Status(s) => {
+                fail(format!("failed to GET {url} with status {s}"))
+            }
+            e => fail(format!("failed to GET {url}: {e}")),
+        })?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     if let Some(t) = mtime {

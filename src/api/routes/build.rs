@@ -6,19 +6,16 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::Response;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
 use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::router::{HandlerFuture, Req};
-use crate::api::shared::body_reader;
-use crate::build::progress::Progress;
+use crate::api::shared::{body_reader, used_images};
 use crate::build::session::{self, Builder};
-use crate::build::{context, BuildError, BuildOptions};
+use crate::build::{BuildError, BuildOptions, Source};
 use crate::images::auth::AuthConfig;
 
 fn bad(m: impl Into<String>) -> ApiError {
@@ -157,158 +154,35 @@ fn options(r: &Req, experimental: bool) -> Result<BuildOptions, ApiError> {
     Ok(o)
 }
 
-struct RemoveFile(std::path::PathBuf);
-
-impl Drop for RemoveFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// Download a `remote` context into a file under `tmp` (bounded waits:
-/// 15 s to connect, 5 minutes in all).
-async fn fetch_remote(url: &str, tmp: &std::path::Path) -> Result<std::path::PathBuf, BuildError> {
-    let fail = |m: String| BuildError::Invalid(format!("unable to prepare context: {m}"));
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(300))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(format!("unable to download remote context {url}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!(
-            "unable to download remote context {url}: status {}",
-            resp.status()
-        )));
-    }
-    let path = tmp.join(format!("remote-{}", crate::sys::blobs::random_hex(8)));
-    let mut f = tokio::fs::File::create(&path).await?;
-    use tokio::io::AsyncWriteExt;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => f.write_all(&c).await?,
-            Ok(None) => break,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(fail(format!("reading remote context {url}: {e}")));
-            }
-        }
-    }
-    f.flush().await?;
-    Ok(path)
-}
-
 pub fn build(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
         let cfg = r.ctx.config.borrow().clone();
         let opts = options(&r, cfg.experimental)?;
         let dockerfile = r.query.get("dockerfile").map(String::from);
-        let tmp = std::path::Path::new(&cfg.data_root).join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| ApiError::system(e.to_string()))?;
-        let remote = r
+        let source = match r
             .query
             .get("remote")
             .filter(|v| !v.is_empty() && *v != "context")
-            .map(String::from);
-        let ctx = match remote {
-            None => {
-                let reader = body_reader(&mut r)?;
-                tokio::task::spawn_blocking(move || {
-                    context::receive(&tmp, reader, dockerfile.as_deref())
-                })
-                .await
-            }
-            Some(remote) if context::is_git_url(&remote) => {
-                tokio::task::spawn_blocking(move || {
-                    context::from_git(&tmp, &remote, dockerfile.as_deref())
-                })
-                .await
-            }
-            Some(remote) if remote.starts_with("http://") || remote.starts_with("https://") => {
-                let file = fetch_remote(&remote, &tmp)
-                    .await
-                    .map_err(|e| ApiError::from_err(&e))?;
-                tokio::task::spawn_blocking(move || {
-                    let _cleanup = RemoveFile(file.clone());
-                    let mut head = [0u8; 512];
-                    let mut f = std::fs::File::open(&file)?;
-                    let n = read_full(&mut f, &mut head)?;
-                    if context::looks_like_archive(&head[..n]) {
-                        context::receive(&tmp, std::fs::File::open(&file)?, dockerfile.as_deref())
-                    } else {
-                        let text = std::fs::read(&file)?;
-                        context::from_dockerfile(&tmp, &text, dockerfile.as_deref())
-                    }
-                })
-                .await
-            }
-            Some(remote) => {
-                return Err(bad(format!(
-                    "unable to prepare context: remote {remote:?} is not a git repository or an http(s) URL"
-                )))
-            }
-        }
-        .map_err(|e| ApiError::system(e.to_string()))?
-        .map_err(|e| ApiError::from_err(&e))?;
-        let plan = session::plan(&ctx.dockerfile, &opts).map_err(|e| ApiError::from_err(&e))?;
+        {
+            Some(remote) => Source::Remote(remote.to_string()),
+            None => Source::Body(Box::new(body_reader(&mut r)?)),
+        };
         let builder = Builder {
             images: r.ctx.images.clone(),
             containers: r.ctx.containers.clone(),
+            tmp_root: std::path::Path::new(&cfg.data_root).join("tmp"),
+            shutdown: r.ctx.shutdown.clone(),
         };
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
-        let shutdown = r.ctx.shutdown.clone();
-        tokio::spawn(async move {
-            let mut progress = Progress::new(tx, opts.quiet);
-            let res = tokio::select! {
-                r = session::build(&builder, plan, &ctx, &opts, &mut progress) => r,
-                _ = shutdown.cancelled() => Err(BuildError::Cancelled),
-            };
-            match res {
-                Ok(id) => tracing::info!(%id, "image built"),
-                Err(BuildError::Cancelled) => tracing::info!("build cancelled"),
-                Err(e) => progress.error(&e).await,
-            }
-            // The context goes once the build is done.
-            let _ = tokio::task::spawn_blocking(move || drop(ctx)).await;
-        });
+        // The context received and the Dockerfile checked (errors: this
+        // request's status), then the build streams.
+        let rx = crate::build::start(builder, opts, source, dockerfile)
+            .await
+            .map_err(|e| ApiError::from_err(&e))?;
         let mut resp = Response::new(body::channel(rx));
         resp.headers_mut()
             .insert("Content-Type", HeaderValue::from_static("application/json"));
         Ok(resp)
     })
-}
-
-/// The images containers use (never build cache).
-fn used_images(r: &Req) -> std::collections::BTreeSet<String> {
-    r.ctx
-        .containers
-        .containers
-        .snapshot()
-        .by_id
-        .values()
-        .map(|c| c.image.clone())
-        .collect()
-}
-
-/// `GET /system/df`'s build cache: its entries and their total size.
-pub fn cache_entries(r: &Req) -> Vec<crate::build::cache::Record> {
-    let snap = r.ctx.images.images.snapshot();
-    crate::build::cache::records(&snap, &used_images(r))
 }
 
 /// `POST /build/prune` (`docker builder prune`): the build's steps no
@@ -348,7 +222,8 @@ pub fn prune(r: Req) -> HandlerFuture {
             }
         };
         let ids: Vec<String> = f.values("id").cloned().collect();
-        let records = cache_entries(&r);
+        let records =
+            crate::build::cache::records(&r.ctx.images.images.snapshot(), &used_images(&r));
         let total: u64 = records.iter().map(|c| c.size).sum();
         let mut chosen: Vec<&crate::build::cache::Record> = records
             .iter()

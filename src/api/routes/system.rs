@@ -391,7 +391,10 @@ pub fn df(r: Req) -> HandlerFuture {
             }
         }
         if want("build-cache") {
-            let records = super::build::cache_entries(&r);
+            let records = crate::build::cache::records(
+                &r.ctx.images.images.snapshot(),
+                &crate::api::shared::used_images(&r),
+            );
             let list: Vec<Value> = records.iter().map(|c| c.json()).collect();
             if usage {
                 let (active, size, reclaimable) = tally(records.iter().map(|c| (c.size, c.shared)));
