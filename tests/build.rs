@@ -513,6 +513,26 @@ fn the_build_cache_in_system_df_and_builder_prune() {
     assert_eq!(d.docker_ok(&["run", "--rm", "kept", "cat", "/x"]), "x\n");
     let hist = d.docker_ok(&["history", "-q", "kept"]);
     assert!(hist.contains("<missing>"), "{hist}");
+    // --cache-from: the tagged image's own history and layers stand in
+    // for the pruned steps (dockerd's restore from a pulled image).
+    write(ctx.path(), &[("big", &"b".repeat(100_000))]);
+    let from = build_ok(
+        &d,
+        ctx.path(),
+        &["--cache-from", "kept", "-t", "restored", "."],
+    );
+    assert_eq!(from.matches(" ---> Using cache").count(), 3, "{from}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "restored", "cat", "/x"]),
+        "x\n"
+    );
+    assert_eq!(
+        inspect(&d, "restored", "{{json .RootFS.Layers}}"),
+        inspect(&d, "kept", "{{json .RootFS.Layers}}")
+    );
+    d.docker_ok(&["rmi", "restored"]);
+    d.docker_ok(&["builder", "prune", "-af"]);
+    write(ctx.path(), &[("big", &"c".repeat(50_000))]);
     let again = build_ok(&d, ctx.path(), &["."]);
     assert!(!again.contains("Using cache"), "{again}");
     let r = d.raw(b"POST /v1.41/build/prune?filters=%7B%22nope%22%3A%5B%221%22%5D%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
