@@ -887,3 +887,111 @@ fn a_decompression_bomb_context_is_refused() {
     assert!(leftover_contexts(&d).is_empty());
     d.docker_ok(&["version"]);
 }
+
+/// A small ext4 filesystem on a loop device, mounted at `at`; unmounted
+/// (lazily, with everything under it) when dropped.
+struct SmallFs {
+    at: std::path::PathBuf,
+    image: std::path::PathBuf,
+}
+
+impl SmallFs {
+    fn new(image: &Path, at: &Path, mib: u64) -> SmallFs {
+        let f = std::fs::File::create(image).unwrap();
+        f.set_len(mib << 20).unwrap();
+        let ok = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(image)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfs.ext4");
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -o loop");
+        SmallFs {
+            at: at.to_path_buf(),
+            image: image.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        // Overlay mounts berthd left under it first, deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|p| p.starts_with(self.at.to_str().unwrap_or("/nonexistent")))
+            .collect();
+        under.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in under {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", p])
+                .status();
+        }
+        // The test's directory went first (its daemon with it): what the
+        // mount kept of it goes now.
+        let _ = std::fs::remove_dir_all(&self.at);
+        let _ = std::fs::remove_file(&self.image);
+        if let Some(parent) = self.at.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+#[test]
+fn a_run_that_fills_the_disk_fails_cleanly() {
+    let mut d = Daemon::prepare();
+    let _fs = SmallFs::new(&d.dir.path().join("small.img"), &d.data_root.clone(), 160);
+    d.extra_args = vec!["-H".into(), d.docker_host()];
+    let mut cmd = d.command();
+    cmd.args(&d.extra_args);
+    let d = d.spawn(cmd);
+    common::containers::load_busybox(&d);
+    let ctx = tempfile::tempdir().unwrap();
+    // The RUN fills what is left (its writes stop at ENOSPC); storing its
+    // layer then needs as much again.
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN head -c 400000000 /dev/zero > /big; ls -la /big\nRUN echo never\n",
+        )],
+    );
+    let o = build(&d, ctx.path(), &["-t", "full", "."]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.to_lowercase().contains("no space left on device"),
+        "{err}\n{}",
+        d.log()
+    );
+    // berthd is up, the step's container is gone, no image was made, the
+    // context is removed; with the space back a build works.
+    d.docker_ok(&["version"]);
+    assert_eq!(containers(&d), "");
+    assert!(!d.docker(&["image", "inspect", "full"]).status.success());
+    assert!(leftover_contexts(&d).is_empty());
+    write(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nRUN echo fits > /small\n")],
+    );
+    build_ok(&d, ctx.path(), &["-t", "fits", "."]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fits", "cat", "/small"]),
+        "fits\n"
+    );
+    drop(d);
+}

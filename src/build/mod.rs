@@ -14,10 +14,12 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
+mod copy_step;
 pub mod dockerfile;
 pub mod expand;
 pub mod fetch;
 pub mod ignore;
+mod instructions;
 pub mod progress;
 pub mod run;
 pub mod session;

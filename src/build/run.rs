@@ -7,9 +7,12 @@
 use berth_actors::container::stdio::Output;
 use berth_actors::container::WaitCondition;
 use berth_actors::container::{AttachStreams, AttachTicket, ContainerMsg, Containers};
+
+use super::dockerfile::Command;
 use serde_json::{json, Map, Value};
 
-use super::progress::Progress;
+use super::progress::{short, Progress};
+use super::session::{Session, Stage, BUILTIN_ARGS};
 use super::BuildError;
 use crate::containers::ContainerService;
 
@@ -120,4 +123,95 @@ pub async fn remove(id: &str) -> Result<(), BuildError> {
     })
     .await?;
     Ok(())
+}
+
+impl Session<'_> {
+    pub(super) async fn run_step(&mut self, st: &mut Stage, c: &Command) -> Result<(), BuildError> {
+        let Some(parent) = st.image.clone() else {
+            return Err(BuildError::Invalid(
+                "Please provide a source image with `from` prior to run".into(),
+            ));
+        };
+        let cmd = self.command(st, c);
+        let args = st.run_args();
+        for k in st.args.keys() {
+            if self.opts.build_args.contains_key(k) {
+                self.used_args.insert(k.clone());
+            }
+        }
+        let mut save = Vec::new();
+        if !args.is_empty() {
+            save.push(format!("|{}", args.len()));
+            save.extend(args.iter().cloned());
+        }
+        save.extend(cmd.iter().cloned());
+        let mut probe = st.config.clone();
+        probe.insert("Cmd".into(), json!(save));
+        probe.remove("Entrypoint");
+        probe.insert("Image".into(), json!(parent.record.id));
+        let probe = Value::Object(probe);
+        if self.cached(st, &probe, true).await? {
+            return Ok(());
+        }
+        let mut env = st.env();
+        env.extend(args);
+        for k in BUILTIN_ARGS {
+            if let Some(Some(v)) = self.opts.build_args.get(*k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let body = container_body(
+            &parent.record.id,
+            &Value::Object(st.config.clone()),
+            &cmd,
+            &env,
+            &self.opts.host_config,
+        );
+        let created = self.b.containers.create("", &body, true).await?;
+        let id = created.id;
+        self.p
+            .stream(format!(" ---> Running in {}\n", short(&id)))
+            .await?;
+        let code = match run(&self.b.containers, &id, self.p).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Gone client or a start that failed: the container goes.
+                let _ = remove(&id).await;
+                return Err(e);
+            }
+        };
+        if code != 0 {
+            if self.opts.forcerm {
+                let _ = remove(&id).await;
+            }
+            return Err(BuildError::Run {
+                cmd: cmd.join(" "),
+                code,
+            });
+        }
+        let image_layer = self
+            .b
+            .containers
+            .containers
+            .lookup(&id)
+            .ok()
+            .and_then(|r| r.image_layer.clone());
+        let layer = self.b.images.container_layer(&id, image_layer).await;
+        let img = match layer {
+            Ok(l) => self.commit(st, &probe, &id, Some(l), None).await,
+            Err(e) => Err(e.into()),
+        };
+        if self.opts.rm || self.opts.forcerm || img.is_err() {
+            remove(&id).await?;
+            self.p
+                .stream(format!("Removing intermediate container {}\n", short(&id)))
+                .await?;
+        }
+        let img = img?;
+        self.p
+            .stream(format!(" ---> {}\n", short(&img.record.id)))
+            .await?;
+        st.image = Some(img);
+        Ok(())
+    }
 }

@@ -19,18 +19,17 @@ use berth_actors::HasKind;
 use serde_json::{json, Map, Value};
 
 use super::context::Context;
-use super::copy::{apply, pack, Packed, Sources};
-use super::dockerfile::{self, Command, Health, Instruction, Step};
+use super::dockerfile::{self, Command, Instruction, Step};
 use super::expand::expand;
 use super::progress::{short, Progress};
-use super::{cache, run, BuildError, BuildOptions};
+use super::{cache, BuildError, BuildOptions};
 use crate::containers::ContainerService;
 use crate::images::commit::{now, Child};
 use crate::images::ImageService;
 
 /// Build arguments every Dockerfile may use without declaring them (left
 /// out of the cache key and of the "not consumed" warning, as dockerd).
-const BUILTIN_ARGS: &[&str] = &[
+pub(super) const BUILTIN_ARGS: &[&str] = &[
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -127,27 +126,27 @@ pub fn plan(text: &str, opts: &BuildOptions) -> Result<Plan, BuildError> {
 }
 
 /// The state of the stage being built.
-struct Stage {
-    name: Option<String>,
-    image: Option<Arc<ImageInfo>>,
+pub(super) struct Stage {
+    pub(super) name: Option<String>,
+    pub(super) image: Option<Arc<ImageInfo>>,
     /// The container config the next image gets.
-    config: Map<String, Value>,
+    pub(super) config: Map<String, Value>,
     /// The stage's declared `ARG`s and their values.
-    args: BTreeMap<String, Option<String>>,
-    maintainer: String,
+    pub(super) args: BTreeMap<String, Option<String>>,
+    pub(super) maintainer: String,
     /// A `CMD` was given in this stage (a later `ENTRYPOINT` keeps it).
-    cmd_set: bool,
+    pub(super) cmd_set: bool,
 }
 
 impl Stage {
-    fn parent_id(&self) -> String {
+    pub(super) fn parent_id(&self) -> String {
         self.image
             .as_ref()
             .map(|i| i.record.id.clone())
             .unwrap_or_default()
     }
 
-    fn env(&self) -> Vec<String> {
+    pub(super) fn env(&self) -> Vec<String> {
         self.config
             .get("Env")
             .and_then(Value::as_array)
@@ -159,14 +158,14 @@ impl Stage {
             .unwrap_or_default()
     }
 
-    fn env_get(&self, k: &str) -> Option<String> {
+    pub(super) fn env_get(&self, k: &str) -> Option<String> {
         self.env().into_iter().find_map(|e| {
             let (a, b) = e.split_once('=').unwrap_or((&e, ""));
             (a == k).then(|| b.to_string())
         })
     }
 
-    fn env_set(&mut self, k: &str, v: &str) {
+    pub(super) fn env_set(&mut self, k: &str, v: &str) {
         let mut env = self.env();
         let kv = format!("{k}={v}");
         match env
@@ -179,7 +178,7 @@ impl Stage {
         self.config.insert("Env".into(), json!(env));
     }
 
-    fn shell(&self) -> Vec<String> {
+    pub(super) fn shell(&self) -> Vec<String> {
         self.config
             .get("Shell")
             .and_then(Value::as_array)
@@ -194,7 +193,7 @@ impl Stage {
 
     /// The build args a `RUN` sees: declared, with a value, not shadowed
     /// by an `ENV` (sorted, as dockerd puts them before the command).
-    fn run_args(&self) -> Vec<String> {
+    pub(super) fn run_args(&self) -> Vec<String> {
         self.args
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
@@ -205,7 +204,7 @@ impl Stage {
 
     /// An object field of the config (`Labels`, `ExposedPorts`,
     /// `Volumes`), empty when unset.
-    fn object(&self, key: &str) -> Map<String, Value> {
+    pub(super) fn object(&self, key: &str) -> Map<String, Value> {
         self.config
             .get(key)
             .and_then(Value::as_object)
@@ -213,7 +212,7 @@ impl Stage {
             .unwrap_or_default()
     }
 
-    fn workdir(&self) -> String {
+    pub(super) fn workdir(&self) -> String {
         self.config
             .get("WorkingDir")
             .and_then(Value::as_str)
@@ -225,7 +224,7 @@ impl Stage {
 
 /// Go's `%q` of a string list (`["a" "b"]`), as dockerd writes commands
 /// into its step comments.
-fn go_list(v: &[String]) -> String {
+pub(super) fn go_list(v: &[String]) -> String {
     let items: Vec<String> = v
         .iter()
         .map(|s| serde_json::to_string(s).unwrap_or_default())
@@ -268,7 +267,7 @@ pub(crate) fn duration(s: &str) -> Result<i64, BuildError> {
     Ok(total as i64)
 }
 
-fn clean_abs(p: &str) -> String {
+pub(super) fn clean_abs(p: &str) -> String {
     let c = super::ignore::clean(p);
     if c.starts_with('/') {
         c
@@ -278,7 +277,10 @@ fn clean_abs(p: &str) -> String {
 }
 
 /// The top layer (storage driver ID) of an image.
-fn top_layer(images: &ImageService, img: Option<&ImageInfo>) -> Result<Option<String>, BuildError> {
+pub(super) fn top_layer(
+    images: &ImageService,
+    img: Option<&ImageInfo>,
+) -> Result<Option<String>, BuildError> {
     let Some(chain) = img.and_then(|i| i.record.layers.last()) else {
         return Ok(None);
     };
@@ -290,18 +292,18 @@ fn top_layer(images: &ImageService, img: Option<&ImageInfo>) -> Result<Option<St
 }
 
 pub struct Session<'a> {
-    b: &'a Builder,
-    opts: &'a BuildOptions,
-    ctx: &'a Context,
-    p: &'a mut Progress,
-    escape: char,
-    meta: BTreeMap<String, Option<String>>,
-    used_args: BTreeSet<String>,
+    pub(super) b: &'a Builder,
+    pub(super) opts: &'a BuildOptions,
+    pub(super) ctx: &'a Context,
+    pub(super) p: &'a mut Progress,
+    pub(super) escape: char,
+    pub(super) meta: BTreeMap<String, Option<String>>,
+    pub(super) used_args: BTreeSet<String>,
     /// Finished stages: name and image.
-    done: Vec<(Option<String>, Option<Arc<ImageInfo>>)>,
-    cache_from: Vec<Arc<ImageInfo>>,
-    step: usize,
-    total: usize,
+    pub(super) done: Vec<(Option<String>, Option<Arc<ImageInfo>>)>,
+    pub(super) cache_from: Vec<Arc<ImageInfo>>,
+    pub(super) step: usize,
+    pub(super) total: usize,
 }
 
 /// Run the plan; the built image's ID (tagged with the request's tags).
@@ -394,7 +396,7 @@ pub async fn build(
 }
 
 impl Session<'_> {
-    async fn announce(&mut self, step: &Step) -> Result<(), BuildError> {
+    pub(super) async fn announce(&mut self, step: &Step) -> Result<(), BuildError> {
         self.step += 1;
         self.p
             .stream(format!(
@@ -405,12 +407,12 @@ impl Session<'_> {
         self.p.stream("\n").await
     }
 
-    fn expand_meta(&self, w: &str) -> Result<String, BuildError> {
+    pub(super) fn expand_meta(&self, w: &str) -> Result<String, BuildError> {
         let meta = &self.meta;
         Ok(expand(w, &|k| meta.get(k).cloned().flatten(), self.escape)?)
     }
 
-    fn expand(&self, st: &Stage, w: &str) -> Result<String, BuildError> {
+    pub(super) fn expand(&self, st: &Stage, w: &str) -> Result<String, BuildError> {
         Ok(expand(
             w,
             &|k| st.env_get(k).or_else(|| st.args.get(k).cloned().flatten()),
@@ -420,7 +422,11 @@ impl Session<'_> {
 
     /// An image the build names, pulled when missing (or always with
     /// `pull=1`).
-    async fn image(&mut self, name: &str, pull: bool) -> Result<Arc<ImageInfo>, BuildError> {
+    pub(super) async fn image(
+        &mut self,
+        name: &str,
+        pull: bool,
+    ) -> Result<Arc<ImageInfo>, BuildError> {
         if !pull {
             if let Some(i) = self.b.images.images.snapshot().resolve(name) {
                 return Ok(i.clone());
@@ -459,7 +465,7 @@ impl Session<'_> {
             .ok_or_else(|| BuildError::NotFound(format!("No such image: {name}")))
     }
 
-    async fn from(&mut self, from: &Step) -> Result<Stage, BuildError> {
+    pub(super) async fn from(&mut self, from: &Step) -> Result<Stage, BuildError> {
         let Instruction::From {
             image,
             alias,
@@ -535,28 +541,28 @@ impl Session<'_> {
 
     /// The container config a configuration step records (its `Cmd` is
     /// the step's comment, as dockerd's `#(nop)`).
-    fn probe_config(st: &Stage, cmd: Vec<String>) -> Value {
+    pub(super) fn probe_config(st: &Stage, cmd: Vec<String>) -> Value {
         let mut c = st.config.clone();
         c.insert("Cmd".into(), json!(cmd));
         c.insert("Image".into(), json!(st.parent_id()));
         Value::Object(c)
     }
 
-    fn nop(st: &Stage, comment: &str) -> Vec<String> {
+    pub(super) fn nop(st: &Stage, comment: &str) -> Vec<String> {
         let mut c = st.shell();
         c.push("#(nop) ".into());
         c.push(comment.into());
         c
     }
 
-    fn nop_one(st: &Stage, comment: &str) -> Vec<String> {
+    pub(super) fn nop_one(st: &Stage, comment: &str) -> Vec<String> {
         let mut c = st.shell();
         c.push(format!("#(nop) {comment}"));
         c
     }
 
     /// A step found in the cache: its image becomes the stage's.
-    async fn cached(
+    pub(super) async fn cached(
         &mut self,
         st: &mut Stage,
         probe: &Value,
@@ -600,7 +606,7 @@ impl Session<'_> {
 
     /// The image of a step found in a `--cache-from` image: the step's
     /// config over the parent, with that image's `n`th layer.
-    async fn restore(
+    pub(super) async fn restore(
         &mut self,
         st: &Stage,
         src: &ImageInfo,
@@ -634,7 +640,7 @@ impl Session<'_> {
     }
 
     /// Commit the stage's config (and `layer`) as the step's image.
-    async fn commit(
+    pub(super) async fn commit(
         &mut self,
         st: &Stage,
         probe: &Value,
@@ -676,7 +682,11 @@ impl Session<'_> {
     }
 
     /// A configuration step: cached, or committed without a layer.
-    async fn meta(&mut self, st: &mut Stage, cmd: Vec<String>) -> Result<(), BuildError> {
+    pub(super) async fn meta(
+        &mut self,
+        st: &mut Stage,
+        cmd: Vec<String>,
+    ) -> Result<(), BuildError> {
         let probe = Self::probe_config(st, cmd);
         if self.cached(st, &probe, false).await? {
             return Ok(());
@@ -689,204 +699,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn dispatch(
-        &mut self,
-        st: &mut Stage,
-        ins: &Instruction,
-        original: &str,
-    ) -> Result<(), BuildError> {
-        match ins {
-            Instruction::From { .. } => Err(BuildError::Invalid("FROM inside a stage".into())),
-            Instruction::Env(pairs) => {
-                let mut comment = String::from("ENV");
-                for (k, v) in pairs {
-                    let k = self.expand(st, k)?;
-                    let v = self.expand(st, v)?;
-                    comment.push_str(&format!(" {k}={v}"));
-                    st.env_set(&k, &v);
-                }
-                let cmd = Self::nop(st, &comment);
-                self.meta(st, cmd).await
-            }
-            Instruction::Label(pairs) => {
-                let mut labels = st.object("Labels");
-                let mut comment = String::from("LABEL");
-                for (k, v) in pairs {
-                    let k = self.expand(st, k)?;
-                    let v = self.expand(st, v)?;
-                    comment.push_str(&format!(" {k}={v}"));
-                    labels.insert(k, json!(v));
-                }
-                st.config.insert("Labels".into(), Value::Object(labels));
-                let cmd = Self::nop(st, &comment);
-                self.meta(st, cmd).await
-            }
-            Instruction::Arg(args) => {
-                let mut comment = String::from("ARG");
-                for (k, default) in args {
-                    let d = match default {
-                        Some(d) => Some(self.expand(st, d)?),
-                        None => None,
-                    };
-                    comment.push(' ');
-                    comment.push_str(k);
-                    if let Some(d) = &d {
-                        comment.push_str(&format!("={d}"));
-                    }
-                    let v = match self.opts.build_args.get(k) {
-                        Some(Some(v)) => Some(v.clone()),
-                        _ => d.or_else(|| self.meta.get(k).cloned().flatten()),
-                    };
-                    if self.opts.build_args.contains_key(k) {
-                        self.used_args.insert(k.clone());
-                    }
-                    st.args.insert(k.clone(), v);
-                }
-                let cmd = Self::nop(st, &comment);
-                self.meta(st, cmd).await
-            }
-            Instruction::Cmd(c) => {
-                let cmd = self.command(st, c);
-                st.config.insert("Cmd".into(), json!(cmd));
-                st.cmd_set = true;
-                let n = Self::nop(st, &format!("CMD {}", go_list(&cmd)));
-                self.meta(st, n).await
-            }
-            Instruction::Entrypoint(c) => {
-                let ep = self.command(st, c);
-                st.config.insert("Entrypoint".into(), json!(ep));
-                if !st.cmd_set {
-                    st.config.insert("Cmd".into(), Value::Null);
-                }
-                let n = Self::nop(st, &format!("ENTRYPOINT {}", go_list(&ep)));
-                self.meta(st, n).await
-            }
-            Instruction::Shell(sh) => {
-                st.config.insert("Shell".into(), json!(sh));
-                let n = Self::nop(st, &format!("SHELL [{}]", sh.join(" ")));
-                self.meta(st, n).await
-            }
-            Instruction::Expose(ports) => {
-                let mut exposed = st.object("ExposedPorts");
-                let mut shown = Vec::new();
-                for p in ports {
-                    let p = self.expand(st, p)?;
-                    for one in expose_ports(&p)? {
-                        exposed.insert(one, json!({}));
-                    }
-                    shown.push(p);
-                }
-                st.config
-                    .insert("ExposedPorts".into(), Value::Object(exposed));
-                let n = Self::nop(st, &format!("EXPOSE {}", shown.join(" ")));
-                self.meta(st, n).await
-            }
-            Instruction::Volume(vols) => {
-                let mut all = st.object("Volumes");
-                let mut shown = Vec::new();
-                for v in vols {
-                    let v = self.expand(st, v)?;
-                    if v.trim().is_empty() {
-                        return Err(BuildError::Invalid(
-                            "VOLUME specified can not be an empty string".into(),
-                        ));
-                    }
-                    all.insert(v.clone(), json!({}));
-                    shown.push(v);
-                }
-                st.config.insert("Volumes".into(), Value::Object(all));
-                let n = Self::nop(st, &format!("VOLUME [{}]", shown.join(" ")));
-                self.meta(st, n).await
-            }
-            Instruction::User(u) => {
-                let u = self.expand(st, u)?;
-                st.config.insert("User".into(), json!(u));
-                let n = Self::nop(st, &format!("USER {u}"));
-                self.meta(st, n).await
-            }
-            Instruction::Stopsignal(s) => {
-                let s = self.expand(st, s)?;
-                berth_actors::container::parse_signal(&s)
-                    .map_err(|_| BuildError::Invalid(format!("Invalid signal: {s}")))?;
-                st.config.insert("StopSignal".into(), json!(s));
-                let n = Self::nop(st, &format!("STOPSIGNAL {s}"));
-                self.meta(st, n).await
-            }
-            Instruction::Maintainer(m) => {
-                st.maintainer = m.clone();
-                let n = Self::nop(st, &format!("MAINTAINER {m}"));
-                self.meta(st, n).await
-            }
-            Instruction::Onbuild(_, text) => {
-                let mut list: Vec<Value> = st
-                    .config
-                    .get("OnBuild")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                list.push(json!(text));
-                st.config.insert("OnBuild".into(), json!(list));
-                let n = Self::nop(st, &format!("ONBUILD {text}"));
-                self.meta(st, n).await
-            }
-            Instruction::Healthcheck(h) => {
-                let hc = self.healthcheck(st, h)?;
-                let shown = hc.to_string();
-                st.config.insert("Healthcheck".into(), hc);
-                let n = Self::nop(st, &format!("HEALTHCHECK {shown}"));
-                self.meta(st, n).await
-            }
-            Instruction::Workdir(w) => {
-                let w = self.expand(st, w)?;
-                let dir = if w.starts_with('/') {
-                    clean_abs(&w)
-                } else {
-                    clean_abs(&format!("{}/{w}", st.workdir()))
-                };
-                st.config.insert("WorkingDir".into(), json!(dir));
-                let probe = Self::probe_config(st, Self::nop_one(st, &format!("WORKDIR {dir}")));
-                if self.cached(st, &probe, false).await? {
-                    return Ok(());
-                }
-                let d = dir.clone();
-                let layer = self
-                    .layer_step(st, move |root| {
-                        let fd = super::context::root_fd(root)?;
-                        super::copy::ensure_dir(&fd, &d, (0, 0))
-                    })
-                    .await?;
-                let img = self.commit(st, &probe, "", Some(layer), None).await?;
-                self.p
-                    .stream(format!(" ---> {}\n", short(&img.record.id)))
-                    .await?;
-                st.image = Some(img);
-                Ok(())
-            }
-            Instruction::Run(c) => self.run(st, c).await,
-            Instruction::Copy {
-                add,
-                sources,
-                dest,
-                from,
-                chown,
-                chmod,
-            } => {
-                let _ = original;
-                self.copy(
-                    st,
-                    *add,
-                    sources,
-                    dest,
-                    from.as_deref(),
-                    chown.as_deref(),
-                    chmod.as_deref(),
-                )
-                .await
-            }
-        }
-    }
-
-    fn command(&self, st: &Stage, c: &Command) -> Vec<String> {
+    pub(super) fn command(&self, st: &Stage, c: &Command) -> Vec<String> {
         match c {
             Command::Exec(v) => v.clone(),
             Command::Shell(s) => {
@@ -897,53 +710,9 @@ impl Session<'_> {
         }
     }
 
-    fn healthcheck(&self, st: &Stage, h: &Health) -> Result<Value, BuildError> {
-        match h {
-            Health::None => Ok(json!({"Test": ["NONE"]})),
-            Health::Check { flags, cmd } => {
-                let test: Vec<String> = match cmd {
-                    Command::Exec(v) => std::iter::once("CMD".to_string())
-                        .chain(v.iter().cloned())
-                        .collect(),
-                    Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
-                };
-                let mut hc = json!({"Test": test});
-                for (flag, key) in [
-                    ("interval", "Interval"),
-                    ("timeout", "Timeout"),
-                    ("start-period", "StartPeriod"),
-                    ("start-interval", "StartInterval"),
-                ] {
-                    if let Some(v) = flags.get(flag) {
-                        let v = self.expand(st, v)?;
-                        let ns = duration(&v)?;
-                        if ns != 0 && ns < 1_000_000 {
-                            return Err(BuildError::Invalid(format!(
-                                "{key} \"{flag}\" cannot be less than 1ms"
-                            )));
-                        }
-                        hc[key] = json!(ns);
-                    }
-                }
-                if let Some(r) = flags.get("retries") {
-                    let n: i64 = r.parse().map_err(|_| {
-                        BuildError::Invalid(format!(
-                            "strconv.ParseInt: parsing {r:?}: invalid syntax"
-                        ))
-                    })?;
-                    if n < 0 {
-                        return Err(BuildError::Invalid("--retries cannot be negative".into()));
-                    }
-                    hc["Retries"] = json!(n);
-                }
-                Ok(hc)
-            }
-        }
-    }
-
     /// A root filesystem over the stage's image for `f` to write in; its
     /// changes come back as a new layer (the scratch space goes).
-    async fn layer_step<F>(&self, st: &Stage, f: F) -> Result<NewLayer, BuildError>
+    pub(super) async fn layer_step<F>(&self, st: &Stage, f: F) -> Result<NewLayer, BuildError>
     where
         F: FnOnce(&Path) -> Result<(), BuildError> + Send + 'static,
     {
@@ -989,335 +758,6 @@ impl Session<'_> {
         let _ = tokio::task::spawn_blocking(move || driver.remove(&tmp)).await;
         Ok(layer?)
     }
-
-    async fn run(&mut self, st: &mut Stage, c: &Command) -> Result<(), BuildError> {
-        let Some(parent) = st.image.clone() else {
-            return Err(BuildError::Invalid(
-                "Please provide a source image with `from` prior to run".into(),
-            ));
-        };
-        let cmd = self.command(st, c);
-        let args = st.run_args();
-        for k in st.args.keys() {
-            if self.opts.build_args.contains_key(k) {
-                self.used_args.insert(k.clone());
-            }
-        }
-        let mut save = Vec::new();
-        if !args.is_empty() {
-            save.push(format!("|{}", args.len()));
-            save.extend(args.iter().cloned());
-        }
-        save.extend(cmd.iter().cloned());
-        let mut probe = st.config.clone();
-        probe.insert("Cmd".into(), json!(save));
-        probe.remove("Entrypoint");
-        probe.insert("Image".into(), json!(parent.record.id));
-        let probe = Value::Object(probe);
-        if self.cached(st, &probe, true).await? {
-            return Ok(());
-        }
-        let mut env = st.env();
-        env.extend(args);
-        for k in BUILTIN_ARGS {
-            if let Some(Some(v)) = self.opts.build_args.get(*k) {
-                env.push(format!("{k}={v}"));
-            }
-        }
-        let body = run::container_body(
-            &parent.record.id,
-            &Value::Object(st.config.clone()),
-            &cmd,
-            &env,
-            &self.opts.host_config,
-        );
-        let created = self.b.containers.create("", &body, true).await?;
-        let id = created.id;
-        self.p
-            .stream(format!(" ---> Running in {}\n", short(&id)))
-            .await?;
-        let code = match run::run(&self.b.containers, &id, self.p).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Gone client or a start that failed: the container goes.
-                let _ = run::remove(&id).await;
-                return Err(e);
-            }
-        };
-        if code != 0 {
-            if self.opts.forcerm {
-                let _ = run::remove(&id).await;
-            }
-            return Err(BuildError::Run {
-                cmd: cmd.join(" "),
-                code,
-            });
-        }
-        let image_layer = self
-            .b
-            .containers
-            .containers
-            .lookup(&id)
-            .ok()
-            .and_then(|r| r.image_layer.clone());
-        let layer = self.b.images.container_layer(&id, image_layer).await;
-        let img = match layer {
-            Ok(l) => self.commit(st, &probe, &id, Some(l), None).await,
-            Err(e) => Err(e.into()),
-        };
-        if self.opts.rm || self.opts.forcerm || img.is_err() {
-            run::remove(&id).await?;
-            self.p
-                .stream(format!("Removing intermediate container {}\n", short(&id)))
-                .await?;
-        }
-        let img = img?;
-        self.p
-            .stream(format!(" ---> {}\n", short(&img.record.id)))
-            .await?;
-        st.image = Some(img);
-        Ok(())
-    }
-
-    /// The root filesystem `COPY --from` reads: a stage's image or any
-    /// image (pulled when missing).
-    async fn source_image(&mut self, from: &str) -> Result<Option<Arc<ImageInfo>>, BuildError> {
-        let lower = from.to_ascii_lowercase();
-        if let Some((_, img)) = self
-            .done
-            .iter()
-            .rev()
-            .find(|(n, _)| n.as_deref() == Some(lower.as_str()))
-        {
-            return Ok(img.clone());
-        }
-        if let Ok(ix) = from.parse::<usize>() {
-            return match self.done.get(ix) {
-                Some((_, img)) => Ok(img.clone()),
-                None => Err(BuildError::Invalid(format!(
-                    "invalid from flag value {from}: refers to current build stage"
-                ))),
-            };
-        }
-        if lower == "scratch" {
-            return Ok(None);
-        }
-        Ok(Some(self.image(from, false).await?))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn copy(
-        &mut self,
-        st: &mut Stage,
-        add: bool,
-        sources: &[String],
-        dest: &str,
-        from: Option<&str>,
-        chown: Option<&str>,
-        chmod: Option<&str>,
-    ) -> Result<(), BuildError> {
-        let what = if add { "ADD" } else { "COPY" };
-        let mut srcs = Vec::new();
-        for s in sources {
-            srcs.push(self.expand(st, s)?);
-        }
-        let dest_raw = self.expand(st, dest)?;
-        let chown = match chown {
-            Some(c) => Some(self.expand(st, c)?),
-            None => None,
-        };
-        let chmod = match chmod {
-            Some(m) => Some(
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| BuildError::Invalid(format!("invalid chmod parameter: {m}")))?,
-            ),
-            None => None,
-        };
-        let urls = srcs
-            .iter()
-            .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
-            .count();
-        if urls > 0 && !add {
-            return Err(BuildError::Invalid(format!(
-                "{what} failed: source can't be a URL for COPY"
-            )));
-        }
-        if urls > 0 && urls != srcs.len() {
-            return Err(BuildError::Invalid(format!(
-                "{what} failed: berthd does not mix URLs and local files in one ADD; split it"
-            )));
-        }
-        if urls > 0 && from.is_some() {
-            return Err(BuildError::Invalid(format!(
-                "{what} failed: --from cannot be used with a URL"
-            )));
-        }
-        let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
-        let dest_abs = if dest_raw.starts_with('/') {
-            clean_abs(&dest_raw)
-        } else {
-            clean_abs(&format!("{}/{dest_raw}", st.workdir()))
-        };
-        // Numeric owners go into the tar; names are resolved in the
-        // image's own /etc/passwd when the layer is written.
-        let numeric = chown.as_deref().and_then(numeric_owner);
-        let named = chown.clone().filter(|_| numeric.is_none());
-        let owner = numeric.unwrap_or((0, 0));
-        let work = self.ctx.work.clone();
-        let out = work.join(format!("pack-{}.tar", crate::sys::blobs::random_hex(8)));
-        let _cleanup = RemoveOnDrop(out.clone());
-        // Where the sources are: the context, an image, or downloads.
-        let mut lease: Option<(String, Arc<dyn crate::sys::storage::StorageDriver>)> = None;
-        let (root, ignore, keep_owners, names) = if urls > 0 {
-            let dir = work.join(format!("urls-{}", crate::sys::blobs::random_hex(8)));
-            std::fs::create_dir_all(&dir)?;
-            let mut names = Vec::new();
-            for u in &srcs {
-                names.push(download(u, &dir).await?);
-            }
-            (dir, None, false, names)
-        } else if let Some(f) = from {
-            let f = self.expand(st, f)?;
-            let img = self.source_image(&f).await?;
-            let top = top_layer(&self.b.images, img.as_deref())?;
-            let driver = self.b.images.driver.clone();
-            let tmp = crate::sys::blobs::random_hex(32);
-            let (d, t) = (driver.clone(), tmp.clone());
-            let root = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-                let diff = d.create(&t, top.as_deref())?;
-                if top.is_none() {
-                    return Ok(diff);
-                }
-                d.mount_rw(&t).inspect_err(|_| {
-                    let _ = d.remove(&t);
-                })
-            })
-            .await
-            .map_err(|e| BuildError::Io(std::io::Error::other(e.to_string())))??;
-            lease = Some((tmp, driver));
-            (root, None, chown.is_none(), srcs.clone())
-        } else {
-            (
-                self.ctx.dir.clone(),
-                Some(self.ctx.ignore.clone()),
-                false,
-                srcs.clone(),
-            )
-        };
-        let (w, o, r2) = (what.to_string(), out.clone(), root.clone());
-        let extra = format!("{}|{:?}", named.clone().unwrap_or_default(), chmod);
-        let packed = tokio::task::spawn_blocking(move || {
-            pack(
-                Sources {
-                    root: &r2,
-                    ignore: ignore.as_ref(),
-                    what: &w,
-                    keep_owners,
-                    owner,
-                    chmod,
-                    extract_archives: add && urls == 0,
-                    extra: &extra,
-                },
-                &names,
-                &o,
-            )
-        })
-        .await
-        .map_err(|e| BuildError::Io(std::io::Error::other(e.to_string())));
-        if let Some((tmp, driver)) = lease.take() {
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = driver.unmount(&tmp);
-                driver.remove(&tmp)
-            })
-            .await;
-        }
-        let packed: Packed = packed??;
-        if packed.multi && !dest_dir {
-            return Err(BuildError::Invalid(format!(
-                "When using {what} with more than one source file, the destination must be a directory and end with a /"
-            )));
-        }
-        let comment = format!("{what} {} in {dest_raw} ", packed.checksum);
-        let probe = Self::probe_config(st, Self::nop_one(st, &comment));
-        if self.cached(st, &probe, true).await? {
-            return Ok(());
-        }
-        let w = what.to_string();
-        let layer = self
-            .layer_step(st, move |rootfs| {
-                let owner = match &named {
-                    Some(spec) => {
-                        let fd = super::context::root_fd(rootfs)?;
-                        let u = crate::sys::runtime::user::resolve_in(&fd, spec)
-                            .map_err(|e| BuildError::Invalid(format!("{w} failed: unable to convert uid/gid chown string to host mapping: {e}")))?;
-                        Some((u.uid, u.gid))
-                    }
-                    None => None,
-                };
-                apply(
-                    rootfs,
-                    &packed,
-                    &dest_abs,
-                    dest_dir,
-                    owner.unwrap_or((0, 0)),
-                    named.as_deref(),
-                    &w,
-                    &work,
-                )
-            })
-            .await?;
-        let img = self.commit(st, &probe, "", Some(layer), None).await?;
-        self.p
-            .stream(format!(" ---> {}\n", short(&img.record.id)))
-            .await?;
-        st.image = Some(img);
-        Ok(())
-    }
-}
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `1000` or `1000:1000`.
-fn numeric_owner(s: &str) -> Option<(u32, u32)> {
-    match s.split_once(':') {
-        Some((u, g)) => Some((u.parse().ok()?, g.parse().ok()?)),
-        None => {
-            let u = s.parse().ok()?;
-            Some((u, u))
-        }
-    }
-}
-
-/// `EXPOSE` words as port keys (`80` → `80/tcp`, ranges expanded).
-fn expose_ports(p: &str) -> Result<Vec<String>, BuildError> {
-    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-    let proto = proto.to_ascii_lowercase();
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(BuildError::Invalid(format!("invalid proto: {proto}")));
-    }
-    let bad = || BuildError::Invalid(format!("invalid containerPort: {ports}"));
-    let (a, b) = match ports.split_once('-') {
-        Some((a, b)) => (
-            a.parse::<u16>().map_err(|_| bad())?,
-            b.parse::<u16>().map_err(|_| bad())?,
-        ),
-        None => {
-            let a = ports.parse::<u16>().map_err(|_| bad())?;
-            (a, a)
-        }
-    };
-    if b < a {
-        return Err(bad());
-    }
-    Ok((a..=b).map(|n| format!("{n}/{proto}")).collect())
 }
 
 fn check_platform(p: &str) -> Result<(), BuildError> {
@@ -1338,34 +778,6 @@ fn check_platform(p: &str) -> Result<(), BuildError> {
 /// `platform` of the request.
 pub fn check_request_platform(p: &str) -> Result<(), BuildError> {
     check_platform(p)
-}
-
-/// Download `url` into `dir` for `ADD`: the file is named by the URL's
-/// last path element, mode 0600, its time the `Last-Modified` header's.
-async fn download(url: &str, dir: &Path) -> Result<String, BuildError> {
-    let fail = |m: String| BuildError::Invalid(format!("ADD failed: {m}"));
-    let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("invalid URL {url}: {e}")))?;
-    let name = parsed
-        .path_segments()
-        .and_then(|mut s| s.next_back().map(String::from))
-        .filter(|n| !n.is_empty() && n != "." && n != "..")
-        .unwrap_or_else(|| "__unnamed__".into());
-    let path = dir.join(&name);
-    let mtime = super::fetch::to_file(url, &path, std::time::Duration::from_secs(600))
-        .await
-        .map_err(|e| match e {
-            super::fetch::FetchError::Status(s) => {
-                fail(format!("failed to GET {url} with status {s}"))
-            }
-            e => fail(format!("failed to GET {url}: {e}")),
-        })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    if let Some(t) = mtime {
-        let f = std::fs::File::options().write(true).open(&path)?;
-        f.set_modified(t)?;
-    }
-    Ok(name)
 }
 
 #[cfg(test)]
@@ -1398,16 +810,5 @@ mod tests {
             "failed to reach build target nope in Dockerfile"
         );
         assert!(plan("ENV A=1\nFROM x\n", &BuildOptions::default()).is_err());
-    }
-
-    #[test]
-    fn exposed_ports_and_owners() {
-        assert_eq!(expose_ports("80").unwrap(), vec!["80/tcp"]);
-        assert_eq!(expose_ports("53-54/udp").unwrap(), vec!["53/udp", "54/udp"]);
-        assert!(expose_ports("x").is_err());
-        assert_eq!(numeric_owner("1000"), Some((1000, 1000)));
-        assert_eq!(numeric_owner("1:2"), Some((1, 2)));
-        assert_eq!(numeric_owner("app"), None);
-        assert_eq!(go_list(&["a".into(), "b c".into()]), "[\"a\" \"b c\"]");
     }
 }
