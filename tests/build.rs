@@ -995,3 +995,53 @@ fn a_run_that_fills_the_disk_fails_cleanly() {
     );
     drop(d);
 }
+
+#[test]
+fn from_pulls_from_a_registry() {
+    let reg = common::registry::Registry::start(None);
+    let d = daemon_with_busybox();
+    let remote = format!("{}/base/busybox:1", reg.addr);
+    d.docker_ok(&["tag", "busybox", &remote]);
+    d.docker_ok(&["push", &remote]);
+    d.docker_ok(&["rmi", &remote]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM {remote}\nRUN echo pulled > /p\n"),
+        )],
+    );
+    // Missing here: pulled by the FROM, with the pull's progress.
+    let out = build_ok(&d, ctx.path(), &["-t", "onpulled", "."]);
+    assert!(
+        out.contains("Pulling from ") && out.contains("base/busybox"),
+        "{out}"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "onpulled", "cat", "/p"]),
+        "pulled\n"
+    );
+    // --pull pulls again (the image is up to date), the RUN comes from
+    // the cache.
+    let out = build_ok(&d, ctx.path(), &["--pull", "-t", "onpulled", "."]);
+    assert!(
+        out.contains("Image is up to date") || out.contains("Pulling from"),
+        "{out}"
+    );
+    assert!(out.contains("Using cache"), "{out}");
+    // An image the registry does not have: its error, and nothing left.
+    write(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {}/nosuch/image:1\n", reg.addr))],
+    );
+    let o = build(&d, ctx.path(), &["."]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("nosuch/image"), "{err}");
+    assert!(
+        err.contains("not found") || err.contains("unknown"),
+        "{err}"
+    );
+    assert!(leftover_contexts(&d).is_empty());
+}
