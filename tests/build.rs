@@ -1045,3 +1045,54 @@ fn from_pulls_from_a_registry() {
     );
     assert!(leftover_contexts(&d).is_empty());
 }
+
+#[test]
+fn squash_with_experimental_makes_one_layer() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({"experimental": true}))
+        .start();
+    common::containers::load_busybox(&d);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo a > /a && mkdir /d && echo 1 > /d/one\nRUN rm /bin/ls\nCOPY f /f\nRUN rm /a && rm -r /d && mkdir /d && echo 2 > /d/two\nENV S=1\n",
+            ),
+            ("f", "file\n"),
+        ],
+    );
+    let base_layers = inspect(&d, "busybox", "{{len .RootFS.Layers}}");
+    build_ok(&d, ctx.path(), &["--squash", "-t", "sq", "."]);
+    let layers: usize = inspect(&d, "sq", "{{len .RootFS.Layers}}").parse().unwrap();
+    assert_eq!(layers, base_layers.parse::<usize>().unwrap() + 1);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "sq",
+            "sh",
+            "-c",
+            "cat /f; ls /d; test -e /a || echo no-a; test -e /bin/ls || echo no-ls; echo $S"
+        ]),
+        "file\ntwo\nno-a\nno-ls\n1\n"
+    );
+    let hist = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Comment}}|{{.Size}}",
+        "sq",
+    ]);
+    assert!(
+        hist.lines().next().unwrap().starts_with("merge sha256:"),
+        "{hist}"
+    );
+    // Without experimental it is refused, as dockerd refuses it.
+    let plain = daemon_with_busybox();
+    let o = build(&plain, ctx.path(), &["--squash", "."]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("experimental"), "{err}");
+}

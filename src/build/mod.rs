@@ -23,6 +23,7 @@ mod instructions;
 pub mod progress;
 pub mod run;
 pub mod session;
+mod squash;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -104,6 +105,9 @@ pub struct BuildOptions {
     /// `HostConfig` fields every `RUN` container gets: network mode,
     /// resources, extra hosts, shm size, ulimits.
     pub host_config: serde_json::Map<String, Value>,
+    /// Squash the layers the build added over its last stage's base into
+    /// one (`squash`, with `experimental`).
+    pub squash: bool,
     /// Images whose layers the cache may reuse (`--cache-from`).
     pub cache_from: Vec<String>,
     /// `X-Registry-Config`: credentials per registry host, for pulls.

@@ -128,6 +128,8 @@ pub fn plan(text: &str, opts: &BuildOptions) -> Result<Plan, BuildError> {
 /// The state of the stage being built.
 pub(super) struct Stage {
     pub(super) name: Option<String>,
+    /// The image `FROM` named (none: scratch).
+    pub(super) base: Option<Arc<ImageInfo>>,
     pub(super) image: Option<Arc<ImageInfo>>,
     /// The container config the next image gets.
     pub(super) config: Map<String, Value>,
@@ -277,7 +279,7 @@ pub(super) fn clean_abs(p: &str) -> String {
 }
 
 /// The top layer (storage driver ID) of an image.
-pub(super) fn top_layer(
+pub(crate) fn top_layer(
     images: &ImageService,
     img: Option<&ImageInfo>,
 ) -> Result<Option<String>, BuildError> {
@@ -352,6 +354,7 @@ pub async fn build(
         }
     }
     let mut last = None;
+    let mut last_base = None;
     for (from, steps) in plan.stages {
         let mut st = s.from(&from).await?;
         for step in &steps {
@@ -363,6 +366,7 @@ pub async fn build(
                 .await?;
         }
         last = st.image.clone();
+        last_base = st.base.clone();
         s.done.push((st.name.clone(), st.image.clone()));
     }
     let img = last.ok_or_else(|| {
@@ -381,6 +385,12 @@ pub async fn build(
         ))
         .await?;
     }
+    let img = match (&last_base, opts.squash) {
+        (base, true) if base.as_ref().map(|b| &b.record.id) != Some(&img.record.id) => {
+            super::squash::squash(b, base.as_deref(), &img).await?
+        }
+        _ => img,
+    };
     let id = img.record.id.clone();
     s.p.built(&id).await?;
     for t in &opts.tags {
@@ -513,6 +523,7 @@ impl Session<'_> {
         }
         let mut st = Stage {
             name: alias.clone(),
+            base: img.clone(),
             image: img,
             config,
             args: BTreeMap::new(),

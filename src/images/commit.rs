@@ -229,19 +229,11 @@ impl ImageService {
         }
     }
 
-    /// Commit the image `child` describes over `parent` (`None`: scratch),
-    /// with `layer` on top unless it is empty; `refs` point at it. On
-    /// failure the new layer is freed.
-    pub async fn commit_child(
-        self: &Arc<Self>,
-        parent: Option<&ImageInfo>,
-        mut child: Child<'_>,
-        layer: Option<NewLayer>,
-        refs: Vec<Reference>,
-    ) -> Result<CommitResult, ImageOpError> {
+    /// The layers of `image` (none for scratch), as a commit lists them.
+    pub fn layers_of(&self, image: Option<&ImageInfo>) -> Result<Vec<NewLayer>, ImageOpError> {
         let snap = self.images.snapshot();
         let mut layers: Vec<NewLayer> = Vec::new();
-        for chain in parent.map(|p| p.record.layers.as_slice()).unwrap_or(&[]) {
+        for chain in image.map(|p| p.record.layers.as_slice()).unwrap_or(&[]) {
             let l = snap
                 .layers
                 .get(chain)
@@ -254,22 +246,54 @@ impl ImageService {
                 blob: l.blob.clone(),
             });
         }
+        Ok(layers)
+    }
+
+    /// Commit the image `child` describes over `parent` (`None`: scratch),
+    /// with `layer` on top unless it is empty; `refs` point at it. On
+    /// failure the new layer is freed.
+    pub async fn commit_child(
+        self: &Arc<Self>,
+        parent: Option<&ImageInfo>,
+        mut child: Child<'_>,
+        layer: Option<NewLayer>,
+        refs: Vec<Reference>,
+    ) -> Result<CommitResult, ImageOpError> {
+        let layers = self.layers_of(parent)?;
         let parent_config: Value = match parent {
             Some(p) => serde_json::from_slice(&p.raw_config)
                 .map_err(|e| sys(format!("the image's config: {e}")))?,
             None => scratch_config(),
         };
-        let (layer, empty) = match layer {
-            Some(l) if l.diff_id == EMPTY_LAYER => (None, Some(l)),
-            other => (other, None),
-        };
-        if let Some(e) = empty {
-            let s = self.clone();
-            let _ = tokio::task::spawn_blocking(move || s.discard(&[e])).await;
-        }
+        let layer = self.drop_if_empty(layer).await;
         child.diff_id = layer.as_ref().map(|l| l.diff_id.as_str());
         let image = child_image(&parent_config, child);
         let raw = serde_json::to_vec(&image).map_err(sys)?;
+        self.commit_raw(raw, layers, layer, refs).await
+    }
+
+    /// `layer`, unless it holds no change (then it is freed).
+    pub async fn drop_if_empty(self: &Arc<Self>, layer: Option<NewLayer>) -> Option<NewLayer> {
+        match layer {
+            Some(l) if l.diff_id == EMPTY_LAYER => {
+                let s = self.clone();
+                let _ = tokio::task::spawn_blocking(move || s.discard(&[l])).await;
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// Commit the config `raw` with `layers` and the new `layer` on top;
+    /// what the store no longer needs is freed, and the new layer if the
+    /// commit fails.
+    pub async fn commit_raw(
+        self: &Arc<Self>,
+        raw: Vec<u8>,
+        mut layers: Vec<NewLayer>,
+        layer: Option<NewLayer>,
+        refs: Vec<Reference>,
+    ) -> Result<CommitResult, ImageOpError> {
         let new: Vec<NewLayer> = layer.iter().cloned().collect();
         layers.extend(layer);
         match self.images.commit(raw, layers, refs).await {

@@ -49,6 +49,7 @@ fn options(r: &Req, experimental: bool) -> Result<BuildOptions, ApiError> {
         rm: r.query.get("rm").is_none() || r.query.bool("rm"),
         forcerm: r.query.bool("forcerm"),
         target: r.query.get("target").map(String::from),
+        squash: r.query.bool("squash"),
         ..Default::default()
     };
     for t in r.query.all("t").into_iter().filter(|t| !t.is_empty()) {
@@ -63,11 +64,6 @@ fn options(r: &Req, experimental: bool) -> Result<BuildOptions, ApiError> {
     }
     if r.query.bool("squash") && !experimental {
         return Err(bad("squash is only supported with experimental mode"));
-    }
-    if r.query.bool("squash") {
-        return Err(ApiError::from_err(&BuildError::NotImplemented(
-            "berthd does not squash builds".into(),
-        )));
     }
     match r.query.get("version").unwrap_or("1") {
         "" | "1" => {}
