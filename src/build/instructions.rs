@@ -3,14 +3,55 @@
 //! `STOPSIGNAL`, `MAINTAINER`, `ONBUILD`, `HEALTHCHECK`, `WORKDIR`) and
 //! the dispatch of every instruction to its step.
 
+use berth_actors::container::fs::{FsView, FsWant};
+use berth_actors::container::{ContainerMsg, Containers};
 use serde_json::{json, Value};
 
 use super::dockerfile::{Command, Health, Instruction};
-use super::progress::short;
 use super::session::{clean_abs, duration, go_list, Session, Stage};
 use super::BuildError;
 
 impl Session<'_> {
+    /// `WORKDIR`'s directory made in container `id`'s root filesystem,
+    /// then its changes committed.
+    async fn workdir_in(
+        &mut self,
+        st: &Stage,
+        id: &str,
+        dir: &str,
+        probe: &Value,
+    ) -> Result<std::sync::Arc<berth_actors::image::ImageInfo>, BuildError> {
+        let view = Containers::ask(id, |reply| ContainerMsg::Filesystem {
+            want: FsWant::Rootfs,
+            reply,
+        })
+        .await?;
+        let FsView::Rootfs { rootfs, lease } = view else {
+            return Err(BuildError::Invalid(
+                "not the container's root filesystem".into(),
+            ));
+        };
+        let d = dir.to_string();
+        tokio::task::spawn_blocking(move || {
+            let r = super::context::root_fd(&rootfs)
+                .map_err(BuildError::from)
+                .and_then(|fd| super::copy::ensure_dir(&fd, &d, (0, 0)));
+            drop(lease);
+            r
+        })
+        .await
+        .map_err(|e| BuildError::Io(std::io::Error::other(e.to_string())))??;
+        let image_layer = self
+            .b
+            .containers
+            .containers
+            .lookup(id)
+            .ok()
+            .and_then(|r| r.image_layer.clone());
+        let layer = self.b.images.container_layer(id, image_layer).await?;
+        self.commit(st, probe, id, Some(layer), None).await
+    }
+
     pub(super) async fn dispatch(
         &mut self,
         st: &mut Stage,
@@ -170,19 +211,22 @@ impl Session<'_> {
                 if self.cached(st, &probe, false).await? {
                     return Ok(());
                 }
-                let d = dir.clone();
-                let layer = self
-                    .layer_step(st, move |root| {
-                        let fd = super::context::root_fd(root)?;
-                        super::copy::ensure_dir(&fd, &d, (0, 0))
-                    })
-                    .await?;
-                let img = self.commit(st, &probe, "", Some(layer), None).await?;
-                self.p
-                    .stream(format!(" ---> {}\n", short(&img.record.id)))
-                    .await?;
-                st.image = Some(img);
-                Ok(())
+                // As dockerd: the directory is made in the step's
+                // container (a layer of its own over `scratch`).
+                let cmd = Self::nop_one(st, &format!("WORKDIR {dir}"));
+                let Some(id) = self.intermediate(st, &cmd).await? else {
+                    let d = dir.clone();
+                    let layer = self
+                        .layer_step(st, move |root| {
+                            let fd = super::context::root_fd(root)?;
+                            super::copy::ensure_dir(&fd, &d, (0, 0))
+                        })
+                        .await?;
+                    let img = self.commit(st, &probe, "", Some(layer), None).await;
+                    return self.step_done(st, None, img).await;
+                };
+                let img = self.workdir_in(st, &id, &dir, &probe).await;
+                self.step_done(st, Some(&id), img).await
             }
             Instruction::Run(c) => self.run_step(st, c).await,
             Instruction::Copy {

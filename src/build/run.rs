@@ -201,17 +201,6 @@ impl Session<'_> {
             Ok(l) => self.commit(st, &probe, &id, Some(l), None).await,
             Err(e) => Err(e.into()),
         };
-        if self.opts.rm || self.opts.forcerm || img.is_err() {
-            remove(&id).await?;
-            self.p
-                .stream(format!("Removing intermediate container {}\n", short(&id)))
-                .await?;
-        }
-        let img = img?;
-        self.p
-            .stream(format!(" ---> {}\n", short(&img.record.id)))
-            .await?;
-        st.image = Some(img);
-        Ok(())
+        self.step_done(st, Some(&id), img).await
     }
 }

@@ -698,11 +698,61 @@ impl Session<'_> {
         st: &mut Stage,
         cmd: Vec<String>,
     ) -> Result<(), BuildError> {
-        let probe = Self::probe_config(st, cmd);
+        let probe = Self::probe_config(st, cmd.clone());
         if self.cached(st, &probe, false).await? {
             return Ok(());
         }
-        let img = self.commit(st, &probe, "", None, None).await?;
+        // As dockerd: the step's container (never started) is what the
+        // image is committed from.
+        let container = self.intermediate(st, &cmd).await?;
+        let img = self
+            .commit(st, &probe, container.as_deref().unwrap_or(""), None, None)
+            .await;
+        self.step_done(st, container.as_deref(), img).await
+    }
+
+    /// The container of a step that does not run (a configuration step,
+    /// `WORKDIR`), made from the parent image as dockerd makes it: ` --->
+    /// Running in X`. None over `scratch` (no image to make it from).
+    pub(super) async fn intermediate(
+        &mut self,
+        st: &Stage,
+        cmd: &[String],
+    ) -> Result<Option<String>, BuildError> {
+        let Some(parent) = st.image.clone() else {
+            return Ok(None);
+        };
+        let body = super::run::container_body(
+            &parent.record.id,
+            &Value::Object(st.config.clone()),
+            cmd,
+            &st.env(),
+            &self.opts.host_config,
+        );
+        let created = self.b.containers.create("", &body, true).await?;
+        self.p
+            .stream(format!(" ---> Running in {}\n", short(&created.id)))
+            .await?;
+        Ok(Some(created.id))
+    }
+
+    /// The end of a step: its container removed (`rm`, `forcerm`, or the
+    /// commit failed), then the new image named and made the stage's.
+    pub(super) async fn step_done(
+        &mut self,
+        st: &mut Stage,
+        container: Option<&str>,
+        img: Result<Arc<ImageInfo>, BuildError>,
+    ) -> Result<(), BuildError> {
+        if let Some(id) = container {
+            if self.opts.rm || self.opts.forcerm || img.is_err() {
+                super::run::remove(id).await?;
+                self.p
+                    .stream(format!("Removing intermediate container {}\n", short(id)))
+                    .await?;
+            }
+        }
+        let img = img?;
         self.p
             .stream(format!(" ---> {}\n", short(&img.record.id)))
             .await?;
