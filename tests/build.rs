@@ -108,7 +108,11 @@ fn build_runs_the_steps_with_cache_config_and_history() {
     // As dockerd: every step but FROM and COPY has a container (RUN runs
     // it; the others are committed from it), removed after the step.
     assert_eq!(out.matches(" ---> Running in ").count(), 9, "{out}");
-    assert_eq!(out.matches("Removing intermediate container ").count(), 9, "{out}");
+    assert_eq!(
+        out.matches("Removing intermediate container ").count(),
+        9,
+        "{out}"
+    );
     // The image runs what it was given, with the files and the settings.
     assert_eq!(d.docker_ok(&["run", "--rm", "b1"]), "hello\n");
     assert_eq!(

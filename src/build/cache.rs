@@ -161,6 +161,51 @@ pub fn records(idx: &ImageIndex, used: &std::collections::BTreeSet<String>) -> V
     out
 }
 
+/// What `docker builder prune` asks for.
+pub struct PruneSpec {
+    /// Also the steps a tagged image stands on.
+    pub all: bool,
+    /// Only entries made before this.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries whose ID starts with one of these.
+    pub ids: Vec<String>,
+    /// Keep this many bytes of cache (the oldest go first); 0: no bound.
+    pub keep: u64,
+}
+
+/// The entries of `records` (oldest first) a prune removes.
+pub fn select(records: &[Record], spec: &PruneSpec) -> std::collections::BTreeSet<String> {
+    let total: u64 = records.iter().map(|c| c.size).sum();
+    let mut chosen: Vec<&Record> = records
+        .iter()
+        .filter(|c| spec.all || !c.shared)
+        .filter(|c| {
+            spec.until.is_none_or(|u| {
+                chrono::DateTime::parse_from_rfc3339(&c.created).is_ok_and(|t| t < u)
+            })
+        })
+        .filter(|c| {
+            spec.ids.is_empty()
+                || spec.ids.iter().any(|i| {
+                    c.id.trim_start_matches("sha256:")
+                        .starts_with(i.trim_start_matches("sha256:"))
+                })
+        })
+        .collect();
+    if spec.keep > 0 {
+        // Oldest first, until what is left fits.
+        let mut left = total;
+        chosen.retain(|c| {
+            if left <= spec.keep {
+                return false;
+            }
+            left = left.saturating_sub(c.size);
+            true
+        });
+    }
+    chosen.iter().map(|c| c.id.clone()).collect()
+}
+
 impl Record {
     /// The API's `BuildCache` entry.
     pub fn json(&self) -> Value {
@@ -184,6 +229,51 @@ impl Record {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn rec(id: &str, size: u64, created: &str, shared: bool) -> Record {
+        Record {
+            id: id.into(),
+            parent: "sha256:p".into(),
+            description: String::new(),
+            size,
+            created: created.into(),
+            shared,
+        }
+    }
+
+    #[test]
+    fn prune_selection() {
+        let recs = vec![
+            rec("sha256:aa", 10, "2026-01-01T00:00:00Z", false),
+            rec("sha256:bb", 20, "2026-06-01T00:00:00Z", true),
+            rec("sha256:cc", 30, "2026-12-01T00:00:00Z", false),
+        ];
+        let spec = |all, keep| PruneSpec {
+            all,
+            until: None,
+            ids: vec![],
+            keep,
+        };
+        let ids = |s: std::collections::BTreeSet<String>| s.into_iter().collect::<Vec<_>>();
+        assert_eq!(
+            ids(select(&recs, &spec(false, 0))),
+            ["sha256:aa", "sha256:cc"]
+        );
+        assert_eq!(select(&recs, &spec(true, 0)).len(), 3);
+        // keep 35 of 60 bytes: the oldest go until the rest fits.
+        assert_eq!(
+            ids(select(&recs, &spec(true, 35))),
+            ["sha256:aa", "sha256:bb"]
+        );
+        let mut s = spec(true, 0);
+        s.until = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z")
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc));
+        assert_eq!(ids(select(&recs, &s)), ["sha256:aa", "sha256:bb"]);
+        let mut s = spec(true, 0);
+        s.ids = vec!["cc".into()];
+        assert_eq!(ids(select(&recs, &s)), ["sha256:cc"]);
+    }
 
     #[test]
     fn empty_and_ignored_fields_do_not_matter() {

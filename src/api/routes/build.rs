@@ -220,36 +220,15 @@ pub fn prune(r: Req) -> HandlerFuture {
         let ids: Vec<String> = f.values("id").cloned().collect();
         let records =
             crate::build::cache::records(&r.ctx.images.images.snapshot(), &used_images(&r));
-        let total: u64 = records.iter().map(|c| c.size).sum();
-        let mut chosen: Vec<&crate::build::cache::Record> = records
-            .iter()
-            .filter(|c| all || !c.shared)
-            .filter(|c| {
-                until.is_none_or(|u| {
-                    chrono::DateTime::parse_from_rfc3339(&c.created).is_ok_and(|t| t < u)
-                })
-            })
-            .filter(|c| {
-                ids.is_empty()
-                    || ids.iter().any(|i| {
-                        c.id.trim_start_matches("sha256:")
-                            .starts_with(i.trim_start_matches("sha256:"))
-                    })
-            })
-            .collect();
-        if keep > 0 {
-            // Oldest first, until what is left fits.
-            let mut left = total;
-            chosen.retain(|c| {
-                if left <= keep {
-                    return false;
-                }
-                left = left.saturating_sub(c.size);
-                true
-            });
-        }
-        let picked: std::collections::BTreeSet<String> =
-            chosen.iter().map(|c| c.id.clone()).collect();
+        let picked = crate::build::cache::select(
+            &records,
+            &crate::build::cache::PruneSpec {
+                all,
+                until,
+                ids,
+                keep,
+            },
+        );
         if picked.is_empty() {
             return crate::api::router::ok_json(
                 &json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
