@@ -409,6 +409,28 @@ fn bad_builds_fail_as_dockerd_and_leave_nothing() {
         .as_str()
         .unwrap()
         .starts_with("Error processing tar file"));
+    // A tar cut inside a file's data: 400, nothing kept.
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let data = vec![b'x'; 4096];
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    t.append_data(&mut h, "Dockerfile", &data[..]).unwrap();
+    let full = t.into_inner().unwrap();
+    let cut = &full[..512 + 1000];
+    let mut req = format!(
+        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        cut.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(cut);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Error processing tar file"));
     // A version 2 (BuildKit) request is refused clearly.
     let r = d.raw(b"POST /v1.41/build?version=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 501, "{}", r.text());
