@@ -278,6 +278,17 @@ pub(super) fn clean_abs(p: &str) -> String {
     }
 }
 
+/// The image a commit just made, from the store's snapshot.
+pub(super) fn committed(b: &Builder, id: &str) -> Result<Arc<ImageInfo>, BuildError> {
+    b.images
+        .images
+        .snapshot()
+        .images
+        .get(id)
+        .cloned()
+        .ok_or_else(|| BuildError::NotFound(format!("the image {id} is gone")))
+}
+
 /// The top layer (storage driver ID) of an image.
 pub(crate) fn top_layer(
     images: &ImageService,
@@ -682,14 +693,7 @@ impl Session<'_> {
                 vec![],
             )
             .await?;
-        self.b
-            .images
-            .images
-            .snapshot()
-            .images
-            .get(&res.id)
-            .cloned()
-            .ok_or_else(|| BuildError::NotFound(format!("the image {} is gone", res.id)))
+        committed(self.b, &res.id)
     }
 
     /// A configuration step: cached, or committed without a layer.

@@ -125,11 +125,5 @@ pub async fn squash(
     let raw = serde_json::to_vec(&config).map_err(io)?;
     let layers = b.images.layers_of(base)?;
     let res = b.images.commit_raw(raw, layers, layer, vec![]).await?;
-    b.images
-        .images
-        .snapshot()
-        .images
-        .get(&res.id)
-        .cloned()
-        .ok_or_else(|| BuildError::NotFound(format!("the image {} is gone", res.id)))
+    super::session::committed(b, &res.id)
 }
