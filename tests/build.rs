@@ -60,6 +60,17 @@ fn leftover_contexts(d: &Daemon) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `POST /v1.41/build` with `body` as the context, through raw HTTP.
+fn post_build(d: &Daemon, body: &[u8]) -> common::Response {
+    let mut req = format!(
+        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    d.raw(&req)
+}
+
 fn containers(d: &Daemon) -> String {
     d.docker_ok(&["ps", "-aq"])
 }
@@ -397,13 +408,7 @@ fn bad_builds_fail_as_dockerd_and_leave_nothing() {
     assert_eq!(containers(&d), "");
     // Not a tar, through raw HTTP: 400 with dockerd's words.
     let body = b"this is not a tar archive at all, just some text that goes on";
-    let mut req = format!(
-        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    let r = d.raw(&req);
+    let r = post_build(&d, body);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.json()["message"]
         .as_str()
@@ -419,13 +424,7 @@ fn bad_builds_fail_as_dockerd_and_leave_nothing() {
     t.append_data(&mut h, "Dockerfile", &data[..]).unwrap();
     let full = t.into_inner().unwrap();
     let cut = &full[..512 + 1000];
-    let mut req = format!(
-        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        cut.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(cut);
-    let r = d.raw(&req);
+    let r = post_build(&d, cut);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.json()["message"]
         .as_str()
@@ -904,13 +903,7 @@ fn a_decompression_bomb_context_is_refused() {
     assert!(ok);
     let body = std::fs::read(&bomb).unwrap();
     assert!(body.len() < 8 << 20, "{}", body.len());
-    let mut req = format!(
-        "POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    let r = d.raw(&req);
+    let r = post_build(&d, &body);
     assert_eq!(r.status, 400, "{}", r.text());
     let m = r.json()["message"].as_str().unwrap().to_string();
     assert!(m.contains("decompression bomb"), "{m}");
