@@ -141,13 +141,15 @@ pub async fn start(
             r = session::build(&builder, plan, &ctx, &opts, &mut p) => r,
             _ = shutdown.cancelled() => Err(BuildError::Cancelled),
         };
+        // The context goes once the build is done, before the last word
+        // reaches the client: a client that exits on an error line finds
+        // nothing of the build left behind.
+        let _ = tokio::task::spawn_blocking(move || drop(ctx)).await;
         match res {
             Ok(id) => tracing::info!(%id, "image built"),
             Err(BuildError::Cancelled) => tracing::info!("build cancelled"),
             Err(e) => p.error(&e).await,
         }
-        // The context goes once the build is done.
-        let _ = tokio::task::spawn_blocking(move || drop(ctx)).await;
     });
     Ok(rx)
 }
