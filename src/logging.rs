@@ -1,5 +1,6 @@
 //! tracing setup: `--log-level`, `--debug` (forces debug), `--raw-logs`
-//! (no colours), reloadable on SIGHUP.
+//! (no colours), `--log-format` (`text`, or `json`: one JSON object per
+//! line); the level is reloadable on SIGHUP.
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
@@ -26,13 +27,24 @@ pub fn level_for(c: &DaemonConfig) -> LevelFilter {
 pub fn init(c: &DaemonConfig) -> LogHandle {
     let (filter, handle) = reload::Layer::new(level_for(c));
     let ansi = !c.raw_logs && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
-    let layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false);
+    let json = c.log_format == "json";
+    let text = (!json).then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false)
+    });
+    let json = json.then(|| {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    });
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(layer)
+        .with(text)
+        .with(json)
         .try_init();
     LogHandle(handle)
 }

@@ -184,3 +184,100 @@ fn compose_builds_a_service_and_runs_it() {
     assert!(!again.contains("Running in"), "{again}");
     compose(&["down"]);
 }
+
+/// `depends_on: condition: service_healthy` waits for the healthcheck
+/// berthd runs; an unhealthy dependency stops the `up`.
+#[test]
+fn compose_waits_for_a_healthy_dependency() {
+    let d = daemon_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        r#"version: "2.4"
+services:
+  db:
+    image: busybox:latest
+    command: sh -c 'sleep 2; touch /ready; exec sleep 1000'
+    network_mode: none
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ready"]
+      interval: 300ms
+      retries: 30
+  app:
+    image: busybox:latest
+    command: sleep 1000
+    network_mode: none
+    stop_grace_period: 1s
+    depends_on:
+      db:
+        condition: service_healthy
+  sick:
+    image: busybox:latest
+    command: sleep 1000
+    network_mode: none
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 300ms
+      retries: 2
+  blocked:
+    image: busybox:latest
+    command: sleep 1000
+    network_mode: none
+    depends_on:
+      sick:
+        condition: service_healthy
+"#,
+    )
+    .unwrap();
+    let compose = |args: &[&str]| -> Output {
+        Command::new("docker-compose")
+            .args(["--no-ansi", "-p", "bch"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            .output()
+            .expect("docker-compose")
+    };
+    let o = compose(&["up", "-d", "app"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}\nberthd log:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        d.log()
+    );
+    // The app started only once the db was healthy.
+    let db_healthy_at = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{json .End}} {{end}}{{end}}",
+        "bch_db_1",
+    ]);
+    let first_ok = db_healthy_at
+        .split_whitespace()
+        .next()
+        .expect("a passing probe");
+    let app_started = d.docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", "bch_app_1"]);
+    let t = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s.trim().trim_matches('"'))
+            .unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    };
+    assert!(t(&app_started) > t(first_ok), "{app_started} {first_ok}");
+    // A dependency that never becomes healthy: compose gives up, and the
+    // dependent container is never started.
+    let o = compose(&["up", "-d", "blocked"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("is unhealthy"), "{err}");
+    let started = d.docker(&["inspect", "-f", "{{.State.StartedAt}}", "bch_blocked_1"]);
+    let s = String::from_utf8_lossy(&started.stdout);
+    assert!(
+        !started.status.success() || s.trim().starts_with("0001-01-01"),
+        "{s}"
+    );
+    let o = compose(&["down", "-t", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

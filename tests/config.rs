@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::containers::load_busybox;
 use common::*;
 
 fn with_file(json: &str, extra: &[&str]) -> (Option<i32>, String, String) {
@@ -51,6 +52,13 @@ fn bad_configurations_exit_1_naming_key_and_value() {
         (r#"{"runtimes": {"kata": {"runtimeArgs": []}}}"#, &[], "invalid value for runtimes: kata"),
         (r#"{"mtu": "large"}"#, &[], "invalid value for mtu: \"large\""),
         (r#"{not json"#, &[], "unable to configure the Docker daemon with file"),
+        (r#"{"log-format": "xml"}"#, &[], "invalid value for log-format: xml"),
+        (r#"{"default-ipc-mode": "host"}"#, &[], "IPC mode \"host\" is not supported as default value; use \"shareable\" or \"private\""),
+        (r#"{"default-ipc-mode": "bogus"}"#, &[], "default IPC mode setting (bogus) is invalid"),
+        (r#"{"host-gateway-ip": "gw"}"#, &[], "invalid value for host-gateway-ip: gw"),
+        (r#"{"bip6": "10.0.0.1/24"}"#, &[], "invalid value for bip6: 10.0.0.1/24"),
+        (r#"{"proxies": {"http-proxy": 3}}"#, &[], "invalid value for proxies"),
+        (r#"{"default-network-opts": {"bridge": {"x": 1}}}"#, &[], "invalid value for default-network-opts"),
     ];
     for (json, flags, expect) in cases {
         for validate in [false, true] {
@@ -88,6 +96,94 @@ fn unused_options_start_with_a_warning_shown_in_info() {
     assert!(info.contains("containerd is ignored"), "{info}");
     assert!(info.contains("cluster-store is ignored"), "{info}");
     assert!(d.log().contains("containerd is ignored"));
+    d.stop();
+}
+
+/// Every option of current dockerd (28) is accepted: applied, or named in
+/// a warning that `docker info` shows; none refuses the start.
+#[test]
+fn newer_dockerd_options_are_accepted_applied_or_named() {
+    let d = Daemon::builder()
+        .config(serde_json::json!({
+            "allow-direct-routing": false,
+            "bip6": "fd00:1234::1/64",
+            "builder": {"gc": {"enabled": true, "defaultKeepStorage": "10GB"}},
+            "cdi-spec-dirs": ["/etc/cdi"],
+            "cpu-rt-period": 0,
+            "cri-containerd": false,
+            "default-ipc-mode": "shareable",
+            "default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1400"}},
+            "firewall-backend": "nftables",
+            "host-gateway-ip": "192.0.2.77",
+            "ip-forward-no-drop": false,
+            "log-format": "json",
+            "network-control-plane-mtu": 1400,
+            "proxies": {"http-proxy": "http://proxy.invalid:3128", "no-proxy": "localhost"},
+            "resolv-conf": "",
+            "rootless": false,
+            "swarm-raft-heartbeat-tick": 0,
+        }))
+        .start();
+    load_busybox(&d);
+    let info = d.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
+    for key in [
+        "bip6",
+        "builder",
+        "cdi-spec-dirs",
+        "default-network-opts",
+        "firewall-backend",
+        "network-control-plane-mtu",
+        "proxies",
+    ] {
+        assert!(
+            info.contains(&format!("WARNING: {key} is accepted but not applied: ")),
+            "{key}: {info}"
+        );
+    }
+    // Applied: the default IPC mode, the host gateway address, JSON logs.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipc",
+        "--add-host",
+        "gw.test:host-gateway",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.HostConfig.IpcMode}}", "ipc"])
+            .trim(),
+        "shareable"
+    );
+    let hosts = d.docker_ok(&["exec", "ipc", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("192.0.2.77\tgw.test"), "{hosts}");
+    // Another container can join its IPC namespace (shareable).
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:ipc",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("API listen on"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert!(
+        v["message"].as_str().unwrap().contains("API listen on"),
+        "{line}"
+    );
+    d.docker_ok(&["rm", "-f", "ipc"]);
     d.stop();
 }
 

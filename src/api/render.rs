@@ -55,7 +55,14 @@ fn since(t: &str) -> i64 {
 pub fn status_text(rec: &ContainerRecord) -> String {
     let s = &rec.state;
     match s.status {
-        Status::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        Status::Running => match &s.health {
+            Some(h) => format!(
+                "Up {} ({})",
+                human_duration(since(&s.started_at)),
+                health_text(&h.status)
+            ),
+            None => format!("Up {}", human_duration(since(&s.started_at))),
+        },
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -77,6 +84,23 @@ pub fn status_text(rec: &ContainerRecord) -> String {
             }
         }
     }
+}
+
+/// dockerd's `Health.String()`: `health: starting`, or the status.
+fn health_text(status: &str) -> String {
+    if status == "starting" {
+        "health: starting".into()
+    } else {
+        status.to_string()
+    }
+}
+
+/// The container's health status as the `health` filter matches it.
+pub fn health_status(rec: &ContainerRecord) -> &str {
+    rec.state
+        .health
+        .as_ref()
+        .map_or("none", |h| h.status.as_str())
 }
 
 /// The `Command` column as dockerd builds it: arguments with a space in
@@ -112,7 +136,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
     let s = &rec.state;
     let execs = r.ctx.containers.execs.table.of_container(&rec.id);
     let gd = r.ctx.images.driver.describe(&rec.layer);
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.path,
@@ -148,7 +172,11 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "Mounts": mounts_json(r, rec),
         "Config": rec.config,
         "NetworkSettings": versioned_settings(r, rec, settings(rec, true)),
-    })
+    });
+    if let Some(h) = &s.health {
+        v["State"]["Health"] = json!(h);
+    }
+    v
 }
 
 /// `NetworkSettings.Networks` as older API versions show them: before

@@ -239,6 +239,59 @@ pub struct Flags {
     /// User/Group setting for user namespaces
     #[arg(long = "userns-remap")]
     pub userns_remap: Option<String>,
+
+    // Options of dockerd releases after 20.10.
+    /// Allow remote access to published ports on container IP addresses
+    #[arg(long = "allow-direct-routing", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_direct_routing: Option<bool>,
+    /// Network bridge IPv6 address
+    #[arg(long = "bip6")]
+    pub bip6: Option<String>,
+    /// CDI specification directories to use
+    #[arg(long = "cdi-spec-dir")]
+    pub cdi_spec_dir: Vec<String>,
+    /// Limit the CPU real-time period in microseconds for the parent cgroup
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds for the parent cgroup
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Default mode for containers ipc ("shareable" | "private")
+    #[arg(long = "default-ipc-mode")]
+    pub default_ipc_mode: Option<String>,
+    /// Default network options (driver=name,key=value)
+    #[arg(long = "default-network-opt")]
+    pub default_network_opt: Vec<String>,
+    /// The firewall backend ("iptables" or "nftables")
+    #[arg(long = "firewall-backend")]
+    pub firewall_backend: Option<String>,
+    /// IP addresses that the special 'host-gateway' string in --add-host resolves to
+    #[arg(long = "host-gateway-ip")]
+    pub host_gateway_ip: Vec<String>,
+    /// HTTP proxy URL to use for outgoing traffic
+    #[arg(long = "http-proxy")]
+    pub http_proxy: Option<String>,
+    /// HTTPS proxy URL to use for outgoing traffic
+    #[arg(long = "https-proxy")]
+    pub https_proxy: Option<String>,
+    /// Do not set the filter-FORWARD policy to DROP when enabling IP forwarding
+    #[arg(long = "ip-forward-no-drop", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ip_forward_no_drop: Option<bool>,
+    /// Set the logging format ("text"|"json")
+    #[arg(long = "log-format")]
+    pub log_format: Option<String>,
+    /// Set default address and port to serve the metrics api on
+    #[arg(long = "metrics-addr")]
+    pub metrics_addr: Option<String>,
+    /// Network Control plane MTU
+    #[arg(long = "network-control-plane-mtu")]
+    pub network_control_plane_mtu: Option<i64>,
+    /// Comma-separated list of hosts or IP addresses for which the proxy is skipped
+    #[arg(long = "no-proxy")]
+    pub no_proxy: Option<String>,
+    /// Enable rootless mode
+    #[arg(long = "rootless", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rootless: Option<bool>,
 }
 
 fn kv(flag: &str, s: &str) -> Result<(String, String), ConfigError> {
@@ -358,7 +411,61 @@ impl Flags {
         opt!("userland-proxy", self.userland_proxy);
         opt!("userland-proxy-path", self.userland_proxy_path);
         opt!("userns-remap", self.userns_remap);
+        opt!("allow-direct-routing", self.allow_direct_routing);
+        opt!("bip6", self.bip6);
+        list!("cdi-spec-dirs", self.cdi_spec_dir);
+        opt!("cpu-rt-period", self.cpu_rt_period);
+        opt!("cpu-rt-runtime", self.cpu_rt_runtime);
+        opt!("default-ipc-mode", self.default_ipc_mode);
+        opt!("firewall-backend", self.firewall_backend);
+        list!("host-gateway-ips", self.host_gateway_ip);
+        opt!("ip-forward-no-drop", self.ip_forward_no_drop);
+        opt!("log-format", self.log_format);
+        opt!("metrics-addr", self.metrics_addr);
+        opt!("network-control-plane-mtu", self.network_control_plane_mtu);
+        opt!("rootless", self.rootless);
 
+        let mut proxies = Map::new();
+        for (k, v) in [
+            ("http-proxy", &self.http_proxy),
+            ("https-proxy", &self.https_proxy),
+            ("no-proxy", &self.no_proxy),
+        ] {
+            if let Some(v) = v {
+                proxies.insert(k.into(), json!(v));
+            }
+        }
+        if !proxies.is_empty() {
+            m.insert("proxies".into(), Value::Object(proxies));
+        }
+        if !self.default_network_opt.is_empty() {
+            // dockerd's form: `driver=bridge,com.docker.network.driver.mtu=1400`.
+            let mut by_driver: Map<String, Value> = Map::new();
+            for s in &self.default_network_opt {
+                let mut driver = String::new();
+                let mut opts = Map::new();
+                for part in s.split(',') {
+                    let (k, v) = kv("default-network-opt", part)?;
+                    if k == "driver" {
+                        driver = v;
+                    } else {
+                        opts.insert(k, json!(v));
+                    }
+                }
+                if driver.is_empty() {
+                    return Err(ConfigError::InvalidFlag {
+                        flag: "default-network-opt".into(),
+                        value: s.clone(),
+                        reason: "no driver given (driver=NAME,KEY=VALUE)".into(),
+                    });
+                }
+                let entry = by_driver.entry(driver).or_insert_with(|| json!({}));
+                if let Some(o) = entry.as_object_mut() {
+                    o.extend(opts);
+                }
+            }
+            m.insert("default-network-opts".into(), Value::Object(by_driver));
+        }
         if !self.add_runtime.is_empty() {
             let mut rt = Map::new();
             for s in &self.add_runtime {

@@ -271,10 +271,34 @@ mod tests {
             "userland-proxy",
             "userland-proxy-path",
             "userns-remap",
+            // dockerd after 20.10
+            "allow-direct-routing",
+            "bip6",
+            "builder",
+            "cdi-spec-dirs",
+            "cpu-rt-period",
+            "cpu-rt-runtime",
+            "cri-containerd",
+            "default-init",
+            "default-ipc-mode",
+            "default-network-opts",
+            "firewall-backend",
+            "host-gateway-ip",
+            "host-gateway-ips",
+            "ip-forward-no-drop",
+            "log-format",
+            "metrics-addr",
+            "network-control-plane-mtu",
+            "network-diagnostic-port",
+            "proxies",
+            "resolv-conf",
+            "rootless",
+            "swarm-raft-election-tick",
+            "swarm-raft-heartbeat-tick",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing");
         }
-        assert_eq!(keys.len(), 72, "no option beyond the documented ones");
+        assert_eq!(keys.len(), 95, "no option beyond the documented ones");
     }
 
     #[test]

@@ -367,6 +367,7 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             "WARNING: swarm-default-advertise-addr is ignored: berth has no swarm mode".into(),
         );
     }
+    check_newer_options(c, &mut warnings)?;
     if c.selinux_enabled {
         warnings.push(
             "WARNING: selinux-enabled is set but berth does not label containers with SELinux"
@@ -374,4 +375,84 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
         );
     }
     Ok(warnings)
+}
+
+/// Options of dockerd releases newer than 20.10: checked as dockerd checks
+/// them; those berth does not apply are named in a warning (`docker info`
+/// shows it), never a refusal to start.
+fn check_newer_options(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    if !matches!(c.log_format.as_str(), "" | "text" | "json") {
+        return Err(bad("log-format", &c.log_format, "must be text or json"));
+    }
+    match c.default_ipc_mode.as_str() {
+        "" | "private" | "shareable" => {}
+        m if matches!(m, "host" | "none") || m.starts_with("container:") => {
+            return Err(bad(
+                "default-ipc-mode",
+                m,
+                format!("IPC mode \"{m}\" is not supported as default value; use \"shareable\" or \"private\""),
+            ))
+        }
+        m => {
+            return Err(bad(
+                "default-ipc-mode",
+                m,
+                format!("default IPC mode setting ({m}) is invalid; use \"shareable\" or \"private\""),
+            ))
+        }
+    }
+    for ip in std::iter::once(&c.host_gateway_ip)
+        .filter(|s| !s.is_empty())
+        .chain(c.host_gateway_ips.iter())
+    {
+        if ip.parse::<IpAddr>().is_err() {
+            return Err(bad("host-gateway-ip", ip, "not an IP address"));
+        }
+    }
+    if !c.bip6.is_empty() && !cidr("bip6", &c.bip6)?.addr().is_ipv6() {
+        return Err(bad("bip6", &c.bip6, "must be an IPv6 address with prefix"));
+    }
+    if !matches!(c.firewall_backend.as_str(), "" | "iptables" | "nftables") {
+        return Err(bad(
+            "firewall-backend",
+            &c.firewall_backend,
+            "must be iptables or nftables",
+        ));
+    }
+    for (key, v) in [
+        ("cpu-rt-period", c.cpu_rt_period),
+        ("cpu-rt-runtime", c.cpu_rt_runtime),
+        ("network-control-plane-mtu", c.network_control_plane_mtu),
+        ("network-diagnostic-port", c.network_diagnostic_port),
+    ] {
+        non_negative(key, v)?;
+    }
+    let p = &c.proxies;
+    let unused: Vec<(&str, bool, &str)> = vec![
+        ("allow-direct-routing", c.allow_direct_routing, "berth's forward rules do not change with it"),
+        ("bip6", !c.bip6.is_empty(), "the default bridge's IPv6 subnet comes from fixed-cidr-v6"),
+        ("builder", !c.builder.is_empty(), "berth's builder is the engine's legacy builder (no BuildKit garbage collection or entitlements)"),
+        ("cdi-spec-dirs", !c.cdi_spec_dirs.is_empty(), "berth has no CDI devices"),
+        ("cpu-rt-period", c.cpu_rt_period != 0, "berth sets no real-time CPU budget on the parent cgroup"),
+        ("cpu-rt-runtime", c.cpu_rt_runtime != 0, "berth sets no real-time CPU budget on the parent cgroup"),
+        ("cri-containerd", c.cri_containerd, "berth runs no containerd"),
+        ("default-init", !c.default_init.is_empty(), "the init binary is init-path"),
+        ("default-network-opts", !c.default_network_opts.is_empty(), "new networks get only the options they are created with"),
+        ("firewall-backend", !c.firewall_backend.is_empty(), "berth always programs nftables itself"),
+        ("ip-forward-no-drop", c.ip_forward_no_drop, "berth's forward rules do not change with it"),
+        ("metrics-addr", !c.metrics_addr.is_empty(), "berth serves no metrics endpoint yet"),
+        ("network-control-plane-mtu", c.network_control_plane_mtu != 0, "berth has no swarm mode"),
+        ("network-diagnostic-port", c.network_diagnostic_port != 0, "berth has no network diagnostic server"),
+        ("proxies", !(p.http_proxy.is_empty() && p.https_proxy.is_empty() && p.no_proxy.is_empty()), "berth uses the HTTP_PROXY, HTTPS_PROXY and NO_PROXY of its own environment"),
+        ("resolv-conf", !c.resolv_conf.is_empty(), "containers get the host's /etc/resolv.conf"),
+        ("rootless", c.rootless, "berth runs as root"),
+        ("swarm-raft-election-tick", c.swarm_raft_election_tick != 0, "berth has no swarm mode"),
+        ("swarm-raft-heartbeat-tick", c.swarm_raft_heartbeat_tick != 0, "berth has no swarm mode"),
+    ];
+    for (key, set, why) in unused {
+        if set {
+            warnings.push(format!("WARNING: {key} is accepted but not applied: {why}"));
+        }
+    }
+    Ok(())
 }

@@ -81,6 +81,7 @@ fn check_config(c: &Config, hc: &HostConfig) -> Result<(), ContainerError> {
             ("Interval", h.interval),
             ("Timeout", h.timeout),
             ("StartPeriod", h.start_period),
+            ("StartInterval", h.start_interval),
         ] {
             if v != 0 && v < MS {
                 return Err(invalid(format!(
@@ -118,7 +119,9 @@ fn apply_defaults(
         m => return Err(invalid(format!("invalid UTS mode: {m}"))),
     }
     match hc.ipc_mode.as_str() {
-        "" => hc.ipc_mode = "private".into(),
+        // `default-ipc-mode` (private or shareable), else private.
+        "" if cfg.default_ipc_mode.is_empty() => hc.ipc_mode = "private".into(),
+        "" => hc.ipc_mode = cfg.default_ipc_mode.clone(),
         "private" | "shareable" | "host" | "none" => {}
         m if m.starts_with("container:") => {}
         m => return Err(invalid(format!("invalid IPC mode: {m}"))),

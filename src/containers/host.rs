@@ -209,6 +209,7 @@ impl Host {
                     "/sys/fs/cgroup/memory{}",
                     spec::cgroups_path(rec, &cfg)
                 )),
+                health: super::health::spec(rec, &s)?,
             };
             let b = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(CONFIG_FILE), b).map_err(|e| e.to_string())?;
@@ -681,9 +682,17 @@ impl Host {
         self.network.dns.start(&rec.id, &sandbox, upstreams);
     }
 
-    /// The address `host-gateway` stands for: the default bridge's gateway
-    /// (dockerd's default `host-gateway-ip`); empty without a default bridge.
+    /// The address `host-gateway` stands for: `host-gateway-ip` (or the
+    /// first of `host-gateway-ips`), else the default bridge's gateway (as
+    /// dockerd); empty without either.
     fn host_gateway(&self) -> String {
+        let cfg = self.config.borrow().clone();
+        if let Some(ip) = std::iter::once(&cfg.host_gateway_ip)
+            .chain(cfg.host_gateway_ips.iter())
+            .find(|s| !s.is_empty())
+        {
+            return ip.clone();
+        }
         self.network
             .networks
             .snapshot()

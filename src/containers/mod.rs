@@ -9,6 +9,7 @@ pub mod create;
 pub mod etc_files;
 pub mod etc_values;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod logs;
 pub mod names;

@@ -33,7 +33,7 @@ pub async fn connect(
         .map_err(|e| ShimCallError::Gone(e.to_string()))?;
     let mut resp = String::new();
     let read = stream.read_line(&mut resp);
-    let n = if matches!(req, Request::Wait) {
+    let n = if matches!(req, Request::Wait | Request::Health { .. }) {
         read.await
     } else {
         // The runtime may take a while (start, pause): a generous deadline.

@@ -9,6 +9,7 @@
 
 mod console;
 mod fdio;
+mod health;
 pub mod logfile;
 mod reaper;
 mod runtime;

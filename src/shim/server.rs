@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_actors::protocol::shim::{
-    frames, ExitStatus, Request, Response, ShimConfig, ShimStatus, CONFIG_FILE, EXIT_FILE,
-    INIT_PID_FILE, PID_FILE, SOCKET_FILE,
+    frames, ExitStatus, HealthReport, Request, Response, ShimConfig, ShimStatus, CONFIG_FILE,
+    EXIT_FILE, INIT_PID_FILE, PID_FILE, SOCKET_FILE,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify};
 
 use super::console::{self, ConsoleSocket};
 use super::fdio::{self, Fd};
+use super::health;
 use super::logfile::{self, LogFile};
 use super::reaper::Reaper;
 use super::runtime::{read_pid, ProcIo, Runtime};
@@ -30,7 +31,7 @@ const CONSOLE_WAIT: Duration = Duration::from_secs(30);
 struct Shim {
     cfg: ShimConfig,
     dir: PathBuf,
-    rt: Runtime,
+    rt: Arc<Runtime>,
     reaper: Reaper,
     pid: i32,
     status: watch::Sender<ShimStatus>,
@@ -40,6 +41,8 @@ struct Shim {
     master: Option<Arc<Fd>>,
     exec_masters: Mutex<HashMap<String, Arc<Fd>>>,
     acked: Notify,
+    /// The healthcheck's report (`None`: the container has none).
+    health: Option<Arc<watch::Sender<HealthReport>>>,
 }
 
 fn ready_line(ready: OwnedFd, line: &str) {
@@ -84,7 +87,7 @@ async fn start(
         ))),
         None => None,
     };
-    let rt = Runtime::new(&cfg, &dir, reaper.clone());
+    let rt = Arc::new(Runtime::new(&cfg, &dir, reaper.clone()));
     let pid_file = dir.join(INIT_PID_FILE);
     let out = Arc::new(Fanout::default());
     let mut pumps = Vec::new();
@@ -172,6 +175,10 @@ async fn start(
         }
     }
     let pid = read_pid(&pid_file)?;
+    let health = cfg
+        .health
+        .as_ref()
+        .map(|h| Arc::new(watch::channel(health::initial(h)).0));
     let shim = Arc::new(Shim {
         cfg,
         dir,
@@ -185,6 +192,7 @@ async fn start(
         master,
         exec_masters: Mutex::new(HashMap::new()),
         acked: Notify::new(),
+        health,
     });
     Ok((shim, listener, pumps))
 }
@@ -301,6 +309,7 @@ async fn connection(shim: Arc<Shim>, conn: UnixStream) -> std::io::Result<()> {
             let r = shim.rt.call(&["start", &id], ProcIo::null()).await;
             if r.is_ok() && *shim.status.borrow() == ShimStatus::Created {
                 shim.status.send_replace(ShimStatus::Running);
+                start_health(&shim);
             }
             reply(&mut w, &result(r, &shim)).await
         }
@@ -372,6 +381,23 @@ async fn connection(shim: Arc<Shim>, conn: UnixStream) -> std::io::Result<()> {
             }
             Ok(())
         }
+        Request::Health { after } => {
+            let Some(h) = &shim.health else {
+                return reply(&mut w, &Response::err("the container has no healthcheck")).await;
+            };
+            let mut rx = h.subscribe();
+            let mut exit = shim.exit.subscribe();
+            tokio::select! {
+                _ = rx.wait_for(|r| r.version > after) => {}
+                _ = exit.wait_for(|e| e.is_some()) => {}
+            }
+            let report = h.borrow().clone();
+            let resp = Response {
+                health: Some(report),
+                ..state(&shim)
+            };
+            reply(&mut w, &resp).await
+        }
         Request::Attach {
             stdin,
             stdout,
@@ -384,6 +410,27 @@ async fn connection(shim: Arc<Shim>, conn: UnixStream) -> std::io::Result<()> {
             stdin,
         } => exec(shim, r, w, exec_id, process, tty, stdin).await,
     }
+}
+
+/// The container runs: its probes start (their schedule counts from now).
+fn start_health(shim: &Arc<Shim>) {
+    let (Some(spec), Some(tx)) = (shim.cfg.health.clone(), shim.health.clone()) else {
+        return;
+    };
+    let probe = health::Probe {
+        id: shim.cfg.id.clone(),
+        dir: shim.dir.clone(),
+        rt: shim.rt.clone(),
+        reaper: shim.reaper.clone(),
+    };
+    tokio::spawn(health::run(
+        probe,
+        spec,
+        std::time::SystemTime::now(),
+        tx,
+        shim.status.subscribe(),
+        shim.exit.subscribe(),
+    ));
 }
 
 fn result(r: Result<(), String>, shim: &Shim) -> Response {

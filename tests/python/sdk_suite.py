@@ -488,6 +488,34 @@ def build_from_a_path_and_a_fileobj_and_commit():
 
 
 @check
+def healthcheck_states_and_the_health_filter():
+    c = client.containers.run(
+        IMAGE,
+        ["sleep", "1000"],
+        name=f"{P}-hc",
+        detach=True,
+        healthcheck={"test": ["CMD-SHELL", "test -f /ok"], "interval": 300_000_000, "retries": 2},
+    )
+    eq(c.health, "unknown", "health as created (attrs from before the start)")
+    c.reload()
+    eq(c.health, "starting", "health before the first probe")
+    deadline = time.time() + 10
+    while c.health != "unhealthy" and time.time() < deadline:
+        time.sleep(0.2)
+        c.reload()
+    eq(c.health, "unhealthy", "failing probes")
+    eq(c.attrs["State"]["Health"]["Log"][-1]["ExitCode"], 1, "probe exit code")
+    c.exec_run(["touch", "/ok"])
+    deadline = time.time() + 10
+    while c.health != "healthy" and time.time() < deadline:
+        time.sleep(0.2)
+        c.reload()
+    eq(c.health, "healthy", "passing probe")
+    eq([x.id for x in client.containers.list(filters={"health": "healthy", "name": f"{P}-hc"})], [c.id], "filter")
+    c.remove(force=True)
+
+
+@check
 def events_stream_sees_create_and_destroy():
     since = int(time.time()) - 1
     c = client.containers.create(IMAGE, ["true"], name=f"{P}-ev")

@@ -74,11 +74,18 @@ pub struct ContainerState {
     pub(super) backoff: Backoff,
     pub(super) started: Instant,
     wait_task: Option<tokio::task::JoinHandle<()>>,
+    /// Follows the shim's healthcheck (`health.rs`).
+    pub(super) health_task: Option<tokio::task::JoinHandle<()>>,
+    /// The last healthcheck report handled (events are its differences).
+    pub(super) health_seen: Option<crate::protocol::shim::HealthReport>,
 }
 
 impl Drop for ContainerState {
     fn drop(&mut self) {
-        if let Some(t) = self.wait_task.take() {
+        for t in [self.wait_task.take(), self.health_task.take()]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }
@@ -298,6 +305,8 @@ impl Actor for ContainerActor {
             backoff: Backoff::default(),
             started: Instant::now(),
             wait_task: None,
+            health_task: None,
+            health_seen: None,
         };
         restore(&myself, &mut st, a.adopt, a.autostart).await;
         Ok(st)
@@ -468,6 +477,11 @@ impl Actor for ContainerActor {
                     st.on_exit(&myself, exit).await;
                 }
             }
+            ContainerMsg::Health { gen, report } => {
+                if gen == st.gen {
+                    st.on_health(report);
+                }
+            }
             ContainerMsg::RestartNow { gen } => {
                 if gen == st.gen && st.status() == Status::Restarting {
                     st.rec.restart_count += 1;
@@ -523,6 +537,7 @@ async fn restore(
                     };
                     st.publish();
                     st.watch_exit(myself);
+                    st.watch_health(myself);
                     if !adopt {
                         warn!(%id, "live-restore is off: killing the container berthd found running");
                         let _ = st.signal(9, true).await;

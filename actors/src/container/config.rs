@@ -571,6 +571,27 @@ impl Config {
     pub fn exposed(&self) -> impl Iterator<Item = &String> {
         self.exposed_ports.iter().flat_map(|m| m.keys())
     }
+
+    /// The healthcheck probe's command from `Healthcheck.Test`: `CMD
+    /// args...` as is, `CMD-SHELL cmd` through the shell (`Shell`, else
+    /// `/bin/sh -c`). `None` for `NONE`, an empty test or an unknown kind:
+    /// dockerd runs no probe then either.
+    pub fn health_probe(&self) -> Option<Vec<String>> {
+        let test = self.healthcheck.as_ref()?.test.as_ref()?;
+        let (kind, rest) = test.split_first()?;
+        match kind.as_str() {
+            "CMD" => Some(rest.to_vec()),
+            "CMD-SHELL" => {
+                let mut cmd = match self.shell.as_deref() {
+                    Some(s) if !s.is_empty() => s.to_vec(),
+                    _ => vec!["/bin/sh".into(), "-c".into()],
+                };
+                cmd.extend(rest.iter().cloned());
+                Some(cmd)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl HostConfig {

@@ -8,6 +8,7 @@ mod attach;
 pub mod config;
 pub mod create;
 pub mod fs;
+mod health;
 mod index;
 mod kill;
 pub mod links;
@@ -145,6 +146,7 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             ContainerMsg::Connect { .. } => "network connect",
             ContainerMsg::Disconnect { .. } => "network disconnect",
             ContainerMsg::Exited { .. }
+            | ContainerMsg::Health { .. }
             | ContainerMsg::RestartNow { .. }
             | ContainerMsg::StopTimeout { .. }
             | ContainerMsg::KillTimeout => "internal",
@@ -255,6 +257,11 @@ pub enum ContainerMsg {
     Exited {
         gen: u64,
         exit: crate::protocol::shim::ExitStatus,
+    },
+    /// Internal: the shim's healthcheck report for incarnation `gen`.
+    Health {
+        gen: u64,
+        report: crate::protocol::shim::HealthReport,
     },
     /// Internal: the restart policy's delay has passed.
     RestartNow {

@@ -50,6 +50,10 @@ pub struct RunState {
     pub ipc_donor_pid: i32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pid_donor_pid: i32,
+    /// `State.Health`: the last report of the shim's healthcheck (kept
+    /// after the exit, as dockerd keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::protocol::shim::Health>,
 }
 
 fn is_zero(n: &i32) -> bool {

@@ -104,9 +104,11 @@ impl ContainerState {
         s.oom_killed = false;
         self.rec.has_been_started = true;
         self.started = Instant::now();
+        self.reset_health();
         self.save();
         self.event("start", &[]);
         self.watch_exit(myself);
+        self.watch_health(myself);
         Ok(())
     }
 

@@ -23,6 +23,8 @@ pub const SOCKET_FILE: &str = "shim.sock";
 pub const EXIT_FILE: &str = "exit.json";
 pub const PID_FILE: &str = "shim.pid";
 pub const INIT_PID_FILE: &str = "init.pid";
+/// The healthcheck's state, rewritten (atomically) after every probe.
+pub const HEALTH_FILE: &str = "health.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ShimConfig {
@@ -50,6 +52,71 @@ pub struct ShimConfig {
     /// The container's memory cgroup directory, read for OOM kills.
     #[serde(default)]
     pub memory_cgroup: Option<String>,
+    /// The healthcheck the shim runs while the container runs.
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+}
+
+/// A healthcheck as the shim runs it: `Config.Healthcheck` with dockerd's
+/// defaults applied, and the probe as an OCI process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// The OCI `process` object of every probe.
+    pub process: serde_json::Value,
+    pub interval_ns: i64,
+    pub timeout_ns: i64,
+    /// Failures while starting inside this period do not count.
+    #[serde(default)]
+    pub start_period_ns: i64,
+    /// The interval while starting inside the start period.
+    #[serde(default)]
+    pub start_interval_ns: i64,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: i64,
+    /// The log of the previous run (dockerd keeps it across a restart).
+    #[serde(default)]
+    pub log: Vec<HealthResult>,
+}
+
+/// `State.Health` as the Engine API shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: i64,
+    /// The last results, oldest first.
+    pub log: Vec<HealthResult>,
+}
+
+/// One probe's result (`HealthcheckResult`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthResult {
+    /// RFC 3339 with nanoseconds.
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// What the shim knows of the healthcheck: the state, and where the probes
+/// are. `version` grows with every change (a probe starts, a probe ends).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthReport {
+    pub version: u64,
+    pub health: Health,
+    /// Probes that have ended since the shim started.
+    pub probes: u64,
+    /// The probe that runs now, or the last one: its exec ID and command
+    /// (for dockerd's `exec_create`/`exec_start`/`exec_die` events).
+    #[serde(default)]
+    pub probe_id: String,
+    #[serde(default)]
+    pub probe_cmd: String,
+    /// A probe runs now.
+    #[serde(default)]
+    pub probing: bool,
 }
 
 /// The json-file log driver's options.
@@ -120,6 +187,12 @@ pub enum Request {
     },
     /// berthd has recorded the exit: the shim may go.
     AckExit,
+    /// The healthcheck's report, once its version is above `after` (long
+    /// poll; at once if it is already, or if the container has exited).
+    Health {
+        #[serde(default)]
+        after: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -154,6 +227,8 @@ pub struct Response {
     pub pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
 }
 
 impl Response {

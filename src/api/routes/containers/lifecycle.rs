@@ -80,6 +80,13 @@ pub fn create(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let mut body = r.json_of(&crate::api::schema::CONTAINER_CREATE)?;
         let recursive_ro = versioned_mounts(r.version, &mut body)?;
+        // `Healthcheck.StartInterval` is API 1.44's: older clients' is
+        // ignored, as dockerd ignores it.
+        if r.version < ApiVersion(1, 44) {
+            if let Some(h) = body["Healthcheck"].as_object_mut() {
+                h.remove("StartInterval");
+            }
+        }
         let name = r.query.get("name").unwrap_or("").to_string();
         if let Some(p) = r.query.get("platform").filter(|p| !p.is_empty()) {
             if !p.starts_with("linux") {

@@ -49,6 +49,13 @@ pub fn list(r: Req) -> HandlerFuture {
                 return Err(ApiError::invalid(format!("invalid filter 'status={s}'")));
             }
         }
+        for h in f.values("health") {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
         let mut exited = Vec::new();
         for e in f.values("exited") {
             exited.push(
@@ -134,7 +141,8 @@ pub fn list(r: Req) -> HandlerFuture {
             {
                 continue;
             }
-            if f.contains("health") && !f.values("health").any(|h| h == "none") {
+            let health = crate::api::render::health_status(rec);
+            if f.contains("health") && !f.values("health").any(|h| h == health) {
                 continue;
             }
             if f.contains("network")
