@@ -297,6 +297,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             config: ctx.config.clone(),
         });
     let fd_ctx = ctx.clone();
+    let metrics_args = crate::metrics::MetricsServerArgs { ctx: ctx.clone() };
     let fd_listeners = bound.clone();
     let (img_records, img_events, img_driver) = (records.clone(), events.clone(), driver.clone());
     // The store decides "in use" from the containers' read model.
@@ -374,6 +375,12 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                     },
                 )
             },
+        ),
+        ChildSpec::new(
+            crate::metrics::METRICS,
+            RestartPolicy::infrastructure(),
+            true,
+            move || (crate::metrics::MetricsServer, metrics_args.clone()),
         ),
     ];
     let (root, root_handle) = Actor::spawn(

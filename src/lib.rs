@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod images;
 pub mod logging;
+pub mod metrics;
 pub mod network;
 pub mod shim;
 pub mod sys;

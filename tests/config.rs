@@ -53,6 +53,8 @@ fn bad_configurations_exit_1_naming_key_and_value() {
         (r#"{"mtu": "large"}"#, &[], "invalid value for mtu: \"large\""),
         (r#"{not json"#, &[], "unable to configure the Docker daemon with file"),
         (r#"{"log-format": "xml"}"#, &[], "invalid value for log-format: xml"),
+        (r#"{"metrics-addr": "0.0.0.0:9323"}"#, &[], "invalid value for metrics-addr: 0.0.0.0:9323: the metrics would be served without TLS beyond this host"),
+        (r#"{"metrics-addr": "9323"}"#, &[], "invalid value for metrics-addr: 9323: expected host:port"),
         (r#"{"default-ipc-mode": "host"}"#, &[], "IPC mode \"host\" is not supported as default value; use \"shareable\" or \"private\""),
         (r#"{"default-ipc-mode": "bogus"}"#, &[], "default IPC mode setting (bogus) is invalid"),
         (r#"{"host-gateway-ip": "gw"}"#, &[], "invalid value for host-gateway-ip: gw"),

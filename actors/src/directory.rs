@@ -19,5 +19,7 @@ pub const NETWORKS: &str = "networks";
 pub const LOG_STREAMS: &str = "log-streams";
 /// The supervisor of exec actors.
 pub const EXECS: &str = "execs";
+/// The metrics endpoint's listener (`metrics-addr`).
+pub const METRICS: &str = "metrics";
 /// The volume supervisor.
 pub const VOLUMES: &str = "volumes";

@@ -118,6 +118,7 @@ impl Actor for EventBus {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             EventBusMsg::Publish(ev) => {
+                crate::metrics::add(&crate::metrics::EVENTS, 1);
                 debug!(kind = %ev.kind, action = %ev.action, id = %ev.actor.id, "event");
                 if state.history.len() == HISTORY {
                     state.history.pop_front();

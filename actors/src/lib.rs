@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod image;
 pub mod logs;
+pub mod metrics;
 pub mod network;
 pub mod ports;
 pub mod protocol;

@@ -170,10 +170,13 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 
 /// Serve one request: never fails, errors become `{"message": ...}`.
 pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Body> {
+    let start = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     debug!("Calling {} {}", method, req.uri());
-    let mut resp = match dispatch(ctx.clone(), req).await {
+    let mut route = None;
+    let mut resp = match dispatch(ctx.clone(), req, &mut route).await {
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
@@ -185,12 +188,22 @@ pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Bo
         }
     };
     decorate(&ctx, resp.headers_mut());
-    resp
+    // The route's duration (and dockerd's action timer) when its response
+    // ends, streams included.
+    match route {
+        Some(route) => resp.map(|b| {
+            Body::new(crate::metrics::Timed::new(b, start, move |took| {
+                crate::metrics::observe(&method, route, &query, took)
+            }))
+        }),
+        None => resp,
+    }
 }
 
 async fn dispatch(
     ctx: Arc<ApiContext>,
     req: Request<Incoming>,
+    matched: &mut Option<&'static str>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = ctx.config();
     if req.method() == Method::OPTIONS && !cfg.api_cors_header.is_empty() {
@@ -201,6 +214,7 @@ async fn dispatch(
     let Some((route, params)) = find(&ctx.routes, req.method(), path) else {
         return Err(ApiError::not_found("page not found"));
     };
+    *matched = Some(route.path);
     let query = super::filters::Query::parse(req.uri().query());
     let method = req.method().clone();
     let headers = req.headers().clone();

@@ -18,6 +18,7 @@ pub const RELOADABLE: &[&str] = &[
     "allow-nondistributable-artifacts",
     "registry-mirrors",
     "features",
+    "metrics-addr",
 ];
 
 /// The running configuration with the reloadable options taken from `new`;
@@ -38,6 +39,7 @@ pub fn apply(current: &DaemonConfig, new: &DaemonConfig) -> (DaemonConfig, Vec<S
     next.allow_nondistributable_artifacts = new.allow_nondistributable_artifacts.clone();
     next.registry_mirrors = new.registry_mirrors.clone();
     next.features = new.features.clone();
+    next.metrics_addr = new.metrics_addr.clone();
 
     let mut ignored = Vec::new();
     if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =

@@ -412,6 +412,9 @@ fn check_newer_options(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<(
     if !c.bip6.is_empty() && !cidr("bip6", &c.bip6)?.addr().is_ipv6() {
         return Err(bad("bip6", &c.bip6, "must be an IPv6 address with prefix"));
     }
+    if !c.metrics_addr.is_empty() {
+        metrics_addr(c)?;
+    }
     if !matches!(c.firewall_backend.as_str(), "" | "iptables" | "nftables") {
         return Err(bad(
             "firewall-backend",
@@ -440,7 +443,6 @@ fn check_newer_options(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<(
         ("default-network-opts", !c.default_network_opts.is_empty(), "new networks get only the options they are created with"),
         ("firewall-backend", !c.firewall_backend.is_empty(), "berth always programs nftables itself"),
         ("ip-forward-no-drop", c.ip_forward_no_drop, "berth's forward rules do not change with it"),
-        ("metrics-addr", !c.metrics_addr.is_empty(), "berth serves no metrics endpoint yet"),
         ("network-control-plane-mtu", c.network_control_plane_mtu != 0, "berth has no swarm mode"),
         ("network-diagnostic-port", c.network_diagnostic_port != 0, "berth has no network diagnostic server"),
         ("proxies", !(p.http_proxy.is_empty() && p.https_proxy.is_empty() && p.no_proxy.is_empty()), "berth uses the HTTP_PROXY, HTTPS_PROXY and NO_PROXY of its own environment"),
@@ -453,6 +455,34 @@ fn check_newer_options(c: &DaemonConfig, warnings: &mut Vec<String>) -> Result<(
         if set {
             warnings.push(format!("WARNING: {key} is accepted but not applied: {why}"));
         }
+    }
+    Ok(())
+}
+
+/// `metrics-addr` is `host:port`; the metrics are served without TLS, so
+/// an address beyond this host is refused unless TLS was explicitly turned
+/// off (`tls: false` or `tlsverify: false`), as the API's listeners are.
+fn metrics_addr(c: &DaemonConfig) -> Result<(), ConfigError> {
+    let a = &c.metrics_addr;
+    let (host, port) = a
+        .rsplit_once(':')
+        .ok_or_else(|| bad("metrics-addr", a, "expected host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| bad("metrics-addr", a, "invalid port"))?;
+    let listen = ListenAddr::Tcp {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: port.parse().unwrap_or(0),
+    };
+    let explicitly_off = c.tls == Some(false) || c.tlsverify == Some(false);
+    if !listen.is_loopback() && !explicitly_off {
+        return Err(bad(
+            "metrics-addr",
+            a,
+            "the metrics would be served without TLS beyond this host; use a loopback address, or --tls=false or --tlsverify=false to serve them anyway",
+        ));
     }
     Ok(())
 }

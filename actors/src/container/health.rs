@@ -77,12 +77,36 @@ impl ContainerState {
         }));
     }
 
+    /// The probes that ended since the last report seen, and the failed
+    /// ones among them (from the log's newest entries) for the metrics.
+    fn count_probes(&self, report: &HealthReport) {
+        use crate::metrics::{add, HEALTH_CHECKS, HEALTH_CHECKS_FAILED};
+        let Some(prev) = &self.health_seen else {
+            return;
+        };
+        let ended = report.probes.saturating_sub(prev.probes);
+        if ended == 0 {
+            return;
+        }
+        add(&HEALTH_CHECKS, ended);
+        let failed = report
+            .health
+            .log
+            .iter()
+            .rev()
+            .take(ended as usize)
+            .filter(|r| r.exit_code != 0)
+            .count();
+        add(&HEALTH_CHECKS_FAILED, failed as u64);
+    }
+
     /// A report of the shim: the record follows, events for what changed
     /// since the last report this actor saw (none for a first one).
     pub(super) fn on_health(&mut self, report: HealthReport) {
         if !self.status().is_live() {
             return;
         }
+        self.count_probes(&report);
         if let Some(prev) = self.health_seen.take() {
             let cmd = format!(": {}", report.probe_cmd);
             let exec = [("execID", report.probe_id.clone())];

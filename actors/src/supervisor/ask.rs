@@ -63,6 +63,7 @@ where
     let (tx, rx) = oneshot::channel();
     let msg = build(tx.into());
     let (request, within) = (msg.name(), msg.within());
+    let _counted = crate::metrics::in_flight(actor.get_name());
     actor.send_message(msg).map_err(|_| AskError::Gone)?;
     let answer = match within {
         Some(after) => match tokio::time::timeout(after, rx).await {

@@ -185,6 +185,7 @@ impl KeyedChildren {
             return None;
         }
         times.push(now);
+        crate::metrics::restarted(self.kind);
         warn!(kind = self.kind, %key, "actor stopped ({why}); rebuilding it from its record");
         Some(key)
     }

@@ -156,6 +156,7 @@ impl Supervisor {
                 let child = &mut state.children[idx];
                 child.cell = Some(cell);
                 child.restarts += 1;
+                crate::metrics::restarted(&spec.name);
                 info!(child = %spec.name, restarts = child.restarts, "child restarted");
                 Ok(())
             }

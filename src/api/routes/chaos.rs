@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, NETWORKS,
+    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, METRICS, NETWORKS,
     REGISTRY_SESSIONS, VOLUMES,
 };
 
@@ -107,11 +107,12 @@ pub fn kill(r: Req) -> HandlerFuture {
             CONTAINERS,
             LOG_STREAMS,
             EXECS,
+            METRICS,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, {METRICS}, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())
