@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::fdio::{self, Fd};
 use super::logfile;
 use super::reaper::Reaper;
-use super::runtime::{read_pid, ProcIo, Runtime};
+use super::runtime::{exec_args, read_pid, ProcIo, Runtime};
 
 /// dockerd's `maxOutputLen` and `maxLogEntries`.
 const MAX_OUTPUT: usize = 4096;
@@ -202,16 +202,8 @@ async fn exec(
     std::fs::write(&spec, data).map_err(|e| e.to_string())?;
     let (r, w) = fdio::pipe().map_err(|e| e.to_string())?;
     let w2 = w.try_clone().map_err(|e| e.to_string())?;
-    let (spec_s, pid_s) = (spec.display().to_string(), pid_file.display().to_string());
-    let args = [
-        "exec",
-        "--detach",
-        "--process",
-        &spec_s,
-        "--pid-file",
-        &pid_s,
-        &p.id,
-    ];
+    let args = exec_args(&spec, &pid_file, None, &p.id);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let call = p.rt.call(
         &args,
         ProcIo {

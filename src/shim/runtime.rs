@@ -97,6 +97,25 @@ impl Runtime {
     }
 }
 
+/// `runtime exec --detach` of the process in `spec` (it is re-parented
+/// to the shim), its pid written to `pid_file`, with a console socket for
+/// a TTY.
+pub fn exec_args(spec: &Path, pid_file: &Path, console: Option<&str>, id: &str) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "exec".into(),
+        "--detach".into(),
+        "--process".into(),
+        spec.display().to_string(),
+        "--pid-file".into(),
+        pid_file.display().to_string(),
+    ];
+    if let Some(c) = console {
+        a.extend(["--console-socket".to_string(), c.to_string()]);
+    }
+    a.push(id.to_string());
+    a
+}
+
 pub fn read_pid(path: &Path) -> Result<i32, String> {
     std::fs::read_to_string(path)
         .map_err(|e| format!("reading {}: {e}", path.display()))?

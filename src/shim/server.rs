@@ -21,7 +21,7 @@ use super::fdio::{self, Fd};
 use super::health;
 use super::logfile::{self, LogFile};
 use super::reaper::Reaper;
-use super::runtime::{read_pid, ProcIo, Runtime};
+use super::runtime::{exec_args, read_pid, ProcIo, Runtime};
 use super::stdio::{self, Fanout};
 
 /// Output that is still draining when the process exits is waited for this long.
@@ -592,28 +592,8 @@ async fn exec_inner(
     let mut rx = tx.subscribe();
     let mut pumps = Vec::new();
     let stdin: Arc<Mutex<Option<Arc<Fd>>>> = Arc::new(Mutex::new(None));
-    let (spec_s, pid_s) = (spec.display().to_string(), pid_file.display().to_string());
     let id = shim.cfg.id.clone();
-    // `runtime exec --detach` (the process is re-parented to the shim),
-    // with a console socket for a TTY.
-    let exec_args = |console: Option<&'_ str>| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "exec",
-            "--detach",
-            "--process",
-            &spec_s,
-            "--pid-file",
-            &pid_s,
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
-        if let Some(c) = console {
-            a.extend(["--console-socket".to_string(), c.to_string()]);
-        }
-        a.push(id.clone());
-        a
-    };
+    let exec_args = |console: Option<&str>| exec_args(&spec, &pid_file, console, &id);
     let created = if tty {
         let cs = ConsoleSocket::bind(Path::new(&format!(
             "console-{}.sock",
