@@ -322,6 +322,152 @@ def make_sink(tmp):
     return d
 
 
+# A log receiver on 127.0.0.1:PORT that counts messages and exits when it
+# has N: "lines" (syslog, newline framed), "nul" (GELF over TCP), "msgpack"
+# (fluentd's forward protocol: whole MessagePack objects). C, so the
+# receiver is never what the daemons wait for.
+RECV_C = r"""
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static unsigned char *buf[64];
+static size_t len[64];
+/* The size of one whole MessagePack object at p (0: not all here). */
+static size_t obj(const unsigned char *p, size_t n) {
+    if (!n) return 0;
+    unsigned c = p[0];
+    size_t h = 1, body = 0, items = 0;
+#define BE(k) ({ size_t v = 0; if (n < 1 + (k)) return 0; for (int i = 1; i <= (k); i++) v = v << 8 | p[i]; h = 1 + (k); v; })
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return 1;
+    else if (c >= 0x80 && c <= 0x8f) items = 2 * (c & 15);
+    else if (c >= 0x90 && c <= 0x9f) items = c & 15;
+    else if (c >= 0xa0 && c <= 0xbf) body = c & 31;
+    else if (c == 0xc4 || c == 0xd9) body = BE(1);
+    else if (c == 0xc5 || c == 0xda) body = BE(2);
+    else if (c == 0xc6 || c == 0xdb) body = BE(4);
+    else if (c == 0xc7) body = BE(1) + 1;
+    else if (c == 0xc8) body = BE(2) + 1;
+    else if (c == 0xc9) body = BE(4) + 1;
+    else if (c == 0xca || c == 0xd2 || c == 0xce) body = 4;
+    else if (c == 0xcb || c == 0xd3 || c == 0xcf) body = 8;
+    else if (c == 0xcc || c == 0xd0) body = 1;
+    else if (c == 0xcd || c == 0xd1) body = 2;
+    else if (c >= 0xd4 && c <= 0xd8) body = 1 + (1u << (c - 0xd4));
+    else if (c == 0xdc) items = BE(2);
+    else if (c == 0xdd) items = BE(4);
+    else if (c == 0xde) items = 2 * BE(2);
+    else if (c == 0xdf) items = 2 * BE(4);
+    size_t at = h + body;
+    if (at > n) return 0;
+    for (size_t i = 0; i < items; i++) {
+        size_t k = obj(p + at, n - at);
+        if (!k) return 0;
+        at += k;
+    }
+    return at;
+}
+int main(int argc, char **argv) {
+    const char *mode = argv[1];
+    long want = atol(argv[3]), got = 0;
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[2]));
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 16)) return 1;
+    struct pollfd fds[64] = {{l, POLLIN, 0}};
+    int nfds = 1;
+    static unsigned char rb[1 << 20];
+    while (got < want) {
+        if (poll(fds, nfds, -1) < 0) return 1;
+        if (fds[0].revents & POLLIN && nfds < 64) {
+            int c = accept(l, 0, 0);
+            if (c >= 0) { fds[nfds].fd = c; fds[nfds].events = POLLIN; buf[nfds] = malloc(1 << 22); len[nfds] = 0; nfds++; }
+        }
+        for (int i = 1; i < nfds; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            ssize_t r = read(fds[i].fd, rb, sizeof rb);
+            if (r <= 0) { close(fds[i].fd); fds[i] = fds[nfds - 1]; buf[i] = buf[nfds - 1]; len[i] = len[nfds - 1]; nfds--; i--; continue; }
+            if (mode[0] == 'l' || mode[0] == 'n') {
+                char sep = mode[0] == 'l' ? '\n' : 0;
+                for (ssize_t j = 0; j < r; j++) got += rb[j] == sep;
+            } else {
+                memcpy(buf[i] + len[i], rb, r);
+                len[i] += r;
+                size_t at = 0, k;
+                while ((k = obj(buf[i] + at, len[i] - at))) { at += k; got++; }
+                memmove(buf[i], buf[i] + at, len[i] - at);
+                len[i] -= at;
+            }
+        }
+    }
+    printf("%ld\n", got);
+    return 0;
+}
+"""
+
+
+def make_receiver(tmp):
+    d = os.path.join(tmp, "recv")
+    exe = os.path.join(d, "recv")
+    if not os.path.exists(exe):
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "recv.c"), "w") as f:
+            f.write(RECV_C)
+        subprocess.run(["cc", "-O2", "-o", exe, os.path.join(d, "recv.c")], check=True)
+    return exe
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def logdriver_figures(name, sock, tmp, lines=1_000_000):
+    """A container writing `lines` lines through each driver to its
+    receiver on loopback (blocking mode, the default): the time from
+    `docker run` until the receiver has every line (local: until the
+    container has exited and its file holds them), and how many were lost."""
+    exe = make_receiver(tmp)
+    r = {}
+    for driver, mode in (("syslog", "lines"), ("gelf", "nul"), ("fluentd", "msgpack"), ("local", None)):
+        port = free_port()
+        opt = {"syslog": f"syslog-address=tcp://127.0.0.1:{port}",
+               "gelf": f"gelf-address=tcp://127.0.0.1:{port}",
+               "fluentd": f"fluentd-address=127.0.0.1:{port}",
+               "local": "max-size=200m"}[driver]
+        recv = subprocess.Popen([exe, mode, str(port), str(lines)], stdout=subprocess.PIPE, text=True) if mode else None
+        time.sleep(0.2)
+        cname = f"logs-{driver}"
+        t = time.monotonic()
+        docker(sock, "run", "-d", "--name", cname, "--log-driver", driver, "--log-opt", opt,
+               "busybox", "seq", "1", str(lines))
+        if recv:
+            try:
+                out, _ = recv.communicate(timeout=300)
+                got = int(out.strip() or 0)
+            except subprocess.TimeoutExpired:
+                recv.kill()
+                got = -1
+            r[f"log_{driver}_s"] = time.monotonic() - t
+        else:
+            docker(sock, "wait", cname)
+            r[f"log_{driver}_s"] = time.monotonic() - t
+            got = docker(sock, "logs", cname).stdout.count("\n")
+        docker(sock, "wait", cname)
+        r[f"log_{driver}_lost"] = lines - got if got >= 0 else lines
+        docker(sock, "rm", "-f", cname)
+    return r
+
+
 def network_figures(name, sock, runs, subnet, sink_dir, mb=2048):
     """run --rm on a user-defined network; TCP throughput host -> container
     through a published port on 127.0.0.1; DNS latency of a container name."""
@@ -507,7 +653,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
-    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build"], default="all")
+    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build", "logs"], default="all")
     ap.add_argument("--sdk-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "..", "target", "sdk-venv", "bin", "python"),
                     help="a python with the pinned docker SDK (made by `cargo test --test python_sdk`)")
@@ -597,6 +743,16 @@ def main():
                     docker(socks[n], "load", "-i", bb)
                 res[n].update(build_figures(socks[n], tmp))
                 print(n, json.dumps(res[n]), flush=True)
+        # Logging drivers: 1M lines to each driver's receiver on loopback.
+        if want("logs"):
+            bb = os.path.join(tmp, "busybox.tar")
+            if not os.path.exists(bb):
+                make_busybox(bb)
+            for n in ("berthd", "dockerd"):
+                if not (want("containers") or want("build")):
+                    docker(socks[n], "load", "-i", bb)
+                res[n].update(logdriver_figures(n, socks[n], tmp))
+                print(n, json.dumps(res[n]), flush=True)
         # Network: run --rm on a user network, port throughput, DNS latency.
         if net:
             bb = os.path.join(tmp, "busybox.tar")
@@ -662,6 +818,14 @@ def main():
             ("build, 15 steps, all cached (s)", "build_cached_s", "<= 0.5"),
             ("  the same, daemon only (s)", "build_cached_raw_s", "berthd < 0.1 s"),
             ("build, one copied file changed (s)", "build_changed_s", "<= 0.5"),
+            ("1M lines via syslog tcp (s)", "log_syslog_s", "<= 0.5, none lost"),
+            ("1M lines via gelf tcp (s)", "log_gelf_s", "<= 0.5, none lost"),
+            ("1M lines via fluentd (s)", "log_fluentd_s", "<= 0.5, none lost"),
+            ("1M lines via local, run to exit (s)", "log_local_s", "<= 0.5, none lost"),
+            ("  syslog lines lost", "log_syslog_lost", "0"),
+            ("  gelf lines lost", "log_gelf_lost", "0"),
+            ("  fluentd lines lost", "log_fluentd_lost", "0"),
+            ("  local lines lost", "log_local_lost", "0"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:

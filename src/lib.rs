@@ -10,6 +10,7 @@ pub mod facts;
 pub mod fuzzing;
 pub mod ids;
 pub mod images;
+pub mod logdrivers;
 pub mod logging;
 pub mod metrics;
 pub mod network;

@@ -466,7 +466,8 @@ fn a_client_that_goes_away_stops_the_build() {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("started") {
+    // The RUN's own output line (the step line names "started" too).
+    while !String::from_utf8_lossy(&seen).contains(r#"{"stream":"started\n"}"#) {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);

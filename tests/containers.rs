@@ -650,7 +650,11 @@ fn log_rotation_follow_diff_export_and_image_in_use() {
         assert!(l.metadata().unwrap().len() <= 2048);
     }
     let o = d.docker(&["run", "--log-opt", "max-size=abc", "busybox", "true"]);
-    assert!(stderr(&o).contains("invalid max-size"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("failed to initialize logging driver: invalid size: 'abc'"),
+        "{}",
+        stderr(&o)
+    );
 
     d.docker_ok(&[
         "run",

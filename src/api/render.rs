@@ -158,7 +158,7 @@ pub fn inspect_json(r: &Req, rec: &ContainerRecord) -> Value {
         "ResolvConfPath": rec.resolv_conf_path,
         "HostnamePath": rec.hostname_path,
         "HostsPath": rec.hosts_path,
-        "LogPath": rec.log_path,
+        "LogPath": rec.shown_log_path(),
         "Name": rec.name,
         "RestartCount": rec.restart_count,
         "Driver": rec.driver,

@@ -50,19 +50,6 @@ const ULIMITS: &[&str] = &[
     "stack",
     "as",
 ];
-const JSON_FILE_OPTS: &[&str] = &[
-    "max-size",
-    "max-file",
-    "compress",
-    "labels",
-    "labels-regex",
-    "env",
-    "env-regex",
-    "tag",
-    "mode",
-    "max-buffer-size",
-];
-
 pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
 
@@ -231,33 +218,16 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             ))
         }
     }
-    match c.log_driver.as_str() {
-        "json-file" | "none" => {}
-        other => {
-            return Err(bad(
-                "log-driver",
-                other,
-                "log driver not supported (berth offers json-file and none)",
-            ))
-        }
-    }
-    for (k, v) in &c.log_opts {
-        if c.log_driver == "json-file" && !JSON_FILE_OPTS.contains(&k.as_str()) {
-            return Err(bad(
-                "log-opts",
-                format!("{k}={v}"),
-                "unknown log opt for json-file",
-            ));
-        }
-        let ok = match k.as_str() {
-            "max-size" => parse_size(v).is_some(),
-            "max-file" => v.parse::<u32>().is_ok_and(|n| n >= 1),
-            "compress" => v.parse::<bool>().is_ok(),
-            _ => true,
+    // dockerd checks the default log configuration at start with the
+    // same rules as a container's.
+    let opts = &c.log_opts;
+    if let Err(e) = crate::logdrivers::validate(&c.log_driver, opts) {
+        let what = if e.starts_with("error looking up logging plugin") {
+            ("log-driver", c.log_driver.clone())
+        } else {
+            ("log-opts", format!("{opts:?}"))
         };
-        if !ok {
-            return Err(bad("log-opts", format!("{k}={v}"), "invalid value"));
-        }
+        return Err(bad(what.0, what.1, e));
     }
     let tls = c.tls_enabled();
     for h in &c.hosts {

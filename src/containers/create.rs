@@ -343,15 +343,14 @@ impl ContainerService {
             lc.config = Some(cfg.log_opts.clone());
         }
         let opts = lc.config.get_or_insert_with(Default::default);
-        check_log_opts(opts)?;
-        match lc.kind.as_str() {
-            "json-file" | "none" => {}
-            other => {
-                return Err(invalid(format!(
-                    "failed to create logger: logger: no log driver named '{other}' is registered"
-                )))
+        // dockerd's MergeDefaultLogConfig: the daemon's dual-logging cache
+        // options apply to every container that does not set its own.
+        for (k, v) in &cfg.log_opts {
+            if k.starts_with("cache-") && !opts.contains_key(k) {
+                opts.insert(k.clone(), v.clone());
             }
         }
+        crate::logdrivers::validate(&lc.kind, opts).map_err(invalid)?;
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
         }
@@ -537,41 +536,6 @@ impl ContainerService {
         }
         Ok(Created { id, warnings })
     }
-}
-
-/// json-file's options, as dockerd validates them.
-fn check_log_opts(o: &BTreeMap<String, String>) -> Result<(), ContainerError> {
-    for (k, v) in o {
-        match k.as_str() {
-            "max-size" => {
-                crate::config::units::parse_size(v).ok_or_else(|| {
-                    invalid(format!("failed to create logger: invalid max-size: {v}"))
-                })?;
-            }
-            "max-file" => {
-                if v.parse::<u32>().map(|n| n < 1).unwrap_or(true) {
-                    return Err(invalid(format!(
-                        "failed to create logger: invalid value for max-file: {v}"
-                    )));
-                }
-            }
-            "compress" => {
-                if v != "true" && v != "false" {
-                    return Err(invalid(format!(
-                        "failed to create logger: invalid value for compress: {v}"
-                    )));
-                }
-            }
-            "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "mode"
-            | "max-buffer-size" => {}
-            _ => {
-                return Err(invalid(format!(
-                    "failed to create logger: unknown log opt '{k}' for json-file log driver"
-                )))
-            }
-        }
-    }
-    Ok(())
 }
 
 impl ContainerService {

@@ -201,7 +201,7 @@ impl Host {
                     .join(format!("runtime-{}", rec.runtime))
                     .display()
                     .to_string(),
-                log: log_config(rec, &cfg),
+                log: log_config(rec)?,
                 tty: rec.tty(),
                 stdin: rec.config.open_stdin,
                 stdin_once: rec.config.stdin_once,
@@ -277,62 +277,191 @@ fn init_paths(rootfs: &Path) {
     let _ = nix::unistd::symlinkat("/proc/mounts", &etc, "mtab");
 }
 
-/// The json-file options of a container (its LogConfig over the daemon's).
-fn log_config(rec: &ContainerRecord, cfg: &DaemonConfig) -> Option<LogConfig> {
-    let lc = &rec.host_config.log_config;
-    let driver = match lc.kind.as_str() {
-        "" => cfg.log_driver.as_str(),
-        d => d,
-    };
+/// What the shim's logger needs: the driver, its options and the
+/// container's facts (the tag expanded), the file or the dual-logging
+/// cache. The options were validated at create; a value that still does
+/// not parse takes the driver's default.
+fn log_config(rec: &ContainerRecord) -> Result<Option<LogConfig>, String> {
+    use crate::logdrivers::{self, local, tag};
+    let driver = rec.log_driver().to_string();
     if driver == "none" {
-        return None;
+        return Ok(None);
     }
-    let mut opts = cfg.log_opts.clone();
-    if let Some(o) = lc.config.as_ref().filter(|o| !o.is_empty()) {
-        opts = o.clone();
-    }
+    let opts = rec
+        .host_config
+        .log_config
+        .config
+        .clone()
+        .unwrap_or_default();
     let mut attrs = std::collections::BTreeMap::new();
     let labels = rec.labels();
-    if let Some(keys) = opts.get("labels") {
-        for k in keys.split(',').filter(|k| !k.is_empty()) {
-            if let Some(v) = labels.get(k) {
-                attrs.insert(k.to_string(), v.clone());
+    let env: Vec<(String, String)> = rec
+        .config
+        .env()
+        .iter()
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let list = |k: &str| -> Vec<String> {
+        opts.get(k)
+            .map(|v| {
+                v.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for k in list("labels") {
+        if let Some(v) = labels.get(&k) {
+            attrs.insert(k, v.clone());
+        }
+    }
+    if let Some(re) = opts
+        .get("labels-regex")
+        .and_then(|r| regex::Regex::new(r).ok())
+    {
+        for (k, v) in &labels {
+            if re.is_match(k) {
+                attrs.insert(k.clone(), v.clone());
             }
         }
     }
-    if let Some(keys) = opts.get("env") {
-        let env = rec.config.env();
-        for k in keys.split(',').filter(|k| !k.is_empty()) {
-            if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{k}="))) {
-                attrs.insert(k.to_string(), v.to_string());
+    for k in list("env") {
+        if let Some((_, v)) = env.iter().find(|(ek, _)| *ek == k) {
+            attrs.insert(k, v.clone());
+        }
+    }
+    if let Some(re) = opts
+        .get("env-regex")
+        .and_then(|r| regex::Regex::new(r).ok())
+    {
+        for (k, v) in &env {
+            if re.is_match(k) {
+                attrs.insert(k.clone(), v.clone());
             }
         }
     }
-    if let Some(tag) = opts.get("tag") {
-        let t = tag
-            .replace("{{.ID}}", &rec.id[..12.min(rec.id.len())])
-            .replace("{{.FullID}}", &rec.id)
-            .replace("{{.Name}}", rec.short_name())
-            .replace("{{.ImageName}}", &rec.image_name)
-            .replace(
-                "{{.ImageID}}",
-                &rec.image.trim_start_matches("sha256:")[..12],
-            );
-        attrs.insert("tag".into(), t);
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut command = vec![rec.path.clone()];
+    command.extend(rec.args.iter().cloned());
+    let facts = tag::Facts {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        image_id: rec.image.clone(),
+        image_name: rec.image_name.clone(),
+        command: command.join(" "),
+        hostname: hostname.clone(),
+    };
+    let remote = logdrivers::is_remote(&driver);
+    // json-file and local put the tag among the attributes, only when asked.
+    let given_tag = opts.get("tag").filter(|t| !t.is_empty());
+    let tag = tag::expand(
+        given_tag.map(String::as_str).unwrap_or(tag::DEFAULT),
+        &facts,
+    )
+    .map_err(|e| format!("failed to initialize logging driver: {e}"))?;
+    if !remote && given_tag.is_some() {
+        attrs.insert("tag".into(), tag.clone());
     }
-    Some(LogConfig {
-        path: rec.log_path.clone(),
-        max_size: opts
-            .get("max-size")
+    let rotation = |o: &std::collections::BTreeMap<String, String>, d: local::Settings| {
+        local::Settings::parse(o, d).unwrap_or(d)
+    };
+    let (path, rot) = match driver.as_str() {
+        "local" => (
+            rec.log_read_path().unwrap_or_default(),
+            rotation(&opts, local::DEFAULTS),
+        ),
+        _ => (
+            rec.log_path.clone(),
+            local::Settings {
+                max_size: opts
+                    .get("max-size")
+                    .and_then(|s| crate::config::units::parse_size(s))
+                    .unwrap_or(0),
+                max_file: opts
+                    .get("max-file")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1),
+                compress: opts.get("compress").is_some_and(|s| s == "true"),
+            },
+        ),
+    };
+    let cache = match (remote, rec.log_read_path()) {
+        (true, Some(p)) => {
+            let o: std::collections::BTreeMap<String, String> = opts
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("cache-")?.to_string(), v.clone())))
+                .collect();
+            let r = rotation(&o, local::CACHE_DEFAULTS);
+            Some(berth_actors::protocol::shim::LogCache {
+                path: p,
+                max_size: r.max_size,
+                max_file: r.max_file,
+                compress: r.compress,
+            })
+        }
+        _ => None,
+    };
+    let non_blocking = opts.get("mode").is_some_and(|m| m == "non-blocking");
+    Ok(Some(LogConfig {
+        path,
+        max_size: rot.max_size,
+        max_file: rot.max_file,
+        compress: rot.compress,
+        attrs,
+        driver: driver.clone(),
+        opts: opts.clone(),
+        info: berth_actors::protocol::shim::LogInfo {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            image_id: rec.image.clone(),
+            image_name: rec.image_name.clone(),
+            command: facts.command.clone(),
+            created: rec.created.clone(),
+            tag,
+            hostname,
+            journald_socket: std::env::var("BERTH_JOURNALD_SOCKET").unwrap_or_default(),
+        },
+        cache,
+        non_blocking,
+        max_buffer_size: opts
+            .get("max-buffer-size")
             .and_then(|s| crate::config::units::parse_size(s))
             .unwrap_or(0),
-        max_file: opts
-            .get("max-file")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1),
-        compress: opts.get("compress").map(|s| s == "true").unwrap_or(false),
-        attrs,
-    })
+        counts_path: rec
+            .dir()
+            .join(berth_actors::protocol::shim::LOG_COUNTS_FILE)
+            .display()
+            .to_string(),
+    }))
+}
+
+/// A run that lost log entries says so in berthd's log (the counts are
+/// also in the metrics): drops are never silent.
+fn warn_dropped_log_entries(rec: &ContainerRecord) {
+    let path = rec
+        .dir()
+        .join(berth_actors::protocol::shim::LOG_COUNTS_FILE);
+    let Some(k) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<berth_actors::protocol::shim::LogCounts>(&b).ok())
+    else {
+        return;
+    };
+    if k.dropped > 0 {
+        tracing::warn!(
+            id = %rec.id,
+            driver = rec.log_driver(),
+            written = k.written,
+            dropped = k.dropped,
+            "log entries of this container were dropped (its receiver was down or slower than the container)"
+        );
+    }
 }
 
 impl ContainerHost for Host {
@@ -493,6 +622,7 @@ impl ContainerHost for Host {
     }
 
     fn release(&self, rec: &ContainerRecord) {
+        warn_dropped_log_entries(rec);
         self.delete_runtime_state(rec);
         super::shm::unmount_shm(&self.exec_root, &rec.id);
         if let Err(e) = self.driver.unmount(&rec.layer) {

@@ -13,6 +13,8 @@ use bytes::Bytes;
 pub use berth_actors::logs::LogOptions;
 use berth_actors::logs::{Chunk, LogCursor, LogFiles, LogPos};
 
+use crate::logdrivers::local;
+
 #[derive(serde::Deserialize)]
 struct Entry {
     log: String,
@@ -83,6 +85,37 @@ impl Formatter {
         payload.extend_from_slice(e.log.as_bytes());
         Some((if self.o.raw { 0 } else { kind }, Bytes::from(payload)))
     }
+
+    /// One record of a `local` file (or a dual-logging cache).
+    fn frame_local(&self, r: &local::Record) -> Option<(u8, Bytes)> {
+        let kind = match r.source.as_str() {
+            "stdout" if self.o.stdout => 1u8,
+            "stderr" if self.o.stderr => 2u8,
+            _ => return None,
+        };
+        let t = r.time_nano;
+        if self.o.since.is_some_and(|s| t < s) || self.o.until.is_some_and(|u| t > u) {
+            return None;
+        }
+        let mut payload = Vec::with_capacity(r.line.len() + 40);
+        if self.o.timestamps {
+            let ts = chrono::DateTime::from_timestamp_nanos(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            payload.extend_from_slice(ts.as_bytes());
+            payload.push(b' ');
+        }
+        payload.extend_from_slice(&r.line);
+        if !r.partial {
+            payload.push(b'\n');
+        }
+        Some((if self.o.raw { 0 } else { kind }, Bytes::from(payload)))
+    }
+}
+
+/// Whether a log file holds `local` records (the local driver's file, a
+/// dual-logging cache) rather than json-file lines.
+fn is_local_format(p: &Path) -> bool {
+    p.ends_with("local-logs/container.log") || p.ends_with("container-cached.log")
 }
 
 /// Bytes for the client: one stdcopy frame per log entry, as dockerd
@@ -137,6 +170,8 @@ struct FileCursor {
     tail: Option<usize>,
     /// The read buffer, reused by every chunk.
     buf: Vec<u8>,
+    /// `local` records instead of json-file lines.
+    local: bool,
 }
 
 fn inode_of(p: &Path) -> Option<u64> {
@@ -185,8 +220,8 @@ impl FileCursor {
         };
         self.pending.extend_from_slice(&buf[..n]);
         let mut start = 0;
-        while let Some(i) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            if let Some((k, b)) = self.fmt.frame(&self.pending[start..start + i]) {
+        let mut take = |kb: Option<(u8, Bytes)>| {
+            if let Some((k, b)) = kb {
                 match tail.as_mut() {
                     Some((cap, t)) => {
                         if *cap > 0 {
@@ -199,7 +234,23 @@ impl FileCursor {
                     None => out.push(k, &b),
                 }
             }
-            start += i + 1;
+        };
+        if self.local {
+            match local::split(&self.pending) {
+                Ok((records, used)) => {
+                    for r in &records {
+                        take(self.fmt.frame_local(r));
+                    }
+                    start = used;
+                }
+                // A broken record: the rest of this file cannot be framed.
+                Err(_) => start = self.pending.len(),
+            }
+        } else {
+            while let Some(i) = self.pending[start..].iter().position(|b| *b == b'\n') {
+                take(self.fmt.frame(&self.pending[start..start + i]));
+                start += i + 1;
+            }
         }
         cur.offset += start as u64;
         self.pending.drain(..start);
@@ -311,6 +362,7 @@ impl LogFiles for FileLogs {
             pending: Vec::new(),
             tail: None,
             buf: vec![0u8; CHUNK],
+            local: is_local_format(&path),
         };
         match pos {
             None => {

@@ -158,6 +158,32 @@ pub fn render(ctx: &ApiContext) -> String {
         .values()
         .filter(|c| alive(c.state.shim_pid))
         .count();
+    // Log entries per driver, from the counters each shim keeps in its
+    // container's directory (every container not removed yet).
+    let (written, dropped): (Family<Labels, Counter>, Family<Labels, Counter>) =
+        (Family::default(), Family::default());
+    for c in index.by_id.values() {
+        let Ok(b) = std::fs::read(c.dir().join(berth_actors::protocol::shim::LOG_COUNTS_FILE))
+        else {
+            continue;
+        };
+        let Ok(n) = serde_json::from_slice::<berth_actors::protocol::shim::LogCounts>(&b) else {
+            continue;
+        };
+        let l = vec![label("driver", c.log_driver())];
+        written.get_or_create(&l).inc_by(n.written);
+        dropped.get_or_create(&l).inc_by(n.dropped);
+    }
+    reg.register(
+        "berth_log_lines_written",
+        "Log entries the shims' drivers wrote or sent, per driver (containers not removed)",
+        written,
+    );
+    reg.register(
+        "berth_log_lines_dropped",
+        "Log entries lost: the buffer was full or the receiver failed them, per driver",
+        dropped,
+    );
     reg.register(
         "berth_shims_alive",
         "berth-shim processes alive (one per running container)",

@@ -1,19 +1,21 @@
-//! The json-file log, written by the shim itself so the container never
-//! waits for berthd: one JSON object per line
-//! (`{"log":"...","stream":"stdout","attrs":{..},"time":"..."}`), rotated
-//! at `max-size` keeping `max-file` files, rotated files gzipped with
-//! `compress`.
+//! The log files the shim writes itself, so the container never waits
+//! for berthd: json-file (one JSON object per line,
+//! `{"log":"...","stream":"stdout","attrs":{..},"time":"..."}`) and
+//! `local` (moby's framed protobuf records, also the dual-logging cache),
+//! rotated at `max-size` keeping `max-file` files, rotated files gzipped
+//! with `compress`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use berth_actors::protocol::shim::LogConfig;
+use crate::logdrivers::Entry;
 
 /// Lines longer than this are logged in pieces (dockerd's buffer size).
 pub const MAX_LINE: usize = 16 * 1024;
 
+/// A file of records, rotated between records.
 pub struct LogFile {
     path: PathBuf,
     file: File,
@@ -21,11 +23,10 @@ pub struct LogFile {
     max_size: u64,
     max_file: u32,
     compress: bool,
-    attrs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(serde::Serialize)]
-struct Entry<'a> {
+struct JsonEntry<'a> {
     log: &'a str,
     stream: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,9 +38,87 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+fn rfc3339_nano(t: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// How entries become records.
+pub enum Format {
+    /// json-file, with the extra attributes.
+    Json(Option<BTreeMap<String, String>>),
+    /// local, with the extra attributes (sorted).
+    Local(Vec<(String, String)>),
+}
+
+impl Format {
+    pub fn encode(&self, e: &Entry, out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Format::Json(attrs) => {
+                let mut text = String::from_utf8_lossy(&e.line).into_owned();
+                if !e.partial {
+                    text.push('\n');
+                }
+                serde_json::to_writer(
+                    &mut *out,
+                    &JsonEntry {
+                        log: &text,
+                        stream: e.source,
+                        attrs: attrs.as_ref(),
+                        time: &rfc3339_nano(e.time_nano),
+                    },
+                )
+                .map_err(io::Error::other)?;
+                out.push(b'\n');
+            }
+            Format::Local(attrs) => crate::logdrivers::local::encode(out, e, attrs),
+        }
+        Ok(())
+    }
+}
+
+/// A log file and its record format.
+pub struct Writer {
+    file: LogFile,
+    format: Format,
+    buf: Vec<u8>,
+    rec: Vec<u8>,
+}
+
+impl Writer {
+    pub fn open(
+        path: &str,
+        max_size: u64,
+        max_file: u32,
+        compress: bool,
+        format: Format,
+    ) -> io::Result<Writer> {
+        Ok(Writer {
+            file: LogFile::open(path, max_size, max_file, compress)?,
+            format,
+            buf: Vec::new(),
+            rec: Vec::new(),
+        })
+    }
+
+    /// Append entries (one write for all of them, rotating between
+    /// records when a file is full).
+    pub fn write(&mut self, entries: &[Entry]) -> io::Result<()> {
+        self.buf.clear();
+        for e in entries {
+            self.rec.clear();
+            self.format.encode(e, &mut self.rec)?;
+            self.file.push(&self.rec, &mut self.buf)?;
+        }
+        self.file.flush_buf(&mut self.buf)
+    }
+}
+
 impl LogFile {
-    pub fn open(c: &LogConfig) -> io::Result<LogFile> {
-        let path = PathBuf::from(&c.path);
+    pub fn open(path: &str, max_size: u64, max_file: u32, compress: bool) -> io::Result<LogFile> {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -50,39 +129,23 @@ impl LogFile {
             path,
             file,
             size,
-            max_size: c.max_size,
-            max_file: c.max_file.max(1),
-            compress: c.compress,
-            attrs: (!c.attrs.is_empty()).then(|| c.attrs.clone()),
+            max_size,
+            max_file: max_file.max(1),
+            compress,
         })
     }
 
-    /// Append complete entries (each `log` ends with its newline, or is a
-    /// piece of a longer line).
-    pub fn write(&mut self, stream: &str, pieces: &[&[u8]]) -> io::Result<()> {
-        let time = now();
-        let mut buf = Vec::new();
-        for p in pieces {
-            let text = String::from_utf8_lossy(p);
-            let line = serde_json::to_vec(&Entry {
-                log: &text,
-                stream,
-                attrs: self.attrs.as_ref(),
-                time: &time,
-            })
-            .map_err(io::Error::other)?;
-            if self.max_size > 0
-                && self.size + buf.len() as u64 + line.len() as u64 + 1 > self.max_size
-            {
-                self.flush_buf(&mut buf)?;
-                if self.size > 0 {
-                    self.rotate()?;
-                }
+    /// Add one record to `buf`, writing `buf` out and rotating first when
+    /// the record would not fit in the file.
+    fn push(&mut self, rec: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
+        if self.max_size > 0 && self.size + buf.len() as u64 + rec.len() as u64 > self.max_size {
+            self.flush_buf(buf)?;
+            if self.size > 0 {
+                self.rotate()?;
             }
-            buf.extend_from_slice(&line);
-            buf.push(b'\n');
         }
-        self.flush_buf(&mut buf)
+        buf.extend_from_slice(rec);
+        Ok(())
     }
 
     fn flush_buf(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
@@ -184,6 +247,19 @@ impl Lines {
 mod tests {
     use super::*;
 
+    fn json(path: &Path, max_size: u64, max_file: u32, compress: bool) -> Writer {
+        let p = path.display().to_string();
+        Writer::open(&p, max_size, max_file, compress, Format::Json(None)).unwrap()
+    }
+
+    fn entry(source: &'static str, text: &str) -> Entry {
+        Entry::from_piece(
+            source,
+            crate::logdrivers::now_nano(),
+            text.as_bytes().to_vec(),
+        )
+    }
+
     #[test]
     fn lines_split_on_newlines_and_long_lines_in_pieces() {
         let mut l = Lines::default();
@@ -201,16 +277,9 @@ mod tests {
     fn rotation_keeps_max_file_files() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut f = LogFile::open(&LogConfig {
-            path: path.display().to_string(),
-            max_size: 300,
-            max_file: 3,
-            ..Default::default()
-        })
-        .unwrap();
+        let mut f = json(&path, 300, 3, false);
         for i in 0..40 {
-            f.write("stdout", &[format!("line {i}\n").as_bytes()])
-                .unwrap();
+            f.write(&[entry("stdout", &format!("line {i}\n"))]).unwrap();
         }
         let names: Vec<String> = fs::read_dir(d.path())
             .unwrap()
@@ -233,17 +302,9 @@ mod tests {
     fn compressed_rotation() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut f = LogFile::open(&LogConfig {
-            path: path.display().to_string(),
-            max_size: 200,
-            max_file: 2,
-            compress: true,
-            ..Default::default()
-        })
-        .unwrap();
+        let mut f = json(&path, 200, 2, true);
         for i in 0..10 {
-            f.write("stderr", &[format!("line {i}\n").as_bytes()])
-                .unwrap();
+            f.write(&[entry("stderr", &format!("line {i}\n"))]).unwrap();
         }
         let gz = File::open(d.path().join("c-json.log.1.gz")).unwrap();
         let mut s = String::new();

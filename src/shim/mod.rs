@@ -11,6 +11,7 @@ mod console;
 mod fdio;
 mod health;
 pub mod logfile;
+mod logger;
 mod reaper;
 mod runtime;
 mod server;

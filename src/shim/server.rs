@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_actors::protocol::shim::{
-    frames, ExitStatus, HealthReport, Request, Response, ShimConfig, ShimStatus, CONFIG_FILE,
-    EXIT_FILE, INIT_PID_FILE, PID_FILE, SOCKET_FILE,
+    frames, ExitStatus, HealthReport, LogCounts, Request, Response, ShimConfig, ShimStatus,
+    CONFIG_FILE, EXIT_FILE, INIT_PID_FILE, PID_FILE, SOCKET_FILE,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -19,7 +19,8 @@ use tokio::sync::{watch, Notify};
 use super::console::{self, ConsoleSocket};
 use super::fdio::{self, Fd};
 use super::health;
-use super::logfile::{self, LogFile};
+use super::logfile;
+use super::logger::Logger;
 use super::reaper::Reaper;
 use super::runtime::{exec_args, read_pid, ProcIo, Runtime};
 use super::stdio::{self, Fanout};
@@ -43,6 +44,8 @@ struct Shim {
     acked: Notify,
     /// The healthcheck's report (`None`: the container has none).
     health: Option<Arc<watch::Sender<HealthReport>>>,
+    /// The container's log (`None`: driver `none`).
+    log: Option<Arc<Logger>>,
 }
 
 fn ready_line(ready: OwnedFd, line: &str) {
@@ -82,9 +85,9 @@ async fn start(
     }
     let _ = std::fs::write(dir.join(PID_FILE), std::process::id().to_string());
     let log = match &cfg.log {
-        Some(l) => Some(Arc::new(Mutex::new(
-            LogFile::open(l).map_err(|e| format!("opening the log {}: {e}", l.path))?,
-        ))),
+        Some(l) => {
+            Some(Logger::open(l).map_err(|e| format!("failed to initialize logging driver: {e}"))?)
+        }
         None => None,
     };
     let rt = Arc::new(Runtime::new(&cfg, &dir, reaper.clone()));
@@ -193,6 +196,7 @@ async fn start(
         exec_masters: Mutex::new(HashMap::new()),
         acked: Notify::new(),
         health,
+        log,
     });
     Ok((shim, listener, pumps))
 }
@@ -211,6 +215,10 @@ async fn serve(
             exited_at: logfile::now(),
             oom_killed: oom_killed(s.cfg.memory_cgroup.as_deref()),
         };
+        // The log's counts as they are at the exit, for berthd's warning.
+        if let Some(l) = &s.log {
+            write_log_counts(l, &mut None);
+        }
         // The fact first, on disk; then anyone is told.
         if let Err(e) = write_exit(&s.dir, &exit) {
             eprintln!("berth-shim: writing the exit file: {e}");
@@ -226,6 +234,15 @@ async fn serve(
         s.exit.send_replace(Some(exit));
         s.status.send_replace(ShimStatus::Exited);
     });
+    if let Some(l) = shim.log.clone() {
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                write_log_counts(&l, &mut last);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
@@ -245,12 +262,38 @@ async fn serve(
             }
         }
     }
+    // What the log writer still holds goes out before the shim does
+    // (bounded: a receiver that is down makes it drop and count).
+    if let Some(l) = &shim.log {
+        let l2 = l.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(40),
+            tokio::task::spawn_blocking(move || l2.close()),
+        )
+        .await;
+        write_log_counts(l, &mut None);
+    }
     // Give the acknowledging client its answer, then go. The socket file
     // stays: berthd removes the state directory, and may already have
     // started the next shim of this container there (its socket has the
     // same name).
     tokio::time::sleep(Duration::from_millis(20)).await;
     0
+}
+
+/// The log's counters to their file when they changed (berthd's
+/// metrics read them).
+fn write_log_counts(l: &Logger, last: &mut Option<LogCounts>) {
+    let now = l.counts();
+    if *last == Some(now) || l.counts_path().is_empty() {
+        return;
+    }
+    if let Ok(b) = serde_json::to_vec(&now) {
+        let p = Path::new(l.counts_path());
+        if crate::sys::atomic::write_atomic(p, &b, 0o600).is_ok() {
+            *last = Some(now);
+        }
+    }
 }
 
 fn write_exit(dir: &Path, e: &ExitStatus) -> std::io::Result<()> {
@@ -286,6 +329,7 @@ fn state(shim: &Shim) -> Response {
         status: Some(*shim.status.borrow()),
         pid: Some(shim.pid),
         exit: shim.exit.borrow().clone(),
+        log: shim.log.as_ref().map(|l| l.counts()),
         ..Response::ok()
     }
 }

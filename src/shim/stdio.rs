@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::fdio::Fd;
-use super::logfile::{Lines, LogFile};
+use super::logfile::Lines;
+use super::logger::Logger;
 
 /// Chunks of output: (frame kind, bytes).
 pub type Chunk = (u8, Bytes);
@@ -53,12 +54,7 @@ impl Fanout {
 /// Read `fd` to its end: every chunk goes to the log (split in lines) and
 /// to the attached readers. With no reader attached (berthd down) the
 /// container never blocks on its output.
-pub fn pump(
-    fd: Arc<Fd>,
-    kind: u8,
-    log: Option<Arc<Mutex<LogFile>>>,
-    tx: Arc<Fanout>,
-) -> JoinHandle<()> {
+pub fn pump(fd: Arc<Fd>, kind: u8, log: Option<Arc<Logger>>, tx: Arc<Fanout>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let stream = if kind == frames::STDERR {
             "stderr"
@@ -75,24 +71,15 @@ pub fn pump(
             if let Some(log) = &log {
                 let entries = lines.push(&buf[..n]);
                 if !entries.is_empty() {
-                    write_log(log, stream, &entries);
+                    log.log(stream, entries);
                 }
             }
             tx.send((kind, Bytes::copy_from_slice(&buf[..n]))).await;
         }
         if let (Some(log), Some(rest)) = (&log, lines.finish()) {
-            write_log(log, stream, &[rest]);
+            log.log(stream, vec![rest]);
         }
     })
-}
-
-fn write_log(log: &Mutex<LogFile>, stream: &str, entries: &[Vec<u8>]) {
-    let pieces: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
-    let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = f.write(stream, &pieces) {
-        // A full disk must not stop the container: the line is dropped.
-        eprintln!("berth-shim: writing the log: {e}");
-    }
 }
 
 /// Wait for the pumps to reach end of file, at most `deadline`: a process

@@ -224,6 +224,66 @@ impl ContainerRecord {
         (name.to_string(), p.maximum_retry_count.max(0) as u64)
     }
 
+    /// The log driver (`json-file` for a record without one).
+    pub fn log_driver(&self) -> &str {
+        match self.host_config.log_config.kind.as_str() {
+            "" => "json-file",
+            d => d,
+        }
+    }
+
+    /// The container's own directory (its log files live there).
+    pub fn dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.log_path)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    }
+
+    /// `LogPath` as dockerd shows it: the json-file's path, else empty.
+    pub fn shown_log_path(&self) -> &str {
+        if self.log_driver() == "json-file" {
+            &self.log_path
+        } else {
+            ""
+        }
+    }
+
+    /// The file `docker logs` reads: the json-file, the `local` driver's
+    /// file, or a remote driver's dual-logging cache (unless
+    /// `cache-disabled`); `None` when the driver keeps nothing readable.
+    pub fn log_read_path(&self) -> Option<String> {
+        let opt = |k: &str| {
+            self.host_config
+                .log_config
+                .config
+                .as_ref()
+                .and_then(|c| c.get(k).cloned())
+        };
+        match self.log_driver() {
+            "json-file" => Some(self.log_path.clone()),
+            "local" => Some(
+                self.dir()
+                    .join("local-logs")
+                    .join("container.log")
+                    .display()
+                    .to_string(),
+            ),
+            "none" => None,
+            _ => {
+                let disabled = opt("cache-disabled").is_some_and(|v| {
+                    matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True")
+                });
+                (!disabled).then(|| {
+                    self.dir()
+                        .join("container-cached.log")
+                        .display()
+                        .to_string()
+                })
+            }
+        }
+    }
+
     pub fn auto_remove(&self) -> bool {
         self.host_config.auto_remove
     }

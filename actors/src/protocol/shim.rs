@@ -20,6 +20,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// File names in a container's state directory (under the exec-root).
 pub const CONFIG_FILE: &str = "shim.json";
 pub const SOCKET_FILE: &str = "shim.sock";
+/// The log's counters ([`LogCounts`] as JSON) in the container's
+/// directory, rewritten by the shim while they change.
+pub const LOG_COUNTS_FILE: &str = "log-counts.json";
 pub const EXIT_FILE: &str = "exit.json";
 pub const PID_FILE: &str = "shim.pid";
 pub const INIT_PID_FILE: &str = "init.pid";
@@ -135,6 +138,70 @@ pub struct LogConfig {
     /// Extra attributes written with every line (`labels`, `env`, `tag`).
     #[serde(default)]
     pub attrs: BTreeMap<String, String>,
+    /// The driver: `json-file` (also when empty: configs of older
+    /// berthds), `local`, `syslog`, `gelf`, `fluentd` or `journald`.
+    #[serde(default)]
+    pub driver: String,
+    /// The driver's own options as the container has them (remote
+    /// drivers: addresses, formats, retries).
+    #[serde(default)]
+    pub opts: BTreeMap<String, String>,
+    /// The facts remote drivers send with every entry.
+    #[serde(default)]
+    pub info: LogInfo,
+    /// The dual-logging cache of a remote driver (a `local` file that
+    /// `docker logs` reads), unless `cache-disabled`.
+    #[serde(default)]
+    pub cache: Option<LogCache>,
+    /// `mode: non-blocking`: entries go through a buffer of
+    /// `max_buffer_size` bytes and are dropped (and counted) when it is full.
+    #[serde(default)]
+    pub non_blocking: bool,
+    #[serde(default)]
+    pub max_buffer_size: u64,
+    /// Where the shim keeps the log's counters ([`LogCounts`] as JSON, in
+    /// the container's directory so they outlive the run; a restarted
+    /// container's shim goes on from them).
+    #[serde(default)]
+    pub counts_path: String,
+}
+
+/// What a remote driver says of the container, resolved by berthd.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogInfo {
+    pub id: String,
+    /// With its leading `/`.
+    pub name: String,
+    pub image_id: String,
+    pub image_name: String,
+    pub command: String,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    /// The `tag` option expanded (dockerd's default: the short ID).
+    pub tag: String,
+    /// The host's name.
+    pub hostname: String,
+    /// journald's socket (a test points it elsewhere).
+    #[serde(default)]
+    pub journald_socket: String,
+}
+
+/// The dual-logging cache file and its rotation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogCache {
+    pub path: String,
+    pub max_size: u64,
+    pub max_file: u32,
+    pub compress: bool,
+}
+
+/// The log's counters, in the shim's state.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogCounts {
+    /// Entries the driver took (written to the file, sent to the receiver).
+    pub written: u64,
+    /// Entries lost: the buffer was full, or the receiver failed them.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -229,6 +296,9 @@ pub struct Response {
     pub exit: Option<ExitStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthReport>,
+    /// In the state: the log's counters (shims since the logging drivers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogCounts>,
 }
 
 impl Response {

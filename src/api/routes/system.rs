@@ -184,7 +184,7 @@ pub fn info(r: Req) -> HandlerFuture {
                 "Volume": ["local"],
                 "Network": ["bridge", "host", "null"],
                 "Authorization": null,
-                "Log": ["json-file", "none"],
+                "Log": crate::logdrivers::DRIVERS,
             },
             "MemoryLimit": h.memory_limit,
             "SwapLimit": h.swap_limit,

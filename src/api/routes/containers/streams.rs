@@ -31,12 +31,14 @@ pub fn logs(r: Req) -> HandlerFuture {
                 "Bad parameters: you must choose at least one stream",
             ));
         }
-        let lc = rec.host_config.log_config.kind.as_str();
-        if lc == "none" {
-            return Err(ApiError::invalid(
+        // dockerd: 501 for a driver that keeps nothing to read (`none`, a
+        // remote driver with `cache-disabled`).
+        let Some(path) = rec.log_read_path() else {
+            return Err(ApiError::new(
+                berth_actors::ErrorKind::NotImplemented,
                 "configured logging driver does not support reading",
             ));
-        }
+        };
         let tail = match r.query.get("tail") {
             None | Some("") | Some("all") => None,
             Some(t) => Some(
@@ -54,7 +56,7 @@ pub fn logs(r: Req) -> HandlerFuture {
             follow: r.query.bool("follow"),
             raw: rec.tty(),
         };
-        let rx = berth_actors::logs::open_stream(&rec.id, &rec.log_path, o)
+        let rx = berth_actors::logs::open_stream(&rec.id, &path, o)
             .await
             .map_err(|e| ApiError::new(berth_actors::ErrorKind::Unavailable, e))?;
         let mut resp = Response::new(body::channel(rx));
@@ -102,21 +104,21 @@ pub fn attach(mut r: Req) -> HandlerFuture {
         let events = r.ctx.events.clone();
         let attrs = rec.event_attrs();
         let id = rec.id.clone();
-        let log_path = rec.log_path.clone();
+        let log_path = rec.log_read_path();
         let shutdown = r.ctx.shutdown.clone();
         tokio::spawn(async move {
             let Some(mut client) = hijack::upgraded(upgrade).await else {
                 return;
             };
             events.publish("container", "attach", &id, attrs);
-            if logs_too {
+            if let (true, Some(log_path)) = (logs_too, log_path.as_deref()) {
                 let o = LogOptions {
                     stdout: want_out,
                     stderr: want_err,
                     raw: tty,
                     ..Default::default()
                 };
-                let Ok(mut rx) = berth_actors::logs::open_stream(&id, &log_path, o).await else {
+                let Ok(mut rx) = berth_actors::logs::open_stream(&id, log_path, o).await else {
                     let _ = client.shutdown().await;
                     return;
                 };

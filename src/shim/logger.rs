@@ -1,0 +1,866 @@
+//! The container's log as the shim writes it: the driver's file (json-file,
+//! local) written in line, or a writer thread that sends to the driver's
+//! receiver (syslog, gelf, fluentd, journald) from a bounded buffer, plus
+//! the dual-logging cache that keeps `docker logs` working for those.
+//!
+//! A receiver never holds the container for long: in blocking mode (the
+//! default) a full buffer is waited on while the receiver takes entries,
+//! for at most a second; a receiver that is down, stuck or slower than the
+//! container then makes entries drop, counted (the shim's state,
+//! `log-counts.json`, berthd's metrics and warning), until half the buffer
+//! is free again. In `mode: non-blocking` nothing waits (`max-buffer-size`),
+//! and the file drivers go through the same buffer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_actors::protocol::shim::{LogConfig, LogCounts};
+
+use super::logfile::{Format, Writer};
+use crate::logdrivers::net::{self, Conn};
+use crate::logdrivers::{self as drivers, fluentd, gelf, journald, syslog, Entry};
+
+/// The buffer of a remote driver in blocking mode.
+pub const REMOTE_BUFFER: u64 = 16 << 20;
+/// dockerd's ring buffer default in non-blocking mode.
+pub const RING_DEFAULT: u64 = 1_000_000;
+/// How long the writer keeps sending after the container's output ended.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Entries written and dropped, with a warning at most every 10 s.
+#[derive(Default)]
+pub struct Counters {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    warned: Mutex<Option<Instant>>,
+}
+
+impl Counters {
+    fn wrote(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn lost(&self, driver: &str, n: u64, why: &str) {
+        if n == 0 {
+            return;
+        }
+        let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        let mut w = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *w = Some(Instant::now());
+            eprintln!("berth-shim: log driver {driver}: {total} entries dropped so far ({why})");
+        }
+    }
+
+    pub fn counts(&self) -> LogCounts {
+        LogCounts {
+            written: self.written.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How long a pump waits for room in blocking mode before the receiver
+/// counts as too slow (then entries are dropped until half the buffer is
+/// free again).
+const BLOCK_GRACE: Duration = Duration::from_secs(1);
+
+/// A byte-bounded queue between the pumps and the writer thread.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    room: Condvar,
+    cap: u64,
+    /// Blocking mode: wait (a little) for room while the receiver takes
+    /// entries, instead of dropping at once.
+    blocking: bool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Entry>,
+    bytes: u64,
+    closed: bool,
+    /// The writer holds a connection (set by the writer thread).
+    connected: bool,
+    /// The buffer overflowed: drop until half of it is free.
+    overflowing: bool,
+}
+
+fn cost(e: &Entry) -> u64 {
+    e.line.len() as u64 + 64
+}
+
+impl Queue {
+    fn new(cap: u64, blocking: bool) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState {
+                connected: true,
+                ..Default::default()
+            }),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            cap,
+            blocking,
+        }
+    }
+
+    /// Add what fits; returns how many did not. In blocking mode a full
+    /// buffer is waited on while the receiver is connected, for at most
+    /// [`BLOCK_GRACE`]: a receiver that keeps up loses nothing, one that
+    /// is down or stuck costs the container one grace period, then
+    /// entries are dropped (and counted) until it catches up.
+    fn push(&self, entries: Vec<Entry>) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = 0;
+        for e in entries {
+            let c = cost(&e);
+            if s.overflowing {
+                if s.bytes + c > self.cap / 2 {
+                    dropped += 1;
+                    continue;
+                }
+                s.overflowing = false;
+            }
+            if s.bytes + c > self.cap && self.blocking {
+                let deadline = Instant::now() + BLOCK_GRACE;
+                while s.bytes + c > self.cap && s.connected && !s.closed {
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                        break;
+                    };
+                    s = self
+                        .room
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+            if s.bytes + c > self.cap {
+                s.overflowing = true;
+                dropped += 1;
+                continue;
+            }
+            s.bytes += c;
+            s.items.push_back(e);
+            self.ready.notify_one();
+        }
+        dropped
+    }
+
+    /// Everything queued, waiting for something; `None` once closed and empty.
+    fn pop_all(&self) -> Option<Vec<Entry>> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if !s.items.is_empty() {
+                s.bytes = 0;
+                self.room.notify_all();
+                return Some(s.items.drain(..).collect());
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn set_connected(&self, on: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.connected != on {
+            s.connected = on;
+            self.room.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.ready.notify_all();
+        self.room.notify_all();
+    }
+}
+
+/// Where the writer thread sends entries.
+trait Remote: Send {
+    /// Open the connection (a no-op while it is open).
+    fn connect(&mut self) -> io::Result<()>;
+    fn connected(&self) -> bool;
+    fn disconnect(&mut self);
+    fn send(&mut self, e: &Entry) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Attempts per entry before it is dropped.
+    fn attempts(&self) -> u32 {
+        3
+    }
+    fn retry_wait(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+}
+
+/// The container's logger.
+pub struct Logger {
+    driver: String,
+    /// json-file or local written in line (blocking mode).
+    file: Option<Mutex<Writer>>,
+    /// The dual-logging cache.
+    cache: Option<Mutex<Writer>>,
+    queue: Option<Arc<Queue>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+    counts_path: String,
+}
+
+fn attr_pairs(attrs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn file_writer(c: &LogConfig) -> io::Result<Writer> {
+    let format = if c.driver == "local" {
+        Format::Local(attr_pairs(&c.attrs))
+    } else {
+        Format::Json((!c.attrs.is_empty()).then(|| c.attrs.clone()))
+    };
+    Writer::open(&c.path, c.max_size, c.max_file, c.compress, format)
+}
+
+impl Logger {
+    /// Open the log: the file, or the first connection to the receiver
+    /// (its error fails the start, as dockerd's "failed to initialize
+    /// logging driver").
+    pub fn open(c: &LogConfig) -> Result<Arc<Logger>, String> {
+        Logger::open_with(c, None)
+    }
+
+    /// [`Logger::open`] with the buffer's size given (tests).
+    fn open_with(c: &LogConfig, buffer: Option<u64>) -> Result<Arc<Logger>, String> {
+        let driver = if c.driver.is_empty() {
+            "json-file".to_string()
+        } else {
+            c.driver.clone()
+        };
+        let counters = Arc::new(Counters::default());
+        // A restarted container goes on from its earlier counts.
+        if let Some(k) = std::fs::read(&c.counts_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LogCounts>(&b).ok())
+        {
+            counters.written.store(k.written, Ordering::Relaxed);
+            counters.dropped.store(k.dropped, Ordering::Relaxed);
+        }
+        let cache = match &c.cache {
+            Some(k) => Some(Mutex::new(
+                Writer::open(
+                    &k.path,
+                    k.max_size,
+                    k.max_file,
+                    k.compress,
+                    Format::Local(attr_pairs(&c.attrs)),
+                )
+                .map_err(|e| format!("error initializing local log cache driver: {e}"))?,
+            )),
+            None => None,
+        };
+        let mut file = None;
+        let mut remote: Option<Box<dyn Remote>> = None;
+        match driver.as_str() {
+            "json-file" | "local" => {
+                let w = file_writer(c).map_err(|e| format!("opening the log {}: {e}", c.path))?;
+                if c.non_blocking {
+                    remote = Some(Box::new(FileRemote(w)));
+                } else {
+                    file = Some(Mutex::new(w));
+                }
+            }
+            other => {
+                let mut r = remote_for(other, c)?;
+                let lazy = other == "fluentd"
+                    && fluentd::Settings::parse(&c.opts).is_ok_and(|s| s.asynchronous);
+                if !lazy {
+                    r.connect().map_err(|e| e.to_string())?;
+                }
+                remote = Some(r);
+            }
+        }
+        let mut queue = None;
+        let mut writer = None;
+        if let Some(r) = remote {
+            let cap = if c.non_blocking {
+                if c.max_buffer_size > 0 {
+                    c.max_buffer_size
+                } else {
+                    RING_DEFAULT
+                }
+            } else if driver == "fluentd" {
+                fluentd::Settings::parse(&c.opts)
+                    .map(|s| s.buffer_limit.max(REMOTE_BUFFER))
+                    .unwrap_or(REMOTE_BUFFER)
+            } else {
+                REMOTE_BUFFER
+            };
+            let q = Arc::new(Queue::new(buffer.unwrap_or(cap), !c.non_blocking));
+            let (q2, k2, d2) = (q.clone(), counters.clone(), driver.clone());
+            writer = Some(
+                std::thread::Builder::new()
+                    .name("log-writer".into())
+                    .spawn(move || write_loop(r, &q2, &k2, &d2))
+                    .map_err(|e| format!("starting the log writer: {e}"))?,
+            );
+            queue = Some(q);
+        }
+        Ok(Arc::new(Logger {
+            driver,
+            file,
+            cache,
+            queue,
+            writer: Mutex::new(writer),
+            counters,
+            counts_path: c.counts_path.clone(),
+        }))
+    }
+
+    /// Log pieces of one stream, as the pump splits them.
+    pub fn log(&self, source: &'static str, pieces: Vec<Vec<u8>>) {
+        let t = drivers::now_nano();
+        let entries: Vec<Entry> = pieces
+            .into_iter()
+            .map(|p| Entry::from_piece(source, t, p))
+            .collect();
+        if let Some(c) = &self.cache {
+            let mut w = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = w.write(&entries) {
+                eprintln!("berth-shim: writing the log cache: {e}");
+            }
+        }
+        let n = entries.len() as u64;
+        if let Some(f) = &self.file {
+            let mut w = f.lock().unwrap_or_else(|e| e.into_inner());
+            match w.write(&entries) {
+                Ok(()) => self.counters.wrote(n),
+                // A full disk must not stop the container: the lines are
+                // dropped, and counted.
+                Err(e) => self.counters.lost(&self.driver, n, &e.to_string()),
+            }
+        } else if let Some(q) = &self.queue {
+            let lost = q.push(entries);
+            self.counters
+                .lost(&self.driver, lost, "the log buffer is full");
+        }
+    }
+
+    pub fn counts(&self) -> LogCounts {
+        self.counters.counts()
+    }
+
+    pub fn counts_path(&self) -> &str {
+        &self.counts_path
+    }
+
+    /// The output has ended: let the writer send what is queued (for at
+    /// most [`CLOSE_DEADLINE`]) and wait for it.
+    pub fn close(&self) {
+        if let Some(q) = &self.queue {
+            q.close();
+        }
+        let h = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = h {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_loop(mut r: Box<dyn Remote>, q: &Queue, k: &Counters, driver: &str) {
+    let mut closing_since: Option<Instant> = None;
+    let mut wait = r.retry_wait();
+    while let Some(batch) = q.pop_all() {
+        let closed = q.state.lock().map(|s| s.closed).unwrap_or(true);
+        if closed && closing_since.is_none() {
+            closing_since = Some(Instant::now());
+        }
+        let (mut i, mut tries) = (0, 0);
+        while i < batch.len() {
+            if closing_since.is_some_and(|t| t.elapsed() > CLOSE_DEADLINE) {
+                k.lost(driver, (batch.len() - i) as u64, "the container has exited");
+                break;
+            }
+            if !r.connected() {
+                q.set_connected(false);
+                if let Err(err) = r.connect() {
+                    tries += 1;
+                    // The receiver is down: this batch is lost (the buffer
+                    // fills meanwhile); the next one tries again.
+                    if tries >= r.attempts() || closed {
+                        k.lost(driver, (batch.len() - i) as u64, &err.to_string());
+                        break;
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                wait = r.retry_wait();
+                q.set_connected(true);
+            }
+            match r.send(&batch[i]) {
+                Ok(()) => {
+                    k.wrote(1);
+                    i += 1;
+                    tries = 0;
+                }
+                Err(err) => {
+                    r.disconnect();
+                    tries += 1;
+                    if tries >= r.attempts() {
+                        k.lost(driver, 1, &err.to_string());
+                        i += 1;
+                        tries = 0;
+                    }
+                }
+            }
+        }
+        if r.flush().is_err() {
+            r.disconnect();
+        }
+    }
+}
+
+/// A file driver in non-blocking mode.
+struct FileRemote(Writer);
+
+impl Remote for FileRemote {
+    fn connect(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn connected(&self) -> bool {
+        true
+    }
+    fn disconnect(&mut self) {}
+    fn send(&mut self, e: &Entry) -> io::Result<()> {
+        self.0.write(std::slice::from_ref(e))
+    }
+    fn attempts(&self) -> u32 {
+        1
+    }
+}
+
+fn remote_for(driver: &str, c: &LogConfig) -> Result<Box<dyn Remote>, String> {
+    let o = &c.opts;
+    Ok(match driver {
+        "syslog" => {
+            let s = syslog::Settings::parse(o)?;
+            let tls = s.tls(o)?;
+            Box::new(Syslog {
+                s,
+                tls,
+                tag: c.info.tag.clone(),
+                conn: None,
+                hostname: String::new(),
+                buf: Vec::new(),
+            })
+        }
+        "gelf" => {
+            let s = gelf::Settings::parse(o)?;
+            let facts = facts(c);
+            let extras = gelf::extras(&facts, &c.info.tag, &c.info.created, &c.attrs);
+            Box::new(Gelf {
+                s,
+                host: c.info.hostname.clone(),
+                extras,
+                conn: None,
+                seq: 0,
+            })
+        }
+        "fluentd" => Box::new(Fluentd {
+            s: fluentd::Settings::parse(o)?,
+            tag: c.info.tag.clone(),
+            id: c.info.id.clone(),
+            name: c.info.name.clone(),
+            attrs: c.attrs.clone(),
+            conn: None,
+            seq: 0,
+        }),
+        "journald" => {
+            let socket = if c.info.journald_socket.is_empty() {
+                journald::SOCKET.to_string()
+            } else {
+                c.info.journald_socket.clone()
+            };
+            if !std::path::Path::new(&socket).exists() {
+                return Err("journald is not enabled on this host".into());
+            }
+            Box::new(Journald {
+                socket,
+                vars: journald::vars(&facts(c), &c.info.tag, &c.attrs),
+                conn: None,
+            })
+        }
+        other => return Err(format!("no log driver named '{other}'")),
+    })
+}
+
+fn facts(c: &LogConfig) -> drivers::tag::Facts {
+    drivers::tag::Facts {
+        id: c.info.id.clone(),
+        name: c.info.name.clone(),
+        image_id: c.info.image_id.clone(),
+        image_name: c.info.image_name.clone(),
+        command: c.info.command.clone(),
+        hostname: c.info.hostname.clone(),
+    }
+}
+
+fn dial(a: &net::Addr, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Conn> {
+    let shown = if a.proto == "tcp+tls" {
+        "tcp"
+    } else {
+        &a.proto
+    };
+    Conn::connect(a, tls).map_err(|e| io::Error::new(e.kind(), net::dial_error(shown, &a.addr, &e)))
+}
+
+struct Syslog {
+    s: syslog::Settings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    tag: String,
+    conn: Option<Conn>,
+    hostname: String,
+    buf: Vec<u8>,
+}
+
+impl Remote for Syslog {
+    fn connect(&mut self) -> io::Result<()> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        match &self.s.addr {
+            Some(a) => {
+                let c = dial(a, self.tls.as_ref())?;
+                self.hostname = c.local_addr();
+                self.conn = Some(c);
+            }
+            None => {
+                // The local syslog: each socket as a datagram, then as a
+                // stream socket.
+                for path in syslog::LOCAL_SOCKETS {
+                    for proto in ["unixgram", "unix"] {
+                        let a = net::Addr {
+                            proto: proto.into(),
+                            addr: path.to_string(),
+                        };
+                        if let Ok(c) = Conn::connect(&a, None) {
+                            self.hostname = "localhost".into();
+                            self.conn = Some(c);
+                            return Ok(());
+                        }
+                    }
+                }
+                return Err(io::Error::other("Unix syslog delivery error"));
+            }
+        }
+        Ok(())
+    }
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+    fn disconnect(&mut self) {
+        self.conn = None;
+    }
+    fn send(&mut self, e: &Entry) -> io::Result<()> {
+        self.buf.clear();
+        syslog::format(
+            &self.s,
+            &self.hostname,
+            &self.tag,
+            std::process::id(),
+            e.is_stderr(),
+            chrono::DateTime::from_timestamp_nanos(e.time_nano).with_timezone(&chrono::Local),
+            &e.line,
+            &mut self.buf,
+        );
+        match self.conn.as_mut() {
+            Some(c) => c.send(&self.buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.as_mut().map_or(Ok(()), |c| c.flush())
+    }
+}
+
+struct Gelf {
+    s: gelf::Settings,
+    host: String,
+    extras: serde_json::Map<String, serde_json::Value>,
+    conn: Option<Conn>,
+    seq: u64,
+}
+
+impl Remote for Gelf {
+    fn connect(&mut self) -> io::Result<()> {
+        if self.conn.is_none() {
+            self.conn = Some(dial(&self.s.addr, None).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "gelf: cannot connect to GELF endpoint: {} {e}",
+                        self.s.addr.addr
+                    ),
+                )
+            })?);
+        }
+        Ok(())
+    }
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+    fn disconnect(&mut self) {
+        self.conn = None;
+    }
+    fn send(&mut self, e: &Entry) -> io::Result<()> {
+        let msg = gelf::message(&self.host, e, &self.extras);
+        let Some(c) = self.conn.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if self.s.addr.proto == "tcp" {
+            let mut m = msg;
+            m.push(0);
+            return c.send(&m);
+        }
+        self.seq += 1;
+        let id = (u64::from(std::process::id()) << 40 ^ self.seq).to_be_bytes();
+        match gelf::datagrams(&self.s, &msg, id) {
+            Some(ds) => {
+                for d in ds {
+                    c.send(&d)?;
+                }
+                Ok(())
+            }
+            None => Err(io::Error::other("message too large for 128 chunks")),
+        }
+    }
+    fn attempts(&self) -> u32 {
+        if self.s.addr.proto == "tcp" {
+            self.s.max_reconnect.max(1) + 1
+        } else {
+            1
+        }
+    }
+    fn retry_wait(&self) -> Duration {
+        Duration::from_secs(self.s.reconnect_delay).max(Duration::from_millis(100))
+    }
+}
+
+struct Fluentd {
+    s: fluentd::Settings,
+    tag: String,
+    id: String,
+    name: String,
+    attrs: BTreeMap<String, String>,
+    conn: Option<Conn>,
+    seq: u64,
+}
+
+impl Remote for Fluentd {
+    fn connect(&mut self) -> io::Result<()> {
+        if self.conn.is_none() {
+            let c = dial(&self.s.addr, None)?;
+            if let Conn::Tcp(t) = &c {
+                let _ = t.set_read_timeout(Some(Duration::from_secs(10)));
+            }
+            self.conn = Some(c);
+        }
+        Ok(())
+    }
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+    fn disconnect(&mut self) {
+        self.conn = None;
+    }
+    fn send(&mut self, e: &Entry) -> io::Result<()> {
+        self.seq += 1;
+        let chunk = self
+            .s
+            .request_ack
+            .then(|| format!("{:x}-{}", std::process::id(), self.seq));
+        let m = fluentd::message(
+            &self.s,
+            &self.tag,
+            &self.id,
+            &self.name,
+            e,
+            &self.attrs,
+            chunk.as_deref(),
+        );
+        let Some(c) = self.conn.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        c.send(&m)?;
+        if let Some(chunk) = chunk {
+            // The answer is a map {"ack": chunk}.
+            let r = c
+                .reader()
+                .ok_or_else(|| io::Error::other("acks need a stream connection"))?;
+            let mut got = Vec::new();
+            let mut b = [0u8; 256];
+            while !got.windows(chunk.len()).any(|w| w == chunk.as_bytes()) {
+                let n = r.read(&mut b)?;
+                if n == 0 || got.len() > 4096 {
+                    return Err(io::Error::other("fluentd closed before the ack"));
+                }
+                got.extend_from_slice(&b[..n]);
+            }
+        }
+        Ok(())
+    }
+    fn attempts(&self) -> u32 {
+        u32::try_from(self.s.max_retries.saturating_add(1))
+            .unwrap_or(u32::MAX)
+            .min(10)
+    }
+    fn retry_wait(&self) -> Duration {
+        self.s.retry_wait.max(Duration::from_millis(10))
+    }
+}
+
+struct Journald {
+    socket: String,
+    vars: Vec<(String, String)>,
+    conn: Option<Conn>,
+}
+
+impl Remote for Journald {
+    fn connect(&mut self) -> io::Result<()> {
+        if self.conn.is_none() {
+            let a = net::Addr {
+                proto: "unixgram".into(),
+                addr: self.socket.clone(),
+            };
+            self.conn = Some(Conn::connect(&a, None)?);
+        }
+        Ok(())
+    }
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+    fn disconnect(&mut self) {
+        self.conn = None;
+    }
+    fn send(&mut self, e: &Entry) -> io::Result<()> {
+        let m = journald::message(e, &self.vars);
+        match self.conn.as_mut() {
+            Some(c) => c.send(&m),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiver that is gone: the container's pump never waits, entries
+    /// beyond the buffer are dropped and counted, and close ends.
+    #[test]
+    fn a_dead_receiver_never_blocks_and_drops_are_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("j.sock");
+        let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        let c = LogConfig {
+            driver: "journald".into(),
+            non_blocking: true,
+            max_buffer_size: 10_000,
+            info: berth_actors::protocol::shim::LogInfo {
+                journald_socket: sock.display().to_string(),
+                tag: "t".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let l = Logger::open(&c).unwrap();
+        // Gone: sends fail from now on.
+        drop(server);
+        std::fs::remove_file(&sock).unwrap();
+        let t = Instant::now();
+        for i in 0..2000 {
+            l.log("stdout", vec![format!("line {i}\n").into_bytes()]);
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+        l.close();
+        let k = l.counts();
+        assert_eq!(k.written + k.dropped, 2000, "{k:?}");
+        assert!(k.dropped > 1000, "{k:?}");
+    }
+
+    /// Blocking mode with a receiver that keeps up: a buffer far smaller
+    /// than the output loses nothing.
+    #[test]
+    fn blocking_mode_loses_nothing_to_a_receiver_that_keeps_up() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("j.sock");
+        let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut b = [0u8; 4096];
+            let mut n = 0;
+            server
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            while server.recv(&mut b).is_ok() {
+                n += 1;
+            }
+            n
+        });
+        let c = LogConfig {
+            driver: "journald".into(),
+            info: berth_actors::protocol::shim::LogInfo {
+                journald_socket: sock.display().to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // A buffer of 2 kB for 20,000 entries: the pump waits for the writer.
+        let l = Logger::open_with(&c, Some(2_000)).unwrap();
+        assert!(l.queue.as_ref().unwrap().blocking);
+        for i in 0..20_000 {
+            l.log("stdout", vec![format!("line {i}\n").into_bytes()]);
+        }
+        l.close();
+        assert_eq!(l.counts(), LogCounts { written: 20_000, dropped: 0 });
+        assert_eq!(reader.join().unwrap(), 20_000);
+    }
+
+    #[test]
+    fn the_cache_is_written_beside_a_remote_driver() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("j.sock");
+        let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        let cache = d.path().join("container-cached.log");
+        let c = LogConfig {
+            driver: "journald".into(),
+            info: berth_actors::protocol::shim::LogInfo {
+                journald_socket: sock.display().to_string(),
+                tag: "web".into(),
+                ..Default::default()
+            },
+            cache: Some(berth_actors::protocol::shim::LogCache {
+                path: cache.display().to_string(),
+                max_size: 1 << 20,
+                max_file: 2,
+                compress: true,
+            }),
+            ..Default::default()
+        };
+        let l = Logger::open(&c).unwrap();
+        l.log("stderr", vec![b"hello\n".to_vec()]);
+        l.close();
+        let mut b = [0u8; 4096];
+        let n = server.recv(&mut b).unwrap();
+        let text = String::from_utf8_lossy(&b[..n]).into_owned();
+        assert!(text.starts_with("MESSAGE=hello\nPRIORITY=3\n"), "{text}");
+        assert!(text.contains("SYSLOG_IDENTIFIER=web\n"), "{text}");
+        let (recs, _) = drivers::local::split(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(recs[0].line, b"hello");
+        assert_eq!(l.counts().written, 1);
+    }
+}
