@@ -945,3 +945,56 @@ fn a_stuck_receiver_never_blocks_the_container() {
     )));
     drop(held);
 }
+
+/// live-restore with a remote driver: berthd SIGKILLed while a container
+/// logs to a syslog receiver; the shim holds the connection, so every line
+/// written while berthd is down arrives, in order, none twice.
+#[test]
+fn lines_keep_reaching_the_receiver_while_berthd_is_down() {
+    let mut d = Daemon::builder()
+        .config(serde_json::json!({"live-restore": true}))
+        .start();
+    load_busybox(&d);
+    let (port, got) = tcp_receiver(b'\n');
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &format!("syslog-address=tcp://127.0.0.1:{port}"),
+        "--log-opt",
+        "tag=t",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo $i; sleep 0.05; done",
+    ]);
+    assert!(wait_for(Duration::from_secs(20), || count(&got) >= 5));
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit_keep();
+    let at_kill = count(&got);
+    // The container finishes while berthd is down; its lines keep coming.
+    assert!(
+        wait_for(Duration::from_secs(30), || count(&got) >= 60),
+        "{}",
+        count(&got)
+    );
+    assert!(at_kill < 60, "the container ended before berthd was down");
+    let d = d.restart();
+    let nums: Vec<u32> = texts(&got)
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(nums, (1..=60).collect::<Vec<_>>());
+    assert!(wait_inspect(
+        &d,
+        "ticker",
+        "{{.State.Status}}",
+        "exited",
+        Duration::from_secs(20)
+    ));
+    assert_eq!(d.docker_ok(&["logs", "ticker"]).lines().count(), 60);
+}

@@ -252,13 +252,10 @@ mod tests {
 
     #[test]
     fn chunks_and_compression() {
-        let o: BTreeMap<String, String> = [
+        let o = super::super::opts(&[
             ("gelf-address", "udp://127.0.0.1:1"),
             ("gelf-compression-type", "none"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let s = Settings::parse(&o).unwrap();
         let big = vec![b'x'; 5000];
         let d = datagrams(&s, &big, [1; 8]).unwrap();

@@ -257,11 +257,7 @@ mod tests {
 
     #[test]
     fn settings() {
-        let o = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
+        let o = super::super::opts;
         assert_eq!(Settings::parse(&o(&[]), DEFAULTS), Ok(DEFAULTS));
         let s = Settings::parse(&o(&[("max-size", "1m"), ("max-file", "2")]), DEFAULTS).unwrap();
         assert_eq!((s.max_size, s.max_file, s.compress), (1_000_000, 2, true));

@@ -276,15 +276,18 @@ pub fn go_duration(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs_f64(total))
 }
 
+/// Options from pairs (the drivers' unit tests).
+#[cfg(test)]
+pub(crate) fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::opts as o;
     use super::*;
-
-    fn o(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     /// The messages dockerd 20.10 answered for the same options.
     #[test]

@@ -216,14 +216,9 @@ pub const LOCAL_SOCKETS: &[&str] = &["/dev/log", "/var/run/syslog", "/var/run/lo
 
 #[cfg(test)]
 mod tests {
+    use super::super::opts as o;
     use super::*;
     use chrono::TimeZone;
-
-    fn o(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     /// The forms dockerd 20.10 sent in the same run (hostname `vm`,
     /// pid 7085, daemon facility).

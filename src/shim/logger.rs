@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use berth_actors::protocol::shim::{LogConfig, LogCounts};
 
 use super::logfile::{Format, Writer};
-use crate::logdrivers::net::{self, Conn};
-use crate::logdrivers::{self as drivers, fluentd, gelf, journald, syslog, Entry};
+use crate::logdrivers::{self as drivers, fluentd, Entry};
 
 /// The buffer of a remote driver in blocking mode.
 pub const REMOTE_BUFFER: u64 = 16 << 20;
@@ -182,7 +181,7 @@ impl Queue {
 }
 
 /// Where the writer thread sends entries.
-trait Remote: Send {
+pub(super) trait Remote: Send {
     /// Open the connection (a no-op while it is open).
     fn connect(&mut self) -> io::Result<()>;
     fn connected(&self) -> bool;
@@ -275,7 +274,7 @@ impl Logger {
                 }
             }
             other => {
-                let mut r = remote_for(other, c)?;
+                let mut r = super::receivers::remote_for(other, c)?;
                 let lazy = other == "fluentd"
                     && fluentd::Settings::parse(&c.opts).is_ok_and(|s| s.asynchronous);
                 if !lazy {
@@ -444,318 +443,6 @@ impl Remote for FileRemote {
     }
 }
 
-fn remote_for(driver: &str, c: &LogConfig) -> Result<Box<dyn Remote>, String> {
-    let o = &c.opts;
-    Ok(match driver {
-        "syslog" => {
-            let s = syslog::Settings::parse(o)?;
-            let tls = s.tls(o)?;
-            Box::new(Syslog {
-                s,
-                tls,
-                tag: c.info.tag.clone(),
-                conn: None,
-                hostname: String::new(),
-                buf: Vec::new(),
-            })
-        }
-        "gelf" => {
-            let s = gelf::Settings::parse(o)?;
-            let facts = facts(c);
-            let extras = gelf::extras(&facts, &c.info.tag, &c.info.created, &c.attrs);
-            Box::new(Gelf {
-                s,
-                host: c.info.hostname.clone(),
-                extras,
-                conn: None,
-                seq: 0,
-            })
-        }
-        "fluentd" => Box::new(Fluentd {
-            s: fluentd::Settings::parse(o)?,
-            tag: c.info.tag.clone(),
-            id: c.info.id.clone(),
-            name: c.info.name.clone(),
-            attrs: c.attrs.clone(),
-            conn: None,
-            seq: 0,
-        }),
-        "journald" => {
-            let socket = if c.info.journald_socket.is_empty() {
-                journald::SOCKET.to_string()
-            } else {
-                c.info.journald_socket.clone()
-            };
-            if !std::path::Path::new(&socket).exists() {
-                return Err("journald is not enabled on this host".into());
-            }
-            Box::new(Journald {
-                socket,
-                vars: journald::vars(&facts(c), &c.info.tag, &c.attrs),
-                conn: None,
-            })
-        }
-        other => return Err(format!("no log driver named '{other}'")),
-    })
-}
-
-fn facts(c: &LogConfig) -> drivers::tag::Facts {
-    drivers::tag::Facts {
-        id: c.info.id.clone(),
-        name: c.info.name.clone(),
-        image_id: c.info.image_id.clone(),
-        image_name: c.info.image_name.clone(),
-        command: c.info.command.clone(),
-        hostname: c.info.hostname.clone(),
-    }
-}
-
-fn dial(a: &net::Addr, tls: Option<&Arc<rustls::ClientConfig>>) -> io::Result<Conn> {
-    let shown = if a.proto == "tcp+tls" {
-        "tcp"
-    } else {
-        &a.proto
-    };
-    Conn::connect(a, tls).map_err(|e| io::Error::new(e.kind(), net::dial_error(shown, &a.addr, &e)))
-}
-
-struct Syslog {
-    s: syslog::Settings,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    tag: String,
-    conn: Option<Conn>,
-    hostname: String,
-    buf: Vec<u8>,
-}
-
-impl Remote for Syslog {
-    fn connect(&mut self) -> io::Result<()> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        match &self.s.addr {
-            Some(a) => {
-                let c = dial(a, self.tls.as_ref())?;
-                self.hostname = c.local_addr();
-                self.conn = Some(c);
-            }
-            None => {
-                // The local syslog: each socket as a datagram, then as a
-                // stream socket.
-                for path in syslog::LOCAL_SOCKETS {
-                    for proto in ["unixgram", "unix"] {
-                        let a = net::Addr {
-                            proto: proto.into(),
-                            addr: path.to_string(),
-                        };
-                        if let Ok(c) = Conn::connect(&a, None) {
-                            self.hostname = "localhost".into();
-                            self.conn = Some(c);
-                            return Ok(());
-                        }
-                    }
-                }
-                return Err(io::Error::other("Unix syslog delivery error"));
-            }
-        }
-        Ok(())
-    }
-    fn connected(&self) -> bool {
-        self.conn.is_some()
-    }
-    fn disconnect(&mut self) {
-        self.conn = None;
-    }
-    fn send(&mut self, e: &Entry) -> io::Result<()> {
-        self.buf.clear();
-        syslog::format(
-            &self.s,
-            &self.hostname,
-            &self.tag,
-            std::process::id(),
-            e.is_stderr(),
-            chrono::DateTime::from_timestamp_nanos(e.time_nano).with_timezone(&chrono::Local),
-            &e.line,
-            &mut self.buf,
-        );
-        match self.conn.as_mut() {
-            Some(c) => c.send(&self.buf),
-            None => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.conn.as_mut().map_or(Ok(()), |c| c.flush())
-    }
-}
-
-struct Gelf {
-    s: gelf::Settings,
-    host: String,
-    extras: serde_json::Map<String, serde_json::Value>,
-    conn: Option<Conn>,
-    seq: u64,
-}
-
-impl Remote for Gelf {
-    fn connect(&mut self) -> io::Result<()> {
-        if self.conn.is_none() {
-            self.conn = Some(dial(&self.s.addr, None).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "gelf: cannot connect to GELF endpoint: {} {e}",
-                        self.s.addr.addr
-                    ),
-                )
-            })?);
-        }
-        Ok(())
-    }
-    fn connected(&self) -> bool {
-        self.conn.is_some()
-    }
-    fn disconnect(&mut self) {
-        self.conn = None;
-    }
-    fn send(&mut self, e: &Entry) -> io::Result<()> {
-        let msg = gelf::message(&self.host, e, &self.extras);
-        let Some(c) = self.conn.as_mut() else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
-        if self.s.addr.proto == "tcp" {
-            let mut m = msg;
-            m.push(0);
-            return c.send(&m);
-        }
-        self.seq += 1;
-        let id = (u64::from(std::process::id()) << 40 ^ self.seq).to_be_bytes();
-        match gelf::datagrams(&self.s, &msg, id) {
-            Some(ds) => {
-                for d in ds {
-                    c.send(&d)?;
-                }
-                Ok(())
-            }
-            None => Err(io::Error::other("message too large for 128 chunks")),
-        }
-    }
-    fn attempts(&self) -> u32 {
-        if self.s.addr.proto == "tcp" {
-            self.s.max_reconnect.max(1) + 1
-        } else {
-            1
-        }
-    }
-    fn retry_wait(&self) -> Duration {
-        Duration::from_secs(self.s.reconnect_delay).max(Duration::from_millis(100))
-    }
-}
-
-struct Fluentd {
-    s: fluentd::Settings,
-    tag: String,
-    id: String,
-    name: String,
-    attrs: BTreeMap<String, String>,
-    conn: Option<Conn>,
-    seq: u64,
-}
-
-impl Remote for Fluentd {
-    fn connect(&mut self) -> io::Result<()> {
-        if self.conn.is_none() {
-            let c = dial(&self.s.addr, None)?;
-            if let Conn::Tcp(t) = &c {
-                let _ = t.set_read_timeout(Some(Duration::from_secs(10)));
-            }
-            self.conn = Some(c);
-        }
-        Ok(())
-    }
-    fn connected(&self) -> bool {
-        self.conn.is_some()
-    }
-    fn disconnect(&mut self) {
-        self.conn = None;
-    }
-    fn send(&mut self, e: &Entry) -> io::Result<()> {
-        self.seq += 1;
-        let chunk = self
-            .s
-            .request_ack
-            .then(|| format!("{:x}-{}", std::process::id(), self.seq));
-        let m = fluentd::message(
-            &self.s,
-            &self.tag,
-            &self.id,
-            &self.name,
-            e,
-            &self.attrs,
-            chunk.as_deref(),
-        );
-        let Some(c) = self.conn.as_mut() else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
-        c.send(&m)?;
-        if let Some(chunk) = chunk {
-            // The answer is a map {"ack": chunk}.
-            let r = c
-                .reader()
-                .ok_or_else(|| io::Error::other("acks need a stream connection"))?;
-            let mut got = Vec::new();
-            let mut b = [0u8; 256];
-            while !got.windows(chunk.len()).any(|w| w == chunk.as_bytes()) {
-                let n = r.read(&mut b)?;
-                if n == 0 || got.len() > 4096 {
-                    return Err(io::Error::other("fluentd closed before the ack"));
-                }
-                got.extend_from_slice(&b[..n]);
-            }
-        }
-        Ok(())
-    }
-    fn attempts(&self) -> u32 {
-        u32::try_from(self.s.max_retries.saturating_add(1))
-            .unwrap_or(u32::MAX)
-            .min(10)
-    }
-    fn retry_wait(&self) -> Duration {
-        self.s.retry_wait.max(Duration::from_millis(10))
-    }
-}
-
-struct Journald {
-    socket: String,
-    vars: Vec<(String, String)>,
-    conn: Option<Conn>,
-}
-
-impl Remote for Journald {
-    fn connect(&mut self) -> io::Result<()> {
-        if self.conn.is_none() {
-            let a = net::Addr {
-                proto: "unixgram".into(),
-                addr: self.socket.clone(),
-            };
-            self.conn = Some(Conn::connect(&a, None)?);
-        }
-        Ok(())
-    }
-    fn connected(&self) -> bool {
-        self.conn.is_some()
-    }
-    fn disconnect(&mut self) {
-        self.conn = None;
-    }
-    fn send(&mut self, e: &Entry) -> io::Result<()> {
-        let m = journald::message(e, &self.vars);
-        match self.conn.as_mut() {
-            Some(c) => c.send(&m),
-            None => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,7 +513,13 @@ mod tests {
             l.log("stdout", vec![format!("line {i}\n").into_bytes()]);
         }
         l.close();
-        assert_eq!(l.counts(), LogCounts { written: 20_000, dropped: 0 });
+        assert_eq!(
+            l.counts(),
+            LogCounts {
+                written: 20_000,
+                dropped: 0
+            }
+        );
         assert_eq!(reader.join().unwrap(), 20_000);
     }
 

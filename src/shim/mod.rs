@@ -13,6 +13,7 @@ mod health;
 pub mod logfile;
 mod logger;
 mod reaper;
+mod receivers;
 mod runtime;
 mod server;
 mod stdio;
