@@ -156,6 +156,11 @@ impl Conn {
         })
     }
 
+    /// A byte stream (messages framed by the protocol), not datagrams.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Conn::Tcp(_) | Conn::Tls(_) | Conn::Unix(_))
+    }
+
     /// Send one message: a datagram, or bytes on the stream.
     pub fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         match self {

@@ -4,12 +4,12 @@
 //! the dual-logging cache that keeps `docker logs` working for those.
 //!
 //! A receiver never holds the container for long: in blocking mode (the
-//! default) a full buffer is waited on while the receiver takes entries,
-//! for at most a second; a receiver that is down, stuck or slower than the
-//! container then makes entries drop, counted (the shim's state,
+//! default) a full buffer is waited on while the writer keeps taking
+//! entries (as dockerd's blocking mode); a receiver that is down, or takes
+//! nothing for a second, makes entries drop, counted (the shim's state,
 //! `log-counts.json`, berthd's metrics and warning), until half the buffer
-//! is free again. In `mode: non-blocking` nothing waits (`max-buffer-size`),
-//! and the file drivers go through the same buffer.
+//! is free again. In `mode: non-blocking` nothing waits
+//! (`max-buffer-size`), and the file drivers go through the same buffer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -62,10 +62,12 @@ impl Counters {
     }
 }
 
-/// How long a pump waits for room in blocking mode before the receiver
-/// counts as too slow (then entries are dropped until half the buffer is
-/// free again).
+/// How long a pump waits for room in blocking mode while the writer takes
+/// nothing before the receiver counts as stuck (then entries are dropped
+/// until half the buffer is free again).
 const BLOCK_GRACE: Duration = Duration::from_secs(1);
+/// What the writer takes from the buffer at a time (entries' cost).
+const POP_BYTES: u64 = 256 << 10;
 
 /// A byte-bounded queue between the pumps and the writer thread.
 struct Queue {
@@ -87,6 +89,8 @@ struct QueueState {
     connected: bool,
     /// The buffer overflowed: drop until half of it is free.
     overflowing: bool,
+    /// Batches taken by the writer (its progress).
+    pops: u64,
 }
 
 fn cost(e: &Entry) -> u64 {
@@ -108,10 +112,11 @@ impl Queue {
     }
 
     /// Add what fits; returns how many did not. In blocking mode a full
-    /// buffer is waited on while the receiver is connected, for at most
-    /// [`BLOCK_GRACE`]: a receiver that keeps up loses nothing, one that
-    /// is down or stuck costs the container one grace period, then
-    /// entries are dropped (and counted) until it catches up.
+    /// buffer is waited on while the receiver is connected and the writer
+    /// takes entries (as dockerd's blocking mode): a receiver that keeps up
+    /// loses nothing; one that is down, or takes nothing for
+    /// [`BLOCK_GRACE`], costs the container at most that, then entries are
+    /// dropped (and counted) until half the buffer is free.
     fn push(&self, entries: Vec<Entry>) -> u64 {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0;
@@ -125,8 +130,14 @@ impl Queue {
                 s.overflowing = false;
             }
             if s.bytes + c > self.cap && self.blocking {
-                let deadline = Instant::now() + BLOCK_GRACE;
+                let mut deadline = Instant::now() + BLOCK_GRACE;
+                let mut pops = s.pops;
                 while s.bytes + c > self.cap && s.connected && !s.closed {
+                    // The writer is taking entries: the receiver keeps up.
+                    if s.pops != pops {
+                        pops = s.pops;
+                        deadline = Instant::now() + BLOCK_GRACE;
+                    }
                     let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                         break;
                     };
@@ -149,14 +160,21 @@ impl Queue {
         dropped
     }
 
-    /// Everything queued, waiting for something; `None` once closed and empty.
-    fn pop_all(&self) -> Option<Vec<Entry>> {
+    /// The oldest entries (at most [`POP_BYTES`] of them), waiting for
+    /// some; `None` once closed and empty.
+    fn pop(&self) -> Option<Vec<Entry>> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if !s.items.is_empty() {
-                s.bytes = 0;
+                let (mut n, mut taken) = (0, 0);
+                while n < s.items.len() && (n == 0 || taken < POP_BYTES) {
+                    taken += cost(&s.items[n]);
+                    n += 1;
+                }
+                s.bytes -= taken;
+                s.pops += 1;
                 self.room.notify_all();
-                return Some(s.items.drain(..).collect());
+                return Some(s.items.drain(..n).collect());
             }
             if s.closed {
                 return None;
@@ -186,11 +204,16 @@ pub(super) trait Remote: Send {
     fn connect(&mut self) -> io::Result<()>;
     fn connected(&self) -> bool;
     fn disconnect(&mut self);
+    /// Take one entry: written now, or held until the next flush (stream
+    /// connections write many entries at once). An error means the
+    /// connection broke; what it held is lost (see `settle`).
     fn send(&mut self, e: &Entry) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-    /// Attempts per entry before it is dropped.
+    /// Entries known written, and known lost, since the last call.
+    fn settle(&mut self) -> (u64, u64);
+    /// Connection attempts before the entries waiting are dropped.
     fn attempts(&self) -> u32 {
         3
     }
@@ -268,7 +291,7 @@ impl Logger {
             "json-file" | "local" => {
                 let w = file_writer(c).map_err(|e| format!("opening the log {}: {e}", c.path))?;
                 if c.non_blocking {
-                    remote = Some(Box::new(FileRemote(w)));
+                    remote = Some(Box::new(FileRemote { w, ok: 0, lost: 0 }));
                 } else {
                     file = Some(Mutex::new(w));
                 }
@@ -373,7 +396,13 @@ impl Logger {
 fn write_loop(mut r: Box<dyn Remote>, q: &Queue, k: &Counters, driver: &str) {
     let mut closing_since: Option<Instant> = None;
     let mut wait = r.retry_wait();
-    while let Some(batch) = q.pop_all() {
+    let mut why = String::new();
+    let settle = |r: &mut Box<dyn Remote>, why: &str| {
+        let (ok, lost) = r.settle();
+        k.wrote(ok);
+        k.lost(driver, lost, why);
+    };
+    while let Some(batch) = q.pop() {
         let closed = q.state.lock().map(|s| s.closed).unwrap_or(true);
         if closed && closing_since.is_none() {
             closing_since = Some(Instant::now());
@@ -398,34 +427,31 @@ fn write_loop(mut r: Box<dyn Remote>, q: &Queue, k: &Counters, driver: &str) {
                     wait = (wait * 2).min(Duration::from_secs(5));
                     continue;
                 }
+                tries = 0;
                 wait = r.retry_wait();
                 q.set_connected(true);
             }
-            match r.send(&batch[i]) {
-                Ok(()) => {
-                    k.wrote(1);
-                    i += 1;
-                    tries = 0;
-                }
-                Err(err) => {
-                    r.disconnect();
-                    tries += 1;
-                    if tries >= r.attempts() {
-                        k.lost(driver, 1, &err.to_string());
-                        i += 1;
-                        tries = 0;
-                    }
-                }
+            if let Err(err) = r.send(&batch[i]) {
+                r.disconnect();
+                why = err.to_string();
             }
+            i += 1;
+            settle(&mut r, &why);
         }
-        if r.flush().is_err() {
+        if let Err(err) = r.flush() {
             r.disconnect();
+            why = err.to_string();
         }
+        settle(&mut r, &why);
     }
 }
 
 /// A file driver in non-blocking mode.
-struct FileRemote(Writer);
+struct FileRemote {
+    w: Writer,
+    ok: u64,
+    lost: u64,
+}
 
 impl Remote for FileRemote {
     fn connect(&mut self) -> io::Result<()> {
@@ -436,10 +462,15 @@ impl Remote for FileRemote {
     }
     fn disconnect(&mut self) {}
     fn send(&mut self, e: &Entry) -> io::Result<()> {
-        self.0.write(std::slice::from_ref(e))
+        let r = self.w.write(std::slice::from_ref(e));
+        match &r {
+            Ok(()) => self.ok += 1,
+            Err(_) => self.lost += 1,
+        }
+        r
     }
-    fn attempts(&self) -> u32 {
-        1
+    fn settle(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.ok), std::mem::take(&mut self.lost))
     }
 }
 

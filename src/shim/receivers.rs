@@ -17,6 +17,10 @@ use crate::logdrivers::{self as drivers, fluentd, gelf, journald, syslog, Entry}
 /// One driver's side of a connection.
 trait Protocol: Send {
     fn dial(&mut self) -> io::Result<Conn>;
+    /// On a stream: append one message's bytes to `out` (false: this
+    /// message must go by [`Protocol::send_on`], e.g. to wait for an ack).
+    fn encode(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool;
+    /// Send one message now (datagrams, acknowledged messages).
     fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()>;
     fn attempts(&self) -> u32 {
         3
@@ -26,10 +30,39 @@ trait Protocol: Send {
     }
 }
 
-/// A protocol and its connection, if open.
+/// How many bytes of messages a stream connection collects per write.
+const WRITE_BATCH: usize = 64 << 10;
+
+/// A protocol and its connection, if open. On a stream, messages are
+/// collected and written [`WRITE_BATCH`] bytes at a time (and at every
+/// flush): one system call for hundreds of lines.
 struct Link<P> {
     p: P,
     conn: Option<Conn>,
+    buf: Vec<u8>,
+    /// Messages in `buf`.
+    held: u64,
+    ok: u64,
+    lost: u64,
+}
+
+impl<P: Protocol> Link<P> {
+    fn write_held(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = match self.conn.as_mut() {
+            Some(c) => c.send(&self.buf).and_then(|_| c.flush()),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        };
+        match r {
+            Ok(()) => self.ok += self.held,
+            Err(_) => self.lost += self.held,
+        }
+        self.buf.clear();
+        self.held = 0;
+        r
+    }
 }
 
 impl<P: Protocol> Remote for Link<P> {
@@ -43,14 +76,34 @@ impl<P: Protocol> Remote for Link<P> {
         self.conn.is_some()
     }
     fn disconnect(&mut self) {
+        self.lost += self.held;
+        self.buf.clear();
+        self.held = 0;
         self.conn = None;
     }
     fn send(&mut self, e: &Entry) -> io::Result<()> {
         let c = self.conn.as_mut().ok_or(io::ErrorKind::NotConnected)?;
-        self.p.send_on(c, e)
+        if c.is_stream() && self.p.encode(e, &mut self.buf) {
+            self.held += 1;
+            if self.buf.len() >= WRITE_BATCH {
+                return self.write_held();
+            }
+            return Ok(());
+        }
+        self.write_held()?;
+        let c = self.conn.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        let r = self.p.send_on(c, e);
+        match r {
+            Ok(()) => self.ok += 1,
+            Err(_) => self.lost += 1,
+        }
+        r
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.conn.as_mut().map_or(Ok(()), |c| c.flush())
+        self.write_held()
+    }
+    fn settle(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.ok), std::mem::take(&mut self.lost))
     }
     fn attempts(&self) -> u32 {
         self.p.attempts()
@@ -61,7 +114,14 @@ impl<P: Protocol> Remote for Link<P> {
 }
 
 fn link(p: impl Protocol + 'static) -> Box<dyn Remote> {
-    Box::new(Link { p, conn: None })
+    Box::new(Link {
+        p,
+        conn: None,
+        buf: Vec::new(),
+        held: 0,
+        ok: 0,
+        lost: 0,
+    })
 }
 
 /// The connection of a remote driver (not connected yet).
@@ -167,8 +227,7 @@ impl Protocol for Syslog {
         }
         Err(io::Error::other("Unix syslog delivery error"))
     }
-    fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()> {
-        self.buf.clear();
+    fn encode(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool {
         syslog::format(
             &self.s,
             &self.hostname,
@@ -177,9 +236,17 @@ impl Protocol for Syslog {
             e.is_stderr(),
             chrono::DateTime::from_timestamp_nanos(e.time_nano).with_timezone(&chrono::Local),
             &e.line,
-            &mut self.buf,
+            out,
         );
-        c.send(&self.buf)
+        true
+    }
+    fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()> {
+        let mut m = std::mem::take(&mut self.buf);
+        m.clear();
+        self.encode(e, &mut m);
+        let r = c.send(&m);
+        self.buf = m;
+        r
     }
 }
 
@@ -202,12 +269,13 @@ impl Protocol for Gelf {
             )
         })
     }
+    fn encode(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(&gelf::message(&self.host, e, &self.extras));
+        out.push(0);
+        true
+    }
     fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()> {
-        let mut msg = gelf::message(&self.host, e, &self.extras);
-        if self.s.addr.proto == "tcp" {
-            msg.push(0);
-            return c.send(&msg);
-        }
+        let msg = gelf::message(&self.host, e, &self.extras);
         self.seq += 1;
         let id = (u64::from(std::process::id()) << 40 ^ self.seq).to_be_bytes();
         let ds = gelf::datagrams(&self.s, &msg, id)
@@ -245,6 +313,21 @@ impl Protocol for Fluentd {
             let _ = t.set_read_timeout(Some(Duration::from_secs(10)));
         }
         Ok(c)
+    }
+    fn encode(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool {
+        if self.s.request_ack {
+            return false;
+        }
+        out.extend_from_slice(&fluentd::message(
+            &self.s,
+            &self.tag,
+            &self.id,
+            &self.name,
+            e,
+            &self.attrs,
+            None,
+        ));
+        true
     }
     fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()> {
         self.seq += 1;
@@ -302,6 +385,9 @@ impl Protocol for Journald {
             addr: self.socket.clone(),
         };
         Conn::connect(&a, None)
+    }
+    fn encode(&mut self, _: &Entry, _: &mut Vec<u8>) -> bool {
+        false
     }
     fn send_on(&mut self, c: &mut Conn, e: &Entry) -> io::Result<()> {
         c.send(&journald::message(e, &self.vars))
