@@ -151,9 +151,8 @@ pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
     Settings::parse(opts).map(|_| ())
 }
 
-/// One message as srslog formats and frames it. `hostname`: the
-/// connection's local address for network syslog (srslog's default),
-/// `localhost` for the local socket; `pid`: the writer's.
+/// One message as srslog formats and frames it. `hostname`: the host's
+/// name (as dockerd's srslog takes `os.Hostname()`); `pid`: the writer's.
 #[allow(clippy::too_many_arguments)]
 pub fn format(
     s: &Settings,

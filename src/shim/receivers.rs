@@ -135,7 +135,7 @@ pub(super) fn remote_for(driver: &str, c: &LogConfig) -> Result<Box<dyn Remote>,
                 s,
                 tls,
                 tag: c.info.tag.clone(),
-                hostname: String::new(),
+                hostname: c.info.hostname.clone(),
                 buf: Vec::new(),
             })
         }
@@ -200,7 +200,8 @@ struct Syslog {
     s: syslog::Settings,
     tls: Option<Arc<rustls::ClientConfig>>,
     tag: String,
-    /// srslog's hostname field: the connection's local address.
+    /// srslog's hostname field: the host's name (else the connection's
+    /// local address, as srslog falls back).
     hostname: String,
     buf: Vec<u8>,
 }
@@ -209,7 +210,9 @@ impl Protocol for Syslog {
     fn dial(&mut self) -> io::Result<Conn> {
         if let Some(a) = &self.s.addr {
             let c = dial(a, self.tls.as_ref())?;
-            self.hostname = c.local_addr();
+            if self.hostname.is_empty() {
+                self.hostname = c.local_addr();
+            }
             return Ok(c);
         }
         // The local syslog: each socket as a datagram, then as a stream.
@@ -220,7 +223,9 @@ impl Protocol for Syslog {
                     addr: path.to_string(),
                 };
                 if let Ok(c) = Conn::connect(&a, None) {
-                    self.hostname = "localhost".into();
+                    if self.hostname.is_empty() {
+                        self.hostname = "localhost".into();
+                    }
                     return Ok(c);
                 }
             }

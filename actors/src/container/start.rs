@@ -153,7 +153,12 @@ impl ContainerState {
             self.rec.state.status = Status::Exited;
         }
         self.save();
-        let msg = format!("failed to create task for container: {e}: unknown");
+        // dockerd starts the logger before the task: its error is its own.
+        let msg = if e.starts_with("failed to initialize logging driver:") {
+            e
+        } else {
+            format!("failed to create task for container: {e}: unknown")
+        };
         if code == 128 {
             ContainerError::System(msg)
         } else {
