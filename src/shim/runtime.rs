@@ -12,7 +12,11 @@ use super::reaper::Reaper;
 pub struct Runtime {
     bin: String,
     args: Vec<String>,
-    log: PathBuf,
+    /// Where each call's own JSON log goes (`runtime-<n>.log`), so calls
+    /// that overlap (an exec and a healthcheck probe) never read each
+    /// other's errors.
+    dir: PathBuf,
+    calls: std::sync::atomic::AtomicU64,
     reaper: Reaper,
 }
 
@@ -41,26 +45,27 @@ impl Runtime {
     pub fn new(cfg: &ShimConfig, dir: &Path, reaper: Reaper) -> Runtime {
         let mut args = cfg.runtime_args.clone();
         args.extend(["--root".to_string(), cfg.runtime_root.clone()]);
-        let log = dir.join("runtime.log");
-        args.extend([
-            "--log".to_string(),
-            log.display().to_string(),
-            "--log-format".to_string(),
-            "json".to_string(),
-        ]);
         Runtime {
             bin: cfg.runtime.clone(),
             args,
-            log,
+            dir: dir.to_path_buf(),
+            calls: std::sync::atomic::AtomicU64::new(0),
             reaper,
         }
     }
 
     /// Run one runtime command to completion; its error message on failure.
     pub async fn call(&self, verb: &[&str], io: ProcIo) -> Result<(), String> {
-        let _ = std::fs::remove_file(&self.log);
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.join(format!("runtime-{n}.log"));
+        let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new(&self.bin);
         cmd.args(&self.args)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json"])
             .args(verb)
             .stdin(stdio(io.stdin))
             .stdout(stdio(io.stdout))
@@ -72,29 +77,31 @@ impl Runtime {
         // The reaper collects the child; the handle is only dropped.
         drop(child);
         let code = self.reaper.wait(pid).await;
-        if code == 0 {
+        let r = if code == 0 {
             Ok(())
         } else {
-            Err(self.last_error().unwrap_or_else(|| {
+            Err(last_error(&log).unwrap_or_else(|| {
                 format!(
                     "{} {} exited with status {code}",
                     self.bin,
                     verb.first().copied().unwrap_or("")
                 )
             }))
-        }
+        };
+        let _ = std::fs::remove_file(&log);
+        r
     }
+}
 
-    /// The last error the runtime wrote to its JSON log.
-    fn last_error(&self) -> Option<String> {
-        let text = std::fs::read_to_string(&self.log).ok()?;
-        text.lines().rev().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["level"] == "error" || v["level"] == "fatal")
-                .then(|| v["msg"].as_str().map(str::to_string))
-                .flatten()
-        })
-    }
+/// The last error the runtime wrote to its JSON log.
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["level"] == "error" || v["level"] == "fatal")
+            .then(|| v["msg"].as_str().map(str::to_string))
+            .flatten()
+    })
 }
 
 /// `runtime exec --detach` of the process in `spec` (it is re-parented
