@@ -89,6 +89,12 @@ fn compose_project_up_ps_logs_exec_restart_down() {
         inspect(&d, "bcp_worker_1", "{{json .HostConfig.Links}}"),
         "null"
     );
+    // The worker logs through the local driver (`logging:`), which
+    // `docker-compose logs` read above.
+    assert_eq!(
+        inspect(&d, "bcp_worker_1", "{{json .HostConfig.LogConfig}}"),
+        r#"{"Type":"local","Config":{"max-file":"2","max-size":"1m"}}"#
+    );
     // The named volume holds db's data.
     let out = ok(&["exec", "-T", "db", "cat", "/data/x"]);
     assert_eq!(out, "dbdata\n");

@@ -516,6 +516,42 @@ def healthcheck_states_and_the_health_filter():
 
 
 @check
+def logging_drivers_local_syslog_and_bad_options():
+    from docker.types import LogConfig
+    c = client.containers.run(
+        IMAGE, ["sh", "-c", "echo one; echo two >&2"], name=f"{P}-loc", detach=True,
+        log_config=LogConfig(type="local", config={"max-size": "1m"}),
+    )
+    c.wait()
+    eq(c.logs(), b"one\ntwo\n", "logs of the local driver")
+    eq(c.logs(stderr=False), b"one\n", "stdout only")
+    c.reload()
+    eq(c.attrs["HostConfig"]["LogConfig"], {"Type": "local", "Config": {"max-size": "1m"}}, "LogConfig")
+    eq(c.attrs["LogPath"], "", "LogPath of a non-json-file driver")
+    c.remove()
+    # syslog to a UDP socket of this process: the line and its severity.
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    r.bind(("127.0.0.1", 0))
+    r.settimeout(10)
+    addr = "udp://127.0.0.1:%d" % r.getsockname()[1]
+    c = client.containers.run(
+        IMAGE, ["echo", "to-syslog"], name=f"{P}-sys", detach=True,
+        log_config=LogConfig(type="syslog", config={"syslog-address": addr, "tag": "suite"}),
+    )
+    msg = r.recv(4096).decode()
+    r.close()
+    assert msg.startswith("<30>") and msg.endswith("suite[%s]: to-syslog\n" % msg.split("[")[1].split("]")[0]), msg
+    c.wait()
+    c.remove()
+    try:
+        client.containers.create(IMAGE, ["true"], log_config=LogConfig(type="syslog", config={"nope": "1"}))
+        raise AssertionError("a bad log option was taken")
+    except docker.errors.APIError as e:
+        eq(e.status_code, 400, "status")
+        assert "unknown log opt 'nope' for syslog log driver" in str(e.explanation), e.explanation
+
+
+@check
 def events_stream_sees_create_and_destroy():
     since = int(time.time()) - 1
     c = client.containers.create(IMAGE, ["true"], name=f"{P}-ev")
