@@ -159,3 +159,54 @@ pub fn dockerfile(data: &[u8]) {
         }
     }
 }
+
+/// Log records and options: `local` framing and protobuf decoding (what
+/// `docker logs` reads from a file that could be cut or damaged), a
+/// record that decodes must encode back to what decodes the same; the
+/// same bytes as `driver\nkey=value...` options through dockerd's option
+/// rules and the tag template.
+pub fn log_records(data: &[u8]) {
+    use crate::logdrivers::{self, local, Entry};
+    match local::split(data) {
+        Ok((records, used)) => {
+            assert!(used <= data.len());
+            for r in records {
+                let source = if r.source == "stderr" {
+                    "stderr"
+                } else {
+                    "stdout"
+                };
+                let e = Entry {
+                    source,
+                    time_nano: r.time_nano,
+                    line: r.line.clone(),
+                    partial: r.partial,
+                };
+                let mut again = Vec::new();
+                local::encode(&mut again, &e, &[]);
+                let (back, n) = local::split(&again).expect("our own record");
+                assert_eq!(n, again.len());
+                assert_eq!(back.len(), 1);
+                assert_eq!(
+                    (back[0].time_nano, &back[0].line, back[0].partial),
+                    (r.time_nano, &r.line, r.partial)
+                );
+            }
+        }
+        Err(at) => assert!(at <= data.len()),
+    }
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let driver = lines.next().unwrap_or("");
+    let opts: std::collections::BTreeMap<String, String> = lines
+        .take(32)
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let _ = logdrivers::validate(driver, &opts);
+    if let Some(t) = opts.get("tag") {
+        let _ = logdrivers::tag::expand(t, &logdrivers::tag::Facts::default());
+    }
+}

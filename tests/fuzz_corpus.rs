@@ -47,3 +47,8 @@ fn request_stream_corpus() {
 fn dockerfile_corpus() {
     replay("dockerfile", berth::fuzzing::dockerfile);
 }
+
+#[test]
+fn log_records_corpus() {
+    replay("log_records", berth::fuzzing::log_records);
+}
