@@ -126,12 +126,9 @@ impl Settings {
 }
 
 pub fn validate(opts: &BTreeMap<String, String>) -> Result<(), String> {
-    if let Some(k) = opts
-        .keys()
-        .find(|k| !OPTS.contains(&k.as_str()) && !super::ATTRS.contains(&k.as_str()))
-    {
-        return Err(format!("unknown log opt '{k}' for fluentd log driver"));
-    }
+    super::only(opts, OPTS, |k| {
+        format!("unknown log opt '{k}' for fluentd log driver")
+    })?;
     Settings::parse(opts).map(|_| ())
 }
 
