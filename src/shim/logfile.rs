@@ -117,7 +117,12 @@ impl LogFile {
     pub fn open(path: &str, max_size: u64, max_file: u32, compress: bool) -> io::Result<LogFile> {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            // `local-logs` as dockerd makes it: the owner's only.
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let file = OpenOptions::new()
             .create(true)
