@@ -1,5 +1,6 @@
 //! Atomic file writes: temp file in the same directory, fsync, rename, fsync
-//! the directory. A reader sees the old content or the new, never a part.
+//! the directory (`replace`: the same without the fsyncs, for facts rewritten
+//! often). A reader sees the old content or the new, never a part.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -7,6 +8,17 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    write_via_temp(path, data, mode, true)
+}
+
+/// Replace `path` whole for readers (temp, rename) without waiting for the
+/// disk: for facts rewritten often whose last second may be lost in a
+/// crash (the shims' log counters).
+pub fn replace(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    write_via_temp(path, data, mode, false)
+}
+
+fn write_via_temp(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -21,9 +33,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
