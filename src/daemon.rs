@@ -12,7 +12,8 @@ use berth_actors::container::{
     ContainerIndex, ContainerSupervisor, ContainerSupervisorArgs, Containers, Service,
 };
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, REGISTRY_SESSIONS, ROOT, VOLUMES,
+    CONTAINERS, EVENT_BUS, FRONT_DOOR, IMAGE_STORE, NETWORKS, PLUGINS, REGISTRY_SESSIONS, ROOT,
+    VOLUMES,
 };
 use berth_actors::events::{EventBus, Events};
 use berth_actors::image::{ImageIndex, ImageStore, ImageStoreArgs, Images};
@@ -291,6 +292,26 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         warn!("--testing-chaos-control is set: POST /_berth/chaos/kill can kill actors of this daemon");
     }
 
+    let plugin_port: Arc<dyn berth_actors::plugin::PluginPort> =
+        Arc::new(crate::sys::plugins::HostPlugins {
+            discovery: crate::sys::plugins::Discovery::from_env(),
+        });
+    // As dockerd: berthd does not serve with an authorization plugin that
+    // cannot be reached.
+    for p in &ctx.config().authorization_plugins {
+        if let Err(e) = berth_actors::plugin::probe(
+            plugin_port.as_ref(),
+            p,
+            berth_actors::plugin::authz::INTERFACE,
+        )
+        .await
+        {
+            for l in bound.iter() {
+                l.cleanup();
+            }
+            return Err(StartupError::Authz(e));
+        }
+    }
     let registry_port: Arc<dyn berth_actors::registry::RegistryPort> =
         Arc::new(crate::images::session::OciRegistry {
             images: ctx.images.clone(),
@@ -319,6 +340,9 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let children = vec![
         ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
             (EventBus, ())
+        }),
+        ChildSpec::new(PLUGINS, RestartPolicy::infrastructure(), true, move || {
+            (berth_actors::plugin::PluginSupervisor, plugin_port.clone())
         }),
         ChildSpec::new(
             REGISTRY_SESSIONS,
@@ -427,7 +451,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let mut code = 0;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload_config(&s, &config_tx, &events, &ctx),
+            _ = hup.recv() => reload_config(&s, &config_tx, &events, &ctx).await,
             _ = term.recv() => { info!("received SIGTERM; shutting down"); break; }
             _ = int.recv() => { info!("received SIGINT; shutting down"); break; }
             _ = &mut root_handle => {
@@ -668,7 +692,7 @@ fn resolve_dirs(cfg: &mut DaemonConfig) {
 
 /// SIGHUP: re-read the file with the original flags; apply the reloadable
 /// options; a file that fails validation changes nothing.
-fn reload_config(
+async fn reload_config(
     s: &Startup,
     tx: &watch::Sender<Arc<DaemonConfig>>,
     events: &Events,
@@ -700,6 +724,15 @@ fn reload_config(
         Err(e) => error!("error reloading the configuration; nothing changed: {e}"),
         Ok((mut new, _)) => {
             resolve_dirs(&mut new);
+            // As dockerd: every authorization plugin must answer first.
+            for p in &new.authorization_plugins {
+                if let Err(e) =
+                    berth_actors::plugin::get(p, berth_actors::plugin::authz::INTERFACE).await
+                {
+                    error!("error reloading the configuration; nothing changed: failed to validate authorization plugin: {e}");
+                    return;
+                }
+            }
             let current = tx.borrow().clone();
             let (next, ignored) = reload::apply(&current, &new);
             if !ignored.is_empty() {

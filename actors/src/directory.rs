@@ -23,3 +23,5 @@ pub const EXECS: &str = "execs";
 pub const METRICS: &str = "metrics";
 /// The volume supervisor.
 pub const VOLUMES: &str = "volumes";
+/// The supervisor of plugin actors (legacy plugins: authorization, ...).
+pub const PLUGINS: &str = "plugins";

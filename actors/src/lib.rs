@@ -11,6 +11,7 @@ pub mod image;
 pub mod logs;
 pub mod metrics;
 pub mod network;
+pub mod plugin;
 pub mod ports;
 pub mod protocol;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The only code that knows hyper: the FrontDoor actor, the route table,
 //! version negotiation, errors, query and filters parsing, the handlers.
 
+pub mod authz;
 pub mod body;
 pub mod errors;
 pub mod filters;

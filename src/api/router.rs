@@ -31,8 +31,12 @@ pub type Handler = fn(Req) -> HandlerFuture;
 pub enum BodyMode {
     /// Read whole, at most [`MAX_BODY`] bytes.
     Capped,
-    /// Handed to the handler unread (uploads, hijacked streams).
+    /// Handed to the handler unread (uploads: authorization plugins see
+    /// their headers, not their bodies).
     Stream,
+    /// Read whole like [`BodyMode::Capped`], and the request kept for the
+    /// handler to take over its connection (attach, exec start).
+    Hijack,
 }
 
 pub struct Route {
@@ -51,9 +55,11 @@ pub struct Req {
     pub params: Vec<(&'static str, String)>,
     pub query: Query,
     pub headers: HeaderMap,
-    /// The whole body for [`BodyMode::Capped`] routes.
+    /// The whole body for [`BodyMode::Capped`] and [`BodyMode::Hijack`]
+    /// routes.
     pub body: Bytes,
-    /// The unread request for [`BodyMode::Stream`] routes.
+    /// The request for [`BodyMode::Stream`] routes (body unread) and
+    /// [`BodyMode::Hijack`] routes (body read).
     pub incoming: Option<Request<Incoming>>,
 }
 
@@ -168,24 +174,32 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     body::json(e.status(), &json!({ "message": e.message }))
 }
 
+/// An error's answer, logged (at error level when it is the daemon's).
+fn failed(e: &ApiError, method: &Method, path: &str) -> Response<Body> {
+    if e.status().is_server_error() {
+        error!(%method, %path, "handler error: {}", e.message);
+    } else {
+        debug!(%method, %path, status = e.status().as_u16(), "{}", e.message);
+    }
+    error_response(e)
+}
+
 /// Serve one request: never fails, errors become `{"message": ...}`.
-pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Body> {
+/// `peer` is what the connection knows of its client (its TLS certificate).
+pub async fn handle(
+    ctx: Arc<ApiContext>,
+    req: Request<Incoming>,
+    peer: Arc<super::authz::Peer>,
+) -> Response<Body> {
     let start = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     debug!("Calling {} {}", method, req.uri());
     let mut route = None;
-    let mut resp = match dispatch(ctx.clone(), req, &mut route).await {
+    let mut resp = match dispatch(ctx.clone(), req, &peer, &mut route).await {
         Ok(r) => r,
-        Err(e) => {
-            if e.status().is_server_error() {
-                error!(%method, %path, "handler error: {}", e.message);
-            } else {
-                debug!(%method, %path, status = e.status().as_u16(), "{}", e.message);
-            }
-            error_response(&e)
-        }
+        Err(e) => failed(&e, &method, &path),
     };
     decorate(&ctx, resp.headers_mut());
     // The route's duration (and dockerd's action timer) when its response
@@ -202,29 +216,62 @@ pub async fn handle(ctx: Arc<ApiContext>, req: Request<Incoming>) -> Response<Bo
 
 async fn dispatch(
     ctx: Arc<ApiContext>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
+    peer: &super::authz::Peer,
     matched: &mut Option<&'static str>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = ctx.config();
     if req.method() == Method::OPTIONS && !cfg.api_cors_header.is_empty() {
         return Ok(Response::new(body::empty()));
     }
+    if req.headers().contains_key(super::target::BAD_FRAMING) {
+        // Both framings: which one a peer believes is how requests are
+        // smuggled past a proxy or a plugin. hyper closes the connection
+        // after this answer.
+        return Err(ApiError::invalid(
+            "bad request: both Transfer-Encoding and Content-Length are set",
+        ));
+    }
     let full_path = req.uri().path().to_string();
     let (version, path) = split_prefix(&full_path)?;
+    // Only canonical paths are routed: no empty, `.` or `..` segment, no
+    // trailing slash (what an authorization plugin is shown is what runs).
+    if super::authz::canonical_path(&full_path).is_none() {
+        return Err(ApiError::not_found("page not found"));
+    }
     let Some((route, params)) = find(&ctx.routes, req.method(), path) else {
         return Err(ApiError::not_found("page not found"));
     };
     *matched = Some(route.path);
     let query = super::filters::Query::parse(req.uri().query());
+    let raw_query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
     let headers = req.headers().clone();
     let (body, incoming) = match route.body {
         BodyMode::Stream => (Bytes::new(), Some(req)),
-        BodyMode::Capped => (read_capped(req).await?, None),
+        BodyMode::Capped => (read_capped(&mut req).await?, None),
+        BodyMode::Hijack => (read_capped(&mut req).await?, Some(req)),
     };
-    (route.handler)(Req {
+    let plugins = &cfg.authorization_plugins;
+    let authz = if plugins.is_empty() {
+        None
+    } else {
+        // The bytes the handler gets, exactly: read once, shown to the
+        // plugins, then handed over.
+        let a = super::authz::request(
+            &method,
+            &full_path,
+            raw_query.as_deref(),
+            &headers,
+            &body,
+            peer,
+        );
+        super::authz::check_request(plugins, &a).await?;
+        Some(a)
+    };
+    let answer = (route.handler)(Req {
         ctx,
-        method,
+        method: method.clone(),
         version,
         params,
         query,
@@ -232,10 +279,17 @@ async fn dispatch(
         body,
         incoming,
     })
-    .await
+    .await;
+    match authz {
+        None => answer,
+        Some(a) => {
+            let resp = answer.unwrap_or_else(|e| failed(&e, &method, &full_path));
+            super::authz::check_response(plugins, a, resp).await
+        }
+    }
 }
 
-async fn read_capped(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+async fn read_capped(req: &mut Request<Incoming>) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -252,7 +306,7 @@ async fn read_capped(req: Request<Incoming>) -> Result<Bytes, ApiError> {
             return Err(too_large());
         }
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    match Limited::new(req.body_mut(), MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(ApiError::invalid(format!("reading request body: {e}"))),

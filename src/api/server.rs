@@ -84,7 +84,13 @@ impl Actor for FrontDoor {
                                                 )
                                                 .await
                                                 {
-                                                    Ok(Ok(tls)) => serve(tls, ctx2).await,
+                                                    Ok(Ok(tls)) => {
+                                                        let peer =
+                                                            super::authz::Peer::from_certificates(
+                                                                tls.get_ref().1.peer_certificates(),
+                                                            );
+                                                        serve(tls, ctx2, peer).await
+                                                    }
                                                     Ok(Err(e)) => {
                                                         debug!(%peer, "TLS handshake refused: {e}")
                                                     }
@@ -134,19 +140,22 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ctx2 = ctx.clone();
-    ctx.connections.spawn(serve(io, ctx2));
+    ctx.connections
+        .spawn(serve(io, ctx2, super::authz::Peer::default()));
 }
 
 /// Serve one connection until it closes or berthd shuts down (then finish
 /// the request in flight and close).
-async fn serve<IO>(io: IO, ctx: Arc<ApiContext>)
+async fn serve<IO>(io: IO, ctx: Arc<ApiContext>, peer: super::authz::Peer)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shutdown = ctx.shutdown.clone();
+    let peer = Arc::new(peer);
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(router::handle(ctx, req).await) }
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(router::handle(ctx, req, peer).await) }
     });
     // Header names as Go's net/http writes them (`Api-Version`, `Ostype`,
     // `X-Docker-Container-Path-Stat`): scripts match them by case.

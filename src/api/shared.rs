@@ -71,21 +71,6 @@ pub(crate) fn body_reader(r: &mut Req) -> Result<ChannelReader, ApiError> {
     Ok(ChannelReader::new(rx))
 }
 
-/// The (small) JSON body of a streamed request.
-pub async fn read_body(r: &mut Req) -> Result<bytes::Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let Some(req) = r.incoming.as_mut() else {
-        return Ok(bytes::Bytes::new());
-    };
-    let body = req.body_mut();
-    let limited = http_body_util::Limited::new(body, crate::api::router::MAX_BODY);
-    let collected = limited
-        .collect()
-        .await
-        .map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-    Ok(collected.to_bytes())
-}
-
 /// Parse docker's `seconds[.nanoseconds]` timestamps into nanoseconds.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));

@@ -32,6 +32,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// not ask for an upgrade (the handler answers it as dockerd answers one).
 pub const PLAIN_HIJACK: &str = "X-Berth-Plain-Hijack";
 
+/// The request header the reader adds to a request that carries both
+/// `Transfer-Encoding` and `Content-Length` (hyper takes the chunked body
+/// and drops the length); the router refuses such a request.
+pub const BAD_FRAMING: &str = "X-Berth-Bad-Framing";
+
 /// `POST /containers/{id}/attach` or `POST /exec/{id}/start`, with or
 /// without a version prefix: the endpoints dockerd always hijacks.
 fn is_hijack_target(line: &[u8]) -> bool {
@@ -167,11 +172,25 @@ fn framing(head: &[u8]) -> Mode {
         }
     }
     match (chunked, length) {
+        // Marked for the router to refuse; hyper closes the connection
+        // after it.
         (true, Some(_)) => Mode::Through,
         (true, None) => Mode::Chunked(Chunk::Size { size: 0, seen: 0 }),
         (false, Some(0)) | (false, None) => Mode::Head,
         (false, Some(n)) => Mode::Length(n),
     }
+}
+
+/// Whether a complete head names both a chunked `Transfer-Encoding` and
+/// a `Content-Length`.
+fn has_both_framings(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let has = |n: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(n));
+    has("transfer-encoding") && has("content-length")
 }
 
 /// The end of a request head in `buf` (the index after its blank line),
@@ -293,12 +312,19 @@ impl Framer {
                         .strip_suffix(b"\r")
                         .unwrap_or(&head[..line_end]);
                     let plain = self.mode != Mode::Through && is_hijack_target(line);
+                    let both = self.mode == Mode::Through && has_both_framings(&head);
                     match rewrite_request_line(line) {
                         Some(fixed) => {
                             out.extend_from_slice(&fixed);
                             out.extend_from_slice(&head[line.len()..]);
                         }
                         None => out.extend_from_slice(&head),
+                    }
+                    if both {
+                        let blank = if out.ends_with(b"\r\n\r\n") { 2 } else { 1 };
+                        let at = out.len() - blank;
+                        let add = format!("{BAD_FRAMING}: 1\r\n");
+                        out.splice(at..at, add.into_bytes());
                     }
                     if plain {
                         // Before the blank line that ends the head.

@@ -19,6 +19,7 @@ pub const RELOADABLE: &[&str] = &[
     "registry-mirrors",
     "features",
     "metrics-addr",
+    "authorization-plugins",
 ];
 
 /// The running configuration with the reloadable options taken from `new`;
@@ -40,6 +41,7 @@ pub fn apply(current: &DaemonConfig, new: &DaemonConfig) -> (DaemonConfig, Vec<S
     next.registry_mirrors = new.registry_mirrors.clone();
     next.features = new.features.clone();
     next.metrics_addr = new.metrics_addr.clone();
+    next.authorization_plugins = new.authorization_plugins.clone();
 
     let mut ignored = Vec::new();
     if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =

@@ -8,6 +8,7 @@ pub mod host;
 pub mod layers;
 pub mod listeners;
 pub mod pidfile;
+pub mod plugins;
 pub mod records;
 pub mod registry;
 pub mod runtime;
@@ -39,6 +40,8 @@ pub enum StartupError {
     Storage(String),
     #[error("error initializing network controller: {0}")]
     Network(String),
+    #[error("failed to validate authorization plugin: {0}")]
+    Authz(String),
     #[error("could not load TLS material for {addr}: {reason}")]
     Tls { addr: String, reason: String },
 }

@@ -5,15 +5,15 @@
 //! - Swarm: every swarm endpoint answers 503 "not a swarm manager" (and
 //!   `/swarm/leave` "not part of a swarm"), as a dockerd that never joined
 //!   one; joining or creating a swarm is refused with 501.
-//! - Managed plugins: none are installed, so the list is empty and a named
-//!   plugin is not found; installing one is refused with 501.
+//! - Managed plugins: none are installed, so a named plugin is not found;
+//!   installing one is refused with 501 (`GET /plugins` lists the legacy
+//!   plugins, `plugins.rs`).
 //! - BuildKit: `POST /session` and `/build/cancel` (a BuildKit build's
 //!   cancellation by ID): 501. The builder of API version 1 is
 //!   `routes/build.rs`.
 
 use crate::api::errors::ApiError;
-use crate::api::filters::Filters;
-use crate::api::router::{ok_json, HandlerFuture, Req};
+use crate::api::router::{HandlerFuture, Req};
 use berth_actors::ErrorKind;
 
 const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
@@ -37,13 +37,6 @@ pub fn no_swarm_mode(_r: Req) -> HandlerFuture {
             ErrorKind::NotImplemented,
             "swarm mode is not supported by berthd: it cannot create or join a swarm",
         ))
-    })
-}
-
-pub fn plugins_list(r: Req) -> HandlerFuture {
-    Box::pin(async move {
-        Filters::parse(r.query.get("filters"))?;
-        ok_json(&serde_json::json!([]))
     })
 }
 

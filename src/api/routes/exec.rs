@@ -196,7 +196,7 @@ pub fn start(mut r: Req) -> HandlerFuture {
             return Err(no_such_exec(&id));
         };
         let body: Value = {
-            let b = read_body(&mut r).await?;
+            let b = r.body.clone();
             if b.is_empty() {
                 json!({})
             } else {

@@ -8,6 +8,7 @@ pub(crate) mod events;
 mod exec;
 pub(crate) mod images;
 mod networks;
+mod plugins;
 mod system;
 pub(crate) mod volumes;
 
@@ -30,6 +31,17 @@ fn stream(method: Method, path: &'static str, handler: super::router::Handler) -
         method,
         path,
         body: BodyMode::Stream,
+        handler,
+    }
+}
+
+/// A route that takes over its connection (attach, exec start): its small
+/// JSON body is read whole first, the request kept for the upgrade.
+fn hijack(method: Method, path: &'static str, handler: super::router::Handler) -> Route {
+    Route {
+        method,
+        path,
+        body: BodyMode::Hijack,
         handler,
     }
 }
@@ -75,7 +87,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::POST, "/containers/{id}/kill", containers::kill),
         r(Method::POST, "/containers/{id}/wait", containers::wait),
         r(Method::GET, "/containers/{id}/logs", containers::logs),
-        stream(Method::POST, "/containers/{id}/attach", containers::attach),
+        hijack(Method::POST, "/containers/{id}/attach", containers::attach),
         r(Method::POST, "/containers/{id}/resize", containers::resize),
         r(Method::POST, "/containers/{id}/rename", containers::rename),
         r(Method::POST, "/containers/{id}/pause", containers::pause),
@@ -122,7 +134,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
             "/networks/{id}/disconnect",
             networks::disconnect,
         ),
-        stream(Method::POST, "/exec/{id}/start", exec::start),
+        hijack(Method::POST, "/exec/{id}/start", exec::start),
         r(Method::POST, "/exec/{id}/resize", exec::resize),
         r(Method::GET, "/exec/{id}/json", exec::inspect),
         // Features berthd lacks, answered as a dockerd without them.
@@ -133,7 +145,7 @@ pub fn table(chaos: bool) -> Vec<Route> {
         r(Method::POST, "/swarm/update", absent::not_manager),
         r(Method::GET, "/swarm/unlockkey", absent::not_manager),
         r(Method::POST, "/swarm/unlock", absent::not_manager),
-        r(Method::GET, "/plugins", absent::plugins_list),
+        r(Method::GET, "/plugins", plugins::list),
         r(
             Method::GET,
             "/plugins/privileges",

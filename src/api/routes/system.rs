@@ -183,7 +183,8 @@ pub fn info(r: Req) -> HandlerFuture {
             "Plugins": {
                 "Volume": ["local"],
                 "Network": ["bridge", "host", "null"],
-                "Authorization": null,
+                "Authorization": (!cfg.authorization_plugins.is_empty())
+                    .then(|| cfg.authorization_plugins.clone()),
                 "Log": crate::logdrivers::DRIVERS,
             },
             "MemoryLimit": h.memory_limit,

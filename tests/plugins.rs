@@ -1,0 +1,716 @@
+//! Authorization plugins (`authorization-plugins`) through the docker CLI
+//! and raw HTTP, against a policy plugin the test runs: a small HTTP
+//! server on a unix socket (or TCP, found by a `.spec` file) that records
+//! every `AuthZReq`/`AuthZRes` and denies by path and by body. The bodies
+//! the plugin records are compared byte for byte with what was sent: 2 MiB,
+//! chunked, `Content-Length: 0` with a body, `Expect: 100-continue`; the
+//! paths that could smuggle a request past a path rule (double slashes,
+//! trailing slash, `.`, percent-encoding, the version prefix) are denied or
+//! not routed; a plugin that is down, hangs or answers garbage denies.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::containers::*;
+use common::*;
+use serde_json::{json, Value};
+
+/// What the policy answers one call with.
+enum Answer {
+    Json(u16, Value),
+    Text(&'static str),
+    Hang,
+}
+
+fn allow() -> Answer {
+    Answer::Json(200, json!({"Allow": true}))
+}
+
+fn deny(msg: &str) -> Answer {
+    Answer::Json(200, json!({"Allow": false, "Msg": msg}))
+}
+
+type Policy = Arc<dyn Fn(&str, &Value) -> Answer + Send + Sync>;
+
+/// The test's plugin: answers `Plugin.Activate` with `authz`, every other
+/// call with its policy, and records each call (method, JSON body).
+struct Plugin {
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+    policy: Arc<Mutex<Policy>>,
+    stopped: Arc<AtomicBool>,
+    sock: Option<PathBuf>,
+}
+
+trait Conn: Read + Write + Send + 'static {}
+impl<T: Read + Write + Send + 'static> Conn for T {}
+
+impl Plugin {
+    fn new(policy: Policy) -> Plugin {
+        Plugin {
+            calls: Arc::new(Mutex::new(Vec::new())),
+            policy: Arc::new(Mutex::new(policy)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            sock: None,
+        }
+    }
+
+    fn on_unix(mut self, sock: &Path) -> Plugin {
+        std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        let l = UnixListener::bind(sock).unwrap();
+        self.sock = Some(sock.to_path_buf());
+        self.serve(move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>));
+        self
+    }
+
+    fn on_tcp(self) -> (Plugin, u16) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        self.serve(move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>));
+        (self, port)
+    }
+
+    fn serve(&self, accept: impl Fn() -> std::io::Result<Box<dyn Conn>> + Send + 'static) {
+        let (calls, policy, stopped) = (
+            self.calls.clone(),
+            self.policy.clone(),
+            self.stopped.clone(),
+        );
+        std::thread::spawn(move || loop {
+            let Ok(c) = accept() else { return };
+            if stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            let (calls, policy) = (calls.clone(), policy.clone());
+            std::thread::spawn(move || answer(c, &calls, &policy));
+        });
+    }
+
+    fn set(&self, p: Policy) {
+        *self.policy.lock().unwrap() = p;
+    }
+
+    fn calls(&self) -> Vec<(String, Value)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn clear(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    /// The last `AuthZReq` whose unversioned path is `path`.
+    fn last_req(&self, method: &str, path: &str) -> Value {
+        self.calls()
+            .into_iter()
+            .rev()
+            .find(|(m, v)| {
+                m == "/AuthZPlugin.AuthZReq"
+                    && v["RequestMethod"] == method
+                    && unversioned(v["RequestUri"].as_str().unwrap_or("")) == path
+            })
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no AuthZReq for {method} {path}: {:?}", self.calls()))
+    }
+
+    /// Stop answering: the socket is gone.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(s) = &self.sock {
+            let _ = UnixStream::connect(s);
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+fn answer(mut c: Box<dyn Conn>, calls: &Mutex<Vec<(String, Value)>>, policy: &Mutex<Policy>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = &buf[head_end..head_end + len];
+    let a = if path == "/Plugin.Activate" {
+        Answer::Json(200, json!({"Implements": ["authz"]}))
+    } else {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        calls.lock().unwrap().push((path.clone(), v.clone()));
+        let p = policy.lock().unwrap().clone();
+        p(&path, &v)
+    };
+    let (status, text) = match a {
+        Answer::Json(s, v) => (s, v.to_string()),
+        Answer::Text(t) => (200, t.to_string()),
+        Answer::Hang => {
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+    };
+    let _ = write!(
+        c,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
+/// A request URI without its version prefix and query.
+fn unversioned(uri: &str) -> &str {
+    let path = uri.split('?').next().unwrap_or("");
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(i) = rest.find('/') {
+            if rest[..i].chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return &rest[i..];
+            }
+        }
+    }
+    path
+}
+
+fn b64(v: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap_or(""))
+        .unwrap()
+}
+
+/// The test's policy: no privileged containers (read from the body), no
+/// `system df`, nothing about the container named `secret`.
+fn policy() -> Policy {
+    Arc::new(|method, req| {
+        if method != "/AuthZPlugin.AuthZReq" {
+            return allow();
+        }
+        let uri = req["RequestUri"].as_str().unwrap_or("");
+        let path = unversioned(uri);
+        if path == "/system/df" {
+            return deny("no df");
+        }
+        if path.starts_with("/containers/secret/") {
+            return deny("secret is secret");
+        }
+        if path == "/containers/create" {
+            let body = b64(&req["RequestBody"]);
+            let privileged = match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => v["HostConfig"]["Privileged"] == true,
+                // What the policy cannot read it refuses.
+                Err(_) => !body.is_empty(),
+            };
+            if privileged {
+                return deny("privileged containers are not allowed");
+            }
+        }
+        allow()
+    })
+}
+
+/// A berthd whose plugin directories are the test's own.
+fn daemon_with(plugins: &Path, config: Value) -> Daemon {
+    let mut d = Daemon::prepare();
+    d.write_config(&config);
+    d.extra_args = vec!["-H".into(), d.docker_host()];
+    let mut cmd = d.command();
+    cmd.args(&d.extra_args)
+        .env("BERTH_PLUGIN_SOCKETS", plugins.join("run"))
+        .env("BERTH_PLUGIN_SPECS", plugins.join("etc"));
+    d.spawn(cmd)
+}
+
+fn plugin_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-plugins-")
+        .tempdir()
+        .unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn container_count(d: &Daemon) -> usize {
+    d.docker_ok(&["ps", "-aq"]).lines().count()
+}
+
+fn post_json(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+#[test]
+fn authorization_plugin_sees_what_the_handler_sees() {
+    let dir = plugin_dir();
+    let p = Plugin::new(policy()).on_unix(&dir.path().join("run/pol.sock"));
+    let d = daemon_with(dir.path(), json!({"authorization-plugins": ["pol"]}));
+    load_busybox(&d);
+
+    // Allowed and denied through the CLI.
+    d.docker_ok(&["ps"]);
+    let ps = p.last_req("GET", "/containers/json");
+    assert!(ps["RequestHeaders"]["User-Agent"]
+        .as_str()
+        .unwrap()
+        .starts_with("Docker-Client/"));
+    let res = p
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|(m, v)| {
+            m == "/AuthZPlugin.AuthZRes"
+                && unversioned(v["RequestUri"].as_str().unwrap()) == "/containers/json"
+        })
+        .unwrap()
+        .1;
+    assert_eq!(res["ResponseStatusCode"], 200);
+    let listed: Value = serde_json::from_slice(&b64(&res["ResponseBody"])).unwrap();
+    assert!(listed.is_array(), "{listed}");
+    assert_eq!(res["ResponseHeaders"]["Content-Type"], "application/json");
+
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]),
+        "ok\n"
+    );
+    let before = container_count(&d);
+    let o = d.docker(&["run", "--privileged", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o)
+            .contains("authorization denied by plugin pol: privileged containers are not allowed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        container_count(&d),
+        before,
+        "a denied create made a container"
+    );
+    let o = d.docker(&["system", "df"]);
+    assert!(stderr(&o).contains("authorization denied by plugin pol: no df"));
+    let info = d.docker_ok(&["info", "--format", "{{json .Plugins.Authorization}}"]);
+    assert_eq!(info.trim(), r#"["pol"]"#);
+
+    // The body the plugin saw is the body sent, byte for byte: 2 MiB.
+    let pad = "x".repeat(2 << 20);
+    let big = serde_json::to_vec(&json!({
+        "Image": "busybox", "Cmd": ["true"], "Labels": {"pad": pad},
+        "HostConfig": {"Privileged": true},
+    }))
+    .unwrap();
+    let r = d.raw(&post_json("/containers/create", &big));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "authorization denied by plugin pol: privileged containers are not allowed"
+    );
+    assert_eq!(
+        b64(&p.last_req("POST", "/containers/create")["RequestBody"]),
+        big
+    );
+    let fine = serde_json::to_vec(&json!({
+        "Image": "busybox", "Cmd": ["true"], "Labels": {"pad": pad},
+    }))
+    .unwrap();
+    let r = d.raw(&post_json("/v1.41/containers/create?name=big", &fine));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let seen = p.last_req("POST", "/containers/create");
+    assert_eq!(seen["RequestUri"], "/v1.41/containers/create?name=big");
+    assert_eq!(b64(&seen["RequestBody"]), fine);
+    d.docker_ok(&["rm", "big"]);
+
+    // Chunked, in uneven pieces.
+    let body = br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Privileged":true}}"#;
+    let mut req = b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for piece in body.chunks(7) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = d.raw(&req);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        b64(&p.last_req("POST", "/containers/create")["RequestBody"]),
+        body
+    );
+
+    // Content-Length: 0 with a body behind it (CVE-2024-41110's shape):
+    // the handler gets no body, as the plugin saw none; nothing is made.
+    p.clear();
+    let mut req = b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n".to_vec();
+    req.extend_from_slice(body);
+    let r = d.raw(&req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(p
+        .last_req("POST", "/containers/create")
+        .get("RequestBody")
+        .is_none());
+    assert_eq!(container_count(&d), before);
+
+    // Both framings at once: refused before any plugin or handler.
+    p.clear();
+    let mut req = b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    req.extend_from_slice(body);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = d.raw(&req);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("Transfer-Encoding and Content-Length"));
+    assert!(p.calls().is_empty(), "{:?}", p.calls());
+    assert_eq!(container_count(&d), before);
+
+    // Expect: 100-continue: the body follows the interim answer.
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        s,
+        "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue"), "{interim:?}");
+    s.write_all(body).unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        b64(&p.last_req("POST", "/containers/create")["RequestBody"]),
+        body
+    );
+
+    // Paths: what could pass a path rule as something else is denied or
+    // not routed; never served.
+    for path in [
+        "/system/df",
+        "/v1.41/system/df",
+        "/system/df?verbose=1",
+        "//system/df",
+        "/system//df",
+        "/system/df/",
+        "/./system/df",
+        "/v1.41/../system/df",
+        "/system/%64f",
+        "/%73ystem/df",
+        "/v1.41%2Fsystem/df",
+        "/system%2Fdf",
+    ] {
+        let r = d.get(path);
+        assert!(
+            r.status == 403 || r.status == 404,
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
+        if ["/system/df", "/v1.41/system/df", "/system/df?verbose=1"].contains(&path) {
+            assert_eq!(r.status, 403, "{path}");
+        }
+    }
+    d.docker_ok(&["create", "--name", "secret", "busybox", "true"]);
+    for path in [
+        "/containers/secret/json",
+        "/containers/s%65cret/json",
+        "/containers/%73%65%63%72%65%74/json",
+    ] {
+        p.clear();
+        let r = d.get(path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        // The plugin is shown the container the router resolves.
+        assert_eq!(
+            p.last_req("GET", "/containers/secret/json")["RequestUri"],
+            "/containers/secret/json"
+        );
+    }
+    let r = d.get("/v1.41/containers/secret/json");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let o = d.docker(&["inspect", "secret"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authorization denied by plugin pol: secret is secret"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Streams: exec start's JSON body is shown; an upload's is not (its
+    // headers are); the hijacked answer is asked about before it starts.
+    d.docker_ok(&["run", "-d", "--name", "worker", "busybox", "sleep", "300"]);
+    p.clear();
+    assert_eq!(d.docker_ok(&["exec", "worker", "echo", "hi"]), "hi\n");
+    let create = p.last_req("POST", "/containers/worker/exec");
+    let cbody: Value = serde_json::from_slice(&b64(&create["RequestBody"])).unwrap();
+    assert_eq!(cbody["Cmd"], json!(["echo", "hi"]));
+    let start = p
+        .calls()
+        .into_iter()
+        .find(|(m, v)| {
+            m == "/AuthZPlugin.AuthZReq"
+                && unversioned(v["RequestUri"].as_str().unwrap()).starts_with("/exec/")
+                && unversioned(v["RequestUri"].as_str().unwrap()).ends_with("/start")
+        })
+        .expect("exec start asked")
+        .1;
+    let sbody: Value = serde_json::from_slice(&b64(&start["RequestBody"])).unwrap();
+    assert_eq!(sbody["Detach"], false);
+    assert!(p.calls().iter().any(|(m, v)| m == "/AuthZPlugin.AuthZRes"
+        && unversioned(v["RequestUri"].as_str().unwrap()).ends_with("/start")
+        && v["ResponseStatusCode"] == 101));
+    let tar = d.dir.path().join("busybox.tar");
+    d.docker_ok(&["load", "-q", "-i", tar.to_str().unwrap()]);
+    let l = p.last_req("POST", "/images/load");
+    assert!(l.get("RequestBody").is_none(), "an upload's body was sent");
+    assert_eq!(l["RequestHeaders"]["Content-Type"], "application/x-tar");
+
+    // Credentials never reach the plugin.
+    let r = d.raw(b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: c2VjcmV0\r\nAuthorization: Basic c2VjcmV0\r\nX-Custom: 1\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let ping = p.last_req("GET", "/_ping");
+    assert_eq!(ping["RequestHeaders"]["X-Custom"], "1");
+    assert!(ping["RequestHeaders"].get("X-Registry-Auth").is_none());
+    assert!(ping["RequestHeaders"].get("Authorization").is_none());
+
+    // The plugin is listed.
+    let l = d.get("/plugins").json();
+    assert_eq!(l[0]["Name"], "pol");
+    assert_eq!(l[0]["Enabled"], true);
+    assert_eq!(
+        l[0]["Config"]["Interface"]["Types"],
+        json!(["docker.authz/1.0"])
+    );
+    assert_eq!(
+        d.docker_ok(&["plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"]),
+        "pol true\n"
+    );
+    d.docker_ok(&["rm", "-f", "worker", "secret"]);
+    p.stop();
+    d.stop();
+}
+
+#[test]
+fn authorization_plugin_failures_deny_and_reload_changes_the_list() {
+    let dir = plugin_dir();
+    let sock = dir.path().join("run/pol/pol.sock");
+    let p = Plugin::new(Arc::new(|_, _| allow())).on_unix(&sock);
+    let d = daemon_with(dir.path(), json!({"authorization-plugins": ["pol"]}));
+    d.docker_ok(&["ps"]);
+
+    let cases: Vec<(Policy, &str)> = vec![
+        (
+            Arc::new(|_, _| Answer::Text("<html>not json</html>")),
+            "plugin pol failed with error: AuthZPlugin.AuthZReq: invalid answer",
+        ),
+        (
+            Arc::new(|_, _| Answer::Json(200, json!({"Allow": false, "Err": "engine broken"}))),
+            "plugin pol failed with error: AuthZPlugin.AuthZReq: engine broken",
+        ),
+        (
+            Arc::new(|_, _| Answer::Json(500, json!({"Err": "crashed"}))),
+            "plugin pol failed with error: AuthZPlugin.AuthZReq: crashed",
+        ),
+        (
+            Arc::new(|m, _| {
+                if m == "/AuthZPlugin.AuthZRes" {
+                    deny("answers are secret")
+                } else {
+                    allow()
+                }
+            }),
+            "authorization denied by plugin pol: answers are secret",
+        ),
+    ];
+    for (policy, want) in cases {
+        p.set(policy);
+        let r = d.get("/containers/json");
+        assert!(r.status == 500 || r.status == 403, "{}", r.status);
+        assert!(
+            r.json()["message"].as_str().unwrap().starts_with(want),
+            "{}",
+            r.text()
+        );
+        let o = d.docker(&["ps"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+
+    // A plugin that never answers: the request fails, bounded.
+    p.set(Arc::new(|_, _| Answer::Hang));
+    let t = Instant::now();
+    let r = d.get("/_ping");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(r.text().contains("did not answer"), "{}", r.text());
+
+    // Down: denied at once; back: allowed again.
+    p.stop();
+    let t = Instant::now();
+    let r = d.get("/_ping");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        r.text().contains("plugin pol failed with error"),
+        "{}",
+        r.text()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let p = Plugin::new(Arc::new(|_, _| allow())).on_unix(&sock);
+    assert!(wait_for(Duration::from_secs(10), || d.get("/_ping").status == 200));
+
+    // SIGHUP: the list is reloadable; a plugin that cannot be found is
+    // refused and nothing changes.
+    p.set(Arc::new(|_, _| deny("closed")));
+    assert_eq!(d.get("/_ping").status, 403);
+    d.write_config(&json!({"authorization-plugins": ["nope"]}));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(20), || d
+        .log()
+        .contains("failed to validate authorization plugin")));
+    assert_eq!(d.get("/_ping").status, 403);
+    d.write_config(&json!({}));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || d.get("/_ping").status == 200));
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{json .Plugins.Authorization}}"])
+            .trim(),
+        "null"
+    );
+    p.stop();
+    d.stop();
+}
+
+#[test]
+fn berthd_does_not_start_without_its_authorization_plugin() {
+    let dir = plugin_dir();
+    let d = Daemon::prepare();
+    d.write_config(&json!({"authorization-plugins": ["missing"]}));
+    let o = d
+        .command()
+        .args(["-H", &d.docker_host()])
+        .env("BERTH_PLUGIN_SOCKETS", dir.path().join("run"))
+        .env("BERTH_PLUGIN_SPECS", dir.path().join("etc"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("failed to validate authorization plugin: could not find plugin missing in v1 plugin registry: plugin not found"),
+        "{err}"
+    );
+    assert!(!d.sock.exists());
+}
+
+#[test]
+fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let dir = plugin_dir();
+    let (p, port) = Plugin::new(Arc::new(|_, _| allow())).on_tcp();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/tcppol.spec"),
+        format!("tcp://127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+
+    let mut cap = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cap.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    cap.distinguished_name.push(DnType::CommonName, "test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = cap.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(cap, ca_key);
+    let leaf = |cn: &str, sans: Vec<String>, usage| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![usage];
+        let k = KeyPair::generate().unwrap();
+        (p.signed_by(&k, &issuer).unwrap().pem(), k.serialize_pem())
+    };
+    let (srv_cert, srv_key) = leaf(
+        "localhost",
+        vec!["127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (cli_cert, cli_key) = leaf("alice", vec![], ExtendedKeyUsagePurpose::ClientAuth);
+    let d = Daemon::prepare();
+    let certs = d.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    for (n, t) in [
+        ("ca.pem", &ca_pem),
+        ("server-cert.pem", &srv_cert),
+        ("server-key.pem", &srv_key),
+        ("cert.pem", &cli_cert),
+        ("key.pem", &cli_key),
+    ] {
+        std::fs::write(certs.join(n), t).unwrap();
+    }
+    d.write_config(&json!({"authorization-plugins": ["tcppol"]}));
+    let tport = free_port();
+    let tcp = format!("tcp://127.0.0.1:{tport}");
+    let mut cmd = d.command();
+    cmd.args(["-H", &d.docker_host(), "-H", &tcp, "--tlsverify"])
+        .arg("--tlscacert")
+        .arg(certs.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(certs.join("server-cert.pem"))
+        .arg("--tlskey")
+        .arg(certs.join("server-key.pem"))
+        .env("BERTH_PLUGIN_SOCKETS", dir.path().join("run"))
+        .env("BERTH_PLUGIN_SPECS", dir.path().join("etc"));
+    let d = d.spawn(cmd);
+    let o = docker_cmd(d.dir.path())
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &certs)
+        .args(["-H", &tcp, "ps"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ps = p
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|(_, v)| unversioned(v["RequestUri"].as_str().unwrap_or("")) == "/containers/json")
+        .unwrap()
+        .1;
+    assert_eq!(ps["User"], "alice");
+    assert_eq!(ps["UserAuthNMethod"], "TLS");
+    let pem = String::from_utf8(b64(&ps["RequestPeerCertificates"][0])).unwrap();
+    assert_eq!(pem.trim(), cli_cert.trim());
+    // Over the unix socket: no user.
+    d.docker_ok(&["version"]);
+    let v = p
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|(_, v)| unversioned(v["RequestUri"].as_str().unwrap_or("")) == "/version")
+        .unwrap()
+        .1;
+    assert!(v.get("User").is_none(), "{v}");
+    d.stop();
+}
