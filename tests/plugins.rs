@@ -43,6 +43,8 @@ type Policy = Arc<dyn Fn(&str, &Value) -> Answer + Send + Sync>;
 /// The test's plugin: answers `Plugin.Activate` with `authz`, every other
 /// call with its policy, and records each call (method, JSON body).
 struct Plugin {
+    /// The activation's `Implements`.
+    implements: &'static str,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     policy: Arc<Mutex<Policy>>,
     stopped: Arc<AtomicBool>,
@@ -54,7 +56,12 @@ impl<T: Read + Write + Send + 'static> Conn for T {}
 
 impl Plugin {
     fn new(policy: Policy) -> Plugin {
+        Plugin::implementing("authz", policy)
+    }
+
+    fn implementing(implements: &'static str, policy: Policy) -> Plugin {
         Plugin {
+            implements,
             calls: Arc::new(Mutex::new(Vec::new())),
             policy: Arc::new(Mutex::new(policy)),
             stopped: Arc::new(AtomicBool::new(false)),
@@ -78,10 +85,11 @@ impl Plugin {
     }
 
     fn serve(&self, accept: impl Fn() -> std::io::Result<Box<dyn Conn>> + Send + 'static) {
-        let (calls, policy, stopped) = (
+        let (calls, policy, stopped, implements) = (
             self.calls.clone(),
             self.policy.clone(),
             self.stopped.clone(),
+            self.implements,
         );
         std::thread::spawn(move || loop {
             let Ok(c) = accept() else { return };
@@ -89,7 +97,7 @@ impl Plugin {
                 return;
             }
             let (calls, policy) = (calls.clone(), policy.clone());
-            std::thread::spawn(move || answer(c, &calls, &policy));
+            std::thread::spawn(move || answer(c, implements, &calls, &policy));
         });
     }
 
@@ -129,7 +137,12 @@ impl Plugin {
     }
 }
 
-fn answer(mut c: Box<dyn Conn>, calls: &Mutex<Vec<(String, Value)>>, policy: &Mutex<Policy>) {
+fn answer(
+    mut c: Box<dyn Conn>,
+    implements: &str,
+    calls: &Mutex<Vec<(String, Value)>>,
+    policy: &Mutex<Policy>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let head_end = loop {
@@ -159,7 +172,7 @@ fn answer(mut c: Box<dyn Conn>, calls: &Mutex<Vec<(String, Value)>>, policy: &Mu
     }
     let body = &buf[head_end..head_end + len];
     let a = if path == "/Plugin.Activate" {
-        Answer::Json(200, json!({"Implements": ["authz"]}))
+        Answer::Json(200, json!({"Implements": [implements]}))
     } else {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         calls.lock().unwrap().push((path.clone(), v.clone()));
@@ -712,5 +725,172 @@ fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
         .unwrap()
         .1;
     assert!(v.get("User").is_none(), "{v}");
+    d.stop();
+}
+
+/// A volume plugin: each volume a directory under `root`.
+fn volume_driver(root: PathBuf) -> Policy {
+    let vols = Arc::new(Mutex::new(
+        std::collections::BTreeMap::<String, PathBuf>::new(),
+    ));
+    Arc::new(move |m, v| {
+        let name = v["Name"].as_str().unwrap_or("").to_string();
+        let mut vols = vols.lock().unwrap();
+        let ok = || Answer::Json(200, json!({"Err": ""}));
+        match m {
+            "/VolumeDriver.Create" => {
+                let p = root.join(&name);
+                std::fs::create_dir_all(&p).unwrap();
+                vols.insert(name, p);
+                ok()
+            }
+            "/VolumeDriver.Remove" => match vols.remove(&name) {
+                Some(p) => {
+                    let _ = std::fs::remove_dir_all(p);
+                    ok()
+                }
+                None => Answer::Json(200, json!({"Err": "no such volume"})),
+            },
+            "/VolumeDriver.Mount" | "/VolumeDriver.Path" => match vols.get(&name) {
+                Some(p) => Answer::Json(200, json!({"Mountpoint": p, "Err": ""})),
+                None => Answer::Json(200, json!({"Err": "no such volume"})),
+            },
+            "/VolumeDriver.Capabilities" => {
+                Answer::Json(200, json!({"Capabilities": {"Scope": "global"}}))
+            }
+            _ => ok(),
+        }
+    })
+}
+
+/// The calls of `method` for volume `name`.
+fn calls_of(p: &Plugin, method: &str, name: &str) -> Vec<Value> {
+    p.calls()
+        .into_iter()
+        .filter(|(m, v)| m == method && v["Name"] == name)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[test]
+fn volume_plugin_through_the_cli() {
+    let dir = plugin_dir();
+    let data = dir.path().join("vp-data");
+    let p = Plugin::implementing("VolumeDriver", volume_driver(data.clone()))
+        .on_unix(&dir.path().join("run/vp.sock"));
+    let d = daemon_with(dir.path(), json!({}));
+    load_busybox(&d);
+
+    // Created by the plugin, with its options; the record is berthd's.
+    d.docker_ok(&[
+        "volume", "create", "-d", "vp", "--opt", "size=1g", "--label", "a=b", "v1",
+    ]);
+    let c = calls_of(&p, "/VolumeDriver.Create", "v1");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["Opts"], json!({"size": "1g"}));
+    assert_eq!(
+        d.docker_ok(&[
+            "volume",
+            "inspect",
+            "v1",
+            "--format",
+            "{{.Driver}} {{.Scope}} {{.Labels}}"
+        ]),
+        "vp global map[a:b]\n"
+    );
+
+    // Mounted for the container, under the container's ID, unmounted after.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "v1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /data/f",
+    ]);
+    assert_eq!(std::fs::read_to_string(data.join("v1/f")).unwrap(), "hi\n");
+    let mounts = calls_of(&p, "/VolumeDriver.Mount", "v1");
+    let unmounts = calls_of(&p, "/VolumeDriver.Unmount", "v1");
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(unmounts.len(), 1, "{unmounts:?}");
+    assert_eq!(mounts[0]["ID"].as_str().unwrap().len(), 64);
+    assert_eq!(mounts[0]["ID"], unmounts[0]["ID"]);
+
+    // --volume-driver makes a missing volume with the plugin.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--volume-driver",
+        "vp",
+        "-v",
+        "v2:/d",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(calls_of(&p, "/VolumeDriver.Create", "v2").len(), 1);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "c2",
+            "--format",
+            "{{range .Mounts}}{{.Driver}} {{.Source}}{{end}}"
+        ]),
+        format!("vp {}\n", data.join("v2").display())
+    );
+    assert_eq!(
+        d.docker_ok(&["exec", "c2", "sh", "-c", "echo x > /d/g; cat /d/g"]),
+        "x\n"
+    );
+    let o = d.docker(&["volume", "rm", "v2"]);
+    assert!(!o.status.success(), "a volume in use was removed");
+    d.docker_ok(&["rm", "-f", "c2"]);
+    assert_eq!(calls_of(&p, "/VolumeDriver.Unmount", "v2").len(), 1);
+
+    // --mount with volume-driver and volume-opt.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=v3,dst=/d,volume-driver=vp,volume-opt=k=v",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        calls_of(&p, "/VolumeDriver.Create", "v3")[0]["Opts"],
+        json!({"k": "v"})
+    );
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"])
+            .trim(),
+        r#"["local","vp"]"#
+    );
+
+    // Removed through the plugin.
+    d.docker_ok(&["volume", "rm", "v1"]);
+    assert_eq!(calls_of(&p, "/VolumeDriver.Remove", "v1").len(), 1);
+    assert!(!data.join("v1").exists());
+
+    // The plugin is gone: its volumes stay listed; rm fails, rm -f forgets.
+    p.stop();
+    let ls = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(ls.contains("v2") && ls.contains("v3"), "{ls}");
+    let o = d.docker(&["volume", "rm", "v3"]);
+    assert!(!o.status.success());
+    d.docker_ok(&["volume", "rm", "-f", "v3"]);
+    assert!(!d.docker_ok(&["volume", "ls", "-q"]).contains("v3"));
+
+    // No such plugin: dockerd's 404.
+    let o = d.docker(&["volume", "create", "-d", "nope", "x"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("error looking up volume plugin nope: plugin \"nope\" not found"),
+        "{}",
+        stderr(&o)
+    );
     d.stop();
 }

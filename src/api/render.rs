@@ -392,21 +392,25 @@ pub fn volume_json(v: &VolumeRecord) -> Value {
         "Mountpoint": v.mountpoint,
         "Name": v.name,
         "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
-        "Scope": "local",
+        "Scope": v.scope,
     })
 }
 
 /// A container's `Mounts` (inspect and list).
 pub fn mounts_json(r: &Req, rec: &ContainerRecord) -> Value {
     let root = &r.ctx.volumes.host.root;
+    let snap = r.ctx.volumes.volumes.snapshot();
+    let volumes = &snap.by_name;
     let out: Vec<Value> = rec
         .mounts
         .iter()
         .map(|m| match m.kind.as_str() {
             "volume" => json!({
                 "Type": "volume", "Name": m.name,
-                "Source": root.join(&m.name).join("_data"),
-                "Destination": m.destination, "Driver": "local",
+                "Source": volumes.get(&m.name).map(|v| std::path::PathBuf::from(&v.mountpoint))
+                    .unwrap_or_else(|| root.join(&m.name).join("_data")),
+                "Destination": m.destination,
+                "Driver": volumes.get(&m.name).map(|v| v.driver.as_str()).unwrap_or("local"),
                 "Mode": if m.mode.is_empty() { "z" } else { m.mode.as_str() },
                 "RW": m.rw, "Propagation": "",
             }),

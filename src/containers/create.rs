@@ -551,16 +551,30 @@ impl ContainerService {
             if anonymous {
                 m.name = crate::ids::new_id();
             }
-            let (labels, options) = opts.get(&m.destination).cloned().unwrap_or_default();
+            let (labels, options, named) = opts.get(&m.destination).cloned().unwrap_or_default();
+            // `--mount volume-driver=`, else `--volume-driver`, else
+            // whichever driver made an existing volume (empty: the
+            // supervisor takes the existing one, or `local`).
+            let driver = if named.is_empty() {
+                hc.volume_driver.clone()
+            } else {
+                named
+            };
+            let plugin = berth_actors::volume::driver::is_plugin(&driver);
             out.push(VolumeRecord {
                 version: VOLUME_RECORD_VERSION,
                 name: m.name.clone(),
-                driver: "local".into(),
+                driver,
                 created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 labels,
                 options,
                 anonymous,
-                mountpoint: root.join(&m.name).join("_data").display().to_string(),
+                mountpoint: if plugin {
+                    String::new()
+                } else {
+                    root.join(&m.name).join("_data").display().to_string()
+                },
+                scope: "local".into(),
                 users: Default::default(),
                 active: Default::default(),
             });

@@ -154,7 +154,8 @@ impl Host {
             init_paths(&rootfs);
             self.prepare_volumes(rec, &rootfs)?;
             // Unmounted when this closure ends: after the runtime's create.
-            let staged = super::subpath::stage(rec, &self.volumes.host.root, &self.exec_root)?;
+            let volume_path = |n: &str| self.volumes.data_path(n);
+            let staged = super::subpath::stage(rec, &volume_path, &self.exec_root)?;
             let hc = &rec.host_config;
             let shm = if hc.ipc_mode == "shareable" {
                 let size = if hc.shm_size > 0 {
@@ -179,7 +180,7 @@ impl Host {
                     host: &self.facts,
                     rootfs: &rootfs,
                     container_dir: &self.container_dir(&rec.id),
-                    volumes_root: &self.volumes.host.root,
+                    volume_path: &volume_path,
                     staged: &staged.by_destination,
                     shm: shm.as_deref(),
                 },

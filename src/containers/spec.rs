@@ -170,8 +170,8 @@ pub struct SpecContext<'a> {
     pub host: &'a HostFacts,
     pub rootfs: &'a Path,
     pub container_dir: &'a Path,
-    /// `<data-root>/volumes`
-    pub volumes_root: &'a Path,
+    /// The host directory of a volume (its mountpoint).
+    pub volume_path: &'a dyn Fn(&str) -> PathBuf,
     /// Volume subpaths resolved and bind-mounted by berthd for this start,
     /// by destination (`subpath.rs`).
     pub staged: &'a std::collections::BTreeMap<String, PathBuf>,
@@ -369,7 +369,7 @@ pub fn build(rec: &ContainerRecord, c: &SpecContext) -> Result<Spec, String> {
                 let src = match c.staged.get(&m.destination) {
                     // A subpath, mounted where berthd resolved it.
                     Some(p) => path_of(p),
-                    None => path_of(&c.volumes_root.join(&m.name).join("_data")),
+                    None => path_of(&(c.volume_path)(&m.name)),
                 };
                 let mut o = vec![bind, rw, "rprivate"];
                 o.extend(rro);

@@ -51,10 +51,11 @@ fn dir_of(exec_root: &Path, id: &str) -> PathBuf {
     exec_root.join("subpaths").join(id)
 }
 
-/// Stage every subpath mount of `rec` (volumes under `volumes_root`).
+/// Stage every subpath mount of `rec` (`volume_path`: a volume's host
+/// directory).
 pub fn stage(
     rec: &ContainerRecord,
-    volumes_root: &Path,
+    volume_path: &dyn Fn(&str) -> PathBuf,
     exec_root: &Path,
 ) -> Result<Staged, String> {
     let mut staged = Staged::default();
@@ -70,7 +71,7 @@ pub fn stage(
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     staged.dir = Some(dir.clone());
     for (i, m) in wanted.iter().enumerate() {
-        let data = volumes_root.join(&m.name).join("_data");
+        let data = volume_path(&m.name);
         let shown = data.join(&m.subpath);
         let not_accessible = |e: nix::errno::Errno| {
             format!(

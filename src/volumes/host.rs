@@ -31,10 +31,16 @@ fn mounted(p: &Path) -> bool {
 impl VolumeHost for VolHost {
     fn create(&self, rec: &VolumeRecord) -> Result<(), String> {
         use std::os::unix::fs::DirBuilderExt;
+        // A plugin's volume keeps only its record here.
+        let dir = if berth_actors::volume::driver::is_plugin(&rec.driver) {
+            self.dir(&rec.name)
+        } else {
+            self.data(&rec.name)
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
-            .create(self.data(&rec.name))
+            .create(dir)
             .map_err(|e| format!("creating the volume's directory: {e}"))
     }
 

@@ -18,6 +18,16 @@ pub struct VolumeService {
 }
 
 impl VolumeService {
+    /// The host directory a container's mount of volume `name` binds: its
+    /// mountpoint (a plugin's volume: where its plugin mounted it for
+    /// this start).
+    pub fn data_path(&self, name: &str) -> std::path::PathBuf {
+        match self.volumes.lookup(name) {
+            Ok(v) if !v.mountpoint.is_empty() => std::path::PathBuf::from(&v.mountpoint),
+            _ => self.host.data(name),
+        }
+    }
+
     /// The bytes a volume holds (`UsageData.Size`, prune's reclaimed space).
     pub fn size(&self, v: &VolumeRecord) -> u64 {
         crate::sys::fsfd::tree_size(Path::new(&v.mountpoint))

@@ -278,8 +278,8 @@ fn parse_mount(v: &Mount, recursive_ro: bool) -> Result<MountPoint, ContainerErr
     Ok(m)
 }
 
-/// Labels and driver options of a `--mount` volume.
-type VolumeOptions = (BTreeMap<String, String>, BTreeMap<String, String>);
+/// Labels, driver options and driver name of a `--mount` volume.
+type VolumeOptions = (BTreeMap<String, String>, BTreeMap<String, String>, String);
 
 /// Volume labels and driver options of `--mount` volumes, by target.
 pub fn volume_options(hc: &HostConfig) -> BTreeMap<String, VolumeOptions> {
@@ -288,8 +288,14 @@ pub fn volume_options(hc: &HostConfig) -> BTreeMap<String, VolumeOptions> {
         .filter(|m| m.kind == "volume")
         .map(|m| {
             let o = m.volume_options.clone().unwrap_or_default();
-            let driver = o.driver_config.and_then(|d| d.options).unwrap_or_default();
-            (clean(&m.target), (o.labels.unwrap_or_default(), driver))
+            let (name, driver) = o
+                .driver_config
+                .map(|d| (d.name, d.options.unwrap_or_default()))
+                .unwrap_or_default();
+            (
+                clean(&m.target),
+                (o.labels.unwrap_or_default(), driver, name),
+            )
         })
         .collect()
 }

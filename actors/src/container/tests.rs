@@ -576,6 +576,7 @@ fn volume(name: &str, anonymous: bool, driver: &str) -> crate::volume::VolumeRec
         options: Default::default(),
         anonymous,
         mountpoint: format!("/fake/{name}/_data"),
+        scope: "local".into(),
         users: Default::default(),
         active: Default::default(),
     }

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
+use tracing::warn;
+
+use super::driver;
 use super::supervisor::VolumeSupervisorMsg;
 use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
@@ -49,12 +52,43 @@ impl VolumeState {
         Ok(())
     }
 
+    /// Ready for `user`: the local driver's directory (a `device` volume
+    /// mounted once), or a plugin's `Mount` for this user (once per user;
+    /// the user's ID is the mount ID, so an adopted container's unmount
+    /// after a berthd restart names the mount its start made).
+    async fn mount(&mut self, user: &str) -> Result<String, VolumeError> {
+        if !driver::is_plugin(&self.rec.driver) {
+            return self.host.mount(&self.rec).map_err(VolumeError::System);
+        }
+        if self.rec.active.contains(user) && !self.rec.mountpoint.is_empty() {
+            return Ok(self.rec.mountpoint.clone());
+        }
+        let p = driver::mount(&self.rec.driver, &self.rec.name, user).await?;
+        if p != self.rec.mountpoint {
+            self.rec.mountpoint = p.clone();
+            if let Err(e) = self.save() {
+                warn!(volume = %self.rec.name, "{e}");
+            }
+        }
+        Ok(p)
+    }
+
+    /// `user` is done with a plugin's volume: its `Unmount`.
+    async fn unmount_plugin(&self, user: &str) {
+        if !driver::is_plugin(&self.rec.driver) {
+            return;
+        }
+        if let Err(e) = driver::unmount(&self.rec.driver, &self.rec.name, user).await {
+            warn!(volume = %self.rec.name, driver = %self.rec.driver, "unmounting: {e}");
+        }
+    }
+
     fn event(&self, action: &str) {
         self.events
             .publish("volume", action, &self.rec.name, self.rec.event_attrs());
     }
 
-    fn remove(&mut self) -> Result<(), VolumeError> {
+    async fn remove(&mut self, force: bool) -> Result<(), VolumeError> {
         if !self.rec.users.is_empty() {
             let ids: Vec<&str> = self.rec.users.iter().map(String::as_str).collect();
             return Err(VolumeError::Conflict(format!(
@@ -62,6 +96,15 @@ impl VolumeState {
                 self.rec.name,
                 ids.join(", ")
             )));
+        }
+        if driver::is_plugin(&self.rec.driver) {
+            match driver::remove(&self.rec.driver, &self.rec.name).await {
+                Ok(()) => {}
+                Err(e) if force => {
+                    warn!(volume = %self.rec.name, driver = %self.rec.driver, "forgetting the volume although its plugin did not remove it: {e}")
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.host.remove(&self.rec).map_err(VolumeError::System)?;
         let name = self.rec.name.clone();
@@ -120,13 +163,17 @@ impl Actor for VolumeActor {
                 } else {
                     Ok(())
                 };
-                if st.rec.users.is_empty() {
+                if st.rec.active.remove(&container) {
+                    st.publish();
+                    st.unmount_plugin(&container).await;
+                }
+                if st.rec.users.is_empty() && !driver::is_plugin(&st.rec.driver) {
                     st.host.unmount(&st.rec);
                 }
                 // Removed before the answer: `rm -v` returns with it gone.
                 let mut removed = false;
                 if remove_anonymous && st.rec.anonymous && st.rec.users.is_empty() {
-                    match st.remove() {
+                    match st.remove(false).await {
                         Ok(()) => removed = true,
                         Err(e) => {
                             tracing::warn!(volume = %st.rec.name, "removing an anonymous volume: {e}")
@@ -142,7 +189,7 @@ impl Actor for VolumeActor {
                 }
             }
             VolumeMsg::Mount { user, event, reply } => {
-                let r = st.host.mount(&st.rec).map_err(VolumeError::System);
+                let r = st.mount(&user).await;
                 if r.is_ok() {
                     if st.rec.active.insert(user.clone()) {
                         st.publish();
@@ -161,8 +208,9 @@ impl Actor for VolumeActor {
             VolumeMsg::Unmount { user, event } => {
                 if st.rec.active.remove(&user) {
                     st.publish();
+                    st.unmount_plugin(&user).await;
                 }
-                if st.rec.active.is_empty() {
+                if st.rec.active.is_empty() && !driver::is_plugin(&st.rec.driver) {
                     // The last running container stopped: a `device`
                     // volume is unmounted (its next user mounts it again).
                     st.host.unmount(&st.rec);
@@ -173,8 +221,8 @@ impl Actor for VolumeActor {
                     st.events.publish("volume", "unmount", &st.rec.name, attrs);
                 }
             }
-            VolumeMsg::Remove { reply } => {
-                let r = st.remove();
+            VolumeMsg::Remove { force, reply } => {
+                let r = st.remove(force).await;
                 let ok = r.is_ok();
                 let _ = reply.send(r);
                 if ok {

@@ -4,6 +4,7 @@
 //! mount of `type`/`device`/`o`) through [`crate::ports::VolumeHost`].
 
 mod actor;
+pub mod driver;
 mod supervisor;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -34,8 +35,12 @@ pub struct VolumeRecord {
     /// Made for one container (`-v /path`, an image's VOLUME).
     #[serde(default)]
     pub anonymous: bool,
-    /// The host directory containers see.
+    /// The host directory containers see (a plugin's volume: where its
+    /// plugin last mounted it; empty before).
     pub mountpoint: String,
+    /// `local` or `global` (a plugin's `Capabilities`).
+    #[serde(default = "local_scope")]
+    pub scope: String,
     /// Containers (created or running) that name the volume.
     #[serde(default)]
     pub users: BTreeSet<String>,
@@ -44,6 +49,10 @@ pub struct VolumeRecord {
     /// the last of them stops, as dockerd's local driver does.
     #[serde(skip)]
     pub active: BTreeSet<String>,
+}
+
+fn local_scope() -> String {
+    "local".into()
 }
 
 impl VolumeRecord {
@@ -64,6 +73,9 @@ pub struct VolumeIndex {
 pub enum VolumeError {
     #[error("get {0}: no such volume")]
     NotFound(String),
+    /// A volume plugin that cannot be found (dockerd's message).
+    #[error("{0}")]
+    NotFoundPlugin(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -80,7 +92,7 @@ pub enum VolumeError {
 impl HasKind for VolumeError {
     fn kind(&self) -> ErrorKind {
         match self {
-            VolumeError::NotFound(_) => ErrorKind::NotFound,
+            VolumeError::NotFound(_) | VolumeError::NotFoundPlugin(_) => ErrorKind::NotFound,
             VolumeError::Conflict(_) => ErrorKind::Conflict,
             VolumeError::Invalid(_) => ErrorKind::InvalidParameter,
             VolumeError::System(_) => ErrorKind::System,
@@ -125,9 +137,11 @@ pub enum VolumeMsg {
     /// `user` is done with the volume (a `device` volume is unmounted when
     /// its last user leaves); `event`: the `unmount` event.
     Unmount { user: String, event: bool },
-    /// Delete the volume: refused while containers use it (409), unless
-    /// `force` (dockerd's `-f` only ignores a missing volume).
+    /// Delete the volume: refused while containers use it (409). With
+    /// `force`, a plugin's volume whose plugin is gone or refuses is
+    /// forgotten anyway (dockerd's `-f`).
     Remove {
+        force: bool,
         reply: RpcReplyPort<Result<(), VolumeError>>,
     },
 }

@@ -185,10 +185,11 @@ impl Actor for VolumeSupervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            VolumeSupervisorMsg::Create { record, reply } => {
+            VolumeSupervisorMsg::Create { mut record, reply } => {
                 let existing = st.args.index.borrow().by_name.get(&record.name).cloned();
                 if let Some(v) = existing {
-                    let r = if v.driver == record.driver {
+                    // No driver named: whichever made it.
+                    let r = if v.driver == record.driver || record.driver.is_empty() {
                         Ok(v)
                     } else {
                         Err(VolumeError::Conflict(format!(
@@ -198,6 +199,20 @@ impl Actor for VolumeSupervisor {
                     };
                     let _ = reply.send(r);
                     return Ok(());
+                }
+                if record.driver.is_empty() {
+                    record.driver = super::driver::LOCAL.into();
+                }
+                if super::driver::is_plugin(&record.driver) {
+                    // The plugin makes it first; its record is ours.
+                    if let Err(e) =
+                        super::driver::create(&record.driver, &record.name, &record.options).await
+                    {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                    record.scope = super::driver::scope(&record.driver).await;
+                    record.mountpoint.clear();
                 }
                 if let Err(e) = st.args.host.create(&record) {
                     let _ = reply.send(Err(VolumeError::System(e)));

@@ -27,6 +27,7 @@ fn record(name: &str) -> VolumeRecord {
             .collect(),
         anonymous: false,
         mountpoint: format!("/fake/{name}/_data"),
+        scope: "local".into(),
         users: Default::default(),
         active: Default::default(),
     }
@@ -117,7 +118,11 @@ fn mounted(name: &str, action: &'static str, c: &str) {
 }
 
 async fn remove(name: &str) -> Result<(), VolumeError> {
-    Volumes::ask(name, |reply| VolumeMsg::Remove { reply }).await
+    Volumes::ask(name, |reply| VolumeMsg::Remove {
+        force: false,
+        reply,
+    })
+    .await
 }
 
 /// Waits until the volume's actor answers (a rebuild after a kill).

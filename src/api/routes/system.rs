@@ -135,6 +135,15 @@ pub fn info(r: Req) -> HandlerFuture {
         let cfg = ctx.config();
         let snap = ctx.view.borrow().clone();
         let h = &ctx.host;
+        // Volume plugins berthd has activated, after the built-in driver.
+        let mut volume_drivers = vec!["local".to_string()];
+        volume_drivers.extend(
+            berth_actors::plugin::list()
+                .await
+                .into_iter()
+                .filter(|p| p.implements.iter().any(|i| i == "VolumeDriver"))
+                .map(|p| p.name),
+        );
         let runtimes: serde_json::Map<String, Value> = cfg
             .all_runtimes()
             .into_iter()
@@ -181,7 +190,7 @@ pub fn info(r: Req) -> HandlerFuture {
             "DriverStatus": driver_status,
             "DockerRootDir": cfg.data_root,
             "Plugins": {
-                "Volume": ["local"],
+                "Volume": volume_drivers,
                 "Network": ["bridge", "host", "null"],
                 "Authorization": (!cfg.authorization_plugins.is_empty())
                     .then(|| cfg.authorization_plugins.clone()),

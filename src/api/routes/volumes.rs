@@ -35,10 +35,12 @@ pub fn create(r: Req) -> HandlerFuture {
             .as_str()
             .filter(|d| !d.is_empty())
             .unwrap_or("local");
-        if driver != "local" {
-            return Err(ApiError::not_found(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            )));
+        let plugin = berth_actors::volume::driver::is_plugin(driver);
+        if plugin {
+            // dockerd's 404 when the plugin cannot be found.
+            berth_actors::volume::driver::plugin(driver)
+                .await
+                .map_err(err)?;
         }
         let given = b["Name"].as_str().unwrap_or("").to_string();
         if !given.is_empty() && !crate::volumes::valid_name(&given) {
@@ -47,7 +49,8 @@ pub fn create(r: Req) -> HandlerFuture {
             )));
         }
         let options = strings(&b["DriverOpts"]);
-        for k in options.keys() {
+        // A plugin's options are its own.
+        for k in options.keys().filter(|_| !plugin) {
             if !["type", "device", "o", "size"].contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!(
                     "create {given}: invalid option key: \"{k}\""
@@ -63,12 +66,17 @@ pub fn create(r: Req) -> HandlerFuture {
         let rec = VolumeRecord {
             version: VOLUME_RECORD_VERSION,
             name: name.clone(),
-            driver: "local".into(),
+            driver: driver.to_string(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             labels: strings(&b["Labels"]),
             options,
             anonymous: false,
-            mountpoint: root.join(&name).join("_data").display().to_string(),
+            mountpoint: if plugin {
+                String::new()
+            } else {
+                root.join(&name).join("_data").display().to_string()
+            },
+            scope: "local".into(),
             users: Default::default(),
             active: Default::default(),
         };
@@ -125,7 +133,7 @@ pub fn delete(r: Req) -> HandlerFuture {
             Err(_) if force => return Ok(body::no_content()),
             Err(e) => return Err(err(e)),
         }
-        Volumes::ask(&name, |reply| VolumeMsg::Remove { reply })
+        Volumes::ask(&name, |reply| VolumeMsg::Remove { force, reply })
             .await
             .map_err(err)?;
         Ok(body::no_content())
@@ -153,9 +161,12 @@ pub fn prune(r: Req) -> HandlerFuture {
             }
             let size = r.ctx.volumes.size(v);
             let name = v.name.clone();
-            if Volumes::ask(&name, |reply| VolumeMsg::Remove { reply })
-                .await
-                .is_ok()
+            if Volumes::ask(&name, |reply| VolumeMsg::Remove {
+                force: false,
+                reply,
+            })
+            .await
+            .is_ok()
             {
                 deleted.push(name);
                 space += size;
