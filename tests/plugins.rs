@@ -894,3 +894,196 @@ fn volume_plugin_through_the_cli() {
     );
     d.stop();
 }
+
+fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Links the test's network plugin made, removed when the test ends
+/// (also on failure).
+struct Links(Arc<Mutex<Vec<String>>>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        for l in self.0.lock().unwrap().iter() {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", l])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A network plugin: a bridge per network (the gateway address on it), a
+/// veth pair per endpoint, its host end on the bridge, the other end
+/// handed to berthd by `Join`.
+fn network_driver(links: Arc<Mutex<Vec<String>>>) -> Policy {
+    let short = |id: &Value| {
+        id.as_str()
+            .unwrap_or("")
+            .chars()
+            .take(8)
+            .collect::<String>()
+    };
+    Arc::new(move |m, v| {
+        let ok = || Answer::Json(200, json!({}));
+        let net = format!("tb{}", short(&v["NetworkID"]));
+        let ep = short(&v["EndpointID"]);
+        match m {
+            "/NetworkDriver.GetCapabilities" => Answer::Json(200, json!({"Scope": "local"})),
+            "/NetworkDriver.CreateNetwork" => {
+                let gw = v["IPv4Data"][0]["Gateway"].as_str().unwrap_or("");
+                links.lock().unwrap().push(net.clone());
+                if ip(&["link", "add", &net, "type", "bridge"])
+                    && ip(&["addr", "add", gw, "dev", &net])
+                    && ip(&["link", "set", &net, "up"])
+                {
+                    ok()
+                } else {
+                    Answer::Json(200, json!({"Err": "cannot make the bridge"}))
+                }
+            }
+            "/NetworkDriver.DeleteNetwork" => {
+                ip(&["link", "del", &net]);
+                ok()
+            }
+            "/NetworkDriver.CreateEndpoint" => ok(),
+            "/NetworkDriver.Join" => {
+                let (host, peer) = (format!("th{ep}"), format!("tc{ep}"));
+                links.lock().unwrap().push(host.clone());
+                if !(ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])
+                    && ip(&["link", "set", &host, "master", &net, "up"]))
+                {
+                    return Answer::Json(200, json!({"Err": "cannot make the veth pair"}));
+                }
+                let gw = std::process::Command::new("ip")
+                    .args(["-4", "-o", "addr", "show", "dev", &net])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let gw = gw
+                    .split_whitespace()
+                    .skip_while(|w| *w != "inet")
+                    .nth(1)
+                    .and_then(|c| c.split('/').next())
+                    .unwrap_or("")
+                    .to_string();
+                Answer::Json(
+                    200,
+                    json!({"InterfaceName": {"SrcName": peer, "DstPrefix": "eth"}, "Gateway": gw}),
+                )
+            }
+            "/NetworkDriver.DeleteEndpoint" => {
+                ip(&["link", "del", &format!("th{ep}")]);
+                ok()
+            }
+            _ => ok(),
+        }
+    })
+}
+
+fn net_calls(p: &Plugin, method: &str) -> Vec<Value> {
+    p.calls()
+        .into_iter()
+        .filter(|(m, _)| m == method)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[test]
+fn network_plugin_through_the_cli() {
+    let dir = plugin_dir();
+    let links = Arc::new(Mutex::new(Vec::new()));
+    let _cleanup = Links(links.clone());
+    let p = Plugin::implementing("NetworkDriver", network_driver(links))
+        .on_unix(&dir.path().join("run/np.sock"));
+    let d = daemon_with(dir.path(), json!({}));
+    load_busybox(&d);
+    let subnet = d.subnet(1);
+
+    d.docker_ok(&[
+        "network", "create", "-d", "np", "--subnet", &subnet, "--opt", "foo=bar", "pnet",
+    ]);
+    let c = net_calls(&p, "/NetworkDriver.CreateNetwork");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["Options"]["com.docker.network.generic"]["foo"], "bar");
+    assert_eq!(c[0]["IPv4Data"][0]["Pool"], subnet.as_str());
+    let net_id = c[0]["NetworkID"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.docker_ok(&[
+            "network",
+            "inspect",
+            "pnet",
+            "--format",
+            "{{.Driver}} {{.Id}}"
+        ]),
+        format!("np {net_id}\n")
+    );
+
+    // Two containers on it: the plugin's interfaces, berthd's addresses
+    // and names.
+    for n in ["na", "nb"] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "--network",
+            "pnet",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    let ip_b = d.docker_ok(&[
+        "inspect",
+        "nb",
+        "--format",
+        "{{.NetworkSettings.Networks.pnet.IPAddress}}",
+    ]);
+    let ip_b = ip_b.trim();
+    assert!(d
+        .docker_ok(&["exec", "nb", "ip", "-4", "addr", "show", "eth0"])
+        .contains(ip_b));
+    let ce = net_calls(&p, "/NetworkDriver.CreateEndpoint");
+    assert!(
+        ce.iter()
+            .any(|v| v["Interface"]["Address"] == format!("{ip_b}/24")),
+        "{ce:?}"
+    );
+    let joins = net_calls(&p, "/NetworkDriver.Join");
+    assert_eq!(joins.len(), 2);
+    assert!(joins[0]["SandboxKey"].as_str().unwrap().starts_with('/'));
+    let o = d.docker(&["exec", "na", "ping", "-c", "1", "-W", "3", "nb"]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), d.log());
+    let route = d.docker_ok(&["exec", "na", "ip", "route"]);
+    assert!(route.starts_with("default via "), "{route}");
+    assert!(d
+        .docker_ok(&["info", "--format", "{{json .Plugins.Network}}"])
+        .contains("\"np\""));
+
+    // Disconnect: the interface leaves the container, the plugin is told.
+    d.docker_ok(&["network", "disconnect", "pnet", "nb"]);
+    assert_eq!(net_calls(&p, "/NetworkDriver.Leave").len(), 1);
+    assert_eq!(net_calls(&p, "/NetworkDriver.DeleteEndpoint").len(), 1);
+    let o = d.docker(&["exec", "nb", "ip", "link", "show", "eth0"]);
+    assert!(!o.status.success(), "eth0 stayed in the container");
+    d.docker_ok(&["rm", "-f", "na", "nb"]);
+    assert_eq!(net_calls(&p, "/NetworkDriver.DeleteEndpoint").len(), 2);
+    d.docker_ok(&["network", "rm", "pnet"]);
+    let del = net_calls(&p, "/NetworkDriver.DeleteNetwork");
+    assert_eq!(del.len(), 1);
+    assert_eq!(del[0]["NetworkID"], net_id.as_str());
+    assert!(!ip(&["link", "show", &format!("tb{}", &net_id[..8])]));
+
+    let o = d.docker(&["network", "create", "-d", "nope", "x"]);
+    assert!(
+        stderr(&o).contains("plugin \"nope\" not found"),
+        "{}",
+        stderr(&o)
+    );
+    d.stop();
+}

@@ -682,7 +682,7 @@ impl ContainerService {
             if !ip6.is_empty() && ip6.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(invalid(format!("invalid IPv6 address: {ip6}")));
             }
-            if !net.is_bridge() {
+            if !net.connectable() {
                 return Err(invalid(format!(
                     "container cannot be connected to network {} (driver {})",
                     net.name, net.driver

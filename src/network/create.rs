@@ -110,7 +110,8 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
                 "only one instance of \"{d}\" network is allowed"
             )))
         }
-        d => return Err(NetworkError::PluginNotFound(d.to_string())),
+        // A network plugin's (the supervisor asks it).
+        d => d.to_string(),
     };
     let ipv6 = body["EnableIPv6"].as_bool() == Some(true);
     let ipam_driver = body["IPAM"]["Driver"].as_str().unwrap_or("default");

@@ -83,7 +83,7 @@ impl View {
         let networks = index
             .by_id
             .values()
-            .filter(|n| n.user_defined() && n.is_bridge())
+            .filter(|n| n.user_defined() && n.connectable())
             .map(|n| {
                 let endpoints = n
                     .endpoints

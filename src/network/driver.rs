@@ -216,3 +216,98 @@ impl Bridge {
         .map_err(|e| e.to_string())?
     }
 }
+
+/// A network plugin's network: the plugin made the endpoint's interface in
+/// the host's namespace (its `Join` named it); it is moved into the
+/// container's namespace under the endpoint's name (`eth0`...), given the
+/// endpoint's MAC and address, and the plugin's gateway as the default
+/// route of the first network.
+pub struct Remote {
+    pub nl: Handle,
+    nl_lock: tokio::sync::Mutex<()>,
+}
+
+impl Remote {
+    pub fn new(nl: Handle) -> Remote {
+        Remote {
+            nl,
+            nl_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl NetworkDriver for Remote {
+    fn setup<'a>(&'a self, _: &'a NetworkRecord) -> DriverFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn teardown<'a>(&'a self, _: &'a NetworkRecord) -> DriverFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn attach<'a>(
+        &'a self,
+        rec: &'a NetworkRecord,
+        ep: &'a Endpoint,
+    ) -> DriverFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let ns = std::fs::File::open(&ep.sandbox)
+                .map_err(|e| format!("opening the container's namespace: {e}"))?;
+            {
+                let _g = self.nl_lock.lock().await;
+                link::move_into(&self.nl, &ep.host_ifname, &ns, &ep.ifname)
+                    .await
+                    .map_err(|e| format!("network {} (plugin {}): {e}", rec.name, rec.driver))?;
+            }
+            let ip: Ipv4Addr = ep
+                .ip
+                .parse()
+                .map_err(|_| format!("bad address {}", ep.ip))?;
+            let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
+                ep.gateway.parse().ok()
+            } else {
+                None
+            };
+            let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
+            let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
+                ip: ip6,
+                prefix: ep.prefix6,
+                gateway: if gw.is_some() {
+                    ep.gateway6.parse().ok()
+                } else {
+                    None
+                },
+            });
+            let sandbox = PathBuf::from(&ep.sandbox);
+            tokio::task::spawn_blocking(move || {
+                netns::run_in(&sandbox, move || {
+                    link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
+                })
+                .map_err(|e| format!("entering the container's namespace: {e}"))?
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+
+    /// The interface goes with the endpoint: deleted inside the container
+    /// (its veth peer with it); the plugin's `DeleteEndpoint` follows.
+    fn detach<'a>(&'a self, rec: &'a NetworkRecord, ep: &'a Endpoint) -> DriverFuture<'a, ()> {
+        Box::pin(async move {
+            let sandbox = PathBuf::from(&ep.sandbox);
+            if !netns::exists(&sandbox) {
+                return;
+            }
+            let ifname = ep.ifname.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                netns::run_in(&sandbox, move || link::delete_inside(&ifname))
+                    .map_err(|e| e.to_string())?
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if let Err(e) = r {
+                warn!(network = %rec.name, "removing {} from the container: {e}", ep.ifname);
+            }
+        })
+    }
+}

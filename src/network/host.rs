@@ -10,7 +10,7 @@ use berth_actors::network::{Endpoint, NetworkRecord, PortMapping};
 use berth_actors::ports::{BoxFuture, NetworkHost};
 use tracing::{debug, warn};
 
-use super::driver::{Bridge, NetworkDriver, NoNetwork};
+use super::driver::{Bridge, NetworkDriver, NoNetwork, Remote};
 use super::firewall::{Firewall, NetRules, PortRules};
 use super::proxy;
 use crate::sys::atomic::write_atomic;
@@ -25,6 +25,8 @@ pub struct NetHost {
     /// The userland proxy binary (`userland-proxy: true`).
     pub proxy: Option<PathBuf>,
     pub bridge: Bridge,
+    /// Networks of network plugins.
+    pub remote: Remote,
     pub firewall: Box<dyn Firewall>,
     /// Published host ports: (proto, host ip, port).
     ports: Mutex<BTreeSet<(String, String, u16)>>,
@@ -45,6 +47,7 @@ impl NetHost {
             records_dir,
             exec_root,
             proxy,
+            remote: Remote::new(bridge.nl.clone()),
             bridge,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
@@ -56,6 +59,8 @@ impl NetHost {
     fn driver(&self, rec: &NetworkRecord) -> &dyn NetworkDriver {
         if rec.is_bridge() {
             &self.bridge
+        } else if rec.is_remote() {
+            &self.remote
         } else {
             &NoNetwork
         }

@@ -185,6 +185,42 @@ pub async fn create_veth(
         .map_err(|e| format!("setting {host} up: {e}"))
 }
 
+/// Move the host's interface `name` into the namespace file `netns`,
+/// renamed `to` there (one message: the name never clashes in either).
+pub async fn move_into(
+    h: &Handle,
+    name: &str,
+    netns: &std::fs::File,
+    to: &str,
+) -> Result<(), String> {
+    let idx = index_of(h, name)
+        .await?
+        .ok_or_else(|| format!("the plugin's interface {name} does not exist"))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .setns_by_fd(netns.as_raw_fd())
+                .name(to.to_string())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("moving {name} into the container as {to}: {e}"))
+}
+
+/// Inside a container's namespace (call on its thread): delete `ifname`
+/// if it is there.
+pub fn delete_inside(ifname: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let h = connect().map_err(|e| format!("netlink in the container: {e}"))?;
+        delete(&h, ifname).await
+    })
+}
+
 /// Inside a container's namespace (call on its thread): `lo` up and, for
 /// an endpoint, its interface's MAC, address, up and (for the first
 /// network) the default route.

@@ -163,7 +163,7 @@ impl NetworkState {
     }
 
     async fn connect(&mut self, req: EndpointRequest) -> Result<Endpoint, NetworkError> {
-        if !self.rec.is_bridge() {
+        if !self.rec.connectable() {
             return Err(NetworkError::Forbidden(format!(
                 "containers cannot be connected to the {} network",
                 self.rec.name
@@ -201,7 +201,16 @@ impl NetworkState {
             prefix6: v6.as_ref().map(|v| v.1).unwrap_or(0),
             gateway6: v6.map(|v| v.2).unwrap_or_default(),
         };
-        ep.ports = self.host.attach(&self.rec, &ep).await.map_err(|e| {
+        if self.rec.is_remote() {
+            // The plugin publishes nothing of berthd's: its own business.
+            ep.ports.clear();
+            super::remote::create_and_join(&self.rec, &mut ep).await?;
+        }
+        let attached = self.host.attach(&self.rec, &ep).await;
+        if attached.is_err() && self.rec.is_remote() {
+            let _ = super::remote::leave_and_delete(&self.rec, &ep).await;
+        }
+        ep.ports = attached.map_err(|e| {
             if e.contains("port is already allocated") {
                 NetworkError::System(format!(
                     "driver failed programming external connectivity on endpoint {} ({}): {e}",
@@ -215,6 +224,9 @@ impl NetworkState {
         if let Err(e) = self.save() {
             self.rec.endpoints.remove(&req.container);
             self.host.detach(&self.rec, &ep).await;
+            if self.rec.is_remote() {
+                let _ = super::remote::leave_and_delete(&self.rec, &ep).await;
+            }
             return Err(e);
         }
         self.publish();
@@ -227,6 +239,11 @@ impl NetworkState {
             return Ok(());
         };
         self.host.detach(&self.rec, &ep).await;
+        if self.rec.is_remote() {
+            if let Err(e) = super::remote::leave_and_delete(&self.rec, &ep).await {
+                warn!(network = %self.rec.name, container, "leaving the plugin's network: {e}");
+            }
+        }
         self.save()?;
         self.publish();
         self.event("disconnect", Some(container));
@@ -245,6 +262,16 @@ impl NetworkState {
                 "error while removing network: network {} id {} has active endpoints",
                 self.rec.name, self.rec.id
             )));
+        }
+        if self.rec.is_remote() {
+            match super::remote::delete_network(&self.rec).await {
+                Ok(()) => {}
+                // The plugin is gone: its network is forgotten.
+                Err(NetworkError::PluginNotFound(p)) => {
+                    warn!(network = %self.rec.name, "plugin {p} not found; removing the record only")
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.host
             .teardown(&self.rec)

@@ -8,6 +8,7 @@ mod actor;
 mod index;
 pub mod ipam;
 mod model;
+pub mod remote;
 mod supervisor;
 
 use ractor::RpcReplyPort;

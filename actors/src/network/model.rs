@@ -55,7 +55,8 @@ pub struct Endpoint {
     pub sandbox: String,
     /// The interface inside the container (`eth0`...).
     pub ifname: String,
-    /// The host end of the veth pair.
+    /// The host end of the veth pair (a plugin's network: the interface
+    /// its `Join` named, moved into the container).
     pub host_ifname: String,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
@@ -94,7 +95,7 @@ pub struct NetworkRecord {
     pub version: u32,
     pub id: String,
     pub name: String,
-    /// `bridge`, `host` or `null`.
+    /// `bridge`, `host`, `null`, or a network plugin's name.
     pub driver: String,
     pub created: String,
     #[serde(default)]
@@ -154,6 +155,14 @@ impl NetworkRecord {
     }
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
+    }
+    /// A network of a legacy network plugin (`docker network create -d`).
+    pub fn is_remote(&self) -> bool {
+        !super::remote::is_builtin(&self.driver)
+    }
+    /// Containers can join it: a bridge or a plugin's network.
+    pub fn connectable(&self) -> bool {
+        self.is_bridge() || self.is_remote()
     }
     /// A user-defined network (embedded DNS, aliases): not the default bridge.
     pub fn user_defined(&self) -> bool {

@@ -156,7 +156,7 @@ impl SupervisorState {
                 rec.name
             )));
         }
-        if !rec.is_bridge() {
+        if !rec.connectable() {
             return Ok(());
         }
         let ours: Vec<Cidr> = self
@@ -338,6 +338,13 @@ impl Actor for NetworkSupervisor {
                 if let Err(e) = st.check_and_allocate(&mut record, &pools) {
                     let _ = reply.send(Err(e));
                     return Ok(());
+                }
+                if record.is_remote() {
+                    // The plugin makes it first, with berthd's pools.
+                    if let Err(e) = super::remote::create_network(&record).await {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
                 }
                 if let Err(e) = st.args.host.setup(&record).await {
                     let _ = st.args.host.teardown(&record).await;

@@ -159,7 +159,7 @@ pub fn connect(r: Req) -> HandlerFuture {
         let n = find(&r)?;
         let body = r.json_of(&crate::api::schema::NETWORK_CONNECT)?;
         let c = container(&r, &body)?;
-        if !n.is_bridge() {
+        if !n.connectable() {
             return Err(ApiError::new(
                 berth_actors::ErrorKind::Forbidden,
                 format!(

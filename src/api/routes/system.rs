@@ -135,15 +135,20 @@ pub fn info(r: Req) -> HandlerFuture {
         let cfg = ctx.config();
         let snap = ctx.view.borrow().clone();
         let h = &ctx.host;
-        // Volume plugins berthd has activated, after the built-in driver.
+        // Plugins berthd has activated, after the built-in drivers.
+        let plugins = berth_actors::plugin::list().await;
+        let implementing = |i: &str| -> Vec<String> {
+            plugins
+                .iter()
+                .filter(|p| p.implements.iter().any(|x| x == i))
+                .map(|p| p.name.clone())
+                .collect()
+        };
         let mut volume_drivers = vec!["local".to_string()];
-        volume_drivers.extend(
-            berth_actors::plugin::list()
-                .await
-                .into_iter()
-                .filter(|p| p.implements.iter().any(|i| i == "VolumeDriver"))
-                .map(|p| p.name),
-        );
+        volume_drivers.extend(implementing("VolumeDriver"));
+        let mut network_drivers: Vec<String> =
+            ["bridge", "host", "null"].map(String::from).to_vec();
+        network_drivers.extend(implementing("NetworkDriver"));
         let runtimes: serde_json::Map<String, Value> = cfg
             .all_runtimes()
             .into_iter()
@@ -191,7 +196,7 @@ pub fn info(r: Req) -> HandlerFuture {
             "DockerRootDir": cfg.data_root,
             "Plugins": {
                 "Volume": volume_drivers,
-                "Network": ["bridge", "host", "null"],
+                "Network": network_drivers,
                 "Authorization": (!cfg.authorization_plugins.is_empty())
                     .then(|| cfg.authorization_plugins.clone()),
                 "Log": crate::logdrivers::DRIVERS,
