@@ -247,12 +247,30 @@ fn policy() -> Policy {
 fn daemon_with(plugins: &Path, config: Value) -> Daemon {
     let mut d = Daemon::prepare();
     d.write_config(&config);
-    d.extra_args = vec!["-H".into(), d.docker_host()];
+    d.extra_args = vec![
+        "-H".into(),
+        d.docker_host(),
+        "--testing-chaos-control".into(),
+    ];
+    spawn_with(d, plugins)
+}
+
+/// Start (or start again) `d` with the test's plugin directories.
+fn spawn_with(d: Daemon, plugins: &Path) -> Daemon {
     let mut cmd = d.command();
     cmd.args(&d.extra_args)
         .env("BERTH_PLUGIN_SOCKETS", plugins.join("run"))
         .env("BERTH_PLUGIN_SPECS", plugins.join("etc"));
     d.spawn(cmd)
+}
+
+/// Kill a registered actor through the chaos control.
+fn chaos_kill(d: &Daemon, actor: &str) {
+    let r = d.raw(
+        format!("POST /_berth/chaos/kill?actor={actor} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert!(r.status < 300, "{}: {}", r.status, r.text());
 }
 
 fn plugin_dir() -> tempfile::TempDir {
@@ -501,6 +519,37 @@ fn authorization_plugin_sees_what_the_handler_sees() {
     let l = p.last_req("POST", "/images/load");
     assert!(l.get("RequestBody").is_none(), "an upload's body was sent");
     assert_eq!(l["RequestHeaders"]["Content-Type"], "application/x-tar");
+    // archive put and a build context: uploads too.
+    let f = d.dir.path().join("f.txt");
+    std::fs::write(&f, "x").unwrap();
+    d.docker_ok(&["cp", f.to_str().unwrap(), "worker:/tmp/"]);
+    let put = p.last_req("PUT", "/containers/worker/archive");
+    assert!(put.get("RequestBody").is_none(), "{put}");
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nLABEL a=b\n").unwrap();
+    let o = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "authz-built", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = p.last_req("POST", "/build");
+    assert!(b.get("RequestBody").is_none());
+    assert_eq!(b["RequestHeaders"]["Content-Type"], "application/x-tar");
+    // attach (the CLI's run without -d): no body, its hijacked answer asked.
+    p.clear();
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let attach = p
+        .calls()
+        .into_iter()
+        .find(|(m, v)| {
+            m == "/AuthZPlugin.AuthZReq" && v["RequestUri"].as_str().unwrap().contains("/attach?")
+        })
+        .expect("attach asked")
+        .1;
+    assert!(attach.get("RequestBody").is_none());
 
     // Credentials never reach the plugin.
     let r = d.raw(b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: c2VjcmV0\r\nAuthorization: Basic c2VjcmV0\r\nX-Custom: 1\r\nConnection: close\r\n\r\n");
@@ -594,6 +643,16 @@ fn authorization_plugin_failures_deny_and_reload_changes_the_list() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let p = Plugin::new(Arc::new(|_, _| allow())).on_unix(&sock);
     assert!(wait_for(Duration::from_secs(10), || d.get("/_ping").status == 200));
+
+    // The plugin's actor and its supervisor killed: requests are asked
+    // again once they are back, never let through unasked.
+    for actor in ["plugin:pol", "plugins"] {
+        chaos_kill(&d, actor);
+        p.set(Arc::new(|_, _| deny("after the kill")));
+        assert!(wait_for(Duration::from_secs(10), || d.get("/_ping").status == 403));
+        p.set(Arc::new(|_, _| allow()));
+        assert!(wait_for(Duration::from_secs(10), || d.get("/_ping").status == 200));
+    }
 
     // SIGHUP: the list is reloadable; a plugin that cannot be found is
     // refused and nothing changes.
@@ -850,6 +909,41 @@ fn volume_plugin_through_the_cli() {
     assert!(!o.status.success(), "a volume in use was removed");
     d.docker_ok(&["rm", "-f", "c2"]);
     assert_eq!(calls_of(&p, "/VolumeDriver.Unmount", "v2").len(), 1);
+
+    // live-restore: berthd killed while a container uses a plugin's
+    // volume; the container's stop after the restart unmounts the mount
+    // its start made (same ID).
+    d.write_config(&json!({"live-restore": true}));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || d
+        .docker_ok(&["info", "--format", "{{.LiveRestoreEnabled}}"])
+        .trim()
+        == "true"));
+    d.docker_ok(&[
+        "run", "-d", "--name", "c4", "-v", "v1:/d", "busybox", "sleep", "300",
+    ]);
+    let id4 = d.docker_ok(&["inspect", "--format", "{{.Id}}", "c4"]);
+    let id4 = id4.trim().to_string();
+    let mut d = d;
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit_keep();
+    let d = spawn_with(d, dir.path());
+    assert_eq!(
+        d.docker_ok(&["exec", "c4", "sh", "-c", "echo y > /d/h; cat /d/h"]),
+        "y\n"
+    );
+    d.docker_ok(&["stop", "-t", "0", "c4"]);
+    assert!(wait_for(Duration::from_secs(10), || calls_of(
+        &p,
+        "/VolumeDriver.Unmount",
+        "v1"
+    )
+    .iter()
+    .any(|u| u["ID"] == id4.as_str())));
+    assert!(calls_of(&p, "/VolumeDriver.Mount", "v1")
+        .iter()
+        .any(|m| m["ID"] == id4.as_str()));
+    d.docker_ok(&["rm", "c4"]);
 
     // --mount with volume-driver and volume-opt.
     d.docker_ok(&[

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, METRICS, NETWORKS,
+    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, METRICS, NETWORKS, PLUGINS,
     REGISTRY_SESSIONS, VOLUMES,
 };
 
@@ -78,6 +78,10 @@ pub fn kill(r: Req) -> HandlerFuture {
             // One registry host's session (its operations in flight end
             // with an error line; it is started again).
             Some((h, Ok(berth_actors::registry::actor_name(h))))
+        } else if let Some(n) = name.strip_prefix("plugin:") {
+            // One legacy plugin's actor (it activates the plugin again on
+            // its next use).
+            Some((n, Ok(berth_actors::plugin::actor_name(n))))
         } else if let Some(n) = name.strip_prefix("volume:") {
             let rec = r.ctx.volumes.volumes.lookup(n);
             Some((
@@ -108,11 +112,12 @@ pub fn kill(r: Req) -> HandlerFuture {
             LOG_STREAMS,
             EXECS,
             METRICS,
+            PLUGINS,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, {METRICS}, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, {METRICS}, {PLUGINS}, plugin:<name>, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())
