@@ -44,7 +44,7 @@ type Policy = Arc<dyn Fn(&str, &Value) -> Answer + Send + Sync>;
 /// call with its policy, and records each call (method, JSON body).
 struct Plugin {
     /// The activation's `Implements`.
-    implements: &'static str,
+    implements: &'static [&'static str],
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     policy: Arc<Mutex<Policy>>,
     stopped: Arc<AtomicBool>,
@@ -56,10 +56,10 @@ impl<T: Read + Write + Send + 'static> Conn for T {}
 
 impl Plugin {
     fn new(policy: Policy) -> Plugin {
-        Plugin::implementing("authz", policy)
+        Plugin::implementing(&["authz"], policy)
     }
 
-    fn implementing(implements: &'static str, policy: Policy) -> Plugin {
+    fn implementing(implements: &'static [&'static str], policy: Policy) -> Plugin {
         Plugin {
             implements,
             calls: Arc::new(Mutex::new(Vec::new())),
@@ -139,7 +139,7 @@ impl Plugin {
 
 fn answer(
     mut c: Box<dyn Conn>,
-    implements: &str,
+    implements: &[&str],
     calls: &Mutex<Vec<(String, Value)>>,
     policy: &Mutex<Policy>,
 ) {
@@ -172,7 +172,7 @@ fn answer(
     }
     let body = &buf[head_end..head_end + len];
     let a = if path == "/Plugin.Activate" {
-        Answer::Json(200, json!({"Implements": [implements]}))
+        Answer::Json(200, json!({ "Implements": implements }))
     } else {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         calls.lock().unwrap().push((path.clone(), v.clone()));
@@ -835,7 +835,7 @@ fn calls_of(p: &Plugin, method: &str, name: &str) -> Vec<Value> {
 fn volume_plugin_through_the_cli() {
     let dir = plugin_dir();
     let data = dir.path().join("vp-data");
-    let p = Plugin::implementing("VolumeDriver", volume_driver(data.clone()))
+    let p = Plugin::implementing(&["VolumeDriver"], volume_driver(data.clone()))
         .on_unix(&dir.path().join("run/vp.sock"));
     let d = daemon_with(dir.path(), json!({}));
     load_busybox(&d);
@@ -1092,7 +1092,7 @@ fn network_plugin_through_the_cli() {
     let dir = plugin_dir();
     let links = Arc::new(Mutex::new(Vec::new()));
     let _cleanup = Links(links.clone());
-    let p = Plugin::implementing("NetworkDriver", network_driver(links))
+    let p = Plugin::implementing(&["NetworkDriver"], network_driver(links))
         .on_unix(&dir.path().join("run/np.sock"));
     let d = daemon_with(dir.path(), json!({}));
     load_busybox(&d);
@@ -1179,5 +1179,106 @@ fn network_plugin_through_the_cli() {
         "{}",
         stderr(&o)
     );
+    d.stop();
+}
+
+/// An IPAM plugin: one pool (`subnet`, or the one asked for), the gateway
+/// at .1, endpoint addresses from .100 up.
+fn ipam_driver(subnet: String) -> Policy {
+    let next = Arc::new(Mutex::new(100u8));
+    Arc::new(move |m, v| {
+        let base = subnet.trim_end_matches("0/24").to_string();
+        match m {
+            "/IpamDriver.GetDefaultAddressSpaces" => Answer::Json(
+                200,
+                json!({"LocalDefaultAddressSpace": "lspace", "GlobalDefaultAddressSpace": "gspace"}),
+            ),
+            "/IpamDriver.RequestPool" => {
+                let pool = v["Pool"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(&subnet);
+                Answer::Json(200, json!({"PoolID": "pool1", "Pool": pool, "Data": {}}))
+            }
+            "/IpamDriver.RequestAddress" => {
+                if v["Options"]["RequestAddressType"] == "com.docker.network.gateway" {
+                    return Answer::Json(
+                        200,
+                        json!({"Address": format!("{base}1/24"), "Data": {}}),
+                    );
+                }
+                let mut n = next.lock().unwrap();
+                let a = format!("{base}{}/24", *n);
+                *n += 1;
+                Answer::Json(200, json!({"Address": a, "Data": {}}))
+            }
+            "/IpamDriver.GetCapabilities" => {
+                Answer::Json(200, json!({"RequiresMACAddress": false}))
+            }
+            _ => Answer::Json(200, json!({})),
+        }
+    })
+}
+
+#[test]
+fn ipam_plugin_gives_the_pool_and_the_addresses() {
+    let dir = plugin_dir();
+    let d = Daemon::prepare();
+    let subnet = d.subnet(2);
+    let p = Plugin::implementing(&["IpamDriver"], ipam_driver(subnet.clone()))
+        .on_unix(&dir.path().join("run/ip.sock"));
+    let mut d = d;
+    d.extra_args = vec!["-H".into(), d.docker_host()];
+    let d = spawn_with(d, dir.path());
+    load_busybox(&d);
+
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        "ip",
+        "--ipam-opt",
+        "o=1",
+        "inet",
+    ]);
+    let pools = net_calls(&p, "/IpamDriver.RequestPool");
+    assert_eq!(pools.len(), 1);
+    assert_eq!(pools[0]["AddressSpace"], "lspace");
+    assert_eq!(pools[0]["Pool"], "");
+    assert_eq!(pools[0]["Options"], json!({"o": "1"}));
+    let base = subnet.trim_end_matches("0/24").to_string();
+    assert_eq!(
+        d.docker_ok(&[
+            "network", "inspect", "inet", "--format",
+            "{{.IPAM.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{.IPAM.Options}}",
+        ]),
+        format!("ip {subnet} {base}1 map[o:1]\n")
+    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inet",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains(&format!("{base}100/24")), "{out}");
+    assert!(wait_for(Duration::from_secs(10), || net_calls(
+        &p,
+        "/IpamDriver.ReleaseAddress"
+    )
+    .iter()
+    .any(
+        |v| v["Address"] == format!("{base}100").as_str() && v["PoolID"] == "pool1"
+    )));
+    d.docker_ok(&["network", "rm", "inet"]);
+    let released = net_calls(&p, "/IpamDriver.ReleasePool");
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["PoolID"], "pool1");
     d.stop();
 }

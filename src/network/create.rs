@@ -78,6 +78,7 @@ fn v6_pool(c: &Value, s: &str, enabled: bool) -> Result<IpamPool, NetworkError> 
         ip_range: range.to_string(),
         gateway: gateway.to_string(),
         aux: BTreeMap::new(),
+        pool_id: String::new(),
     })
 }
 
@@ -114,10 +115,12 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         d => d.to_string(),
     };
     let ipv6 = body["EnableIPv6"].as_bool() == Some(true);
-    let ipam_driver = body["IPAM"]["Driver"].as_str().unwrap_or("default");
-    if !ipam_driver.is_empty() && ipam_driver != "default" {
-        return Err(NetworkError::PluginNotFound(ipam_driver.to_string()));
-    }
+    let ipam_driver = match body["IPAM"]["Driver"].as_str().unwrap_or("") {
+        "" => "default",
+        d => d,
+    };
+    // An IPAM plugin gives the gateway unless one is asked for.
+    let plugin_ipam = berth_actors::network::remote::is_ipam_plugin(ipam_driver);
     let mut pools = Vec::new();
     for c in body["IPAM"]["Config"].as_array().into_iter().flatten() {
         let s = c["Subnet"].as_str().unwrap_or("");
@@ -147,7 +150,9 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
             }
         }
         let gw = c["Gateway"].as_str().unwrap_or("");
-        let gateway = if gw.is_empty() {
+        let gateway = if gw.is_empty() && plugin_ipam {
+            String::new()
+        } else if gw.is_empty() {
             subnet.first_host().to_string()
         } else {
             let g = ipv4(gw, "gateway")?;
@@ -173,6 +178,7 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
             ip_range: range.to_string(),
             gateway,
             aux,
+            pool_id: String::new(),
         });
     }
     if pools.iter().filter(|p| p.is_v6()).count() > 1 {
@@ -222,7 +228,8 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         internal: body["Internal"].as_bool().unwrap_or(false),
         attachable: body["Attachable"].as_bool().unwrap_or(false),
         enable_ipv6: ipv6,
-        ipam_driver: "default".into(),
+        ipam_driver: ipam_driver.to_string(),
+        ipam_options: strings(&body["IPAM"]["Options"]),
         pools,
         icc: flag("com.docker.network.bridge.enable_icc", true),
         masquerade: flag(

@@ -130,6 +130,7 @@ fn predefined(name: &str, driver: &str) -> NetworkRecord {
         attachable: false,
         enable_ipv6: false,
         ipam_driver: "default".into(),
+        ipam_options: Default::default(),
         pools: vec![],
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
@@ -220,6 +221,7 @@ pub fn with_predefined(
             ip_range: cfg.fixed_cidr.clone(),
             gateway: ip.to_string(),
             aux: BTreeMap::new(),
+            pool_id: String::new(),
         })
     } else if !cfg.bip.is_empty() {
         let c = Cidr::parse(&cfg.bip).ok_or_else(|| format!("invalid bip {}", cfg.bip))?;
@@ -228,6 +230,7 @@ pub fn with_predefined(
             ip_range: cfg.fixed_cidr.clone(),
             gateway: c.addr.to_string(),
             aux: BTreeMap::new(),
+            pool_id: String::new(),
         })
     } else if let Some(p) = b.pools.first() {
         let mut p = p.clone();
@@ -256,6 +259,7 @@ pub fn with_predefined(
                 ip_range: cfg.fixed_cidr.clone(),
                 gateway: c.first_host().to_string(),
                 aux: BTreeMap::new(),
+                pool_id: String::new(),
             }
         }
     };
@@ -278,6 +282,7 @@ pub fn with_predefined(
             ip_range: String::new(),
             gateway: c.first_host().to_string(),
             aux: BTreeMap::new(),
+            pool_id: String::new(),
         });
     }
     Ok(recs)

@@ -180,8 +180,20 @@ impl NetworkState {
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
-        let (ip, subnet, gateway) = self.address(req.ip)?;
-        let v6 = self.address6(req.ip6)?;
+        let ipam_plugin = super::remote::is_ipam_plugin(&self.rec.ipam_driver);
+        let (ip, prefix, gateway) = if ipam_plugin {
+            super::remote::request_address(&self.rec, req.ip, req.mac.as_deref().unwrap_or(""))
+                .await?
+        } else {
+            let (ip, subnet, gateway) = self.address(req.ip)?;
+            (ip, subnet.prefix, gateway)
+        };
+        // IPv6 of an IPAM plugin's network: not asked for (IPv4 only).
+        let v6 = if ipam_plugin {
+            None
+        } else {
+            self.address6(req.ip6)?
+        };
         let mut ep = Endpoint {
             id: endpoint_id(&self.rec.id, &req.container),
             container: req.container.clone(),
@@ -189,7 +201,7 @@ impl NetworkState {
             aliases: req.aliases.clone(),
             links: req.links.clone(),
             ip: ip.to_string(),
-            prefix: subnet.prefix,
+            prefix,
             gateway,
             mac: req.mac.clone().unwrap_or_else(|| mac_for(ip)),
             sandbox: req.sandbox.clone(),
@@ -201,25 +213,11 @@ impl NetworkState {
             prefix6: v6.as_ref().map(|v| v.1).unwrap_or(0),
             gateway6: v6.map(|v| v.2).unwrap_or_default(),
         };
-        if self.rec.is_remote() {
-            // The plugin publishes nothing of berthd's: its own business.
-            ep.ports.clear();
-            super::remote::create_and_join(&self.rec, &mut ep).await?;
+        let r = self.plumb(&mut ep, &req.name).await;
+        if r.is_err() && ipam_plugin {
+            super::remote::release_address(&self.rec, &ep.ip).await;
         }
-        let attached = self.host.attach(&self.rec, &ep).await;
-        if attached.is_err() && self.rec.is_remote() {
-            let _ = super::remote::leave_and_delete(&self.rec, &ep).await;
-        }
-        ep.ports = attached.map_err(|e| {
-            if e.contains("port is already allocated") {
-                NetworkError::System(format!(
-                    "driver failed programming external connectivity on endpoint {} ({}): {e}",
-                    req.name, ep.id
-                ))
-            } else {
-                NetworkError::System(e)
-            }
-        })?;
+        r?;
         self.rec.endpoints.insert(req.container.clone(), ep.clone());
         if let Err(e) = self.save() {
             self.rec.endpoints.remove(&req.container);
@@ -227,11 +225,39 @@ impl NetworkState {
             if self.rec.is_remote() {
                 let _ = super::remote::leave_and_delete(&self.rec, &ep).await;
             }
+            if ipam_plugin {
+                super::remote::release_address(&self.rec, &ep.ip).await;
+            }
             return Err(e);
         }
         self.publish();
         self.event("connect", Some(&req.container));
         Ok(ep)
+    }
+
+    /// The endpoint on the host (and at its network plugin), with its
+    /// published ports as the host made them.
+    async fn plumb(&mut self, ep: &mut Endpoint, name: &str) -> Result<(), NetworkError> {
+        if self.rec.is_remote() {
+            // The plugin publishes nothing of berthd's: its own business.
+            ep.ports.clear();
+            super::remote::create_and_join(&self.rec, ep).await?;
+        }
+        let attached = self.host.attach(&self.rec, ep).await;
+        if attached.is_err() && self.rec.is_remote() {
+            let _ = super::remote::leave_and_delete(&self.rec, ep).await;
+        }
+        ep.ports = attached.map_err(|e| {
+            if e.contains("port is already allocated") {
+                NetworkError::System(format!(
+                    "driver failed programming external connectivity on endpoint {name} ({}): {e}",
+                    ep.id
+                ))
+            } else {
+                NetworkError::System(e)
+            }
+        })?;
+        Ok(())
     }
 
     async fn disconnect(&mut self, container: &str) -> Result<(), NetworkError> {
@@ -243,6 +269,9 @@ impl NetworkState {
             if let Err(e) = super::remote::leave_and_delete(&self.rec, &ep).await {
                 warn!(network = %self.rec.name, container, "leaving the plugin's network: {e}");
             }
+        }
+        if super::remote::is_ipam_plugin(&self.rec.ipam_driver) {
+            super::remote::release_address(&self.rec, &ep.ip).await;
         }
         self.save()?;
         self.publish();
@@ -277,6 +306,9 @@ impl NetworkState {
             .teardown(&self.rec)
             .await
             .map_err(NetworkError::System)?;
+        if super::remote::is_ipam_plugin(&self.rec.ipam_driver) {
+            super::remote::release_pools(&self.rec).await;
+        }
         self.host
             .delete(&self.rec.id)
             .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;

@@ -18,6 +18,10 @@ pub struct IpamPool {
     pub gateway: String,
     #[serde(default)]
     pub aux: BTreeMap<String, String>,
+    /// The pool's ID at an IPAM plugin (`--ipam-driver`); empty for
+    /// berthd's own IPAM.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pool_id: String,
 }
 
 /// One published port.
@@ -106,6 +110,9 @@ pub struct NetworkRecord {
     pub enable_ipv6: bool,
     #[serde(default)]
     pub ipam_driver: String,
+    /// `--ipam-opt`: passed to an IPAM plugin's `RequestPool`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipam_options: BTreeMap<String, String>,
     #[serde(default)]
     pub pools: Vec<IpamPool>,
     #[serde(default)]

@@ -3,6 +3,10 @@
 //! creates each endpoint's interface in the host's namespace; berthd keeps
 //! the record, gives addresses from its own IPAM, and moves the plugin's
 //! interface into the container's namespace (the NetworkHost's `attach`).
+//!
+//! Addresses of a network with an IPAM plugin (`--ipam-driver`,
+//! `IpamDriver.*`) come from that plugin: its pools at create, an
+//! address per endpoint, all given back when they go.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -13,13 +17,32 @@ use super::NetworkError;
 /// The interface a network plugin implements.
 pub const INTERFACE: &str = "NetworkDriver";
 
+/// The interface an IPAM plugin implements.
+pub const IPAM_INTERFACE: &str = "IpamDriver";
+/// The `RequestAddressType` option of a gateway's address.
+const GATEWAY: &str = "com.docker.network.gateway";
+
+/// `default` is berthd's IPAM; any other name is a plugin.
+pub fn is_ipam_plugin(driver: &str) -> bool {
+    !matches!(driver, "" | "default")
+}
+
 /// Built-in drivers; any other name is a plugin.
 pub fn is_builtin(driver: &str) -> bool {
     matches!(driver, "bridge" | "host" | "null" | "")
 }
 
 async fn call(driver: &str, method: &str, body: Value) -> Result<Value, NetworkError> {
-    let h = crate::plugin::get(driver, INTERFACE).await.map_err(|e| {
+    call_of(INTERFACE, driver, method, body).await
+}
+
+async fn call_of(
+    interface: &str,
+    driver: &str,
+    method: &str,
+    body: Value,
+) -> Result<Value, NetworkError> {
+    let h = crate::plugin::get(driver, interface).await.map_err(|e| {
         if e.message.contains("plugin not found") {
             NetworkError::PluginNotFound(driver.to_string())
         } else {
@@ -28,7 +51,7 @@ async fn call(driver: &str, method: &str, body: Value) -> Result<Value, NetworkE
     })?;
     let answer = h
         .call(
-            &format!("{INTERFACE}.{method}"),
+            &format!("{interface}.{method}"),
             Bytes::from(body.to_string()),
         )
         .await
@@ -37,11 +60,11 @@ async fn call(driver: &str, method: &str, body: Value) -> Result<Value, NetworkE
         json!({})
     } else {
         serde_json::from_slice(&answer).map_err(|e| {
-            NetworkError::System(format!("{INTERFACE}.{method}: invalid answer: {e}"))
+            NetworkError::System(format!("{interface}.{method}: invalid answer: {e}"))
         })?
     };
     match v.get("Err").and_then(Value::as_str) {
-        Some(e) if !e.is_empty() => Err(NetworkError::System(format!("{INTERFACE}.{method}: {e}"))),
+        Some(e) if !e.is_empty() => Err(NetworkError::System(format!("{interface}.{method}: {e}"))),
         _ => Ok(v),
     }
 }
@@ -167,4 +190,161 @@ pub async fn leave_and_delete(rec: &NetworkRecord, ep: &Endpoint) -> Result<(), 
 /// create`'s 404).
 pub async fn check(driver: &str) -> Result<(), NetworkError> {
     call(driver, "GetCapabilities", json!({})).await.map(|_| ())
+}
+
+async fn ipam(driver: &str, method: &str, body: Value) -> Result<Value, NetworkError> {
+    call_of(IPAM_INTERFACE, driver, method, body).await
+}
+
+/// The address part of `ip/prefix`.
+fn addr_of(cidr: &str) -> &str {
+    cidr.split('/').next().unwrap_or(cidr)
+}
+
+/// The network's pools from its IPAM plugin: each pool asked for (its
+/// subnet, or any when none was given), its gateway (the one asked for,
+/// the pool's `com.docker.network.gateway`, or an address asked for as
+/// the gateway). On a failure, what was obtained is given back.
+pub async fn request_pools(rec: &mut NetworkRecord) -> Result<(), NetworkError> {
+    let d = rec.ipam_driver.clone();
+    let spaces = ipam(&d, "GetDefaultAddressSpaces", json!({})).await?;
+    let space = spaces["LocalDefaultAddressSpace"]
+        .as_str()
+        .unwrap_or("LocalDefault")
+        .to_string();
+    if rec.v4_pools().next().is_none() {
+        rec.pools.insert(
+            0,
+            super::model::IpamPool {
+                subnet: String::new(),
+                ip_range: String::new(),
+                gateway: String::new(),
+                aux: Default::default(),
+                pool_id: String::new(),
+            },
+        );
+    }
+    let opts = rec.ipam_options.clone();
+    for i in 0..rec.pools.len() {
+        if let Err(e) = request_pool(&d, &space, &opts, &mut rec.pools[i]).await {
+            release_pools(rec).await;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+async fn request_pool(
+    d: &str,
+    space: &str,
+    opts: &std::collections::BTreeMap<String, String>,
+    p: &mut super::model::IpamPool,
+) -> Result<(), NetworkError> {
+    let v6 = p.subnet.contains(':');
+    let r = ipam(
+        d,
+        "RequestPool",
+        json!({"AddressSpace": space, "Pool": p.subnet, "SubPool": p.ip_range, "Options": opts, "V6": v6}),
+    )
+    .await?;
+    let id = r["PoolID"].as_str().unwrap_or_default();
+    let pool = r["Pool"].as_str().unwrap_or_default();
+    if id.is_empty() || !pool.contains('/') {
+        return Err(NetworkError::System(format!(
+            "{IPAM_INTERFACE}.RequestPool: the plugin answered no PoolID or Pool ({r})"
+        )));
+    }
+    p.pool_id = id.to_string();
+    p.subnet = pool.to_string();
+    let from_pool = r["Data"][GATEWAY].as_str().map(addr_of).map(str::to_string);
+    p.gateway = match (p.gateway.is_empty(), from_pool) {
+        (true, Some(g)) => g,
+        _ => {
+            let a = ipam(
+                d,
+                "RequestAddress",
+                json!({"PoolID": id, "Address": p.gateway, "Options": {"RequestAddressType": GATEWAY}}),
+            )
+            .await?;
+            addr_of(a["Address"].as_str().unwrap_or_default()).to_string()
+        }
+    };
+    Ok(())
+}
+
+/// Give every pool back (gateways first); best effort.
+pub async fn release_pools(rec: &NetworkRecord) {
+    for p in rec.pools.iter().filter(|p| !p.pool_id.is_empty()) {
+        if !p.gateway.is_empty() {
+            let _ = ipam(
+                &rec.ipam_driver,
+                "ReleaseAddress",
+                json!({"PoolID": p.pool_id, "Address": p.gateway}),
+            )
+            .await;
+        }
+        if let Err(e) = ipam(
+            &rec.ipam_driver,
+            "ReleasePool",
+            json!({"PoolID": p.pool_id}),
+        )
+        .await
+        {
+            tracing::warn!(network = %rec.name, pool = %p.pool_id, "releasing the pool: {e}");
+        }
+    }
+}
+
+/// An endpoint's IPv4 address from the IPAM plugin (the one asked for,
+/// or any): the address, its prefix, the pool's gateway.
+pub async fn request_address(
+    rec: &NetworkRecord,
+    want: Option<std::net::Ipv4Addr>,
+    mac: &str,
+) -> Result<(std::net::Ipv4Addr, u8, String), NetworkError> {
+    let p = rec
+        .v4_pools()
+        .next()
+        .ok_or_else(|| NetworkError::System(format!("network {} has no IPv4 pool", rec.name)))?;
+    let a = ipam(
+        &rec.ipam_driver,
+        "RequestAddress",
+        json!({
+            "PoolID": p.pool_id,
+            "Address": want.map(|w| w.to_string()).unwrap_or_default(),
+            "Options": {"com.docker.network.endpoint.macaddress": mac},
+        }),
+    )
+    .await?;
+    let cidr = a["Address"].as_str().unwrap_or_default();
+    let (ip, prefix) = cidr.split_once('/').unwrap_or((cidr, ""));
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+        NetworkError::System(format!(
+            "{IPAM_INTERFACE}.RequestAddress: the plugin answered no address ({a})"
+        ))
+    })?;
+    let prefix = prefix.parse().unwrap_or_else(|_| {
+        p.subnet
+            .rsplit('/')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(32)
+    });
+    Ok((ip, prefix, p.gateway.clone()))
+}
+
+/// Give an endpoint's address back; best effort.
+pub async fn release_address(rec: &NetworkRecord, ip: &str) {
+    let Some(p) = rec.v4_pools().next() else {
+        return;
+    };
+    if let Err(e) = ipam(
+        &rec.ipam_driver,
+        "ReleaseAddress",
+        json!({"PoolID": p.pool_id, "Address": ip}),
+    )
+    .await
+    {
+        tracing::warn!(network = %rec.name, %ip, "releasing the address: {e}");
+    }
 }

@@ -156,7 +156,8 @@ impl SupervisorState {
                 rec.name
             )));
         }
-        if !rec.connectable() {
+        if !rec.connectable() || super::remote::is_ipam_plugin(&rec.ipam_driver) {
+            // An IPAM plugin's pools are its own business.
             return Ok(());
         }
         let ours: Vec<Cidr> = self
@@ -228,6 +229,7 @@ impl SupervisorState {
                 ip_range: String::new(),
                 gateway: c.first_host().to_string(),
                 aux: Default::default(),
+                pool_id: String::new(),
             });
         }
         for p in rec.pools.iter_mut() {
@@ -253,6 +255,7 @@ impl SupervisorState {
                 ip_range: String::new(),
                 gateway: c.first_host().to_string(),
                 aux: Default::default(),
+                pool_id: String::new(),
             });
         }
         Ok(())
@@ -339,15 +342,28 @@ impl Actor for NetworkSupervisor {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
+                let ipam_plugin = super::remote::is_ipam_plugin(&record.ipam_driver);
+                if ipam_plugin {
+                    if let Err(e) = super::remote::request_pools(&mut record).await {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                }
                 if record.is_remote() {
-                    // The plugin makes it first, with berthd's pools.
+                    // The plugin makes it first, with the pools.
                     if let Err(e) = super::remote::create_network(&record).await {
+                        if ipam_plugin {
+                            super::remote::release_pools(&record).await;
+                        }
                         let _ = reply.send(Err(e));
                         return Ok(());
                     }
                 }
                 if let Err(e) = st.args.host.setup(&record).await {
                     let _ = st.args.host.teardown(&record).await;
+                    if ipam_plugin {
+                        super::remote::release_pools(&record).await;
+                    }
                     let _ = reply.send(Err(NetworkError::System(e)));
                     return Ok(());
                 }

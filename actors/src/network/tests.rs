@@ -25,6 +25,7 @@ pub(crate) fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
         attachable: false,
         enable_ipv6: false,
         ipam_driver: "default".into(),
+        ipam_options: Default::default(),
         pools: subnet
             .map(|s| {
                 vec![IpamPool {
@@ -32,6 +33,7 @@ pub(crate) fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
                     ip_range: String::new(),
                     gateway: String::new(),
                     aux: BTreeMap::new(),
+                    pool_id: String::new(),
                 }]
             })
             .unwrap_or_default(),

@@ -58,7 +58,11 @@ pub fn network_json(n: &NetworkRecord, containers: bool) -> Value {
         "Driver": n.driver,
         "EnableIPv4": true,
         "EnableIPv6": n.enable_ipv6,
-        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "IPAM": {
+            "Driver": if n.ipam_driver.is_empty() { "default" } else { n.ipam_driver.as_str() },
+            "Options": if n.ipam_options.is_empty() { Value::Null } else { json!(n.ipam_options) },
+            "Config": config,
+        },
         "Internal": n.internal,
         "Attachable": n.attachable,
         "Ingress": false,
