@@ -789,9 +789,11 @@ fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
 
 /// A volume plugin: each volume a directory under `root`.
 fn volume_driver(root: PathBuf) -> Policy {
-    let vols = Arc::new(Mutex::new(
-        std::collections::BTreeMap::<String, PathBuf>::new(),
-    ));
+    // One volume the plugin made for someone else.
+    let vols = Arc::new(Mutex::new(std::collections::BTreeMap::from([(
+        "outside".to_string(),
+        root.join("outside"),
+    )])));
     Arc::new(move |m, v| {
         let name = v["Name"].as_str().unwrap_or("").to_string();
         let mut vols = vols.lock().unwrap();
@@ -814,6 +816,17 @@ fn volume_driver(root: PathBuf) -> Policy {
                 Some(p) => Answer::Json(200, json!({"Mountpoint": p, "Err": ""})),
                 None => Answer::Json(200, json!({"Err": "no such volume"})),
             },
+            "/VolumeDriver.Get" => match vols.get(&name) {
+                Some(p) => Answer::Json(
+                    200,
+                    json!({"Volume": {"Name": name, "Mountpoint": p, "Status": {"health": "fine"}}, "Err": ""}),
+                ),
+                None => Answer::Json(200, json!({"Err": "no such volume"})),
+            },
+            "/VolumeDriver.List" => Answer::Json(
+                200,
+                json!({"Volumes": vols.iter().map(|(n, p)| json!({"Name": n, "Mountpoint": p})).collect::<Vec<_>>(), "Err": ""}),
+            ),
             "/VolumeDriver.Capabilities" => {
                 Answer::Json(200, json!({"Capabilities": {"Scope": "global"}}))
             }
@@ -856,6 +869,28 @@ fn volume_plugin_through_the_cli() {
             "{{.Driver}} {{.Scope}} {{.Labels}}"
         ]),
         "vp global map[a:b]\n"
+    );
+    // The plugin's Status in inspect; its other volumes listed.
+    assert_eq!(
+        d.docker_ok(&["volume", "inspect", "v1", "--format", "{{json .Status}}"]),
+        "{\"health\":\"fine\"}\n"
+    );
+    let ls = d.docker_ok(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
+    assert!(
+        ls.contains("vp outside\n") && ls.contains("vp v1\n"),
+        "{ls}"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "driver=vp",
+            "--filter",
+            "name=outs"
+        ]),
+        "outside\n"
     );
 
     // Mounted for the container, under the container's ID, unmounted after.

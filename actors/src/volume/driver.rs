@@ -106,3 +106,26 @@ pub async fn remove(driver: &str, name: &str) -> Result<(), VolumeError> {
             other => other,
         })
 }
+
+/// `VolumeDriver.Get`: the plugin's view of one volume (`Name`,
+/// `Mountpoint`, `Status`, `CreatedAt`).
+pub async fn get(driver: &str, name: &str) -> Result<Value, VolumeError> {
+    let v = call(driver, "Get", json!({"Name": name})).await?;
+    Ok(v["Volume"].clone())
+}
+
+/// `VolumeDriver.List`: the plugin's volumes.
+pub async fn list(driver: &str) -> Result<Vec<Value>, VolumeError> {
+    let v = call(driver, "List", json!({})).await?;
+    Ok(v["Volumes"].as_array().cloned().unwrap_or_default())
+}
+
+/// The volume plugins berthd has activated.
+pub async fn active_plugins() -> Vec<String> {
+    crate::plugin::list()
+        .await
+        .into_iter()
+        .filter(|p| p.active && p.implements.iter().any(|i| i == INTERFACE))
+        .map(|p| p.name)
+        .collect()
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use berth_actors::volume::driver;
 use berth_actors::volume::{
     VolumeError, VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
 };
@@ -101,6 +102,37 @@ pub fn list(r: Req) -> HandlerFuture {
         let f = Filters::parse(r.query.get("filters"))?;
         f.validate(&["dangling", "driver", "label", "name"])?;
         let snap = r.ctx.volumes.volumes.snapshot();
+        // The volumes of the active volume plugins that berthd has no
+        // record of (made through another daemon), as dockerd lists them.
+        let mut foreign = Vec::new();
+        for p in driver::active_plugins().await {
+            match driver::list(&p).await {
+                Ok(vols) => foreign.extend(vols.into_iter().filter_map(|v| {
+                    let name = v["Name"].as_str()?.to_string();
+                    (!snap.by_name.contains_key(&name)).then(|| (p.clone(), name, v))
+                })),
+                Err(e) => tracing::warn!(plugin = %p, "listing its volumes: {e}"),
+            }
+        }
+        let foreign = foreign
+            .into_iter()
+            .filter(|(p, name, _)| {
+                f.values("name").all(|n| name.contains(n.as_str()))
+                    && f.values("driver").all(|d| d == p)
+                    && !f.contains("label")
+                    && f.values("dangling").all(|d| d == "true" || d == "1")
+            })
+            .map(|(p, name, v)| {
+                json!({
+                    "CreatedAt": v["CreatedAt"].as_str().unwrap_or(""),
+                    "Driver": p,
+                    "Labels": Value::Null,
+                    "Mountpoint": v["Mountpoint"].as_str().unwrap_or(""),
+                    "Name": name,
+                    "Options": Value::Null,
+                    "Scope": "local",
+                })
+            });
         let out: Vec<Value> = snap
             .by_name
             .values()
@@ -112,6 +144,7 @@ pub fn list(r: Req) -> HandlerFuture {
                     && f.labels("label", &v.labels)
             })
             .map(|v| volume_json(v))
+            .chain(foreign)
             .collect();
         ok_json(&json!({"Volumes": out, "Warnings": []}))
     })
@@ -120,7 +153,25 @@ pub fn list(r: Req) -> HandlerFuture {
 pub fn inspect(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let v = r.ctx.volumes.volumes.lookup(r.param("name")).map_err(err)?;
-        ok_json(&volume_json(&v))
+        let mut out = volume_json(&v);
+        if driver::is_plugin(&v.driver) {
+            // The plugin's `Status` (and its mountpoint before any mount);
+            // a plugin that is gone leaves the record's view.
+            match driver::get(&v.driver, &v.name).await {
+                Ok(g) => {
+                    if let Some(s) = g.get("Status").filter(|s| s.is_object()) {
+                        out["Status"] = s.clone();
+                    }
+                    if v.mountpoint.is_empty() {
+                        if let Some(m) = g["Mountpoint"].as_str() {
+                            out["Mountpoint"] = json!(m);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(volume = %v.name, "the plugin's view: {e}"),
+            }
+        }
+        ok_json(&out)
     })
 }
 
