@@ -84,6 +84,34 @@ impl Plugin {
         (self, port)
     }
 
+    /// On TCP with TLS (the server certificate `cert`, its key `key`, PEM).
+    fn on_tls(self, cert: &str, key: &str) -> (Plugin, u16) {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let cfg = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        self.serve(move || {
+            let (s, _) = l.accept()?;
+            let conn = rustls::ServerConnection::new(cfg.clone()).map_err(std::io::Error::other)?;
+            Ok(Box::new(rustls::StreamOwned::new(conn, s)) as Box<dyn Conn>)
+        });
+        (self, port)
+    }
+
     fn serve(&self, accept: impl Fn() -> std::io::Result<Box<dyn Conn>> + Send + 'static) {
         let (calls, policy, stopped, implements) = (
             self.calls.clone(),
@@ -698,7 +726,7 @@ fn berthd_does_not_start_without_its_authorization_plugin() {
 }
 
 #[test]
-fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
+fn tls_user_and_plugins_on_tcp_and_tls_found_by_spec_files() {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
@@ -742,7 +770,25 @@ fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
     ] {
         std::fs::write(certs.join(n), t).unwrap();
     }
-    d.write_config(&json!({"authorization-plugins": ["tcppol"]}));
+    // A second plugin on TLS, found by a `.json` spec naming the CA.
+    let (tls_cert, tls_key) = leaf(
+        "127.0.0.1",
+        vec!["127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (tp, tls_port) = Plugin::new(Arc::new(|_, _| allow())).on_tls(&tls_cert, &tls_key);
+    std::fs::write(dir.path().join("etc/ca.pem"), &ca_pem).unwrap();
+    std::fs::write(
+        dir.path().join("etc/tlspol.json"),
+        json!({
+            "Name": "tlspol",
+            "Addr": format!("tcp://127.0.0.1:{tls_port}"),
+            "TLSConfig": {"CAFile": dir.path().join("etc/ca.pem")},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    d.write_config(&json!({"authorization-plugins": ["tcppol", "tlspol"]}));
     let tport = free_port();
     let tcp = format!("tcp://127.0.0.1:{tport}");
     let mut cmd = d.command();
@@ -774,6 +820,16 @@ fn tls_user_and_a_tcp_plugin_found_by_its_spec_file() {
     assert_eq!(ps["UserAuthNMethod"], "TLS");
     let pem = String::from_utf8(b64(&ps["RequestPeerCertificates"][0])).unwrap();
     assert_eq!(pem.trim(), cli_cert.trim());
+    // Both plugins were asked, in order.
+    assert!(tp.calls().iter().any(|(_, v)| v["User"] == "alice"));
+    tp.set(Arc::new(|_, _| deny("tls says no")));
+    let o = d.docker(&["ps"]);
+    assert!(
+        stderr(&o).contains("authorization denied by plugin tlspol: tls says no"),
+        "{}",
+        stderr(&o)
+    );
+    tp.set(Arc::new(|_, _| allow()));
     // Over the unix socket: no user.
     d.docker_ok(&["version"]);
     let v = p
