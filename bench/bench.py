@@ -434,6 +434,82 @@ def make_receiver(tmp):
     return exe
 
 
+# An authorization plugin that allows everything, on a unix socket: one
+# thread per connection, keep-alive, so the plugin is never what the
+# daemons wait for. Answers Plugin.Activate with authz.
+AUTHZ_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static void *serve(void *arg) {
+    int c = (int)(long)arg;
+    static __thread char b[1 << 22];
+    size_t n = 0;
+    for (;;) {
+        char *end = 0;
+        while (!(end = memmem(b, n, "\r\n\r\n", 4))) {
+            ssize_t r = read(c, b + n, sizeof b - n);
+            if (r <= 0) { close(c); return 0; }
+            n += r;
+        }
+        size_t head = end + 4 - b, body = 0;
+        for (char *p = b; p < end; p++)
+            if (!strncasecmp(p, "\ncontent-length:", 16)) body = strtoul(p + 16, 0, 10);
+        while (n < head + body) {
+            ssize_t r = read(c, b + n, sizeof b - n);
+            if (r <= 0) { close(c); return 0; }
+            n += r;
+        }
+        const char *ans = strstr(b, "/Plugin.Activate") && strstr(b, "/Plugin.Activate") < end
+            ? "{\"Implements\":[\"authz\"]}" : "{\"Allow\":true}";
+        char out[256];
+        int k = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: %zu\r\n\r\n%s", strlen(ans), ans);
+        if (write(c, out, k) != k) { close(c); return 0; }
+        memmove(b, b + head + body, n - head - body);
+        n -= head + body;
+    }
+}
+int main(int argc, char **argv) {
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+    unlink(argv[1]);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 128)) return 1;
+    for (;;) {
+        int c = accept(l, 0, 0);
+        if (c < 0) continue;
+        pthread_t t;
+        pthread_create(&t, 0, serve, (void *)(long)c);
+        pthread_detach(t);
+    }
+}
+"""
+
+
+def start_authz_plugin(tmp, name):
+    """The allow-all plugin at /run/docker/plugins/NAME.sock (where dockerd
+    looks; berthd looks there too)."""
+    d = os.path.join(tmp, "authz")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "authz.c"), "w") as f:
+        f.write(AUTHZ_C)
+    exe = os.path.join(d, "authz")
+    subprocess.run(["cc", "-O2", "-pthread", "-o", exe, os.path.join(d, "authz.c")], check=True)
+    os.makedirs("/run/docker/plugins", exist_ok=True)
+    sock = f"/run/docker/plugins/{name}.sock"
+    p = subprocess.Popen([exe, sock])
+    for _ in range(100):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.02)
+    return p, sock
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -672,7 +748,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--layer-mb", type=int, default=50)
-    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build", "logs"], default="all")
+    ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build", "logs", "authz"], default="all")
     ap.add_argument("--sdk-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "..", "target", "sdk-venv", "bin", "python"),
                     help="a python with the pinned docker SDK (made by `cargo test --test python_sdk`)")
@@ -681,16 +757,24 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     procs = {}
+    authz = {}
     try:
         # live-restore on both: the restart figure needs it, nothing else
         # notices. The network figures give each its own default bridge.
         # The SDK suite's links need a default bridge on both too.
         net = want("network") or args.only in ("sdk", "build")
+        # Authorization: both daemons ask the same allow-all plugin about
+        # every request (its own run: it slows every other figure).
+        authz = {}
+        if args.only == "authz":
+            name = f"berthbench{os.getpid()}"
+            authz_proc, authz_sock = start_authz_plugin(tmp, name)
+            authz = {"authorization-plugins": [name]}
         cfgs = {}
         for n, bip in (("berthd", "10.250.1.1/24"), ("dockerd", "10.250.0.1/24")):
             cfgs[n] = os.path.join(tmp, f"{n}.json")
             with open(cfgs[n], "w") as f:
-                json.dump({"live-restore": True, **({"bip": bip} if net else {})}, f)
+                json.dump({"live-restore": True, **({"bip": bip} if net else {}), **authz}, f)
         socks = {n: os.path.join(tmp, f"{n}.sock") for n in ("berthd", "dockerd")}
         common = lambda n: [
             "--data-root", os.path.join(tmp, n, "data"),
@@ -723,6 +807,11 @@ def main():
             res[n]["ping_rps"] = throughput(args.loadgen, socks[n], "/_ping", args.seconds)
             res[n]["version_rps"] = throughput(args.loadgen, socks[n], "/version", args.seconds)
             res[n]["docker_version_s"] = cli_mean(socks[n], args.runs)
+        for n in (procs if authz else []):
+            res[n]["authz_ping_rps"] = throughput(args.loadgen, socks[n], "/_ping", args.seconds)
+            res[n]["authz_containers_json_rps"] = throughput(args.loadgen, socks[n], "/containers/json", args.seconds)
+            res[n]["authz_docker_version_s"] = cli_mean(socks[n], args.runs)
+            print(n, json.dumps(res[n]), flush=True)
         # Containers: run --rm, run -d rate, shim RSS, /containers/json with 100, 1M lines, restart.
         if want("containers"):
             bb = os.path.join(tmp, "busybox.tar")
@@ -845,6 +934,9 @@ def main():
             ("  gelf lines lost", "log_gelf_lost", "0"),
             ("  fluentd lines lost", "log_fluentd_lost", "0"),
             ("  local lines lost", "log_local_lost", "0"),
+            ("authz plugin: /_ping req/s", "authz_ping_rps", ">= 1"),
+            ("authz plugin: /containers/json req/s", "authz_containers_json_rps", ">= 1"),
+            ("authz plugin: docker version mean (s)", "authz_docker_version_s", "<= 1"),
         ]
         print(f"{'figure':38} {'berthd':>12} {'dockerd':>12} {'ratio':>8}  goal")
         for label, key, goal in rows:
@@ -853,7 +945,8 @@ def main():
             ratio = b[key] / d[key] if d[key] else float("nan")
             print(f"{label:38} {b[key]:12.3f} {d[key]:12.3f} {ratio:8.3f}  {goal}")
             res.setdefault("ratios", {})[key] = ratio
-        print(f"(dockerd figure counts {d['processes']} processes: dockerd and its containerd)")
+        if "processes" in d:
+            print(f"(dockerd figure counts {d['processes']} processes: dockerd and its containerd)")
         out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, time.strftime("%Y%m%d-%H%M%S") + ".json"), "w") as f:
@@ -893,6 +986,12 @@ def main():
         for m in sorted(points, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        if authz:
+            authz_proc.kill()
+            try:
+                os.unlink(authz_sock)
+            except OSError:
+                pass
         # dockerd leaves docker0 and its iptables (nft) tables behind, berthd
         # (live-restore) its default bridge and table: remove what is new.
         if "dockerd" in procs:

@@ -206,13 +206,60 @@ pub struct HostPlugins {
 impl PluginPort for HostPlugins {
     fn locate(&self, name: &str) -> Result<Arc<dyn PluginClient>, String> {
         let endpoint = self.discovery.find(name)?;
-        Ok(Arc::new(HttpPlugin { endpoint }))
+        Ok(Arc::new(HttpPlugin::new(endpoint)))
     }
 }
 
-/// A plugin spoken to over HTTP/1.1, one connection per call.
+/// Idle keep-alive connections kept per plugin.
+const MAX_IDLE: usize = 16;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A plugin spoken to over HTTP/1.1, with keep-alive connections reused
+/// (as dockerd's plugin client does): a call takes an idle connection or
+/// opens one, and gives it back once the answer was read.
 pub struct HttpPlugin {
     pub endpoint: Endpoint,
+    idle: Arc<std::sync::Mutex<Vec<Sender>>>,
+}
+
+impl HttpPlugin {
+    pub fn new(endpoint: Endpoint) -> HttpPlugin {
+        HttpPlugin {
+            endpoint,
+            idle: Arc::new(std::sync::Mutex::new(Vec::new())),
+        }
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, s: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.is_closed() && idle.len() < MAX_IDLE {
+            idle.push(s);
+        }
+    }
+
+    async fn open(&self, method: &str, url: &str) -> Result<Sender, CallError> {
+        let io = self.connect(method).await?;
+        let (send, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io))
+                .await
+                .map_err(|e| CallError::Io(format!("Post {url:?}: {e}")))?;
+        // Runs as long as the connection is in use or idle.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(send)
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -285,6 +332,7 @@ impl PluginClient for HttpPlugin {
         let method = method.to_string();
         let me = HttpPlugin {
             endpoint: self.endpoint.clone(),
+            idle: self.idle.clone(),
         };
         let host = match &self.endpoint {
             Endpoint::Unix(_) => "plugin".to_string(),
@@ -292,29 +340,47 @@ impl PluginClient for HttpPlugin {
         };
         let url = self.url(&method);
         Box::pin(async move {
-            let io = me.connect(&method).await?;
             let wire = |e: hyper::Error| CallError::Io(format!("Post {url:?}: {e}"));
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io))
-                    .await
-                    .map_err(wire)?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let req = hyper::Request::post(format!("/{method}"))
-                .header(hyper::header::HOST, host)
-                .header(hyper::header::ACCEPT, MEDIA_TYPE)
-                .header(hyper::header::CONTENT_TYPE, MEDIA_TYPE)
-                .body(Full::new(body))
-                .map_err(|e| CallError::Io(e.to_string()))?;
-            let resp = send.send_request(req).await.map_err(wire)?;
+            let request = || {
+                hyper::Request::post(format!("/{method}"))
+                    .header(hyper::header::HOST, host.as_str())
+                    .header(hyper::header::ACCEPT, MEDIA_TYPE)
+                    .header(hyper::header::CONTENT_TYPE, MEDIA_TYPE)
+                    .body(Full::new(body.clone()))
+                    .map_err(|e| CallError::Io(e.to_string()))
+            };
+            // An idle connection the plugin closed meanwhile fails at once:
+            // the call goes again on a new one.
+            let (send, resp) = match me.take_idle() {
+                Some(mut s) => match async {
+                    let req = request()?;
+                    s.ready().await.map_err(wire)?;
+                    s.send_request(req).await.map_err(wire)
+                }
+                .await
+                {
+                    Ok(r) => (s, r),
+                    Err(_) => {
+                        let mut s = me.open(&method, &url).await?;
+                        let r = s.send_request(request()?).await.map_err(wire)?;
+                        (s, r)
+                    }
+                },
+                None => {
+                    let mut s = me.open(&method, &url).await?;
+                    let r = s.send_request(request()?).await.map_err(wire)?;
+                    (s, r)
+                }
+            };
             let status = resp.status();
             let answer = Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
                 .map_err(|e| CallError::Io(format!("Post {url:?}: reading the answer: {e}")))?
                 .to_bytes();
-            driver.abort();
+            // Ready again once hyper saw the answer end (a `Connection:
+            // close` answer leaves it closed: not kept).
+            me.give_back(send);
             if status != hyper::StatusCode::OK {
                 let message = match serde_json::from_slice::<ErrAnswer>(&answer) {
                     Ok(a) if !a.err.is_empty() => a.err,
@@ -387,5 +453,52 @@ mod tests {
             format!("{:?}", disc.find("p").unwrap()),
             format!("unix://{}", socks.join("p").join("p.sock").display())
         );
+    }
+
+    /// A plugin on a unix socket that keeps connections open (or closes
+    /// each after `serve_one` answers): the number of connections it took.
+    async fn keepalive_plugin(
+        sock: &Path,
+        close_after_each: bool,
+    ) -> Arc<std::sync::atomic::AtomicUsize> {
+        let l = tokio::net::UnixListener::bind(sock).unwrap();
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else { return };
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"{\"Allow\":true}"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(!close_after_each)
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        conns
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_alive_and_a_closed_one_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        for close in [false, true] {
+            let sock = d.path().join(format!("p{close}.sock"));
+            let conns = keepalive_plugin(&sock, close).await;
+            let p = HttpPlugin::new(Endpoint::Unix(sock));
+            for _ in 0..5 {
+                let b = p
+                    .call("AuthZPlugin.AuthZReq", Bytes::from_static(b"{}"))
+                    .await;
+                assert_eq!(b.unwrap(), Bytes::from_static(b"{\"Allow\":true}"));
+            }
+            let n = conns.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(n, if close { 5 } else { 1 }, "close={close}");
+        }
     }
 }
