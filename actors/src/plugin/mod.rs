@@ -234,6 +234,46 @@ pub struct PluginState {
     failing: bool,
 }
 
+/// What is known of every plugin that has had an actor: the read model
+/// `docker info` and `GET /plugins` read without asking any actor (an
+/// actor may be busy activating its plugin). A plugin that is not active
+/// keeps what it implemented when it last was.
+static VIEW: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::BTreeMap<String, PluginInfo>>,
+> = std::sync::LazyLock::new(Default::default);
+
+impl PluginState {
+    fn info(&self) -> PluginInfo {
+        let (address, implements, active, error) = match &self.status {
+            Status::Active(h) => (h.address.clone(), h.implements.clone(), true, None),
+            Status::Idle => (String::new(), vec![], false, None),
+            Status::Failed { error, .. } => (String::new(), vec![], false, Some(error.clone())),
+        };
+        PluginInfo {
+            name: self.name.clone(),
+            address,
+            implements,
+            active,
+            error,
+        }
+    }
+
+    /// Publish this plugin's state to the read model.
+    fn publish(&self) {
+        let mut i = self.info();
+        let mut view = VIEW.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = view.get(&self.name) {
+            if i.implements.is_empty() {
+                i.implements = old.implements.clone();
+            }
+            if i.address.is_empty() {
+                i.address = old.address.clone();
+            }
+        }
+        view.insert(self.name.clone(), i);
+    }
+}
+
 /// Find and activate `name`: retried with a doubling delay while the
 /// plugin is not there or refuses connections, for at most `window`.
 async fn activate(
@@ -284,13 +324,15 @@ impl Actor for PluginActor {
         _myself: ActorRef<PluginMsg>,
         (name, port): (String, Arc<dyn PluginPort>),
     ) -> Result<PluginState, ActorProcessingErr> {
-        Ok(PluginState {
+        let st = PluginState {
             name,
             port,
             status: Status::Idle,
             generation: 0,
             failing: false,
-        })
+        };
+        st.publish();
+        Ok(st)
     }
 
     async fn handle(
@@ -344,6 +386,7 @@ impl Actor for PluginActor {
                         }
                     }
                 };
+                st.publish();
                 let _ = reply.send(r.map_err(|e| PluginError::new(ErrorKind::System, e)));
             }
             PluginMsg::Reset(n) => {
@@ -353,33 +396,11 @@ impl Actor for PluginActor {
                     // It was up: waiting the whole window for it again
                     // would hold every request that needs it.
                     st.failing = true;
+                    st.publish();
                 }
             }
             PluginMsg::Info(reply) => {
-                let info = match &st.status {
-                    Status::Active(h) => PluginInfo {
-                        name: st.name.clone(),
-                        address: h.address.clone(),
-                        implements: h.implements.clone(),
-                        active: true,
-                        error: None,
-                    },
-                    Status::Idle => PluginInfo {
-                        name: st.name.clone(),
-                        address: String::new(),
-                        implements: vec![],
-                        active: false,
-                        error: None,
-                    },
-                    Status::Failed { error, .. } => PluginInfo {
-                        name: st.name.clone(),
-                        address: String::new(),
-                        implements: vec![],
-                        active: false,
-                        error: Some(error.clone()),
-                    },
-                };
-                let _ = reply.send(info);
+                let _ = reply.send(st.info());
             }
         }
         Ok(())
@@ -563,24 +584,14 @@ pub async fn get(name: &str, interface: &str) -> Result<PluginHandle, PluginErro
     Ok(h)
 }
 
-/// Every plugin that has an actor, by name.
+/// Every plugin that has had an actor, by name (the read model: no actor
+/// is asked).
 pub async fn list() -> Vec<PluginInfo> {
-    let Some(sup) = ActorRef::<PluginSupervisorMsg>::where_is(PLUGINS) else {
-        return vec![];
-    };
-    let names = ask_within(&sup, PluginSupervisorMsg::Names, report(PLUGINS.into()))
-        .await
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for n in names {
-        if let Some(a) = running(&n) {
-            if let Ok(i) = ask_within(&a, PluginMsg::Info, report(actor_name(&n))).await {
-                out.push(i);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    VIEW.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect()
 }
 
 /// Find and activate `name` once, without an actor (berthd's start checks
