@@ -438,6 +438,7 @@ def make_receiver(tmp):
 # thread per connection, keep-alive, so the plugin is never what the
 # daemons wait for. Answers Plugin.Activate with authz.
 AUTHZ_C = r"""
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,28 +448,29 @@ AUTHZ_C = r"""
 #include <unistd.h>
 static void *serve(void *arg) {
     int c = (int)(long)arg;
-    static __thread char b[1 << 22];
+    const size_t cap = 1 << 22;
+    char *b = malloc(cap);
     size_t n = 0;
     for (;;) {
         char *end = 0;
         while (!(end = memmem(b, n, "\r\n\r\n", 4))) {
-            ssize_t r = read(c, b + n, sizeof b - n);
-            if (r <= 0) { close(c); return 0; }
+            ssize_t r = read(c, b + n, cap - n);
+            if (r <= 0) { close(c); free(b); return 0; }
             n += r;
         }
         size_t head = end + 4 - b, body = 0;
         for (char *p = b; p < end; p++)
             if (!strncasecmp(p, "\ncontent-length:", 16)) body = strtoul(p + 16, 0, 10);
         while (n < head + body) {
-            ssize_t r = read(c, b + n, sizeof b - n);
-            if (r <= 0) { close(c); return 0; }
+            ssize_t r = read(c, b + n, cap - n);
+            if (r <= 0) { close(c); free(b); return 0; }
             n += r;
         }
         const char *ans = strstr(b, "/Plugin.Activate") && strstr(b, "/Plugin.Activate") < end
             ? "{\"Implements\":[\"authz\"]}" : "{\"Allow\":true}";
         char out[256];
         int k = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: %zu\r\n\r\n%s", strlen(ans), ans);
-        if (write(c, out, k) != k) { close(c); return 0; }
+        if (write(c, out, k) != k) { close(c); free(b); return 0; }
         memmove(b, b + head + body, n - head - body);
         n -= head + body;
     }
