@@ -182,6 +182,29 @@ pub fn render(
     ip6: bool,
 ) -> String {
     let mut o = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
+    // Before conntrack and NAT (dockerd 28's raw rules): a packet to a
+    // container's address that did not come through its bridge, or to a
+    // loopback address from outside the host, never reaches it, whatever
+    // the forward policy and `ip_forward` were. Published ports still
+    // work: their packets are addressed to the host until DNAT (later).
+    o.push_str(
+        "  chain raw_prerouting {\n    type filter hook prerouting priority raw; policy accept;\n",
+    );
+    o.push_str("    iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n");
+    o.push_str("    iifname != \"lo\" ip6 daddr ::1 drop\n");
+    for n in nets.values() {
+        let b = q(&n.bridge);
+        o.push_str(&format!(
+            "    iifname != {b} ip daddr {} fib daddr type != local drop\n",
+            n.subnet
+        ));
+        if let Some(s6) = &n.subnet6 {
+            o.push_str(&format!(
+                "    iifname != {b} ip6 daddr {s6} fib daddr type != local drop\n"
+            ));
+        }
+    }
+    o.push_str("  }\n");
     o.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
     // With the proxy, loopback connections reach it (dockerd's rules).
     let local = if proxy {
@@ -329,6 +352,11 @@ mod tests {
         assert!(t.contains("ip saddr 10.1.0.0/24 oifname != \"bra\" masquerade"));
         assert!(t.contains("iifname \"bra\" oifname { \"brb\" } drop"));
         assert!(t.contains("iifname \"brb\" oifname { \"bra\" } drop"));
+        // Container addresses only through their bridge; loopback only
+        // from the host.
+        assert!(t.contains("type filter hook prerouting priority raw"));
+        assert!(t.contains("iifname != \"bra\" ip daddr 10.1.0.0/24 fib daddr type != local drop"));
+        assert!(t.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"));
         let p = render("berth", &nets, &ports, true, false);
         assert!(p.contains("fib daddr type local ip daddr != 127.0.0.0/8 jump ports"));
         assert!(p.contains("fib daddr type local ip6 daddr != ::1 jump ports"));
