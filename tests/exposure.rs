@@ -32,14 +32,18 @@ struct Neighbour {
     host_if: String,
     /// This host's address on the link.
     host_ip: String,
+    /// The neighbour's end of the link.
+    peer: String,
 }
 
 impl Drop for Neighbour {
     fn drop(&mut self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.ns])
-            .stderr(Stdio::null())
-            .status();
+        for t in [self.ns.clone(), format!("{}6", self.ns)] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", &t])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.host_if])
             .stderr(Stdio::null())
@@ -61,8 +65,9 @@ impl Neighbour {
             ns: format!("bnb{tag}{pid}"),
             host_if: format!("nh{tag}{pid}"),
             host_ip: format!("10.{x}.{}.253", y + 3),
+            peer: format!("nn{tag}{pid}"),
         };
-        let peer = format!("nn{tag}{pid}");
+        let peer = n.peer.clone();
         ok(ip(&["netns", "add", &n.ns]), "netns add");
         ok(
             ip(&[
@@ -165,7 +170,9 @@ impl Neighbour {
     /// An HTTP GET from the neighbour: the body, or None.
     fn get(&self, url: &str) -> Option<String> {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "curl", "-sS", "-m", "2", url])
+            .args([
+                "netns", "exec", &self.ns, "curl", "-sS", "-g", "-m", "2", url,
+            ])
             .output()
             .unwrap();
         o.status
@@ -309,4 +316,158 @@ fn other_hosts_reach_only_published_ports_with_the_proxy() {
 #[test]
 fn other_hosts_reach_only_published_ports_without_the_proxy() {
     exposure(false);
+}
+
+#[test]
+fn other_hosts_reach_no_container_address_over_ipv6() {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        eprintln!("IPv6 is disabled on this host: nothing to test");
+        return;
+    }
+    let d = Daemon::start();
+    load_busybox(&d);
+    let (x, y) = d.net_block;
+    let user6 = format!("fd{x:02x}:{y:02x}02::/64");
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.subnet(1),
+        "--subnet",
+        &user6,
+        "net6",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "--network",
+        "net6",
+        "busybox",
+        "sh",
+        "-c",
+        &web(),
+    ]);
+    let ip6 = d
+        .docker_ok(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}",
+            "web6",
+        ])
+        .trim()
+        .to_string();
+    assert!(ip6.contains(':'), "{ip6}");
+    let n = Neighbour::new(&d, "s", &[]);
+    let (h6, n6) = (
+        format!("fd{x:02x}:{y:02x}03::1"),
+        format!("fd{x:02x}:{y:02x}03::2"),
+    );
+    ok(
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{h6}/126"),
+            "dev",
+            &n.host_if,
+            "nodad",
+        ]),
+        "host v6",
+    );
+    let inside = |args: &[&str]| {
+        let mut a = vec!["netns", "exec", &n.ns, "ip"];
+        a.extend_from_slice(args);
+        ip(&a)
+    };
+    ok(
+        inside(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{n6}/126"),
+            "dev",
+            &n.peer,
+            "nodad",
+        ]),
+        "ns v6",
+    );
+    ok(
+        inside(&["-6", "route", "add", &user6, "via", &h6]),
+        "ns v6 route",
+    );
+    // The path works: the neighbour reaches this host's address on the
+    // network's bridge (the gateway, a host address)...
+    let gw6 = user6.replace("::/64", "::1");
+    let ping = || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &n.ns,
+                "/bin/busybox",
+                "ping",
+                "-6",
+                "-c",
+                "1",
+                "-W",
+                "1",
+            ])
+            .arg(&gw6)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), ping),
+        "the neighbour cannot reach this host over IPv6"
+    );
+    // A counter of the test's own: packets from the neighbour this host
+    // forwards towards the container's port.
+    let count = format!(
+        "table inet {t}6 {{\n  chain seen {{\n    type filter hook forward priority -10; policy accept;\n    ip6 saddr {n6} tcp dport 81 counter\n  }}\n}}\n",
+        t = n.ns
+    );
+    let f = d.dir.path().join("count6.nft");
+    std::fs::write(&f, count).unwrap();
+    ok(
+        Command::new("nft").arg("-f").arg(&f).output().unwrap(),
+        "the counting table",
+    );
+    let forwarded = || {
+        let o = Command::new("nft")
+            .args(["list", "chain", "inet", &format!("{}6", n.ns), "seen"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    };
+    // ...and not the container's IPv6 address, which this host reaches.
+    assert_eq!(
+        n.get(&format!("http://[{ip6}]:81/")),
+        None,
+        "container IPv6 address reached"
+    );
+    let seen = forwarded();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", &format!("{}6", n.ns)])
+        .status();
+    assert_eq!(
+        seen, 0,
+        "packets to the container's IPv6 address were forwarded"
+    );
+    let o = Command::new("curl")
+        .args(["-sS", "-g", "-m", "3", &format!("http://[{ip6}]:81/")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "secret");
+    drop(n);
+    d.docker_ok(&["rm", "-f", "web6"]);
+    d.docker_ok(&["network", "rm", "net6"]);
+    d.stop();
 }
