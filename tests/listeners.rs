@@ -40,6 +40,39 @@ fn unix_socket_mode_group_and_private_roots() {
         std::fs::metadata(&d.exec_root).unwrap().mode() & 0o7777,
         0o700
     );
+    // At connect: a process of the group is served, one outside it is
+    // refused (the test's directory made traversable for both).
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let ping_as = |gid: u32| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                &gid.to_string(),
+                "--clear-groups",
+            ])
+            .args(["curl", "-sS", "-m", "5", "--unix-socket"])
+            .arg(&d.sock)
+            .arg("http://d/_ping")
+            .output()
+            .unwrap()
+    };
+    let member = ping_as(daemon_gid);
+    assert_eq!(
+        String::from_utf8_lossy(&member.stdout),
+        "OK",
+        "{}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+    let outsider = ping_as(65534);
+    // curl's 7: the connect itself was refused (EACCES on the socket).
+    assert_eq!(
+        outsider.status.code(),
+        Some(7),
+        "a non-member was not refused at connect: {}",
+        String::from_utf8_lossy(&outsider.stderr)
+    );
     d.stop();
 }
 
