@@ -252,3 +252,74 @@ fn a_tampered_record_is_reported_and_skipped() {
     d.docker_ok(&["rm", "good"]);
     d.stop();
 }
+
+/// Containers killed by a signal while berthd is down: their exit codes
+/// after the restart are 128 + the signal, as dockerd reports them.
+#[test]
+fn a_container_killed_by_a_signal_while_berthd_is_down() {
+    let mut d = Daemon::builder().arg("--live-restore").start();
+    load_busybox(&d);
+    d.docker_ok(&["run", "-d", "--name", "k9", "busybox", "sleep", "300"]);
+    // A namespace's init gets only the signals it handles: SIGTERM goes
+    // to `--init`'s tini, which passes it to `sleep` and exits as it did.
+    d.docker_ok(&[
+        "run", "-d", "--init", "--name", "k15", "busybox", "sleep", "300",
+    ]);
+    let (p9, p15) = (pid_of(&d, "k9"), pid_of(&d, "k15"));
+    d.signal(Signal::SIGKILL);
+    d.wait_exit_keep();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p9), Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p15), Signal::SIGTERM).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || !alive(p9) && !alive(p15)));
+    let d = d.restart();
+    assert_eq!(
+        inspect(
+            &d,
+            "k9",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}"
+        ),
+        "exited 137 false"
+    );
+    assert_eq!(
+        inspect(&d, "k15", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 143"
+    );
+    d.docker_ok(&["rm", "k9", "k15"]);
+    d.stop();
+}
+
+/// berthd stopped gracefully (SIGTERM) with live-restore while a container
+/// writes: the container keeps running and no line is lost or doubled.
+#[test]
+fn a_graceful_stop_with_live_restore_loses_no_line() {
+    let mut d = Daemon::builder().arg("--live-restore").start();
+    load_busybox(&d);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo $i; i=$((i+1)); usleep 2000; done",
+    ]);
+    let pid = pid_of(&d, "writer");
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal(Signal::SIGTERM);
+    let (code, log) = d.wait_exit_keep();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(alive(pid), "the container stopped with berthd");
+    std::thread::sleep(Duration::from_secs(2));
+    let d = d.restart();
+    assert_eq!(pid_of(&d, "writer"), pid);
+    d.docker_ok(&["stop", "-t", "1", "writer"]);
+    let logs = d.docker_ok(&["logs", "writer"]);
+    let nums: Vec<u64> = logs.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(nums.len() > 500, "{} lines", nums.len());
+    for (i, n) in nums.iter().enumerate() {
+        assert_eq!(*n, i as u64, "gap or double in the log at line {i}");
+    }
+    d.docker_ok(&["rm", "writer"]);
+    d.stop();
+}

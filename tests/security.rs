@@ -490,3 +490,72 @@ fn etc_file_values_cannot_inject_lines() {
     assert!(!out.contains("6.6.6.6"));
     d.stop();
 }
+
+/// `exec -w` through links: the directory is resolved inside
+/// the container's root, never the host's (a link to /etc is the
+/// container's /etc; a relative link climbing out stays at its root).
+#[test]
+fn working_directories_through_links_stay_inside() {
+    let d = Daemon::start();
+    common::containers::load_busybox(&d);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "links",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s /etc /abs && ln -s ../../../../../etc /rel && echo inside > /etc/berth-marker && sleep 300",
+    ]);
+    assert!(common::wait_for(Duration::from_secs(10), || d
+        .docker(&["exec", "links", "cat", "/etc/berth-marker"])
+        .status
+        .success()));
+    assert!(!Path::new("/etc/berth-marker").exists());
+    for dir in ["/abs", "/rel"] {
+        assert_eq!(
+            d.docker_ok(&["exec", "-w", dir, "links", "cat", "berth-marker"]),
+            "inside\n",
+            "exec -w {dir}"
+        );
+    }
+    assert!(!Path::new("/etc/berth-marker").exists());
+    d.docker_ok(&["rm", "-f", "links"]);
+    d.stop();
+}
+
+/// User and group IDs beyond what the kernel takes, from the CLI and from
+/// an image's config: a clear error at start, nothing left running,
+/// berthd up; the largest valid ID works.
+#[test]
+fn absurd_uids_and_gids_fail_clearly() {
+    let d = daemon_with_busybox();
+    for (user, want) in [
+        ("4294967296", "unable to find user 4294967296"),
+        ("2147483648", "uids and gids must be in range 0-2147483647"),
+        ("1:4294967296", "unable to find group 4294967296"),
+        ("-1", "unable to find user -1"),
+    ] {
+        let o = d.docker(&["run", "--rm", "-u", user, "busybox", "id"]);
+        assert!(!o.status.success(), "-u {user} ran");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "-u {user}: {err}");
+    }
+    d.docker_ok(&["create", "--name", "base", "busybox", "true"]);
+    d.docker_ok(&["commit", "--change", "USER 4294967296", "base", "absurd:1"]);
+    let o = d.docker(&["run", "--rm", "absurd:1", "id"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unable to find user 4294967296"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-u", "2147483647", "busybox", "id", "-u"]),
+        "2147483647\n"
+    );
+    assert_eq!(d.docker_ok(&["ps", "-q"]), "");
+    d.docker_ok(&["rm", "base"]);
+    d.stop();
+}
