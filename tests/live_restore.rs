@@ -323,3 +323,46 @@ fn a_graceful_stop_with_live_restore_loses_no_line() {
     d.docker_ok(&["rm", "writer"]);
     d.stop();
 }
+
+/// A shim that dies after writing its container's exit file (berthd down):
+/// the next berthd reads the exit code from the file, not 255.
+#[test]
+fn a_shim_that_dies_after_writing_the_exit_file() {
+    let mut d = Daemon::builder().arg("--live-restore").start();
+    load_busybox(&d);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex7",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
+    let id = inspect(&d, "ex7", "{{.Id}}");
+    d.signal(Signal::SIGKILL);
+    d.wait_exit_keep();
+    let exit_file = d
+        .real_exec_root()
+        .join("containers")
+        .join(&id)
+        .join("exit.json");
+    assert!(
+        wait_for(Duration::from_secs(10), || exit_file.exists()),
+        "no exit file at {}",
+        exit_file.display()
+    );
+    let shims = d.shim_pids();
+    assert!(!shims.is_empty());
+    for p in shims {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let d = d.restart();
+    assert_eq!(
+        inspect(&d, "ex7", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 7"
+    );
+    d.docker_ok(&["rm", "ex7"]);
+    d.stop();
+}
