@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -557,5 +557,67 @@ fn absurd_uids_and_gids_fail_clearly() {
     );
     assert_eq!(d.docker_ok(&["ps", "-q"]), "");
     d.docker_ok(&["rm", "base"]);
+    d.stop();
+}
+
+/// Every directory berthd made under its data-root and exec-root (image
+/// and container content, volume data and mounts aside) is writable by
+/// root only, and the roots are 0710 and 0700.
+#[test]
+fn berthds_own_directories_are_not_writable_by_others() {
+    let d = daemon_with_busybox();
+    d.docker_ok(&["volume", "create", "vol"]);
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(1), "walknet"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "walk",
+        "--network",
+        "walknet",
+        "-v",
+        "vol:/v",
+        "-p",
+        "80",
+        "--log-driver",
+        "local",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&["run", "--name", "done", "busybox", "true"]);
+    // Content: what images, containers and volumes hold is theirs.
+    let content = [
+        "diff", "merged", "work", "_data", "rootfs", "layers", "blobs",
+    ];
+    let mut bad = Vec::new();
+    let mut walked = 0;
+    let mut stack = vec![d.data_root.clone(), d.real_exec_root()];
+    while let Some(dir) = stack.pop() {
+        walked += 1;
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if meta.mode() & 0o022 != 0 {
+            bad.push(format!("{} {:o}", dir.display(), meta.mode() & 0o7777));
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_dir && !content.contains(&name.as_str()) {
+                stack.push(p);
+            }
+        }
+    }
+    assert!(bad.is_empty(), "group- or world-writable: {bad:#?}");
+    assert!(walked > 20, "only {walked} directories walked");
+    assert_eq!(mode_of(&d.data_root), 0o710);
+    assert_eq!(mode_of(&d.real_exec_root()), 0o700);
+    d.docker_ok(&["rm", "-f", "walk", "done"]);
+    d.docker_ok(&["network", "rm", "walknet"]);
     d.stop();
 }
