@@ -181,10 +181,6 @@ impl Bridge {
                 })?;
             link::create_veth(&self.nl, &ep.host_ifname, &ep.ifname, &ns, bridge, rec.mtu).await?;
         }
-        let ip: Ipv4Addr = ep
-            .ip
-            .parse()
-            .map_err(|_| format!("bad address {}", ep.ip))?;
         // The first network gives the default route: via the bridge, or
         // the default bridge's `default-gateway`.
         let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
@@ -195,26 +191,37 @@ impl Bridge {
         } else {
             None
         };
-        let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
-        let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
-            ip: ip6,
-            prefix: ep.prefix6,
-            gateway: if gw.is_some() {
-                ep.gateway6.parse().ok()
-            } else {
-                None
-            },
-        });
-        let sandbox = PathBuf::from(&ep.sandbox);
-        tokio::task::spawn_blocking(move || {
-            netns::run_in(&sandbox, move || {
-                link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
-            })
-            .map_err(|e| format!("entering the container's namespace: {e}"))?
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        configure(ep, gw).await
     }
+}
+
+/// Inside the endpoint's sandbox (on a thread there): its interface's MAC,
+/// addresses and up, and with `gw` the default routes (IPv4, and IPv6 via
+/// the endpoint's IPv6 gateway).
+async fn configure(ep: &Endpoint, gw: Option<Ipv4Addr>) -> Result<(), String> {
+    let ip: Ipv4Addr = ep
+        .ip
+        .parse()
+        .map_err(|_| format!("bad address {}", ep.ip))?;
+    let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
+    let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
+        ip: ip6,
+        prefix: ep.prefix6,
+        gateway: if gw.is_some() {
+            ep.gateway6.parse().ok()
+        } else {
+            None
+        },
+    });
+    let sandbox = PathBuf::from(&ep.sandbox);
+    tokio::task::spawn_blocking(move || {
+        netns::run_in(&sandbox, move || {
+            link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
+        })
+        .map_err(|e| format!("entering the container's namespace: {e}"))?
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// A network plugin's network: the plugin made the endpoint's interface in
@@ -258,34 +265,12 @@ impl NetworkDriver for Remote {
                     .await
                     .map_err(|e| format!("network {} (plugin {}): {e}", rec.name, rec.driver))?;
             }
-            let ip: Ipv4Addr = ep
-                .ip
-                .parse()
-                .map_err(|_| format!("bad address {}", ep.ip))?;
             let gw: Option<Ipv4Addr> = if ep.ifname == "eth0" && !rec.internal {
                 ep.gateway.parse().ok()
             } else {
                 None
             };
-            let (ifname, mac, prefix) = (ep.ifname.clone(), link::parse_mac(&ep.mac), ep.prefix);
-            let v6 = ep.ipv6.parse().ok().map(|ip6| link::V6 {
-                ip: ip6,
-                prefix: ep.prefix6,
-                gateway: if gw.is_some() {
-                    ep.gateway6.parse().ok()
-                } else {
-                    None
-                },
-            });
-            let sandbox = PathBuf::from(&ep.sandbox);
-            tokio::task::spawn_blocking(move || {
-                netns::run_in(&sandbox, move || {
-                    link::configure_inside(Some(&ifname), mac, ip, prefix, gw, v6)
-                })
-                .map_err(|e| format!("entering the container's namespace: {e}"))?
-            })
-            .await
-            .map_err(|e| e.to_string())?
+            configure(ep, gw).await
         })
     }
 

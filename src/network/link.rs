@@ -211,13 +211,23 @@ pub async fn move_into(
 /// Inside a container's namespace (call on its thread): delete `ifname`
 /// if it is there.
 pub fn delete_inside(ifname: &str) -> Result<(), String> {
+    inside(|h| async move { delete(&h, ifname).await })
+}
+
+/// Run `f` with a netlink connection of the calling thread's namespace,
+/// on a runtime of its own (the thread is in a container's namespace).
+fn inside<F, Fut>(f: F) -> Result<(), String>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let h = connect().map_err(|e| format!("netlink in the container: {e}"))?;
-        delete(&h, ifname).await
+        f(h).await
     })
 }
 
@@ -232,12 +242,7 @@ pub fn configure_inside(
     gateway: Option<Ipv4Addr>,
     v6: Option<V6>,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let h = connect().map_err(|e| format!("netlink in the container: {e}"))?;
+    inside(|h| async move {
         if let Some(lo) = index_of(&h, "lo").await? {
             h.link()
                 .set(LinkUnspec::new_with_index(lo).up().build())
