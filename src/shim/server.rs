@@ -351,7 +351,18 @@ async fn connection(shim: Arc<Shim>, conn: UnixStream) -> std::io::Result<()> {
     match req {
         Request::State => reply(&mut w, &state(&shim)).await,
         Request::Start => {
-            let r = shim.rt.call(&["start", &id], ProcIo::null()).await;
+            let r = match shim.rt.call(&["start", &id], ProcIo::null()).await {
+                // runc removes its exec.fifo once the process was released;
+                // a short-lived process on a loaded host can race runc's own
+                // second look (`remove .../exec.fifo: no such file or
+                // directory`) although it started: it did, the reaper has
+                // its exit.
+                Err(e) if e.contains("exec.fifo: no such file or directory") => {
+                    eprintln!("berth-shim: runtime start of {id}: {e}; the process was released");
+                    Ok(())
+                }
+                r => r,
+            };
             if r.is_ok() && *shim.status.borrow() == ShimStatus::Created {
                 shim.status.send_replace(ShimStatus::Running);
                 start_health(&shim);
