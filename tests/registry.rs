@@ -630,3 +630,51 @@ fn token_registries_log_in_and_pull_with_a_bearer_token() {
     assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
     d.stop();
 }
+
+/// Issue 17's reported sequence, kept: another daemon pushed `X:latest`
+/// (gzip layers) to the registry; berthd loads an image of 5 layers (one
+/// of 32 MiB of random data) tagged `X:latest`, pushes it over the other's
+/// tag, removes it and pulls it: the same image comes back, every time.
+#[test]
+fn pull_after_our_push_over_another_daemons_tag_and_rmi() {
+    use std::io::Read;
+    let reg = Registry::start(None);
+    let other = Daemon::start();
+    let d = Daemon::start();
+    let x = format!("{}/seq/x:latest", reg.addr);
+    import_and_push(&other, &x);
+    let mut big = vec![0u8; 32 << 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut big)
+        .unwrap();
+    let names: Vec<String> = (0..5).map(|i| format!("layer{i}")).collect();
+    let layers: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let data: &[u8] = if i == 2 { &big } else { n.as_bytes() };
+            tar_of(&[Entry::File(n, data)])
+        })
+        .collect();
+    let (archive, id) = docker_archive(&layers, &[x.as_str()], None);
+    let p = d.dir.path().join("five.tar");
+    std::fs::write(&p, archive).unwrap();
+    for round in 0..3 {
+        d.docker_ok(&["load", "-q", "-i", p.to_str().unwrap()]);
+        assert_eq!(id_of(&d, &x), id);
+        d.docker_ok(&["push", &x]);
+        d.docker_ok(&["rmi", &x]);
+        let o = d.docker(&["pull", &x]);
+        assert!(
+            o.status.success(),
+            "round {round}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            d.log()
+        );
+        assert_eq!(id_of(&d, &x), id, "round {round}");
+        d.docker_ok(&["rmi", &x]);
+    }
+    other.stop();
+    d.stop();
+}
