@@ -221,6 +221,16 @@ impl Actor for VolumeActor {
                     st.events.publish("volume", "unmount", &st.rec.name, attrs);
                 }
             }
+            VolumeMsg::PluginView { reply } => {
+                if !driver::is_plugin(&st.rec.driver) {
+                    let _ = reply.send(Ok(None));
+                } else {
+                    let (d, n) = (st.rec.driver.clone(), st.rec.name.clone());
+                    tokio::spawn(async move {
+                        let _ = reply.send(driver::get(&d, &n).await.map(Some));
+                    });
+                }
+            }
             VolumeMsg::Remove { force, reply } => {
                 let r = st.remove(force).await;
                 let ok = r.is_ok();

@@ -109,6 +109,7 @@ impl crate::supervisor::ask::Request for VolumeMsg {
             VolumeMsg::Mount { .. } => "mount",
             VolumeMsg::Unmount { .. } => "unmount",
             VolumeMsg::Remove { .. } => "remove",
+            VolumeMsg::PluginView { .. } => "plugin view",
         }
     }
 }
@@ -143,5 +144,11 @@ pub enum VolumeMsg {
     Remove {
         force: bool,
         reply: RpcReplyPort<Result<(), VolumeError>>,
+    },
+    /// A plugin's volume as its plugin sees it (`VolumeDriver.Get`: its
+    /// `Status`, its `Mountpoint`); `None` for a local volume. Asked on a
+    /// task of its own: the mailbox does not wait for the plugin.
+    PluginView {
+        reply: RpcReplyPort<Result<Option<serde_json::Value>, VolumeError>>,
     },
 }

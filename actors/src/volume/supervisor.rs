@@ -34,6 +34,10 @@ pub enum VolumeSupervisorMsg {
         reply: RpcReplyPort<Result<Arc<VolumeRecord>, VolumeError>>,
     },
     Forget(String),
+    /// The volumes of the active volume plugins that have no record here
+    /// (made through another daemon): (plugin, the plugin's entry). Asked
+    /// on a task of its own: the mailbox does not wait for the plugins.
+    Foreign(RpcReplyPort<Result<Vec<(String, serde_json::Value)>, VolumeError>>),
     Rebuild(String),
     /// The actor of this volume did not answer a request in time.
     Unresponsive(String, &'static str),
@@ -43,6 +47,7 @@ impl crate::supervisor::ask::Request for VolumeSupervisorMsg {
     fn name(&self) -> &'static str {
         match self {
             VolumeSupervisorMsg::Create { .. } => "create",
+            VolumeSupervisorMsg::Foreign(_) => "list plugin volumes",
             _ => "internal",
         }
     }
@@ -246,6 +251,25 @@ impl Actor for VolumeSupervisor {
                 }
             }
             VolumeSupervisorMsg::Forget(name) => st.children.forget(&name),
+            VolumeSupervisorMsg::Foreign(reply) => {
+                let index = st.args.index.clone();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for p in super::driver::active_plugins().await {
+                        match super::driver::list(&p).await {
+                            Ok(vols) => {
+                                let known = index.borrow().clone();
+                                out.extend(vols.into_iter().filter_map(|v| {
+                                    let name = v["Name"].as_str()?;
+                                    (!known.by_name.contains_key(name)).then(|| (p.clone(), v))
+                                }))
+                            }
+                            Err(e) => warn!(plugin = %p, "listing its volumes: {e}"),
+                        }
+                    }
+                    let _ = reply.send(Ok(out));
+                });
+            }
             VolumeSupervisorMsg::Unresponsive(name, request) => {
                 warn!(volume = %name, %request, "the volume's actor did not answer in time");
             }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use berth_actors::volume::driver;
 use berth_actors::volume::{
     VolumeError, VolumeMsg, VolumeRecord, VolumeSupervisorMsg, Volumes, VOLUME_RECORD_VERSION,
 };
@@ -104,16 +103,13 @@ pub fn list(r: Req) -> HandlerFuture {
         let snap = r.ctx.volumes.volumes.snapshot();
         // The volumes of the active volume plugins that berthd has no
         // record of (made through another daemon), as dockerd lists them.
-        let mut foreign = Vec::new();
-        for p in driver::active_plugins().await {
-            match driver::list(&p).await {
-                Ok(vols) => foreign.extend(vols.into_iter().filter_map(|v| {
-                    let name = v["Name"].as_str()?.to_string();
-                    (!snap.by_name.contains_key(&name)).then(|| (p.clone(), name, v))
-                })),
-                Err(e) => tracing::warn!(plugin = %p, "listing its volumes: {e}"),
-            }
-        }
+        let foreign: Vec<(String, String, Value)> =
+            Volumes::ask_supervisor(VolumeSupervisorMsg::Foreign)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter_map(|(p, v)| Some((p, v["Name"].as_str()?.to_string(), v)))
+                .collect();
         let foreign = foreign
             .into_iter()
             .filter(|(p, name, _)| {
@@ -154,22 +150,26 @@ pub fn inspect(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let v = r.ctx.volumes.volumes.lookup(r.param("name")).map_err(err)?;
         let mut out = volume_json(&v);
-        if driver::is_plugin(&v.driver) {
-            // The plugin's `Status` (and its mountpoint before any mount);
-            // a plugin that is gone leaves the record's view.
-            match driver::get(&v.driver, &v.name).await {
-                Ok(g) => {
-                    if let Some(s) = g.get("Status").filter(|s| s.is_object()) {
-                        out["Status"] = s.clone();
-                    }
-                    if v.mountpoint.is_empty() {
-                        if let Some(m) = g["Mountpoint"].as_str() {
-                            out["Mountpoint"] = json!(m);
-                        }
+        // The plugin's `Status` (and its mountpoint before any mount); a
+        // plugin that is gone leaves the record's view.
+        let view = if berth_actors::volume::driver::is_plugin(&v.driver) {
+            Volumes::ask(&v.name, |reply| VolumeMsg::PluginView { reply }).await
+        } else {
+            Ok(None)
+        };
+        match view {
+            Ok(Some(g)) => {
+                if let Some(s) = g.get("Status").filter(|s| s.is_object()) {
+                    out["Status"] = s.clone();
+                }
+                if v.mountpoint.is_empty() {
+                    if let Some(m) = g["Mountpoint"].as_str() {
+                        out["Mountpoint"] = json!(m);
                     }
                 }
-                Err(e) => tracing::debug!(volume = %v.name, "the plugin's view: {e}"),
             }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(volume = %v.name, "the plugin's view: {e}"),
         }
         ok_json(&out)
     })
