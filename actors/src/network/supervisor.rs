@@ -262,6 +262,19 @@ impl SupervisorState {
     }
 }
 
+/// A create that failed after the plugins made their part: the network
+/// plugin's network and the IPAM plugin's pools go again (best effort).
+async fn undo_plugins(rec: &NetworkRecord) {
+    if rec.is_remote() {
+        if let Err(e) = super::remote::delete_network(rec).await {
+            warn!(network = %rec.name, "undoing the plugin's network: {e}");
+        }
+    }
+    if super::remote::is_ipam_plugin(&rec.ipam_driver) {
+        super::remote::release_pools(rec).await;
+    }
+}
+
 fn spawn(cell: ActorCell, args: NetworkArgs) -> SpawnFuture {
     spawn_child(actor_name(&args.record.id), NetworkActor, args, cell)
 }
@@ -361,14 +374,13 @@ impl Actor for NetworkSupervisor {
                 }
                 if let Err(e) = st.args.host.setup(&record).await {
                     let _ = st.args.host.teardown(&record).await;
-                    if ipam_plugin {
-                        super::remote::release_pools(&record).await;
-                    }
+                    undo_plugins(&record).await;
                     let _ = reply.send(Err(NetworkError::System(e)));
                     return Ok(());
                 }
                 if let Err(e) = st.args.host.save(&record) {
                     let _ = st.args.host.teardown(&record).await;
+                    undo_plugins(&record).await;
                     let _ = reply.send(Err(NetworkError::System(format!(
                         "saving the network: {e}"
                     ))));

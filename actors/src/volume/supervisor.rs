@@ -124,6 +124,16 @@ impl SupervisorState {
     }
 }
 
+/// A create that failed after a volume plugin made the volume: it goes
+/// again at the plugin (best effort).
+async fn undo_plugin(rec: &VolumeRecord) {
+    if super::driver::is_plugin(&rec.driver) {
+        if let Err(e) = super::driver::remove(&rec.driver, &rec.name).await {
+            warn!(volume = %rec.name, "undoing the plugin's volume: {e}");
+        }
+    }
+}
+
 fn spawn(cell: ActorCell, args: VolumeArgs) -> SpawnFuture {
     spawn_child(actor_name(&args.record.name), VolumeActor, args, cell)
 }
@@ -220,11 +230,13 @@ impl Actor for VolumeSupervisor {
                     record.mountpoint.clear();
                 }
                 if let Err(e) = st.args.host.create(&record) {
+                    undo_plugin(&record).await;
                     let _ = reply.send(Err(VolumeError::System(e)));
                     return Ok(());
                 }
                 if let Err(e) = st.args.host.save(&record) {
                     let _ = st.args.host.remove(&record);
+                    undo_plugin(&record).await;
                     let _ = reply.send(Err(VolumeError::System(format!("saving the volume: {e}"))));
                     return Ok(());
                 }
