@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use crate::directory::EVENT_BUS;
 use crate::ports::Clock;
+use crate::supervisor::ask::RESTART_WAIT;
 
 /// How many past events are kept for `since` (dockerd keeps 256).
 pub const HISTORY: usize = 1024;
@@ -182,10 +183,22 @@ impl Events {
         }
     }
 
-    /// Subscribe to the current EventBus.
+    /// Subscribe to the current EventBus; one being restarted is waited
+    /// for (up to [`RESTART_WAIT`]).
     pub async fn subscribe(&self, since: Option<i64>) -> Option<Subscription> {
-        let bus = Self::bus()?;
-        ractor::call_t!(bus, |reply| EventBusMsg::Subscribe { since, reply }, 5000).ok()
+        let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+        loop {
+            if let Some(bus) = Self::bus() {
+                let r = ractor::call_t!(bus, |reply| EventBusMsg::Subscribe { since, reply }, 5000);
+                if let Ok(s) = r {
+                    return Some(s);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// End all live subscriptions (at shutdown).

@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::index::ContainerIndex;
 use super::model::ContainerRecord;
 use super::restart_policy::{self, Backoff};
 use super::state::Status;
-use super::stdio::Stdio;
 use super::wait::{WaitCondition, WaitOutcome};
-use super::{AttachStreams, ContainerError, ContainerMsg, Reply};
+use super::{ContainerError, ContainerMsg, Reply};
 use crate::events::Events;
 use crate::ports::{ContainerHost, ShimCallError};
 use crate::protocol::shim::{ExitStatus, Request, ShimStatus};
@@ -58,10 +57,6 @@ pub struct ContainerState {
     /// incarnation (exit, timers) are ignored.
     pub(super) gen: u64,
     pub(super) waiters: Vec<(WaitCondition, ractor::RpcReplyPort<WaitOutcome>)>,
-    pub(super) attachers: Vec<(
-        AttachStreams,
-        oneshot::Sender<Result<Stdio, ContainerError>>,
-    )>,
     pub(super) stopping: Vec<Reply<()>>,
     /// Kills with SIGKILL, answered at the exit (as dockerd, so a client
     /// that kills then inspects or removes sees the container stopped).
@@ -117,9 +112,11 @@ impl ContainerState {
     /// Drop the record and its name from the read model.
     pub(super) fn unpublish(&self) {
         let (id, name) = (self.rec.id.clone(), self.rec.short_name().to_string());
+        let code = self.rec.state.exit_code;
         self.index.send_modify(|ix| {
             let mut next = (**ix).clone();
             next.by_id.remove(&id);
+            next.note_removed(&id, code);
             if next.names.get(&name) == Some(&id) {
                 next.names.remove(&name);
             }
@@ -184,6 +181,9 @@ impl ContainerState {
         s.oom_killed = exit.oom_killed;
         s.pid = 0;
         s.shim_pid = 0;
+        // Saved before the shim is told it may go (and take its exit file
+        // along): an actor killed in between finds the exit in the record.
+        self.save();
         let _ = self.host.call(&self.rec.id, Request::AckExit).await;
         self.host.release(&self.rec);
         self.unmount_volumes();
@@ -250,10 +250,13 @@ impl ContainerState {
 
 /// No answer from the shim: the exit file if it wrote one, else 255 now.
 fn lost_exit(host: &dyn ContainerHost, id: &str) -> ExitStatus {
-    host.exit_file(id).unwrap_or_else(|| ExitStatus {
-        code: 255,
-        exited_at: now(),
-        oom_killed: false,
+    host.exit_file(id).unwrap_or_else(|| {
+        warn!(%id, "the container's shim is gone without an exit file; recording exit code 255");
+        ExitStatus {
+            code: 255,
+            exited_at: now(),
+            oom_killed: false,
+        }
     })
 }
 
@@ -294,7 +297,6 @@ impl Actor for ContainerActor {
             view: a.view,
             gen: 1,
             waiters: Vec::new(),
-            attachers: Vec::new(),
             stopping: Vec::new(),
             killing: Vec::new(),
             remove_after_exit: None,
@@ -319,7 +321,10 @@ impl Actor for ContainerActor {
         st: &mut ContainerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ContainerMsg::Start(reply) => {
+            ContainerMsg::StartOnce { seen, reply } if seen != st.rec.state.started_at => {
+                let _ = reply.send(Err(ContainerError::NotModified("started")));
+            }
+            ContainerMsg::Start(reply) | ContainerMsg::StartOnce { reply, .. } => {
                 // A client's start of a running container: 304, as dockerd.
                 let r = if st.status().is_live() {
                     Err(ContainerError::NotModified("started"))
@@ -363,10 +368,16 @@ impl Actor for ContainerActor {
                 let r = st.attach(streams).await;
                 let _ = reply.send(r);
             }
-            ContainerMsg::ExecStart { exec, stdin, reply } => {
-                let r = st.exec_start(&exec, stdin).await;
-                let _ = reply.send(r);
-            }
+            ContainerMsg::ExecStart { exec, stdin, reply } => match st.exec_start(&exec, stdin) {
+                Ok(open) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(open.await);
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             ContainerMsg::Stats(reply) => {
                 let live = st.status().is_live();
                 let pid = if live { st.rec.state.pid } else { 0 };
@@ -523,6 +534,7 @@ async fn restore(
     autostart: bool,
 ) {
     let id = st.rec.id.clone();
+    let removing = st.status() == Status::Removing;
     match st.status() {
         Status::Running | Status::Paused | Status::Removing => {
             match st.host.call(&id, Request::State).await {
@@ -553,6 +565,12 @@ async fn restore(
                     st.on_exit(myself, exit).await;
                 }
             }
+            // A removal that did not finish: the container is dead and can
+            // be removed (dockerd's rule); a `--rm` one is removed now.
+            if removing && st.status() == Status::Exited {
+                st.rec.state.status = Status::Dead;
+                st.save();
+            }
         }
         Status::Restarting => {
             st.publish();
@@ -561,7 +579,28 @@ async fn restore(
                 ContainerMsg::RestartNow { gen }
             });
         }
-        _ => st.publish(),
+        _ => {
+            st.publish();
+            if let Ok(r) = st.host.call(&id, Request::State).await {
+                unrecorded_shim(myself, st, r, adopt).await;
+                if st.status().is_live() {
+                    return;
+                }
+            }
+            // Endpoints a start that did not get as far as its shim left.
+            if st.networks.snapshot().of_container(&id).next().is_some() {
+                warn!(%id, "leaving the networks a start that did not finish joined");
+                st.network_down().await;
+                st.save();
+            }
+        }
+    }
+    if st.rec.auto_remove() && matches!(st.status(), Status::Exited | Status::Dead) {
+        // A `--rm` container whose removal did not happen (berthd or its
+        // actor stopped between the exit and the removal).
+        info!(%id, "removing the exited --rm container");
+        let _ = st.destroy(myself).await;
+        return;
     }
     if autostart && st.status() == Status::Exited {
         let (policy, _) = st.rec.restart_policy();
@@ -574,6 +613,79 @@ async fn restore(
             if let Err(e) = st.start(myself).await {
                 warn!(%id, "starting per restart policy: {e}");
             }
+        }
+    }
+}
+
+/// A shim answers for a container whose record says it does not run: a
+/// start or an exit the actor's last incarnation did not finish (it was
+/// killed between the shim's step and the record's save). A running
+/// process is adopted (the start happened, with its networks and volumes);
+/// one created but not started is undone; an exit is recorded now.
+async fn unrecorded_shim(
+    myself: &ActorRef<ContainerMsg>,
+    st: &mut ContainerState,
+    r: crate::protocol::shim::Response,
+    adopt: bool,
+) {
+    let id = st.rec.id.clone();
+    st.volumes_mounted = !st.rec.mounts.is_empty();
+    let snap = st.networks.snapshot();
+    for net in snap.of_container(&id) {
+        if let Some(ep) = net.endpoints.get(&id) {
+            st.rec.state.sandbox = ep.sandbox.clone();
+            st.rec.state.endpoints.insert(net.name.clone(), ep.clone());
+        }
+    }
+    match (r.status, r.exit) {
+        (Some(ShimStatus::Running | ShimStatus::Paused), None) if adopt => {
+            warn!(%id, "adopting the container its shim runs (a start that was not recorded)");
+            let s = &mut st.rec.state;
+            s.status = if r.status == Some(ShimStatus::Paused) {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+            s.pid = r.pid.unwrap_or(0);
+            s.started_at = now();
+            s.error.clear();
+            s.manually_stopped = false;
+            s.exit_code = 0;
+            st.rec.has_been_started = true;
+            st.gen += 1;
+            st.save();
+            st.event("start", &[]);
+            st.watch_exit(myself);
+            st.watch_health(myself);
+        }
+        (_, Some(exit)) => {
+            warn!(%id, "recording an exit its shim kept (the last one was not finished)");
+            if st.rec.state.finished_at != exit.exited_at {
+                // A start that ran and ended unrecorded.
+                st.rec.state.started_at = now();
+                st.rec.has_been_started = true;
+            }
+            st.rec.state.status = Status::Running;
+            st.on_exit(myself, exit).await;
+        }
+        _ => {
+            warn!(%id, "undoing a start that did not finish");
+            let _ = st
+                .host
+                .call(
+                    &id,
+                    Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
+            let _ = st.host.call(&id, Request::Wait).await;
+            let _ = st.host.call(&id, Request::AckExit).await;
+            st.host.release(&st.rec);
+            st.unmount_volumes();
+            st.network_down().await;
+            st.save();
         }
     }
 }

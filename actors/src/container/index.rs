@@ -2,7 +2,7 @@
 //! as one immutable snapshot. `ps`, `inspect` and name lookups read it
 //! without a message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::model::ContainerRecord;
@@ -13,6 +13,31 @@ pub struct ContainerIndex {
     pub by_id: BTreeMap<String, Arc<ContainerRecord>>,
     /// Short name to ID.
     pub names: BTreeMap<String, String>,
+    /// The exit codes of the last containers removed (newest last), for a
+    /// `wait` whose container was removed while it asked no actor.
+    pub removed: VecDeque<(String, i32)>,
+}
+
+/// Removed containers whose exit code the index keeps.
+const REMOVED_KEPT: usize = 1024;
+
+impl ContainerIndex {
+    /// Record that `id` was removed, with its last exit code.
+    pub fn note_removed(&mut self, id: &str, exit_code: i32) {
+        if self.removed.len() >= REMOVED_KEPT {
+            self.removed.pop_front();
+        }
+        self.removed.push_back((id.to_string(), exit_code));
+    }
+
+    /// The exit code of `id` if it was removed lately.
+    pub fn removed_exit(&self, id: &str) -> Option<i32> {
+        self.removed
+            .iter()
+            .rev()
+            .find(|(i, _)| i == id)
+            .map(|(_, c)| *c)
+    }
 }
 
 impl ContainerIndex {

@@ -125,7 +125,7 @@ type Reply<T> = RpcReplyPort<Result<T, ContainerError>>;
 impl crate::supervisor::ask::Request for ContainerMsg {
     fn name(&self) -> &'static str {
         match self {
-            ContainerMsg::Start(_) => "start",
+            ContainerMsg::Start(_) | ContainerMsg::StartOnce { .. } => "start",
             ContainerMsg::Stop { .. } => "stop",
             ContainerMsg::Restart { .. } => "restart",
             ContainerMsg::Kill { .. } => "kill",
@@ -174,6 +174,14 @@ impl crate::supervisor::ask::Request for ContainerMsg {
 
 pub enum ContainerMsg {
     Start(Reply<()>),
+    /// A client's start, safe to make again: `seen` is the `StartedAt` the
+    /// client saw before asking; a container started since (by this
+    /// request's earlier making, whose answer was lost with the actor)
+    /// answers "already started" instead of running again.
+    StartOnce {
+        seen: String,
+        reply: Reply<()>,
+    },
     Stop {
         signal: Option<String>,
         timeout: Option<i64>,

@@ -21,7 +21,9 @@ fn net_err(e: NetworkError) -> ContainerError {
         NetworkError::Invalid(m) => ContainerError::Invalid(m),
         NetworkError::Forbidden(m) => ContainerError::Forbidden(m),
         NetworkError::System(m) => ContainerError::System(m),
-        NetworkError::Unavailable => ContainerError::Unavailable,
+        NetworkError::Unavailable => {
+            ContainerError::Timeout("the network's actor is restarting; retry".into())
+        }
         NetworkError::Timeout(m) => ContainerError::Timeout(m),
     }
 }
@@ -132,6 +134,9 @@ impl ContainerState {
         for n in &order {
             self.networks.lookup(n).map_err(net_err)?;
         }
+        // Endpoints a start or stop that did not finish left (the actor
+        // was killed before its record said so) go first.
+        self.leave_stale_endpoints().await;
         self.rec.state.sandbox = self
             .host
             .sandbox_create(&self.rec)
@@ -209,8 +214,8 @@ impl ContainerState {
                 vec![]
             },
         };
-        Networks::ask(&net.id, |reply| NetworkMsg::Connect {
-            req: Box::new(req),
+        Networks::ask_again(&net.id, |reply| NetworkMsg::Connect {
+            req: Box::new(req.clone()),
             reply,
         })
         .await
@@ -233,6 +238,12 @@ impl ContainerState {
             return Err(ContainerError::Forbidden(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network (network mode {mode})"
             )));
+        }
+        // An endpoint the network has and the record does not: a connect
+        // that did not finish (the actor was killed before its save).
+        if self.has_stale_endpoint(&network) {
+            tracing::warn!(id = %self.rec.id, %network, "removing an endpoint left by a connect that did not finish");
+            let _ = self.leave(&network).await;
         }
         self.rec.networks.insert(network.clone(), attachment);
         if self.status().is_live() && !self.rec.state.sandbox.is_empty() {
@@ -273,6 +284,10 @@ impl ContainerState {
 
     pub(super) async fn disconnect(&mut self, network: String) -> Result<(), ContainerError> {
         if self.rec.networks.remove(&network).is_none() {
+            if self.has_stale_endpoint(&network) {
+                // A connect that did not finish: its endpoint goes.
+                return self.leave(&network).await;
+            }
             return Err(ContainerError::Forbidden(format!(
                 "container {} is not connected to network {network}",
                 self.rec.id
@@ -289,18 +304,57 @@ impl ContainerState {
         Ok(())
     }
 
+    /// Whether `network` has an endpoint of this container that the
+    /// record does not know.
+    fn has_stale_endpoint(&self, network: &str) -> bool {
+        !self.rec.state.endpoints.contains_key(network)
+            && self
+                .networks
+                .lookup(network)
+                .is_ok_and(|n| n.endpoints.contains_key(&self.rec.id))
+    }
+
     async fn leave(&self, network: &str) -> Result<(), ContainerError> {
         let net = self.networks.lookup(network).map_err(net_err)?;
         let container = self.rec.id.clone();
-        Networks::ask(&net.id, |reply| NetworkMsg::Disconnect { container, reply })
-            .await
-            .map_err(net_err)
+        Networks::ask_again(&net.id, |reply| NetworkMsg::Disconnect {
+            container: container.clone(),
+            reply,
+        })
+        .await
+        .map_err(net_err)
+    }
+
+    /// Leave every network that still has an endpoint of this container
+    /// (one its record does not know: a start or stop that did not finish).
+    async fn leave_stale_endpoints(&mut self) {
+        let snap = self.networks.snapshot();
+        for net in snap.of_container(&self.rec.id) {
+            tracing::warn!(id = %self.rec.id, network = %net.name, "removing an endpoint left by a start or stop that did not finish");
+            let container = self.rec.id.clone();
+            let r = Networks::ask_again(&net.id, |reply| NetworkMsg::Disconnect {
+                container: container.clone(),
+                reply,
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(id = %self.rec.id, network = %net.name, "leaving the network: {e}");
+            }
+        }
     }
 
     /// After a run (or a failed start): leave its networks, drop its
     /// namespace and DNS server.
     pub(super) async fn network_down(&mut self) {
-        if self.rec.state.sandbox.is_empty() && self.rec.state.endpoints.is_empty() {
+        if self.rec.state.sandbox.is_empty()
+            && self.rec.state.endpoints.is_empty()
+            && self
+                .networks
+                .snapshot()
+                .of_container(&self.rec.id)
+                .next()
+                .is_none()
+        {
             return;
         }
         self.host.dns_stop(&self.rec);
@@ -309,8 +363,11 @@ impl ContainerState {
         let snap = self.networks.snapshot();
         for net in snap.of_container(&self.rec.id) {
             let container = self.rec.id.clone();
-            let r =
-                Networks::ask(&net.id, |reply| NetworkMsg::Disconnect { container, reply }).await;
+            let r = Networks::ask_again(&net.id, |reply| NetworkMsg::Disconnect {
+                container: container.clone(),
+                reply,
+            })
+            .await;
             if let Err(e) = r {
                 tracing::warn!(id = %self.rec.id, network = %net.name, "leaving the network: {e}");
             }

@@ -56,6 +56,8 @@ impl ContainerState {
     ) -> Result<(), ContainerError> {
         self.rec.state.status = Status::Removing;
         self.publish();
+        // Endpoints a start or stop that did not finish may have left.
+        self.network_down().await;
         // `rm -v` and `--rm` take the anonymous volumes along.
         let volumes = self.remove_volumes || self.rec.auto_remove();
         if let Err(e) = self.host.destroy(&self.rec).await {
@@ -68,6 +70,7 @@ impl ContainerState {
             )));
         }
         self.release_volumes(volumes).await;
+        drop(super::attach::take_waiting(&self.rec.id));
         self.unpublish();
         self.event("destroy", &[]);
         let outcome = WaitOutcome::exited(self.rec.state.exit_code);

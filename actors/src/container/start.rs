@@ -31,7 +31,7 @@ impl ContainerState {
         let r = self.try_start(myself).await;
         if r.is_err() && matches!(self.status(), Status::Created | Status::Exited) {
             // Attached clients end; an auto-remove container goes (dockerd).
-            self.attachers.clear();
+            drop(super::attach::take_waiting(&self.rec.id));
             if self.rec.auto_remove() {
                 let _ = self.destroy(myself).await;
             }

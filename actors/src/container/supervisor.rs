@@ -18,7 +18,7 @@ use super::{ContainerError, ContainerMsg};
 use crate::directory::CONTAINERS;
 use crate::events::Events;
 use crate::ports::ContainerHost;
-use crate::supervisor::ask::{ask_within, AskError};
+use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
     spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
 };
@@ -128,32 +128,55 @@ impl Containers {
         ActorRef::where_is(actor_name(id)).ok_or(ContainerError::Unavailable)
     }
 
-    /// Ask a container's actor; a restart in between is `Unavailable`.
+    /// Ask a container's actor; one being restarted is waited for.
     pub async fn ask<T: Send + 'static>(
         id: &str,
         msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> ContainerMsg,
     ) -> Result<T, ContainerError> {
-        let a = Self::actor(id)?;
         let report = |request| {
             if let Some(s) = Self::supervisor() {
                 let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
             }
         };
-        ask_within(&a, msg, report).await.map_err(|e| match e {
-            AskError::Gone => ContainerError::Unavailable,
-            e => ContainerError::Timeout(e.message(&format!("the actor of container {id}"))),
-        })?
+        ask_named(&actor_name(id), msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => ContainerError::Unavailable,
+                e => ContainerError::Timeout(e.message(&format!("the actor of container {id}"))),
+            })?
+    }
+
+    /// [`Containers::ask`] for a request safe to make twice (a read, a
+    /// start answered "already started", a stop answered "already
+    /// stopped"): one the actor took and died with is made again for its
+    /// next incarnation.
+    pub async fn ask_again<T: Send + 'static>(
+        id: &str,
+        msg: impl Fn(RpcReplyPort<Result<T, ContainerError>>) -> ContainerMsg,
+    ) -> Result<T, ContainerError> {
+        let report = |request| {
+            if let Some(s) = Self::supervisor() {
+                let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
+            }
+        };
+        ask_named_again(&actor_name(id), msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => ContainerError::Unavailable,
+                e => ContainerError::Timeout(e.message(&format!("the actor of container {id}"))),
+            })?
     }
 
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> SupervisorMsg,
     ) -> Result<T, ContainerError> {
-        let s = Self::supervisor().ok_or(ContainerError::Unavailable)?;
         let report = |request| warn!(%request, "the container supervisor did not answer in time");
-        ask_within(&s, msg, report).await.map_err(|e| match e {
-            AskError::Gone => ContainerError::Unavailable,
-            e => ContainerError::Timeout(e.message("the container supervisor")),
-        })?
+        ask_named(CONTAINERS, msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => ContainerError::Unavailable,
+                e => ContainerError::Timeout(e.message("the container supervisor")),
+            })?
     }
 }
 
@@ -257,9 +280,11 @@ impl Actor for ContainerSupervisor {
             }
             by_id.insert(r.id.clone(), Arc::new(r));
         }
+        let removed = st.args.index.borrow().removed.clone();
         st.args.index.send_replace(Arc::new(ContainerIndex {
             by_id: by_id.clone(),
             names,
+            removed,
         }));
         publish_counts(&st.args.index, &st.args.view);
         let started = Instant::now();

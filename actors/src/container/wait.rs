@@ -81,8 +81,12 @@ impl Containers {
             let Ok(actor) = Self::actor(id) else {
                 match rec {
                     // Removed meanwhile: that is what a `removed` wait
-                    // waits for; the others see the last exit.
-                    None => return WaitOutcome::exited(last),
+                    // waits for; the others see the last exit (kept by
+                    // the index when the removal came after the last look).
+                    None => {
+                        let code = self.snapshot().removed_exit(id).unwrap_or(last);
+                        return WaitOutcome::exited(code);
+                    }
                     Some(_) if since.elapsed() > NO_ACTOR_LIMIT => {
                         return WaitOutcome {
                             status_code: -1,

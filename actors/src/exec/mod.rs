@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use crate::directory::EXECS;
-use crate::supervisor::ask::{ask_within, AskError, Request};
+use crate::supervisor::ask::{ask_named, ask_within, AskError, Request, RESTART_WAIT};
 use crate::supervisor::keyed::{
     spawn_child, KeyedChildren, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
 };
@@ -367,9 +367,8 @@ fn ask_err(e: AskError, who: &str) -> ExecError {
 impl Execs {
     /// Register an exec (its record built and checked by the caller).
     pub async fn create(&self, record: ExecRecord) -> Result<String, ExecError> {
-        let s = ActorRef::<ExecSupervisorMsg>::where_is(EXECS).ok_or(ExecError::Unavailable)?;
-        ask_within(
-            &s,
+        ask_named(
+            EXECS,
             |reply| ExecSupervisorMsg::Create {
                 record: Box::new(record),
                 reply,
@@ -381,13 +380,15 @@ impl Execs {
     }
 
     /// Ask an exec's actor; while it is being restarted (after a kill) the
-    /// request is retried for up to a second.
+    /// request is retried for up to [`RESTART_WAIT`] (exec requests are
+    /// made again from the exec's record, so a retry is safe).
     pub async fn ask<T: Send + 'static>(
         &self,
         id: &str,
         build: impl Fn(RpcReplyPort<T>) -> ExecMsg,
     ) -> Result<T, ExecError> {
-        for _ in 0..50 {
+        let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+        while tokio::time::Instant::now() < deadline {
             if self.table.get(id).is_none() {
                 return Err(ExecError::NotFound(id.to_string()));
             }

@@ -103,15 +103,16 @@ impl crate::supervisor::ask::Request for ImageStoreMsg {
 
 /// Ask the image store with a bounded wait.
 async fn ask_store<T: Send + 'static>(
-    s: &ActorRef<ImageStoreMsg>,
     build: impl FnOnce(RpcReplyPort<Result<T, ImageError>>) -> ImageStoreMsg,
 ) -> Result<T, ImageError> {
-    use crate::supervisor::ask::{ask_within, AskError};
+    use crate::supervisor::ask::{ask_named, AskError};
     let report = |request| tracing::warn!(%request, "the image store did not answer in time");
-    ask_within(s, build, report).await.map_err(|e| match e {
-        AskError::Gone => ImageError::Unavailable,
-        e => ImageError::Timeout(e.message("the image store")),
-    })?
+    ask_named(IMAGE_STORE, build, report)
+        .await
+        .map_err(|e| match e {
+            AskError::Gone => ImageError::Unavailable,
+            e => ImageError::Timeout(e.message("the image store")),
+        })?
 }
 
 pub enum ImageStoreMsg {
@@ -819,8 +820,7 @@ impl Images {
         layers: Vec<NewLayer>,
         refs: Vec<Reference>,
     ) -> Result<CommitResult, ImageError> {
-        let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Commit {
+        ask_store(|reply| ImageStoreMsg::Commit {
             config,
             layers,
             refs,
@@ -830,8 +830,7 @@ impl Images {
     }
 
     pub async fn tag(&self, name: String, reference: Reference) -> Result<String, ImageError> {
-        let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Tag {
+        ask_store(|reply| ImageStoreMsg::Tag {
             name,
             reference,
             reply,
@@ -845,8 +844,7 @@ impl Images {
         force: bool,
         prune: bool,
     ) -> Result<(Vec<DeleteItem>, Released), ImageError> {
-        let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Delete {
+        ask_store(|reply| ImageStoreMsg::Delete {
             name,
             force,
             prune,
@@ -857,8 +855,7 @@ impl Images {
 
     /// Delete the unused images `select` picks.
     pub async fn prune(&self, select: PruneSelect) -> Result<PruneResult, ImageError> {
-        let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Prune {
+        ask_store(|reply| ImageStoreMsg::Prune {
             select,
             with_children: false,
             reply,
@@ -869,8 +866,7 @@ impl Images {
     /// Delete the images `select` picks that no container uses, parents
     /// of other images too (the build cache).
     pub async fn prune_cache(&self, select: PruneSelect) -> Result<PruneResult, ImageError> {
-        let s = Self::store()?;
-        ask_store(&s, |reply| ImageStoreMsg::Prune {
+        ask_store(|reply| ImageStoreMsg::Prune {
             select,
             with_children: true,
             reply,
@@ -880,9 +876,8 @@ impl Images {
 
     /// A create claims its image (see [`ImageStoreMsg::Claim`]).
     pub async fn claim(image: &str, container: &str) -> Result<(), ImageError> {
-        let s = Self::store()?;
         let (image, container) = (image.to_string(), container.to_string());
-        ask_store(&s, |reply| ImageStoreMsg::Claim {
+        ask_store(|reply| ImageStoreMsg::Claim {
             image,
             container,
             reply,

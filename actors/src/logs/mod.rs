@@ -380,22 +380,34 @@ pub async fn open_stream(
     path: &str,
     opts: LogOptions,
 ) -> Result<mpsc::Receiver<Bytes>, String> {
-    let sup = ActorRef::<LogSupervisorMsg>::where_is(crate::directory::LOG_STREAMS)
-        .ok_or_else(|| "the log stream supervisor is restarting".to_string())?;
-    let r = sup
-        .call(
-            |reply| LogSupervisorMsg::Open {
-                container: container.to_string(),
-                path: path.to_string(),
-                opts,
-                reply,
-            },
-            Some(Duration::from_secs(30)),
-        )
-        .await;
-    match r {
-        Ok(ractor::rpc::CallResult::Success(r)) => r.map(|(_, rx)| rx),
-        _ => Err("the log stream supervisor did not answer".into()),
+    // A supervisor being restarted is waited for; an Open it lost is made
+    // again (a session whose receiver is gone ends by itself).
+    let deadline = tokio::time::Instant::now() + crate::supervisor::ask::RESTART_WAIT;
+    loop {
+        if let Some(sup) = ActorRef::<LogSupervisorMsg>::where_is(crate::directory::LOG_STREAMS) {
+            let r = sup
+                .call(
+                    |reply| LogSupervisorMsg::Open {
+                        container: container.to_string(),
+                        path: path.to_string(),
+                        opts: opts.clone(),
+                        reply,
+                    },
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+            match r {
+                Ok(ractor::rpc::CallResult::Success(r)) => return r.map(|(_, rx)| rx),
+                Ok(ractor::rpc::CallResult::Timeout) => {
+                    return Err("the log stream supervisor did not answer".into())
+                }
+                _ => {}
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err("the log stream supervisor is restarting".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -169,6 +169,15 @@ impl NetworkState {
                 self.rec.name
             )));
         }
+        if let Some(old) = self.rec.endpoints.get(&req.container) {
+            // The same container's start asking again for the sandbox it
+            // made anew (its actor was killed after the first ask): the old
+            // endpoint's interfaces went with the old namespace.
+            if !req.sandbox.is_empty() && old.sandbox == req.sandbox {
+                warn!(network = %self.rec.name, container = %req.container, "replacing the endpoint of a start that did not finish");
+                self.disconnect(&req.container).await?;
+            }
+        }
         if self.rec.endpoints.contains_key(&req.container) {
             return Err(NetworkError::Forbidden(format!(
                 "endpoint with name {} already exists in network {}",

@@ -20,7 +20,7 @@ use super::{NetworkError, NetworkMsg};
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
-use crate::supervisor::ask::{ask_within, AskError};
+use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 
@@ -85,33 +85,55 @@ impl Networks {
         self.snapshot().lookup(s)
     }
 
-    /// Ask a network's actor; a restart in between is `Unavailable`.
+    /// Ask a network's actor; one being restarted is waited for.
     pub async fn ask<T: Send + 'static>(
         id: &str,
         msg: impl FnOnce(RpcReplyPort<Result<T, NetworkError>>) -> NetworkMsg,
     ) -> Result<T, NetworkError> {
-        let a =
-            ActorRef::<NetworkMsg>::where_is(actor_name(id)).ok_or(NetworkError::Unavailable)?;
         let report = |request| {
             if let Some(s) = ActorRef::<SupervisorMsg>::where_is(NETWORKS) {
                 let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
             }
         };
-        ask_within(&a, msg, report).await.map_err(|e| match e {
-            AskError::Gone => NetworkError::Unavailable,
-            e => NetworkError::Timeout(e.message(&format!("the actor of network {id}"))),
-        })?
+        ask_named(&actor_name(id), msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => NetworkError::Unavailable,
+                e => NetworkError::Timeout(e.message(&format!("the actor of network {id}"))),
+            })?
+    }
+
+    /// [`Networks::ask`] for a request safe to make twice (a disconnect;
+    /// a container's connect with its sandbox, which replaces the endpoint
+    /// an earlier making left): one the actor took and died with is made
+    /// again for its next incarnation.
+    pub async fn ask_again<T: Send + 'static>(
+        id: &str,
+        msg: impl Fn(RpcReplyPort<Result<T, NetworkError>>) -> NetworkMsg,
+    ) -> Result<T, NetworkError> {
+        let report = |request| {
+            if let Some(s) = ActorRef::<SupervisorMsg>::where_is(NETWORKS) {
+                let _ = s.cast(SupervisorMsg::Unresponsive(id.to_string(), request));
+            }
+        };
+        ask_named_again(&actor_name(id), msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => NetworkError::Unavailable,
+                e => NetworkError::Timeout(e.message(&format!("the actor of network {id}"))),
+            })?
     }
 
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, NetworkError>>) -> SupervisorMsg,
     ) -> Result<T, NetworkError> {
-        let s = ActorRef::<SupervisorMsg>::where_is(NETWORKS).ok_or(NetworkError::Unavailable)?;
         let report = |request| warn!(%request, "the network supervisor did not answer in time");
-        ask_within(&s, msg, report).await.map_err(|e| match e {
-            AskError::Gone => NetworkError::Unavailable,
-            e => NetworkError::Timeout(e.message("the network supervisor")),
-        })?
+        ask_named(NETWORKS, msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => NetworkError::Unavailable,
+                e => NetworkError::Timeout(e.message("the network supervisor")),
+            })?
     }
 }
 

@@ -30,7 +30,7 @@ use tracing::warn;
 
 use crate::directory::REGISTRY_SESSIONS;
 use crate::ports::BoxFuture;
-use crate::supervisor::ask::{ask_within, AskError, Request};
+use crate::supervisor::ask::{ask_within, AskError, Request, RESTART_WAIT};
 use crate::supervisor::keyed::{
     spawn_child, KeyedChildren, SpawnFuture, REBUILD_WINDOW, RETRY_AFTER,
 };
@@ -499,18 +499,21 @@ fn report(actor: String) -> impl FnOnce(&'static str) {
 
 /// The session of `host`.
 pub async fn session(host: &str) -> Result<ActorRef<SessionMsg>, RegistryError> {
-    if let Some(a) = running(host) {
-        return Ok(a);
-    }
-    let sup = ActorRef::<RegistrySupervisorMsg>::where_is(REGISTRY_SESSIONS).ok_or_else(|| {
-        RegistryError::new(
-            ErrorKind::Unavailable,
-            "the registry sessions are restarting; retry",
-        )
-    })?;
     let mut last = None;
-    // A session being restarted answers after a few tries.
-    for _ in 0..50 {
+    // A session (or their supervisor) being restarted is waited for.
+    let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(a) = running(host) {
+            return Ok(a);
+        }
+        let Some(sup) = ActorRef::<RegistrySupervisorMsg>::where_is(REGISTRY_SESSIONS) else {
+            last = Some(RegistryError::new(
+                ErrorKind::Unavailable,
+                "the registry sessions are restarting; retry",
+            ));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
         match ask_within(
             &sup,
             |reply| RegistrySupervisorMsg::Session {
@@ -523,6 +526,7 @@ pub async fn session(host: &str) -> Result<ActorRef<SessionMsg>, RegistryError> 
         {
             Ok(Ok(a)) => return Ok(a),
             Ok(Err(e)) => last = Some(e),
+            Err(AskError::Gone) => {}
             Err(e) => return Err(ask_err(e, "the registry session supervisor")),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

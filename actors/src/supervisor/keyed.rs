@@ -18,6 +18,7 @@ use ractor::{Actor, ActorCell, ActorId, SupervisionEvent};
 use tracing::{error, info, warn};
 
 use crate::ports::BoxFuture;
+use crate::supervisor::strategy::{counts, KILLED, SETTLE};
 
 /// Rebuilds of one key's actor allowed per window before giving up.
 pub const MAX_REBUILDS: usize = 10;
@@ -48,7 +49,8 @@ pub fn spawn_child<A: Actor>(
 pub struct KeyedChildren {
     /// What the keys are, for the logs ("container", "network", "volume").
     kind: &'static str,
-    actors: HashMap<ActorId, String>,
+    /// Each current actor's key and start.
+    actors: HashMap<ActorId, (String, Instant)>,
     forgotten: HashSet<String>,
     rebuilds: HashMap<String, Vec<Instant>>,
     /// Rebuilds of one key allowed per window.
@@ -82,7 +84,7 @@ impl KeyedChildren {
 
     /// The key whose current actor is `id`.
     pub fn key_of(&self, id: &ActorId) -> Option<String> {
-        self.actors.get(id).cloned()
+        self.actors.get(id).map(|(k, _)| k.clone())
     }
 
     /// Spawns all children in parallel; answers the keys whose spawn
@@ -100,7 +102,7 @@ impl KeyedChildren {
             };
             match r {
                 Ok(aid) => {
-                    self.actors.insert(aid, key);
+                    self.actors.insert(aid, (key, Instant::now()));
                 }
                 Err(e) => {
                     warn!(kind = self.kind, %key, "restoring the actor failed ({e}); retrying");
@@ -114,7 +116,7 @@ impl KeyedChildren {
     /// Spawns one child.
     pub async fn start(&mut self, key: &str, spawn: SpawnFuture) -> Result<(), String> {
         let aid = spawn.await?;
-        self.actors.insert(aid, key.to_string());
+        self.actors.insert(aid, (key.to_string(), Instant::now()));
         Ok(())
     }
 
@@ -153,7 +155,7 @@ impl KeyedChildren {
 
     /// Keys whose actor currently runs.
     pub fn keys(&self) -> Vec<String> {
-        self.actors.values().cloned().collect()
+        self.actors.values().map(|(k, _)| k.clone()).collect()
     }
 
     /// A child stopped or failed: answers its key when it should be
@@ -165,26 +167,30 @@ impl KeyedChildren {
         ev: &SupervisionEvent,
         exists: impl FnOnce(&str) -> bool,
     ) -> Option<String> {
-        let (cell, why) = match ev {
-            SupervisionEvent::ActorTerminated(c, _, r) => {
-                (c, r.clone().unwrap_or_else(|| "stopped".into()))
-            }
-            SupervisionEvent::ActorFailed(c, e) => (c, e.to_string()),
+        let (cell, why, killed) = match ev {
+            SupervisionEvent::ActorTerminated(c, _, r) => (
+                c,
+                r.clone().unwrap_or_else(|| "stopped".into()),
+                r.as_deref() == Some(KILLED),
+            ),
+            SupervisionEvent::ActorFailed(c, e) => (c, e.to_string(), false),
             _ => return None,
         };
-        let key = self.actors.remove(&cell.get_id())?;
+        let (key, started) = self.actors.remove(&cell.get_id())?;
         if self.forgotten.remove(&key) || !exists(&key) {
             return None;
         }
-        let now = Instant::now();
-        let times = self.rebuilds.entry(key.clone()).or_default();
-        let window = self.window;
-        times.retain(|t| now.duration_since(*t) < window);
-        if times.len() >= self.max_rebuilds {
-            error!(kind = self.kind, %key, "the actor keeps failing ({why}); it is no longer rebuilt");
-            return None;
+        if counts(killed, started.elapsed(), SETTLE) {
+            let now = Instant::now();
+            let times = self.rebuilds.entry(key.clone()).or_default();
+            let window = self.window;
+            times.retain(|t| now.duration_since(*t) < window);
+            if times.len() >= self.max_rebuilds {
+                error!(kind = self.kind, %key, "the actor keeps failing right after its start ({why}); it is no longer rebuilt");
+                return None;
+            }
+            times.push(now);
         }
-        times.push(now);
         crate::metrics::restarted(self.kind);
         warn!(kind = self.kind, %key, "actor stopped ({why}); rebuilding it from its record");
         Some(key)
@@ -286,6 +292,18 @@ mod tests {
                 None
             };
             assert_eq!(c.exited(&ev(i), |_| true), want, "exit {i}");
+        }
+        // Kills never exhaust the limit.
+        let mut c = KeyedChildren::new("test");
+        for _ in 0..MAX_REBUILDS * 3 {
+            let (a, _) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+            let aid = a.get_id();
+            c.start("k", Box::pin(async move { Ok(aid) }))
+                .await
+                .expect("start");
+            let ev = SupervisionEvent::ActorTerminated(a.get_cell(), None, Some(KILLED.into()));
+            assert_eq!(c.exited(&ev, |_| true), Some("k".to_string()));
+            a.stop(None);
         }
         for cell in cells {
             cell.stop(None);

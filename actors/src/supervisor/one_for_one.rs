@@ -2,9 +2,11 @@
 //!
 //! Children are started in order in `pre_start` (a child that cannot start
 //! fails the supervisor: berthd does not come up half-built). A child that
-//! fails or stops on its own is restarted after the backoff its
-//! [`RestartPolicy`] gives; past the policy's limit the supervisor fails
-//! itself, which its own parent sees as a child failure (escalation).
+//! is killed, or fails or stops after it ran a while, is restarted at once;
+//! one whose restart fails or that goes down right after starting is
+//! restarted after the backoff its [`RestartPolicy`] gives, and past the
+//! policy's limit the supervisor fails itself, which its own parent sees as
+//! a child failure (escalation).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use ractor::{
 };
 use tracing::{error, info, warn};
 
-use super::strategy::{Decision, RestartPolicy, RestartTracker};
+use super::strategy::{counts, Decision, RestartPolicy, RestartTracker, KILLED};
 
 type StartFuture = Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>;
 type StartFn = Arc<dyn Fn(ActorCell) -> StartFuture + Send + Sync>;
@@ -95,6 +97,8 @@ pub enum SupervisorMsg {
 struct Child {
     spec: ChildSpec,
     cell: Option<ActorCell>,
+    /// When the current incarnation started.
+    started: Instant,
     tracker: RestartTracker,
     restarts: u64,
 }
@@ -115,11 +119,12 @@ impl Supervisor {
         state: &mut SupervisorState,
         idx: usize,
         why: String,
+        counted: bool,
     ) -> Result<(), ActorProcessingErr> {
         let child = &mut state.children[idx];
         child.cell = None;
         let name = child.spec.name.clone();
-        match child.tracker.on_failure(Instant::now()) {
+        match child.tracker.on_exit(Instant::now(), counted) {
             Decision::Escalate => {
                 let p = child.tracker.policy();
                 error!(child = %name, %why, "child exceeded {} restarts in {:?}; escalating", p.max_restarts, p.window);
@@ -155,6 +160,7 @@ impl Supervisor {
             Ok(cell) => {
                 let child = &mut state.children[idx];
                 child.cell = Some(cell);
+                child.started = Instant::now();
                 child.restarts += 1;
                 crate::metrics::restarted(&spec.name);
                 info!(child = %spec.name, restarts = child.restarts, "child restarted");
@@ -162,7 +168,8 @@ impl Supervisor {
             }
             Err(e) => {
                 // A failed start counts as one more failure of the child.
-                Box::pin(self.child_down(myself, state, idx, format!("restart failed: {e}"))).await
+                Box::pin(self.child_down(myself, state, idx, format!("restart failed: {e}"), true))
+                    .await
             }
         }
     }
@@ -195,6 +202,7 @@ impl Actor for Supervisor {
                 tracker: RestartTracker::new(spec.policy),
                 spec,
                 cell: Some(cell),
+                started: Instant::now(),
                 restarts: 0,
             });
         }
@@ -256,16 +264,24 @@ impl Actor for Supervisor {
         if state.stopping {
             return Ok(());
         }
-        let (cell, why) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (
-                cell,
-                format!("stopped: {}", reason.unwrap_or_else(|| "no reason".into())),
-            ),
+        let (cell, why, killed) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}"), false),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let killed = reason.as_deref() == Some(KILLED);
+                (
+                    cell,
+                    format!("stopped: {}", reason.unwrap_or_else(|| "no reason".into())),
+                    killed,
+                )
+            }
             _ => return Ok(()),
         };
         match Self::find(state, &cell) {
-            Some(idx) => self.child_down(&myself, state, idx, why).await,
+            Some(idx) => {
+                let c = &state.children[idx];
+                let counted = counts(killed, c.started.elapsed(), c.spec.policy.settle);
+                self.child_down(&myself, state, idx, why, counted).await
+            }
             None => Ok(()),
         }
     }

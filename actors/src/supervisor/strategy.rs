@@ -1,6 +1,13 @@
 //! Restart strategy: one-for-one, at most `max_restarts` within `window`,
 //! exponential backoff between attempts, escalate to the parent when exceeded.
 //!
+//! Only exits that show the child cannot come back count toward the limit
+//! ([`counts`]): a start that fails, or a failure or stop soon after a
+//! start. A kill from outside (the chaos control, a supervisor ending an
+//! unresponsive actor) or an exit after the child ran a while is restarted
+//! at once and never escalates: a kill storm degrades service, it does not
+//! end the daemon.
+//!
 //! Pure logic (time is passed in) so the failure matrix is unit tested
 //! without actors.
 
@@ -18,6 +25,9 @@ pub struct RestartPolicy {
     pub backoff_initial: Duration,
     /// Upper bound of the doubling backoff.
     pub backoff_max: Duration,
+    /// A child that ran this long before going down came back: its exit
+    /// does not count toward `max_restarts`.
+    pub settle: Duration,
 }
 
 impl RestartPolicy {
@@ -29,8 +39,22 @@ impl RestartPolicy {
             window: Duration::from_secs(60),
             backoff_initial: Duration::ZERO,
             backoff_max: Duration::from_secs(2),
+            settle: SETTLE,
         }
     }
+}
+
+/// How long a child must run before its exit no longer counts as one that
+/// cannot come back.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// The reason ractor gives for an actor ended by `kill()`.
+pub const KILLED: &str = "killed";
+
+/// Whether an exit counts toward escalation: not a kill from outside, and
+/// within `settle` of the child's start.
+pub fn counts(killed: bool, uptime: Duration, settle: Duration) -> bool {
+    !killed && uptime < settle
 }
 
 /// What to do after a child failed.
@@ -64,6 +88,17 @@ impl RestartTracker {
     /// Failures counted in the current window.
     pub fn recent_failures(&self) -> usize {
         self.failures.len()
+    }
+
+    /// An exit that does not count ([`counts`]): restart at once.
+    pub fn on_exit(&mut self, now: Instant, counted: bool) -> Decision {
+        if counted {
+            self.on_failure(now)
+        } else {
+            Decision::Restart {
+                after: Duration::ZERO,
+            }
+        }
     }
 
     /// Record a failure at `now` and decide.
@@ -109,7 +144,34 @@ mod tests {
             window: Duration::from_secs(10),
             backoff_initial: Duration::ZERO,
             backoff_max: Duration::from_millis(150),
+            settle: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn kills_and_exits_after_settling_never_escalate() {
+        let p = policy();
+        let mut t = RestartTracker::new(p);
+        let now = Instant::now();
+        for _ in 0..100 {
+            let killed = counts(true, Duration::ZERO, p.settle);
+            let settled = counts(false, Duration::from_secs(2), p.settle);
+            for c in [killed, settled] {
+                assert_eq!(
+                    t.on_exit(now, c),
+                    Decision::Restart {
+                        after: Duration::ZERO
+                    }
+                );
+            }
+        }
+        assert_eq!(t.recent_failures(), 0);
+        // A failure right after a start counts.
+        assert!(counts(false, Duration::from_millis(10), p.settle));
+        for _ in 0..3 {
+            assert!(matches!(t.on_exit(now, true), Decision::Restart { .. }));
+        }
+        assert_eq!(t.on_exit(now, true), Decision::Escalate);
     }
 
     #[test]

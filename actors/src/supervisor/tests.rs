@@ -15,6 +15,7 @@ fn policy(max: u32) -> RestartPolicy {
         window: Duration::from_secs(30),
         backoff_initial: Duration::ZERO,
         backoff_max: Duration::from_millis(100),
+        settle: Duration::from_secs(5),
     }
 }
 
@@ -207,4 +208,51 @@ async fn shutdown_stops_children_without_restarting() {
         .unwrap();
     assert_eq!(ctl.starts.load(Ordering::SeqCst), 1);
     assert!(ActorRef::<FlakyMsg>::where_is(name).is_none());
+}
+
+#[tokio::test]
+async fn a_kill_storm_never_escalates() {
+    // A limit of 2 restarts: 30 kills in a row (each right after the
+    // restart) still find the child back every time, the supervisor up.
+    let ctl = FlakyControl::new();
+    let (sup, name, _h) = start(2, ctl.clone()).await;
+    for n in 1..=30 {
+        let started = ping_until(&name, n).await;
+        assert_eq!(started, n);
+        child(&name).get_cell().kill();
+    }
+    ping_until(&name, 31).await;
+    assert_eq!(sup.get_status(), ActorStatus::Running);
+    let st = ractor::call!(sup, SupervisorMsg::Children).unwrap();
+    assert_eq!(st[0].restarts, 30);
+    sup.stop(None);
+}
+
+#[tokio::test]
+async fn a_child_failing_after_it_settled_is_restarted_without_escalating() {
+    let ctl = FlakyControl::new();
+    let name = unique("flaky");
+    let c = ctl.clone();
+    let quick = RestartPolicy {
+        settle: Duration::from_millis(50),
+        ..policy(1)
+    };
+    let spec = ChildSpec::new(&name, quick, true, move || (Flaky, c.clone()));
+    let (sup, _h) = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorArgs {
+            children: vec![spec],
+        },
+    )
+    .await
+    .unwrap();
+    for n in 1..=5 {
+        ping_until(&name, n).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        child(&name).send_message(FlakyMsg::Panic).unwrap();
+    }
+    ping_until(&name, 6).await;
+    assert_eq!(sup.get_status(), ActorStatus::Running);
+    sup.stop(None);
 }

@@ -13,7 +13,7 @@ use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
-use crate::supervisor::ask::{ask_within, AskError};
+use crate::supervisor::ask::{ask_named, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 
@@ -80,17 +80,17 @@ impl Volumes {
         name: &str,
         msg: impl FnOnce(RpcReplyPort<Result<T, VolumeError>>) -> VolumeMsg,
     ) -> Result<T, VolumeError> {
-        let a =
-            ActorRef::<VolumeMsg>::where_is(actor_name(name)).ok_or(VolumeError::Unavailable)?;
         let report = |request| {
             if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
                 let _ = s.cast(VolumeSupervisorMsg::Unresponsive(name.to_string(), request));
             }
         };
-        ask_within(&a, msg, report).await.map_err(|e| match e {
-            AskError::Gone => VolumeError::Unavailable,
-            e => VolumeError::Timeout(e.message(&format!("the actor of volume {name}"))),
-        })?
+        ask_named(&actor_name(name), msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => VolumeError::Unavailable,
+                e => VolumeError::Timeout(e.message(&format!("the actor of volume {name}"))),
+            })?
     }
 
     /// Send without waiting (a volume that is gone is left alone).
@@ -103,10 +103,8 @@ impl Volumes {
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, VolumeError>>) -> VolumeSupervisorMsg,
     ) -> Result<T, VolumeError> {
-        let s =
-            ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES).ok_or(VolumeError::Unavailable)?;
         let report = |request| warn!(%request, "the volume supervisor did not answer in time");
-        ask_within(&s, msg, report).await.map_err(|e| match e {
+        ask_named(VOLUMES, msg, report).await.map_err(|e| match e {
             AskError::Gone => VolumeError::Unavailable,
             e => VolumeError::Timeout(e.message("the volume supervisor")),
         })?

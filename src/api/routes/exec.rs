@@ -113,7 +113,10 @@ async fn launch(
         .map_err(|e| ApiError::from_err(&e))?;
     let want_in = e.attach_stdin && !detach;
     // The container's actor decides (it runs?) and hands out the stdio.
-    let stdio = Containers::ask(&e.container_id, |reply| ContainerMsg::ExecStart {
+    // Made again if the actor dies with it: its handler has no await
+    // before the start's own task takes the answer, so a lost request was
+    // never acted on.
+    let stdio = Containers::ask_again(&e.container_id, |reply| ContainerMsg::ExecStart {
         exec: Box::new(e.clone()),
         stdin: want_in,
         reply,
@@ -130,6 +133,10 @@ async fn launch(
                 }
                 // The exec's settings (user, working directory) refused.
                 ContainerError::Invalid(_) => Some(126),
+                // Not started as far as berthd knows (the container's actor
+                // stopped with the request): the exec failed, as one the
+                // runtime refused.
+                ContainerError::Unavailable | ContainerError::Timeout(_) => Some(126),
                 _ => None,
             };
             if let Some(code) = code {

@@ -1,6 +1,10 @@
 //! Networks: create, list, inspect, delete, connect, disconnect, prune.
 
-use berth_actors::container::{ContainerMsg, ContainerRecord, Containers, NetworkAttachment};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use berth_actors::container::{
+    ContainerError, ContainerMsg, ContainerRecord, Containers, NetworkAttachment,
+};
 use berth_actors::network::{NetworkError, NetworkMsg, NetworkRecord, Networks, SupervisorMsg};
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -217,13 +221,23 @@ pub fn connect(r: Req) -> HandlerFuture {
             mac,
         };
         let network = n.name.clone();
-        Containers::ask(&c.id, |reply| ContainerMsg::Connect {
-            network,
-            attachment,
-            reply,
+        // Made again if the container's actor dies with it; a second
+        // making that finds the first one done answers as the first.
+        let made = AtomicU32::new(0);
+        let r = Containers::ask_again(&c.id, |reply| {
+            made.fetch_add(1, Ordering::Relaxed);
+            ContainerMsg::Connect {
+                network: network.clone(),
+                attachment: attachment.clone(),
+                reply,
+            }
         })
-        .await
-        .map_err(|e| ApiError::from_err(&e))?;
+        .await;
+        match r {
+            Err(ContainerError::Forbidden(_))
+                if made.load(Ordering::Relaxed) > 1 && !c.networks.contains_key(&network) => {}
+            r => r.map_err(|e| ApiError::from_err(&e))?,
+        }
         Ok(body::empty_ok())
     })
 }
@@ -239,8 +253,8 @@ pub fn disconnect(r: Req) -> HandlerFuture {
                 // A container that is gone: drop its endpoint by ID.
                 let id = body["Container"].as_str().unwrap_or("").to_string();
                 if n.endpoints.contains_key(&id) {
-                    Networks::ask(&n.id, |reply| NetworkMsg::Disconnect {
-                        container: id,
+                    Networks::ask_again(&n.id, |reply| NetworkMsg::Disconnect {
+                        container: id.clone(),
                         reply,
                     })
                     .await
@@ -252,9 +266,20 @@ pub fn disconnect(r: Req) -> HandlerFuture {
             Err(e) => return Err(e),
         };
         let network = n.name.clone();
-        Containers::ask(&c.id, |reply| ContainerMsg::Disconnect { network, reply })
-            .await
-            .map_err(|e| ApiError::from_err(&e))?;
+        let made = AtomicU32::new(0);
+        let r = Containers::ask_again(&c.id, |reply| {
+            made.fetch_add(1, Ordering::Relaxed);
+            ContainerMsg::Disconnect {
+                network: network.clone(),
+                reply,
+            }
+        })
+        .await;
+        match r {
+            Err(ContainerError::Forbidden(_))
+                if made.load(Ordering::Relaxed) > 1 && c.networks.contains_key(&network) => {}
+            r => r.map_err(|e| ApiError::from_err(&e))?,
+        }
         Ok(body::empty_ok())
     })
 }

@@ -18,7 +18,7 @@ use crate::containers::copy::{self, CopyError};
 use crate::api::shared::*;
 
 async fn view(rec: &ContainerRecord, want: FsWant) -> Result<FsView, ApiError> {
-    Containers::ask(&rec.id, |reply| ContainerMsg::Filesystem { want, reply })
+    Containers::ask_again(&rec.id, |reply| ContainerMsg::Filesystem { want, reply })
         .await
         .map_err(err)
 }

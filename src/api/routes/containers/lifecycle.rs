@@ -120,9 +120,13 @@ pub fn start(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
         // The actor decides (a running container answers 304).
-        Containers::ask(&rec.id, ContainerMsg::Start)
-            .await
-            .map_err(err)?;
+        let seen = rec.state.started_at.clone();
+        Containers::ask_again(&rec.id, |reply| ContainerMsg::StartOnce {
+            seen: seen.clone(),
+            reply,
+        })
+        .await
+        .map_err(err)?;
         Ok(body::no_content())
     })
 }
@@ -137,7 +141,8 @@ fn stop_or_restart(r: Req, restart: bool) -> HandlerFuture {
             .get("signal")
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        Containers::ask(&rec.id, |reply| {
+        Containers::ask_again(&rec.id, |reply| {
+            let signal = signal.clone();
             if restart {
                 ContainerMsg::Restart {
                     signal,
@@ -313,9 +318,10 @@ pub fn update(r: Req) -> HandlerFuture {
         crate::containers::create::check_update(&probe, r.ctx.host.ncpu.max(1)).map_err(err)?;
         // The actor updates the runtime and the record together.
         let patch = Box::new(patch);
-        let warnings = Containers::ask(&rec.id, |reply| ContainerMsg::Update(patch.clone(), reply))
-            .await
-            .map_err(err)?;
+        let warnings =
+            Containers::ask_again(&rec.id, |reply| ContainerMsg::Update(patch.clone(), reply))
+                .await
+                .map_err(err)?;
         ok_json(&json!({"Warnings": warnings}))
     })
 }

@@ -44,7 +44,7 @@ pub fn stats(r: Req) -> HandlerFuture {
         let id2 = id.clone();
         let sample = move || {
             let id = id2.clone();
-            async move { Containers::ask(&id, ContainerMsg::Stats).await }
+            async move { Containers::ask_again(&id, ContainerMsg::Stats).await }
         };
         if !stream {
             let (first, live) = sample().await.map_err(err)?;

@@ -96,9 +96,10 @@ pub fn attach(mut r: Req) -> HandlerFuture {
             stdout: want_out,
             stderr: want_err,
         };
-        let ticket = Containers::ask(&rec.id, |reply| ContainerMsg::Attach { streams, reply })
-            .await
-            .map_err(err)?;
+        let ticket =
+            Containers::ask_again(&rec.id, |reply| ContainerMsg::Attach { streams, reply })
+                .await
+                .map_err(err)?;
         let tty = rec.tty();
         let stdin_once = rec.config.stdin_once && !rec.tty();
         let events = r.ctx.events.clone();
@@ -173,7 +174,7 @@ pub fn resize(r: Req) -> HandlerFuture {
     Box::pin(async move {
         let rec = find(&r)?;
         let (width, height) = dims(&r)?;
-        Containers::ask(&rec.id, |reply| ContainerMsg::Resize {
+        Containers::ask_again(&rec.id, |reply| ContainerMsg::Resize {
             exec_id: None,
             width,
             height,
