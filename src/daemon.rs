@@ -68,6 +68,9 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         .map_err(|e| StartupError::io("installing signal handler", "SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| StartupError::io("installing signal handler", "SIGINT", e))?;
+    // Connections, shims and logs all take files: the soft limit goes to
+    // the hard one, and the API's connection cap follows from it.
+    let nofile = crate::api::conns::raise_nofile();
     let mut cfg = s.loaded.config.clone();
     dirs::ensure_private_dir(Path::new(&cfg.data_root), 0o710)?;
     dirs::ensure_private_dir(Path::new(&cfg.exec_root), 0o700)?;
@@ -93,6 +96,23 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let cont_records = crate::containers::host::load_records(&cont_data);
     let mut cont_layers: std::collections::BTreeSet<String> =
         cont_records.iter().map(|r| r.layer.clone()).collect();
+    // A directory without any record is a create that berthd did not live
+    // to finish (killed between preparing the storage and saving the
+    // record): it and its layer go.
+    for orphan in crate::containers::host::unrecorded_dirs(&cont_data) {
+        let name = orphan
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        warn!(dir = %orphan.display(), "removing a container directory no record names (a create that did not finish)");
+        if let Err(e) = driver.remove(&name) {
+            warn!(layer = %name, "removing its layer: {e}");
+        }
+        if let Err(e) = std::fs::remove_dir_all(&orphan) {
+            warn!(dir = %orphan.display(), "removing it: {e}");
+        }
+    }
     // A container whose record is unreadable keeps its layer (named by its
     // ID) until someone looks at it.
     if let Ok(rd) = std::fs::read_dir(&cont_data) {
@@ -287,6 +307,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
         event_listeners: AtomicUsize::new(0),
+        conns: crate::api::conns::ConnLimit::new(crate::api::conns::ConnLimit::cap_for(nofile)),
     });
     if s.flags.testing_chaos_control {
         warn!("--testing-chaos-control is set: POST /_berth/chaos/kill can kill actors of this daemon");

@@ -51,6 +51,13 @@ pub fn new_id() -> String {
     }
 }
 
+/// Whether `s` has the shape of an object ID (64 lowercase hex digits).
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod authz;
 pub mod body;
+pub mod conns;
 pub mod errors;
 pub mod filters;
 pub mod hijack;
@@ -53,6 +54,8 @@ pub struct ApiContext {
     pub connections: TaskTracker,
     /// Open `/events` streams (`docker info` NEventsListener).
     pub event_listeners: AtomicUsize,
+    /// The cap on open client connections.
+    pub conns: Arc<conns::ConnLimit>,
 }
 
 impl ApiContext {

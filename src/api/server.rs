@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,6 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
+use super::conns::Slot;
 use super::{router, ApiContext};
 use crate::sys::listeners::{Bound, BoundListener};
 use crate::task::AbortOnDrop;
@@ -75,6 +77,9 @@ impl Actor for FrontDoor {
                                     match &acceptor {
                                         None => spawn_conn(&ctx, s),
                                         Some(acc) => {
+                                            let Some(slot) = ctx.conns.admit() else {
+                                                continue;
+                                            };
                                             let acc = acc.clone();
                                             let ctx2 = ctx.clone();
                                             ctx.connections.spawn(async move {
@@ -89,7 +94,7 @@ impl Actor for FrontDoor {
                                                             super::authz::Peer::from_certificates(
                                                                 tls.get_ref().1.peer_certificates(),
                                                             );
-                                                        serve(tls, ctx2, peer).await
+                                                        serve(tls, ctx2, peer, slot).await
                                                     }
                                                     Ok(Err(e)) => {
                                                         debug!(%peer, "TLS handshake refused: {e}")
@@ -139,30 +144,54 @@ fn spawn_conn<IO>(ctx: &Arc<ApiContext>, io: IO)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Past the cap the connection is closed at once (dropped).
+    let Some(slot) = ctx.conns.admit() else {
+        return;
+    };
     let ctx2 = ctx.clone();
     ctx.connections
-        .spawn(serve(io, ctx2, super::authz::Peer::default()));
+        .spawn(serve(io, ctx2, super::authz::Peer::default(), slot));
 }
 
-/// Serve one connection until it closes or berthd shuts down (then finish
-/// the request in flight and close).
-async fn serve<IO>(io: IO, ctx: Arc<ApiContext>, peer: super::authz::Peer)
+/// Serve one connection until it closes, its slot is taken back (an idle
+/// connection closed at the cap) or berthd shuts down (then finish the
+/// request in flight and close).
+async fn serve<IO>(io: IO, ctx: Arc<ApiContext>, peer: super::authz::Peer, slot: Slot)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shutdown = ctx.shutdown.clone();
+    let evicted = slot.conn.close.clone();
+    let stall = ctx.conns.stall();
     let peer = Arc::new(peer);
+    let conn_state = slot.conn.clone();
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
         let peer = peer.clone();
-        async move { Ok::<_, Infallible>(router::handle(ctx, req, peer).await) }
+        // Busy until the response body is sent (or dropped).
+        let busy = conn_state.busy();
+        async move {
+            let resp = router::handle(ctx, req, peer).await;
+            Ok::<_, Infallible>(resp.map(|b| {
+                b.map_frame(move |f| {
+                    let _ = &busy;
+                    f
+                })
+                .boxed_unsync()
+            }))
+        }
     });
     // Header names as Go's net/http writes them (`Api-Version`, `Ostype`,
     // `X-Docker-Container-Path-Stat`): scripts match them by case.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .title_case_headers(true)
-        .serve_connection(TokioIo::new(super::target::Lenient::new(io)), svc)
+        .serve_connection(
+            TokioIo::new(super::target::Lenient::new(super::conns::Stalling::new(
+                io, stall,
+            ))),
+            svc,
+        )
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
@@ -171,9 +200,13 @@ where
                 debug!("connection ended: {e}");
             }
         }
+        _ = evicted.cancelled() => {
+            debug!("closing an idle connection: too many client connections");
+        }
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
     }
+    drop(slot);
 }

@@ -520,9 +520,9 @@ impl ContainerService {
         };
         // The supervisor holds the name while the layer, files and volumes
         // are prepared; a failure is undone there, in one place.
-        container::Containers::ask_supervisor(|reply| container::SupervisorMsg::Create {
-            record: Box::new(rec),
-            volumes,
+        container::Containers::ask_supervisor_again(|reply| container::SupervisorMsg::Create {
+            record: Box::new(rec.clone()),
+            volumes: volumes.clone(),
             reply,
         })
         .await?;

@@ -50,6 +50,29 @@ pub fn find_shim() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-shim"))
 }
 
+/// The container directories with no record file at all (not even an
+/// unreadable one, or its temp file being written).
+pub fn unrecorded_dirs(data_dir: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(data_dir) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            crate::ids::is_full_id(&name)
+                && !std::fs::read_dir(p).is_ok_and(|rd| {
+                    rd.flatten().any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("config.v2.json")
+                    })
+                })
+        })
+        .collect()
+}
+
 impl Host {
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.data_dir.join(id)

@@ -637,6 +637,22 @@ async fn unrecorded_shim(
             st.rec.state.endpoints.insert(net.name.clone(), ep.clone());
         }
     }
+    // A created container the client asked to start: the start is
+    // finished (its attaches, connected to the shim, see the output).
+    let mut r = r;
+    if adopt && r.status == Some(ShimStatus::Created) && r.exit.is_none() {
+        warn!(%id, "finishing a start that did not finish");
+        // Attaches still waiting connect before the process runs.
+        st.connect_attachers().await;
+        if let Err(e) = st.host.call(&id, Request::Start).await {
+            if !e.to_string().contains("exec.fifo") {
+                warn!(%id, "finishing the start: {e}");
+            }
+        }
+        if let Ok(now) = st.host.call(&id, Request::State).await {
+            r = now;
+        }
+    }
     match (r.status, r.exit) {
         (Some(ShimStatus::Running | ShimStatus::Paused), None) if adopt => {
             warn!(%id, "adopting the container its shim runs (a start that was not recorded)");

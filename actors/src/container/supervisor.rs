@@ -167,6 +167,21 @@ impl Containers {
             })?
     }
 
+    /// [`Containers::ask_supervisor`] for a request safe to make twice
+    /// (a create: its record carries the container's ID, and a second
+    /// making that finds it created answers as the first).
+    pub async fn ask_supervisor_again<T: Send + 'static>(
+        msg: impl Fn(RpcReplyPort<Result<T, ContainerError>>) -> SupervisorMsg,
+    ) -> Result<T, ContainerError> {
+        let report = |request| warn!(%request, "the container supervisor did not answer in time");
+        ask_named_again(CONTAINERS, msg, report)
+            .await
+            .map_err(|e| match e {
+                AskError::Gone => ContainerError::Unavailable,
+                e => ContainerError::Timeout(e.message("the container supervisor")),
+            })?
+    }
+
     pub async fn ask_supervisor<T: Send + 'static>(
         msg: impl FnOnce(RpcReplyPort<Result<T, ContainerError>>) -> SupervisorMsg,
     ) -> Result<T, ContainerError> {
@@ -323,6 +338,12 @@ impl Actor for ContainerSupervisor {
                 reply,
             } => {
                 let name = record.short_name().to_string();
+                // Made again after the first making's answer was lost with
+                // this supervisor's last incarnation: that container is it.
+                if st.args.index.borrow().by_id.contains_key(&record.id) {
+                    let _ = reply.send(Ok(()));
+                    return Ok(());
+                }
                 if let Some(other) = st.name_taken(&name) {
                     let _ = reply.send(Err(ContainerError::Conflict(format!(
                         "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."

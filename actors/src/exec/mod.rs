@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use crate::directory::EXECS;
-use crate::supervisor::ask::{ask_named, ask_within, AskError, Request, RESTART_WAIT};
+use crate::supervisor::ask::{ask_named_again, ask_within, AskError, Request, RESTART_WAIT};
 use crate::supervisor::keyed::{
     spawn_child, KeyedChildren, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
 };
@@ -367,10 +367,12 @@ fn ask_err(e: AskError, who: &str) -> ExecError {
 impl Execs {
     /// Register an exec (its record built and checked by the caller).
     pub async fn create(&self, record: ExecRecord) -> Result<String, ExecError> {
-        ask_named(
+        // Made again if the supervisor dies with it: an exec made twice
+        // leaves one never started, forgotten with its container.
+        ask_named_again(
             EXECS,
             |reply| ExecSupervisorMsg::Create {
-                record: Box::new(record),
+                record: Box::new(record.clone()),
                 reply,
             },
             |request| warn!(%request, "the exec supervisor did not answer in time"),

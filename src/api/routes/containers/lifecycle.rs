@@ -121,12 +121,19 @@ pub fn start(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         // The actor decides (a running container answers 304).
         let seen = rec.state.started_at.clone();
-        Containers::ask_again(&rec.id, |reply| ContainerMsg::StartOnce {
+        let started = Containers::ask_again(&rec.id, |reply| ContainerMsg::StartOnce {
             seen: seen.clone(),
             reply,
         })
-        .await
-        .map_err(err)?;
+        .await;
+        match started {
+            // The actor died with the request and the container is gone:
+            // a `--rm` one that its next incarnation started, saw exit and
+            // removed.
+            Err(berth_actors::container::ContainerError::Unavailable)
+                if rec.auto_remove() && r.ctx.containers.containers.lookup(&rec.id).is_err() => {}
+            res => res.map_err(err)?,
+        }
         Ok(body::no_content())
     })
 }
@@ -223,13 +230,18 @@ pub fn delete(r: Req) -> HandlerFuture {
         let rec = find(&r)?;
         let force = r.query.bool("force");
         let volumes = r.query.bool("v");
-        Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
+        let removed = Containers::ask(&rec.id, |reply| ContainerMsg::Remove {
             force,
             volumes,
             reply,
         })
-        .await
-        .map_err(err)?;
+        .await;
+        match removed {
+            // The container's actor died with the request: gone means done.
+            Err(berth_actors::container::ContainerError::Unavailable)
+                if r.ctx.containers.containers.lookup(&rec.id).is_err() => {}
+            res => res.map_err(err)?,
+        }
         r.ctx.containers.execs.forget_container(&rec.id);
         Ok(body::no_content())
     })
