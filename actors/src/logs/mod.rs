@@ -276,7 +276,9 @@ impl Actor for LogSupervisor {
                     let _ = reply.send(Err("berthd is shutting down".into()));
                     return Ok(());
                 }
-                let (tx, rx) = mpsc::channel(16);
+                // Four chunks (of up to 256 KiB) ahead of the client: a
+                // client that stops reading holds about a MiB.
+                let (tx, rx) = mpsc::channel(4);
                 let id = st.args.sessions.next.fetch_add(1, Ordering::SeqCst) + 1;
                 let s = Arc::new(LogSession {
                     id,
