@@ -585,8 +585,21 @@ async fn open_networks(
         .map(|r| r.id.as_str())
         .collect();
     let mut records = n::load_records(&dir);
+    // Their host side goes too (veths, published ports): below, once the
+    // host handle exists.
+    let mut stale_endpoints = Vec::new();
     for r in records.iter_mut() {
-        r.endpoints.retain(|id, _| live.contains(id.as_str()));
+        let gone: Vec<String> = r
+            .endpoints
+            .keys()
+            .filter(|id| !live.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(ep) = r.endpoints.remove(&id) {
+                stale_endpoints.push((r.clone(), ep));
+            }
+        }
     }
     let named = if cfg.bridge.is_empty() || cfg.bridge == "none" {
         None
@@ -612,6 +625,11 @@ async fn open_networks(
         use berth_actors::ports::NetworkHost;
         let _ = handle.teardown(r).await;
         let _ = handle.delete(&r.id);
+    }
+    for (r, ep) in &stale_endpoints {
+        use berth_actors::ports::NetworkHost;
+        info!(network = %r.name, container = %ep.container, "removing the endpoint of a container that no longer runs");
+        handle.detach(r, ep).await;
     }
     for r in &records {
         use berth_actors::ports::NetworkHost;

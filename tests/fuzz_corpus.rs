@@ -52,3 +52,33 @@ fn dockerfile_corpus() {
 fn log_records_corpus() {
     replay("log_records", berth::fuzzing::log_records);
 }
+
+#[test]
+fn image_manifest_corpus() {
+    replay("image_manifest", berth::fuzzing::image_manifest);
+}
+
+#[test]
+fn image_archive_corpus() {
+    replay("image_archive", berth::fuzzing::image_archive);
+}
+
+#[test]
+fn api_bodies_corpus() {
+    replay("api_bodies", berth::fuzzing::api_bodies);
+}
+
+#[test]
+fn stdcopy_corpus() {
+    replay("stdcopy", berth::fuzzing::stdcopy);
+}
+
+#[test]
+fn shim_frames_corpus() {
+    replay("shim_frames", berth::fuzzing::shim_frames);
+}
+
+#[test]
+fn dns_query_corpus() {
+    replay("dns_query", berth::fuzzing::dns_query);
+}

@@ -79,6 +79,7 @@ impl Progress {
             let _ = self.tx.send(b).await;
         }
         let m = e.to_string();
+        tracing::warn!("build failed: {m}");
         let mut detail = json!({"message": m});
         if let BuildError::Run { code, .. } = e {
             detail["code"] = json!(code);

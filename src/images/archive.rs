@@ -5,6 +5,7 @@
 //! it passes (names are map keys, never paths), then layers are applied
 //! from their blobs and verified against the config's diffIDs.
 
+use crate::sys::blobs::BlobStore;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -84,18 +85,18 @@ impl Entries {
         )))
     }
 
-    fn read_json(&self, svc: &ImageService, name: &str) -> Result<Vec<u8>, ImageOpError> {
+    fn read_json(&self, blobs: &BlobStore, name: &str) -> Result<Vec<u8>, ImageOpError> {
         let (digest, size) = self.resolve(name)?;
         if size > MAX_JSON {
             return Err(invalid(format!("invalid archive: {name} is too large")));
         }
         let mut buf = Vec::new();
-        svc.blobs.open(&digest)?.read_to_end(&mut buf)?;
+        blobs.open(&digest)?.read_to_end(&mut buf)?;
         Ok(buf)
     }
 }
 
-fn read_entries(svc: &ImageService, input: impl Read) -> Result<Entries, ImageOpError> {
+fn read_entries(blobs: &BlobStore, input: impl Read) -> Result<Entries, ImageOpError> {
     let mut e = Entries {
         files: HashMap::new(),
         links: HashMap::new(),
@@ -112,7 +113,7 @@ fn read_entries(svc: &ImageService, input: impl Read) -> Result<Entries, ImageOp
             })?;
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut w = svc.blobs.writer()?;
+                    let mut w = blobs.writer()?;
                     std::io::copy(entry, &mut w)
                         .map_err(|err| invalid(format!("invalid archive: {raw}: {err}")))?;
                     let (digest, size) = w.commit()?;
@@ -149,9 +150,10 @@ fn read_entries(svc: &ImageService, input: impl Read) -> Result<Entries, ImageOp
 }
 
 /// Turn an OCI layout's index into manifest.json-style entries.
-fn oci_entries(svc: &ImageService, files: &Entries) -> Result<Vec<ManifestEntry>, ImageOpError> {
-    let index: serde_json::Value = serde_json::from_slice(&files.read_json(svc, "index.json")?)
-        .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
+fn oci_entries(blobs: &BlobStore, files: &Entries) -> Result<Vec<ManifestEntry>, ImageOpError> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&files.read_json(blobs, "index.json")?)
+            .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
     let blob_path = |d: &str| -> Result<String, ImageOpError> {
         if !berth_actors::image::reference::valid_digest(d) {
             return Err(invalid(format!("invalid archive: bad digest {d:?}")));
@@ -161,7 +163,7 @@ fn oci_entries(svc: &ImageService, files: &Entries) -> Result<Vec<ManifestEntry>
     let mut out = Vec::new();
     for m in index["manifests"].as_array().cloned().unwrap_or_default() {
         let digest = m["digest"].as_str().unwrap_or_default();
-        let raw = files.read_json(svc, &blob_path(digest)?)?;
+        let raw = files.read_json(blobs, &blob_path(digest)?)?;
         if berth_actors::image::sha256_digest(&raw) != digest {
             return Err(invalid(format!(
                 "invalid archive: manifest {digest} does not match its digest"
@@ -202,7 +204,7 @@ pub fn load_archive(
 ) -> Result<Vec<LoadedImage>, ImageOpError> {
     // Plain or compressed, as dockerd accepts it.
     let (_, input) = decompress(input)?;
-    let files = read_entries(svc, input);
+    let files = read_entries(&svc.blobs, input);
     let result = files
         .as_ref()
         .map_err(|e| invalid(e.to_string()))
@@ -228,24 +230,26 @@ pub fn load_archive(
     }
 }
 
-fn load_from(
-    svc: &ImageService,
-    rt: &tokio::runtime::Handle,
-    files: &Entries,
-) -> Result<Vec<LoadedImage>, ImageOpError> {
-    let entries: Vec<ManifestEntry> = match files.read_json(svc, "manifest.json") {
+/// An image of an archive: its index entry, raw and parsed config, tags.
+type Image = (ManifestEntry, Vec<u8>, ImageConfig, Vec<Reference>);
+
+/// The images an archive's index names (docker-archive `manifest.json`,
+/// else OCI layout `index.json`): each entry with its parsed config and
+/// tags, checked against each other, nothing committed yet.
+fn images_of(blobs: &BlobStore, files: &Entries) -> Result<Vec<Image>, ImageOpError> {
+    let entries: Vec<ManifestEntry> = match files.read_json(blobs, "manifest.json") {
         Ok(raw) => serde_json::from_slice(&raw)
             .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?,
         Err(_) => {
-            oci_entries(svc, files).map_err(|e| invalid(format!("{e} (and no manifest.json)")))?
+            oci_entries(blobs, files).map_err(|e| invalid(format!("{e} (and no manifest.json)")))?
         }
     };
     if entries.is_empty() {
         return Err(invalid("invalid archive: it holds no image"));
     }
-    let mut loaded = Vec::new();
+    let mut out = Vec::new();
     for entry in entries {
-        let config_raw = files.read_json(svc, &entry.config)?;
+        let config_raw = files.read_json(blobs, &entry.config)?;
         let cfg = ImageConfig::parse(&config_raw).map_err(ImageOpError::Invalid)?;
         if cfg.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(invalid(format!(
@@ -254,6 +258,9 @@ fn load_from(
                 entry.layers.len(),
                 cfg.rootfs.diff_ids.len()
             )));
+        }
+        for l in &entry.layers {
+            files.resolve(l)?;
         }
         let refs = entry
             .repo_tags
@@ -266,6 +273,30 @@ fn load_from(
                     .map_err(|e| invalid(format!("invalid tag {t:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        out.push((entry, config_raw, cfg, refs));
+    }
+    Ok(out)
+}
+
+/// For the fuzzers: an archive (any compression) read into `blobs` and
+/// its images resolved as a load would, without storing them.
+pub fn fuzz_index(blobs: &BlobStore, data: &[u8]) -> Result<usize, ImageOpError> {
+    let (_, input) = decompress(data)?;
+    let files = read_entries(blobs, input)?;
+    let r = images_of(blobs, &files).map(|v| v.len());
+    for (digest, _) in files.files.values() {
+        blobs.remove(digest);
+    }
+    r
+}
+
+fn load_from(
+    svc: &ImageService,
+    rt: &tokio::runtime::Handle,
+    files: &Entries,
+) -> Result<Vec<LoadedImage>, ImageOpError> {
+    let mut loaded = Vec::new();
+    for (entry, config_raw, cfg, refs) in images_of(&svc.blobs, files)? {
         let chains = chain_ids(&cfg.rootfs.diff_ids);
         let snap = svc.images.snapshot();
         let mut parent: Option<String> = None;

@@ -2,7 +2,7 @@
 //! blocking threads, apply layers into the storage driver, store blobs, and
 //! then commit through the ImageStore actor (the only writer of records).
 
-mod archive;
+pub(crate) mod archive;
 pub mod auth;
 mod changes;
 pub mod commit;

@@ -100,7 +100,7 @@ fn host_arch() -> &'static str {
 }
 
 /// Parse a manifest; an index picks linux/<host arch>.
-fn parse_manifest(raw: &[u8]) -> Result<Result<(Desc, Vec<Desc>), String>, PullError> {
+pub(crate) fn parse_manifest(raw: &[u8]) -> Result<Result<(Desc, Vec<Desc>), String>, PullError> {
     let v: Value =
         serde_json::from_slice(raw).map_err(|e| invalid(format!("invalid manifest: {e}")))?;
     let has_manifests = v.get("manifests").is_some();

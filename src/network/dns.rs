@@ -512,34 +512,7 @@ impl Asker {
     /// Names of the asker's networks (A, AAAA, PTR); `None` when the view
     /// does not know the name (it is forwarded).
     fn local(&self, name: &Name, qtype: RecordType) -> Option<Vec<Record>> {
-        let qname = name.to_ascii().to_ascii_lowercase();
-        let qname = qname.trim_end_matches('.');
-        let view = self.view();
-        match qtype {
-            RecordType::A | RecordType::AAAA => {
-                let (v4, v6) = view.lookup(&self.container, qname);
-                if v4.is_empty() && v6.is_empty() {
-                    return None;
-                }
-                Some(if qtype == RecordType::A {
-                    v4.into_iter()
-                        .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(ip))))
-                        .collect()
-                } else {
-                    v6.into_iter()
-                        .map(|ip| Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(ip))))
-                        .collect()
-                })
-            }
-            RecordType::PTR => view.reverse(&self.container, qname).map(|names| {
-                names
-                    .into_iter()
-                    .filter_map(|n| Name::from_str(&format!("{n}.")).ok())
-                    .map(|n| Record::from_rdata(name.clone(), TTL, RData::PTR(PTR(n))))
-                    .collect()
-            }),
-            _ => None,
-        }
+        local_records(&self.view(), &self.container, name, qtype)
     }
 
     async fn answer(&self, request: &Request) -> Answer {
@@ -636,6 +609,43 @@ impl RequestHandler for Asker {
                 counts: Default::default(),
             })
         })
+    }
+}
+
+/// Names of `asker`'s networks (A, AAAA, PTR); `None` when the view
+/// does not know the name (it is forwarded).
+pub fn local_records(
+    view: &View,
+    asker: &str,
+    name: &Name,
+    qtype: RecordType,
+) -> Option<Vec<Record>> {
+    let qname = name.to_ascii().to_ascii_lowercase();
+    let qname = qname.trim_end_matches('.');
+    match qtype {
+        RecordType::A | RecordType::AAAA => {
+            let (v4, v6) = view.lookup(asker, qname);
+            if v4.is_empty() && v6.is_empty() {
+                return None;
+            }
+            Some(if qtype == RecordType::A {
+                v4.into_iter()
+                    .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(ip))))
+                    .collect()
+            } else {
+                v6.into_iter()
+                    .map(|ip| Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(ip))))
+                    .collect()
+            })
+        }
+        RecordType::PTR => view.reverse(asker, qname).map(|names| {
+            names
+                .into_iter()
+                .filter_map(|n| Name::from_str(&format!("{n}.")).ok())
+                .map(|n| Record::from_rdata(name.clone(), TTL, RData::PTR(PTR(n))))
+                .collect()
+        }),
+        _ => None,
     }
 }
 

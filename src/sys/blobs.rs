@@ -40,16 +40,24 @@ impl BlobStore {
         (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| self.dir.join(hex))
     }
 
+    /// Errors name the blob and its path (they reach clients).
     pub fn open(&self, digest: &str) -> io::Result<File> {
-        let p = self
-            .path(digest)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad digest"))?;
-        File::open(p)
+        let p = self.path(digest).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("opening blob {digest:?}: bad digest"),
+            )
+        })?;
+        File::open(&p).map_err(|e| at(e, "opening blob", digest, &p))
     }
 
     pub fn writer(&self) -> io::Result<BlobWriter> {
         let path = self.tmp.join(format!("ingest-{}", random_hex(16)));
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| at(e, "creating a blob", "", &path))?;
         Ok(BlobWriter {
             file,
             path,
@@ -69,7 +77,10 @@ impl BlobStore {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self
+            .file
+            .write(buf)
+            .map_err(|e| at(e, "writing a blob", "", &self.path))?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
         Ok(n)
@@ -82,9 +93,12 @@ impl Write for BlobWriter {
 impl BlobWriter {
     /// fsync and rename to its digest; returns (digest, size).
     pub fn commit(mut self) -> io::Result<(String, u64)> {
-        self.file.sync_all()?;
+        self.file
+            .sync_all()
+            .map_err(|e| at(e, "syncing a blob", "", &self.path))?;
         let hex = berth_actors::image::hex(&std::mem::take(&mut self.hasher).finalize());
-        fs::rename(&self.path, self.dir.join(&hex))?;
+        let to = self.dir.join(&hex);
+        fs::rename(&self.path, &to).map_err(|e| at(e, "storing blob", &hex, &to))?;
         self.done = true;
         Ok((format!("sha256:{hex}"), self.size))
     }
@@ -99,3 +113,14 @@ impl Drop for BlobWriter {
 }
 
 pub use crate::ids::random_hex;
+
+/// An I/O error that names the operation, the blob and its path, keeping
+/// its kind (a full disk stays `StorageFull`).
+fn at(e: io::Error, op: &str, blob: &str, path: &Path) -> io::Error {
+    let what = if blob.is_empty() {
+        String::new()
+    } else {
+        format!(" {blob}")
+    };
+    io::Error::new(e.kind(), format!("{op}{what} ({}): {e}", path.display()))
+}

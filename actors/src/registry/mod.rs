@@ -218,6 +218,7 @@ struct Unfinished(Option<Progress>);
 impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
+            warn!("{STOPPED}");
             let _ = p.try_send(error_line(STOPPED));
         }
     }
@@ -264,6 +265,7 @@ impl SessionState {
 /// Finish a streamed operation: its error (if any) as the last line.
 async fn finish(job: Job, progress: Progress, mut guard: Unfinished) {
     if let Err(e) = job.await {
+        warn!("registry operation failed: {}", e.message);
         let _ = progress.send(error_line(&e.message)).await;
     }
     guard.0 = None;

@@ -565,6 +565,7 @@ pub fn load(mut r: Req) -> HandlerFuture {
             Ok(l) => l,
             Err(e) => {
                 let m = op_err(e).message;
+                tracing::warn!("docker load failed: {m}");
                 return Ok(json_lines(&[
                     json!({"errorDetail": {"message": m}, "error": m}),
                 ]));
