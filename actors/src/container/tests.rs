@@ -678,9 +678,20 @@ async fn a_failed_create_leaves_nothing_behind() {
     assert!(rig.index.borrow().by_id.contains_key("f2"));
     assert!(vols.lookup("anon3").unwrap().users.contains("f2"));
     assert!(vols.lookup("taken").unwrap().users.contains("f2"));
-    // Its name is taken now.
-    let e = ask_sup(|reply| SupervisorMsg::Create {
+    // Made again (its answer lost): the same container, nothing new.
+    ask_sup(|reply| SupervisorMsg::Create {
         record: Box::new(record("f2", json!({}))),
+        volumes: vec![],
+        reply,
+    })
+    .await
+    .unwrap();
+    assert_eq!(rig.index.borrow().by_id.len(), 1);
+    // Its name is taken now for another container.
+    let mut other = record("f2-other", json!({}));
+    other.name = "/f2".into();
+    let e = ask_sup(|reply| SupervisorMsg::Create {
+        record: Box::new(other),
         volumes: vec![],
         reply,
     })
