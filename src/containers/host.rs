@@ -50,6 +50,37 @@ pub fn find_shim() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-shim"))
 }
 
+/// What stands for a record that cannot be read: a dead container named
+/// after its ID, whose error says which file and why.
+fn unreadable_record(id: &str, path: &Path, err: &str) -> Option<ContainerRecord> {
+    if !crate::ids::is_full_id(id) {
+        return None;
+    }
+    let v = serde_json::json!({
+        "version": berth_actors::container::RECORD_VERSION,
+        "id": id,
+        "name": format!("/unreadable-{}", &id[..12]),
+        "created": "",
+        "image": "",
+        "image_name": "",
+        "config": {},
+        "host_config": {"NetworkMode": "none"},
+        "path": "",
+        "args": [],
+        "state": {
+            "status": "dead",
+            "error": format!("the container's record {} is unreadable: {err}", path.display()),
+        },
+        "driver": "",
+        "layer": id,
+        "log_path": "",
+        "runtime": "runc",
+    });
+    serde_json::from_value(v)
+        .map_err(|e| warn!(%id, "standing in for its record: {e}"))
+        .ok()
+}
+
 /// The container directories with no record file at all (not even an
 /// unreadable one, or its temp file being written).
 pub fn unrecorded_dirs(data_dir: &Path) -> Vec<PathBuf> {
@@ -106,8 +137,10 @@ impl Host {
     }
 }
 
-/// Load every record; a record that cannot be read is reported and skipped
-/// (the rest of the containers come back).
+/// Load every record. A record that cannot be read (tampered, cut short)
+/// is reported and comes back as a `dead` container under its directory's
+/// ID, its error naming the file, so `docker ps -a` shows it and `docker rm`
+/// removes it with its layer (the rest of the containers come back).
 pub fn load_records(data_dir: &Path) -> Vec<ContainerRecord> {
     {
         let mut out = Vec::new();
@@ -125,7 +158,11 @@ pub fn load_records(data_dir: &Path) -> Vec<ContainerRecord> {
                     warn!(path = %p.display(), "container record names another ID ({}); skipped", r.id)
                 }
                 Err(err) => {
-                    warn!(path = %p.display(), "container record is unreadable; skipped: {err}")
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    warn!(path = %p.display(), "container record is unreadable; listed as dead: {err}");
+                    if let Some(r) = unreadable_record(&id, &p, &err.to_string()) {
+                        out.push(r);
+                    }
                 }
             }
         }
