@@ -105,6 +105,19 @@ impl NetworkDriver for Bridge {
             {
                 let _g = self.nl_lock.lock().await;
                 let idx = link::ensure_bridge(&self.nl, &rec.bridge, gw, c.prefix, rec.mtu).await?;
+                // Ports no endpoint names: a connect whose actor was killed
+                // between plumbing and saving the endpoint.
+                let keep: Vec<String> = rec
+                    .endpoints
+                    .values()
+                    .map(|e| e.host_ifname.clone())
+                    .collect();
+                for port in link::ports_of(&self.nl, idx).await {
+                    if port.starts_with("vb") && !keep.contains(&port) {
+                        warn!(network = %rec.name, %port, "removing a veth no endpoint names");
+                        let _ = link::delete(&self.nl, &port).await;
+                    }
+                }
                 if let Some(p6) = rec.v6_pool() {
                     let c6 = Cidr6::parse(&p6.subnet)
                         .ok_or_else(|| format!("bad subnet {}", p6.subnet))?;

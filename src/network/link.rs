@@ -134,6 +134,29 @@ pub struct V6 {
 }
 
 /// Delete a link by name; a missing link is fine.
+/// The names of the links whose master is the bridge `bridge` (its ports).
+pub async fn ports_of(h: &Handle, bridge: u32) -> Vec<String> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut out = Vec::new();
+    let mut s = h.link().get().execute();
+    while let Ok(Some(l)) = s.try_next().await {
+        let on_bridge = l
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == bridge));
+        if !on_bridge {
+            continue;
+        }
+        if let Some(name) = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        }) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 pub async fn delete(h: &Handle, name: &str) -> Result<(), String> {
     let Some(idx) = index_of(h, name).await? else {
         return Ok(());

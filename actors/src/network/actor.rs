@@ -271,6 +271,30 @@ impl NetworkState {
 
     async fn disconnect(&mut self, container: &str) -> Result<(), NetworkError> {
         let Some(ep) = self.rec.endpoints.remove(container) else {
+            // No endpoint recorded: the veth a connect left when its actor
+            // was killed between plumbing and saving goes (by its name).
+            if self.rec.is_bridge() {
+                let stray = Endpoint {
+                    id: endpoint_id(&self.rec.id, container),
+                    container: container.to_string(),
+                    name: String::new(),
+                    aliases: vec![],
+                    links: vec![],
+                    ip: String::new(),
+                    prefix: 0,
+                    gateway: String::new(),
+                    mac: String::new(),
+                    sandbox: String::new(),
+                    ifname: String::new(),
+                    host_ifname: host_ifname(&self.rec.id, container),
+                    ports: vec![],
+                    static_ip: false,
+                    ipv6: String::new(),
+                    prefix6: 0,
+                    gateway6: String::new(),
+                };
+                self.host.detach(&self.rec, &stray).await;
+            }
             return Ok(());
         };
         self.host.detach(&self.rec, &ep).await;
