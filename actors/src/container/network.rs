@@ -328,9 +328,17 @@ impl ContainerState {
     /// Leave every network that still has an endpoint of this container
     /// (one its record does not know: a start or stop that did not finish).
     async fn leave_stale_endpoints(&mut self) {
+        self.leave_every_network(true).await
+    }
+
+    /// Leave every network that has an endpoint of this container (also one
+    /// its record lost); `stale`: such endpoints are not expected (logged).
+    async fn leave_every_network(&self, stale: bool) {
         let snap = self.networks.snapshot();
         for net in snap.of_container(&self.rec.id) {
-            tracing::warn!(id = %self.rec.id, network = %net.name, "removing an endpoint left by a start or stop that did not finish");
+            if stale {
+                tracing::warn!(id = %self.rec.id, network = %net.name, "removing an endpoint left by a start or stop that did not finish");
+            }
             let container = self.rec.id.clone();
             let r = Networks::ask_again(&net.id, |reply| NetworkMsg::Disconnect {
                 container: container.clone(),
@@ -360,18 +368,7 @@ impl ContainerState {
         self.host.dns_stop(&self.rec);
         // Every network that has an endpoint of it (also one its record
         // lost, e.g. after a failed start).
-        let snap = self.networks.snapshot();
-        for net in snap.of_container(&self.rec.id) {
-            let container = self.rec.id.clone();
-            let r = Networks::ask_again(&net.id, |reply| NetworkMsg::Disconnect {
-                container: container.clone(),
-                reply,
-            })
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(id = %self.rec.id, network = %net.name, "leaving the network: {e}");
-            }
-        }
+        self.leave_every_network(false).await;
         self.host.sandbox_remove(&self.rec).await;
         self.rec.state.sandbox.clear();
         self.rec.state.endpoints.clear();
