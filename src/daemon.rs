@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +58,36 @@ pub struct Startup {
     pub activated_fds: Vec<RawFd>,
 }
 
+/// Temp files of atomic writes a killed berthd left (a record's save cut
+/// between write and rename) in the directories berthd writes records to.
+/// The shims' directories are theirs (a live shim may be writing).
+fn sweep_temp_files(data_root: &Path, exec_root: &Path, image_root: &Path) {
+    use crate::sys::atomic::sweep_temps;
+    let subdirs = |d: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(&d)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut dirs = vec![
+        data_root.join("network").join("networks"),
+        exec_root.join("dns"),
+        image_root.to_path_buf(),
+        image_root.join("images"),
+        image_root.join("layers"),
+        image_root.join("configs").join("sha256"),
+    ];
+    dirs.extend(subdirs(data_root.join("containers")));
+    dirs.extend(subdirs(data_root.join("volumes")));
+    for d in dirs {
+        sweep_temps(&d);
+    }
+}
+
 /// Run until shutdown. Returns the process exit code.
 pub async fn run(s: Startup) -> Result<i32, StartupError> {
     // First of all: a SIGTERM that arrives while berthd starts must be
@@ -90,6 +120,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     );
     let blobs =
         BlobStore::new(&image_root).map_err(|e| StartupError::io("creating", &image_root, e))?;
+    sweep_temp_files(data_root, Path::new(&cfg.exec_root), &image_root);
     // Container records first: their layers are kept, and their mounts too
     // (a live-restored container's root filesystem stays mounted).
     let cont_data = data_root.join("containers");
@@ -291,6 +322,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             },
         ],
     };
+    let release_svc = image_service.clone();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(ApiContext {
         config: config_rx,
@@ -386,6 +418,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                         view: view_pub.clone(),
                         events: img_events.clone(),
                         present_layers: Arc::new(move || d.list().unwrap_or_default()),
+                        release: {
+                            let svc = release_svc.clone();
+                            Arc::new(move |r| {
+                                let svc = svc.clone();
+                                tokio::task::spawn_blocking(move || svc.release(&r));
+                            })
+                        },
                         users: image_users.clone(),
                     },
                 )
@@ -579,9 +618,13 @@ async fn open_networks(
     );
     let host = Arc::new(net_host);
     // Endpoints of containers that are not running any more are stale.
+    // One whose shim is still there may run although its record says not
+    // (a start berthd did not live to record): its actor decides, keeping
+    // the endpoints or leaving them.
+    let shims = exec_root.join("containers");
     let live: std::collections::BTreeSet<&str> = containers
         .iter()
-        .filter(|r| r.state.status.is_live())
+        .filter(|r| r.state.status.is_live() || shims.join(&r.id).exists())
         .map(|r| r.id.as_str())
         .collect();
     let mut records = n::load_records(&dir);

@@ -32,6 +32,11 @@ fn main() {
     // Before any thread exists: take the systemd-activated sockets.
     let activated_fds = sys::systemd::listen_fds();
     let log = logging::init(&loaded.config);
+    // Tests' crash points (off unless BERTH_TEST_FAILPOINTS names a file):
+    // a kill -9 of this process where a point is armed.
+    berth_actors::failpoint::install(|_| {
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+    });
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -7,6 +7,7 @@ pub mod container;
 pub mod directory;
 pub mod events;
 pub mod exec;
+pub mod failpoint;
 pub mod image;
 pub mod logs;
 pub mod metrics;

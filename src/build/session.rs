@@ -693,6 +693,7 @@ impl Session<'_> {
                 vec![],
             )
             .await?;
+        berth_actors::failpoint::hit("build:step");
         committed(self.b, &res.id)
     }
 

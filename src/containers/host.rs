@@ -575,16 +575,29 @@ impl ContainerHost for Host {
     fn create(&self, rec: &ContainerRecord) -> BoxFuture<Result<ShimStarted, String>> {
         let rec = rec.clone();
         let me = self.clone_handle();
+        let lock = creating(&rec.id);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || me.create_blocking(&rec))
-                .await
-                .map_err(|e| e.to_string())?
+            let held = lock.lock_owned().await;
+            // The lock goes with the blocking work: an actor killed while
+            // it waits drops this future, the work goes on, and its next
+            // incarnation's shim calls wait for it to end.
+            tokio::task::spawn_blocking(move || {
+                let _held = held;
+                me.create_blocking(&rec)
+            })
+            .await
+            .map_err(|e| e.to_string())?
         })
     }
 
     fn call(&self, id: &str, req: Request) -> BoxFuture<Result<Response, ShimCallError>> {
         let sock = self.socket(id);
-        Box::pin(async move { connect(&sock, &req).await.map(|(r, _)| r) })
+        let lock = creating(id);
+        Box::pin(async move {
+            // A shim being made for this container answers once made.
+            drop(lock.lock().await);
+            connect(&sock, &req).await.map(|(r, _)| r)
+        })
     }
 
     fn open_stdio(
@@ -699,11 +712,13 @@ impl ContainerHost for Host {
             me.driver
                 .remove(&rec.layer)
                 .map_err(|e| format!("removing the layer: {e}"))?;
+            berth_actors::failpoint::hit("container-rm:layer-removed");
             match std::fs::remove_dir_all(me.container_dir(&rec.id)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.to_string()),
             }
+            forget_creating(&rec.id);
             Ok(())
         })
     }
@@ -835,6 +850,26 @@ impl Host {
             containers: self.containers.clone(),
         })
     }
+}
+
+type CreateLocks = std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// The locks shim creations hold, one per container ID (dropped with the
+/// container).
+static CREATING: std::sync::LazyLock<CreateLocks> = std::sync::LazyLock::new(Default::default);
+
+/// The lock a creation of container `id`'s shim holds.
+fn creating(id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut locks = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+    locks.entry(id.to_string()).or_default().clone()
+}
+
+/// A removed container's lock goes.
+fn forget_creating(id: &str) {
+    CREATING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id);
 }
 
 impl Host {

@@ -205,6 +205,9 @@ pub fn load_archive(
     // Plain or compressed, as dockerd accepts it.
     let (_, input) = decompress(input)?;
     let files = read_entries(&svc.blobs, input);
+    if files.is_ok() {
+        berth_actors::failpoint::hit("load:blobs");
+    }
     let result = files
         .as_ref()
         .map_err(|e| invalid(e.to_string()))

@@ -219,7 +219,10 @@ impl ImageService {
             .join()
             .map_err(|_| sys("the layer's writer failed"))?;
         match (built, written) {
-            (Ok(l), Ok(())) => Ok(l),
+            (Ok(l), Ok(())) => {
+                berth_actors::failpoint::hit("commit:layer");
+                Ok(l)
+            }
             (Ok(l), Err(e)) => {
                 let s = self.clone();
                 let _ = tokio::task::spawn_blocking(move || s.discard(&[l])).await;

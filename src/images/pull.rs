@@ -580,6 +580,7 @@ pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<S
             };
             let blob = (&mut task.0).await.map_err(|e| PullError(ErrorKind::System, e.to_string()))??;
             left.blobs.push(blob.digest.clone());
+            berth_actors::failpoint::hit("pull:blobs");
             let d = &p.layers[i];
             out.send(json!({"status": "Extracting", "progressDetail": {"current": d.size, "total": d.size}, "progress": bar(d.size, d.size), "id": short(&d.digest)})).await?;
             let (svc2, parent2, blob2) = (svc.clone(), parent.clone(), blob.clone());

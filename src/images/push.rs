@@ -147,6 +147,7 @@ pub async fn run(
     if let Some(e) = first_err {
         return Err(e);
     }
+    berth_actors::failpoint::hit("push:layers");
     let config_digest = info.record.id.clone();
     if !client
         .blob_exists(&oref, &config_digest)

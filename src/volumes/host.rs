@@ -87,11 +87,21 @@ impl VolumeHost for VolHost {
         if mounted(&data) {
             let _ = umount2(&data, MntFlags::MNT_DETACH);
         }
-        match std::fs::remove_dir_all(self.dir(&rec.name)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("remove {}: {e}", rec.name)),
+        // Renamed away first: the record and the data go at once (the
+        // next berthd finishes a removal it finds renamed).
+        let gone = self.root.join(format!(
+            "{}{}-{}",
+            super::REMOVING,
+            rec.name,
+            crate::ids::new_id()
+        ));
+        match std::fs::rename(self.dir(&rec.name), &gone) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("remove {}: {e}", rec.name)),
         }
+        berth_actors::failpoint::hit("volume-rm:renamed");
+        std::fs::remove_dir_all(&gone).map_err(|e| format!("remove {}: {e}", rec.name))
     }
 
     fn unmount(&self, rec: &VolumeRecord) {

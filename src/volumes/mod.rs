@@ -34,20 +34,63 @@ impl VolumeService {
     }
 }
 
-/// Every volume record (`<dir>/<name>/volume.json`); unreadable ones are
-/// reported and skipped.
+/// A volume removal renames the volume's directory to this prefix first,
+/// so the volume (record and data) is gone at once; the data goes after.
+pub const REMOVING: &str = ".removing-";
+
+/// Every volume record (`<dir>/<name>/volume.json`). As dockerd's local
+/// driver lists every directory under its root, a directory holding
+/// `_data` without a readable record (a create killed before its record
+/// was saved, a tampered record) is listed as a local volume, with a
+/// warning; removals a berthd did not live to finish are finished.
 pub fn load_records(dir: &Path) -> Vec<VolumeRecord> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;
     };
     for e in rd.flatten() {
-        let p = e.path().join("volume.json");
-        let Ok(b) = std::fs::read(&p) else { continue };
-        match serde_json::from_slice::<VolumeRecord>(&b) {
-            Ok(r) => out.push(r),
-            Err(err) => warn!(path = %p.display(), "volume record is unreadable; skipped: {err}"),
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(REMOVING) {
+            warn!(dir = %e.path().display(), "finishing a volume removal");
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                warn!(dir = %e.path().display(), "removing it: {err}");
+            }
+            continue;
         }
+        let p = e.path().join("volume.json");
+        let why = match std::fs::read(&p) {
+            Ok(b) => match serde_json::from_slice::<VolumeRecord>(&b) {
+                Ok(r) => {
+                    out.push(r);
+                    continue;
+                }
+                Err(err) => format!("its record {} is unreadable: {err}", p.display()),
+            },
+            Err(err) => format!("its record {} cannot be read: {err}", p.display()),
+        };
+        let data = e.path().join("_data");
+        if !valid_name(&name) || !data.is_dir() {
+            continue;
+        }
+        warn!(volume = %name, "{why}; listed as a local volume");
+        let created = std::fs::metadata(&data)
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now())
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        out.push(VolumeRecord {
+            version: berth_actors::volume::VOLUME_RECORD_VERSION,
+            name,
+            driver: berth_actors::volume::driver::LOCAL.into(),
+            created,
+            labels: Default::default(),
+            options: Default::default(),
+            anonymous: false,
+            mountpoint: data.display().to_string(),
+            scope: "local".into(),
+            users: Default::default(),
+            active: Default::default(),
+        });
     }
     out
 }

@@ -174,6 +174,7 @@ impl ContainerState {
             return;
         }
         self.wait_task = None;
+        crate::failpoint::hit("container-exit:read");
         let s = &mut self.rec.state;
         s.status = Status::Exited;
         s.exit_code = exit.code;
@@ -184,6 +185,7 @@ impl ContainerState {
         // Saved before the shim is told it may go (and take its exit file
         // along): an actor killed in between finds the exit in the record.
         self.save();
+        crate::failpoint::hit("container-exit:saved");
         let _ = self.host.call(&self.rec.id, Request::AckExit).await;
         self.host.release(&self.rec);
         self.unmount_volumes();
@@ -420,8 +422,10 @@ impl Actor for ContainerActor {
                 let _ = reply.send(r);
             }
             ContainerMsg::SetName(name, reply) => {
+                crate::failpoint::hit("container-rename:before");
                 let old = std::mem::replace(&mut st.rec.name, format!("/{name}"));
                 st.save();
+                crate::failpoint::hit("container-rename:saved");
                 st.event("rename", &[("oldName", old)]);
                 let _ = reply.send(Ok(()));
             }

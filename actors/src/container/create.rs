@@ -63,6 +63,7 @@ async fn steps(
     // Marked first: a half-made layer or directory is removed too.
     made.prepared = true;
     host.prepare(rec).await.map_err(ContainerError::System)?;
+    crate::failpoint::hit("container-create:prepared");
     for v in volumes {
         let (name, ours) = (v.name.clone(), v.anonymous);
         Volumes::ask_supervisor(|reply| VolumeSupervisorMsg::Create {
@@ -78,6 +79,7 @@ async fn steps(
             .map_err(|e| sys(&format!("using volume {name}"), e))?;
     }
     host.save(rec).map_err(|e| sys("saving the container", e))?;
+    crate::failpoint::hit("container-create:saved");
     Ok(())
 }
 

@@ -39,6 +39,7 @@ impl ContainerState {
                 self.remove_after_exit = Some(reply);
                 self.rec.state.status = Status::Removing;
                 self.save();
+                crate::failpoint::hit("container-rm:removing");
                 if self.signal(9, true).await.is_err() {
                     // The shim may be gone already: its exit settles it.
                 }
@@ -60,6 +61,7 @@ impl ContainerState {
         self.network_down().await;
         // `rm -v` and `--rm` take the anonymous volumes along.
         let volumes = self.remove_volumes || self.rec.auto_remove();
+        crate::failpoint::hit("container-rm:released");
         if let Err(e) = self.host.destroy(&self.rec).await {
             self.rec.state.status = Status::Dead;
             self.rec.state.error = e.clone();
@@ -69,6 +71,7 @@ impl ContainerState {
                 self.rec.id
             )));
         }
+        crate::failpoint::hit("container-rm:removed");
         self.release_volumes(volumes).await;
         drop(super::attach::take_waiting(&self.rec.id));
         self.unpublish();

@@ -62,6 +62,7 @@ impl ContainerState {
             self.failed_start(e.to_string());
             return Err(e);
         }
+        crate::failpoint::hit("container-start:network");
         let started = match self.host.create(&self.rec).await {
             Ok(s) => s,
             Err(e) => {
@@ -70,6 +71,7 @@ impl ContainerState {
                 return Err(self.failed_start(e));
             }
         };
+        crate::failpoint::hit("container-start:created");
         self.gen += 1;
         // Attachers connect to the shim before the process runs.
         self.connect_attachers().await;
@@ -93,6 +95,7 @@ impl ContainerState {
             self.network_down().await;
             return Err(self.failed_start(e.to_string()));
         }
+        crate::failpoint::hit("container-start:started");
         let s = &mut self.rec.state;
         s.status = Status::Running;
         s.pid = started.pid;
@@ -106,6 +109,7 @@ impl ContainerState {
         self.started = Instant::now();
         self.reset_health();
         self.save();
+        crate::failpoint::hit("container-start:saved");
         self.event("start", &[]);
         self.watch_exit(myself);
         self.watch_health(myself);

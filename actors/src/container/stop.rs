@@ -71,16 +71,18 @@ impl ContainerState {
                         // Running again already: the restart is done.
                         Ok(Err(ContainerError::NotModified(_))) => Ok(()),
                         Ok(r) => r,
-                        Err(_) => Err(ContainerError::Unavailable),
+                        // The actor died with the start: the reply is
+                        // dropped unanswered so the restart is asked again
+                        // of its next incarnation.
+                        Err(_) => return drop(reply),
                     };
                     let _ = reply.send(r);
                 }
                 Ok(Err(e)) => {
                     let _ = reply.send(Err(e));
                 }
-                Err(_) => {
-                    let _ = reply.send(Err(ContainerError::Unavailable));
-                }
+                // The same for the stop.
+                Err(_) => drop(reply),
             }
         });
     }

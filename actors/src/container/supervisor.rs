@@ -361,7 +361,10 @@ impl Actor for ContainerSupervisor {
                         made,
                         reply,
                     };
-                    // The supervisor died meanwhile: nothing is left behind.
+                    // The supervisor died meanwhile: nothing is left behind,
+                    // and the reply is dropped unanswered so the request is
+                    // made again to the next incarnation (a create is safe
+                    // to make twice).
                     if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Prepared {
                         record,
                         made,
@@ -371,7 +374,7 @@ impl Actor for ContainerSupervisor {
                         if let Ok(made) = made {
                             super::create::undo(&host, &record, made).await;
                         }
-                        let _ = reply.send(Err(ContainerError::Unavailable));
+                        drop(reply);
                     }
                 });
             }

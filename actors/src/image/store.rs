@@ -182,6 +182,9 @@ pub struct ImageStoreArgs {
     /// Cache IDs present in the storage driver, to drop records whose
     /// layer directory vanished.
     pub present_layers: Arc<dyn Fn() -> BTreeSet<String> + Send + Sync>,
+    /// Frees the storage of layer records the load dropped (no image uses
+    /// them: a commit killed before its image record was saved).
+    pub release: Arc<dyn Fn(Released) + Send + Sync>,
     pub users: ImageUsers,
 }
 
@@ -387,7 +390,9 @@ impl State {
             self.records.put(&layer_key(chain), &bytes).map_err(io)?;
             self.idx.layers.insert(chain.clone(), rec);
         }
+        crate::failpoint::hit("image-commit:layers");
         self.records.put(&config_key(&id), &config).map_err(io)?;
+        crate::failpoint::hit("image-commit:config");
         let tag_time = (!refs.is_empty()).then(now_rfc3339);
         let record = match self.idx.images.get(&id) {
             Some(existing) => {
@@ -405,6 +410,7 @@ impl State {
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| ImageError::Store(e.to_string()))?;
         self.records.put(&image_key(&id), &bytes).map_err(io)?;
+        crate::failpoint::hit("image-commit:image");
         self.idx.images.insert(
             id.clone(),
             Arc::new(ImageInfo {
@@ -458,7 +464,7 @@ impl State {
     }
 
     /// Rebuild the index from the records; drop what is inconsistent.
-    fn load(&mut self, present: &BTreeSet<String>) -> Result<(), ImageError> {
+    fn load(&mut self, present: &BTreeSet<String>) -> Result<Released, ImageError> {
         for name in self.records.list("layers").map_err(io)? {
             let Some(bytes) = self.records.get(&format!("layers/{name}")).map_err(io)? else {
                 continue;
@@ -527,7 +533,7 @@ impl State {
                 "dropped layer records no image uses"
             );
         }
-        Ok(())
+        Ok(rel)
     }
 }
 
@@ -551,7 +557,10 @@ impl Actor for ImageStore {
             users: args.users,
             claims: BTreeMap::new(),
         };
-        st.load(&present)?;
+        let released = st.load(&present)?;
+        if released != Released::default() {
+            (args.release)(released);
+        }
         st.publish();
         info!(
             images = st.idx.images.len(),

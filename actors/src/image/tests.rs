@@ -29,6 +29,7 @@ pub(crate) async fn start() -> (Images, Users, String) {
         view: ViewPublisher::new().0,
         events: Events::new(Arc::new(SystemClock)),
         present_layers: Arc::new(Default::default),
+        release: Arc::new(|_| {}),
         users: Arc::new(move || u.lock().unwrap().clone()),
     };
     Actor::spawn(

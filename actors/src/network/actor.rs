@@ -227,6 +227,7 @@ impl NetworkState {
             super::remote::release_address(&self.rec, &ep.ip).await;
         }
         r?;
+        crate::failpoint::hit("network-connect:endpoint");
         self.rec.endpoints.insert(req.container.clone(), ep.clone());
         if let Err(e) = self.save() {
             self.rec.endpoints.remove(&req.container);
@@ -239,6 +240,7 @@ impl NetworkState {
             }
             return Err(e);
         }
+        crate::failpoint::hit("network-connect:saved");
         self.publish();
         self.event("connect", Some(&req.container));
         Ok(ep)
@@ -306,7 +308,9 @@ impl NetworkState {
         if super::remote::is_ipam_plugin(&self.rec.ipam_driver) {
             super::remote::release_address(&self.rec, &ep.ip).await;
         }
+        crate::failpoint::hit("network-disconnect:removed");
         self.save()?;
+        crate::failpoint::hit("network-disconnect:saved");
         self.publish();
         self.event("disconnect", Some(container));
         Ok(())
@@ -342,6 +346,7 @@ impl NetworkState {
         if super::remote::is_ipam_plugin(&self.rec.ipam_driver) {
             super::remote::release_pools(&self.rec).await;
         }
+        crate::failpoint::hit("network-rm:bridge");
         self.host
             .delete(&self.rec.id)
             .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;

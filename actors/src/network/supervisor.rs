@@ -394,20 +394,28 @@ impl Actor for NetworkSupervisor {
                         return Ok(());
                     }
                 }
-                if let Err(e) = st.args.host.setup(&record).await {
-                    let _ = st.args.host.teardown(&record).await;
-                    undo_plugins(&record).await;
-                    let _ = reply.send(Err(NetworkError::System(e)));
-                    return Ok(());
-                }
+                // The record first: a berthd killed before the bridge is
+                // made finds the network and makes its bridge (a network
+                // actor's start sets its network up); one killed after
+                // never leaves a bridge no record names.
                 if let Err(e) = st.args.host.save(&record) {
-                    let _ = st.args.host.teardown(&record).await;
                     undo_plugins(&record).await;
                     let _ = reply.send(Err(NetworkError::System(format!(
                         "saving the network: {e}"
                     ))));
                     return Ok(());
                 }
+                crate::failpoint::hit("network-create:saved");
+                if let Err(e) = st.args.host.setup(&record).await {
+                    let _ = st.args.host.teardown(&record).await;
+                    if let Err(d) = st.args.host.delete(&record.id) {
+                        warn!(network = %record.name, "removing the record of a failed create: {d}");
+                    }
+                    undo_plugins(&record).await;
+                    let _ = reply.send(Err(NetworkError::System(e)));
+                    return Ok(());
+                }
+                crate::failpoint::hit("network-create:bridge");
                 let rec = Arc::new((*record).clone());
                 st.args.index.send_modify(|ix| {
                     let mut next = (**ix).clone();

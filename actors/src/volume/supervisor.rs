@@ -13,7 +13,7 @@ use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
-use crate::supervisor::ask::{ask_named, AskError};
+use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
 use crate::supervisor::KeyedChildren;
 
@@ -87,10 +87,24 @@ impl Volumes {
         };
         ask_named(&actor_name(name), msg, report)
             .await
-            .map_err(|e| match e {
-                AskError::Gone => VolumeError::Unavailable,
-                e => VolumeError::Timeout(e.message(&format!("the actor of volume {name}"))),
-            })?
+            .map_err(|e| ask_error(name, e))?
+    }
+
+    /// [`Volumes::ask`] for a request safe to make twice (a remove: the
+    /// next incarnation removes what is left): one the actor took and died
+    /// with is made again for its next incarnation.
+    pub async fn ask_again<T: Send + 'static>(
+        name: &str,
+        msg: impl Fn(RpcReplyPort<Result<T, VolumeError>>) -> VolumeMsg,
+    ) -> Result<T, VolumeError> {
+        let report = |request| {
+            if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
+                let _ = s.cast(VolumeSupervisorMsg::Unresponsive(name.to_string(), request));
+            }
+        };
+        ask_named_again(&actor_name(name), msg, report)
+            .await
+            .map_err(|e| ask_error(name, e))?
     }
 
     /// Send without waiting (a volume that is gone is left alone).
@@ -108,6 +122,13 @@ impl Volumes {
             AskError::Gone => VolumeError::Unavailable,
             e => VolumeError::Timeout(e.message("the volume supervisor")),
         })?
+    }
+}
+
+fn ask_error(name: &str, e: AskError) -> VolumeError {
+    match e {
+        AskError::Gone => VolumeError::Unavailable,
+        e => VolumeError::Timeout(e.message(&format!("the actor of volume {name}"))),
     }
 }
 
@@ -232,12 +253,14 @@ impl Actor for VolumeSupervisor {
                     let _ = reply.send(Err(VolumeError::System(e)));
                     return Ok(());
                 }
+                crate::failpoint::hit("volume-create:dir");
                 if let Err(e) = st.args.host.save(&record) {
                     let _ = st.args.host.remove(&record);
                     undo_plugin(&record).await;
                     let _ = reply.send(Err(VolumeError::System(format!("saving the volume: {e}"))));
                     return Ok(());
                 }
+                crate::failpoint::hit("volume-create:saved");
                 let rec = Arc::new((*record).clone());
                 st.args.index.send_modify(|ix| {
                     let mut next = (**ix).clone();

@@ -184,8 +184,9 @@ pub fn delete(r: Req) -> HandlerFuture {
             Err(_) if force => return Ok(body::no_content()),
             Err(e) => return Err(err(e)),
         }
-        match Volumes::ask(&name, |reply| VolumeMsg::Remove { force, reply }).await {
-            // The volume's actor died with the request: gone means done.
+        match Volumes::ask_again(&name, |reply| VolumeMsg::Remove { force, reply }).await {
+            // The volume's actor died with the request and did not come
+            // back: gone means done.
             Err(VolumeError::Unavailable) if r.ctx.volumes.volumes.lookup(&name).is_err() => {}
             res => res.map_err(err)?,
         }
