@@ -12,6 +12,7 @@ pub mod image;
 pub mod logs;
 pub mod metrics;
 pub mod network;
+pub mod os_error;
 pub mod plugin;
 pub mod ports;
 pub mod protocol;

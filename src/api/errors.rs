@@ -16,7 +16,7 @@ impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
-            message: message.into(),
+            message: berth_actors::os_error::as_go(&message.into()),
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -278,8 +278,15 @@ pub fn receive(
     input: impl Read + Send,
     dockerfile: Option<&str>,
 ) -> Result<Context, BuildError> {
-    let ctx = empty(tmp_root)?;
-    let root = root_fd(&ctx.dir)?;
+    let receiving = |e: BuildError| match e {
+        BuildError::Io(e) => BuildError::Io(std::io::Error::new(
+            e.kind(),
+            format!("receiving the build context: {e}"),
+        )),
+        e => e,
+    };
+    let ctx = empty(tmp_root).map_err(receiving)?;
+    let root = root_fd(&ctx.dir).map_err(|e| receiving(BuildError::Io(e)))?;
     let raw = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = Counted {
         inner: input,
@@ -297,13 +304,31 @@ pub fn receive(
         copy_uid_gid: false,
         user: String::new(),
     };
-    extract(&root, "/", &mut reader, &opts).map_err(|e| match e {
-        ExtractError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => BuildError::Io(e),
+    let extracted = extract(&root, "/", &mut reader, &opts).map_err(|e| match e {
+        // The daemon's disk, not the context: a 500 naming it.
+        ExtractError::Io(e) if is_full(&e) => BuildError::Io(std::io::Error::new(
+            e.kind(),
+            format!("receiving the build context: {e}"),
+        )),
         e => BuildError::Invalid(format!("Error processing tar file({e}): ")),
-    })?;
-    // What follows the archive's end (padding) is read, bounded.
-    let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
+    });
+    // What follows the archive's end (padding) is read, bounded (after a
+    // failure the body's pump drains the rest).
+    if extracted.is_ok() {
+        let _ = std::io::copy(&mut (&mut reader).take(1 << 20), &mut std::io::sink());
+    }
+    extracted?;
     finish(ctx, dockerfile)
+}
+
+/// A full disk (or quota), as the error says it (its errno, or its kind
+/// once wrapped with what failed).
+fn is_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
 }
 
 /// A context that is a Dockerfile alone (a `remote` URL that serves a
@@ -408,9 +433,19 @@ pub async fn acquire(
     dockerfile: Option<String>,
 ) -> Result<Context, BuildError> {
     let tmp = tmp_root.to_path_buf();
-    std::fs::create_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp).map_err(|e| {
+        BuildError::Io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "receiving the build context: creating {}: {e}",
+                tmp.display()
+            ),
+        ))
+    })?;
     let joined = |e: tokio::task::JoinError| BuildError::Io(std::io::Error::other(e.to_string()));
     match source {
+        // Refused before the whole upload was read: the rest is drained
+        // (`pump_body`), so the client reads the error.
         super::Source::Body(reader) => {
             tokio::task::spawn_blocking(move || receive(&tmp, reader, dockerfile.as_deref()))
                 .await

@@ -78,7 +78,7 @@ impl Progress {
         for b in std::mem::take(&mut self.held) {
             let _ = self.tx.send(b).await;
         }
-        let m = e.to_string();
+        let m = berth_actors::os_error::as_go(&e.to_string());
         tracing::warn!("build failed: {m}");
         let mut detail = json!({"message": m});
         if let BuildError::Run { code, .. } = e {

@@ -398,7 +398,14 @@ pub fn extract(
         input,
         |e| ExtractError::Invalid(format!("invalid tar archive: {e}")),
         |e| extract_one(&base, e, opts, owner, &mut dir_times),
-    )?;
+    )
+    .map_err(|e| match e {
+        ExtractError::Io(e) => ExtractError::Io(io::Error::new(
+            e.kind(),
+            format!("copying into {path}: {e}"),
+        )),
+        e => e,
+    })?;
     for (p, mtime) in dir_times.iter().rev() {
         let comps: Vec<&OsStr> = p
             .split(|b| *b == b'/')
@@ -496,7 +503,15 @@ fn extract_one<R: Read>(
         }
         t if t.is_file() => {
             let mut f = fsfd::create_new(cur.as_fd(), last).map_err(changed)?;
-            io::copy(e, &mut f)?;
+            if let Err(err) = io::copy(e, &mut f) {
+                // Never half a file (a full disk): it goes.
+                drop(f);
+                let _ = unlinkat(cur.as_fd(), *last, UnlinkatFlags::NoRemoveDir);
+                return Err(ExtractError::Io(io::Error::new(
+                    err.kind(),
+                    format!("writing {}: {err}", fsfd::shown(&raw)),
+                )));
+            }
             fsfd::chown_fd(f.as_fd(), uid, gid).map_err(errno)?;
             fsfd::chmod_fd(f.as_fd(), mode).map_err(errno)?;
             fsfd::set_times_fd(f.as_fd(), mtime).map_err(errno)?;

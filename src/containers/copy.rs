@@ -150,6 +150,7 @@ pub async fn archive_put(
         // What follows the archive's end (its second zero block, padding)
         // is read before the answer goes out: answering with part of the
         // upload unread cuts the client's write ("broken pipe"). Bounded.
+        // (After a failure the body's pump drains the rest.)
         let (mut buf, mut left) = (vec![0u8; 64 << 10], 1usize << 20);
         while left > 0 {
             match reader.read(&mut buf[..left.min(64 << 10)]) {

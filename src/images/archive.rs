@@ -44,6 +44,7 @@ fn invalid(m: impl Into<String>) -> ImageOpError {
 
 /// The files of an archive, stored as blobs as they stream by: names are
 /// only keys (never paths on disk), symlinks resolve among the names.
+#[derive(Default)]
 struct Entries {
     files: HashMap<String, (String, u64)>,
     links: HashMap<String, String>,
@@ -96,11 +97,9 @@ impl Entries {
     }
 }
 
-fn read_entries(blobs: &BlobStore, input: impl Read) -> Result<Entries, ImageOpError> {
-    let mut e = Entries {
-        files: HashMap::new(),
-        links: HashMap::new(),
-    };
+/// The archive's files stored as blobs into `e` (those stored before an
+/// error stay listed in `e`, for the caller to drop).
+fn read_entries(blobs: &BlobStore, input: impl Read, e: &mut Entries) -> Result<(), ImageOpError> {
     crate::sys::fsfd::entries(
         input,
         |err| invalid(format!("invalid archive: {err}")),
@@ -113,10 +112,28 @@ fn read_entries(blobs: &BlobStore, input: impl Read) -> Result<Entries, ImageOpE
             })?;
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut w = blobs.writer()?;
-                    std::io::copy(entry, &mut w)
-                        .map_err(|err| invalid(format!("invalid archive: {raw}: {err}")))?;
-                    let (digest, size) = w.commit()?;
+                    let stored = |err: std::io::Error| {
+                        ImageOpError::Io(std::io::Error::new(
+                            err.kind(),
+                            format!("loading the archive: {raw}: {err}"),
+                        ))
+                    };
+                    let mut w = blobs.writer().map_err(stored)?;
+                    // A read error is the archive's; a write error the
+                    // store's (a full disk is not an invalid archive).
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match entry.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(err) => {
+                                return Err(invalid(format!("invalid archive: {raw}: {err}")))
+                            }
+                        };
+                        w.write_all(&buf[..n]).map_err(stored)?;
+                    }
+                    let (digest, size) = w.commit().map_err(stored)?;
                     e.files.insert(name, (digest, size));
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -145,8 +162,8 @@ fn read_entries(blobs: &BlobStore, input: impl Read) -> Result<Entries, ImageOpE
             }
             Ok(())
         },
-    )?;
-    Ok(e)
+    )
+    .map(drop)
 }
 
 /// Turn an OCI layout's index into manifest.json-style entries.
@@ -204,33 +221,25 @@ pub fn load_archive(
 ) -> Result<Vec<LoadedImage>, ImageOpError> {
     // Plain or compressed, as dockerd accepts it.
     let (_, input) = decompress(input)?;
-    let files = read_entries(&svc.blobs, input);
-    if files.is_ok() {
+    let mut files = Entries::default();
+    let result = read_entries(&svc.blobs, input, &mut files).and_then(|()| {
         berth_actors::failpoint::hit("load:blobs");
-    }
-    let result = files
-        .as_ref()
-        .map_err(|e| invalid(e.to_string()))
-        .and_then(|f| load_from(svc, rt, f));
-    // Drop the archive's blobs that did not become layers.
-    if let Ok(files) = &files {
-        let snap = svc.images.snapshot();
-        let kept: HashSet<&String> = snap
-            .layers
-            .values()
-            .filter_map(|l| l.blob.as_ref().map(|b| &b.digest))
-            .collect();
-        for (digest, _) in files.files.values() {
-            if !kept.contains(digest) {
-                svc.blobs.remove(digest);
-            }
+        load_from(svc, rt, &files)
+    });
+    // Drop the archive's blobs that did not become layers (all it stored
+    // when reading it failed: a full disk, a cut archive).
+    let snap = svc.images.snapshot();
+    let kept: HashSet<&String> = snap
+        .layers
+        .values()
+        .filter_map(|l| l.blob.as_ref().map(|b| &b.digest))
+        .collect();
+    for (digest, _) in files.files.values() {
+        if !kept.contains(digest) {
+            svc.blobs.remove(digest);
         }
     }
-    match (result, files) {
-        (Ok(l), _) => Ok(l),
-        (Err(_), Err(e)) => Err(e),
-        (Err(e), Ok(_)) => Err(e),
-    }
+    result
 }
 
 /// An image of an archive: its index entry, raw and parsed config, tags.
@@ -285,8 +294,9 @@ fn images_of(blobs: &BlobStore, files: &Entries) -> Result<Vec<Image>, ImageOpEr
 /// its images resolved as a load would, without storing them.
 pub fn fuzz_index(blobs: &BlobStore, data: &[u8]) -> Result<usize, ImageOpError> {
     let (_, input) = decompress(data)?;
-    let files = read_entries(blobs, input)?;
-    let r = images_of(blobs, &files).map(|v| v.len());
+    let mut files = Entries::default();
+    let read = read_entries(blobs, input, &mut files);
+    let r = read.and_then(|()| images_of(blobs, &files).map(|v| v.len()));
     for (digest, _) in files.files.values() {
         blobs.remove(digest);
     }

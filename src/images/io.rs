@@ -95,6 +95,10 @@ pub async fn drain_body(mut body: hyper::body::Incoming, limit: usize) {
     }
 }
 
+/// How much of a request body a handler that stopped reading lets its
+/// client still send.
+pub const DRAIN_AFTER_ERROR: usize = 64 << 20;
+
 pub async fn pump_body(mut body: hyper::body::Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
     use http_body_util::BodyExt;
     loop {
@@ -103,6 +107,12 @@ pub async fn pump_body(mut body: hyper::body::Incoming, tx: mpsc::Sender<io::Res
             Some(Ok(f)) => {
                 if let Ok(data) = f.into_data() {
                     if tx.send(Ok(data)).await.is_err() {
+                        // The reader stopped early (an error: a full
+                        // disk, a refused entry): the client is still
+                        // sending; what it sends is read and dropped, up to
+                        // [`DRAIN_AFTER_ERROR`], so it reads the answer
+                        // instead of a broken pipe.
+                        drain_body(body, DRAIN_AFTER_ERROR).await;
                         return;
                     }
                 }

@@ -394,10 +394,9 @@ async fn download_once(
         .pull_blob_stream(&p.oref, d.digest.as_str())
         .await
         .map_err(reg_err)?;
-    let mut w = svc
-        .blobs
-        .writer()
-        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+    let stored =
+        |e: std::io::Error| PullError(ErrorKind::System, format!("storing blob {}: {e}", d.digest));
+    let mut w = svc.blobs.writer().map_err(stored)?;
     let mut got: u64 = 0;
     let mut last_report = 0u64;
     while let Some(chunk) = stream.stream.next().await {
@@ -419,8 +418,7 @@ async fn download_once(
                 d.digest, d.size
             )));
         }
-        std::io::Write::write_all(&mut w, &chunk)
-            .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+        std::io::Write::write_all(&mut w, &chunk).map_err(stored)?;
         if show && (got - last_report >= 512 * 1024 || got == d.size) {
             last_report = got;
             out.try_send(json!({"status": "Downloading", "progressDetail": {"current": got, "total": d.size}, "progress": bar(got, d.size), "id": short(&d.digest)}));
@@ -437,9 +435,7 @@ async fn download_once(
             json!({"status": "Verifying Checksum", "progressDetail": {}, "id": short(&d.digest)}),
         );
     }
-    let (digest, size) = w
-        .commit()
-        .map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+    let (digest, size) = w.commit().map_err(stored)?;
     if digest != d.digest {
         svc.blobs.remove(&digest);
         return Err(invalid(format!(

@@ -42,7 +42,12 @@ fn alive(pid: i32) -> bool {
 }
 
 /// The text of `GET /metrics` (OpenMetrics, which Prometheus reads).
-pub fn render(ctx: &ApiContext) -> String {
+/// `live`: the log counters running containers' shims answered with (the
+/// counters file may lag: a full disk keeps the shim from rewriting it).
+pub fn render(
+    ctx: &ApiContext,
+    live: &std::collections::HashMap<String, berth_actors::protocol::shim::LogCounts>,
+) -> String {
     let mut reg = Registry::default();
     let r = &*RECORDER;
 
@@ -163,12 +168,20 @@ pub fn render(ctx: &ApiContext) -> String {
     let (written, dropped): (Family<Labels, Counter>, Family<Labels, Counter>) =
         (Family::default(), Family::default());
     for c in index.by_id.values() {
-        let Ok(b) = std::fs::read(c.dir().join(berth_actors::protocol::shim::LOG_COUNTS_FILE))
-        else {
-            continue;
-        };
-        let Ok(n) = serde_json::from_slice::<berth_actors::protocol::shim::LogCounts>(&b) else {
-            continue;
+        let n = match live.get(&c.id) {
+            Some(n) => *n,
+            None => {
+                let Ok(b) =
+                    std::fs::read(c.dir().join(berth_actors::protocol::shim::LOG_COUNTS_FILE))
+                else {
+                    continue;
+                };
+                let Ok(n) = serde_json::from_slice::<berth_actors::protocol::shim::LogCounts>(&b)
+                else {
+                    continue;
+                };
+                n
+            }
         };
         let l = vec![label("driver", c.log_driver())];
         written.get_or_create(&l).inc_by(n.written);

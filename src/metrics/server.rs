@@ -3,6 +3,7 @@
 //! it is restarted by the root supervisor and binds again; nothing it
 //! serves is its own state.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub use berth_actors::directory::METRICS;
 
 use crate::api::ApiContext;
 use crate::task::AbortOnDrop;
+use berth_actors::protocol::shim::LogCounts;
 
 pub struct MetricsServer;
 
@@ -92,7 +94,10 @@ async fn serve(ctx: Arc<ApiContext>, addr: String) {
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&ctx, &req)) }
+                async move {
+                    let live = live_log_counts(&ctx).await;
+                    Ok::<_, std::convert::Infallible>(answer(&ctx, &req, &live))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -108,7 +113,45 @@ async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     }
 }
 
-fn answer<B>(ctx: &ApiContext, req: &Request<B>) -> Response<Full<Bytes>> {
+/// The log counters of the running containers, asked of their shims (at
+/// most 1 s each, all at once).
+async fn live_log_counts(ctx: &ApiContext) -> HashMap<String, LogCounts> {
+    use berth_actors::ports::ContainerHost;
+    let running: Vec<String> = ctx
+        .containers
+        .containers
+        .snapshot()
+        .by_id
+        .values()
+        .filter(|c| c.state.status.is_live())
+        .map(|c| c.id.clone())
+        .collect();
+    let asks = running.into_iter().map(|id| {
+        let host = ctx.containers.host.clone();
+        async move {
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                host.call(&id, berth_actors::protocol::shim::Request::State),
+            )
+            .await;
+            match r {
+                Ok(Ok(r)) => r.log.map(|l| (id, l)),
+                _ => None,
+            }
+        }
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn answer<B>(
+    ctx: &ApiContext,
+    req: &Request<B>,
+    live: &HashMap<String, LogCounts>,
+) -> Response<Full<Bytes>> {
     let text = |code: StatusCode, ct: &'static str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = code;
@@ -122,7 +165,7 @@ fn answer<B>(ctx: &ApiContext, req: &Request<B>) -> Response<Full<Bytes>> {
         ("GET" | "HEAD", "/metrics") => text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            super::render(ctx),
+            super::render(ctx, live),
         ),
         _ => text(
             StatusCode::NOT_FOUND,

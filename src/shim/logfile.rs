@@ -155,7 +155,14 @@ impl LogFile {
 
     fn flush_buf(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
         if !buf.is_empty() {
-            self.file.write_all(buf)?;
+            if let Err(e) = self.file.write_all(buf) {
+                // Part of the records may have gone in (a full disk): the
+                // file is cut back to its last whole record, so a reader
+                // never meets half of one, nor the next record glued to it.
+                let _ = self.file.set_len(self.size);
+                buf.clear();
+                return Err(e);
+            }
             self.size += buf.len() as u64;
             buf.clear();
         }

@@ -140,6 +140,7 @@ pub fn actor_name(host: &str) -> String {
 
 /// The line that ends a progress stream with an error.
 pub fn error_line(message: &str) -> Bytes {
+    let message = crate::os_error::as_go(message);
     let mut b = serde_json::to_vec(&json!({"errorDetail": {"message": message}, "error": message}))
         .unwrap_or_default();
     b.extend_from_slice(b"\r\n");

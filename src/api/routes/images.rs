@@ -553,6 +553,8 @@ pub fn auth(r: Req) -> HandlerFuture {
 
 pub fn load(mut r: Req) -> HandlerFuture {
     Box::pin(async move {
+        // A failed load stops reading; the rest of the body is drained
+        // (`pump_body`) so the client reads the error.
         let reader = body_reader(&mut r)?;
         let svc = r.ctx.images.clone();
         let rt = tokio::runtime::Handle::current();

@@ -55,7 +55,15 @@ pub fn commit(r: Req) -> HandlerFuture {
         if paused_here {
             let _ = Containers::ask(&rec.id, ContainerMsg::Unpause).await;
         }
-        let layer = layer.map_err(|e| ApiError::from_err(&e))?;
+        // A failure names the container (a full disk: which commit).
+        let named = |e: &crate::images::ImageOpError| {
+            let e = ApiError::from_err(e);
+            ApiError::new(
+                e.kind,
+                format!("committing container {}: {}", rec.short_name(), e.message),
+            )
+        };
+        let layer = layer.map_err(|e| named(&e))?;
         let parent = svc.images.snapshot().images.get(&rec.image).cloned();
         let Some(parent) = parent else {
             let _ = tokio::task::spawn_blocking(move || svc.discard(&[layer])).await;
@@ -81,7 +89,7 @@ pub fn commit(r: Req) -> HandlerFuture {
                 refs.clone(),
             )
             .await
-            .map_err(|e| ApiError::from_err(&e))?;
+            .map_err(|e| named(&e))?;
         let image_ref = refs.first().map(|r| r.familiar()).unwrap_or_default();
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("name".to_string(), rec.short_name().to_string());
