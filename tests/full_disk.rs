@@ -264,6 +264,14 @@ fn a_full_disk_fails_cleanly_and_everything_works_after() {
     ]);
     assert!(!o.status.success(), "a partial /big is visible in cpto");
 
+    // A stop while the disk is full: its record cannot be saved yet.
+    d.docker_ok(&["stop", "-t", "1", "cpto"]);
+    let cpto_record = d
+        .data_root
+        .join("containers")
+        .join(inspect(&d, "cpto", "{{.Id}}"))
+        .join("config.v2.json");
+
     // The writer runs on; its lost lines are counted.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(inspect(&d, "writer", "{{.State.Status}}"), "running");
@@ -287,8 +295,20 @@ fn a_full_disk_fails_cleanly_and_everything_works_after() {
         assert_eq!(&entries(p), before, "left in {}", p.display());
     }
 
-    // Space again: everything works.
+    // Space again: everything works, and the stopped container's record
+    // is saved (within the actor's 5 s retry).
     data_disk.free();
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            std::fs::read_to_string(&cpto_record).is_ok_and(|r| r.contains("\"exited\""))
+        }),
+        "the record of the container stopped on a full disk was not saved again"
+    );
+    assert!(
+        d.log().contains("the container record is saved again"),
+        "no record save failed and was retried:\n{}",
+        d.log()
+    );
     d.docker_ok(&["load", "-q", "-i", other_tar.to_str().unwrap()]);
     d.docker_ok(&["rmi", "other:1"]);
     d.docker_ok(&["pull", "-q", &remote]);

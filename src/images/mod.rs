@@ -42,6 +42,22 @@ pub enum ImageOpError {
     Container(berth_actors::container::ContainerError),
 }
 
+impl ImageOpError {
+    /// The error with what failed in front (`what`: the layer, blob or
+    /// file): a client sees which object a full disk or a bad layer hit.
+    pub fn about(self, what: impl std::fmt::Display) -> Self {
+        let wrap = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+        match self {
+            ImageOpError::Io(e) => ImageOpError::Io(wrap(e)),
+            ImageOpError::Layer(LayerError::Io(e)) => ImageOpError::Layer(LayerError::Io(wrap(e))),
+            ImageOpError::Layer(LayerError::Invalid(m)) => {
+                ImageOpError::Layer(LayerError::Invalid(format!("{what}: {m}")))
+            }
+            e => e,
+        }
+    }
+}
+
 impl HasKind for ImageOpError {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -96,7 +112,10 @@ impl ImageService {
         input: impl Read + Send,
     ) -> Result<NewLayer, ImageOpError> {
         let cache_id = random_hex(32);
-        let dir = self.driver.create(&cache_id, parent)?;
+        let dir = self
+            .driver
+            .create(&cache_id, parent)
+            .map_err(|e| ImageOpError::Io(e).about(format!("creating layer {cache_id}")))?;
         let result = (|| {
             let mut blob = self.blobs.writer()?;
             let stats;
@@ -128,7 +147,7 @@ impl ImageService {
         if result.is_err() {
             let _ = self.driver.remove(&cache_id);
         }
-        result
+        result.map_err(|e: ImageOpError| e.about(format!("layer {cache_id}")))
     }
 
     /// Apply an already stored (and verified) blob as a layer above `parent`.
@@ -138,7 +157,10 @@ impl ImageService {
         blob: &BlobRef,
     ) -> Result<NewLayer, ImageOpError> {
         let cache_id = random_hex(32);
-        let dir = self.driver.create(&cache_id, parent)?;
+        let dir = self
+            .driver
+            .create(&cache_id, parent)
+            .map_err(|e| ImageOpError::Io(e).about(format!("creating layer {cache_id}")))?;
         let result = (|| {
             let f = std::io::BufReader::new(self.blobs.open(&blob.digest)?);
             let (_, reader) = decompress(f)?;
@@ -154,7 +176,7 @@ impl ImageService {
         if result.is_err() {
             let _ = self.driver.remove(&cache_id);
         }
-        result
+        result.map_err(|e: ImageOpError| e.about(&blob.digest))
     }
 
     /// Free what the store no longer references.

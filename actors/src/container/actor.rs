@@ -73,7 +73,14 @@ pub struct ContainerState {
     pub(super) health_task: Option<tokio::task::JoinHandle<()>>,
     /// The last healthcheck report handled (events are its differences).
     pub(super) health_seen: Option<crate::protocol::shim::HealthReport>,
+    /// The record's last save failed (a full disk): it is saved again after
+    /// the next message, or [`RESAVE_AFTER`] at the latest.
+    unsaved: bool,
+    resave_scheduled: bool,
 }
+
+/// How long a record whose save failed waits for the next attempt.
+const RESAVE_AFTER: Duration = Duration::from_secs(5);
 
 impl Drop for ContainerState {
     fn drop(&mut self) {
@@ -93,8 +100,19 @@ pub(super) fn now() -> String {
 impl ContainerState {
     /// Persist the record, then publish it.
     pub(super) fn save(&mut self) {
-        if let Err(e) = self.host.save(&self.rec) {
-            warn!(id = %self.rec.id, "saving the container record: {e}");
+        match self.host.save(&self.rec) {
+            Err(e) => {
+                if !self.unsaved {
+                    warn!(id = %self.rec.id, "saving the container record: {e}; saving again until it is saved");
+                }
+                self.unsaved = true;
+            }
+            Ok(()) => {
+                if self.unsaved {
+                    info!(id = %self.rec.id, "the container record is saved again");
+                }
+                self.unsaved = false;
+            }
         }
         self.publish();
     }
@@ -311,6 +329,8 @@ impl Actor for ContainerActor {
             wait_task: None,
             health_task: None,
             health_seen: None,
+            unsaved: false,
+            resave_scheduled: false,
         };
         restore(&myself, &mut st, a.adopt, a.autostart).await;
         Ok(st)
@@ -524,6 +544,18 @@ impl Actor for ContainerActor {
                     let _ = st.signal(9, true).await;
                 }
             }
+            ContainerMsg::Resave => {
+                st.resave_scheduled = false;
+                if st.unsaved {
+                    st.save();
+                }
+            }
+        }
+        // A record the disk refused is saved again (never left stale for a
+        // berthd that restarts to find).
+        if st.unsaved && !st.resave_scheduled {
+            st.resave_scheduled = true;
+            myself.send_after(RESAVE_AFTER, || ContainerMsg::Resave);
         }
         Ok(())
     }

@@ -149,6 +149,7 @@ impl crate::supervisor::ask::Request for ContainerMsg {
             | ContainerMsg::Health { .. }
             | ContainerMsg::RestartNow { .. }
             | ContainerMsg::StopTimeout { .. }
+            | ContainerMsg::Resave
             | ContainerMsg::KillTimeout => "internal",
         }
     }
@@ -282,4 +283,6 @@ pub enum ContainerMsg {
     StopTimeout {
         gen: u64,
     },
+    /// Internal: save the record again (its last save failed).
+    Resave,
 }
