@@ -589,6 +589,19 @@ async fn restore(
                     if !adopt {
                         warn!(%id, "live-restore is off: killing the container berthd found running");
                         let _ = st.signal(9, true).await;
+                        // Recorded exited before the actor serves (as
+                        // dockerd's restore): no client sees it running.
+                        let waited = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            st.host.call(&id, Request::Wait),
+                        )
+                        .await;
+                        if let Ok(Ok(crate::protocol::shim::Response {
+                            exit: Some(exit), ..
+                        })) = waited
+                        {
+                            st.on_exit(myself, exit).await;
+                        }
                     }
                     return;
                 }
