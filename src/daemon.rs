@@ -669,6 +669,20 @@ async fn open_networks(
         let _ = handle.teardown(r).await;
         let _ = handle.delete(&r.id);
     }
+    // An unreadable record's bridge (named as berth names a network's
+    // bridge) cannot be served: it goes, and its stand-in has none.
+    for r in records
+        .iter()
+        .filter(|r| r.labels.contains_key(n::UNREADABLE_LABEL))
+    {
+        let bridge = format!("br-{}", &r.id[..12]);
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            warn!(network = %r.name, %bridge, "removing the bridge of an unreadable network record");
+            if let Err(e) = n::link::delete(&host.bridge.nl, &bridge).await {
+                warn!(%bridge, "removing it: {e}");
+            }
+        }
+    }
     for (r, ep) in &stale_endpoints {
         use berth_actors::ports::NetworkHost;
         info!(network = %r.name, container = %ep.container, "removing the endpoint of a container that no longer runs");

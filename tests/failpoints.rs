@@ -754,6 +754,52 @@ fn volume_create_and_rm() {
     a.everything_removable_and_nothing_left("volume-rm:renamed");
 }
 
+/// Tampered network and volume records (berthd killed, the files
+/// overwritten): listed (`unreadable-<id12>`, a `null` network whose label
+/// names the file and the error; the volume as a local one), removable, and
+/// the network's bridge gone.
+#[test]
+fn tampered_network_and_volume_records_are_listed_and_removable() {
+    let mut a = Armed::start(false);
+    a.d().docker_ok(&["network", "create", "fpn"]);
+    a.note_bridge("fpn");
+    a.d().docker_ok(&["volume", "create", "fpv"]);
+    let id = a
+        .d()
+        .docker_ok(&["network", "inspect", "-f", "{{.Id}}", "fpn"])
+        .trim()
+        .to_string();
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(Path::new("/sys/class/net").join(&bridge).exists());
+    let mut d = a.d.take().unwrap();
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit_keep();
+    std::fs::write(
+        d.data_root.join(format!("network/networks/{id}.json")),
+        b"{\"version\": 1, \"id\": tampered",
+    )
+    .unwrap();
+    std::fs::write(d.data_root.join("volumes/fpv/volume.json"), b"\x00garbage").unwrap();
+    a.d = Some(d.restart());
+
+    let name = format!("unreadable-{}", &id[..12]);
+    let label = a.d().docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Labels \"berth.unreadable-record\"}}",
+        &name,
+    ]);
+    assert!(label.contains(&format!("{id}.json")), "{label}");
+    assert!(
+        !Path::new("/sys/class/net").join(&bridge).exists(),
+        "the unreadable network's bridge stays"
+    );
+    assert_eq!(a.d().docker_ok(&["volume", "ls", "-q"]).trim(), "fpv");
+    a.d().docker_ok(&["network", "rm", &name]);
+    a.everything_removable_and_nothing_left("tampered records");
+}
+
 /// Every crash point is reached by a case of this file.
 #[test]
 fn every_point_has_a_case() {

@@ -97,7 +97,13 @@ pub fn auto_pools(cfg: &DaemonConfig) -> Vec<AutoPool> {
     v
 }
 
-/// Every network record; an unreadable one is reported and skipped.
+/// The label an unreadable record's stand-in carries: the file and why.
+pub const UNREADABLE_LABEL: &str = "berth.unreadable-record";
+
+/// Every network record. An unreadable one (tampered, cut) is reported
+/// and stands as a `null`-driver network `unreadable-<id12>` whose label
+/// [`UNREADABLE_LABEL`] names the file and the error: listed, and removed
+/// (with its file) by `docker network rm`.
 pub fn load_records(dir: &Path) -> Vec<NetworkRecord> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -108,13 +114,49 @@ pub fn load_records(dir: &Path) -> Vec<NetworkRecord> {
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
         }
-        match std::fs::read(&p).map(|b| serde_json::from_slice::<NetworkRecord>(&b)) {
-            Ok(Ok(r)) => out.push(r),
-            Ok(Err(err)) => {
-                warn!(path = %p.display(), "network record is unreadable; skipped: {err}")
+        let why = match std::fs::read(&p).map(|b| serde_json::from_slice::<NetworkRecord>(&b)) {
+            Ok(Ok(r)) => {
+                out.push(r);
+                continue;
             }
-            Err(err) => warn!(path = %p.display(), "reading a network record: {err}"),
+            Ok(Err(err)) => err.to_string(),
+            Err(err) => err.to_string(),
+        };
+        let id = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !crate::ids::is_full_id(&id) {
+            warn!(path = %p.display(), "network record is unreadable and not named by a network ID; skipped: {why}");
+            continue;
         }
+        warn!(path = %p.display(), "network record is unreadable: {why}; listed as unreadable-{}", &id[..12]);
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            UNREADABLE_LABEL.to_string(),
+            format!("{}: {why}", p.display()),
+        );
+        out.push(NetworkRecord {
+            version: NETWORK_RECORD_VERSION,
+            name: format!("unreadable-{}", &id[..12]),
+            id,
+            driver: "null".into(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            internal: false,
+            attachable: false,
+            enable_ipv6: false,
+            ipam_driver: "default".into(),
+            ipam_options: Default::default(),
+            pools: vec![],
+            options: BTreeMap::new(),
+            labels,
+            bridge: String::new(),
+            icc: true,
+            masquerade: true,
+            mtu: 0,
+            predefined: false,
+            endpoints: BTreeMap::new(),
+        });
     }
     out
 }
