@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::containers::{inspect, load_busybox};
 use common::images::{docker_archive, tar_of, Entry};
 use common::registry::Registry;
-use common::{wait_for, Daemon};
+use common::{bridge_ports, mounts_under, wait_for, Daemon};
 
 /// A berthd with crash points enabled through an arming file.
 struct Armed {
@@ -280,25 +280,6 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn mounts_under(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect()
-}
-
-fn bridge_ports(bridge: &str) -> Vec<String> {
-    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn state(d: &Daemon, name: &str) -> String {
     inspect(d, name, "{{.State.Status}}")
 }
@@ -308,6 +289,36 @@ fn listed(d: &Daemon, name: &str) -> bool {
     d.docker(&["inspect", "--type", "container", name])
         .status
         .success()
+}
+
+/// The test network, on this daemon's own subnet (tests run side by side:
+/// two daemons picking one default pool at once would clash).
+fn create_fpn(d: &Daemon) {
+    d.docker_ok(&["network", "create", "--subnet", &d.subnet(1), "fpn"]);
+}
+
+/// A container on `net` reaches `name` by its name.
+fn pings_by_name(d: &Daemon, net: &str, name: &str) {
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        name,
+    ]);
+    assert!(
+        o.status.success(),
+        "ping {name} on {net}: {}{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        d.log()
+    );
 }
 
 /// A running container answers an exec.
@@ -396,7 +407,7 @@ fn container_start() {
             "container-start:saved",
         ] {
             let mut a = Armed::start(live_restore);
-            a.d().docker_ok(&["network", "create", "fpn"]);
+            create_fpn(a.d());
             a.note_bridge("fpn");
             a.d().docker_ok(&[
                 "create",
@@ -429,19 +440,7 @@ fn container_start() {
                 "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
             );
             assert!(port.parse::<u16>().is_ok(), "{point}: port {port:?}");
-            a.d().docker_ok(&[
-                "run",
-                "--rm",
-                "--network",
-                "fpn",
-                "busybox",
-                "ping",
-                "-c",
-                "1",
-                "-W",
-                "2",
-                "fpc",
-            ]);
+            pings_by_name(a.d(), "fpn", "fpc");
             a.everything_removable_and_nothing_left(point);
         }
     }
@@ -607,7 +606,7 @@ fn network_create_connect_disconnect_rm() {
     for point in ["network-create:saved", "network-create:bridge"] {
         let mut a = Armed::start(false);
         a.crash(point, |d| {
-            d.docker(&["network", "create", "fpn"]);
+            d.docker(&["network", "create", "--subnet", &d.subnet(1), "fpn"]);
         });
         // The record was saved before the bridge: the network is listed
         // and works.
@@ -623,25 +622,13 @@ fn network_create_connect_disconnect_rm() {
             "sleep",
             "600",
         ]);
-        a.d().docker_ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "fpn",
-            "busybox",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "fpc",
-        ]);
+        pings_by_name(a.d(), "fpn", "fpc");
         a.everything_removable_and_nothing_left(point);
     }
 
     for point in ["network-connect:endpoint", "network-connect:saved"] {
         let mut a = Armed::start(true);
-        a.d().docker_ok(&["network", "create", "fpn"]);
+        create_fpn(a.d());
         a.note_bridge("fpn");
         a.d()
             .docker_ok(&["run", "-d", "--name", "fpc", "busybox", "sleep", "600"]);
@@ -656,26 +643,14 @@ fn network_create_connect_disconnect_rm() {
             o.status.success() || err.contains("already exists"),
             "{point}: {err}"
         );
-        a.d().docker_ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "fpn",
-            "busybox",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "fpc",
-        ]);
+        pings_by_name(a.d(), "fpn", "fpc");
         a.d().docker_ok(&["network", "disconnect", "fpn", "fpc"]);
         a.everything_removable_and_nothing_left(point);
     }
 
     for point in ["network-disconnect:removed", "network-disconnect:saved"] {
         let mut a = Armed::start(true);
-        a.d().docker_ok(&["network", "create", "fpn"]);
+        create_fpn(a.d());
         a.note_bridge("fpn");
         a.d().docker_ok(&[
             "run",
@@ -707,7 +682,7 @@ fn network_create_connect_disconnect_rm() {
     }
 
     let mut a = Armed::start(false);
-    a.d().docker_ok(&["network", "create", "fpn"]);
+    create_fpn(a.d());
     a.note_bridge("fpn");
     a.crash("network-rm:bridge", |d| {
         d.docker(&["network", "rm", "fpn"]);
@@ -761,7 +736,7 @@ fn volume_create_and_rm() {
 #[test]
 fn tampered_network_and_volume_records_are_listed_and_removable() {
     let mut a = Armed::start(false);
-    a.d().docker_ok(&["network", "create", "fpn"]);
+    create_fpn(a.d());
     a.note_bridge("fpn");
     a.d().docker_ok(&["volume", "create", "fpv"]);
     let id = a

@@ -180,25 +180,6 @@ fn kill_actor(sock: &Path, actor: &str) {
 }
 
 /// Mount points under `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect()
-}
-
-fn bridge_ports(bridge: &str) -> Vec<String> {
-    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn chaos_soak_loses_nothing() {
     let total = Duration::from_secs(secs("BERTH_SOAK_SECS", 60));

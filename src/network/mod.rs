@@ -136,27 +136,11 @@ pub fn load_records(dir: &Path) -> Vec<NetworkRecord> {
             UNREADABLE_LABEL.to_string(),
             format!("{}: {why}", p.display()),
         );
-        out.push(NetworkRecord {
-            version: NETWORK_RECORD_VERSION,
-            name: format!("unreadable-{}", &id[..12]),
-            id,
-            driver: "null".into(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            internal: false,
-            attachable: false,
-            enable_ipv6: false,
-            ipam_driver: "default".into(),
-            ipam_options: Default::default(),
-            pools: vec![],
-            options: BTreeMap::new(),
-            labels,
-            bridge: String::new(),
-            icc: true,
-            masquerade: true,
-            mtu: 0,
-            predefined: false,
-            endpoints: BTreeMap::new(),
-        });
+        let mut r = predefined(&format!("unreadable-{}", &id[..12]), "null");
+        r.id = id;
+        r.labels = labels;
+        r.predefined = false;
+        out.push(r);
     }
     out
 }

@@ -742,3 +742,24 @@ pub fn unmount_under(dir: &Path) {
         let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
+
+/// Mount points under `dir` (this process's view).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect()
+}
+
+/// The ports of a bridge (none if it does not exist).
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
