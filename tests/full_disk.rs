@@ -55,19 +55,28 @@ impl Disk {
 
     /// Take every free block but `leave` bytes.
     fn fill(&self, leave: u64) {
+        // Each filler file has its own name: filling again (after failures
+        // freed what they wrote) adds to what is there.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = || {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.mnt.join(format!("filler-{n}"))
+        };
         // Room for the extent tree of the filler itself.
         let want = self.avail().saturating_sub(leave + (1 << 20));
-        let o = Command::new("fallocate")
-            .args(["-l", &want.to_string()])
-            .arg(self.mnt.join("filler"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{o:?}");
+        if want > 0 {
+            let o = Command::new("fallocate")
+                .args(["-l", &want.to_string()])
+                .arg(name())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{o:?}");
+        }
         if leave == 0 {
             // The last blocks, one small file at a time.
-            for i in 0.. {
-                let p = self.mnt.join(format!("filler-{i}"));
-                if std::fs::write(&p, vec![0u8; 4096]).is_err() || i > 10_000 {
+            for _ in 0..10_000 {
+                let p = name();
+                if std::fs::write(&p, vec![0u8; 4096]).is_err() {
                     let _ = std::fs::remove_file(&p);
                     break;
                 }
@@ -86,6 +95,9 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        // What a failed test's berthd left mounted on it first (container
+        // roots, the namespace directory), then the filesystem itself.
+        common::unmount_under(&self.mnt);
         let _ = Command::new("umount").arg("-l").arg(&self.mnt).output();
     }
 }
@@ -264,7 +276,9 @@ fn a_full_disk_fails_cleanly_and_everything_works_after() {
     ]);
     assert!(!o.status.success(), "a partial /big is visible in cpto");
 
-    // A stop while the disk is full: its record cannot be saved yet.
+    // A stop while the disk is full: its record cannot be saved yet. (The
+    // failures above freed what they had written: filled again first.)
+    data_disk.fill(0);
     d.docker_ok(&["stop", "-t", "1", "cpto"]);
     let cpto_record = d
         .data_root
