@@ -2,7 +2,7 @@
 # Installs the system packages berthd and its tests use on a fresh Debian
 # machine. Idempotent: installs only what is missing.
 set -eu
-pkgs="curl git python3-venv docker-compose runc tini busybox-static docker-registry apache2-utils nftables iproute2 gcc libc6-dev e2fsprogs util-linux"
+pkgs="curl git python3-venv docker-compose runc tini busybox-static docker-registry apache2-utils nftables iproute2 gcc libc6-dev e2fsprogs util-linux protobuf-compiler etcd-server"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -203,7 +203,15 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let (cindex_tx, cindex_rx) = watch::channel(Arc::new(ContainerIndex::default()));
     let cindex_tx = Arc::new(cindex_tx);
     let img_users_rx = cindex_rx.clone();
-    let net = open_networks(&cfg, &cont_records).await?;
+    // A cluster store: this node's identity and the store (joined by the
+    // ClusterMembership actor once the tree runs; never waited for here).
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let joined = crate::cluster::open(&cfg, &engine, &hostname)
+        .await
+        .map_err(StartupError::Network)?;
+    let net = open_networks(&cfg, &cont_records, joined.as_ref().map(|j| j.vtep)).await?;
     let (nindex_tx, nindex_rx) = watch::channel(Arc::new(NetworkIndex::default()));
     let networks = Networks { index: nindex_rx };
     let net_service = Arc::new(crate::network::NetworkService {
@@ -217,6 +225,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         index: Arc::new(nindex_tx),
         events: events.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(net.records))),
+        cluster: joined.as_ref().map(|j| j.cluster.clone()),
     };
     let live_sandboxes: Vec<_> = cont_records
         .iter()
@@ -340,6 +349,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         connections: TaskTracker::new(),
         event_listeners: AtomicUsize::new(0),
         conns: crate::api::conns::ConnLimit::new(crate::api::conns::ConnLimit::cap_for(nofile)),
+        cluster: joined.as_ref().map(|j| j.cluster.info.clone()),
     });
     if s.flags.testing_chaos_control {
         warn!("--testing-chaos-control is set: POST /_berth/chaos/kill can kill actors of this daemon");
@@ -390,7 +400,29 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
                 .collect()
         })
     };
-    let children = vec![
+    let cluster_child = joined.map(|j| {
+        let args = (
+            j.cluster.clone(),
+            j.info.clone(),
+            net_service.networks.index.clone(),
+        );
+        ChildSpec::new(
+            berth_actors::directory::CLUSTER,
+            RestartPolicy::infrastructure(),
+            true,
+            move || {
+                (
+                    berth_actors::cluster::ClusterMembership,
+                    berth_actors::cluster::ClusterArgs {
+                        cluster: args.0.clone(),
+                        info: args.1.clone(),
+                        networks: args.2.clone(),
+                    },
+                )
+            },
+        )
+    });
+    let mut children = vec![
         ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
             (EventBus, ())
         }),
@@ -467,6 +499,13 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             move || (crate::metrics::MetricsServer, metrics_args.clone()),
         ),
     ];
+    if let Some(c) = cluster_child {
+        let at = children
+            .iter()
+            .position(|c| c.name == NETWORKS)
+            .map_or(children.len(), |i| i + 1);
+        children.insert(at, c);
+    }
     let (root, root_handle) = Actor::spawn(
         Some(ROOT.to_string()),
         Supervisor,
@@ -588,6 +627,7 @@ struct OpenedNetworks {
 async fn open_networks(
     cfg: &DaemonConfig,
     containers: &[berth_actors::container::ContainerRecord],
+    vtep: Option<std::net::Ipv4Addr>,
 ) -> Result<OpenedNetworks, StartupError> {
     use crate::network::{self as n, firewall::Nftables, host::NetHost};
     let exec_root = Path::new(&cfg.exec_root);
@@ -615,6 +655,11 @@ async fn open_networks(
             cfg.userland_proxy,
             cfg.ip6tables,
         )),
+        {
+            // Its own netlink connection: its dumps never meet the bridges'.
+            let nl = n::link::connect().map_err(|e| StartupError::io("opening", "netlink", e))?;
+            n::overlay::Overlay::new(nl.clone(), n::driver::Bridge::new(nl, false, false), vtep)
+        },
     );
     let host = Arc::new(net_host);
     // Endpoints of containers that are not running any more are stale.

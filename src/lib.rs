@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod build;
+pub mod cluster;
 pub mod config;
 pub mod containers;
 pub mod daemon;

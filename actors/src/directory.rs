@@ -25,3 +25,6 @@ pub const METRICS: &str = "metrics";
 pub const VOLUMES: &str = "volumes";
 /// The supervisor of plugin actors (legacy plugins: authorization, ...).
 pub const PLUGINS: &str = "plugins";
+/// The cluster membership actor (lease, registration, the store's watch);
+/// present only with a `cluster-store`.
+pub const CLUSTER: &str = "cluster";

@@ -3,6 +3,7 @@
 //! This crate knows nothing of hyper, netlink or the host: side effects live
 //! behind the traits in [`ports`] and are implemented by the root package.
 
+pub mod cluster;
 pub mod container;
 pub mod directory;
 pub mod events;

@@ -179,6 +179,23 @@ pub trait NetworkHost: Send + Sync + 'static {
     ) -> BoxFuture<()>;
     fn save(&self, rec: &crate::network::NetworkRecord) -> std::io::Result<()>;
     fn delete(&self, id: &str) -> std::io::Result<()>;
+    /// An overlay network: reach another node's endpoint (its neighbour
+    /// and forwarding entries on the network's VXLAN device).
+    fn peer_add(
+        &self,
+        _rec: &crate::network::NetworkRecord,
+        _peer: &crate::network::Peer,
+    ) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Undo `peer_add` (best effort).
+    fn peer_del(
+        &self,
+        _rec: &crate::network::NetworkRecord,
+        _peer: &crate::network::Peer,
+    ) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
     /// The host's routed subnets (`a.b.c.d/n`), for pool allocation.
     fn host_routes(&self) -> Vec<String>;
     /// Every network was restored: the firewall may be written whole.

@@ -56,6 +56,8 @@ pub struct ApiContext {
     pub event_listeners: AtomicUsize,
     /// The cap on open client connections.
     pub conns: Arc<conns::ConnLimit>,
+    /// The cluster as the membership actor sees it (with a cluster store).
+    pub cluster: Option<watch::Receiver<berth_actors::cluster::ClusterInfo>>,
 }
 
 impl ApiContext {

@@ -410,9 +410,75 @@ mod tests {
     #[test]
     fn unused_options_warn() {
         let (_, w) =
-            check(json!({"containerd": "/run/containerd.sock", "cluster-store": "consul://x"}))
+            check(json!({"containerd": "/run/containerd.sock", "containerd-namespace": "x"}))
                 .unwrap();
         assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    #[test]
+    fn cluster_options_are_checked() {
+        let ok = check(json!({
+            "cluster-store": "etcd://10.1.0.1:2379,10.1.0.2:2379",
+            "cluster-advertise": "eth0:2376",
+            "cluster-store-opts": {"discovery.ttl": "20"},
+        }));
+        assert!(ok.is_ok(), "{ok:?}");
+        let tls = check(json!({
+            "cluster-store": "etcd+tls://h:2379",
+            "cluster-advertise": "10.1.0.5:2376",
+            "cluster-store-opts": {"kv.cacertfile": "/ca.pem", "kv.certfile": "/c.pem", "kv.keyfile": "/k.pem"},
+        }));
+        assert!(tls.is_ok(), "{tls:?}");
+        for (bad, key, why) in [
+            (
+                json!({"cluster-store": "consul://x:8500", "cluster-advertise": "eth0:2376"}),
+                "cluster-store",
+                "supports etcd",
+            ),
+            (
+                json!({"cluster-store": "etcd://h:2379"}),
+                "cluster-advertise",
+                "required",
+            ),
+            (
+                json!({"cluster-store": "etcd://h", "cluster-advertise": "eth0:2376"}),
+                "cluster-store",
+                "host:port",
+            ),
+            (
+                json!({"cluster-store": "etcd://h:1", "cluster-advertise": "eth0"}),
+                "cluster-advertise",
+                "<port>",
+            ),
+            (
+                json!({"cluster-store": "etcd://h:1", "cluster-advertise": "[::1]:2376"}),
+                "cluster-advertise",
+                "IPv4",
+            ),
+            (
+                json!({"cluster-advertise": "eth0:2376"}),
+                "cluster-advertise",
+                "needs cluster-store",
+            ),
+            (
+                json!({"cluster-store": "etcd://h:1", "cluster-advertise": "e:1", "cluster-store-opts": {"kv.cacertfile": "/ca"}}),
+                "cluster-store",
+                "etcd+tls",
+            ),
+            (
+                json!({"cluster-store": "etcd://h:1", "cluster-advertise": "e:1", "cluster-store-opts": {"kv.bogus": "1"}}),
+                "cluster-store",
+                "unknown",
+            ),
+        ] {
+            match check(bad.clone()) {
+                Err(ConfigError::InvalidValue { key: k, reason, .. }) => {
+                    assert_eq!(k, key, "{bad}");
+                    assert!(reason.contains(why), "{bad}: {reason}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

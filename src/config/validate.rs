@@ -323,17 +323,7 @@ pub fn validate(c: &DaemonConfig) -> Result<Vec<String>, ConfigError> {
             ));
         }
     }
-    for (key, set) in [
-        ("cluster-store", !c.cluster_store.is_empty()),
-        ("cluster-advertise", !c.cluster_advertise.is_empty()),
-        ("cluster-store-opts", !c.cluster_store_opts.is_empty()),
-    ] {
-        if set {
-            warnings.push(format!(
-                "WARNING: {key} is ignored: legacy overlay networks were removed from dockerd"
-            ));
-        }
-    }
+    crate::cluster::check(c).map_err(|(k, v, e)| bad(k, v, e))?;
     if !c.swarm_default_advertise_addr.is_empty() {
         warnings.push(
             "WARNING: swarm-default-advertise-addr is ignored: berth has no swarm mode".into(),

@@ -216,6 +216,12 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
             .ok()
             .filter(|m| (68..=65535).contains(m))
             .ok_or_else(|| NetworkError::Invalid(format!("invalid MTU {m}")))?,
+        // An overlay's frames travel inside the underlay's, less the
+        // VXLAN header (dockerd's overlay driver: 1450 on a 1500 underlay).
+        None if driver == "overlay" => {
+            let underlay = if cfg.mtu > 0 { cfg.mtu as u32 } else { 1500 };
+            underlay.saturating_sub(berth_actors::cluster::VXLAN_OVERHEAD)
+        }
         None if cfg.mtu > 0 => cfg.mtu as u32,
         None => 0,
     };
@@ -242,5 +248,6 @@ pub fn record(body: &Value, cfg: &DaemonConfig) -> Result<NetworkRecord, Network
         mtu,
         predefined: false,
         endpoints: BTreeMap::new(),
+        peers: Default::default(),
     })
 }

@@ -85,7 +85,7 @@ impl View {
             .values()
             .filter(|n| n.user_defined() && n.connectable())
             .map(|n| {
-                let endpoints = n
+                let mut endpoints: Vec<ViewEndpoint> = n
                     .endpoints
                     .values()
                     .map(|e| ViewEndpoint {
@@ -97,6 +97,15 @@ impl View {
                         links: e.links.clone(),
                     })
                     .collect();
+                // An overlay network's endpoints on other nodes resolve too.
+                endpoints.extend(n.peers.values().map(|p| ViewEndpoint {
+                    container: p.container.clone(),
+                    name: p.name.clone(),
+                    aliases: p.aliases.clone(),
+                    ip: p.ip.clone(),
+                    ipv6: String::new(),
+                    links: vec![],
+                }));
                 (
                     n.id.clone(),
                     ViewNetwork {

@@ -6,12 +6,13 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_actors::network::{Endpoint, NetworkRecord, PortMapping};
+use berth_actors::network::{Endpoint, NetworkRecord, Peer, PortMapping};
 use berth_actors::ports::{BoxFuture, NetworkHost};
 use tracing::{debug, warn};
 
 use super::driver::{Bridge, NetworkDriver, NoNetwork, Remote};
 use super::firewall::{Firewall, NetRules, PortRules};
+use super::overlay::Overlay;
 use super::proxy;
 use crate::sys::atomic::write_atomic;
 
@@ -27,6 +28,8 @@ pub struct NetHost {
     pub bridge: Bridge,
     /// Networks of network plugins.
     pub remote: Remote,
+    /// Global networks of the cluster (VXLAN).
+    pub overlay: Overlay,
     pub firewall: Box<dyn Firewall>,
     /// Published host ports: (proto, host ip, port).
     ports: Mutex<BTreeSet<(String, String, u16)>>,
@@ -42,12 +45,14 @@ impl NetHost {
         proxy: Option<PathBuf>,
         bridge: Bridge,
         firewall: Box<dyn Firewall>,
+        overlay: Overlay,
     ) -> NetHost {
         NetHost {
             records_dir,
             exec_root,
             proxy,
             remote: Remote::new(bridge.nl.clone()),
+            overlay,
             bridge,
             firewall,
             ports: Mutex::new(BTreeSet::new()),
@@ -59,6 +64,8 @@ impl NetHost {
     fn driver(&self, rec: &NetworkRecord) -> &dyn NetworkDriver {
         if rec.is_bridge() {
             &self.bridge
+        } else if rec.is_overlay() {
+            &self.overlay
         } else if rec.is_remote() {
             &self.remote
         } else {
@@ -224,6 +231,9 @@ impl NetworkHost for NetHostHandle {
     fn setup(&self, rec: &NetworkRecord) -> BoxFuture<Result<(), String>> {
         let (me, rec) = (self.0.clone(), rec.clone());
         Box::pin(async move {
+            if rec.is_overlay() {
+                return me.overlay.setup(&rec).await;
+            }
             if !rec.is_bridge() {
                 return Ok(());
             }
@@ -271,6 +281,9 @@ impl NetworkHost for NetHostHandle {
     fn teardown(&self, rec: &NetworkRecord) -> BoxFuture<Result<(), String>> {
         let (me, rec) = (self.0.clone(), rec.clone());
         Box::pin(async move {
+            if rec.is_overlay() {
+                return me.overlay.teardown(&rec).await;
+            }
             if !rec.is_bridge() {
                 return Ok(());
             }
@@ -345,6 +358,16 @@ impl NetworkHost for NetHostHandle {
             me.unreserve(&ep.ports);
             me.driver(&rec).detach(&rec, &ep).await;
         })
+    }
+
+    fn peer_add(&self, rec: &NetworkRecord, peer: &Peer) -> BoxFuture<Result<(), String>> {
+        let (me, rec, peer) = (self.0.clone(), rec.clone(), peer.clone());
+        Box::pin(async move { me.overlay.peer_add(&rec, &peer).await })
+    }
+
+    fn peer_del(&self, rec: &NetworkRecord, peer: &Peer) -> BoxFuture<()> {
+        let (me, rec, peer) = (self.0.clone(), rec.clone(), peer.clone());
+        Box::pin(async move { me.overlay.peer_del(&rec, &peer).await })
     }
 
     fn save(&self, rec: &NetworkRecord) -> std::io::Result<()> {

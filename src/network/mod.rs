@@ -10,6 +10,7 @@ pub mod firewall;
 pub mod host;
 pub mod link;
 pub mod netns;
+pub mod overlay;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -166,6 +167,7 @@ fn predefined(name: &str, driver: &str) -> NetworkRecord {
         mtu: 0,
         predefined: true,
         endpoints: BTreeMap::new(),
+        peers: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod blobs;
 pub mod dirs;
+pub mod etcd;
 pub mod fsfd;
 pub mod host;
 pub mod layers;

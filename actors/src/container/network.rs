@@ -24,7 +24,7 @@ fn net_err(e: NetworkError) -> ContainerError {
         NetworkError::Unavailable => {
             ContainerError::Timeout("the network's actor is restarting; retry".into())
         }
-        NetworkError::Timeout(m) => ContainerError::Timeout(m),
+        NetworkError::Timeout(m) | NetworkError::StoreUnavailable(m) => ContainerError::Timeout(m),
     }
 }
 

@@ -13,9 +13,11 @@ use tracing::warn;
 
 use super::index::NetworkIndex;
 use super::ipam::{self, Cidr};
+use super::model::Peer;
 use super::model::{mac_for, Endpoint, EndpointRequest, NetworkRecord};
 use super::supervisor::SupervisorMsg;
 use super::{NetworkError, NetworkMsg};
+use crate::cluster::{keys, Cluster, Kv};
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
@@ -31,6 +33,8 @@ pub struct NetworkArgs {
     pub host: Arc<dyn NetworkHost>,
     pub index: Arc<watch::Sender<Arc<NetworkIndex>>>,
     pub events: Events,
+    /// The cluster store (overlay networks), when berthd has one.
+    pub cluster: Option<Cluster>,
 }
 
 pub struct NetworkState {
@@ -38,6 +42,7 @@ pub struct NetworkState {
     host: Arc<dyn NetworkHost>,
     index: Arc<watch::Sender<Arc<NetworkIndex>>>,
     events: Events,
+    cluster: Option<Cluster>,
 }
 
 impl NetworkState {
@@ -81,7 +86,14 @@ impl NetworkState {
 
     /// The address for a new endpoint: the one asked for, or the lowest free.
     fn address(&self, want: Option<Ipv4Addr>) -> Result<(Ipv4Addr, Cidr, String), NetworkError> {
-        let taken = self.taken();
+        self.address_in(want, &self.taken())
+    }
+
+    fn address_in(
+        &self,
+        want: Option<Ipv4Addr>,
+        taken: &BTreeSet<Ipv4Addr>,
+    ) -> Result<(Ipv4Addr, Cidr, String), NetworkError> {
         for p in self.rec.v4_pools() {
             let Some(subnet) = Cidr::parse(&p.subnet) else {
                 continue;
@@ -97,7 +109,7 @@ impl NetworkState {
                     ip
                 }
                 Some(_) => continue,
-                None => match ipam::allocate(&subnet, range.as_ref(), &taken) {
+                None => match ipam::allocate(&subnet, range.as_ref(), taken) {
                     Some(ip) => ip,
                     None => continue,
                 },
@@ -193,6 +205,8 @@ impl NetworkState {
         let (ip, prefix, gateway) = if ipam_plugin {
             super::remote::request_address(&self.rec, req.ip, req.mac.as_deref().unwrap_or(""))
                 .await?
+        } else if self.rec.is_overlay() {
+            self.claim(req.ip, &req.container).await?
         } else {
             let (ip, subnet, gateway) = self.address(req.ip)?;
             (ip, subnet.prefix, gateway)
@@ -226,6 +240,9 @@ impl NetworkState {
         if r.is_err() && ipam_plugin {
             super::remote::release_address(&self.rec, &ep.ip).await;
         }
+        if r.is_err() && self.rec.is_overlay() {
+            self.unclaim(&ep).await;
+        }
         r?;
         crate::failpoint::hit("network-connect:endpoint");
         self.rec.endpoints.insert(req.container.clone(), ep.clone());
@@ -238,9 +255,22 @@ impl NetworkState {
             if ipam_plugin {
                 super::remote::release_address(&self.rec, &ep.ip).await;
             }
+            if self.rec.is_overlay() {
+                self.unclaim(&ep).await;
+            }
             return Err(e);
         }
         crate::failpoint::hit("network-connect:saved");
+        if self.rec.is_overlay() {
+            // Other nodes learn of it (names, tunnel entries) from the store.
+            if let Err(e) = self.announce(&ep).await {
+                self.rec.endpoints.remove(&req.container);
+                let _ = self.save();
+                self.host.detach(&self.rec, &ep).await;
+                self.unclaim(&ep).await;
+                return Err(e);
+            }
+        }
         self.publish();
         self.event("connect", Some(&req.container));
         Ok(ep)
@@ -249,6 +279,10 @@ impl NetworkState {
     /// The endpoint on the host (and at its network plugin), with its
     /// published ports as the host made them.
     async fn plumb(&mut self, ep: &mut Endpoint, name: &str) -> Result<(), NetworkError> {
+        if self.rec.is_overlay() {
+            // Not routed from the host: nothing is published on it.
+            ep.ports.clear();
+        }
         if self.rec.is_remote() {
             // The plugin publishes nothing of berthd's: its own business.
             ep.ports.clear();
@@ -308,6 +342,9 @@ impl NetworkState {
         if super::remote::is_ipam_plugin(&self.rec.ipam_driver) {
             super::remote::release_address(&self.rec, &ep.ip).await;
         }
+        if self.rec.is_overlay() {
+            self.unclaim(&ep).await;
+        }
         crate::failpoint::hit("network-disconnect:removed");
         self.save()?;
         crate::failpoint::hit("network-disconnect:saved");
@@ -329,6 +366,9 @@ impl NetworkState {
                 self.rec.name, self.rec.id
             )));
         }
+        if self.rec.is_overlay() {
+            self.remove_global().await?;
+        }
         if self.rec.is_remote() {
             match super::remote::delete_network(&self.rec).await {
                 Ok(()) => {}
@@ -347,6 +387,199 @@ impl NetworkState {
             super::remote::release_pools(&self.rec).await;
         }
         crate::failpoint::hit("network-rm:bridge");
+        self.host
+            .delete(&self.rec.id)
+            .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;
+        let id = self.rec.id.clone();
+        self.index.send_modify(|ix| {
+            let mut next = (**ix).clone();
+            next.by_id.remove(&id);
+            *ix = Arc::new(next);
+        });
+        self.event("destroy", None);
+        Ok(())
+    }
+}
+
+impl NetworkState {
+    fn cluster(&self) -> Result<&Cluster, NetworkError> {
+        self.cluster.as_ref().ok_or_else(|| {
+            NetworkError::Forbidden(format!(
+                "network {} is an overlay network and this berthd has no cluster-store",
+                self.rec.name
+            ))
+        })
+    }
+
+    /// An address no node of the cluster holds: claimed in the store by
+    /// a transaction (a key per address), so two nodes never hand out one.
+    async fn claim(
+        &self,
+        want: Option<Ipv4Addr>,
+        container: &str,
+    ) -> Result<(Ipv4Addr, u8, String), NetworkError> {
+        let c = self.cluster()?;
+        let unreachable = |e: String| {
+            NetworkError::StoreUnavailable(format!(
+                "cannot attach to overlay network {}: {e}",
+                self.rec.name
+            ))
+        };
+        let (held, _) = c
+            .call(
+                "reading the network's addresses",
+                c.store.list(&keys::ipam_of(&self.rec.id)),
+            )
+            .await
+            .map_err(unreachable)?;
+        let prefix = keys::ipam_of(&self.rec.id);
+        let mut taken = self.taken();
+        taken.extend(
+            held.iter()
+                .filter_map(|kv| kv.key.strip_prefix(&prefix)?.parse::<Ipv4Addr>().ok()),
+        );
+        taken.extend(
+            self.rec
+                .peers
+                .values()
+                .filter_map(|p| p.ip.parse::<Ipv4Addr>().ok()),
+        );
+        let owner = format!("{} {container}", c.me.id).into_bytes();
+        for _ in 0..64 {
+            let (ip, subnet, gateway) = self.address_in(want, &taken)?;
+            let kv = Kv {
+                key: keys::ipam(&self.rec.id, &ip.to_string()),
+                value: owner.clone(),
+            };
+            let won = c
+                .call("claiming an address", c.store.create_all(vec![kv]))
+                .await
+                .map_err(unreachable)?;
+            if won {
+                return Ok((ip, subnet.prefix, gateway));
+            }
+            if want.is_some() {
+                return Err(NetworkError::Forbidden(format!(
+                    "Address already in use: {ip}"
+                )));
+            }
+            taken.insert(ip);
+        }
+        Err(NetworkError::System(format!(
+            "no address could be claimed on network {}",
+            self.rec.name
+        )))
+    }
+
+    /// The endpoint's address and its entry go from the store (best
+    /// effort: a node that rejoins removes what it no longer holds).
+    async fn unclaim(&self, ep: &Endpoint) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let keys = vec![
+            keys::endpoint(&self.rec.id, &ep.container),
+            keys::ipam(&self.rec.id, &ep.ip),
+        ];
+        if let Err(e) = c.call("releasing an endpoint", c.store.delete(keys)).await {
+            warn!(network = %self.rec.name, container = %ep.container, "{e}; released when the store is back");
+        }
+    }
+
+    /// Publish an endpoint to the cluster (under this node's lease).
+    async fn announce(&self, ep: &Endpoint) -> Result<(), NetworkError> {
+        let c = self.cluster()?;
+        let v = serde_json::to_vec(&Peer::of(ep, &c.me)).unwrap_or_default();
+        c.call(
+            "registering the endpoint",
+            c.store
+                .put(&keys::endpoint(&self.rec.id, &ep.container), v, true),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            NetworkError::StoreUnavailable(format!(
+                "cannot attach to overlay network {}: {e}",
+                self.rec.name
+            ))
+        })
+    }
+
+    /// Remove a global network from the cluster: refused while any node
+    /// has an endpoint on it.
+    async fn remove_global(&self) -> Result<(), NetworkError> {
+        let c = self.cluster()?;
+        let unreachable = |e: String| {
+            NetworkError::StoreUnavailable(format!("cannot remove network {}: {e}", self.rec.name))
+        };
+        let (eps, _) = c
+            .call(
+                "reading the network's endpoints",
+                c.store.list(&keys::endpoints_of(&self.rec.id)),
+            )
+            .await
+            .map_err(unreachable)?;
+        if !eps.is_empty() {
+            return Err(NetworkError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints ({} in the cluster)",
+                self.rec.name,
+                self.rec.id,
+                eps.len()
+            )));
+        }
+        let mut gone = vec![
+            keys::network(&self.rec.id),
+            keys::name(&self.rec.name),
+            keys::ipam_of(&self.rec.id),
+        ];
+        gone.extend(self.rec.v4_pools().map(|p| keys::subnet(&p.subnet)));
+        gone.extend(self.rec.vni().map(keys::vni));
+        c.call("removing the network", c.store.delete(gone))
+            .await
+            .map_err(unreachable)
+    }
+
+    /// The other nodes' endpoints are now `peers`.
+    async fn set_peers(&mut self, peers: std::collections::BTreeMap<String, Peer>) {
+        let old = std::mem::take(&mut self.rec.peers);
+        for (k, p) in &old {
+            if peers.get(k) != Some(p) {
+                self.host.peer_del(&self.rec, p).await;
+            }
+        }
+        for (k, p) in &peers {
+            if old.get(k) != Some(p) {
+                if let Err(e) = self.host.peer_add(&self.rec, p).await {
+                    warn!(network = %self.rec.name, peer = %p.name, "{e}");
+                }
+            }
+        }
+        if old != peers {
+            self.rec.peers = peers;
+            if let Err(e) = self.save() {
+                warn!(network = %self.rec.name, "{e}");
+            }
+            self.publish();
+        } else {
+            self.rec.peers = old;
+        }
+    }
+
+    /// Forget a global network the cluster no longer has (its containers
+    /// here are disconnected first).
+    async fn abandon(&mut self) -> Result<(), NetworkError> {
+        let containers: Vec<String> = self.rec.endpoints.keys().cloned().collect();
+        for c in containers {
+            warn!(network = %self.rec.name, container = %c, "the network was removed from the cluster; disconnecting");
+            self.disconnect(&c).await?;
+        }
+        for p in self.rec.peers.values() {
+            self.host.peer_del(&self.rec, p).await;
+        }
+        self.host
+            .teardown(&self.rec)
+            .await
+            .map_err(NetworkError::System)?;
         self.host
             .delete(&self.rec.id)
             .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;
@@ -389,12 +622,17 @@ impl Actor for NetworkActor {
             host: a.host,
             index: a.index,
             events: a.events,
+            cluster: a.cluster,
         };
         // Reconcile the host with the record: what exists is kept.
         if let Err(e) = st.host.setup(&st.rec).await {
             warn!(network = %st.rec.name, "setting up the network: {e}");
         }
         st.publish();
+        if st.rec.is_overlay() {
+            // The other nodes' endpoints as the store has them now.
+            crate::cluster::sync_peers(&st.rec.id);
+        }
         Ok(st)
     }
 
@@ -413,6 +651,30 @@ impl Actor for NetworkActor {
                 let r = st.disconnect(&container).await;
                 let _ = reply.send(r);
             }
+            NetworkMsg::Peers(peers) => st.set_peers(peers).await,
+            NetworkMsg::PeerUp(p) => {
+                let mut peers = st.rec.peers.clone();
+                peers.insert(p.container.clone(), *p);
+                st.set_peers(peers).await;
+            }
+            NetworkMsg::PeerDown(container) => {
+                if st.rec.peers.contains_key(&container) {
+                    let mut peers = st.rec.peers.clone();
+                    peers.remove(&container);
+                    st.set_peers(peers).await;
+                }
+            }
+            NetworkMsg::Abandon => match st.abandon().await {
+                Ok(()) => {
+                    if let Some(s) = ActorRef::<SupervisorMsg>::where_is(NETWORKS) {
+                        let _ = s.send_message(SupervisorMsg::Forget(st.rec.id.clone()));
+                    }
+                    myself.stop(Some("removed from the cluster".into()));
+                }
+                Err(e) => {
+                    warn!(network = %st.rec.name, "leaving a network the cluster removed: {e}")
+                }
+            },
             NetworkMsg::Remove { reply } => {
                 let r = st.remove().await;
                 let ok = r.is_ok();

@@ -16,8 +16,8 @@ use ractor::RpcReplyPort;
 pub use actor::{actor_name, host_ifname, NetworkActor, NetworkArgs};
 pub use index::NetworkIndex;
 pub use model::{
-    mac_for, Endpoint, EndpointRequest, IpamPool, NetworkRecord, PortMapping,
-    NETWORK_RECORD_VERSION,
+    mac_for, Endpoint, EndpointRequest, IpamPool, NetworkRecord, Peer, PortMapping,
+    NETWORK_RECORD_VERSION, VXLAN_ID,
 };
 pub use supervisor::{AutoPool, NetworkSupervisor, NetworkSupervisorArgs, Networks, SupervisorMsg};
 
@@ -39,6 +39,9 @@ pub enum NetworkError {
     System(String),
     #[error("the network's actor is restarting; retry")]
     Unavailable,
+    /// The cluster store could not be reached (the message says what failed).
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// An actor did not answer in time (the message names it and the request).
     #[error("{0}")]
     Timeout(String),
@@ -52,7 +55,9 @@ impl HasKind for NetworkError {
             NetworkError::Invalid(_) => ErrorKind::InvalidParameter,
             NetworkError::Forbidden(_) => ErrorKind::Forbidden,
             NetworkError::System(_) => ErrorKind::System,
-            NetworkError::Unavailable | NetworkError::Timeout(_) => ErrorKind::Unavailable,
+            NetworkError::Unavailable
+            | NetworkError::StoreUnavailable(_)
+            | NetworkError::Timeout(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -63,6 +68,8 @@ impl crate::supervisor::ask::Request for NetworkMsg {
             NetworkMsg::Connect { .. } => "connect",
             NetworkMsg::Disconnect { .. } => "disconnect",
             NetworkMsg::Remove { .. } => "remove",
+            NetworkMsg::Peers(_) | NetworkMsg::PeerUp(_) | NetworkMsg::PeerDown(_) => "peers",
+            NetworkMsg::Abandon => "abandon",
         }
     }
 }
@@ -83,6 +90,15 @@ pub enum NetworkMsg {
     Remove {
         reply: RpcReplyPort<Result<(), NetworkError>>,
     },
+    /// An overlay network: every endpoint other nodes have on it.
+    Peers(std::collections::BTreeMap<String, Peer>),
+    /// An overlay network: another node's endpoint appeared (or changed).
+    PeerUp(Box<Peer>),
+    /// An overlay network: another node's endpoint (by container) went.
+    PeerDown(String),
+    /// An overlay network removed from the cluster (by another node, or
+    /// while this one was away): its local part goes.
+    Abandon,
 }
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 pub const NETWORK_RECORD_VERSION: u32 = 1;
+/// dockerd's option naming an overlay network's VXLAN ID.
+pub const VXLAN_ID: &str = "com.docker.network.driver.overlay.vxlanid_list";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpamPool {
@@ -76,6 +78,35 @@ pub struct Endpoint {
     pub gateway6: String,
 }
 
+/// An endpoint of an overlay network as the cluster store holds it: what
+/// other nodes need to reach it (its tunnel endpoint) and to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub container: String,
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub ip: String,
+    pub mac: String,
+    /// The node's ID and its VXLAN endpoint (its advertised address).
+    pub node: String,
+    pub vtep: String,
+}
+
+impl Peer {
+    pub fn of(ep: &Endpoint, node: &crate::cluster::Node) -> Peer {
+        Peer {
+            container: ep.container.clone(),
+            name: ep.name.clone(),
+            aliases: ep.aliases.clone(),
+            ip: ep.ip.clone(),
+            mac: ep.mac.clone(),
+            node: node.id.clone(),
+            vtep: node.vtep(),
+        }
+    }
+}
+
 /// What a container asks of a network when it connects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointRequest {
@@ -136,6 +167,10 @@ pub struct NetworkRecord {
     /// By container ID.
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// An overlay network: the endpoints of other nodes, by container ID
+    /// (kept on disk so the data path and names survive a store outage).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<String, Peer>,
 }
 
 fn yes() -> bool {
@@ -167,9 +202,25 @@ impl NetworkRecord {
     pub fn is_remote(&self) -> bool {
         !super::remote::is_builtin(&self.driver)
     }
-    /// Containers can join it: a bridge or a plugin's network.
+    /// A global network of the cluster (VXLAN between nodes).
+    pub fn is_overlay(&self) -> bool {
+        self.driver == "overlay"
+    }
+    /// `local`, or `global` for a network every node of the cluster shares.
+    pub fn scope(&self) -> &'static str {
+        if self.is_overlay() {
+            "global"
+        } else {
+            "local"
+        }
+    }
+    /// The VXLAN ID of an overlay network.
+    pub fn vni(&self) -> Option<u32> {
+        self.options.get(VXLAN_ID).and_then(|v| v.parse().ok())
+    }
+    /// Containers can join it: a bridge, an overlay or a plugin's network.
     pub fn connectable(&self) -> bool {
-        self.is_bridge() || self.is_remote()
+        self.is_bridge() || self.is_overlay() || self.is_remote()
     }
     /// A user-defined network (embedded DNS, aliases): not the default bridge.
     pub fn user_defined(&self) -> bool {

@@ -29,7 +29,7 @@ pub fn is_ipam_plugin(driver: &str) -> bool {
 
 /// Built-in drivers; any other name is a plugin.
 pub fn is_builtin(driver: &str) -> bool {
-    matches!(driver, "bridge" | "host" | "null" | "")
+    matches!(driver, "bridge" | "host" | "null" | "overlay" | "")
 }
 
 async fn call(driver: &str, method: &str, body: Value) -> Result<Value, NetworkError> {

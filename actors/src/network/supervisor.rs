@@ -40,6 +40,8 @@ pub struct NetworkSupervisorArgs {
     pub events: Events,
     /// Records read from disk at berthd start (first incarnation only).
     pub initial: Arc<std::sync::Mutex<Option<Vec<NetworkRecord>>>>,
+    /// The cluster store (global networks), when berthd has one.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 pub enum SupervisorMsg {
@@ -51,6 +53,11 @@ pub enum SupervisorMsg {
     },
     /// The network was removed: its actor stops for good.
     Forget(String),
+    /// A global network the cluster store has: served here too (nothing
+    /// to do when it already is).
+    Adopt(Box<NetworkRecord>),
+    /// A global network the cluster store no longer has.
+    Abandon(String),
     Rebuild(String),
     /// The actor of this network did not answer a request in time.
     Unresponsive(String, &'static str),
@@ -144,6 +151,7 @@ impl SupervisorState {
             host: self.args.host.clone(),
             index: self.args.index.clone(),
             events: self.args.events.clone(),
+            cluster: self.args.cluster.clone(),
         }
     }
 
@@ -178,7 +186,9 @@ impl SupervisorState {
                 rec.name
             )));
         }
-        if !rec.connectable() || super::remote::is_ipam_plugin(&rec.ipam_driver) {
+        // An overlay's pools are the cluster's (see `cluster::create_network`).
+        if !rec.connectable() || super::remote::is_ipam_plugin(&rec.ipam_driver) || rec.is_overlay()
+        {
             // An IPAM plugin's pools are its own business.
             return Ok(());
         }
@@ -377,6 +387,21 @@ impl Actor for NetworkSupervisor {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
+                if record.is_overlay() {
+                    // Claimed in the cluster store first: name, subnet and
+                    // VXLAN ID unique across nodes.
+                    let used = st.used_subnets();
+                    let r = match &st.args.cluster {
+                        Some(c) => crate::cluster::create_network(c, &mut record, &used).await,
+                        None => Err(NetworkError::Forbidden(
+                            "overlay networks need a cluster store: set cluster-store and cluster-advertise".into(),
+                        )),
+                    };
+                    if let Err(e) = r {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                }
                 let ipam_plugin = super::remote::is_ipam_plugin(&record.ipam_driver);
                 if ipam_plugin {
                     if let Err(e) = super::remote::request_pools(&mut record).await {
@@ -439,6 +464,35 @@ impl Actor for NetworkSupervisor {
                 }
             }
             SupervisorMsg::Forget(id) => st.children.forget(&id),
+            SupervisorMsg::Adopt(record) => {
+                if st.args.index.borrow().by_id.contains_key(&record.id) {
+                    return Ok(());
+                }
+                info!(network = %record.name, id = %record.id, "a global network of the cluster");
+                if let Err(e) = st.args.host.save(&record) {
+                    warn!(network = %record.name, "saving a global network: {e}");
+                    return Ok(());
+                }
+                let rec = Arc::new((*record).clone());
+                st.args.index.send_modify(|ix| {
+                    let mut next = (**ix).clone();
+                    next.by_id.insert(rec.id.clone(), rec.clone());
+                    *ix = Arc::new(next);
+                });
+                if let Err(e) = st
+                    .children
+                    .start(&rec.id, spawn(myself.get_cell(), st.args_for(*record)))
+                    .await
+                {
+                    warn!(network = %rec.name, "{e}");
+                    rebuild_later(&myself, rec.id.clone(), RETRY_AFTER);
+                }
+            }
+            SupervisorMsg::Abandon(id) => {
+                if let Some(a) = ActorRef::<NetworkMsg>::where_is(actor_name(&id)) {
+                    let _ = a.cast(NetworkMsg::Abandon);
+                }
+            }
             SupervisorMsg::Unresponsive(id, request) => {
                 warn!(network = %id, %request, "the network's actor did not answer in time");
             }

@@ -45,10 +45,11 @@ pub(crate) fn record(name: &str, subnet: Option<&str>) -> NetworkRecord {
         mtu: 0,
         predefined: false,
         endpoints: BTreeMap::new(),
+        peers: Default::default(),
     }
 }
 
-fn req(container: &str) -> Box<EndpointRequest> {
+pub(crate) fn req(container: &str) -> Box<EndpointRequest> {
     Box::new(EndpointRequest {
         container: container.into(),
         name: container.into(),
@@ -58,12 +59,21 @@ fn req(container: &str) -> Box<EndpointRequest> {
 }
 
 pub(crate) async fn start(host: &FakeNetworkHost) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
+    start_in(host, None).await
+}
+
+/// The supervisor of a node of a cluster (`cluster`), or of one alone.
+pub(crate) async fn start_in(
+    host: &FakeNetworkHost,
+    cluster: Option<crate::cluster::Cluster>,
+) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
     let (tx, rx) = watch::channel(Arc::new(NetworkIndex::default()));
     let args = NetworkSupervisorArgs {
         host: Arc::new(host.clone()),
         index: Arc::new(tx),
         events: Events::new(Arc::new(SystemClock)),
         initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),
+        cluster,
     };
     // A unique registry name is not possible for the supervisor (the
     // actors find it by name), so the tests run one at a time.

@@ -1,5 +1,6 @@
 //! Fakes and fault injection for tests of the actor tree.
 
+mod cluster;
 mod container;
 mod flaky;
 mod logs;
@@ -8,6 +9,7 @@ mod records;
 mod registry;
 mod volume;
 
+pub use cluster::MemClusterStore;
 pub use container::{FakeContainerHost, FakeContainerState, FakeShim};
 pub use flaky::{Flaky, FlakyControl, FlakyMsg};
 pub use logs::FakeLogFiles;

@@ -18,6 +18,9 @@ pub struct FakeNetState {
     /// The next attach fails with this message.
     pub fail_attach: Option<String>,
     pub restored: bool,
+    /// Overlay networks: other nodes' endpoints programmed, (network ID,
+    /// container) -> the node's address.
+    pub peers: BTreeMap<(String, String), String>,
 }
 
 #[derive(Clone, Default)]
@@ -30,6 +33,22 @@ impl FakeNetworkHost {
 }
 
 impl NetworkHost for FakeNetworkHost {
+    fn peer_add(
+        &self,
+        rec: &NetworkRecord,
+        p: &crate::network::Peer,
+    ) -> BoxFuture<Result<(), String>> {
+        self.state()
+            .peers
+            .insert((rec.id.clone(), p.container.clone()), p.vtep.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn peer_del(&self, rec: &NetworkRecord, p: &crate::network::Peer) -> BoxFuture<()> {
+        self.state()
+            .peers
+            .remove(&(rec.id.clone(), p.container.clone()));
+        Box::pin(async {})
+    }
     fn setup(&self, rec: &NetworkRecord) -> BoxFuture<Result<(), String>> {
         self.state().up.insert(rec.id.clone(), rec.clone());
         Box::pin(async { Ok(()) })

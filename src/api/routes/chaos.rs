@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use berth_actors::directory::{
-    CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, METRICS, NETWORKS, PLUGINS,
-    REGISTRY_SESSIONS, VOLUMES,
+    CLUSTER, CONTAINERS, EVENT_BUS, EXECS, FRONT_DOOR, IMAGE_STORE, LOG_STREAMS, METRICS, NETWORKS,
+    PLUGINS, REGISTRY_SESSIONS, VOLUMES,
 };
 
 use crate::api::body;
@@ -113,11 +113,12 @@ pub fn kill(r: Req) -> HandlerFuture {
             EXECS,
             METRICS,
             PLUGINS,
+            CLUSTER,
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::not_found(format!(
-                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, {METRICS}, {PLUGINS}, plugin:<name>, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
+                "no such actor: {name:?} (one of {FRONT_DOOR}, {EVENT_BUS}, {IMAGE_STORE}, {REGISTRY_SESSIONS}, {NETWORKS}, {VOLUMES}, {CONTAINERS}, {LOG_STREAMS}, {EXECS}, {METRICS}, {PLUGINS}, {CLUSTER}, plugin:<name>, registry-session, registry-session:<host>, container:<id>, network:<name>, volume:<name>, logs:<container>, exec:<id>)"
             )));
         }
         let cell = ractor::registry::where_is(name.clone())

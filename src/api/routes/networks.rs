@@ -58,7 +58,7 @@ pub fn network_json(n: &NetworkRecord, containers: bool) -> Value {
         "Name": n.name,
         "Id": n.id,
         "Created": n.created,
-        "Scope": "local",
+        "Scope": n.scope(),
         "Driver": n.driver,
         "EnableIPv4": true,
         "EnableIPv6": n.enable_ipv6,
@@ -92,9 +92,8 @@ fn matches(f: &Filters, n: &NetworkRecord) -> bool {
             (v == "true" || v == "1") == dangling
         })
         && f.labels("label", &n.labels)
-        // Every network of a single engine is `local` (dockerd: `swarm`
-        // and `global` networks come from a swarm or a cluster store).
-        && f.values("scope").all(|v| v == "local")
+        // `global`: the overlay networks of the cluster store (no swarm).
+        && f.values("scope").all(|v| v == n.scope())
 }
 
 pub fn list(r: Req) -> HandlerFuture {

@@ -135,6 +135,29 @@ pub fn info(r: Req) -> HandlerFuture {
         let cfg = ctx.config();
         let snap = ctx.view.borrow().clone();
         let h = &ctx.host;
+        let cluster = ctx.cluster.as_ref().map(|c| c.borrow().clone());
+        let mut warnings = ctx.warnings.clone();
+        // The live nodes, as dockerd's SystemStatus once listed a cluster's.
+        let mut system_status: Option<Vec<[String; 2]>> = None;
+        if let Some(c) = &cluster {
+            if !c.connected {
+                warnings.push(format!(
+                    "WARNING: the cluster store {} is unreachable: {}",
+                    c.store, c.last_error
+                ));
+            }
+            let mut rows = vec![
+                ["Cluster Store".to_string(), c.store.clone()],
+                ["Cluster Advertise".to_string(), c.advertise.clone()],
+                ["Cluster Nodes".to_string(), c.nodes.len().to_string()],
+            ];
+            rows.extend(
+                c.nodes
+                    .values()
+                    .map(|n| [format!(" {}", n.id), n.addr.clone()]),
+            );
+            system_status = Some(rows);
+        }
         // Plugins berthd has activated, after the built-in drivers.
         let plugins = berth_actors::plugin::list().await;
         let implementing = |i: &str| -> Vec<String> {
@@ -148,6 +171,9 @@ pub fn info(r: Req) -> HandlerFuture {
         volume_drivers.extend(implementing("VolumeDriver"));
         let mut network_drivers: Vec<String> =
             ["bridge", "host", "null"].map(String::from).to_vec();
+        if cluster.is_some() {
+            network_drivers.push("overlay".into());
+        }
         network_drivers.extend(implementing("NetworkDriver"));
         let runtimes: serde_json::Map<String, Value> = cfg
             .all_runtimes()
@@ -249,7 +275,10 @@ pub fn info(r: Req) -> HandlerFuture {
             "InitCommit": {"ID": h.init.as_ref().map(|v| v.commit.clone()).unwrap_or_default()},
             "SecurityOptions": security,
             "CDISpecDirs": [],
-            "Warnings": ctx.warnings,
+            "SystemStatus": system_status,
+            "ClusterStore": cluster.as_ref().map(|c| c.store.clone()).unwrap_or_default(),
+            "ClusterAdvertise": cluster.as_ref().map(|c| c.advertise.clone()).unwrap_or_default(),
+            "Warnings": warnings,
         }))
     })
 }
