@@ -92,13 +92,35 @@ fn validate_accepts_a_good_file() {
 #[test]
 fn unused_options_start_with_a_warning_shown_in_info() {
     let d = Daemon::builder()
-        .config(serde_json::json!({"containerd": "/run/containerd/containerd.sock", "cluster-store": "consul://x"}))
+        .config(serde_json::json!({"containerd": "/run/containerd/containerd.sock"}))
         .start();
     let info = d.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
     assert!(info.contains("containerd is ignored"), "{info}");
-    assert!(info.contains("cluster-store is ignored"), "{info}");
     assert!(d.log().contains("containerd is ignored"));
     d.stop();
+}
+
+/// A cluster store other than etcd, or one without an advertise address,
+/// refuses the start with the option named (dockerd's exit code 1).
+#[test]
+fn a_cluster_store_berth_cannot_use_refuses_the_start() {
+    for (cfg, want) in [
+        (
+            serde_json::json!({"cluster-store": "consul://127.0.0.1:8500", "cluster-advertise": "lo:2376"}),
+            "supports etcd",
+        ),
+        (
+            serde_json::json!({"cluster-store": "etcd://127.0.0.1:2379"}),
+            "cluster-advertise",
+        ),
+    ] {
+        let d = Daemon::prepare();
+        d.write_config(&cfg);
+        let o = d.command().arg("-H").arg(d.docker_host()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{cfg}: {err}");
+        assert!(err.contains(want), "{cfg}: {err}");
+    }
 }
 
 /// Every option of current dockerd (28) is accepted: applied, or named in
