@@ -145,6 +145,31 @@ def main():
                 raise RuntimeError("names did not reach every node in 10 minutes")
             time.sleep(0.05)
         converged = time.monotonic() - t0
+
+        # One more endpoint at a time (the cluster at its full size): from
+        # `docker run -d` returning on one node until every other node's DNS
+        # view has it; and the same for its removal.
+        def has(i, name):
+            try:
+                v = json.load(open(f"{tmp}/n{i}/exec/dns/view.json"))
+            except (OSError, ValueError):
+                return False
+            return any(e["name"] == name for n in v.get("networks", {}).values() for e in n["endpoints"])
+
+        adds, rms = [], []
+        for k in range(5):
+            src = k % args.nodes
+            others = [i for i in range(args.nodes) if i != src]
+            docker(socks[src], "run", "-d", "--name", f"probe{k}", "--network", "net0", "busybox", "sleep", "100000")
+            t = time.monotonic()
+            while not all(has(i, f"probe{k}") for i in others):
+                time.sleep(0.002)
+            adds.append(time.monotonic() - t)
+            docker(socks[src], "rm", "-f", f"probe{k}")
+            t = time.monotonic()
+            while any(has(i, f"probe{k}") for i in others):
+                time.sleep(0.002)
+            rms.append(time.monotonic() - t)
         # And real lookups: 20 random names from a container on each node.
         wrong = 0
         for i in range(args.nodes):
@@ -170,6 +195,8 @@ def main():
         print(f"nodes {args.nodes}, containers {args.containers} on 2 overlay networks")
         print(f"  all `docker run -d` returned after      {started:8.2f} s")
         print(f"  every name in every node's DNS after    {converged:8.2f} s  ({converged - started:.2f} s after the last run)")
+        print(f"  one endpoint on every other node, median {sorted(adds)[2] * 1000:8.1f} ms  (max {max(adds) * 1000:.1f} ms, 5 runs)")
+        print(f"  one removal on every other node, median  {sorted(rms)[2] * 1000:8.1f} ms  (max {max(rms) * 1000:.1f} ms)")
         print(f"  sampled lookups wrong                   {wrong:8d} of {20 * args.nodes}")
         print(f"  IPAM conflicts                          {conflicts:8d}  ({len(ips)} addresses)")
         print(f"  etcd keys                               {len(keys):8d}  {dict(kinds)}")

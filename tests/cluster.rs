@@ -36,16 +36,24 @@ struct Etcd {
     url: String,
     peer: String,
     log: PathBuf,
+    /// With TLS: the server's certificate and key, the CA clients need.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl Etcd {
     fn start(dir: &Path, ip: &str) -> Etcd {
+        Etcd::start_with(dir, ip, None)
+    }
+
+    fn start_with(dir: &Path, ip: &str, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Etcd {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut e = Etcd {
             child: None,
             dir: dir.join("etcd"),
-            url: format!("http://{ip}:{}", free_port()),
+            url: format!("{scheme}://{ip}:{}", free_port()),
             peer: format!("http://127.0.0.1:{}", free_port()),
             log: dir.join("etcd.log"),
+            tls,
         };
         e.run();
         e
@@ -57,7 +65,17 @@ impl Etcd {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some((cert, key, ca)) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["--name", "berth-test"])
@@ -72,7 +90,7 @@ impl Etcd {
             .spawn()
             .expect("etcd (Debian's etcd-server) must be installed");
         self.child = Some(child);
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.url.split("://").nth(1).unwrap_or_default().to_string();
         assert!(
             wait_for(Duration::from_secs(20), || {
                 std::net::TcpStream::connect(&addr).is_ok()
@@ -90,7 +108,9 @@ impl Etcd {
     }
 
     fn store(&self) -> String {
-        self.url.replace("http://", "etcd://")
+        self.url
+            .replace("https://", "etcd+tls://")
+            .replace("http://", "etcd://")
     }
 }
 
@@ -183,10 +203,15 @@ fn node_cmd(d: &Daemon, u: &Underlay, i: usize) -> Command {
 }
 
 fn start_node(u: &Underlay, etcd: &Etcd, i: usize) -> Daemon {
+    start_node_with(u, etcd, i, serde_json::json!({}))
+}
+
+fn start_node_with(u: &Underlay, etcd: &Etcd, i: usize, opts: serde_json::Value) -> Daemon {
     let mut d = Daemon::prepare();
     d.write_config(&serde_json::json!({
         "cluster-store": etcd.store(),
         "cluster-advertise": "u0:2376",
+        "cluster-store-opts": opts,
         "live-restore": true,
     }));
     d.extra_args = vec![
@@ -242,7 +267,7 @@ const SERVER: &str = "while true; do echo hello-$TAG | nc -l -p 80; done";
 fn overlay_network_across_three_nodes() {
     // The underlay takes a subnet of a block this test holds.
     let block = Daemon::prepare();
-    let tag = format!("{:04x}", std::process::id() % 0xffff);
+    let tag = format!("{:04x}a", std::process::id() % 0xffff);
     let u = Underlay::new(&tag, &block.subnet(1), 3);
     let etcd_dir = tempfile::tempdir().unwrap();
     let mut etcd = Etcd::start(etcd_dir.path(), &u.host_ip());
@@ -562,5 +587,80 @@ fn overlay_network_across_three_nodes() {
         );
         d.stop();
     }
+    drop(block);
+}
+
+/// `etcd+tls://` with `kv.cacertfile`, `kv.certfile`, `kv.keyfile`: a node
+/// with its client certificate joins and makes a global network; one
+/// without a client certificate is refused by etcd and says so in `docker
+/// info`.
+#[test]
+fn etcd_over_tls_with_client_certificates() {
+    let block = Daemon::prepare();
+    let tag = format!("{:04x}t", std::process::id() % 0xffff);
+    let u = Underlay::new(&tag, &block.subnet(1), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let write = |name: &str, pem: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let ca = write("ca.pem", ca_cert.pem());
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv = rcgen::CertificateParams::new(vec![u.host_ip()])
+        .unwrap()
+        .signed_by(&srv_key, &issuer)
+        .unwrap();
+    let srv_pem = write("server.pem", srv.pem());
+    let srv_key_pem = write("server-key.pem", srv_key.serialize_pem());
+    let cli_key = rcgen::KeyPair::generate().unwrap();
+    let cli = rcgen::CertificateParams::new(vec!["node".to_string()])
+        .unwrap()
+        .signed_by(&cli_key, &issuer)
+        .unwrap();
+    let cli_pem = write("client.pem", cli.pem());
+    let cli_key_pem = write("client-key.pem", cli_key.serialize_pem());
+    let etcd = Etcd::start_with(
+        dir.path(),
+        &u.host_ip(),
+        Some((srv_pem, srv_key_pem, ca.clone())),
+    );
+    assert!(etcd.store().starts_with("etcd+tls://"));
+    let a = start_node_with(
+        &u,
+        &etcd,
+        0,
+        serde_json::json!({
+            "kv.cacertfile": ca,
+            "kv.certfile": cli_pem,
+            "kv.keyfile": cli_key_pem,
+        }),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || info(&a)
+            .contains("Cluster Nodes: 1")),
+        "{}",
+        info(&a)
+    );
+    a.docker_ok(&["network", "create", "-d", "overlay", "secure"]);
+    // Without a client certificate etcd refuses the node.
+    let b = start_node_with(&u, &etcd, 1, serde_json::json!({"kv.cacertfile": ca}));
+    assert!(
+        wait_for(Duration::from_secs(10), || info(&b)
+            .contains("is unreachable")),
+        "{}",
+        info(&b)
+    );
+    let e = b.docker(&["network", "create", "-d", "overlay", "other"]);
+    assert!(out(&e).contains("cluster store"), "{}", out(&e));
+    assert!(!b.docker_ok(&["network", "ls"]).contains("secure"));
+    a.docker_ok(&["network", "rm", "secure"]);
+    a.stop();
+    b.stop();
     drop(block);
 }

@@ -175,7 +175,7 @@ pub enum ClusterMsg {
     Watched(u64, WatchEvent),
     /// The watch of this session broke.
     WatchEnded(u64),
-    /// An overlay network's actor (re)started: send it its peers.
+    /// An overlay network's actor (re)started: send it its view.
     SyncPeers(String),
 }
 
@@ -271,6 +271,7 @@ impl ClusterState {
         let mut nodes = BTreeMap::new();
         let mut nets: BTreeMap<String, NetworkRecord> = BTreeMap::new();
         let mut peers: BTreeMap<String, BTreeMap<String, Peer>> = BTreeMap::new();
+        // (network, ip, owner)
         let mut ipam: Vec<(String, String, String)> = Vec::new();
         for kv in &all {
             match parse_key(&kv.key) {
@@ -318,31 +319,38 @@ impl ClusterState {
                 }
             }
         }
-        // This node's endpoints: the store gets what the records hold (a
-        // lease that expired while berthd was away took them), and loses
-        // what they do not (a container that went meanwhile).
+        // Every overlay network's actor gets the store's view of it: the
+        // other nodes' endpoints, and this node's keys to reconcile with
+        // its record (serialized with its connects, so a claim in flight
+        // is never taken for a stale one).
         let local = self.networks.borrow().clone();
         let mut stale = Vec::new();
+        for r in local.by_id.values().filter(|r| r.is_overlay()) {
+            let view = NetworkView::of(
+                &c.me.id,
+                peers.remove(&r.id).unwrap_or_default(),
+                ipam.iter()
+                    .filter(|(n, _, _)| *n == r.id)
+                    .map(|(_, ip, o)| (ip.clone(), o.clone()))
+                    .collect(),
+            );
+            if let Some(a) = network_ref(&r.id) {
+                let _ = a.cast(NetworkMsg::Sync(Box::new(view)));
+            }
+        }
+        // Keys of this node on networks it no longer has (no actor to ask).
         for (net, eps) in &peers {
-            for (cid, p) in eps {
-                let mine_now = local
-                    .by_id
-                    .get(net)
-                    .is_some_and(|r| r.endpoints.contains_key(cid));
-                if p.node == c.me.id && !mine_now {
-                    stale.push(keys::endpoint(net, cid));
+            if !nets.contains_key(net) || !local.by_id.contains_key(net) {
+                for (cid, p) in eps {
+                    if p.node == c.me.id {
+                        stale.push(keys::endpoint(net, cid));
+                    }
                 }
             }
         }
         for (net, ip, owner) in &ipam {
-            let mut it = owner.split(' ');
-            let (node, cid) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-            let mine_now = local
-                .by_id
-                .get(net)
-                .and_then(|r| r.endpoints.get(cid))
-                .is_some_and(|e| e.ip == *ip);
-            if node == c.me.id && !mine_now {
+            let mine = owner.split(' ').next() == Some(c.me.id.as_str());
+            if mine && !local.by_id.contains_key(net) {
                 stale.push(keys::ipam(net, ip));
             }
         }
@@ -353,33 +361,6 @@ impl ClusterState {
             );
             c.call("removing stale endpoints", c.store.delete(stale))
                 .await?;
-        }
-        for r in local.by_id.values().filter(|r| r.is_overlay()) {
-            for ep in r.endpoints.values() {
-                let p = Peer::of(ep, &c.me);
-                if peers.get(&r.id).and_then(|m| m.get(&ep.container)) == Some(&p) {
-                    continue;
-                }
-                let v = serde_json::to_vec(&p).unwrap_or_default();
-                c.call(
-                    "registering an endpoint",
-                    c.store.put(&keys::endpoint(&r.id, &ep.container), v, true),
-                )
-                .await?;
-            }
-        }
-        // Every overlay network's actor gets the other nodes' endpoints.
-        for r in local.by_id.values().filter(|r| r.is_overlay()) {
-            let others: BTreeMap<String, Peer> = peers
-                .get(&r.id)
-                .into_iter()
-                .flatten()
-                .filter(|(_, p)| p.node != c.me.id)
-                .map(|(k, p)| (k.clone(), p.clone()))
-                .collect();
-            if let Some(a) = network_ref(&r.id) {
-                let _ = a.cast(NetworkMsg::Peers(others));
-            }
         }
         // Then follow the store.
         let mut rx = c
@@ -461,21 +442,65 @@ impl ClusterState {
         }
     }
 
-    async fn sync_peers(&self, net: &str) -> Result<(), String> {
+    /// One network's view of the store, for its actor.
+    async fn sync_network(&self, net: &str) -> Result<(), String> {
         let c = &self.c;
         let (eps, _) = c
             .call("reading endpoints", c.store.list(&keys::endpoints_of(net)))
             .await?;
-        let others: BTreeMap<String, Peer> = eps
-            .iter()
-            .filter_map(|kv| serde_json::from_slice::<Peer>(&kv.value).ok())
-            .filter(|p| p.node != c.me.id)
-            .map(|p| (p.container.clone(), p))
-            .collect();
+        let (claims, _) = c
+            .call("reading addresses", c.store.list(&keys::ipam_of(net)))
+            .await?;
+        let prefix = keys::ipam_of(net);
+        let view = NetworkView::of(
+            &c.me.id,
+            eps.iter()
+                .filter_map(|kv| serde_json::from_slice::<Peer>(&kv.value).ok())
+                .map(|p| (p.container.clone(), p))
+                .collect(),
+            claims
+                .iter()
+                .filter_map(|kv| {
+                    Some((
+                        kv.key.strip_prefix(&prefix)?.to_string(),
+                        String::from_utf8_lossy(&kv.value).into_owned(),
+                    ))
+                })
+                .collect(),
+        );
         if let Some(a) = network_ref(net) {
-            let _ = a.cast(NetworkMsg::Peers(others));
+            let _ = a.cast(NetworkMsg::Sync(Box::new(view)));
         }
         Ok(())
+    }
+}
+
+/// What the store holds of one overlay network, as its actor needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkView {
+    /// Other nodes' endpoints, by container.
+    pub peers: BTreeMap<String, Peer>,
+    /// This node's endpoints as registered, by container.
+    pub mine: BTreeMap<String, Peer>,
+    /// Addresses this node holds claims on: ip -> container.
+    pub claims: BTreeMap<String, String>,
+}
+
+impl NetworkView {
+    fn of(me: &str, endpoints: BTreeMap<String, Peer>, ipam: Vec<(String, String)>) -> NetworkView {
+        let (mine, peers) = endpoints.into_iter().partition(|(_, p)| p.node == me);
+        let claims = ipam
+            .into_iter()
+            .filter_map(|(ip, owner)| {
+                let (node, cid) = owner.split_once(' ')?;
+                (node == me).then(|| (ip, cid.to_string()))
+            })
+            .collect();
+        NetworkView {
+            peers,
+            mine,
+            claims,
+        }
     }
 }
 
@@ -540,7 +565,7 @@ impl Actor for ClusterMembership {
             ClusterMsg::WatchEnded(_) => {}
             ClusterMsg::SyncPeers(net) => {
                 if st.connected {
-                    if let Err(e) = st.sync_peers(&net).await {
+                    if let Err(e) = st.sync_network(&net).await {
                         st.lost(&myself, &e);
                     }
                 }

@@ -446,7 +446,7 @@ impl NetworkState {
         );
         let owner = format!("{} {container}", c.me.id).into_bytes();
         for _ in 0..64 {
-            let (ip, subnet, gateway) = self.address_in(want, &taken)?;
+            let (ip, subnet, _gateway) = self.address_in(want, &taken)?;
             let kv = Kv {
                 key: keys::ipam(&self.rec.id, &ip.to_string()),
                 value: owner.clone(),
@@ -456,7 +456,9 @@ impl NetworkState {
                 .await
                 .map_err(unreachable)?;
             if won {
-                return Ok((ip, subnet.prefix, gateway));
+                // No gateway: the overlay is not routed (the pool's gateway
+                // address stays reserved, as dockerd's).
+                return Ok((ip, subnet.prefix, String::new()));
             }
             if want.is_some() {
                 return Err(NetworkError::Forbidden(format!(
@@ -537,6 +539,62 @@ impl NetworkState {
         c.call("removing the network", c.store.delete(gone))
             .await
             .map_err(unreachable)
+    }
+
+    /// Reconcile with the store: the other nodes' endpoints programmed;
+    /// this node's registrations put back (a lease that expired took
+    /// them) and its stale keys removed (containers gone meanwhile).
+    async fn sync(&mut self, view: crate::cluster::NetworkView) {
+        self.set_peers(view.peers).await;
+        let Some(c) = self.cluster.clone() else {
+            return;
+        };
+        let mut stale = Vec::new();
+        for cid in view.mine.keys() {
+            if !self.rec.endpoints.contains_key(cid) {
+                stale.push(keys::endpoint(&self.rec.id, cid));
+            }
+        }
+        for (ip, cid) in &view.claims {
+            let held = self.rec.endpoints.get(cid).is_some_and(|e| e.ip == *ip);
+            if !held {
+                stale.push(keys::ipam(&self.rec.id, ip));
+            }
+        }
+        if !stale.is_empty() {
+            tracing::info!(network = %self.rec.name, keys = stale.len(), "removing this node's stale keys from the cluster store");
+            if let Err(e) = c.call("removing stale keys", c.store.delete(stale)).await {
+                warn!(network = %self.rec.name, "{e}");
+            }
+        }
+        let eps: Vec<Endpoint> = self.rec.endpoints.values().cloned().collect();
+        for ep in eps {
+            let registered = view.mine.get(&ep.container) == Some(&Peer::of(&ep, &c.me));
+            let claimed = view.claims.get(&ep.ip) == Some(&ep.container);
+            if !claimed {
+                // Claimed again (a claim of another node on it would be a
+                // conflict: reported, the endpoint kept).
+                let kv = Kv {
+                    key: keys::ipam(&self.rec.id, &ep.ip),
+                    value: format!("{} {}", c.me.id, ep.container).into_bytes(),
+                };
+                match c
+                    .call("claiming an address", c.store.create_all(vec![kv]))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(network = %self.rec.name, ip = %ep.ip, container = %ep.container, "the address is claimed by another node")
+                    }
+                    Err(e) => warn!(network = %self.rec.name, "{e}"),
+                }
+            }
+            if !registered {
+                if let Err(e) = self.announce(&ep).await {
+                    warn!(network = %self.rec.name, container = %ep.container, "{e}");
+                }
+            }
+        }
     }
 
     /// The other nodes' endpoints are now `peers`.
@@ -651,7 +709,7 @@ impl Actor for NetworkActor {
                 let r = st.disconnect(&container).await;
                 let _ = reply.send(r);
             }
-            NetworkMsg::Peers(peers) => st.set_peers(peers).await,
+            NetworkMsg::Sync(view) => st.sync(*view).await,
             NetworkMsg::PeerUp(p) => {
                 let mut peers = st.rec.peers.clone();
                 peers.insert(p.container.clone(), *p);

@@ -68,7 +68,7 @@ impl crate::supervisor::ask::Request for NetworkMsg {
             NetworkMsg::Connect { .. } => "connect",
             NetworkMsg::Disconnect { .. } => "disconnect",
             NetworkMsg::Remove { .. } => "remove",
-            NetworkMsg::Peers(_) | NetworkMsg::PeerUp(_) | NetworkMsg::PeerDown(_) => "peers",
+            NetworkMsg::Sync(_) | NetworkMsg::PeerUp(_) | NetworkMsg::PeerDown(_) => "peers",
             NetworkMsg::Abandon => "abandon",
         }
     }
@@ -90,8 +90,10 @@ pub enum NetworkMsg {
     Remove {
         reply: RpcReplyPort<Result<(), NetworkError>>,
     },
-    /// An overlay network: every endpoint other nodes have on it.
-    Peers(std::collections::BTreeMap<String, Peer>),
+    /// An overlay network: the store's view of it (every endpoint other
+    /// nodes have on it; this node's registrations and address claims, to
+    /// reconcile with the record).
+    Sync(Box<crate::cluster::NetworkView>),
     /// An overlay network: another node's endpoint appeared (or changed).
     PeerUp(Box<Peer>),
     /// An overlay network: another node's endpoint (by container) went.

@@ -306,7 +306,12 @@ pub fn prune(r: Req) -> HandlerFuture {
             .collect();
         let mut deleted = Vec::new();
         for n in snap.by_id.values() {
-            if n.predefined || !n.endpoints.is_empty() || used.contains(n.id.as_str()) {
+            // A global network is the cluster's: one node's prune leaves it.
+            if n.predefined
+                || n.is_overlay()
+                || !n.endpoints.is_empty()
+                || used.contains(n.id.as_str())
+            {
                 continue;
             }
             // `label!`: kept when every one of them matches (moby's rule).
