@@ -366,7 +366,9 @@ impl NetworkState {
                 self.rec.name, self.rec.id
             )));
         }
-        if self.rec.is_overlay() {
+        // Without a cluster store (it was taken out of the configuration)
+        // an overlay network left on disk is only this node's to remove.
+        if self.rec.is_overlay() && self.cluster.is_some() {
             self.remove_global().await?;
         }
         if self.rec.is_remote() {
