@@ -108,14 +108,28 @@ async fn global_networks_claim_names_subnets_and_ids_once() {
     assert!(e.to_string().contains("connection refused"), "{e}");
 }
 
-#[tokio::test]
-async fn overlay_endpoints_claim_addresses_across_nodes_and_follow_peers() {
-    let _g = SERIAL.lock().await;
+/// Nodes `a` (whose NetworkSupervisor runs here, over a fake host) and
+/// `b` on one store.
+async fn two_nodes() -> (
+    MemClusterStore,
+    Cluster,
+    Cluster,
+    FakeNetworkHost,
+    Networks,
+    ractor::ActorRef<crate::network::SupervisorMsg>,
+) {
     let store = MemClusterStore::default();
     let a = node(&store, "a", "10.9.0.1");
     let b = node(&store.node(), "b", "10.9.0.2");
     let host = FakeNetworkHost::default();
     let (nets, sup) = start_in(&host, Some(a.clone())).await;
+    (store, a, b, host, nets, sup)
+}
+
+#[tokio::test]
+async fn overlay_endpoints_claim_addresses_across_nodes_and_follow_peers() {
+    let _g = SERIAL.lock().await;
+    let (store, _a, b, host, nets, sup) = two_nodes().await;
     let n = crate::network::tests::create(overlay("ov", None))
         .await
         .unwrap();
@@ -210,11 +224,7 @@ async fn overlay_endpoints_claim_addresses_across_nodes_and_follow_peers() {
 #[tokio::test]
 async fn membership_follows_the_store_and_rejoins() {
     let _g = SERIAL.lock().await;
-    let store = MemClusterStore::default();
-    let a = node(&store, "a", "10.9.0.1");
-    let b = node(&store.node(), "b", "10.9.0.2");
-    let host = FakeNetworkHost::default();
-    let (nets, sup) = start_in(&host, Some(a.clone())).await;
+    let (store, a, b, host, nets, sup) = two_nodes().await;
     let (info_tx, info_rx) = watch::channel(ClusterInfo::default());
     let (m, _) = Actor::spawn(
         Some(crate::directory::CLUSTER.into()),

@@ -389,6 +389,14 @@ impl NetworkState {
             super::remote::release_pools(&self.rec).await;
         }
         crate::failpoint::hit("network-rm:bridge");
+        self.forget()
+    }
+}
+
+impl NetworkState {
+    /// The host part is gone: the record, the read model's entry, then the
+    /// `destroy` event.
+    fn forget(&mut self) -> Result<(), NetworkError> {
         self.host
             .delete(&self.rec.id)
             .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;
@@ -401,9 +409,7 @@ impl NetworkState {
         self.event("destroy", None);
         Ok(())
     }
-}
 
-impl NetworkState {
     fn cluster(&self) -> Result<&Cluster, NetworkError> {
         self.cluster.as_ref().ok_or_else(|| {
             NetworkError::Forbidden(format!(
@@ -640,17 +646,7 @@ impl NetworkState {
             .teardown(&self.rec)
             .await
             .map_err(NetworkError::System)?;
-        self.host
-            .delete(&self.rec.id)
-            .map_err(|e| NetworkError::System(format!("removing the network's record: {e}")))?;
-        let id = self.rec.id.clone();
-        self.index.send_modify(|ix| {
-            let mut next = (**ix).clone();
-            next.by_id.remove(&id);
-            *ix = Arc::new(next);
-        });
-        self.event("destroy", None);
-        Ok(())
+        self.forget()
     }
 }
 
