@@ -6,11 +6,94 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_actors::cluster::{Cluster, ClusterInfo, Node};
+use std::path::PathBuf;
+
+use berth_actors::cluster::{Cluster, ClusterInfo, Node, LEASE_TTL};
 use tokio::sync::watch;
 
 use crate::config::DaemonConfig;
-use crate::sys::etcd::{EtcdStore, StoreSettings};
+
+/// `cluster-store` and `cluster-store-opts`, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreSettings {
+    /// `host:port` of each etcd member.
+    pub endpoints: Vec<String>,
+    pub tls: bool,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The lease TTL in seconds (`discovery.ttl`).
+    pub ttl: i64,
+}
+
+impl StoreSettings {
+    /// `etcd://h:p[,h:p]` or `etcd+tls://...`, with `kv.cacertfile`,
+    /// `kv.certfile`, `kv.keyfile` and `discovery.ttl` options.
+    pub fn parse(
+        url: &str,
+        opts: &std::collections::BTreeMap<String, String>,
+    ) -> Result<StoreSettings, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("etcd+tls://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("etcd://") {
+            (false, r)
+        } else {
+            let scheme = url.split("://").next().unwrap_or(url);
+            return Err(format!(
+                "unsupported cluster store {scheme:?}: berth supports etcd (etcd://host:port[,host:port] or etcd+tls://...)"
+            ));
+        };
+        let rest = rest.trim_end_matches('/');
+        let mut endpoints = Vec::new();
+        for e in rest.split(',') {
+            let (h, p) = e
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{e:?} is not host:port"))?;
+            if h.is_empty() || p.parse::<u16>().is_err() {
+                return Err(format!("{e:?} is not host:port"));
+            }
+            endpoints.push(e.to_string());
+        }
+        let mut s = StoreSettings {
+            endpoints,
+            tls,
+            ttl: LEASE_TTL,
+            ..Default::default()
+        };
+        for (k, v) in opts {
+            match k.as_str() {
+                "kv.cacertfile" => s.ca = Some(PathBuf::from(v)),
+                "kv.certfile" => s.cert = Some(PathBuf::from(v)),
+                "kv.keyfile" => s.key = Some(PathBuf::from(v)),
+                "discovery.ttl" => {
+                    s.ttl = v
+                        .trim_end_matches('s')
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|t| (5..=3600).contains(t))
+                        .ok_or_else(|| format!("discovery.ttl {v:?}: seconds between 5 and 3600"))?
+                }
+                "discovery.heartbeat" => {}
+                _ => return Err(format!("unknown cluster-store-opts key {k:?}")),
+            }
+        }
+        if s.cert.is_some() != s.key.is_some() {
+            return Err("kv.certfile and kv.keyfile go together".into());
+        }
+        if !s.tls && (s.ca.is_some() || s.cert.is_some()) {
+            return Err("kv.* certificate options need an etcd+tls:// store".into());
+        }
+        Ok(s)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "etcd+tls" } else { "etcd" },
+            self.endpoints.join(",")
+        )
+    }
+}
 
 /// `cluster-advertise`: `<ip or interface>:<port>`, checked.
 pub fn parse_advertise(s: &str) -> Result<(String, u16), String> {
@@ -96,7 +179,7 @@ pub async fn open(
         return Ok(None);
     };
     let (vtep, port) = resolve_advertise(&cfg.cluster_advertise).await?;
-    let store = EtcdStore::new(settings, Path::new(&cfg.data_root).join("cluster"));
+    let store = make_store(settings, Path::new(&cfg.data_root).join("cluster"))?;
     let me = Node {
         // The engine ID without dockerd's colons: a key component.
         id: engine_id.replace(':', ""),
@@ -106,11 +189,29 @@ pub async fn open(
     let (tx, rx) = watch::channel(ClusterInfo::default());
     Ok(Some(Joined {
         cluster: Cluster {
-            store: Arc::new(store),
+            store,
             me,
             info: rx,
         },
         info: Arc::new(tx),
         vtep,
     }))
+}
+
+#[cfg(feature = "cluster")]
+fn make_store(
+    s: StoreSettings,
+    dir: PathBuf,
+) -> Result<Arc<dyn berth_actors::cluster::ClusterStore>, String> {
+    Ok(Arc::new(crate::sys::etcd::EtcdStore::new(s, dir)))
+}
+
+/// A berthd built without the `cluster` feature (the fuzz targets) has no
+/// etcd client.
+#[cfg(not(feature = "cluster"))]
+fn make_store(
+    _: StoreSettings,
+    _: PathBuf,
+) -> Result<Arc<dyn berth_actors::cluster::ClusterStore>, String> {
+    Err("this berthd was built without cluster support (the `cluster` feature)".into())
 }

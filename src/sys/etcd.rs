@@ -2,12 +2,15 @@
 //! real [`ClusterStore`]. One client, made again after the store was away;
 //! this node's lease, its ID kept in `<data-root>/cluster/lease` so a
 //! berthd restarted within the TTL keeps its lease and its endpoints.
+//! Built with the `cluster` feature (on by default).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_actors::cluster::{ClusterStore, Kv, WatchEvent, LEASE_TTL, STORE_TIMEOUT};
+use berth_actors::cluster::{ClusterStore, Kv, WatchEvent, STORE_TIMEOUT};
+
+use crate::cluster::StoreSettings;
 use berth_actors::ports::BoxFuture;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
@@ -15,88 +18,6 @@ use etcd_client::{
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info};
-
-/// `cluster-store` and `cluster-store-opts`, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StoreSettings {
-    /// `host:port` of each etcd member.
-    pub endpoints: Vec<String>,
-    pub tls: bool,
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    /// The lease TTL in seconds (`discovery.ttl`).
-    pub ttl: i64,
-}
-
-impl StoreSettings {
-    /// `etcd://h:p[,h:p]` or `etcd+tls://...`, with `kv.cacertfile`,
-    /// `kv.certfile`, `kv.keyfile` and `discovery.ttl` options.
-    pub fn parse(
-        url: &str,
-        opts: &std::collections::BTreeMap<String, String>,
-    ) -> Result<StoreSettings, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("etcd+tls://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("etcd://") {
-            (false, r)
-        } else {
-            let scheme = url.split("://").next().unwrap_or(url);
-            return Err(format!(
-                "unsupported cluster store {scheme:?}: berth supports etcd (etcd://host:port[,host:port] or etcd+tls://...)"
-            ));
-        };
-        let rest = rest.trim_end_matches('/');
-        let mut endpoints = Vec::new();
-        for e in rest.split(',') {
-            let (h, p) = e
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{e:?} is not host:port"))?;
-            if h.is_empty() || p.parse::<u16>().is_err() {
-                return Err(format!("{e:?} is not host:port"));
-            }
-            endpoints.push(e.to_string());
-        }
-        let mut s = StoreSettings {
-            endpoints,
-            tls,
-            ttl: LEASE_TTL,
-            ..Default::default()
-        };
-        for (k, v) in opts {
-            match k.as_str() {
-                "kv.cacertfile" => s.ca = Some(PathBuf::from(v)),
-                "kv.certfile" => s.cert = Some(PathBuf::from(v)),
-                "kv.keyfile" => s.key = Some(PathBuf::from(v)),
-                "discovery.ttl" => {
-                    s.ttl = v
-                        .trim_end_matches('s')
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|t| (5..=3600).contains(t))
-                        .ok_or_else(|| format!("discovery.ttl {v:?}: seconds between 5 and 3600"))?
-                }
-                "discovery.heartbeat" => {}
-                _ => return Err(format!("unknown cluster-store-opts key {k:?}")),
-            }
-        }
-        if s.cert.is_some() != s.key.is_some() {
-            return Err("kv.certfile and kv.keyfile go together".into());
-        }
-        if !s.tls && (s.ca.is_some() || s.cert.is_some()) {
-            return Err("kv.* certificate options need an etcd+tls:// store".into());
-        }
-        Ok(s)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "etcd+tls" } else { "etcd" },
-            self.endpoints.join(",")
-        )
-    }
-}
 
 struct Lease {
     id: i64,

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod blobs;
 pub mod dirs;
+#[cfg(feature = "cluster")]
 pub mod etcd;
 pub mod fsfd;
 pub mod host;
