@@ -5,7 +5,8 @@
 # (default 20), two targets at a time. A crash fails the run and leaves the
 # input in fuzz/artifacts/<target>-crash-*: fix the finding and keep the input
 # in fuzz/corpus/<target>/. New inputs found on the way go to a scratch
-# directory, never into the repository's corpus.
+# directory, never into the repository's corpus. FUZZ_BUILD_ONLY=1 only
+# builds the targets.
 set -eu
 cd "$(dirname "$0")/../fuzz"
 SECS=${FUZZ_SECS:-20}
@@ -16,6 +17,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 # scripts (as cargo fuzz does).
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 cargo +nightly build --release --locked --bins --target "$TRIPLE"
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 BIN=target/$TRIPLE/release
 mkdir -p artifacts
 scratch=$(mktemp -d /tmp/berth-fuzz-XXXXXX)

@@ -44,6 +44,12 @@ pub fn create_body(data: &[u8]) {
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
+    // A `null` body passes the check (as Go decodes it into an empty
+    // struct) and is refused by the create itself before any decoding:
+    // "Config cannot be empty in order to create a container".
+    if v.is_null() {
+        return;
+    }
     if crate::api::schema::check(&mut v, &crate::api::schema::CONTAINER_CREATE).is_err() {
         return;
     }

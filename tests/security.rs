@@ -400,6 +400,21 @@ fn wrong_json_types_fail_closed() {
         assert_eq!(r.status, 400, "{body}: {}", r.text());
         assert_eq!(r.json()["message"], msg, "{body}");
     }
+    // A `null` body (found by the create_body fuzz target): dockerd's
+    // message, not a decoding error.
+    for body in [
+        serde_json::Value::Null,
+        serde_json::json!({}),
+        serde_json::json!({"HostConfig": {"Memory": 0}}),
+    ] {
+        let r = create(&d, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(
+            r.json()["message"],
+            "Config cannot be empty in order to create a container",
+            "{body}"
+        );
+    }
     assert_eq!(
         d.docker_ok(&["ps", "-aq"]).trim(),
         "",

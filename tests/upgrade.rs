@@ -62,6 +62,7 @@ fn earlier_build() -> Option<PathBuf> {
     let src = out.join("src");
     let _ = std::fs::remove_dir_all(&src);
     std::fs::create_dir_all(&src).unwrap();
+    seed_from_this_build(repo, &out);
     let archive = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -93,6 +94,34 @@ fn earlier_build() -> Option<PathBuf> {
         .unwrap();
     assert!(st.success(), "building {FROM}");
     Some(bins)
+}
+
+/// Start the earlier revision's build from this checkout's compiled
+/// dependencies: most have the same versions and features, so cargo
+/// compiles only what differs (about 60 crates of 400 instead of all of
+/// them: 1m48s instead of 4 min on the 2-core CI machine). Outputs are
+/// hard-linked (rustc replaces them by rename, and a unit that differs
+/// gets another file name); fingerprints and build script directories,
+/// which cargo rewrites in place, are copied.
+fn seed_from_this_build(repo: &Path, out: &Path) {
+    let ours = repo.join("target").join("debug");
+    let theirs = out.join("debug");
+    if theirs.exists() || !ours.join("deps").is_dir() {
+        return;
+    }
+    std::fs::create_dir_all(&theirs).unwrap();
+    for (dir, how) in [("deps", "-al"), ("build", "-a"), (".fingerprint", "-a")] {
+        let ok = Command::new("cp")
+            .arg(how)
+            .arg(ours.join(dir))
+            .arg(&theirs)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Only a head start: the build compiles whatever is missing.
+            eprintln!("NOTICE: could not seed {dir} of the earlier build");
+        }
+    }
 }
 
 fn http_get(port: u16) -> String {

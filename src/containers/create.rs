@@ -261,9 +261,16 @@ impl ContainerService {
         body: &Value,
         recursive_ro: bool,
     ) -> Result<Created, ContainerError> {
-        if !body.is_object() {
+        // dockerd decodes the Config fields into an embedded pointer that
+        // stays nil when none is given (`null`, `{}`, only HostConfig).
+        let has_config = body.as_object().is_some_and(|o| {
+            o.keys().any(|k| {
+                !k.eq_ignore_ascii_case("HostConfig") && !k.eq_ignore_ascii_case("NetworkingConfig")
+            })
+        });
+        if !has_config {
             return Err(invalid(
-                "config cannot be empty in order to create a container",
+                "Config cannot be empty in order to create a container",
             ));
         }
         let cfg = self.config.borrow().clone();
