@@ -678,3 +678,36 @@ fn pull_after_our_push_over_another_daemons_tag_and_rmi() {
     other.stop();
     d.stop();
 }
+
+/// A layer blob gone from the store (removed behind berthd's back) fails
+/// the push with an error naming the layer, the operation and the path,
+/// never a bare "No such file or directory"; berthd stays up.
+#[test]
+fn a_missing_layer_blob_fails_the_push_naming_it() {
+    let reg = Registry::start(None);
+    let d = Daemon::start();
+    let layer = tar_of(&[Entry::File("only", b"one layer\n")]);
+    let (archive, _) = docker_archive(&[layer.clone()], &["lonely:1"], None);
+    let p = d.dir.path().join("lonely.tar");
+    std::fs::write(&p, archive).unwrap();
+    d.docker_ok(&["load", "-q", "-i", p.to_str().unwrap()]);
+    let digest = sha256(&layer);
+    let hex = digest.trim_start_matches("sha256:");
+    let blob = d.data_root.join("image/overlay2/blobs/sha256").join(hex);
+    std::fs::remove_file(&blob).unwrap();
+    let name = format!("{}/x/lonely:1", reg.addr);
+    d.docker_ok(&["tag", "lonely:1", &name]);
+    let o = d.docker(&["push", &name]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    for part in [
+        format!("pushing layer {digest}"),
+        blob.display().to_string(),
+        "no such file or directory".to_string(),
+    ] {
+        assert!(err.contains(&part), "{part:?} not in: {err}");
+    }
+    assert!(d.log().contains(hex), "not logged:\n{}", d.log());
+    d.docker_ok(&["version"]);
+    d.stop();
+}

@@ -121,8 +121,14 @@ pub async fn run(
                     return out.send(json!({"status": format!("Mounted from {from}"), "progressDetail": {}, "id": id})).await;
                 }
             }
-            let path = svc.blobs.path(&b.digest).ok_or_else(|| PullError(ErrorKind::System, "bad digest".into()))?;
-            let file = tokio::fs::File::open(&path).await.map_err(|e| PullError(ErrorKind::System, e.to_string()))?;
+            // Errors name the blob and its path (they reach the client).
+            let svc2 = svc.clone();
+            let digest = b.digest.clone();
+            let file = tokio::task::spawn_blocking(move || svc2.blobs.open(&digest))
+                .await
+                .map_err(|e| PullError(ErrorKind::System, e.to_string()))?
+                .map_err(|e| PullError(ErrorKind::System, format!("pushing layer {}: {e}", b.digest)))?;
+            let file = tokio::fs::File::from_std(file);
             let (total, out2, id2) = (b.size, out.clone(), id.clone());
             let mut sent = 0u64;
             let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |r| {
