@@ -753,7 +753,7 @@ def main():
     ap.add_argument("--only", choices=["all", "system", "images", "containers", "network", "sdk", "build", "logs", "authz"], default="all")
     ap.add_argument("--sdk-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                           "..", "target", "sdk-venv", "bin", "python"),
-                    help="a python with the pinned docker SDK (made by `cargo test --test python_sdk`)")
+                    help="a python with the pinned docker SDK (made by `cargo test --test integration python_sdk::`)")
     args = ap.parse_args()
     want = lambda part: args.only in ("all", part)
 

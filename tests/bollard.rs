@@ -3,7 +3,7 @@
 //! with credentials and pulls from a loopback registry, logs (one message
 //! per log entry), attach and exec streams, archives and events.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! history, the cache reuses steps, stages and targets, COPY/ADD rules,
 //! dockerd's errors, a client that goes away stops the build.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;

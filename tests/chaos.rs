@@ -1,7 +1,7 @@
 //! Chaos: kill actors of a running berthd (through the testing-only chaos
 //! control) and check that supervision brings them back while berthd stays up.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

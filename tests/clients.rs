@@ -1,7 +1,7 @@
 //! Clients that are not the docker CLI: raw HTTP as scripts write it
 //! (`curl -g`, a raw socket), with dockerd's answers.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;

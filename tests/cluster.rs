@@ -7,7 +7,7 @@
 //! re-creation, a node's berthd killed with -9 (live-restore), actors
 //! killed, etcd down for 10 s, a node that dies for good.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 //! config, author, comment and history; the runtime's own files stay out;
 //! a running container is paused meanwhile and runs on; dockerd's errors.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 

@@ -4,7 +4,7 @@
 //! policies; up, ps, logs, exec, restart, down -v. The same file gives the
 //! same results on Debian's dockerd (see docs/api-compat.md).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

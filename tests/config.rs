@@ -1,6 +1,6 @@
 //! Configuration through the real binary: refusals, --validate, SIGHUP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! connections leave the docker CLI served and berthd's files and memory
 //! bounded.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -2,7 +2,7 @@
 //! started: run, logs, exec, TTYs, stop/kill/wait/rm, restart policies,
 //! resources, bad input.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

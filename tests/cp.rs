@@ -5,7 +5,7 @@
 //! run. A host sentinel checks that nothing outside the container is read
 //! or written.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! proxy), a port published on 0.0.0.0 (must answer), and an `--internal`
 //! network (nothing).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 

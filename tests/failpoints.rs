@@ -10,7 +10,7 @@
 //! Every point of `berth_actors::failpoint::POINTS` is reached by one case
 //! here (a test checks the cases cover the list).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! could not write are counted in the metrics (the log file holds whole
 //! records only). Once space is freed, everything works again.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! and limits; probes that go on while berthd is down, and a killed
 //! ContainerActor that neither skips nor doubles a probe.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

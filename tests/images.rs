@@ -2,7 +2,7 @@
 //! history, prune, save/load round trips, dockerd interop fixtures, and
 //! archives that must be refused without leaving anything behind.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! Listeners: unix socket rules, systemd fd activation, TCP with TLS.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

@@ -2,7 +2,7 @@
 //! the containers keep running, their output keeps reaching their logs,
 //! their exits are never lost, and the next berthd adopts them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! receiver, and a receiver that is down: the container never waits, the
 //! drops are counted, `docker logs` reads the dual-logging cache.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, UdpSocket};

@@ -1,6 +1,6 @@
 //! Malformed requests get dockerd's status codes and berthd stays up.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! metrics and berth's own after real work through the docker CLI, a
 //! reload that moves it, a killed `metrics` actor that comes back.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

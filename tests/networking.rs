@@ -4,7 +4,7 @@
 //! input, live-restore and cleanup. Every daemon has its own default bridge
 //! and address block (see `Daemon::net_block`), so tests run side by side.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};

@@ -8,7 +8,7 @@
 //! trailing slash, `.`, percent-encoding, the version prefix) are denied or
 //! not routed; a plugin that is down, hangs or answers garbage denies.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -3,7 +3,7 @@
 //! suite in tests/python/sdk_suite.py, in a venv under target/ that this
 //! test creates once.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Pull, push and login against a real registry (Debian's docker-registry
 //! on loopback), and pulls of crafted content from a fake registry.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;
@@ -687,7 +687,7 @@ fn a_missing_layer_blob_fails_the_push_naming_it() {
     let reg = Registry::start(None);
     let d = Daemon::start();
     let layer = tar_of(&[Entry::File("only", b"one layer\n")]);
-    let (archive, _) = docker_archive(&[layer.clone()], &["lonely:1"], None);
+    let (archive, _) = docker_archive(std::slice::from_ref(&layer), &["lonely:1"], None);
     let p = d.dir.path().join("lonely.tar");
     std::fs::write(&p, archive).unwrap();
     d.docker_ok(&["load", "-q", "-i", p.to_str().unwrap()]);

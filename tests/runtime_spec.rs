@@ -3,7 +3,7 @@
 //! container's /etc/passwd, dockerd's default capabilities, the default
 //! seccomp profile translated for this kernel.
 
-mod common;
+use crate::common;
 
 use berth::sys::runtime::{seccomp, spec, user, DEFAULT_CAPABILITIES};
 use common::images::busybox_rootfs;

@@ -6,7 +6,7 @@
 //! sentinels show that nothing outside the container was changed, read
 //! or named. docs/testing.md lists which race each test covers.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

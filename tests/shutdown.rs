@@ -1,7 +1,7 @@
 //! Shutdown: streams end cleanly, in-flight requests drain, sd_notify
 //! READY/STOPPING, and a third interrupt forces exit.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};

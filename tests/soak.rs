@@ -4,7 +4,7 @@
 //! account of what was lost.
 //!
 //! `BERTH_SOAK_SECS` sets the length (default 60 s, the CI version; the
-//! full soak is `BERTH_SOAK_SECS=600 cargo test --test soak -- --nocapture`)
+//! full soak is `BERTH_SOAK_SECS=600 cargo test --test integration soak:: -- --nocapture`)
 //! and `BERTH_SOAK_KILL9_SECS` the period of the SIGKILLs (default: half
 //! the length, at most 60 s). The report is printed; the test asserts:
 //! berthd never exits on its own, no container, exit code or log line is
@@ -12,7 +12,7 @@
 //! 0.5% of the time (the goal, and what runs here show, is none), and
 //! nothing is left after the cleanup.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! System endpoints through the real docker CLI and raw HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -6,7 +6,7 @@
 //! repository's history (once per clone, under `target/`), or taken from
 //! `BERTH_UPGRADE_FROM_BIN` (a directory with its berthd and berth-shim).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

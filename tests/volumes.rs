@@ -4,7 +4,7 @@
 //! anonymous volumes of `-v /path` and the image's VOLUME, `--mount`, bad
 //! input, live-restore.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;
