@@ -218,7 +218,7 @@ async fn overlay_endpoints_claim_addresses_across_nodes_and_follow_peers() {
         .await
         .unwrap();
     assert_eq!(store.keys(PREFIX), Vec::<String>::new());
-    sup.stop(None);
+    sup.stop_and_wait(None, None).await.unwrap();
 }
 
 #[tokio::test]
@@ -340,8 +340,8 @@ async fn membership_follows_the_store_and_rejoins() {
     b.store.delete(vec![keys::network(&id)]).await.unwrap();
     until("the network abandoned", || nets.lookup("shared").is_err()).await;
     assert!(!host.state().up.contains_key(&id));
-    m.stop(None);
-    sup.stop(None);
+    m.stop_and_wait(None, None).await.unwrap();
+    sup.stop_and_wait(None, None).await.unwrap();
 }
 
 /// Expire the lease of node `id`'s keys (as etcd does after the TTL).

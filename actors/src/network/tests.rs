@@ -76,7 +76,14 @@ pub(crate) async fn start_in(
         cluster,
     };
     // A unique registry name is not possible for the supervisor (the
-    // actors find it by name), so the tests run one at a time.
+    // actors find it by name), so the tests run one at a time (SERIAL),
+    // and the previous test's supervisor may still be stopping.
+    for _ in 0..500 {
+        if ractor::registry::where_is(crate::directory::NETWORKS).is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let (s, _) = Actor::spawn(
         Some(crate::directory::NETWORKS.into()),
         NetworkSupervisor,
@@ -182,6 +189,6 @@ async fn ipam_failures_removal_and_rebuild() {
     assert!(nets.lookup("app").is_err());
     assert!(!host.state().up.contains_key(&id));
     assert!(!host.state().saved.contains_key(&id));
-    sup.stop(None);
+    sup.stop_and_wait(None, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
