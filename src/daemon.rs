@@ -422,10 +422,16 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
             },
         )
     });
+    // Every EventBus incarnation serves the one journal the publishers
+    // write to: a restart loses no event, history or stream.
+    let journal = events.journal();
     let mut children = vec![
-        ChildSpec::new(EVENT_BUS, RestartPolicy::infrastructure(), true, || {
-            (EventBus, ())
-        }),
+        ChildSpec::new(
+            EVENT_BUS,
+            RestartPolicy::infrastructure(),
+            true,
+            move || (EventBus, journal.clone()),
+        ),
         ChildSpec::new(PLUGINS, RestartPolicy::infrastructure(), true, move || {
             (berth_actors::plugin::PluginSupervisor, plugin_port.clone())
         }),

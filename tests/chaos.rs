@@ -21,6 +21,84 @@ fn chaos_control_does_not_exist_without_the_flag() {
     d.stop();
 }
 
+/// A killed EventBus loses nothing: an open `docker events` stream goes
+/// on (it sees the events published while the bus was down and after),
+/// and `--since` replays the history from before the kill.
+#[test]
+fn killed_event_bus_keeps_its_history_and_open_streams() {
+    use std::io::BufRead;
+    let d = Daemon::builder().arg("--testing-chaos-control").start();
+    let mut child = docker_cmd(d.dir.path())
+        .env("DOCKER_HOST", d.docker_host())
+        // From a minute back: the stream is open once it shows ev1.
+        .args([
+            "events",
+            "--since",
+            "1m",
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (out, seen) = (child.stdout.take().unwrap(), seen.clone());
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                seen.lock().unwrap().push(l);
+            }
+        })
+    };
+    let has = |l: &str| seen.lock().unwrap().iter().any(|x| x == l);
+    d.docker_ok(&["volume", "create", "ev1"]);
+    assert!(wait_for(Duration::from_secs(5), || has("create ev1")));
+    assert_eq!(kill(&d, "event-bus"), 204);
+    // Right after the kill: published whether or not the bus is back.
+    d.docker_ok(&["volume", "create", "ev2"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || d
+            .log()
+            .contains("child restarted child=event-bus")),
+        "{}",
+        d.log()
+    );
+    d.docker_ok(&["volume", "create", "ev3"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || has("create ev2")
+            && has("create ev3")),
+        "the open stream saw {:?}",
+        seen.lock().unwrap()
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the stream ended");
+    // The CLI sends `--until 0s` in whole seconds: let this one pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let past = d.docker_ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    let creates: Vec<&str> = past.lines().filter(|l| l.starts_with("create ")).collect();
+    assert_eq!(
+        creates,
+        ["create ev1", "create ev2", "create ev3"],
+        "{past}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap();
+    d.docker_ok(&["volume", "rm", "ev1", "ev2", "ev3"]);
+    d.stop();
+}
+
 #[test]
 fn killed_front_door_is_restarted_and_serves_within_a_second() {
     let mut d = Daemon::builder().arg("--testing-chaos-control").start();

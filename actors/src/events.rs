@@ -3,11 +3,14 @@
 //!
 //! Publishing never blocks: each subscriber has a bounded queue, and a
 //! subscriber whose queue is full is dropped (its stream ends) with a notice
-//! in the daemon log. The history lives in the actor and is lost if the
-//! EventBus restarts (subscribers' streams end then too).
+//! in the daemon log. The history and the subscriber queues live in a
+//! [`Journal`] the daemon makes once and hands to every incarnation of the
+//! EventBus (as other actors find their records on disk): publishers append
+//! to it directly, so a killed or restarting EventBus loses no event, no
+//! history and no open stream. The actor serves subscriptions and shutdown.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -77,110 +80,134 @@ pub struct Subscription {
     pub live: mpsc::Receiver<Event>,
 }
 
+#[derive(Default)]
+struct JournalInner {
+    history: VecDeque<Event>,
+    subscribers: Vec<mpsc::Sender<Event>>,
+}
+
+/// The history and the subscribers' queues, shared by every EventBus
+/// incarnation and every publisher; one lock orders the events.
+#[derive(Clone, Default)]
+pub struct Journal(Arc<Mutex<JournalInner>>);
+
+impl Journal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JournalInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `ev` in the history and hand it to every subscriber.
+    pub fn publish(&self, ev: Event) {
+        crate::metrics::add(&crate::metrics::EVENTS, 1);
+        debug!(kind = %ev.kind, action = %ev.action, id = %ev.actor.id, "event");
+        let mut j = self.lock();
+        if j.history.len() == HISTORY {
+            j.history.pop_front();
+        }
+        j.history.push_back(ev.clone());
+        j.subscribers.retain(|s| match s.try_send(ev.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!("events subscriber is not reading; dropping it");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    fn subscribe(&self, since: Option<i64>) -> Subscription {
+        let mut j = self.lock();
+        let past = match since {
+            Some(since) => j
+                .history
+                .iter()
+                .filter(|e| e.time_nano >= since)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        j.subscribers.push(tx);
+        Subscription { past, live: rx }
+    }
+
+    fn close_all(&self) {
+        self.lock().subscribers.clear();
+    }
+}
+
 pub enum EventBusMsg {
-    Publish(Event),
     /// Subscribe; `since` in nanoseconds selects the history replayed.
     Subscribe {
         since: Option<i64>,
         reply: RpcReplyPort<Subscription>,
     },
-    /// End every live subscription (daemon shutdown).
-    CloseAll,
 }
 
 pub struct EventBus;
 
-pub struct EventBusState {
-    history: VecDeque<Event>,
-    subscribers: Vec<mpsc::Sender<Event>>,
-}
-
 impl Actor for EventBus {
     type Msg = EventBusMsg;
-    type State = EventBusState;
-    type Arguments = ();
+    type State = Journal;
+    type Arguments = Journal;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _args: (),
+        journal: Journal,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(EventBusState {
-            history: VecDeque::with_capacity(HISTORY),
-            subscribers: Vec::new(),
-        })
+        Ok(journal)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        journal: &mut Journal,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            EventBusMsg::Publish(ev) => {
-                crate::metrics::add(&crate::metrics::EVENTS, 1);
-                debug!(kind = %ev.kind, action = %ev.action, id = %ev.actor.id, "event");
-                if state.history.len() == HISTORY {
-                    state.history.pop_front();
-                }
-                state.history.push_back(ev.clone());
-                state.subscribers.retain(|s| match s.try_send(ev.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        warn!("events subscriber is not reading; dropping it");
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                });
-            }
             EventBusMsg::Subscribe { since, reply } => {
-                let past = match since {
-                    Some(since) => state
-                        .history
-                        .iter()
-                        .filter(|e| e.time_nano >= since)
-                        .cloned()
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-                state.subscribers.push(tx);
-                let _ = reply.send(Subscription { past, live: rx });
+                let _ = reply.send(journal.subscribe(since));
             }
-            EventBusMsg::CloseAll => state.subscribers.clear(),
         }
         Ok(())
     }
 }
 
-/// A handle that publishes to whichever EventBus incarnation is current.
+/// A handle that publishes into the journal and subscribes through
+/// whichever EventBus incarnation is current.
 #[derive(Clone)]
 pub struct Events {
     clock: Arc<dyn Clock>,
+    journal: Journal,
 }
 
 impl Events {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Events { clock }
+        Events {
+            clock,
+            journal: Journal::default(),
+        }
     }
 
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
 
+    /// The journal every EventBus incarnation is started with.
+    pub fn journal(&self) -> Journal {
+        self.journal.clone()
+    }
+
     fn bus() -> Option<ActorRef<EventBusMsg>> {
         ActorRef::<EventBusMsg>::where_is(EVENT_BUS)
     }
 
-    /// Publish an event; never blocks. Lost (with a warning) only while the
-    /// EventBus is restarting.
+    /// Publish an event; never blocks, never lost (the EventBus need not
+    /// be up).
     pub fn publish(&self, kind: &str, action: &str, id: &str, attrs: BTreeMap<String, String>) {
-        let ev = Event::new(&*self.clock, kind, action, id, attrs);
-        match Self::bus() {
-            Some(bus) if bus.send_message(EventBusMsg::Publish(ev)).is_ok() => {}
-            _ => warn!(%kind, %action, "event bus unavailable; event lost"),
-        }
+        self.journal
+            .publish(Event::new(&*self.clock, kind, action, id, attrs));
     }
 
     /// Subscribe to the current EventBus; one being restarted is waited
@@ -203,9 +230,7 @@ impl Events {
 
     /// End all live subscriptions (at shutdown).
     pub fn close_all(&self) {
-        if let Some(bus) = Self::bus() {
-            let _ = bus.send_message(EventBusMsg::CloseAll);
-        }
+        self.journal.close_all();
     }
 }
 
@@ -221,8 +246,8 @@ mod tests {
         }
     }
 
-    async fn bus() -> ActorRef<EventBusMsg> {
-        Actor::spawn(None, EventBus, ()).await.unwrap().0
+    async fn bus(j: &Journal) -> ActorRef<EventBusMsg> {
+        Actor::spawn(None, EventBus, j.clone()).await.unwrap().0
     }
 
     fn ev(clock: &FakeClock, action: &str) -> Event {
@@ -232,11 +257,10 @@ mod tests {
     #[tokio::test]
     async fn history_since_and_live_fanout() {
         let clock = FakeClock(AtomicI64::new(1_000_000_000));
-        let b = bus().await;
-        b.send_message(EventBusMsg::Publish(ev(&clock, "a")))
-            .unwrap(); // t=1s
-        b.send_message(EventBusMsg::Publish(ev(&clock, "b")))
-            .unwrap(); // t=2s
+        let j = Journal::default();
+        let b = bus(&j).await;
+        j.publish(ev(&clock, "a")); // t=1s
+        j.publish(ev(&clock, "b")); // t=2s
         let mut sub = ractor::call!(b, |reply| EventBusMsg::Subscribe {
             since: Some(2_000_000_000),
             reply
@@ -247,8 +271,7 @@ mod tests {
         let mut sub2 =
             ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
         assert!(sub2.past.is_empty());
-        b.send_message(EventBusMsg::Publish(ev(&clock, "c")))
-            .unwrap();
+        j.publish(ev(&clock, "c"));
         assert_eq!(sub.live.recv().await.unwrap().action, "c");
         assert_eq!(sub2.live.recv().await.unwrap().action, "c");
         b.stop(None);
@@ -257,7 +280,8 @@ mod tests {
     #[tokio::test]
     async fn slow_subscriber_is_dropped_without_blocking_publishers() {
         let clock = FakeClock(AtomicI64::new(0));
-        let b = bus().await;
+        let j = Journal::default();
+        let b = bus(&j).await;
         let mut slow =
             ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
         let mut fast =
@@ -273,8 +297,9 @@ mod tests {
             n
         });
         for i in 0..SUBSCRIBER_QUEUE + 10 {
-            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}"))))
-                .unwrap();
+            j.publish(ev(&clock, &format!("e{i}")));
+            // The reader runs on this (current-thread) runtime.
+            tokio::task::yield_now().await;
         }
         assert_eq!(reader.await.unwrap(), SUBSCRIBER_QUEUE + 10);
         // The slow one got exactly what fit, then its stream ended.
@@ -289,10 +314,10 @@ mod tests {
     #[tokio::test]
     async fn history_is_bounded() {
         let clock = FakeClock(AtomicI64::new(0));
-        let b = bus().await;
+        let j = Journal::default();
+        let b = bus(&j).await;
         for i in 0..HISTORY + 5 {
-            b.send_message(EventBusMsg::Publish(ev(&clock, &format!("e{i}"))))
-                .unwrap();
+            j.publish(ev(&clock, &format!("e{i}")));
         }
         let sub = ractor::call!(b, |reply| EventBusMsg::Subscribe {
             since: Some(0),
@@ -302,5 +327,32 @@ mod tests {
         assert_eq!(sub.past.len(), HISTORY);
         assert_eq!(sub.past[0].action, "e5");
         b.stop(None);
+    }
+
+    /// A killed EventBus loses nothing: events published while it is down
+    /// are kept, the next incarnation replays the whole history, and a
+    /// stream opened before the kill goes on.
+    #[tokio::test]
+    async fn a_killed_bus_loses_no_event_history_or_stream() {
+        let clock = FakeClock(AtomicI64::new(1_000_000_000));
+        let j = Journal::default();
+        let b = bus(&j).await;
+        j.publish(ev(&clock, "before"));
+        let mut open =
+            ractor::call!(b, |reply| EventBusMsg::Subscribe { since: None, reply }).unwrap();
+        b.kill_and_wait(None).await.unwrap();
+        j.publish(ev(&clock, "while-down"));
+        let b2 = bus(&j).await;
+        j.publish(ev(&clock, "after"));
+        let sub = ractor::call!(b2, |reply| EventBusMsg::Subscribe {
+            since: Some(0),
+            reply
+        })
+        .unwrap();
+        let past: Vec<_> = sub.past.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(past, ["before", "while-down", "after"]);
+        assert_eq!(open.live.recv().await.unwrap().action, "while-down");
+        assert_eq!(open.live.recv().await.unwrap().action, "after");
+        b2.stop(None);
     }
 }
