@@ -207,13 +207,28 @@ fn start_node(u: &Underlay, etcd: &Etcd, i: usize) -> Daemon {
 }
 
 fn start_node_with(u: &Underlay, etcd: &Etcd, i: usize, opts: serde_json::Value) -> Daemon {
+    start_node_cfg(u, etcd, i, opts, serde_json::json!({}))
+}
+
+/// A node with `extra` options in its daemon.json.
+fn start_node_cfg(
+    u: &Underlay,
+    etcd: &Etcd,
+    i: usize,
+    opts: serde_json::Value,
+    extra: serde_json::Value,
+) -> Daemon {
     let mut d = Daemon::prepare();
-    d.write_config(&serde_json::json!({
+    let mut cfg = serde_json::json!({
         "cluster-store": etcd.store(),
         "cluster-advertise": "u0:2376",
         "cluster-store-opts": opts,
         "live-restore": true,
-    }));
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        cfg[k] = v.clone();
+    }
+    d.write_config(&cfg);
     d.extra_args = vec![
         "--testing-chaos-control".into(),
         "-H".into(),
@@ -221,6 +236,20 @@ fn start_node_with(u: &Underlay, etcd: &Etcd, i: usize, opts: serde_json::Value)
     ];
     let cmd = node_cmd(&d, u, i);
     d.spawn(cmd)
+}
+
+/// Node `i`'s metrics endpoint (`metrics-addr` 127.0.0.1:9323 in its
+/// own namespace): the value of `metric`, if it is there.
+fn metric(u: &Underlay, i: usize, metric: &str) -> Option<f64> {
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", u.namespaces[i]))
+        .args(["curl", "-s", "-m", "5", "http://127.0.0.1:9323/metrics"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+        let (name, v) = l.rsplit_once(' ')?;
+        (name == metric).then(|| v.parse().ok())?
+    })
 }
 
 fn out(o: &std::process::Output) -> String {
@@ -273,7 +302,13 @@ fn overlay_network_across_three_nodes() {
     let mut etcd = Etcd::start(etcd_dir.path(), &u.host_ip());
     let a = start_node(&u, &etcd, 0);
     let b = start_node(&u, &etcd, 1);
-    let mut c = start_node(&u, &etcd, 2);
+    let mut c = start_node_cfg(
+        &u,
+        &etcd,
+        2,
+        serde_json::json!({}),
+        serde_json::json!({"metrics-addr": "127.0.0.1:9323"}),
+    );
     for d in [&a, &b, &c] {
         load_busybox(d);
     }
@@ -286,6 +321,18 @@ fn overlay_network_across_three_nodes() {
         "{}",
         info(&a)
     );
+    // C's metrics: connected, three nodes, the watch's changes counted.
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(
+            &u,
+            2,
+            "berth_cluster_nodes"
+        ) == Some(3.0)),
+        "{:?}",
+        metric(&u, 2, "berth_cluster_nodes")
+    );
+    assert_eq!(metric(&u, 2, "berth_cluster_store_connected"), Some(1.0));
+    let seen = metric(&u, 2, "berth_cluster_watch_events_total").unwrap_or(0.0);
     let i = info(&b);
     assert!(
         i.contains(&format!("Cluster Store: {}", etcd.store())),
@@ -314,6 +361,9 @@ fn overlay_network_across_three_nodes() {
             "the overlay network did not reach a node"
         );
     }
+    // C's watch delivered A's network (its record, name, subnet, VNI).
+    let now = metric(&u, 2, "berth_cluster_watch_events_total").unwrap_or(0.0);
+    assert!(now >= seen + 1.0, "watch events: {seen} then {now}");
     let e = b.docker(&["network", "create", "-d", "overlay", "ov"]);
     assert!(out(&e).contains("already exists"), "{}", out(&e));
     let e = b.docker(&[
@@ -500,6 +550,7 @@ fn overlay_network_across_three_nodes() {
         info(&c).contains("is unreachable")
     }));
     assert_eq!(hello(&b, "cli", "web").trim(), "hello-a2");
+    assert_eq!(metric(&u, 2, "berth_cluster_store_connected"), Some(0.0));
     let e = c.docker(&[
         "run",
         "--rm",
@@ -523,6 +574,7 @@ fn overlay_network_across_three_nodes() {
         "{}",
         info(&c)
     );
+    assert_eq!(metric(&u, 2, "berth_cluster_store_connected"), Some(1.0));
     c.docker_ok(&[
         "run",
         "-d",

@@ -12,6 +12,8 @@ pub static HEALTH_CHECKS: AtomicU64 = AtomicU64::new(0);
 pub static HEALTH_CHECKS_FAILED: AtomicU64 = AtomicU64::new(0);
 /// Events published on the bus (dockerd's `events_total`).
 pub static EVENTS: AtomicU64 = AtomicU64::new(0);
+/// Changes the cluster store's watch delivered to this node.
+pub static CLUSTER_WATCH_EVENTS: AtomicU64 = AtomicU64::new(0);
 
 static RESTARTS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 static IN_FLIGHT: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());

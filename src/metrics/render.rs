@@ -202,6 +202,25 @@ pub fn render(
         "berth-shim processes alive (one per running container)",
         gauge(shims as i64),
     );
+    // With a cluster store: what the ClusterMembership actor sees.
+    if let Some(c) = &ctx.cluster {
+        let c = c.borrow().clone();
+        reg.register(
+            "berth_cluster_store_connected",
+            "1 while the cluster store answers (lease held, watch running), else 0",
+            gauge(i64::from(c.connected)),
+        );
+        reg.register(
+            "berth_cluster_nodes",
+            "Live nodes of the cluster (their lease holds), this one included",
+            gauge(c.nodes.len() as i64),
+        );
+        reg.register(
+            "berth_cluster_watch_events",
+            "Changes the cluster store's watch delivered to this node",
+            counter(counters::read(&counters::CLUSTER_WATCH_EVENTS)),
+        );
+    }
 
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &reg) {

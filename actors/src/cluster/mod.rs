@@ -393,6 +393,7 @@ impl ClusterState {
     }
 
     fn watched(&mut self, ev: WatchEvent) {
+        crate::metrics::add(&crate::metrics::CLUSTER_WATCH_EVENTS, 1);
         let key = match &ev {
             WatchEvent::Put(kv) => kv.key.clone(),
             WatchEvent::Delete(k) => k.clone(),
