@@ -28,24 +28,27 @@ fn chaos_control_does_not_exist_without_the_flag() {
 fn killed_event_bus_keeps_its_history_and_open_streams() {
     use std::io::BufRead;
     let d = Daemon::builder().arg("--testing-chaos-control").start();
-    let mut child = docker_cmd(d.dir.path())
-        .env("DOCKER_HOST", d.docker_host())
-        // From a minute back: the stream is open once it shows ev1.
-        .args([
-            "events",
-            "--since",
-            "1m",
-            "--filter",
-            "type=volume",
-            "--format",
-            "{{.Action}} {{.Actor.ID}}",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed by PID when the test ends, also on a failed assertion.
+    let mut child = KillOnDrop(
+        docker_cmd(d.dir.path())
+            .env("DOCKER_HOST", d.docker_host())
+            // From a minute back: the stream is open once it shows ev1.
+            .args([
+                "events",
+                "--since",
+                "1m",
+                "--filter",
+                "type=volume",
+                "--format",
+                "{{.Action}} {{.Actor.ID}}",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {
-        let (out, seen) = (child.stdout.take().unwrap(), seen.clone());
+        let (out, seen) = (child.0.stdout.take().unwrap(), seen.clone());
         std::thread::spawn(move || {
             for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
                 seen.lock().unwrap().push(l);
@@ -72,7 +75,7 @@ fn killed_event_bus_keeps_its_history_and_open_streams() {
         "the open stream saw {:?}",
         seen.lock().unwrap()
     );
-    assert!(child.try_wait().unwrap().is_none(), "the stream ended");
+    assert!(child.0.try_wait().unwrap().is_none(), "the stream ended");
     // The CLI sends `--until 0s` in whole seconds: let this one pass.
     std::thread::sleep(Duration::from_millis(1100));
     let past = d.docker_ok(&[
@@ -92,8 +95,7 @@ fn killed_event_bus_keeps_its_history_and_open_streams() {
         ["create ev1", "create ev2", "create ev3"],
         "{past}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     reader.join().unwrap();
     d.docker_ok(&["volume", "rm", "ev1", "ev2", "ev3"]);
     d.stop();

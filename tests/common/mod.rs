@@ -763,3 +763,14 @@ pub fn bridge_ports(bridge: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A child process (a CLI stream, a helper server) killed by PID and
+/// reaped when the test ends, also when it fails.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
