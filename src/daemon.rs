@@ -226,6 +226,7 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
         events: events.clone(),
         initial: Arc::new(std::sync::Mutex::new(Some(net.records))),
         cluster: joined.as_ref().map(|j| j.cluster.clone()),
+        containers: Some(cindex_rx.clone()),
     };
     let live_sandboxes: Vec<_> = cont_records
         .iter()

@@ -575,7 +575,46 @@ fn chaos_soak_loses_nothing() {
         args.extend(ids);
         d.docker_ok(&args);
     }
-    d.docker_ok(&["network", "rm", net, net2]);
+    // A network that keeps an endpoint after every container is gone is a
+    // leak: reported with what berthd logged about the endpoints' owners.
+    let mut net_leftovers = Vec::new();
+    for n in [net, net2] {
+        let o = d.docker(&["network", "rm", n]);
+        if o.status.success() {
+            continue;
+        }
+        let eps = inspect_or_empty(&d, n, "{{json .Containers}}");
+        net_leftovers.push(format!(
+            "network {n} not removed: {} endpoints {eps}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+        let log = earlier_logs.clone() + &d.log();
+        let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&eps)
+            .ok()
+            .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+            .unwrap_or_default();
+        for id in ids {
+            println!("berthd log of {id}:");
+            for line in log.lines().filter(|x| x.contains(&id[..12.min(id.len())])) {
+                println!("    {line}");
+            }
+        }
+    }
+    // berthd drops an endpoint whose container is gone when its network
+    // is removed; one dropped means a removal did not leave its network:
+    // shown (with what berthd logged about that container) for the reader.
+    let log = earlier_logs.clone() + &d.log();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("the endpoint of a container that no longer exists"))
+    {
+        println!("stale endpoint: {line}");
+        if let Some(id) = line.split("container=").nth(1).and_then(|r| r.get(..12)) {
+            for l in log.lines().filter(|l| l.contains(id)).take(60) {
+                println!("    {l}");
+            }
+        }
+    }
     d.docker_ok(&["volume", "prune", "-af"]);
     let table = berth::network::table_name(&d.exec_root);
     let data_dir = d.dir.path().to_path_buf();
@@ -614,6 +653,7 @@ fn chaos_soak_loses_nothing() {
     } else if !leftovers.is_empty() {
         leftovers = running_leftovers(&d);
     }
+    leftovers.extend(net_leftovers);
     let nft = Command::new("nft")
         .args(["list", "table", "inet", &table])
         .output()

@@ -27,7 +27,7 @@ mod volumes;
 mod wait;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use ractor::RpcReplyPort;
 use serde_json::Value;

@@ -20,7 +20,8 @@ use crate::events::Events;
 use crate::ports::ContainerHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
+    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, REBUILD_WINDOW,
+    RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
@@ -268,24 +269,42 @@ impl Actor for ContainerSupervisor {
         }
         // First start: records from disk. A restart of this supervisor:
         // the records in the read model (the actors died with it).
-        let (records, first) = match st
+        let initial = st
             .args
             .initial
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+            .take();
+        let (records, first) = match initial {
             Some(r) => (r, true),
-            None => (
-                st.args
+            None => {
+                // A restart: the last incarnation's actors finish first
+                // (a removal in flight unpublishes its record).
+                let names = st
+                    .args
+                    .index
+                    .borrow()
+                    .by_id
+                    .keys()
+                    .map(|id| actor_name(id))
+                    .collect();
+                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
+                if !left.is_empty() {
+                    warn!(
+                        ?left,
+                        "container actors of the last incarnation still running"
+                    );
+                }
+                let records = st
+                    .args
                     .index
                     .borrow()
                     .by_id
                     .values()
                     .map(|r| (**r).clone())
-                    .collect(),
-                false,
-            ),
+                    .collect();
+                (records, false)
+            }
         };
         let mut names = BTreeMap::new();
         let mut by_id = BTreeMap::new();

@@ -19,7 +19,7 @@ fn memory(bytes: i64) -> crate::container::config::UpdateConfig {
     serde_json::from_value(json!({"Memory": bytes})).unwrap()
 }
 
-fn record(id: &str, mut host_config: serde_json::Value) -> ContainerRecord {
+pub(crate) fn record(id: &str, mut host_config: serde_json::Value) -> ContainerRecord {
     // No network unless the test sets one up.
     if host_config.get("NetworkMode").is_none() {
         host_config["NetworkMode"] = json!("none");

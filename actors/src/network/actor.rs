@@ -18,6 +18,7 @@ use super::model::{mac_for, Endpoint, EndpointRequest, NetworkRecord};
 use super::supervisor::SupervisorMsg;
 use super::{NetworkError, NetworkMsg};
 use crate::cluster::{keys, Cluster, Kv};
+use crate::container::ContainerIndex;
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
@@ -35,6 +36,9 @@ pub struct NetworkArgs {
     pub events: Events,
     /// The cluster store (overlay networks), when berthd has one.
     pub cluster: Option<Cluster>,
+    /// The containers' read model: an endpoint whose container is not in
+    /// it any more is stale (see [`NetworkState::remove`]).
+    pub containers: Option<watch::Receiver<Arc<ContainerIndex>>>,
 }
 
 pub struct NetworkState {
@@ -43,6 +47,7 @@ pub struct NetworkState {
     index: Arc<watch::Sender<Arc<NetworkIndex>>>,
     events: Events,
     cluster: Option<Cluster>,
+    containers: Option<watch::Receiver<Arc<ContainerIndex>>>,
 }
 
 impl NetworkState {
@@ -360,6 +365,7 @@ impl NetworkState {
                 self.rec.name
             )));
         }
+        self.drop_stale_endpoints().await?;
         if !self.rec.endpoints.is_empty() {
             return Err(NetworkError::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
@@ -394,6 +400,30 @@ impl NetworkState {
 }
 
 impl NetworkState {
+    /// Endpoints of containers that no longer exist are not active: they
+    /// go (with their veth and address), each with a warning naming it.
+    /// A container is in the read model from its create until its removal
+    /// has left its networks, so an endpoint of one that is not there was
+    /// left by a removal that could not reach this network.
+    async fn drop_stale_endpoints(&mut self) -> Result<(), NetworkError> {
+        let Some(containers) = &self.containers else {
+            return Ok(());
+        };
+        let known = containers.borrow().clone();
+        let stale: Vec<String> = self
+            .rec
+            .endpoints
+            .keys()
+            .filter(|c| !known.by_id.contains_key(c.as_str()))
+            .cloned()
+            .collect();
+        for c in stale {
+            warn!(network = %self.rec.name, container = %c, "removing the endpoint of a container that no longer exists");
+            self.disconnect(&c).await?;
+        }
+        Ok(())
+    }
+
     /// The host part is gone: the record, the read model's entry, then the
     /// `destroy` event.
     fn forget(&mut self) -> Result<(), NetworkError> {
@@ -679,6 +709,7 @@ impl Actor for NetworkActor {
             index: a.index,
             events: a.events,
             cluster: a.cluster,
+            containers: a.containers,
         };
         // Reconcile the host with the record: what exists is kept.
         if let Err(e) = st.host.setup(&st.rec).await {

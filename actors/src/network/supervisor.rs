@@ -21,7 +21,9 @@ use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
-use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::keyed::{
+    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, RETRY_AFTER,
+};
 use crate::supervisor::KeyedChildren;
 
 /// A `default-address-pools` entry: subnets of `size` bits carved from `base`.
@@ -42,6 +44,8 @@ pub struct NetworkSupervisorArgs {
     pub initial: Arc<std::sync::Mutex<Option<Vec<NetworkRecord>>>>,
     /// The cluster store (global networks), when berthd has one.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// The containers' read model (stale endpoints are told by it).
+    pub containers: Option<watch::Receiver<Arc<crate::container::ContainerIndex>>>,
 }
 
 pub enum SupervisorMsg {
@@ -152,6 +156,7 @@ impl SupervisorState {
             index: self.args.index.clone(),
             events: self.args.events.clone(),
             cluster: self.args.cluster.clone(),
+            containers: self.args.containers.clone(),
         }
     }
 
@@ -329,22 +334,39 @@ impl Actor for NetworkSupervisor {
             args,
             children: KeyedChildren::new("network"),
         };
-        let records: Vec<NetworkRecord> = match st
+        let initial = st
             .args
             .initial
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+            .take();
+        let records: Vec<NetworkRecord> = match initial {
             Some(r) => r,
-            None => st
-                .args
-                .index
-                .borrow()
-                .by_id
-                .values()
-                .map(|r| (**r).clone())
-                .collect(),
+            None => {
+                // A restart: the last incarnation's actors finish first.
+                let names = st
+                    .args
+                    .index
+                    .borrow()
+                    .by_id
+                    .keys()
+                    .map(|id| actor_name(id))
+                    .collect();
+                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
+                if !left.is_empty() {
+                    warn!(
+                        ?left,
+                        "network actors of the last incarnation still running"
+                    );
+                }
+                st.args
+                    .index
+                    .borrow()
+                    .by_id
+                    .values()
+                    .map(|r| (**r).clone())
+                    .collect()
+            }
         };
         st.args.index.send_replace(Arc::new(NetworkIndex {
             by_id: records

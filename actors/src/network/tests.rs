@@ -67,6 +67,15 @@ pub(crate) async fn start_in(
     host: &FakeNetworkHost,
     cluster: Option<crate::cluster::Cluster>,
 ) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
+    start_with(host, cluster, None).await
+}
+
+/// [`start_in`] with the containers' read model.
+pub(crate) async fn start_with(
+    host: &FakeNetworkHost,
+    cluster: Option<crate::cluster::Cluster>,
+    containers: Option<watch::Receiver<Arc<crate::container::ContainerIndex>>>,
+) -> (Networks, ractor::ActorRef<SupervisorMsg>) {
     let (tx, rx) = watch::channel(Arc::new(NetworkIndex::default()));
     let args = NetworkSupervisorArgs {
         host: Arc::new(host.clone()),
@@ -74,6 +83,7 @@ pub(crate) async fn start_in(
         events: Events::new(Arc::new(SystemClock)),
         initial: Arc::new(std::sync::Mutex::new(Some(vec![]))),
         cluster,
+        containers,
     };
     // A unique registry name is not possible for the supervisor (the
     // actors find it by name), so the tests run one at a time (SERIAL),
@@ -189,6 +199,47 @@ async fn ipam_failures_removal_and_rebuild() {
     assert!(nets.lookup("app").is_err());
     assert!(!host.state().up.contains_key(&id));
     assert!(!host.state().saved.contains_key(&id));
+    sup.stop_and_wait(None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn removal_drops_endpoints_of_containers_that_no_longer_exist() {
+    let _g = SERIAL.lock().await;
+    let host = FakeNetworkHost::default();
+    let known = |ids: &[&str]| {
+        let mut ix = crate::container::ContainerIndex::default();
+        for id in ids {
+            let rec = crate::container::tests::record(id, serde_json::json!({}));
+            ix.by_id.insert(id.to_string(), Arc::new(rec));
+        }
+        Arc::new(ix)
+    };
+    let (ctx, crx) = watch::channel(known(&["c1", "c2"]));
+    let (nets, sup) = start_with(&host, None, Some(crx)).await;
+    let n = create(record("stale", Some("10.9.1.0/29"))).await.unwrap();
+    for c in ["c1", "c2"] {
+        Networks::ask(&n.id, |reply| NetworkMsg::Connect { req: req(c), reply })
+            .await
+            .unwrap();
+    }
+    // c2 is gone (a removal that could not reach the network): its
+    // endpoint does not keep the network; c1's does.
+    ctx.send_replace(known(&["c1"]));
+    let e = Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has active endpoints"), "{e}");
+    let eps = nets.lookup("stale").unwrap().endpoints.clone();
+    assert_eq!(eps.keys().collect::<Vec<_>>(), vec!["c1"]);
+    assert!(!host.state().attached.iter().any(|(_, c)| c == "c2"));
+    ctx.send_replace(known(&[]));
+    Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })
+        .await
+        .unwrap();
+    assert!(nets.lookup("stale").is_err());
+    assert!(host.state().attached.is_empty());
+    assert!(!host.state().saved.contains_key(&n.id));
     sup.stop_and_wait(None, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 }

@@ -46,6 +46,31 @@ pub fn spawn_child<A: Actor>(
     })
 }
 
+/// How long a restarted supervisor waits for its predecessor's children
+/// to be gone before it reads the read model.
+pub const PREDECESSORS_GONE: Duration = Duration::from_secs(10);
+
+/// Waits (bounded) until no actor is registered under any of `names`.
+///
+/// A supervisor that was killed leaves its children stopping on their own
+/// tasks: one may still be finishing a handler (a record saved, then
+/// published). Its successor reads the read model only after they are
+/// gone, or it would start their actors from records older than what they
+/// saved (an endpoint back on a network after its container left it, a
+/// removed container back in the list). Answers the names still
+/// registered at the deadline.
+pub async fn wait_unregistered(names: Vec<String>, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut left = names;
+    loop {
+        left.retain(|n| ractor::registry::where_is(n.clone()).is_some());
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 pub struct KeyedChildren {
     /// What the keys are, for the logs ("container", "network", "volume").
     kind: &'static str,

@@ -14,7 +14,9 @@ use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
-use crate::supervisor::keyed::{spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER};
+use crate::supervisor::keyed::{
+    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, RETRY_AFTER,
+};
 use crate::supervisor::KeyedChildren;
 
 pub struct VolumeSupervisor;
@@ -175,22 +177,36 @@ impl Actor for VolumeSupervisor {
             args,
             children: KeyedChildren::new("volume"),
         };
-        let records: Vec<VolumeRecord> = match st
+        let initial = st
             .args
             .initial
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+            .take();
+        let records: Vec<VolumeRecord> = match initial {
             Some(r) => r,
-            None => st
-                .args
-                .index
-                .borrow()
-                .by_name
-                .values()
-                .map(|r| (**r).clone())
-                .collect(),
+            None => {
+                // A restart: the last incarnation's actors finish first.
+                let names = st
+                    .args
+                    .index
+                    .borrow()
+                    .by_name
+                    .keys()
+                    .map(|n| actor_name(n))
+                    .collect();
+                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
+                if !left.is_empty() {
+                    warn!(?left, "volume actors of the last incarnation still running");
+                }
+                st.args
+                    .index
+                    .borrow()
+                    .by_name
+                    .values()
+                    .map(|r| (**r).clone())
+                    .collect()
+            }
         };
         st.args.index.send_replace(Arc::new(VolumeIndex {
             by_name: records
