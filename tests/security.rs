@@ -406,6 +406,8 @@ fn wrong_json_types_fail_closed() {
         serde_json::Value::Null,
         serde_json::json!({}),
         serde_json::json!({"HostConfig": {"Memory": 0}}),
+        // Keys that name no Config field are ignored, as Go's decoder does.
+        serde_json::json!({"Foo": 1, "hostconfig": {}}),
     ] {
         let r = create(&d, &body);
         assert_eq!(r.status, 400, "{body}: {}", r.text());

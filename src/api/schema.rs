@@ -94,6 +94,14 @@ const CONFIG_FIELDS: &[(&str, Ty)] = &[
     ("NetworkingConfig", Ty::Struct(&NETWORKING_CONFIG)),
 ];
 
+/// Whether `key` names a field of the container `Config` (as Go's decoder
+/// matches it: case-insensitively), HostConfig and NetworkingConfig aside.
+pub fn is_config_field(key: &str) -> bool {
+    CONFIG_FIELDS.iter().any(|(name, _)| {
+        name.eq_ignore_ascii_case(key) && *name != "HostConfig" && *name != "NetworkingConfig"
+    })
+}
+
 const ULIMIT: Struct = Struct {
     name: "Ulimit",
     go: "units.Ulimit",

@@ -262,12 +262,11 @@ impl ContainerService {
         recursive_ro: bool,
     ) -> Result<Created, ContainerError> {
         // dockerd decodes the Config fields into an embedded pointer that
-        // stays nil when none is given (`null`, `{}`, only HostConfig).
-        let has_config = body.as_object().is_some_and(|o| {
-            o.keys().any(|k| {
-                !k.eq_ignore_ascii_case("HostConfig") && !k.eq_ignore_ascii_case("NetworkingConfig")
-            })
-        });
+        // stays nil when none is given (`null`, `{}`, only HostConfig or
+        // keys that name no field).
+        let has_config = body
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| crate::api::schema::is_config_field(k)));
         if !has_config {
             return Err(invalid(
                 "Config cannot be empty in order to create a container",
