@@ -48,7 +48,17 @@ pub struct NetworkState {
     events: Events,
     cluster: Option<Cluster>,
     containers: Option<watch::Receiver<Arc<ContainerIndex>>>,
+    /// The last save failed (a full disk): the record is saved again after
+    /// the next change or [`RESAVE_AFTER`] at the latest.
+    unsaved: bool,
+    resave_scheduled: bool,
 }
+
+/// How long a record the disk refused waits before it is saved again.
+#[cfg(not(test))]
+const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+#[cfg(test)]
+const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl NetworkState {
     fn publish(&self) {
@@ -60,10 +70,29 @@ impl NetworkState {
         });
     }
 
-    fn save(&self) -> Result<(), NetworkError> {
-        self.host
-            .save(&self.rec)
-            .map_err(|e| NetworkError::System(format!("saving the network: {e}")))
+    fn save(&mut self) -> Result<(), NetworkError> {
+        match self.host.save(&self.rec) {
+            Ok(()) => {
+                if self.unsaved {
+                    tracing::info!(network = %self.rec.name, "the network record is saved again");
+                }
+                self.unsaved = false;
+                Ok(())
+            }
+            Err(e) => Err(NetworkError::System(format!("saving the network: {e}"))),
+        }
+    }
+
+    /// Save a change the host has already made (an endpoint gone, peers
+    /// programmed): one the disk refuses is saved again later, never left
+    /// half-known (the actor, its snapshot and the reply agree).
+    fn save_or_later(&mut self) {
+        if let Err(e) = self.save() {
+            if !self.unsaved {
+                warn!(network = %self.rec.name, "{e}; saving again until it is saved");
+            }
+            self.unsaved = true;
+        }
     }
 
     fn event(&self, action: &str, container: Option<&str>) {
@@ -270,7 +299,7 @@ impl NetworkState {
             // Other nodes learn of it (names, tunnel entries) from the store.
             if let Err(e) = self.announce(&ep).await {
                 self.rec.endpoints.remove(&req.container);
-                let _ = self.save();
+                self.save_or_later();
                 self.host.detach(&self.rec, &ep).await;
                 self.unclaim(&ep).await;
                 return Err(e);
@@ -351,7 +380,7 @@ impl NetworkState {
             self.unclaim(&ep).await;
         }
         crate::failpoint::hit("network-disconnect:removed");
-        self.save()?;
+        self.save_or_later();
         crate::failpoint::hit("network-disconnect:saved");
         self.publish();
         self.event("disconnect", Some(container));
@@ -652,9 +681,7 @@ impl NetworkState {
         }
         if old != peers {
             self.rec.peers = peers;
-            if let Err(e) = self.save() {
-                warn!(network = %self.rec.name, "{e}");
-            }
+            self.save_or_later();
             self.publish();
         } else {
             self.rec.peers = old;
@@ -710,6 +737,8 @@ impl Actor for NetworkActor {
             events: a.events,
             cluster: a.cluster,
             containers: a.containers,
+            unsaved: false,
+            resave_scheduled: false,
         };
         // Reconcile the host with the record: what exists is kept.
         if let Err(e) = st.host.setup(&st.rec).await {
@@ -773,6 +802,18 @@ impl Actor for NetworkActor {
                     myself.stop(Some("removed".into()));
                 }
             }
+            NetworkMsg::Resave => {
+                st.resave_scheduled = false;
+                if st.unsaved {
+                    st.save_or_later();
+                }
+            }
+        }
+        // A record the disk refused is saved again (never left stale for a
+        // berthd that restarts to find).
+        if st.unsaved && !st.resave_scheduled {
+            st.resave_scheduled = true;
+            myself.send_after(RESAVE_AFTER, || NetworkMsg::Resave);
         }
         Ok(())
     }

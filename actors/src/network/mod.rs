@@ -70,6 +70,7 @@ impl crate::supervisor::ask::Request for NetworkMsg {
             NetworkMsg::Remove { .. } => "remove",
             NetworkMsg::Sync(_) | NetworkMsg::PeerUp(_) | NetworkMsg::PeerDown(_) => "peers",
             NetworkMsg::Abandon => "abandon",
+            NetworkMsg::Resave => "resave",
         }
     }
 }
@@ -101,6 +102,9 @@ pub enum NetworkMsg {
     /// An overlay network removed from the cluster (by another node, or
     /// while this one was away): its local part goes.
     Abandon,
+    /// The record the disk refused last is saved again (sent by the actor
+    /// to itself).
+    Resave,
 }
 #[cfg(test)]
 pub(crate) mod tests;

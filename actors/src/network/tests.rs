@@ -243,3 +243,60 @@ async fn removal_drops_endpoints_of_containers_that_no_longer_exist() {
     sup.stop_and_wait(None, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+#[tokio::test]
+async fn a_disconnect_the_disk_refused_is_done_and_saved_once_it_can_be() {
+    let _g = SERIAL.lock().await;
+    let host = FakeNetworkHost::default();
+    let (nets, sup) = start(&host).await;
+    let n = create(record("full", Some("10.9.3.0/29"))).await.unwrap();
+    Networks::ask(&n.id, |reply| NetworkMsg::Connect {
+        req: req("c1"),
+        reply,
+    })
+    .await
+    .unwrap();
+    host.state().fail_save = true;
+    // A connect the disk refuses is undone whole.
+    let e = Networks::ask(&n.id, |reply| NetworkMsg::Connect {
+        req: req("c2"),
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("saving the network"), "{e}");
+    assert!(!host.state().attached.iter().any(|(_, c)| c == "c2"));
+    // A disconnect is done (its veth is gone), published and answered as
+    // done; the record follows once the disk takes it.
+    Networks::ask(&n.id, |reply| NetworkMsg::Disconnect {
+        container: "c1".into(),
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(nets.lookup("full").unwrap().endpoints.is_empty());
+    assert!(host.state().attached.is_empty());
+    assert!(host.state().saved[&n.id].endpoints.contains_key("c1"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(host.state().saved[&n.id].endpoints.contains_key("c1"));
+    host.state().fail_save = false;
+    let mut saved = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if host.state().saved[&n.id].endpoints.is_empty() {
+            saved = true;
+            break;
+        }
+    }
+    assert!(saved, "the refused record was not saved again");
+    // A killed actor comes back without the endpoint.
+    ractor::ActorRef::<NetworkMsg>::where_is(actor_name(&n.id))
+        .unwrap()
+        .kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Networks::ask(&n.id, |reply| NetworkMsg::Remove { reply })
+        .await
+        .unwrap();
+    sup.stop_and_wait(None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

@@ -21,6 +21,8 @@ pub struct FakeNetState {
     /// Overlay networks: other nodes' endpoints programmed, (network ID,
     /// container) -> the node's address.
     pub peers: BTreeMap<(String, String), String>,
+    /// Saves fail (a full disk) while set.
+    pub fail_save: bool,
 }
 
 #[derive(Clone, Default)]
@@ -78,6 +80,9 @@ impl NetworkHost for FakeNetworkHost {
         Box::pin(async {})
     }
     fn save(&self, rec: &NetworkRecord) -> std::io::Result<()> {
+        if self.state().fail_save {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         self.state().saved.insert(rec.id.clone(), rec.clone());
         Ok(())
     }

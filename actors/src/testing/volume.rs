@@ -15,6 +15,8 @@ pub struct FakeVolState {
     pub removed: Vec<String>,
     /// Saved records.
     pub saved: BTreeMap<String, VolumeRecord>,
+    /// Saves fail (a full disk) while set.
+    pub fail_save: bool,
 }
 
 #[derive(Clone, Default)]
@@ -52,6 +54,9 @@ impl VolumeHost for FakeVolumeHost {
         self.state().calls.push(("unmount", rec.name.clone()));
     }
     fn save(&self, rec: &VolumeRecord) -> std::io::Result<()> {
+        if self.state().fail_save {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         self.state().saved.insert(rec.name.clone(), rec.clone());
         Ok(())
     }

@@ -32,7 +32,17 @@ pub struct VolumeState {
     host: Arc<dyn VolumeHost>,
     index: Arc<watch::Sender<Arc<VolumeIndex>>>,
     events: Events,
+    /// The last save failed (a full disk): saved again after
+    /// [`RESAVE_AFTER`] until it is.
+    unsaved: bool,
+    resave_scheduled: bool,
 }
+
+/// How long a record the disk refused waits before it is saved again.
+#[cfg(not(test))]
+const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+#[cfg(test)]
+const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl VolumeState {
     fn publish(&self) {
@@ -44,12 +54,29 @@ impl VolumeState {
         });
     }
 
-    fn save(&self) -> Result<(), VolumeError> {
+    fn save(&mut self) -> Result<(), VolumeError> {
         self.host
             .save(&self.rec)
             .map_err(|e| VolumeError::System(format!("saving the volume: {e}")))?;
+        if self.unsaved {
+            tracing::info!(volume = %self.rec.name, "the volume record is saved again");
+        }
+        self.unsaved = false;
         self.publish();
         Ok(())
+    }
+
+    /// Save a change that has happened (a user gone, a plugin's new
+    /// mountpoint): one the disk refuses is published anyway and saved
+    /// again later.
+    fn save_or_later(&mut self) {
+        if let Err(e) = self.save() {
+            if !self.unsaved {
+                warn!(volume = %self.rec.name, "{e}; saving again until it is saved");
+            }
+            self.unsaved = true;
+            self.publish();
+        }
     }
 
     /// Ready for `user`: the local driver's directory (a `device` volume
@@ -66,9 +93,7 @@ impl VolumeState {
         let p = driver::mount(&self.rec.driver, &self.rec.name, user).await?;
         if p != self.rec.mountpoint {
             self.rec.mountpoint = p.clone();
-            if let Err(e) = self.save() {
-                warn!(volume = %self.rec.name, "{e}");
-            }
+            self.save_or_later();
         }
         Ok(p)
     }
@@ -133,6 +158,8 @@ impl Actor for VolumeActor {
             host: a.host,
             index: a.index,
             events: a.events,
+            unsaved: false,
+            resave_scheduled: false,
         };
         st.publish();
         Ok(st)
@@ -147,7 +174,12 @@ impl Actor for VolumeActor {
         match msg {
             VolumeMsg::Use { container, reply } => {
                 let r = if st.rec.users.insert(container.clone()) {
-                    st.save()
+                    // Refused by the disk: not a user (the create fails).
+                    let r = st.save();
+                    if r.is_err() {
+                        st.rec.users.remove(&container);
+                    }
+                    r
                 } else {
                     Ok(())
                 };
@@ -158,11 +190,9 @@ impl Actor for VolumeActor {
                 remove_anonymous,
                 reply,
             } => {
-                let r = if st.rec.users.remove(&container) {
-                    st.save()
-                } else {
-                    Ok(())
-                };
+                if st.rec.users.remove(&container) {
+                    st.save_or_later();
+                }
                 if st.rec.active.remove(&container) {
                     st.publish();
                     st.unmount_plugin(&container).await;
@@ -180,7 +210,7 @@ impl Actor for VolumeActor {
                         }
                     }
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(Ok(()));
                 if removed {
                     if let Some(s) = ActorRef::<VolumeSupervisorMsg>::where_is(VOLUMES) {
                         let _ = s.send_message(VolumeSupervisorMsg::Forget(st.rec.name.clone()));
@@ -242,6 +272,18 @@ impl Actor for VolumeActor {
                     myself.stop(Some("removed".into()));
                 }
             }
+            VolumeMsg::Resave => {
+                st.resave_scheduled = false;
+                if st.unsaved {
+                    st.save_or_later();
+                }
+            }
+        }
+        // A record the disk refused is saved again (never left stale for a
+        // berthd that restarts to find).
+        if st.unsaved && !st.resave_scheduled {
+            st.resave_scheduled = true;
+            myself.send_after(RESAVE_AFTER, || VolumeMsg::Resave);
         }
         Ok(())
     }

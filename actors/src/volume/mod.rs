@@ -110,6 +110,7 @@ impl crate::supervisor::ask::Request for VolumeMsg {
             VolumeMsg::Unmount { .. } => "unmount",
             VolumeMsg::Remove { .. } => "remove",
             VolumeMsg::PluginView { .. } => "plugin view",
+            VolumeMsg::Resave => "resave",
         }
     }
 }
@@ -151,4 +152,7 @@ pub enum VolumeMsg {
     PluginView {
         reply: RpcReplyPort<Result<Option<serde_json::Value>, VolumeError>>,
     },
+    /// The record the disk refused last is saved again (sent by the actor
+    /// to itself).
+    Resave,
 }

@@ -210,3 +210,39 @@ async fn a_killed_volume_actor_keeps_its_users_and_running_set() {
     remove("kv").await.unwrap();
     stop_supervisor().await;
 }
+
+#[tokio::test]
+async fn users_the_disk_refused_are_not_kept_and_releases_are_saved_later() {
+    let _g = SERIAL.lock().await;
+    let host = FakeVolumeHost::default();
+    let vols = start(&host).await;
+    create("fv").await;
+    use_("fv", "c1").await;
+    host.state().fail_save = true;
+    // A use the disk refuses fails and leaves no user behind.
+    let e = Volumes::ask("fv", |reply| VolumeMsg::Use {
+        container: "c2".into(),
+        reply,
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("saving the volume"), "{e}");
+    assert!(!vols.lookup("fv").unwrap().users.contains("c2"));
+    // A release is done and shown at once; the record follows once the
+    // disk takes it.
+    release("fv", "c1").await;
+    assert!(vols.lookup("fv").unwrap().users.is_empty());
+    assert!(host.state().saved["fv"].users.contains("c1"));
+    host.state().fail_save = false;
+    let mut saved = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if host.state().saved["fv"].users.is_empty() {
+            saved = true;
+            break;
+        }
+    }
+    assert!(saved, "the refused record was not saved again");
+    remove("fv").await.unwrap();
+    stop_supervisor().await;
+}
