@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod ports;
 pub mod protocol;
 pub mod registry;
+pub mod resave;
 pub mod supervisor;
 pub mod testing;
 pub mod view;

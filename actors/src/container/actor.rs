@@ -18,6 +18,7 @@ use super::{ContainerError, ContainerMsg, Reply};
 use crate::events::Events;
 use crate::ports::{ContainerHost, ShimCallError};
 use crate::protocol::shim::{ExitStatus, Request, ShimStatus};
+use crate::resave::Unsaved;
 use crate::view::ViewPublisher;
 
 /// Registry name of a container's actor.
@@ -74,13 +75,9 @@ pub struct ContainerState {
     /// The last healthcheck report handled (events are its differences).
     pub(super) health_seen: Option<crate::protocol::shim::HealthReport>,
     /// The record's last save failed (a full disk): it is saved again after
-    /// the next message, or [`RESAVE_AFTER`] at the latest.
-    unsaved: bool,
-    resave_scheduled: bool,
+    /// the next change, or [`crate::resave::RESAVE_AFTER`] at the latest.
+    unsaved: Unsaved,
 }
-
-/// How long a record whose save failed waits for the next attempt.
-const RESAVE_AFTER: Duration = Duration::from_secs(5);
 
 impl Drop for ContainerState {
     fn drop(&mut self) {
@@ -102,16 +99,14 @@ impl ContainerState {
     pub(super) fn save(&mut self) {
         match self.host.save(&self.rec) {
             Err(e) => {
-                if !self.unsaved {
+                if self.unsaved.failed() {
                     warn!(id = %self.rec.id, "saving the container record: {e}; saving again until it is saved");
                 }
-                self.unsaved = true;
             }
             Ok(()) => {
-                if self.unsaved {
+                if self.unsaved.saved() {
                     info!(id = %self.rec.id, "the container record is saved again");
                 }
-                self.unsaved = false;
             }
         }
         self.publish();
@@ -329,8 +324,7 @@ impl Actor for ContainerActor {
             wait_task: None,
             health_task: None,
             health_seen: None,
-            unsaved: false,
-            resave_scheduled: false,
+            unsaved: Unsaved::default(),
         };
         restore(&myself, &mut st, a.adopt, a.autostart).await;
         Ok(st)
@@ -545,18 +539,12 @@ impl Actor for ContainerActor {
                 }
             }
             ContainerMsg::Resave => {
-                st.resave_scheduled = false;
-                if st.unsaved {
+                if st.unsaved.due() {
                     st.save();
                 }
             }
         }
-        // A record the disk refused is saved again (never left stale for a
-        // berthd that restarts to find).
-        if st.unsaved && !st.resave_scheduled {
-            st.resave_scheduled = true;
-            myself.send_after(RESAVE_AFTER, || ContainerMsg::Resave);
-        }
+        st.unsaved.schedule(&myself, || ContainerMsg::Resave);
         Ok(())
     }
 }

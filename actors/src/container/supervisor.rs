@@ -20,8 +20,7 @@ use crate::events::Events;
 use crate::ports::ContainerHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, REBUILD_WINDOW,
-    RETRY_AFTER,
+    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
@@ -288,13 +287,7 @@ impl Actor for ContainerSupervisor {
                     .keys()
                     .map(|id| actor_name(id))
                     .collect();
-                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
-                if !left.is_empty() {
-                    warn!(
-                        ?left,
-                        "container actors of the last incarnation still running"
-                    );
-                }
+                after_predecessors("container", names).await;
                 let records = st
                     .args
                     .index

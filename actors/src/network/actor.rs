@@ -22,6 +22,7 @@ use crate::container::ContainerIndex;
 use crate::directory::NETWORKS;
 use crate::events::Events;
 use crate::ports::NetworkHost;
+use crate::resave::Unsaved;
 
 pub fn actor_name(id: &str) -> String {
     format!("network:{id}")
@@ -49,16 +50,9 @@ pub struct NetworkState {
     cluster: Option<Cluster>,
     containers: Option<watch::Receiver<Arc<ContainerIndex>>>,
     /// The last save failed (a full disk): the record is saved again after
-    /// the next change or [`RESAVE_AFTER`] at the latest.
-    unsaved: bool,
-    resave_scheduled: bool,
+    /// the next change or [`crate::resave::RESAVE_AFTER`] at the latest.
+    unsaved: Unsaved,
 }
-
-/// How long a record the disk refused waits before it is saved again.
-#[cfg(not(test))]
-const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-#[cfg(test)]
-const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl NetworkState {
     fn publish(&self) {
@@ -73,10 +67,9 @@ impl NetworkState {
     fn save(&mut self) -> Result<(), NetworkError> {
         match self.host.save(&self.rec) {
             Ok(()) => {
-                if self.unsaved {
+                if self.unsaved.saved() {
                     tracing::info!(network = %self.rec.name, "the network record is saved again");
                 }
-                self.unsaved = false;
                 Ok(())
             }
             Err(e) => Err(NetworkError::System(format!("saving the network: {e}"))),
@@ -88,10 +81,9 @@ impl NetworkState {
     /// half-known (the actor, its snapshot and the reply agree).
     fn save_or_later(&mut self) {
         if let Err(e) = self.save() {
-            if !self.unsaved {
+            if self.unsaved.failed() {
                 warn!(network = %self.rec.name, "{e}; saving again until it is saved");
             }
-            self.unsaved = true;
         }
     }
 
@@ -737,8 +729,7 @@ impl Actor for NetworkActor {
             events: a.events,
             cluster: a.cluster,
             containers: a.containers,
-            unsaved: false,
-            resave_scheduled: false,
+            unsaved: Unsaved::default(),
         };
         // Reconcile the host with the record: what exists is kept.
         if let Err(e) = st.host.setup(&st.rec).await {
@@ -803,18 +794,12 @@ impl Actor for NetworkActor {
                 }
             }
             NetworkMsg::Resave => {
-                st.resave_scheduled = false;
-                if st.unsaved {
+                if st.unsaved.due() {
                     st.save_or_later();
                 }
             }
         }
-        // A record the disk refused is saved again (never left stale for a
-        // berthd that restarts to find).
-        if st.unsaved && !st.resave_scheduled {
-            st.resave_scheduled = true;
-            myself.send_after(RESAVE_AFTER, || NetworkMsg::Resave);
-        }
+        st.unsaved.schedule(&myself, || NetworkMsg::Resave);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crate::events::Events;
 use crate::ports::NetworkHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, RETRY_AFTER,
+    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 
@@ -352,13 +352,7 @@ impl Actor for NetworkSupervisor {
                     .keys()
                     .map(|id| actor_name(id))
                     .collect();
-                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
-                if !left.is_empty() {
-                    warn!(
-                        ?left,
-                        "network actors of the last incarnation still running"
-                    );
-                }
+                after_predecessors("network", names).await;
                 st.args
                     .index
                     .borrow()

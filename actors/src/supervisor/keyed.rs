@@ -50,6 +50,20 @@ pub fn spawn_child<A: Actor>(
 /// to be gone before it reads the read model.
 pub const PREDECESSORS_GONE: Duration = Duration::from_secs(10);
 
+/// A restarted supervisor of `kind` waits (up to [`PREDECESSORS_GONE`])
+/// for the actors registered as `names` by its killed predecessor to be
+/// gone, warning about any still running.
+pub async fn after_predecessors(kind: &str, names: Vec<String>) {
+    let left = wait_unregistered(names, PREDECESSORS_GONE).await;
+    if !left.is_empty() {
+        warn!(
+            kind,
+            ?left,
+            "actors of the last incarnation are still running"
+        );
+    }
+}
+
 /// Waits (bounded) until no actor is registered under any of `names`.
 ///
 /// A supervisor that was killed leaves its children stopping on their own
@@ -59,7 +73,7 @@ pub const PREDECESSORS_GONE: Duration = Duration::from_secs(10);
 /// saved (an endpoint back on a network after its container left it, a
 /// removed container back in the list). Answers the names still
 /// registered at the deadline.
-pub async fn wait_unregistered(names: Vec<String>, limit: Duration) -> Vec<String> {
+async fn wait_unregistered(names: Vec<String>, limit: Duration) -> Vec<String> {
     let deadline = Instant::now() + limit;
     let mut left = names;
     loop {
@@ -238,6 +252,27 @@ mod tests {
         async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
             Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn a_successor_waits_for_its_predecessors_children_to_be_gone() {
+        let (a, _) = Actor::spawn(Some("keyed-old-child".into()), Idle, ())
+            .await
+            .expect("spawn");
+        let names = || vec!["keyed-old-child".to_string(), "never-there".to_string()];
+        // Still registered at the deadline: named.
+        let left = wait_unregistered(names(), Duration::from_millis(50)).await;
+        assert_eq!(left, vec!["keyed-old-child".to_string()]);
+        // Gone 150 ms later: the wait ends then, not before.
+        let t0 = Instant::now();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            a.stop(None);
+        });
+        let left = wait_unregistered(names(), Duration::from_secs(5)).await;
+        assert!(left.is_empty(), "{left:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+        stopper.await.unwrap();
     }
 
     fn spawn_named(name: &'static str) -> SpawnFuture {

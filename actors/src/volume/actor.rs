@@ -13,6 +13,7 @@ use super::{VolumeError, VolumeIndex, VolumeMsg, VolumeRecord};
 use crate::directory::VOLUMES;
 use crate::events::Events;
 use crate::ports::VolumeHost;
+use crate::resave::Unsaved;
 
 pub fn actor_name(name: &str) -> String {
     format!("volume:{name}")
@@ -33,16 +34,9 @@ pub struct VolumeState {
     index: Arc<watch::Sender<Arc<VolumeIndex>>>,
     events: Events,
     /// The last save failed (a full disk): saved again after
-    /// [`RESAVE_AFTER`] until it is.
-    unsaved: bool,
-    resave_scheduled: bool,
+    /// [`crate::resave::RESAVE_AFTER`] until it is.
+    unsaved: Unsaved,
 }
-
-/// How long a record the disk refused waits before it is saved again.
-#[cfg(not(test))]
-const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-#[cfg(test)]
-const RESAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl VolumeState {
     fn publish(&self) {
@@ -58,10 +52,9 @@ impl VolumeState {
         self.host
             .save(&self.rec)
             .map_err(|e| VolumeError::System(format!("saving the volume: {e}")))?;
-        if self.unsaved {
+        if self.unsaved.saved() {
             tracing::info!(volume = %self.rec.name, "the volume record is saved again");
         }
-        self.unsaved = false;
         self.publish();
         Ok(())
     }
@@ -71,10 +64,9 @@ impl VolumeState {
     /// again later.
     fn save_or_later(&mut self) {
         if let Err(e) = self.save() {
-            if !self.unsaved {
+            if self.unsaved.failed() {
                 warn!(volume = %self.rec.name, "{e}; saving again until it is saved");
             }
-            self.unsaved = true;
             self.publish();
         }
     }
@@ -158,8 +150,7 @@ impl Actor for VolumeActor {
             host: a.host,
             index: a.index,
             events: a.events,
-            unsaved: false,
-            resave_scheduled: false,
+            unsaved: Unsaved::default(),
         };
         st.publish();
         Ok(st)
@@ -273,18 +264,12 @@ impl Actor for VolumeActor {
                 }
             }
             VolumeMsg::Resave => {
-                st.resave_scheduled = false;
-                if st.unsaved {
+                if st.unsaved.due() {
                     st.save_or_later();
                 }
             }
         }
-        // A record the disk refused is saved again (never left stale for a
-        // berthd that restarts to find).
-        if st.unsaved && !st.resave_scheduled {
-            st.resave_scheduled = true;
-            myself.send_after(RESAVE_AFTER, || VolumeMsg::Resave);
-        }
+        st.unsaved.schedule(&myself, || VolumeMsg::Resave);
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::events::Events;
 use crate::ports::VolumeHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    spawn_child, wait_unregistered, SpawnFuture, PREDECESSORS_GONE, REBUILD_AFTER, RETRY_AFTER,
+    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 
@@ -195,10 +195,7 @@ impl Actor for VolumeSupervisor {
                     .keys()
                     .map(|n| actor_name(n))
                     .collect();
-                let left = wait_unregistered(names, PREDECESSORS_GONE).await;
-                if !left.is_empty() {
-                    warn!(?left, "volume actors of the last incarnation still running");
-                }
+                after_predecessors("volume", names).await;
                 st.args
                     .index
                     .borrow()
