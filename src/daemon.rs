@@ -192,8 +192,10 @@ pub async fn run(s: Startup) -> Result<i32, StartupError> {
     let events = Events::new(Arc::new(SystemClock));
     let (index_tx, index_rx) = watch::channel(Arc::new(ImageIndex::default()));
     let index_tx = Arc::new(index_tx);
+    let images = Images::new(index_rx);
     let image_service = Arc::new(ImageService {
-        images: Images::new(index_rx),
+        gc: crate::images::gc::Gc::new(images.clone(), driver.clone(), blobs.clone()),
+        images,
         driver: driver.clone(),
         blobs,
         events: events.clone(),

@@ -679,6 +679,113 @@ fn pull_after_our_push_over_another_daemons_tag_and_rmi() {
     d.stop();
 }
 
+/// Image content shared by operations in flight at once is never freed
+/// under them (issue 17's pull and load ENOENT): one client loads an
+/// image and removes it, another pulls an image with the same layers (and
+/// config) and removes it, a third loads, saves and removes it, over and over
+/// at the same time. Before, an rmi or a failed load's cleanup removed
+/// blobs another load or pull had just stored ("opening blob ...: no such
+/// file or directory"). Every command succeeds, the last image saves whole,
+/// and once every image is removed no layer, blob or record is left.
+#[test]
+fn loads_pulls_saves_and_rmis_of_shared_content_at_once_all_succeed() {
+    use std::io::Read;
+    let reg = Registry::start(None);
+    let d = Daemon::start();
+    let mut big = vec![0u8; 16 << 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut big)
+        .unwrap();
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let name = format!("shared{i}");
+            let data: &[u8] = if i == 1 { &big } else { name.as_bytes() };
+            tar_of(&[Entry::File(&name, data)])
+        })
+        .collect();
+    let pulled = format!("{}/race/p:1", reg.addr);
+    let (archive, id) = docker_archive(&layers, &["race-l:1", "race-s:1"], None);
+    let p = d.dir.path().join("shared.tar");
+    std::fs::write(&p, archive).unwrap();
+    // The pulled image: the same content, pushed once.
+    d.docker_ok(&["load", "-q", "-i", p.to_str().unwrap()]);
+    d.docker_ok(&["tag", "race-l:1", &pulled]);
+    d.docker_ok(&["push", &pulled]);
+    d.docker_ok(&["rmi", "race-l:1", "race-s:1", &pulled]);
+    let rounds = 6;
+    let failures = std::sync::Mutex::new(Vec::new());
+    let run = |args: &[&str]| {
+        let o = d.docker(args);
+        if !o.status.success() {
+            failures.lock().unwrap().push(format!(
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+    };
+    let path = p.to_str().unwrap();
+    let saved_each = d.dir.path().join("saved-each.tar");
+    let saved_each = saved_each.to_str().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                run(&["load", "-q", "-i", path]);
+                run(&["rmi", "race-l:1"]);
+            }
+        });
+        s.spawn(|| {
+            for _ in 0..rounds {
+                run(&["pull", "-q", &pulled]);
+                run(&["rmi", &pulled]);
+            }
+        });
+        s.spawn(|| {
+            for _ in 0..rounds {
+                run(&["load", "-q", "-i", path]);
+                run(&["save", "-o", saved_each, "race-s:1"]);
+                run(&["rmi", "race-s:1"]);
+            }
+        });
+    });
+    let failures = failures.into_inner().unwrap();
+    // The load tags both names: what the threads left tagged goes too.
+    for name in ["race-l:1", "race-s:1", pulled.as_str()] {
+        let _ = d.docker(&["rmi", name]);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}\n{}",
+        failures.len(),
+        failures.join("\n"),
+        d.log()
+    );
+    // The content is whole: loaded again, saved, the same image.
+    d.docker_ok(&["load", "-q", "-i", path]);
+    assert_eq!(id_of(&d, "race-s:1"), id);
+    let saved = d.dir.path().join("saved.tar");
+    d.docker_ok(&["save", "-o", saved.to_str().unwrap(), "race-s:1"]);
+    d.docker_ok(&["rmi", "race-l:1", "race-s:1"]);
+    let image_root = d.data_root.join("image/overlay2");
+    let left = |dir: std::path::PathBuf| -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(left(image_root.join("blobs/sha256")), Vec::<String>::new());
+    assert_eq!(left(image_root.join("layers")), Vec::<String>::new());
+    let dirs: Vec<String> = left(d.data_root.join("overlay2"))
+        .into_iter()
+        .filter(|n| n != "l")
+        .collect();
+    assert_eq!(dirs, Vec::<String>::new());
+    d.stop();
+}
+
 /// A layer blob gone from the store (removed behind berthd's back) fails
 /// the push with an error naming the layer, the operation and the path,
 /// never a bare "No such file or directory"; berthd stays up.

@@ -137,10 +137,14 @@ pub async fn start(
     tokio::spawn(async move {
         let mut p = progress::Progress::new(tx, opts.quiet);
         let shutdown = builder.shutdown.clone();
+        // Nothing of the image store is freed while the build runs (it
+        // reuses layers of its base and cache images until it commits).
+        let working = builder.images.gc.working().await;
         let res = tokio::select! {
             r = session::build(&builder, plan, &ctx, &opts, &mut p) => r,
             _ = shutdown.cancelled() => Err(BuildError::Cancelled),
         };
+        working.finish().await;
         // The context goes once the build is done, before the last word
         // reaches the client: a client that exits on an error line finds
         // nothing of the build left behind.

@@ -6,7 +6,7 @@
 //! from their blobs and verified against the config's diffIDs.
 
 use crate::sys::blobs::BlobStore;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -221,24 +221,20 @@ pub fn load_archive(
 ) -> Result<Vec<LoadedImage>, ImageOpError> {
     // Plain or compressed, as dockerd accepts it.
     let (_, input) = decompress(input)?;
+    // Nothing of the store is freed while the load runs (another load or
+    // pull may store the same blobs; an rmi may free a layer it reuses).
+    let working = svc.gc.working_blocking();
     let mut files = Entries::default();
     let result = read_entries(&svc.blobs, input, &mut files).and_then(|()| {
         berth_actors::failpoint::hit("load:blobs");
         load_from(svc, rt, &files)
     });
-    // Drop the archive's blobs that did not become layers (all it stored
-    // when reading it failed: a full disk, a cut archive).
-    let snap = svc.images.snapshot();
-    let kept: HashSet<&String> = snap
-        .layers
-        .values()
-        .filter_map(|l| l.blob.as_ref().map(|b| &b.digest))
-        .collect();
-    for (digest, _) in files.files.values() {
-        if !kept.contains(digest) {
-            svc.blobs.remove(digest);
-        }
-    }
+    // The archive's blobs that did not become layers (all it stored when
+    // reading it failed: a full disk, a cut archive) go once no operation
+    // is in flight, unless a layer uses them by then.
+    svc.gc
+        .defer(None, files.files.values().map(|(digest, _)| digest.clone()));
+    working.finish_blocking();
     result
 }
 
@@ -393,6 +389,18 @@ fn add_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> std:
 
 /// Write `images` (each with the references to record) as one archive.
 pub fn save_archive(
+    svc: &ImageService,
+    images: &[(Arc<ImageInfo>, Vec<Reference>)],
+    out: impl Write,
+) -> Result<(), ImageOpError> {
+    // The blobs it reads are not freed meanwhile (an rmi's wait for it).
+    let working = svc.gc.working_blocking();
+    let r = save_working(svc, images, out);
+    working.finish_blocking();
+    r
+}
+
+fn save_working(
     svc: &ImageService,
     images: &[(Arc<ImageInfo>, Vec<Reference>)],
     out: impl Write,

@@ -6,6 +6,7 @@ pub(crate) mod archive;
 pub mod auth;
 mod changes;
 pub mod commit;
+pub mod gc;
 pub mod io;
 pub mod pull;
 pub mod push;
@@ -79,6 +80,8 @@ pub struct ImageService {
     /// One lock per blob digest being downloaded: concurrent pulls of the
     /// same layer download it once, the others find it in the blob store.
     pub downloads: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Content is freed only while no image operation is in flight.
+    pub gc: gc::Gc,
 }
 
 /// Copies what it reads into a blob writer.
@@ -181,32 +184,19 @@ impl ImageService {
 
     /// Free what the store no longer references.
     pub fn release(&self, r: &Released) {
-        for id in &r.cache_ids {
-            if let Err(e) = self.driver.remove(id) {
-                tracing::warn!(%id, "removing layer directory: {e}");
-            }
-        }
-        for b in &r.blobs {
-            self.blobs.remove(b);
-        }
+        self.gc
+            .free(r.cache_ids.iter().cloned(), r.blobs.iter().cloned());
     }
 
-    /// Drop layers built for an operation that then failed.
+    /// Drop layers built for an operation that then failed (their blobs
+    /// only if no committed layer shares them, see [`gc`]).
     pub fn discard(&self, layers: &[NewLayer]) {
-        for l in layers {
-            let _ = self.driver.remove(&l.cache_id);
-            if let Some(b) = &l.blob {
-                // Only if no committed layer shares the blob.
-                let snap = self.images.snapshot();
-                if !snap
-                    .layers
-                    .values()
-                    .any(|x| x.blob.as_ref().map(|y| &y.digest) == Some(&b.digest))
-                {
-                    self.blobs.remove(&b.digest);
-                }
-            }
-        }
+        self.gc.free(
+            layers.iter().map(|l| l.cache_id.clone()),
+            layers
+                .iter()
+                .filter_map(|l| l.blob.as_ref().map(|b| b.digest.clone())),
+        );
     }
 
     /// The download lock of `digest` (see [`ImageService::downloads`]).

@@ -437,7 +437,8 @@ async fn download_once(
     }
     let (digest, size) = w.commit().map_err(stored)?;
     if digest != d.digest {
-        svc.blobs.remove(&digest);
+        // Another operation may store the same bytes: freed through gc.
+        svc.gc.defer(None, Some(digest.clone()));
         return Err(invalid(format!(
             "blob digest mismatch: expected {}, got {digest}",
             d.digest
@@ -468,30 +469,33 @@ impl Drop for Leftovers {
             std::mem::take(&mut self.built),
             std::mem::take(&mut self.blobs),
         );
-        let work = move || {
-            svc.discard(&built);
-            let snap = svc.images.snapshot();
-            for b in blobs {
-                if !snap
-                    .layers
-                    .values()
-                    .any(|l| l.blob.as_ref().map(|x| &x.digest) == Some(&b))
-                {
-                    svc.blobs.remove(&b);
-                }
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(work);
-            }
-            Err(_) => work(),
-        }
+        // Removed when the pull's [`super::gc::Working`] ends (the blobs only if
+        // no committed layer uses them then).
+        svc.gc.defer(
+            built.iter().map(|l| l.cache_id.clone()),
+            built
+                .iter()
+                .filter_map(|l| l.blob.as_ref().map(|b| b.digest.clone()))
+                .chain(blobs),
+        );
     }
 }
 
-/// Run a prepared pull, writing progress; returns the image ID.
+/// Run a prepared pull, writing progress; returns the image ID. Nothing
+/// of the store is freed meanwhile (see [`super::gc`]); what the pull leaves is
+/// freed before this returns.
 pub async fn run(svc: Arc<ImageService>, p: Prepared, out: Progress) -> Result<String, PullError> {
+    let working = svc.gc.working().await;
+    let r = run_working(svc, p, out).await;
+    working.finish().await;
+    r
+}
+
+async fn run_working(
+    svc: Arc<ImageService>,
+    p: Prepared,
+    out: Progress,
+) -> Result<String, PullError> {
     let tag_or_digest = p
         .reference
         .tag

@@ -32,6 +32,22 @@ pub async fn run(
     clients: &registry::Clients,
     out: Progress,
 ) -> Result<String, PullError> {
+    // The blobs it reads are not freed meanwhile (an rmi's wait for it).
+    let working = svc.gc.working().await;
+    let r = run_working(svc, info, reference, auth, cfg, clients, out).await;
+    working.finish().await;
+    r
+}
+
+async fn run_working(
+    svc: Arc<ImageService>,
+    info: Arc<ImageInfo>,
+    reference: Reference,
+    auth: RegistryAuth,
+    cfg: &DaemonConfig,
+    clients: &registry::Clients,
+    out: Progress,
+) -> Result<String, PullError> {
     let host = reference.domain().to_string();
     let client = clients.for_host(&host, cfg);
     let oref: oci_client::Reference = reference.to_string().parse().map_err(|e| {

@@ -51,45 +51,53 @@ pub fn commit(r: Req) -> HandlerFuture {
             && rec.state.status != berth_actors::container::state::Status::Paused
             && Containers::ask(&rec.id, ContainerMsg::Pause).await.is_ok();
         let svc = r.ctx.images.clone();
-        let layer = svc.container_layer(&rec.id, rec.image_layer.clone()).await;
-        if paused_here {
-            let _ = Containers::ask(&rec.id, ContainerMsg::Unpause).await;
+        // Nothing of the store is freed while the commit runs.
+        let working = svc.gc.working().await;
+        let committed: Result<_, ApiError> = async {
+            let layer = svc.container_layer(&rec.id, rec.image_layer.clone()).await;
+            if paused_here {
+                let _ = Containers::ask(&rec.id, ContainerMsg::Unpause).await;
+            }
+            // A failure names the container (a full disk: which commit).
+            let named = |e: &crate::images::ImageOpError| {
+                let e = ApiError::from_err(e);
+                ApiError::new(
+                    e.kind,
+                    format!("committing container {}: {}", rec.short_name(), e.message),
+                )
+            };
+            let layer = layer.map_err(|e| named(&e))?;
+            let parent = svc.images.snapshot().images.get(&rec.image).cloned();
+            let Some(parent) = parent else {
+                let _ = tokio::task::spawn_blocking(move || svc.discard(&[layer])).await;
+                return Err(ApiError::system(format!("the image {} is gone", rec.image)));
+            };
+            let author = r.query.get("author").unwrap_or_default().to_string();
+            let comment = r.query.get("comment").unwrap_or_default().to_string();
+            let created = now();
+            let res = svc
+                .commit_child(
+                    Some(&parent),
+                    Child {
+                        config,
+                        container_config: &container_config,
+                        container_id: &rec.id,
+                        author: &author,
+                        comment: &comment,
+                        diff_id: None,
+                        created: &created,
+                        parent_id: &rec.image,
+                    },
+                    Some(layer),
+                    refs.clone(),
+                )
+                .await
+                .map_err(|e| named(&e))?;
+            Ok((res, comment))
         }
-        // A failure names the container (a full disk: which commit).
-        let named = |e: &crate::images::ImageOpError| {
-            let e = ApiError::from_err(e);
-            ApiError::new(
-                e.kind,
-                format!("committing container {}: {}", rec.short_name(), e.message),
-            )
-        };
-        let layer = layer.map_err(|e| named(&e))?;
-        let parent = svc.images.snapshot().images.get(&rec.image).cloned();
-        let Some(parent) = parent else {
-            let _ = tokio::task::spawn_blocking(move || svc.discard(&[layer])).await;
-            return Err(ApiError::system(format!("the image {} is gone", rec.image)));
-        };
-        let author = r.query.get("author").unwrap_or_default().to_string();
-        let comment = r.query.get("comment").unwrap_or_default().to_string();
-        let created = now();
-        let res = svc
-            .commit_child(
-                Some(&parent),
-                Child {
-                    config,
-                    container_config: &container_config,
-                    container_id: &rec.id,
-                    author: &author,
-                    comment: &comment,
-                    diff_id: None,
-                    created: &created,
-                    parent_id: &rec.image,
-                },
-                Some(layer),
-                refs.clone(),
-            )
-            .await
-            .map_err(|e| named(&e))?;
+        .await;
+        working.finish().await;
+        let (res, comment) = committed?;
         let image_ref = refs.first().map(|r| r.familiar()).unwrap_or_default();
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("name".to_string(), rec.short_name().to_string());
