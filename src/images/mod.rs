@@ -7,6 +7,7 @@ pub mod auth;
 mod changes;
 pub mod commit;
 pub mod gc;
+mod import;
 pub mod io;
 pub mod pull;
 pub mod push;

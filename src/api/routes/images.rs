@@ -377,56 +377,16 @@ pub fn create(mut r: Req) -> HandlerFuture {
         let message = r.query.get("message").unwrap_or_default().to_string();
         let reader = body_reader(&mut r)?;
         let svc = r.ctx.images.clone();
-        // Nothing of the store is freed while the import runs.
-        let working = svc.gc.working().await;
-        let committed: Result<_, ApiError> = async {
-            let svc2 = svc.clone();
-            let layer = tokio::task::spawn_blocking(move || svc2.build_layer(None, reader))
-                .await
-                .map_err(|e| ApiError::system(e.to_string()))?
-                .map_err(op_err)?;
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            let comment = if message.is_empty() {
-                "Imported from -".to_string()
-            } else {
-                message
-            };
-            let arch = match r.ctx.host.architecture.as_str() {
-                "x86_64" => "amd64",
-                "aarch64" => "arm64",
-                other => other,
-            };
-            let config = json!({
-                "architecture": arch,
-                "comment": comment,
-                "config": container_config,
-                "created": now,
-                "history": [{"created": now, "comment": comment}],
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-            });
-            let raw = serde_json::to_vec(&config).map_err(|e| ApiError::system(e.to_string()))?;
-            let res = match svc
-                .images
-                .commit(raw, vec![layer.clone()], refs.clone())
-                .await
-            {
-                Ok(res) => res,
-                Err(e) => {
-                    let l = layer.clone();
-                    let s = svc.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.discard(&[l])).await;
-                    return Err(ApiError::from_err(&e));
-                }
-            };
-            let released = res.released.clone();
-            let s = svc.clone();
-            let _ = tokio::task::spawn_blocking(move || s.release(&released)).await;
-            Ok(res)
-        }
-        .await;
-        working.finish().await;
-        let res = committed?;
+        let res = svc
+            .import(
+                reader,
+                refs.clone(),
+                container_config,
+                message,
+                &r.ctx.host.architecture,
+            )
+            .await
+            .map_err(op_err)?;
         svc.event(
             "import",
             &res.id,
