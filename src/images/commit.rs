@@ -1,15 +1,15 @@
 //! `docker commit` and the builder's steps: the image config of a new
 //! layer (or none) over an image, as dockerd's `NewChildImage` writes it,
 //! the container config the commit's request and `--change` lines make
-//! (`merge`), and the two operations both use: a container's writable
-//! layer as a new layer in the store ([`ImageService::container_layer`])
-//! and the child image committed through the ImageStore
-//! ([`ImageService::commit_child`]).
+//! (`merge`), `docker commit` itself ([`ImageService::commit_container`]),
+//! and the two operations both use: a container's writable layer as a new
+//! layer in the store ([`ImageService::container_layer`]) and the child
+//! image committed through the ImageStore ([`ImageService::commit_child`]).
 
 use std::sync::Arc;
 
 use berth_actors::container::fs::{FsView, FsWant};
-use berth_actors::container::{ContainerMsg, Containers};
+use berth_actors::container::{ContainerMsg, ContainerRecord, Containers};
 use berth_actors::image::{CommitResult, ImageInfo, NewLayer, Reference};
 use serde_json::{json, Map, Value};
 
@@ -176,7 +176,72 @@ fn sys(m: impl std::fmt::Display) -> ImageOpError {
     ImageOpError::Io(std::io::Error::other(m.to_string()))
 }
 
+/// A `docker commit` of a container: its record, the image config to
+/// write (`merge`d already), the container's config, whether to pause it,
+/// the author and comment, and the references to set.
+pub struct ContainerCommit<'a> {
+    pub rec: &'a ContainerRecord,
+    pub config: Value,
+    pub container_config: &'a Value,
+    pub pause: bool,
+    pub author: &'a str,
+    pub comment: &'a str,
+    pub refs: Vec<Reference>,
+}
+
 impl ImageService {
+    /// `docker commit`: the container (paused meanwhile when asked and
+    /// running) becomes an image over its own. Nothing of the store is
+    /// freed meanwhile; a failure frees the new layer.
+    pub async fn commit_container(
+        self: &Arc<Self>,
+        c: ContainerCommit<'_>,
+    ) -> Result<CommitResult, ImageOpError> {
+        let working = self.gc.working().await;
+        let r = self.commit_container_working(c).await;
+        working.finish().await;
+        r
+    }
+
+    async fn commit_container_working(
+        self: &Arc<Self>,
+        c: ContainerCommit<'_>,
+    ) -> Result<CommitResult, ImageOpError> {
+        let rec = c.rec;
+        let paused_here = c.pause
+            && rec.state.status.is_live()
+            && rec.state.status != berth_actors::container::state::Status::Paused
+            && Containers::ask(&rec.id, ContainerMsg::Pause).await.is_ok();
+        let layer = self.container_layer(&rec.id, rec.image_layer.clone()).await;
+        if paused_here {
+            let _ = Containers::ask(&rec.id, ContainerMsg::Unpause).await;
+        }
+        let layer = layer?;
+        let parent = self.images.snapshot().images.get(&rec.image).cloned();
+        let Some(parent) = parent else {
+            let s = self.clone();
+            let _ = tokio::task::spawn_blocking(move || s.discard(&[layer])).await;
+            return Err(sys(format!("the image {} is gone", rec.image)));
+        };
+        let created = now();
+        self.commit_child(
+            Some(&parent),
+            Child {
+                config: c.config,
+                container_config: c.container_config,
+                container_id: &rec.id,
+                author: c.author,
+                comment: c.comment,
+                diff_id: None,
+                created: &created,
+                parent_id: &rec.image,
+            },
+            Some(layer),
+            c.refs,
+        )
+        .await
+    }
+
     /// The writable layer of container `id` (whose image's top layer is
     /// `parent`) as a new layer in the store: the tar is written on one
     /// thread and read into the storage driver on another. Its actor lends

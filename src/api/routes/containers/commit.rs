@@ -3,7 +3,6 @@
 //! The container is paused meanwhile unless `pause=0`; the image service
 //! does the rest (`images::commit`).
 
-use berth_actors::container::{ContainerMsg, Containers};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -11,7 +10,7 @@ use crate::api::body;
 use crate::api::errors::ApiError;
 use crate::api::router::{HandlerFuture, Req};
 use crate::api::shared::*;
-use crate::images::commit::{merge, now, Child};
+use crate::images::commit::{merge, ContainerCommit};
 
 pub fn commit(r: Req) -> HandlerFuture {
     Box::pin(async move {
@@ -46,58 +45,29 @@ pub fn commit(r: Req) -> HandlerFuture {
             r.query.get("pause"),
             Some("0") | Some("false") | Some("False")
         );
-        let paused_here = pause
-            && rec.state.status.is_live()
-            && rec.state.status != berth_actors::container::state::Status::Paused
-            && Containers::ask(&rec.id, ContainerMsg::Pause).await.is_ok();
-        let svc = r.ctx.images.clone();
-        // Nothing of the store is freed while the commit runs.
-        let working = svc.gc.working().await;
-        let committed: Result<_, ApiError> = async {
-            let layer = svc.container_layer(&rec.id, rec.image_layer.clone()).await;
-            if paused_here {
-                let _ = Containers::ask(&rec.id, ContainerMsg::Unpause).await;
-            }
-            // A failure names the container (a full disk: which commit).
-            let named = |e: &crate::images::ImageOpError| {
-                let e = ApiError::from_err(e);
+        let author = r.query.get("author").unwrap_or_default().to_string();
+        let comment = r.query.get("comment").unwrap_or_default().to_string();
+        let res = r
+            .ctx
+            .images
+            .commit_container(ContainerCommit {
+                rec: &rec,
+                config,
+                container_config: &container_config,
+                pause,
+                author: &author,
+                comment: &comment,
+                refs: refs.clone(),
+            })
+            .await
+            .map_err(|e| {
+                // A failure names the container (a full disk: which commit).
+                let e = ApiError::from_err(&e);
                 ApiError::new(
                     e.kind,
                     format!("committing container {}: {}", rec.short_name(), e.message),
                 )
-            };
-            let layer = layer.map_err(|e| named(&e))?;
-            let parent = svc.images.snapshot().images.get(&rec.image).cloned();
-            let Some(parent) = parent else {
-                let _ = tokio::task::spawn_blocking(move || svc.discard(&[layer])).await;
-                return Err(ApiError::system(format!("the image {} is gone", rec.image)));
-            };
-            let author = r.query.get("author").unwrap_or_default().to_string();
-            let comment = r.query.get("comment").unwrap_or_default().to_string();
-            let created = now();
-            let res = svc
-                .commit_child(
-                    Some(&parent),
-                    Child {
-                        config,
-                        container_config: &container_config,
-                        container_id: &rec.id,
-                        author: &author,
-                        comment: &comment,
-                        diff_id: None,
-                        created: &created,
-                        parent_id: &rec.image,
-                    },
-                    Some(layer),
-                    refs.clone(),
-                )
-                .await
-                .map_err(|e| named(&e))?;
-            Ok((res, comment))
-        }
-        .await;
-        working.finish().await;
-        let (res, comment) = committed?;
+            })?;
         let image_ref = refs.first().map(|r| r.familiar()).unwrap_or_default();
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert("name".to_string(), rec.short_name().to_string());
