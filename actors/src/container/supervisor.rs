@@ -20,7 +20,7 @@ use crate::events::Events;
 use crate::ports::ContainerHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
+    records_to_restore, spawn_child, SpawnFuture, REBUILD_AFTER, REBUILD_WINDOW, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 use crate::view::ViewPublisher;
@@ -268,37 +268,29 @@ impl Actor for ContainerSupervisor {
         }
         // First start: records from disk. A restart of this supervisor:
         // the records in the read model (the actors died with it).
-        let initial = st
-            .args
-            .initial
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let (records, first) = match initial {
-            Some(r) => (r, true),
-            None => {
-                // A restart: the last incarnation's actors finish first
-                // (a removal in flight unpublishes its record).
-                let names = st
-                    .args
-                    .index
+        // (A removal in flight unpublishes its record before it is gone.)
+        let index = st.args.index.clone();
+        let (records, first) = records_to_restore(
+            "container",
+            &st.args.initial,
+            || {
+                index
                     .borrow()
                     .by_id
                     .keys()
                     .map(|id| actor_name(id))
-                    .collect();
-                after_predecessors("container", names).await;
-                let records = st
-                    .args
-                    .index
+                    .collect()
+            },
+            || {
+                index
                     .borrow()
                     .by_id
                     .values()
                     .map(|r| (**r).clone())
-                    .collect();
-                (records, false)
-            }
-        };
+                    .collect()
+            },
+        )
+        .await;
         let mut names = BTreeMap::new();
         let mut by_id = BTreeMap::new();
         for r in records {

@@ -22,7 +22,7 @@ use crate::events::Events;
 use crate::ports::NetworkHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
+    records_to_restore, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 
@@ -334,34 +334,28 @@ impl Actor for NetworkSupervisor {
             args,
             children: KeyedChildren::new("network"),
         };
-        let initial = st
-            .args
-            .initial
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let records: Vec<NetworkRecord> = match initial {
-            Some(r) => r,
-            None => {
-                // A restart: the last incarnation's actors finish first.
-                let names = st
-                    .args
-                    .index
+        let index = st.args.index.clone();
+        let (records, _) = records_to_restore(
+            "network",
+            &st.args.initial,
+            || {
+                index
                     .borrow()
                     .by_id
                     .keys()
                     .map(|id| actor_name(id))
-                    .collect();
-                after_predecessors("network", names).await;
-                st.args
-                    .index
+                    .collect()
+            },
+            || {
+                index
                     .borrow()
                     .by_id
                     .values()
                     .map(|r| (**r).clone())
                     .collect()
-            }
-        };
+            },
+        )
+        .await;
         st.args.index.send_replace(Arc::new(NetworkIndex {
             by_id: records
                 .iter()

@@ -50,6 +50,24 @@ pub fn spawn_child<A: Actor>(
 /// to be gone before it reads the read model.
 pub const PREDECESSORS_GONE: Duration = Duration::from_secs(10);
 
+/// The records a keyed supervisor of `kind` starts its children from:
+/// those read from disk at berthd's start (its first incarnation: `true`),
+/// else those of the read model (`records`) once its killed predecessor's
+/// actors (`names`) are gone.
+pub async fn records_to_restore<R>(
+    kind: &str,
+    initial: &std::sync::Mutex<Option<Vec<R>>>,
+    names: impl FnOnce() -> Vec<String>,
+    records: impl FnOnce() -> Vec<R>,
+) -> (Vec<R>, bool) {
+    let first = initial.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(r) = first {
+        return (r, true);
+    }
+    after_predecessors(kind, names()).await;
+    (records(), false)
+}
+
 /// A restarted supervisor of `kind` waits (up to [`PREDECESSORS_GONE`])
 /// for the actors registered as `names` by its killed predecessor to be
 /// gone, warning about any still running.

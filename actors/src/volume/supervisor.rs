@@ -15,7 +15,7 @@ use crate::events::Events;
 use crate::ports::VolumeHost;
 use crate::supervisor::ask::{ask_named, ask_named_again, AskError};
 use crate::supervisor::keyed::{
-    after_predecessors, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
+    records_to_restore, spawn_child, SpawnFuture, REBUILD_AFTER, RETRY_AFTER,
 };
 use crate::supervisor::KeyedChildren;
 
@@ -177,34 +177,28 @@ impl Actor for VolumeSupervisor {
             args,
             children: KeyedChildren::new("volume"),
         };
-        let initial = st
-            .args
-            .initial
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let records: Vec<VolumeRecord> = match initial {
-            Some(r) => r,
-            None => {
-                // A restart: the last incarnation's actors finish first.
-                let names = st
-                    .args
-                    .index
+        let index = st.args.index.clone();
+        let (records, _) = records_to_restore(
+            "volume",
+            &st.args.initial,
+            || {
+                index
                     .borrow()
                     .by_name
                     .keys()
                     .map(|n| actor_name(n))
-                    .collect();
-                after_predecessors("volume", names).await;
-                st.args
-                    .index
+                    .collect()
+            },
+            || {
+                index
                     .borrow()
                     .by_name
                     .values()
                     .map(|r| (**r).clone())
                     .collect()
-            }
-        };
+            },
+        )
+        .await;
         st.args.index.send_replace(Arc::new(VolumeIndex {
             by_name: records
                 .iter()
